@@ -1,0 +1,164 @@
+// Package subnetfile reads and writes the subnet file (default
+// /run/weft/subnet.env) that weftd writes once it holds a lease and that the
+// CNI plugin reads. It has no dependencies beyond the standard library so
+// that the CNI plugin binary stays small.
+//
+// Format (one KEY=VALUE per line, like flannel's subnet.env):
+//
+//	WEFT_NETWORK=10.244.0.0/16
+//	WEFT_SUBNET=10.244.7.1/24
+//	WEFT_MTU=1468
+//	WEFT_IPMASQ=false
+package subnetfile
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// DefaultPath is where weftd writes the file unless told otherwise.
+const DefaultPath = "/run/weft/subnet.env"
+
+// Env is the content of a subnet file.
+type Env struct {
+	// Network is the whole overlay network, e.g. 10.244.0.0/16.
+	Network netip.Prefix
+	// Subnet is this node's lease written as its first usable address and
+	// the subnet length, e.g. 10.244.7.1/24 (the bridge gateway).
+	Subnet netip.Prefix
+	// MTU is the overlay MTU containers must use.
+	MTU int
+	// IPMasq tells whether traffic leaving the network is masqueraded.
+	IPMasq bool
+}
+
+// Validate checks that the fields are consistent.
+func (e Env) Validate() error {
+	if !e.Network.IsValid() || !e.Network.Addr().Is4() {
+		return errors.New("WEFT_NETWORK: missing or not an IPv4 prefix")
+	}
+	if !e.Subnet.IsValid() || !e.Subnet.Addr().Is4() {
+		return errors.New("WEFT_SUBNET: missing or not an IPv4 prefix")
+	}
+	if e.Subnet.Bits() < e.Network.Bits() || !e.Network.Contains(e.Subnet.Addr()) {
+		return fmt.Errorf("WEFT_SUBNET %s is not inside WEFT_NETWORK %s", e.Subnet, e.Network)
+	}
+	if e.MTU < 576 || e.MTU > 65535 {
+		return fmt.Errorf("WEFT_MTU %d out of range [576, 65535]", e.MTU)
+	}
+	return nil
+}
+
+// Marshal renders the file content.
+func (e Env) Marshal() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "WEFT_NETWORK=%s\n", e.Network)
+	fmt.Fprintf(&b, "WEFT_SUBNET=%s\n", e.Subnet)
+	fmt.Fprintf(&b, "WEFT_MTU=%d\n", e.MTU)
+	fmt.Fprintf(&b, "WEFT_IPMASQ=%t\n", e.IPMasq)
+	return b.Bytes()
+}
+
+// Parse parses file content. Unknown keys are ignored (forward
+// compatibility); missing or malformed known keys are errors.
+func Parse(data []byte) (Env, error) {
+	var e Env
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		key, value, ok := strings.Cut(text, "=")
+		if !ok {
+			return Env{}, fmt.Errorf("line %d: expected KEY=VALUE, got %q", line, text)
+		}
+		var err error
+		switch key {
+		case "WEFT_NETWORK":
+			e.Network, err = netip.ParsePrefix(value)
+		case "WEFT_SUBNET":
+			e.Subnet, err = netip.ParsePrefix(value)
+		case "WEFT_MTU":
+			e.MTU, err = strconv.Atoi(value)
+		case "WEFT_IPMASQ":
+			e.IPMasq, err = strconv.ParseBool(value)
+		default:
+			continue
+		}
+		if err != nil {
+			return Env{}, fmt.Errorf("line %d: %s: %w", line, key, err)
+		}
+		seen[key] = true
+	}
+	if err := sc.Err(); err != nil {
+		return Env{}, err
+	}
+	for _, k := range []string{"WEFT_NETWORK", "WEFT_SUBNET", "WEFT_MTU"} {
+		if !seen[k] {
+			return Env{}, fmt.Errorf("%s missing", k)
+		}
+	}
+	if err := e.Validate(); err != nil {
+		return Env{}, err
+	}
+	return e, nil
+}
+
+// Read reads and parses the file at path. A missing file yields an error
+// that matches os.ErrNotExist with errors.Is.
+func Read(path string) (Env, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Env{}, fmt.Errorf("read subnet file: %w", err)
+	}
+	e, err := Parse(data)
+	if err != nil {
+		return Env{}, fmt.Errorf("subnet file %s: %w", path, err)
+	}
+	return e, nil
+}
+
+// Write writes the file atomically (temporary file in the same directory,
+// fsync, rename), creating the directory if needed.
+func Write(path string, e Env) error {
+	if err := e.Validate(); err != nil {
+		return fmt.Errorf("write subnet file: %w", err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write subnet file: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".subnet.env-*")
+	if err != nil {
+		return fmt.Errorf("write subnet file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(e.Marshal()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write subnet file: %w", err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write subnet file: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write subnet file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write subnet file: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write subnet file: %w", err)
+	}
+	return nil
+}
