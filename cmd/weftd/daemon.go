@@ -1,0 +1,359 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/weftnet/weft/overlay"
+	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/subnet/subnetfile"
+)
+
+// daemonState is what the HTTP endpoints read; it is written by the daemon's
+// goroutines and read concurrently, so every field is atomic or immutable.
+type daemonState struct {
+	lease       atomic.Pointer[subnet.Lease]
+	peers       atomic.Pointer[overlay.PeerTable]
+	data        atomic.Pointer[overlay.Overlay]
+	dataRunning atomic.Bool
+	etcdOK      atomic.Int64 // unix nanoseconds of the last successful etcd round trip
+	etcdLatency prometheus.Histogram
+	leaseExpiry atomic.Int64                   // unix seconds, 0 for a reservation
+	endpoint    atomic.Pointer[netip.AddrPort] // this node's public IP and UDP port
+}
+
+type weftd struct {
+	opts   *options
+	log    *slog.Logger
+	state  *daemonState
+	client *clientv3.Client
+	mgr    *subnet.Manager
+}
+
+func newDaemon(opts *options, log *slog.Logger) *weftd {
+	return &weftd{opts: opts, log: log, state: &daemonState{etcdLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "weft_etcd_request_duration_seconds",
+		Help:    "Round-trip time of weftd's periodic etcd probe.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	})}}
+}
+
+// run brings the node up and blocks until ctx is cancelled or something
+// fatal happens (lease lost, data path failed).
+func (d *weftd) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	if d.opts.embeddedEtcdDir != "" {
+		emb, err := subnet.StartEmbedded(subnet.EmbeddedOptions{
+			Dir:       d.opts.embeddedEtcdDir,
+			ClientURL: d.opts.embeddedEtcdListen,
+			PeerURL:   d.opts.embeddedEtcdPeerListen,
+			Logger:    d.log.With("component", "embedded-etcd"),
+		})
+		if err != nil {
+			return fmt.Errorf("start embedded etcd: %w", err)
+		}
+		defer emb.Close()
+		d.log.Info("embedded etcd running", "endpoints", emb.Endpoints(), "dir", d.opts.embeddedEtcdDir)
+	}
+
+	cli, err := subnet.NewClient(subnet.ClientOptions{
+		Endpoints: d.opts.endpoints(),
+		CAFile:    d.opts.etcdCAFile,
+		CertFile:  d.opts.etcdCertFile,
+		KeyFile:   d.opts.etcdKeyFile,
+		Username:  d.opts.etcdUsername,
+		Password:  d.opts.etcdPassword,
+	})
+	if err != nil {
+		return fmt.Errorf("etcd client: %w", err)
+	}
+	defer cli.Close()
+	d.client = cli
+	d.mgr = subnet.NewManager(cli, subnet.Options{
+		Prefix:      d.opts.etcdPrefix,
+		TTL:         d.opts.leaseTTL,
+		RenewMargin: d.opts.leaseRenewMargin,
+		Logger:      d.log.With("component", "subnet"),
+	})
+
+	// The HTTP endpoint comes up first so that /healthz answers while we
+	// wait for etcd or the network config.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if d.opts.healthzPort != 0 {
+		srv, err := d.startHTTP()
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
+	wg.Go(func() { d.probeEtcd(ctx) })
+
+	if d.opts.networkConfig != "" {
+		cfg, err := subnet.ParseConfig([]byte(d.opts.networkConfig))
+		if err != nil {
+			return fmt.Errorf("--network-config: %w", err)
+		}
+		created, err := retry(ctx, d.log, "store network config", func() (bool, error) {
+			return d.mgr.EnsureConfig(ctx, cfg)
+		})
+		if err != nil {
+			return err
+		}
+		if created {
+			d.log.Info("stored network config in etcd", "network", cfg.Network, "subnetLen", cfg.SubnetLen)
+		}
+	}
+	cfg, err := retry(ctx, d.log, "read network config", func() (*subnet.Config, error) {
+		return d.mgr.GetConfig(ctx)
+	})
+	if err != nil {
+		return err
+	}
+
+	underlay, err := findUnderlay(d.opts.iface, d.opts.publicIP)
+	if err != nil {
+		return err
+	}
+	ep := netip.AddrPortFrom(underlay.publicIP, uint16(cfg.Backend.Port))
+	d.state.endpoint.Store(&ep)
+	d.log.Info("underlay", "iface", underlay.name, "publicIP", underlay.publicIP, "mtu", underlay.mtu)
+
+	previous := previousSubnet(d.opts.subnetFile, cfg, d.log)
+	attrs := subnet.LeaseAttrs{
+		PublicIP:    underlay.publicIP.String(),
+		BackendType: "udp",
+		BackendData: []byte(fmt.Sprintf(`{"Port":%d}`, cfg.Backend.Port)),
+	}
+	lease, err := retry(ctx, d.log, "acquire subnet lease", func() (subnet.Lease, error) {
+		l, err := d.mgr.AcquireLease(ctx, cfg, attrs, previous)
+		if errors.Is(err, subnet.ErrPoolExhausted) {
+			return l, permanent{err}
+		}
+		return l, err
+	})
+	if err != nil {
+		return err
+	}
+	d.setLease(lease)
+	d.log.Info("holding subnet lease", "subnet", lease.Subnet, "expires", lease.Expiration)
+
+	peers, err := overlay.NewPeerTable(cfg.Network, cfg.SubnetLen)
+	if err != nil {
+		return fmt.Errorf("peer table: %w", err)
+	}
+	d.state.peers.Store(peers)
+
+	mtu := overlay.OverlayMTU(underlay.mtu)
+	data, err := overlay.New(overlay.Config{
+		DeviceName: d.opts.tunName,
+		Network:    cfg.Network,
+		Subnet:     lease.Subnet,
+		MTU:        mtu,
+		Port:       uint16(cfg.Backend.Port),
+		Logger:     d.log.With("component", "overlay"),
+	}, peers)
+	if err != nil {
+		return fmt.Errorf("data path: %w", err)
+	}
+	defer func() {
+		if err := data.Close(); err != nil {
+			d.log.Warn("close data path", "err", err)
+		}
+	}()
+	d.state.data.Store(data)
+
+	// Peers: the watcher's first snapshot fills the table. Forwarding
+	// starts at once; a packet for a peer not yet known gets ICMP net
+	// unreachable, exactly as it would for an unleased subnet.
+	wg.Go(func() {
+		err := d.mgr.WatchLeases(ctx, lease.Subnet, func(snapshot []subnet.Lease, events []subnet.Event) {
+			d.applyLeases(peers, snapshot, events)
+		})
+		if err != nil && ctx.Err() == nil {
+			cancel(fmt.Errorf("watch leases: %w", err))
+		}
+	})
+	wg.Go(func() {
+		d.state.dataRunning.Store(true)
+		err := data.Run(ctx)
+		d.state.dataRunning.Store(false)
+		if ctx.Err() == nil {
+			if err == nil {
+				err = errors.New("stopped unexpectedly")
+			}
+			cancel(fmt.Errorf("data path: %w", err))
+		}
+	})
+	wg.Go(func() {
+		err := d.mgr.KeepLease(ctx, cfg, lease, d.setLease)
+		if err != nil && ctx.Err() == nil {
+			cancel(fmt.Errorf("subnet lease: %w", err))
+		}
+	})
+
+	env := subnetfile.Env{
+		Network: cfg.Network,
+		Subnet:  netip.PrefixFrom(lease.Subnet.Addr().Next(), lease.Subnet.Bits()),
+		MTU:     mtu,
+		IPMasq:  d.opts.ipMasq,
+	}
+	if err := subnetfile.Write(d.opts.subnetFile, env); err != nil {
+		return err
+	}
+	d.log.Info("ready", "subnet", lease.Subnet, "tun", d.opts.tunName, "mtu", mtu, "subnetFile", d.opts.subnetFile)
+	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		d.log.Warn("systemd notify", "err", err)
+	}
+
+	<-ctx.Done()
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	d.log.Info("shutting down: lease kept for the restart, TUN and routes removed")
+	return nil
+}
+
+func (d *weftd) setLease(l subnet.Lease) {
+	d.state.lease.Store(&l)
+	if l.Expiration.IsZero() {
+		d.state.leaseExpiry.Store(0)
+	} else {
+		d.state.leaseExpiry.Store(l.Expiration.Unix())
+	}
+}
+
+// applyLeases turns lease events into peer-table updates. A lease whose
+// attributes cannot be turned into an endpoint is logged and left out.
+func (d *weftd) applyLeases(peers *overlay.PeerTable, snapshot []subnet.Lease, events []subnet.Event) {
+	if snapshot != nil {
+		list := make([]overlay.Peer, 0, len(snapshot))
+		for _, l := range snapshot {
+			if p, ok := d.peerOf(l); ok {
+				list = append(list, p)
+			}
+		}
+		peers.Reset(list)
+		d.log.Info("peer table loaded", "peers", len(list))
+		return
+	}
+	for _, ev := range events {
+		switch ev.Type {
+		case subnet.EventAdded:
+			p, ok := d.peerOf(ev.Lease)
+			if !ok {
+				peers.Remove(ev.Lease.Subnet)
+				continue
+			}
+			if err := peers.Set(p); err != nil {
+				d.log.Warn("ignoring lease", "subnet", ev.Lease.Subnet, "err", err)
+				continue
+			}
+			d.log.Info("peer added", "subnet", p.Subnet, "endpoint", p.Endpoint)
+		case subnet.EventRemoved:
+			peers.Remove(ev.Lease.Subnet)
+			d.log.Info("peer removed", "subnet", ev.Lease.Subnet)
+		}
+	}
+}
+
+func (d *weftd) peerOf(l subnet.Lease) (overlay.Peer, bool) {
+	ip, err := netip.ParseAddr(l.Attrs.PublicIP)
+	if err != nil || !ip.Is4() {
+		d.log.Warn("ignoring lease with a bad PublicIP", "subnet", l.Subnet, "publicIP", l.Attrs.PublicIP)
+		return overlay.Peer{}, false
+	}
+	if l.Attrs.BackendType != "" && l.Attrs.BackendType != "udp" {
+		d.log.Warn("ignoring lease of another backend", "subnet", l.Subnet, "backend", l.Attrs.BackendType)
+		return overlay.Peer{}, false
+	}
+	port, err := l.Attrs.Port()
+	if err != nil || port <= 0 || port > 65535 {
+		d.log.Warn("ignoring lease with a bad port", "subnet", l.Subnet, "err", err)
+		return overlay.Peer{}, false
+	}
+	return overlay.Peer{Subnet: l.Subnet, Endpoint: netip.AddrPortFrom(ip, uint16(port))}, true
+}
+
+// probeEtcd measures etcd round trips for /readyz and the latency metric.
+func (d *weftd) probeEtcd(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		start := time.Now()
+		_, err := d.client.Get(rctx, d.opts.etcdPrefix+"/config", clientv3.WithCountOnly())
+		cancel()
+		if err == nil {
+			d.state.etcdLatency.Observe(time.Since(start).Seconds())
+			d.state.etcdOK.Store(time.Now().UnixNano())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// previousSubnet returns the subnet recorded in an earlier run's subnet
+// file, if there is one that fits the current network.
+func previousSubnet(path string, cfg *subnet.Config, log *slog.Logger) netip.Prefix {
+	env, err := subnetfile.Read(path)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			log.Warn("ignoring unreadable subnet file from an earlier run", "err", err)
+		}
+		return netip.Prefix{}
+	}
+	p := env.Subnet.Masked()
+	if p.Bits() != cfg.SubnetLen || !cfg.Network.Contains(p.Addr()) {
+		return netip.Prefix{}
+	}
+	return p
+}
+
+// permanent marks an error that retrying cannot fix.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+// retry calls fn until it succeeds, fails permanently or ctx ends, with
+// exponential backoff, logging each failure.
+func retry[T any](ctx context.Context, log *slog.Logger, what string, fn func() (T, error)) (T, error) {
+	backoff := 200 * time.Millisecond
+	for {
+		v, err := fn()
+		if err == nil {
+			return v, nil
+		}
+		var p permanent
+		if errors.As(err, &p) {
+			return v, fmt.Errorf("%s: %w", what, p.error)
+		}
+		if ctx.Err() != nil {
+			return v, fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+		log.Warn("retrying", "what", what, "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return v, fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}

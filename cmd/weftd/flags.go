@@ -1,0 +1,109 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/subnet/subnetfile"
+)
+
+// options are weftd's command-line settings. Names follow flannel's where
+// flannel has one; every flag can also be given as WEFTD_<FLAG> in the
+// environment (flannel's convention).
+type options struct {
+	etcdEndpoints string
+	etcdPrefix    string
+	etcdCAFile    string
+	etcdCertFile  string
+	etcdKeyFile   string
+	etcdUsername  string
+	etcdPassword  string
+
+	iface      string
+	publicIP   string
+	subnetFile string
+	tunName    string
+	ipMasq     bool
+
+	leaseTTL         time.Duration
+	leaseRenewMargin time.Duration
+
+	embeddedEtcdDir        string
+	embeddedEtcdListen     string
+	embeddedEtcdPeerListen string
+	networkConfig          string
+
+	healthzIP   string
+	healthzPort int
+	etcdGrace   time.Duration
+
+	logFormat string
+	logLevel  string
+	version   bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("weftd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.etcdEndpoints, "etcd-endpoints", "http://127.0.0.1:2379", "comma-separated list of etcd endpoints")
+	fs.StringVar(&o.etcdPrefix, "etcd-prefix", "/weft/network", "etcd prefix under which config and leases live")
+	fs.StringVar(&o.etcdCAFile, "etcd-cafile", "", "CA file to verify etcd servers (TLS)")
+	fs.StringVar(&o.etcdCertFile, "etcd-certfile", "", "client certificate for etcd (TLS)")
+	fs.StringVar(&o.etcdKeyFile, "etcd-keyfile", "", "client key for etcd (TLS)")
+	fs.StringVar(&o.etcdUsername, "etcd-username", "", "username for etcd authentication")
+	fs.StringVar(&o.etcdPassword, "etcd-password", "", "password for etcd authentication")
+	fs.StringVar(&o.iface, "iface", "", "underlay interface (name or IP address); default: the interface of the default route")
+	fs.StringVar(&o.publicIP, "public-ip", "", "IP address other nodes use to reach this one; default: the first IPv4 address of --iface")
+	fs.StringVar(&o.subnetFile, "subnet-file", subnetfile.DefaultPath, "file to write this node's subnet, network and MTU to")
+	fs.StringVar(&o.tunName, "tun-name", "weft0", "name of the TUN device")
+	fs.BoolVar(&o.ipMasq, "ip-masq", false, "record WEFT_IPMASQ=true in the subnet file (the CNI plugin's ipMasq option installs the rule)")
+	fs.DurationVar(&o.leaseTTL, "subnet-lease-ttl", 24*time.Hour, "TTL of this node's subnet lease in etcd")
+	fs.DurationVar(&o.leaseRenewMargin, "subnet-lease-renew-margin", time.Hour, "renew the lease this long before it expires")
+	fs.StringVar(&o.embeddedEtcdDir, "embedded-etcd-dir", "", "run an embedded single-member etcd with its data in this directory")
+	fs.StringVar(&o.embeddedEtcdListen, "embedded-etcd-listen", "http://127.0.0.1:2379", "client URL of the embedded etcd")
+	fs.StringVar(&o.embeddedEtcdPeerListen, "embedded-etcd-peer-listen", "", "peer URL of the embedded etcd (default: client host, port+1)")
+	fs.StringVar(&o.networkConfig, "network-config", "", "network config JSON (flannel schema) to store in etcd if none exists")
+	fs.StringVar(&o.healthzIP, "healthz-ip", "127.0.0.1", "address to serve /healthz, /readyz, /metrics and /status on")
+	fs.IntVar(&o.healthzPort, "healthz-port", 8286, "port for the health and metrics endpoint (0 disables it)")
+	fs.DurationVar(&o.etcdGrace, "etcd-grace", 30*time.Second, "how long etcd may be unreachable before /readyz reports degraded")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	if err := subnet.FlagsFromEnv(fs, "WEFTD"); err != nil {
+		return nil, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	// Using the embedded etcd without naming endpoints means: talk to it.
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	if o.embeddedEtcdDir != "" && !explicit["etcd-endpoints"] && !envSet("WEFTD_ETCD_ENDPOINTS") {
+		o.etcdEndpoints = o.embeddedEtcdListen
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return nil, fmt.Errorf("--log-format: want text or json, got %q", o.logFormat)
+	}
+	if o.leaseTTL < 2*time.Second {
+		return nil, fmt.Errorf("--subnet-lease-ttl %s too short (minimum 2s)", o.leaseTTL)
+	}
+	return o, nil
+}
+
+func (o *options) endpoints() []string {
+	var eps []string
+	for _, e := range strings.Split(o.etcdEndpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			eps = append(eps, e)
+		}
+	}
+	return eps
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// startHTTP serves /healthz, /readyz, /metrics and /status.
+func (d *weftd) startHTTP() (*http.Server, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		d.state.etcdLatency,
+		newStatsCollector(d.state),
+	)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", d.serveReadyz)
+	mux.HandleFunc("GET /status", d.serveStatus)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+
+	addr := net.JoinHostPort(d.opts.healthzIP, strconv.Itoa(d.opts.healthzPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("healthz listener %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("http server", "err", err)
+		}
+	}()
+	d.log.Info("serving health and metrics", "addr", addr)
+	return srv, nil
+}
+
+// readiness reports whether the node forwards traffic (lease held, data
+// path running) and whether etcd has been reachable within the grace
+// period. A node that forwards but lost etcd is "degraded".
+type readiness struct {
+	Status       string `json:"status"` // ready, degraded, not-ready
+	Lease        bool   `json:"lease"`
+	DataPath     bool   `json:"dataPath"`
+	EtcdLastSeen string `json:"etcdLastSeen,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+}
+
+func (d *weftd) readiness(now time.Time) readiness {
+	r := readiness{Status: "ready"}
+	lease := d.state.lease.Load()
+	r.Lease = lease != nil && (lease.Expiration.IsZero() || lease.Expiration.After(now))
+	r.DataPath = d.state.dataRunning.Load()
+	last := d.state.etcdOK.Load()
+	if last != 0 {
+		r.EtcdLastSeen = time.Unix(0, last).UTC().Format(time.RFC3339Nano)
+	}
+	switch {
+	case !r.Lease:
+		r.Status, r.Reason = "not-ready", "no subnet lease held"
+	case !r.DataPath:
+		r.Status, r.Reason = "not-ready", "data path not running"
+	case last == 0 || now.Sub(time.Unix(0, last)) > d.opts.etcdGrace:
+		r.Status, r.Reason = "degraded", fmt.Sprintf("etcd unreachable for more than %s; forwarding on the last known peers", d.opts.etcdGrace)
+	}
+	return r
+}
+
+func (d *weftd) serveReadyz(w http.ResponseWriter, r *http.Request) {
+	rd := d.readiness(time.Now())
+	if rd.Status != "ready" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	writeJSON(w, rd)
+}
+
+type statusNode struct {
+	Subnet      string `json:"subnet"`
+	PublicIP    string `json:"publicIP"`
+	Port        int    `json:"port"`
+	LeaseExpiry string `json:"leaseExpiry"`
+}
+
+type statusPeer struct {
+	Subnet   string `json:"subnet"`
+	Endpoint string `json:"endpoint"`
+}
+
+type status struct {
+	Node      statusNode     `json:"node"`
+	Peers     []statusPeer   `json:"peers"`
+	Counters  map[string]any `json:"counters"`
+	Readiness readiness      `json:"readiness"`
+}
+
+func (d *weftd) serveStatus(w http.ResponseWriter, r *http.Request) {
+	st := status{Peers: []statusPeer{}, Counters: map[string]any{}, Readiness: d.readiness(time.Now())}
+	if l := d.state.lease.Load(); l != nil {
+		st.Node.Subnet = l.Subnet.String()
+		if !l.Expiration.IsZero() {
+			st.Node.LeaseExpiry = l.Expiration.UTC().Format(time.RFC3339)
+		}
+	}
+	if ep := d.state.endpoint.Load(); ep != nil {
+		st.Node.PublicIP = ep.Addr().String()
+		st.Node.Port = int(ep.Port())
+	}
+	if t := d.state.peers.Load(); t != nil {
+		for _, p := range t.Peers() {
+			st.Peers = append(st.Peers, statusPeer{Subnet: p.Subnet.String(), Endpoint: p.Endpoint.String()})
+		}
+	}
+	if o := d.state.data.Load(); o != nil {
+		st.Counters = countersOf(o.Stats())
+	}
+	writeJSON(w, st)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

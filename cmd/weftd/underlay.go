@@ -1,0 +1,106 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+)
+
+// underlay is the interface and address other nodes reach this one on.
+type underlay struct {
+	name     string
+	publicIP netip.Addr
+	mtu      int
+}
+
+// findUnderlay resolves --iface (a name or an address; empty means the
+// interface of the IPv4 default route) and --public-ip (empty means the
+// interface's first IPv4 address).
+func findUnderlay(iface, publicIP string) (underlay, error) {
+	link, err := underlayLink(iface, publicIP)
+	if err != nil {
+		return underlay{}, err
+	}
+	u := underlay{name: link.Attrs().Name, mtu: link.Attrs().MTU}
+	if publicIP != "" {
+		ip, err := netip.ParseAddr(publicIP)
+		if err != nil || !ip.Is4() {
+			return underlay{}, fmt.Errorf("--public-ip %q: not an IPv4 address", publicIP)
+		}
+		u.publicIP = ip
+	} else {
+		addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+		if err != nil {
+			return underlay{}, fmt.Errorf("addresses of %s: %w", u.name, err)
+		}
+		for _, a := range addrs {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap().IsGlobalUnicast() {
+				u.publicIP = ip.Unmap()
+				break
+			}
+		}
+		if !u.publicIP.IsValid() {
+			return underlay{}, fmt.Errorf("interface %s has no usable IPv4 address; set --public-ip", u.name)
+		}
+	}
+	if u.mtu < 576+28+8 {
+		return underlay{}, fmt.Errorf("interface %s MTU %d is too small for an overlay", u.name, u.mtu)
+	}
+	return u, nil
+}
+
+func underlayLink(iface, publicIP string) (netlink.Link, error) {
+	if iface != "" {
+		if ip, err := netip.ParseAddr(iface); err == nil {
+			return linkWithAddr(ip)
+		}
+		link, err := netlink.LinkByName(iface)
+		if err != nil {
+			return nil, fmt.Errorf("--iface %s: %w", iface, err)
+		}
+		return link, nil
+	}
+	if publicIP != "" {
+		if ip, err := netip.ParseAddr(publicIP); err == nil {
+			if link, err := linkWithAddr(ip); err == nil {
+				return link, nil
+			}
+		}
+	}
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	for _, r := range routes {
+		if (r.Dst == nil || r.Dst.String() == "0.0.0.0/0") && r.LinkIndex > 0 {
+			link, err := netlink.LinkByIndex(r.LinkIndex)
+			if err != nil {
+				return nil, fmt.Errorf("default route interface: %w", err)
+			}
+			return link, nil
+		}
+	}
+	return nil, errors.New("no default route to pick the underlay interface from; set --iface")
+}
+
+func linkWithAddr(ip netip.Addr) (netlink.Link, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	for _, l := range links {
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if a.IP.Equal(net.IP(ip.AsSlice())) {
+				return l, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no interface has address %s", ip)
+}
