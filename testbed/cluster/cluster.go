@@ -144,7 +144,17 @@ func (n *Node) Start() error {
 	if n.proc != nil {
 		return fmt.Errorf("node %d: weftd already running", n.Index+1)
 	}
-	ns, err := newNotifySocket()
+	started := time.Now()
+	ns, err := newNotifySocket(func() error {
+		fi, err := os.Stat(n.SubnetFile)
+		if err != nil {
+			return fmt.Errorf("READY=1 before the subnet file exists: %w", err)
+		}
+		if fi.ModTime().Before(started.Add(-time.Second)) {
+			return fmt.Errorf("READY=1 while the subnet file is from an earlier run (%s)", fi.ModTime())
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("node %d: %w", n.Index+1, err)
 	}
@@ -177,6 +187,15 @@ func (n *Node) Notifications() []string {
 		return nil
 	}
 	return n.notify.messages()
+}
+
+// ReadyCheck tells what was true when READY=1 arrived: nil when the
+// subnet file had been written by this run of weftd.
+func (n *Node) ReadyCheck() error {
+	if n.notify == nil {
+		return fmt.Errorf("node %d: not started", n.Index+1)
+	}
+	return n.notify.readyCheck()
 }
 
 // ReadyAt is when READY=1 arrived (zero if not yet).

@@ -19,14 +19,18 @@ type notifySocket struct {
 	conn  *net.UnixConn
 	mu    sync.Mutex
 	ready time.Time
-	msgs  []string
-	done  chan struct{}
-	wake  chan struct{}
+	// onReady runs in the reader the moment READY=1 arrives; its result
+	// is kept (tests check what was true at that moment).
+	onReady    func() error
+	onReadyErr error
+	msgs       []string
+	done       chan struct{}
+	wake       chan struct{}
 }
 
 // newNotifySocket binds in a short temporary directory: socket paths are
 // limited to 108 bytes and test directories can be longer.
-func newNotifySocket() (*notifySocket, error) {
+func newNotifySocket(onReady func() error) (*notifySocket, error) {
 	dir, err := os.MkdirTemp("", "weftn")
 	if err != nil {
 		return nil, fmt.Errorf("notify socket: %w", err)
@@ -37,7 +41,7 @@ func newNotifySocket() (*notifySocket, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("notify socket: %w", err)
 	}
-	s := &notifySocket{path: path, conn: conn, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	s := &notifySocket{path: path, conn: conn, onReady: onReady, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	go s.read()
 	return s, nil
 }
@@ -56,6 +60,9 @@ func (s *notifySocket) read() {
 		for _, line := range strings.Split(msg, "\n") {
 			if line == "READY=1" && s.ready.IsZero() {
 				s.ready = time.Now()
+				if s.onReady != nil {
+					s.onReadyErr = s.onReady()
+				}
 			}
 		}
 		s.mu.Unlock()
@@ -70,6 +77,12 @@ func (s *notifySocket) readyAt() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ready
+}
+
+func (s *notifySocket) readyCheck() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.onReadyErr
 }
 
 // Messages returns every notification received so far.

@@ -1,0 +1,61 @@
+package e2e
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/testbed/cluster"
+)
+
+func tunAddr(t *testing.T, n *cluster.Node) netip.Addr {
+	t.Helper()
+	a, err := n.TunAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// Two hosts on a veth underlay: ping both ways between the hosts' overlay
+// addresses and a 200 MB TCP transfer that must arrive byte-identical.
+func TestTwoHostsPingAndTransfer(t *testing.T) {
+	c := newCluster(t, 2, cluster.Options{})
+	ctx := ctxFor(t, 2*time.Minute)
+	a, b := c.Nodes[0], c.Nodes[1]
+	runIn(t, ctx, a.Host.NS, "ping", "-c", "3", "-i", "0.2", "-W", "2", tunAddr(t, b).String())
+	runIn(t, ctx, b.Host.NS, "ping", "-c", "3", "-i", "0.2", "-W", "2", tunAddr(t, a).String())
+	transfer(t, a.Host.NS, b.Host.NS, tunAddr(t, b).String(), 200<<20)
+}
+
+// Three hosts on a bridged underlay with containers attached by cnitool:
+// every container reaches every other, and a destination in an unleased
+// subnet of the network gets "Destination Net Unreachable" back.
+func TestThreeHostsContainers(t *testing.T) {
+	c := newCluster(t, 3, cluster.Options{})
+	ctx := ctxFor(t, 2*time.Minute)
+	var ctrs []*cluster.Container
+	for _, n := range c.Nodes {
+		ctrs = append(ctrs, addContainer(t, n, "wc"))
+	}
+	for _, src := range ctrs {
+		for _, dst := range ctrs {
+			if src == dst {
+				continue
+			}
+			if out, err := src.Ping(ctx, dst.IP, 2); err != nil {
+				t.Errorf("ping %s (node %d) -> %s (node %d): %v\n%s", src.IP, src.Node.Index+1, dst.IP, dst.Node.Index+1, err, out)
+			}
+		}
+	}
+	transfer(t, ctrs[0].NS, ctrs[2].NS, ctrs[2].IP.String(), 20<<20)
+
+	out, err := ctrs[0].NS.Run(ctx, "ping", "-c", "1", "-W", "2", "10.244.250.7")
+	if err == nil {
+		t.Fatalf("ping to an unleased subnet succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "Destination Net Unreachable") {
+		t.Fatalf("ping to an unleased subnet: want \"Destination Net Unreachable\", got:\n%s", out)
+	}
+}

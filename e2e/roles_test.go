@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/testbed"
+)
+
+// The test binary doubles as the traffic tools run inside namespaces:
+// `ip netns exec NS <test binary>` with roleEnv set runs one of these roles
+// instead of the tests.
+const roleEnv = "WEFT_E2E_ROLE"
+
+func runRole(role string, args []string) int {
+	var err error
+	switch role {
+	case "sink":
+		err = sink(args)
+	case "source":
+		err = source(args)
+	case "udpflood":
+		err = udpFlood(args)
+	default:
+		err = fmt.Errorf("unknown role %q", role)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", role, err)
+		return 1
+	}
+	return 0
+}
+
+// sink ADDR: accept one TCP connection, read it to the end, print the
+// byte count and SHA-256.
+func sink(args []string) error {
+	ln, err := net.Listen("tcp", args[0])
+	if err != nil {
+		return err
+	}
+	fmt.Println("listening")
+	conn, err := ln.Accept()
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, conn)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("bytes=%d sha256=%s\n", n, hex.EncodeToString(h.Sum(nil)))
+	return nil
+}
+
+// source ADDR BYTES: connect and send BYTES pseudo-random bytes, print the
+// byte count and SHA-256.
+func source(args []string) error {
+	total, err := strconv.ParseInt(args[1], 10, 64)
+	if err != nil {
+		return err
+	}
+	var conn net.Conn
+	for i := 0; i < 50; i++ {
+		conn, err = net.DialTimeout("tcp", args[0], 2*time.Second)
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	rng := rand.NewChaCha8([32]byte{'w', 'e', 'f', 't'})
+	h := sha256.New()
+	buf := make([]byte, 256<<10)
+	var sent int64
+	for sent < total {
+		chunk := buf[:min(int64(len(buf)), total-sent)]
+		rng.Read(chunk)
+		h.Write(chunk)
+		if _, err := conn.Write(chunk); err != nil {
+			return err
+		}
+		sent += int64(len(chunk))
+	}
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		return err
+	}
+	io.Copy(io.Discard, conn)
+	conn.Close()
+	fmt.Printf("bytes=%d sha256=%s\n", sent, hex.EncodeToString(h.Sum(nil)))
+	return nil
+}
+
+// udpFlood DST COUNT HEXPAYLOAD...: send COUNT datagrams cycling through
+// the payloads to DST as fast as possible.
+func udpFlood(args []string) error {
+	count, err := strconv.Atoi(args[1])
+	if err != nil {
+		return err
+	}
+	var payloads [][]byte
+	for _, a := range args[2:] {
+		p, err := hex.DecodeString(a)
+		if err != nil {
+			return err
+		}
+		payloads = append(payloads, p)
+	}
+	conn, err := net.Dial("udp", args[0])
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	for i := 0; i < count; i++ {
+		// ECONNREFUSED from an earlier ICMP port unreachable is not fatal.
+		_, _ = conn.Write(payloads[i%len(payloads)])
+	}
+	fmt.Printf("sent=%d\n", count)
+	return nil
+}
+
+// transfer sends size bytes over TCP from srcNS to dst:port and checks that
+// the same bytes arrived.
+func transfer(t *testing.T, srcNS, dstNS *testbed.NS, dst string, size int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort(dst, "5201")
+	sinkCmd := dstNS.Command(ctx, "env", roleEnv+"=sink", self, addr)
+	stdout, err := sinkCmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinkCmd.Stderr = os.Stderr
+	if err := sinkCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sinkCmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || lines.Text() != "listening" {
+		t.Fatalf("sink did not start: %q", lines.Text())
+	}
+	out, err := srcNS.Run(ctx, "env", roleEnv+"=source", self, addr, strconv.FormatInt(size, 10))
+	if err != nil {
+		t.Fatalf("source: %v", err)
+	}
+	if !lines.Scan() {
+		t.Fatalf("sink printed nothing: %v", lines.Err())
+	}
+	got := lines.Text()
+	sinkCmd.Wait()
+	want := strings.TrimSpace(out)
+	if got != want {
+		t.Fatalf("transfer corrupted: sent %s, received %s", want, got)
+	}
+	if !strings.HasPrefix(want, fmt.Sprintf("bytes=%d ", size)) {
+		t.Fatalf("sent %s, want %d bytes", want, size)
+	}
+	t.Logf("transfer %s -> %s: %s", srcNS.Name, dst, got)
+}
+
+// runIn runs a command in ns and fails the test on error.
+func runIn(t *testing.T, ctx context.Context, ns *testbed.NS, name string, args ...string) string {
+	t.Helper()
+	out, err := ns.Run(ctx, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s in %s: %v\n%s", name, strings.Join(args, " "), ns.Name, err, out)
+	}
+	return out
+}
