@@ -51,11 +51,33 @@ func TestThreeHostsContainers(t *testing.T) {
 	}
 	transfer(t, ctrs[0].NS, ctrs[2].NS, ctrs[2].IP.String(), 20<<20)
 
-	out, err := ctrs[0].NS.Run(ctx, "ping", "-c", "1", "-W", "2", "10.244.250.7")
+	unleased := unleasedAddr(t, c)
+	out, err := ctrs[0].NS.Run(ctx, "ping", "-c", "1", "-W", "2", unleased.String())
 	if err == nil {
 		t.Fatalf("ping to an unleased subnet succeeded:\n%s", out)
 	}
 	if !strings.Contains(out, "Destination Net Unreachable") {
 		t.Fatalf("ping to an unleased subnet: want \"Destination Net Unreachable\", got:\n%s", out)
 	}
+}
+
+// unleasedAddr is an address in the network whose /24 no node holds.
+func unleasedAddr(t *testing.T, c *cluster.Cluster) netip.Addr {
+	t.Helper()
+	used := map[netip.Prefix]bool{}
+	for _, n := range c.Nodes {
+		env, err := n.Subnet()
+		if err != nil {
+			t.Fatal(err)
+		}
+		used[env.Subnet.Masked()] = true
+	}
+	for third := 250; third > 1; third-- {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(third), 0}), 24)
+		if !used[p] {
+			return netip.AddrFrom4([4]byte{10, 244, byte(third), 7})
+		}
+	}
+	t.Fatal("no unleased subnet")
+	return netip.Addr{}
 }
