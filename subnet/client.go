@@ -1,0 +1,98 @@
+package subnet
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// DefaultDialTimeout bounds connecting to etcd.
+const DefaultDialTimeout = 5 * time.Second
+
+// ClientOptions say how to reach etcd.
+type ClientOptions struct {
+	Endpoints []string
+	// CAFile verifies the servers; CertFile and KeyFile are the client
+	// certificate. Any of them (or an https endpoint) turns TLS on.
+	CAFile, CertFile, KeyFile string
+	Username, Password        string
+	// DialTimeout (default 5s).
+	DialTimeout time.Duration
+}
+
+// NewClient returns an etcd client. It does not wait for a connection:
+// use Ping to check that etcd answers.
+func NewClient(opts ClientOptions) (*clientv3.Client, error) {
+	eps := make([]string, 0, len(opts.Endpoints))
+	for _, e := range opts.Endpoints {
+		if e = strings.TrimSpace(e); e != "" {
+			eps = append(eps, e)
+		}
+	}
+	if len(eps) == 0 {
+		return nil, errors.New("etcd client: no endpoints")
+	}
+	if (opts.CertFile == "") != (opts.KeyFile == "") {
+		return nil, errors.New("etcd client: the certificate and key files go together (set both or neither)")
+	}
+	cfg := clientv3.Config{
+		Endpoints:   eps,
+		DialTimeout: opts.DialTimeout,
+		Username:    opts.Username,
+		Password:    opts.Password,
+		Logger:      zap.NewNop(),
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	tlsCfg, err := clientTLS(opts, eps)
+	if err != nil {
+		return nil, err
+	}
+	cfg.TLS = tlsCfg
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(eps, ","), err)
+	}
+	return cli, nil
+}
+
+func clientTLS(opts ClientOptions, eps []string) (*tls.Config, error) {
+	info := transport.TLSInfo{CertFile: opts.CertFile, KeyFile: opts.KeyFile, TrustedCAFile: opts.CAFile}
+	if !info.Empty() || opts.CAFile != "" {
+		cfg, err := info.ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("etcd client TLS (ca %q, cert %q, key %q): %w", opts.CAFile, opts.CertFile, opts.KeyFile, err)
+		}
+		return cfg, nil
+	}
+	for _, e := range eps {
+		if strings.HasPrefix(e, "https://") || strings.HasPrefix(e, "unixs://") {
+			return &tls.Config{MinVersion: tls.VersionTLS12}, nil
+		}
+	}
+	return nil, nil
+}
+
+// Ping checks that etcd answers (a read of one key), bounded by timeout.
+// The error names the endpoints and, where gRPC reports one, the cause
+// (e.g. a certificate signed by an unknown authority).
+func Ping(ctx context.Context, cli *clientv3.Client, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = DefaultDialTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := cli.Get(ctx, "health", clientv3.WithCountOnly())
+	if err != nil {
+		return fmt.Errorf("etcd at %s not reachable within %s: %w", strings.Join(cli.Endpoints(), ","), timeout, err)
+	}
+	return nil
+}

@@ -1,0 +1,366 @@
+// Package subnet keeps weft's control-plane state in etcd: the network
+// config (flannel's JSON schema), one subnet lease per node (allocate, renew,
+// watch), and an embedded etcd for single-host setups.
+package subnet
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+)
+
+// Defaults of the network config, as in flannel.
+const (
+	DefaultBackendType = "udp"
+	DefaultBackendPort = 8285
+)
+
+// Backend is the "Backend" object of the network config.
+type Backend struct {
+	Type string
+	Port int
+}
+
+// Config is the network config stored at <prefix>/config.
+type Config struct {
+	Network   netip.Prefix
+	SubnetLen int
+	SubnetMin netip.Addr
+	SubnetMax netip.Addr
+	Backend   Backend
+}
+
+// fieldDecoder decodes one top-level JSON field into the config.
+type fieldDecoder func(raw json.RawMessage, c *Config) error
+
+// configFields lists every field of flannel's schema that weft knows about.
+// IPv6 and multi-network fields are known so that they can be refused with
+// a clear message instead of "unknown field".
+var configFields = map[string]fieldDecoder{
+	"Network":        decodeNetwork,
+	"SubnetLen":      decodeSubnetLen,
+	"SubnetMin":      decodeAddrField("SubnetMin", func(c *Config) *netip.Addr { return &c.SubnetMin }),
+	"SubnetMax":      decodeAddrField("SubnetMax", func(c *Config) *netip.Addr { return &c.SubnetMax }),
+	"Backend":        decodeBackend,
+	"EnableIPv4":     decodeEnableIPv4,
+	"EnableIPv6":     unsupportedIfSet("EnableIPv6"),
+	"EnableNFTables": unsupportedIfSet("EnableNFTables"),
+	"IPv6Network":    unsupportedIfSet("IPv6Network"),
+	"IPv6SubnetLen":  unsupportedIfSet("IPv6SubnetLen"),
+	"IPv6SubnetMin":  unsupportedIfSet("IPv6SubnetMin"),
+	"IPv6SubnetMax":  unsupportedIfSet("IPv6SubnetMax"),
+	"Networks":       unsupportedIfSet("Networks"),
+	"IPv6Networks":   unsupportedIfSet("IPv6Networks"),
+}
+
+// ParseConfig parses and validates a network config in flannel's JSON
+// schema and fills in flannel's defaults.
+func ParseConfig(data []byte) (*Config, error) {
+	fields, err := decodeObject(data)
+	if err != nil {
+		return nil, fmt.Errorf("network config: malformed JSON: %w", err)
+	}
+	c := &Config{}
+	for _, name := range sortedKeys(fields) {
+		decode := lookupField(configFields, name)
+		if decode == nil {
+			return nil, fmt.Errorf("network config: unknown field %q", name)
+		}
+		if err := decode(fields[name], c); err != nil {
+			return nil, fmt.Errorf("network config: %w", err)
+		}
+	}
+	if err := c.applyDefaults(); err != nil {
+		return nil, fmt.Errorf("network config: %w", err)
+	}
+	return c, nil
+}
+
+// decodeObject decodes a JSON object into its raw fields, refusing
+// anything else (arrays, trailing data, ...).
+func decodeObject(data []byte) (map[string]json.RawMessage, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New("empty input")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var fields map[string]json.RawMessage
+	if err := dec.Decode(&fields); err != nil {
+		return nil, err
+	}
+	if fields == nil {
+		return nil, errors.New("expected a JSON object, got null")
+	}
+	if dec.More() {
+		return nil, errors.New("unexpected data after the JSON object")
+	}
+	return fields, nil
+}
+
+// lookupField finds a field case-insensitively, as encoding/json (and so
+// flannel) does.
+func lookupField(known map[string]fieldDecoder, name string) fieldDecoder {
+	if d, ok := known[name]; ok {
+		return d
+	}
+	for k, d := range known {
+		if strings.EqualFold(k, name) {
+			return d
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]json.RawMessage) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func decodeNetwork(raw json.RawMessage, c *Config) error {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return fmt.Errorf("Network: want a string like \"10.244.0.0/16\": %w", err)
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return fmt.Errorf("Network: %w", err)
+	}
+	if !p.Addr().Is4() {
+		return fmt.Errorf("Network %s: only IPv4 is supported (IPv6 not supported yet)", s)
+	}
+	if p.Masked() != p {
+		return fmt.Errorf("Network %s has host bits set (did you mean %s?)", s, p.Masked())
+	}
+	c.Network = p
+	return nil
+}
+
+func decodeSubnetLen(raw json.RawMessage, c *Config) error {
+	if err := json.Unmarshal(raw, &c.SubnetLen); err != nil {
+		return fmt.Errorf("SubnetLen: want an integer: %w", err)
+	}
+	if c.SubnetLen < 0 {
+		return fmt.Errorf("SubnetLen %d is negative", c.SubnetLen)
+	}
+	return nil
+}
+
+func decodeAddrField(name string, field func(*Config) *netip.Addr) fieldDecoder {
+	return func(raw json.RawMessage, c *Config) error {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return fmt.Errorf("%s: want a string like \"10.244.1.0\": %w", name, err)
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if !a.Is4() {
+			return fmt.Errorf("%s %s: only IPv4 is supported", name, s)
+		}
+		*field(c) = a
+		return nil
+	}
+}
+
+func decodeEnableIPv4(raw json.RawMessage, _ *Config) error {
+	var on bool
+	if err := json.Unmarshal(raw, &on); err != nil {
+		return fmt.Errorf("EnableIPv4: want true or false: %w", err)
+	}
+	if !on {
+		return errors.New("EnableIPv4: false is not supported (weft is IPv4-only for now)")
+	}
+	return nil
+}
+
+// unsupportedIfSet accepts a field only with its zero value (false, 0, "",
+// null, [], {}).
+func unsupportedIfSet(name string) fieldDecoder {
+	return func(raw json.RawMessage, _ *Config) error {
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if isZeroJSON(v) {
+			return nil
+		}
+		return fmt.Errorf("%s: not supported yet", name)
+	}
+}
+
+func isZeroJSON(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case bool:
+		return !x
+	case float64:
+		return x == 0
+	case string:
+		return x == ""
+	case []any:
+		return len(x) == 0
+	case map[string]any:
+		return len(x) == 0
+	}
+	return false
+}
+
+func decodeBackend(raw json.RawMessage, c *Config) error {
+	fields, err := decodeObject(raw)
+	if err != nil {
+		return fmt.Errorf("Backend: want an object like {\"Type\":\"udp\"}: %w", err)
+	}
+	for _, name := range sortedKeys(fields) {
+		switch {
+		case strings.EqualFold(name, "Type"):
+			if err := json.Unmarshal(fields[name], &c.Backend.Type); err != nil {
+				return fmt.Errorf("Backend.Type: want a string: %w", err)
+			}
+			if c.Backend.Type != DefaultBackendType {
+				return fmt.Errorf("Backend.Type %q is not supported (only %q)", c.Backend.Type, DefaultBackendType)
+			}
+		case strings.EqualFold(name, "Port"):
+			if err := json.Unmarshal(fields[name], &c.Backend.Port); err != nil {
+				return fmt.Errorf("Backend.Port: want an integer: %w", err)
+			}
+			if c.Backend.Port < 0 || c.Backend.Port > 65535 {
+				return fmt.Errorf("Backend.Port %d out of range [1, 65535]", c.Backend.Port)
+			}
+		default:
+			return fmt.Errorf("Backend: unknown field %q", name)
+		}
+	}
+	return nil
+}
+
+// applyDefaults fills in flannel's defaults and checks the result with
+// flannel's rules (pkg/subnet/config.go).
+func (c *Config) applyDefaults() error {
+	if !c.Network.IsValid() {
+		return errors.New("Network: missing (e.g. \"10.244.0.0/16\")")
+	}
+	netBits := c.Network.Bits()
+	if c.SubnetLen > 0 {
+		if c.SubnetLen > 30 {
+			return fmt.Errorf("SubnetLen %d: must be /30 or shorter", c.SubnetLen)
+		}
+		if c.SubnetLen < netBits+2 {
+			return fmt.Errorf("SubnetLen %d: Network %s must hold at least four subnets (SubnetLen >= %d)", c.SubnetLen, c.Network, netBits+2)
+		}
+	} else {
+		switch {
+		case netBits > 28:
+			return fmt.Errorf("Network %s is too small: the smallest useful network is a /28", c.Network)
+		case netBits <= 22:
+			c.SubnetLen = 24
+		default:
+			c.SubnetLen = netBits + 2
+		}
+	}
+	size := uint32(1) << (32 - c.SubnetLen)
+	base := addrToUint32(c.Network.Addr())
+	last := base + uint32((uint64(1)<<(32-netBits))-1)
+	if !c.SubnetMin.IsValid() {
+		c.SubnetMin = uint32ToAddr(base + size)
+	} else if !c.Network.Contains(c.SubnetMin) {
+		return fmt.Errorf("SubnetMin %s is not inside Network %s", c.SubnetMin, c.Network)
+	}
+	if !c.SubnetMax.IsValid() {
+		c.SubnetMax = uint32ToAddr(last - size + 1)
+	} else if !c.Network.Contains(c.SubnetMax) {
+		return fmt.Errorf("SubnetMax %s is not inside Network %s", c.SubnetMax, c.Network)
+	}
+	mask := ^(size - 1)
+	if v := addrToUint32(c.SubnetMin); v&mask != v {
+		return fmt.Errorf("SubnetMin %s is not on a /%d boundary", c.SubnetMin, c.SubnetLen)
+	}
+	if v := addrToUint32(c.SubnetMax); v&mask != v {
+		return fmt.Errorf("SubnetMax %s is not on a /%d boundary", c.SubnetMax, c.SubnetLen)
+	}
+	if c.SubnetMin.Compare(c.SubnetMax) > 0 {
+		return fmt.Errorf("SubnetMin %s is after SubnetMax %s", c.SubnetMin, c.SubnetMax)
+	}
+	if c.Backend.Type == "" {
+		c.Backend.Type = DefaultBackendType
+	}
+	if c.Backend.Port == 0 {
+		c.Backend.Port = DefaultBackendPort
+	}
+	return nil
+}
+
+// configJSON is the flannel-schema form written to etcd.
+type configJSON struct {
+	Network   string
+	SubnetLen int
+	SubnetMin string
+	SubnetMax string
+	Backend   backendJSON
+}
+
+type backendJSON struct {
+	Type string
+	Port int
+}
+
+// MarshalJSON renders the config in flannel's schema.
+func (c *Config) MarshalJSON() ([]byte, error) {
+	return json.Marshal(configJSON{
+		Network:   c.Network.String(),
+		SubnetLen: c.SubnetLen,
+		SubnetMin: c.SubnetMin.String(),
+		SubnetMax: c.SubnetMax.String(),
+		Backend:   backendJSON(c.Backend),
+	})
+}
+
+// Validate re-checks a config built in code (not parsed) by a JSON round
+// trip through ParseConfig.
+func (c *Config) Validate() error {
+	data, err := c.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	_, err = ParseConfig(data)
+	return err
+}
+
+// Contains tells whether subnet is one of the config's allocatable
+// subnets: the right length, aligned, within [SubnetMin, SubnetMax].
+func (c *Config) Contains(subnet netip.Prefix) bool {
+	if !subnet.IsValid() || subnet.Bits() != c.SubnetLen || subnet.Masked() != subnet {
+		return false
+	}
+	a := subnet.Addr()
+	return c.SubnetMin.Compare(a) <= 0 && a.Compare(c.SubnetMax) <= 0
+}
+
+// subnetCount is how many subnets lie in [SubnetMin, SubnetMax].
+func (c *Config) subnetCount() uint32 {
+	shift := 32 - c.SubnetLen
+	return (addrToUint32(c.SubnetMax)-addrToUint32(c.SubnetMin))>>shift + 1
+}
+
+// subnetAt returns the i-th subnet from SubnetMin.
+func (c *Config) subnetAt(i uint32) netip.Prefix {
+	a := addrToUint32(c.SubnetMin) + i<<(32-c.SubnetLen)
+	return netip.PrefixFrom(uint32ToAddr(a), c.SubnetLen)
+}
+
+func addrToUint32(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func uint32ToAddr(v uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}

@@ -1,0 +1,166 @@
+package subnet
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// Defaults of EmbeddedOptions.
+const (
+	DefaultEmbeddedClientURL    = "http://127.0.0.1:2379"
+	DefaultEmbeddedName         = "weft"
+	DefaultEmbeddedReadyTimeout = time.Minute
+)
+
+// EmbeddedOptions configure an in-process etcd member.
+type EmbeddedOptions struct {
+	// Dir holds the member's data (required).
+	Dir string
+	// ClientURL to listen on and advertise (default http://127.0.0.1:2379).
+	ClientURL string
+	// PeerURL to listen on and advertise (default: client host, port+1).
+	PeerURL string
+	// Name of the member (default "weft").
+	Name string
+	// Logger receives start/stop messages; etcd's own logging is kept to
+	// errors on stderr.
+	Logger *slog.Logger
+
+	// InitialCluster ("name=peerURL,...") for a multi-member cluster
+	// (default: this member alone).
+	InitialCluster string
+	// ClusterToken tells clusters apart (default "weft-etcd").
+	ClusterToken string
+	// TLS for the client URL: server certificate and key, and a CA that
+	// client certificates must be signed by (ClientCertAuth).
+	ServerCertFile, ServerKeyFile, ClientCAFile string
+	ClientCertAuth                              bool
+	// UnsafeNoFsync trades durability for speed (tests only).
+	UnsafeNoFsync bool
+	// ReadyTimeout bounds the wait for the member to serve (default 1m).
+	ReadyTimeout time.Duration
+}
+
+// Embedded is a running in-process etcd member.
+type Embedded struct {
+	etcd      *embed.Etcd
+	clientURL string
+	log       *slog.Logger
+}
+
+// StartEmbedded starts an etcd member and waits until it serves clients.
+func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
+	cfg, err := embeddedConfig(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd in %s: %w", opts.Dir, err)
+	}
+	timeout := opts.ReadyTimeout
+	if timeout <= 0 {
+		timeout = DefaultEmbeddedReadyTimeout
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd in %s: %w", opts.Dir, err)
+	case <-time.After(timeout):
+		e.Server.Stop()
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd in %s: not ready after %s", opts.Dir, timeout)
+	}
+	clientURL := cfg.AdvertiseClientUrls[0].String()
+	log.Info("embedded etcd ready", "dir", opts.Dir, "client_url", clientURL, "name", cfg.Name)
+	return &Embedded{etcd: e, clientURL: clientURL, log: log}, nil
+}
+
+func embeddedConfig(opts EmbeddedOptions) (*embed.Config, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("no data directory")
+	}
+	cfg := embed.NewConfig()
+	cfg.Dir = opts.Dir
+	cfg.Name = opts.Name
+	if cfg.Name == "" {
+		cfg.Name = DefaultEmbeddedName
+	}
+	clientRaw := opts.ClientURL
+	if clientRaw == "" {
+		clientRaw = DefaultEmbeddedClientURL
+	}
+	clientURL, err := url.Parse(clientRaw)
+	if err != nil || clientURL.Host == "" {
+		return nil, fmt.Errorf("client URL %q: want scheme://host:port", clientRaw)
+	}
+	peerURL, err := peerURLFor(opts.PeerURL, clientURL)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ListenClientUrls = []url.URL{*clientURL}
+	cfg.AdvertiseClientUrls = []url.URL{*clientURL}
+	cfg.ListenPeerUrls = []url.URL{*peerURL}
+	cfg.AdvertisePeerUrls = []url.URL{*peerURL}
+	cfg.InitialCluster = opts.InitialCluster
+	if cfg.InitialCluster == "" {
+		cfg.InitialCluster = cfg.Name + "=" + peerURL.String()
+	}
+	cfg.InitialClusterToken = opts.ClusterToken
+	if cfg.InitialClusterToken == "" {
+		cfg.InitialClusterToken = "weft-etcd"
+	}
+	cfg.Logger = "zap"
+	cfg.LogLevel = "error"
+	cfg.LogOutputs = []string{"stderr"}
+	cfg.UnsafeNoFsync = opts.UnsafeNoFsync
+	cfg.ClientTLSInfo.CertFile = opts.ServerCertFile
+	cfg.ClientTLSInfo.KeyFile = opts.ServerKeyFile
+	cfg.ClientTLSInfo.TrustedCAFile = opts.ClientCAFile
+	cfg.ClientTLSInfo.ClientCertAuth = opts.ClientCertAuth
+	return cfg, nil
+}
+
+// peerURLFor parses raw, or derives http://<client host>:<client port+1>.
+func peerURLFor(raw string, client *url.URL) (*url.URL, error) {
+	if raw != "" {
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("peer URL %q: want scheme://host:port", raw)
+		}
+		return u, nil
+	}
+	host, portStr, err := net.SplitHostPort(client.Host)
+	if err != nil {
+		return nil, fmt.Errorf("client URL %s: %w", client, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port <= 0 || port >= 65535 {
+		return nil, fmt.Errorf("client URL %s: bad port", client)
+	}
+	return &url.URL{Scheme: "http", Host: net.JoinHostPort(host, strconv.Itoa(port+1))}, nil
+}
+
+// Endpoints returns the client URL(s) to give NewClient.
+func (e *Embedded) Endpoints() []string { return []string{e.clientURL} }
+
+// Err reports fatal errors of the running member.
+func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
+
+// Close stops the member and waits for it to shut down.
+func (e *Embedded) Close() {
+	e.etcd.Close()
+	e.log.Info("embedded etcd stopped", "client_url", e.clientURL)
+}

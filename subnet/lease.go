@@ -1,0 +1,156 @@
+package subnet
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Sentinel errors; match them with errors.Is.
+var (
+	// ErrPoolExhausted means every subnet in [SubnetMin, SubnetMax] is taken.
+	ErrPoolExhausted = errors.New("subnet pool exhausted")
+	// ErrLeaseLost means this node's subnet was taken by another node and
+	// cannot be re-taken; the daemon should exit rather than renumber.
+	ErrLeaseLost = errors.New("subnet lease lost")
+)
+
+// LeaseAttrs is the value of a lease key, in flannel's schema.
+type LeaseAttrs struct {
+	PublicIP    string          `json:"PublicIP"`
+	BackendType string          `json:"BackendType"`
+	BackendData json.RawMessage `json:"BackendData,omitempty"`
+}
+
+// udpBackendData is BackendData for the udp backend.
+type udpBackendData struct {
+	Port int `json:"Port"`
+}
+
+// NewLeaseAttrs builds the attributes of a udp-backend lease.
+func NewLeaseAttrs(publicIP netip.Addr, port int) LeaseAttrs {
+	data, _ := json.Marshal(udpBackendData{Port: port})
+	return LeaseAttrs{PublicIP: publicIP.String(), BackendType: DefaultBackendType, BackendData: data}
+}
+
+// Port returns the UDP port from BackendData ({"Port":N}).
+func (a LeaseAttrs) Port() (int, error) {
+	if len(a.BackendData) == 0 {
+		return 0, errors.New("lease has no BackendData")
+	}
+	var d udpBackendData
+	if err := json.Unmarshal(a.BackendData, &d); err != nil {
+		return 0, fmt.Errorf("lease BackendData: %w", err)
+	}
+	if d.Port <= 0 || d.Port > 65535 {
+		return 0, fmt.Errorf("lease BackendData: Port %d out of range", d.Port)
+	}
+	return d.Port, nil
+}
+
+// validate checks the fields the data path relies on.
+func (a LeaseAttrs) validate() error {
+	ip, err := netip.ParseAddr(a.PublicIP)
+	if err != nil || !ip.Is4() {
+		return fmt.Errorf("PublicIP %q is not an IPv4 address", a.PublicIP)
+	}
+	if _, err := a.Port(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (a LeaseAttrs) marshal() (string, error) {
+	data, err := json.Marshal(a)
+	if err != nil {
+		return "", fmt.Errorf("encode lease attrs: %w", err)
+	}
+	return string(data), nil
+}
+
+func (a LeaseAttrs) equal(b LeaseAttrs) bool {
+	return a.PublicIP == b.PublicIP && a.BackendType == b.BackendType && string(a.BackendData) == string(b.BackendData)
+}
+
+func parseLeaseAttrs(value []byte) (LeaseAttrs, error) {
+	var a LeaseAttrs
+	if err := json.Unmarshal(value, &a); err != nil {
+		return LeaseAttrs{}, fmt.Errorf("malformed lease value: %w", err)
+	}
+	if err := a.validate(); err != nil {
+		return LeaseAttrs{}, fmt.Errorf("malformed lease value: %w", err)
+	}
+	return a, nil
+}
+
+// Lease is one node's subnet.
+type Lease struct {
+	Subnet netip.Prefix
+	Attrs  LeaseAttrs
+	// Expiration is when the etcd lease runs out (zero for reservations and
+	// for leases delivered by WatchLeases, which does not look TTLs up).
+	Expiration time.Time
+	// Reservation is true for keys without an etcd lease: they never
+	// expire and are never taken by another node.
+	Reservation bool
+}
+
+// Endpoint returns the peer's UDP endpoint (PublicIP:Port).
+func (l Lease) Endpoint() (netip.AddrPort, error) {
+	ip, err := netip.ParseAddr(l.Attrs.PublicIP)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("lease %s: PublicIP: %w", l.Subnet, err)
+	}
+	port, err := l.Attrs.Port()
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("lease %s: %w", l.Subnet, err)
+	}
+	return netip.AddrPortFrom(ip, uint16(port)), nil
+}
+
+// EventType says whether a lease appeared (or changed) or went away.
+type EventType int
+
+// Event types.
+const (
+	EventAdded EventType = iota
+	EventRemoved
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventAdded:
+		return "added"
+	case EventRemoved:
+		return "removed"
+	}
+	return "EventType(" + strconv.Itoa(int(t)) + ")"
+}
+
+// Event is one change of the lease table.
+type Event struct {
+	Type  EventType
+	Lease Lease
+}
+
+// subnetKeyName renders 10.244.30.0/24 as "10.244.30.0-24" (flannel's form).
+func subnetKeyName(p netip.Prefix) string {
+	return p.Addr().String() + "-" + strconv.Itoa(p.Bits())
+}
+
+// parseSubnetKeyName parses "10.244.30.0-24".
+func parseSubnetKeyName(name string) (netip.Prefix, error) {
+	addr, bits, ok := strings.Cut(name, "-")
+	if !ok {
+		return netip.Prefix{}, fmt.Errorf("malformed lease key %q: want ADDR-BITS", name)
+	}
+	p, err := netip.ParsePrefix(addr + "/" + bits)
+	if err != nil || !p.Addr().Is4() || p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("malformed lease key %q", name)
+	}
+	return p, nil
+}
