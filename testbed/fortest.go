@@ -1,0 +1,22 @@
+package testbed
+
+import "testing"
+
+// ForTest builds a bed of hosts for a test: it fails the test (never skips)
+// when the machine cannot run it and removes the bed when the test ends.
+func ForTest(t testing.TB, prefix string, hosts int) *Bed {
+	t.Helper()
+	if err := CheckRoot(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBed(prefix, hosts, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("testbed cleanup: %v", err)
+		}
+	})
+	return b
+}

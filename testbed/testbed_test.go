@@ -1,0 +1,261 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func pingAll(t *testing.T, b *Bed) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, src := range b.Hosts {
+		for _, dst := range b.Hosts {
+			if src == dst {
+				continue
+			}
+			if _, err := src.NS.Run(ctx, "ping", "-c", "1", "-W", "2", dst.IP.String()); err != nil {
+				t.Errorf("%s -> %s: %v", src.IP, dst.IP, err)
+			}
+		}
+	}
+}
+
+func namespaces(b *Bed) []*NS {
+	var all []*NS
+	for _, h := range b.Hosts {
+		all = append(all, h.NS)
+	}
+	if b.Switch != nil {
+		all = append(all, b.Switch)
+	}
+	return all
+}
+
+func assertGone(t *testing.T, all []*NS) {
+	t.Helper()
+	for _, ns := range all {
+		if _, err := os.Stat(ns.Path()); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("namespace %s still exists after Close (stat: %v)", ns.Name, err)
+		}
+	}
+}
+
+func TestTwoHostsPingOverVeth(t *testing.T) {
+	b := ForTest(t, "wt", 2)
+	if b.Switch != nil {
+		t.Errorf("two-host bed has a switch namespace %s", b.Switch.Name)
+	}
+	for i, h := range b.Hosts {
+		want := "192.0.2." + string(rune('1'+i))
+		if h.IP.String() != want || h.Dev != UnderlayDev || h.MTU != 1500 {
+			t.Errorf("host %d = %s %s mtu %d, want %s %s mtu 1500", i+1, h.Dev, h.IP, h.MTU, want, UnderlayDev)
+		}
+		out, err := h.NS.Run(context.Background(), "ip", "-o", "link", "show", h.Dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "veth") && !strings.Contains(out, "@") {
+			t.Errorf("host %d: %s is not a veth: %s", i+1, h.Dev, out)
+		}
+	}
+	pingAll(t, b)
+}
+
+func TestThreeHostsPingOverBridge(t *testing.T) {
+	b := ForTest(t, "wt", 3)
+	if b.Switch == nil {
+		t.Fatal("three-host bed has no switch namespace")
+	}
+	out, err := b.Switch.Run(context.Background(), "ip", "-o", "link", "show", "master", "br0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out, "\n"); n != 3 {
+		t.Errorf("bridge has %d ports, want 3:\n%s", n, out)
+	}
+	pingAll(t, b)
+}
+
+func TestMTUOption(t *testing.T) {
+	if err := CheckRoot(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBed("wt", 2, Options{MTU: 9000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	out, err := b.Hosts[1].NS.Run(context.Background(), "ip", "-o", "link", "show", b.Hosts[1].Dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "mtu 9000") {
+		t.Errorf("want mtu 9000: %s", out)
+	}
+}
+
+func TestCloseRemovesNamespacesAndProcesses(t *testing.T) {
+	if err := CheckRoot(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBed("wt", 3, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := namespaces(b)
+	t.Cleanup(func() { b.Close() })
+	log := filepath.Join(t.TempDir(), "sleep.log")
+	proc, err := b.Start(b.Hosts[0], log, "sleep", "600")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A stray process the bed did not start: Close must kill it too.
+	stray := b.Hosts[1].NS.Command(context.Background(), "sleep", "600")
+	if err := stray.Start(); err != nil {
+		t.Fatal(err)
+	}
+	strayDone := make(chan error, 1)
+	go func() { strayDone <- stray.Wait() }()
+
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if !proc.Exited() {
+		t.Error("process started with Start still runs after Close")
+	}
+	select {
+	case <-strayDone:
+	case <-time.After(5 * time.Second):
+		t.Error("stray process still runs after Close")
+	}
+	assertGone(t, all)
+	if err := b.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := b.Start(b.Hosts[0], log, "true"); err == nil {
+		t.Error("Start on a closed bed succeeded")
+	}
+}
+
+func TestProcSignalWaitAndLog(t *testing.T) {
+	b := ForTest(t, "wt", 2)
+	dir := t.TempDir()
+	echo, err := b.Start(b.Hosts[0], filepath.Join(dir, "echo.log"), "sh", "-c", "echo hello; ip -o -4 addr show dev eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := echo.Wait(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(echo.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "hello") || !strings.Contains(string(data), "192.0.2.1/24") {
+		t.Errorf("log lacks output or namespace address: %q", data)
+	}
+
+	sleeper, err := b.Start(b.Hosts[1], filepath.Join(dir, "sleep.log"), "sleep", "600")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sleeper.Wait(50 * time.Millisecond); !errors.Is(err, ErrWaitTimeout) {
+		t.Fatalf("Wait on a running process = %v, want ErrWaitTimeout", err)
+	}
+	if err := sleeper.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := sleeper.Wait(5 * time.Second); err == nil || errors.Is(err, ErrWaitTimeout) {
+		t.Fatalf("Wait after SIGTERM = %v, want the exit error", err)
+	}
+	killed, err := b.Start(b.Hosts[1], filepath.Join(dir, "kill.log"), "sleep", "600")
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed.Kill()
+	if !killed.Exited() {
+		t.Error("Kill returned before the process exited")
+	}
+}
+
+func TestNSDeleteKillsProcessesAndIsIdempotent(t *testing.T) {
+	if err := CheckRoot(); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := NewNS("wt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Delete() })
+	if !strings.HasPrefix(ns.Name, "wt") || len(ns.Name) > 15 {
+		t.Errorf("name %q: want prefix wt and at most 15 characters", ns.Name)
+	}
+	out, err := ns.Run(context.Background(), "ip", "-o", "link", "show", "lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "UP") {
+		t.Errorf("lo is not up: %s", out)
+	}
+	cmd := ns.Command(context.Background(), "sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	if err := ns.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Error("process inside survived Delete")
+	}
+	assertGone(t, []*NS{ns})
+	if err := ns.Delete(); err != nil {
+		t.Errorf("second Delete: %v", err)
+	}
+}
+
+func TestRunErrorIncludesOutput(t *testing.T) {
+	if err := CheckRoot(); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := NewNS("wt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Delete() })
+	_, err = ns.Run(context.Background(), "sh", "-c", "echo marker-output >&2; exit 3")
+	if err == nil || !strings.Contains(err.Error(), "marker-output") {
+		t.Errorf("Run error = %v, want it to include the output", err)
+	}
+}
+
+func TestWaitFor(t *testing.T) {
+	calls := 0
+	err := WaitFor(context.Background(), time.Millisecond, func() error {
+		calls++
+		if calls < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if err != nil || calls != 3 {
+		t.Errorf("WaitFor = %v after %d calls, want nil after 3", err, calls)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	last := errors.New("last condition error")
+	err = WaitFor(ctx, 5*time.Millisecond, func() error { return last })
+	if !errors.Is(err, last) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitFor on timeout = %v, want the last error and DeadlineExceeded", err)
+	}
+}
