@@ -1,0 +1,79 @@
+package overlay
+
+import "net/netip"
+
+// rxPath is the state of the UDP->TUN loop. Owned by one goroutine.
+type rxPath struct {
+	table     *PeerTable
+	local     uint32 // this node's subnet (network address)
+	localMask uint32
+
+	bufs   [][]byte // full packet buffers
+	views  [][]byte // bufs[i][bufOffset-HeaderLen:]: where datagrams are received
+	sizes  []int
+	srcs   []netip.AddrPort
+	writes [][]byte // inner packets to write: bufs[i][:bufOffset+innerLen]
+	tally  batchTally
+}
+
+func newRXPath(table *PeerTable, local netip.Prefix) *rxPath {
+	p := &rxPath{
+		table:     table,
+		local:     addrToUint32(local.Masked().Addr()),
+		localMask: prefixMask(local.Bits()),
+		bufs:      newBuffers(batchSize),
+		views:     make([][]byte, batchSize),
+		sizes:     make([]int, batchSize),
+		srcs:      make([]netip.AddrPort, batchSize),
+		writes:    make([][]byte, batchSize),
+	}
+	for i, b := range p.bufs {
+		p.views[i] = b[bufOffset-HeaderLen:]
+	}
+	return p
+}
+
+// decapBatch validates the n datagrams received into p.views and returns how
+// many inner packets it put in p.writes for the TUN (at offset bufOffset).
+func (p *rxPath) decapBatch(n int) int {
+	w := 0
+	for i := 0; i < n; i++ {
+		innerLen, reason := p.decap(p.views[i][:p.sizes[i]], p.srcs[i])
+		if reason != notDropped {
+			p.tally.drop(reason)
+			continue
+		}
+		p.writes[w] = p.bufs[i][:bufOffset+innerLen]
+		p.tally.packets++
+		p.tally.bytes += uint64(innerLen)
+		w++
+	}
+	return w
+}
+
+// decap validates one datagram d received from src and decrements the inner
+// TTL in place. It returns the inner packet length (the packet is d[HeaderLen:])
+// or the reason to drop it. It must never panic, whatever d holds.
+func (p *rxPath) decap(d []byte, src netip.AddrPort) (int, DropReason) {
+	if r := checkHeader(d); r != notDropped {
+		return 0, r
+	}
+	inner := d[HeaderLen:]
+	if r := checkInnerIPv4(inner); r != notDropped {
+		return 0, r
+	}
+	peer := p.table.LookupIPv4(ipv4Src(inner))
+	if peer == nil || peer.Endpoint != src {
+		if p.table.knownEndpoint(src) {
+			return 0, DropSpoofedInnerSource
+		}
+		return 0, DropUnknownPeer
+	}
+	if ipv4Dst(inner)&p.localMask != p.local {
+		return 0, DropWrongDestination
+	}
+	if !decrementTTL(inner) {
+		return 0, DropTTLExpired
+	}
+	return len(inner), notDropped
+}

@@ -1,0 +1,85 @@
+package overlay
+
+import "net/netip"
+
+// txPath is the state of the TUN->UDP loop: preallocated buffers, the batch
+// being built, and per-batch counters. Owned by one goroutine.
+type txPath struct {
+	table      *PeerTable
+	mtu        int // TUN MTU: the largest inner packet that fits the path
+	subnetMask uint32
+	icmp       *icmpResponder
+
+	bufs  [][]byte // full packet buffers; the TUN reads into bufs[i][bufOffset:]
+	sizes []int
+	pkts  [][]byte         // datagrams to send: bufs[i][bufOffset-HeaderLen : bufOffset+size]
+	dsts  []netip.AddrPort // their destinations
+	tally batchTally
+}
+
+func newTXPath(table *PeerTable, mtu int, icmp *icmpResponder) *txPath {
+	return &txPath{
+		table:      table,
+		mtu:        mtu,
+		subnetMask: prefixMask(table.subnetLen),
+		icmp:       icmp,
+		bufs:       newBuffers(batchSize),
+		sizes:      make([]int, batchSize),
+		pkts:       make([][]byte, batchSize),
+		dsts:       make([]netip.AddrPort, batchSize),
+	}
+}
+
+// encapBatch classifies the n packets the TUN read into p.bufs, writes the weft
+// header in front of each forwarded one, answers unleased or oversized ones
+// with ICMP, and returns how many datagrams it put in p.pkts/p.dsts.
+func (p *txPath) encapBatch(n int) int {
+	out := 0
+	for i := 0; i < n; i++ {
+		size := p.sizes[i]
+		buf := p.bufs[i]
+		peer, reason := p.encap(buf, size)
+		if reason != notDropped {
+			p.tally.drop(reason)
+			pkt := buf[bufOffset : bufOffset+size]
+			switch reason {
+			case DropNoPeer:
+				p.icmp.reply(icmpCodeNetUnreach, 0, ipv4Dst(pkt)&p.subnetMask, pkt)
+			case DropTooBig:
+				p.icmp.reply(icmpCodeFragNeeded, p.mtu, ipv4Dst(pkt)&p.subnetMask, pkt)
+			}
+			continue
+		}
+		p.pkts[out] = buf[bufOffset-HeaderLen : bufOffset+size]
+		p.dsts[out] = peer.Endpoint
+		p.tally.packets++
+		p.tally.bytes += uint64(size)
+		out++
+	}
+	return out
+}
+
+// encap checks one inner packet at buf[bufOffset:bufOffset+size], finds its
+// peer and writes the weft header in place in front of it.
+func (p *txPath) encap(buf []byte, size int) (*Peer, DropReason) {
+	pkt := buf[bufOffset : bufOffset+size]
+	if size < 1 || pkt[0]>>4 != 4 {
+		return nil, DropNotIPv4
+	}
+	if size < ipv4HeaderLen {
+		return nil, DropTruncated
+	}
+	dst := ipv4Dst(pkt)
+	if _, inside := p.table.index(dst); !inside {
+		return nil, DropOutsideNetwork
+	}
+	peer := p.table.LookupIPv4(dst)
+	if peer == nil {
+		return nil, DropNoPeer
+	}
+	if size > p.mtu {
+		return nil, DropTooBig
+	}
+	putHeader(buf[bufOffset-HeaderLen : bufOffset])
+	return peer, notDropped
+}

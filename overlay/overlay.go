@@ -1,0 +1,209 @@
+// Package overlay is weft's data path: a TUN device, a UDP transport, the wire
+// format, the peer table and the two forwarding loops (TUN->UDP, UDP->TUN).
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// DefaultDeviceName is the TUN device name when Config.DeviceName is empty.
+const DefaultDeviceName = "weft0"
+
+// Config describes this node's data path.
+type Config struct {
+	DeviceName string       // default "weft0"
+	Network    netip.Prefix // the overlay network, e.g. 10.244.0.0/16
+	Subnet     netip.Prefix // this node's lease, network form, e.g. 10.244.7.0/24
+	MTU        int          // overlay MTU for the TUN (see OverlayMTU)
+	Port       uint16       // UDP port, default 8285
+	Logger     *slog.Logger
+}
+
+// Overlay is a running data path in one network namespace.
+type Overlay struct {
+	cfg   Config
+	log   *slog.Logger
+	peers *PeerTable
+	dev   tun.Device
+	tr    *transport
+
+	tx     *txPath
+	rx     *rxPath
+	send   *sender
+	recv   *receiver
+	txStat dirCounters
+	rxStat dirCounters
+
+	runMu     sync.Mutex // one Run at a time
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New creates the TUN device (address, MTU, up, route) and opens the UDP
+// socket in the current network namespace.
+func New(cfg Config, peers *PeerTable) (*Overlay, error) {
+	if cfg.DeviceName == "" {
+		cfg.DeviceName = DefaultDeviceName
+	}
+	if cfg.Port == 0 {
+		cfg.Port = 8285
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if peers == nil {
+		return nil, errors.New("overlay: nil peer table")
+	}
+	if !cfg.Network.IsValid() || cfg.Network.Masked() != peers.Network() {
+		return nil, fmt.Errorf("overlay: network %v does not match the peer table's %v", cfg.Network, peers.Network())
+	}
+	if !cfg.Subnet.IsValid() || !cfg.Subnet.Addr().Is4() || cfg.Subnet.Bits() != peers.SubnetLen() || !cfg.Network.Contains(cfg.Subnet.Addr()) {
+		return nil, fmt.Errorf("overlay: subnet %v is not a /%d inside %v", cfg.Subnet, peers.SubnetLen(), cfg.Network)
+	}
+	cfg.Subnet = cfg.Subnet.Masked()
+	if cfg.MTU < 576 || cfg.MTU > 65535-HeaderLen-outerIPv4HeaderLen-udpHeaderLen {
+		return nil, fmt.Errorf("overlay: MTU %d out of range", cfg.MTU)
+	}
+	dev, err := createDevice(cfg.DeviceName, cfg.MTU, cfg.Subnet, cfg.Network)
+	if err != nil {
+		return nil, fmt.Errorf("overlay: %w", err)
+	}
+	tr, err := openTransport(cfg.Port, cfg.Logger)
+	if err != nil {
+		_ = dev.Close()
+		return nil, fmt.Errorf("overlay: %w", err)
+	}
+	go drainEvents(dev)
+	o := &Overlay{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		peers: peers,
+		dev:   dev,
+		tr:    tr,
+		tx:    newTXPath(peers, cfg.MTU, newICMPResponder(dev)),
+		rx:    newRXPath(peers, cfg.Subnet),
+		send:  newSender(tr),
+		recv:  newReceiver(tr),
+	}
+	o.log.Info("overlay device up", "device", cfg.DeviceName, "address", cfg.Subnet.Addr(), "mtu", cfg.MTU,
+		"route", cfg.Network, "tun_batch", dev.BatchSize())
+	return o, nil
+}
+
+// drainEvents consumes the TUN's link events so its listener never blocks.
+func drainEvents(dev tun.Device) {
+	for range dev.Events() {
+	}
+}
+
+// Run forwards packets in both directions until ctx is done (then it returns
+// nil) or a loop fails (then it returns that error).
+func (o *Overlay) Run(ctx context.Context) error {
+	o.runMu.Lock()
+	defer o.runMu.Unlock()
+	_ = o.dev.File().SetReadDeadline(time.Time{})
+	_ = o.tr.conn.SetReadDeadline(time.Time{})
+
+	errc := make(chan error, 2)
+	go func() { errc <- o.runTX() }()
+	go func() { errc <- o.runRX() }()
+
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+	}
+	// Unblock whichever loop still sits in a read.
+	_ = o.dev.File().SetReadDeadline(time.Now())
+	_ = o.tr.conn.SetReadDeadline(time.Now())
+	if first == nil {
+		<-errc
+	}
+	<-errc
+	if ctx.Err() != nil {
+		return nil
+	}
+	return first
+}
+
+func isStopError(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed)
+}
+
+// runTX is the TUN->UDP loop.
+func (o *Overlay) runTX() error {
+	p := o.tx
+	for {
+		n, err := o.dev.Read(p.bufs, p.sizes, bufOffset)
+		if err != nil {
+			if isStopError(err) {
+				return nil
+			}
+			if errors.Is(err, tun.ErrTooManySegments) {
+				o.log.Warn("TUN read: too many segments", "err", err)
+				continue
+			}
+			return fmt.Errorf("read TUN: %w", err)
+		}
+		out := p.encapBatch(n)
+		if err := o.send.send(p.pkts[:out], p.dsts[:out], &p.tally); err != nil {
+			o.log.Debug("UDP send", "err", err)
+		}
+		o.txStat.flush(&p.tally, n)
+	}
+}
+
+// runRX is the UDP->TUN loop.
+func (o *Overlay) runRX() error {
+	p := o.rx
+	for {
+		n, err := o.recv.receive(p.views, p.sizes, p.srcs)
+		if err != nil {
+			if isStopError(err) {
+				return nil
+			}
+			return fmt.Errorf("receive UDP: %w", err)
+		}
+		w := p.decapBatch(n)
+		if w > 0 {
+			if _, err := o.dev.Write(p.writes[:w], bufOffset); err != nil {
+				if isStopError(err) {
+					return nil
+				}
+				p.tally.drop(DropTUNWriteError)
+				o.log.Debug("TUN write", "err", err)
+			}
+		}
+		o.rxStat.flush(&p.tally, n)
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (o *Overlay) Stats() Stats {
+	return Stats{TX: o.txStat.snapshot(), RX: o.rxStat.snapshot()}
+}
+
+// Close removes the TUN device (and so its address and route) and closes the socket.
+func (o *Overlay) Close() error {
+	o.closeOnce.Do(func() {
+		errTr := o.tr.close()
+		errDev := o.dev.Close()
+		if errTr != nil {
+			errTr = fmt.Errorf("close UDP socket: %w", errTr)
+		}
+		if errDev != nil {
+			errDev = fmt.Errorf("close TUN: %w", errDev)
+		}
+		o.closeErr = errors.Join(errTr, errDev)
+	})
+	return o.closeErr
+}
