@@ -1,0 +1,187 @@
+package subnet
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestParseConfigDefaults(t *testing.T) {
+	tests := []struct {
+		name, json           string
+		subnetLen            int
+		subnetMin, subnetMax string
+		port                 int
+	}{
+		{"slash16", `{"Network":"10.244.0.0/16"}`, 24, "10.244.1.0", "10.244.255.0", 8285},
+		{"slash22 still /24", `{"Network":"10.244.0.0/22"}`, 24, "10.244.1.0", "10.244.3.0", 8285},
+		{"slash23 gets prefix+2", `{"Network":"10.244.0.0/23"}`, 25, "10.244.0.128", "10.244.1.128", 8285},
+		{"slash28 gets /30", `{"Network":"10.244.0.0/28"}`, 30, "10.244.0.4", "10.244.0.12", 8285},
+		{"explicit everything", `{"Network":"10.244.0.0/16","SubnetLen":24,"SubnetMin":"10.244.1.0","SubnetMax":"10.244.254.0","Backend":{"Type":"udp","Port":8285}}`,
+			24, "10.244.1.0", "10.244.254.0", 8285},
+		{"explicit port", `{"Network":"10.0.0.0/8","SubnetLen":20,"Backend":{"Type":"udp","Port":9000}}`, 20, "10.0.16.0", "10.255.240.0", 9000},
+		{"backend without type", `{"Network":"10.244.0.0/16","Backend":{"Port":1234}}`, 24, "10.244.1.0", "10.244.255.0", 1234},
+		{"zero IPv6 fields accepted", `{"Network":"10.244.0.0/16","EnableIPv4":true,"EnableIPv6":false,"IPv6Network":"","EnableNFTables":false}`, 24, "10.244.1.0", "10.244.255.0", 8285},
+		{"field names case-insensitive like flannel", `{"network":"10.244.0.0/16","subnetlen":26}`, 26, "10.244.0.64", "10.244.255.192", 8285},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tt.json))
+			if err != nil {
+				t.Fatalf("ParseConfig: %v", err)
+			}
+			if c.SubnetLen != tt.subnetLen || c.SubnetMin.String() != tt.subnetMin || c.SubnetMax.String() != tt.subnetMax {
+				t.Errorf("got len %d min %s max %s; want %d %s %s", c.SubnetLen, c.SubnetMin, c.SubnetMax, tt.subnetLen, tt.subnetMin, tt.subnetMax)
+			}
+			if c.Backend.Type != "udp" || c.Backend.Port != tt.port {
+				t.Errorf("backend %+v, want udp port %d", c.Backend, tt.port)
+			}
+			// Round trip through MarshalJSON gives the same config.
+			data, err := c.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := ParseConfig(data)
+			if err != nil {
+				t.Fatalf("re-parse %s: %v", data, err)
+			}
+			if *again != *c {
+				t.Errorf("round trip changed config: %+v -> %+v", c, again)
+			}
+		})
+	}
+}
+
+func TestParseConfigMarshalSchema(t *testing.T) {
+	c, err := ParseConfig([]byte(`{"Network":"10.244.0.0/16"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := c.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"Network":"10.244.0.0/16","SubnetLen":24,"SubnetMin":"10.244.1.0","SubnetMax":"10.244.255.0","Backend":{"Type":"udp","Port":8285}}`
+	if string(data) != want {
+		t.Errorf("MarshalJSON:\n got %s\nwant %s", data, want)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	tests := []struct {
+		name, json string
+		wantErr    string // a substring naming the field or the problem
+	}{
+		{"empty input", ``, "malformed JSON"},
+		{"not JSON", `Network=10.244.0.0/16`, "malformed JSON"},
+		{"truncated", `{"Network":"10.244.0.0/16"`, "malformed JSON"},
+		{"array", `["10.244.0.0/16"]`, "malformed JSON"},
+		{"null", `null`, "malformed JSON"},
+		{"trailing data", `{"Network":"10.244.0.0/16"} {}`, "malformed JSON"},
+		{"unknown field", `{"Network":"10.244.0.0/16","Netwerk":"x"}`, `unknown field "Netwerk"`},
+		{"unknown backend field", `{"Network":"10.244.0.0/16","Backend":{"Type":"udp","VNI":1}}`, `Backend: unknown field "VNI"`},
+		{"backend not an object", `{"Network":"10.244.0.0/16","Backend":"udp"}`, "Backend"},
+		{"backend type vxlan", `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}`, `Backend.Type "vxlan" is not supported`},
+		{"backend type not a string", `{"Network":"10.244.0.0/16","Backend":{"Type":1}}`, "Backend.Type"},
+		{"backend port not a number", `{"Network":"10.244.0.0/16","Backend":{"Port":"x"}}`, "Backend.Port"},
+		{"backend port too big", `{"Network":"10.244.0.0/16","Backend":{"Port":70000}}`, "Backend.Port 70000"},
+		{"backend port negative", `{"Network":"10.244.0.0/16","Backend":{"Port":-1}}`, "Backend.Port -1"},
+		{"missing network", `{"SubnetLen":24}`, "Network: missing"},
+		{"network not a string", `{"Network":10}`, "Network"},
+		{"network not a prefix", `{"Network":"10.244.0.0"}`, "Network"},
+		{"network IPv6", `{"Network":"fd00::/64"}`, "Network fd00::/64: only IPv4"},
+		{"network host bits", `{"Network":"10.244.1.0/16"}`, "host bits"},
+		{"network too small", `{"Network":"10.244.0.0/29"}`, "too small"},
+		{"subnetlen not a number", `{"Network":"10.244.0.0/16","SubnetLen":"24"}`, "SubnetLen"},
+		{"subnetlen negative", `{"Network":"10.244.0.0/16","SubnetLen":-1}`, "SubnetLen -1"},
+		{"subnetlen over 30", `{"Network":"10.244.0.0/16","SubnetLen":31}`, "SubnetLen 31"},
+		{"subnetlen too few subnets", `{"Network":"10.244.0.0/16","SubnetLen":17}`, "SubnetLen 17"},
+		{"subnetmin not a string", `{"Network":"10.244.0.0/16","SubnetMin":1}`, "SubnetMin"},
+		{"subnetmin not an address", `{"Network":"10.244.0.0/16","SubnetMin":"ten"}`, "SubnetMin"},
+		{"subnetmin IPv6", `{"Network":"10.244.0.0/16","SubnetMin":"fd00::"}`, "SubnetMin fd00::"},
+		{"subnetmin outside", `{"Network":"10.244.0.0/16","SubnetMin":"10.245.0.0"}`, "SubnetMin 10.245.0.0 is not inside"},
+		{"subnetmax outside", `{"Network":"10.244.0.0/16","SubnetMax":"10.245.0.0"}`, "SubnetMax 10.245.0.0 is not inside"},
+		{"subnetmax not an address", `{"Network":"10.244.0.0/16","SubnetMax":"x"}`, "SubnetMax"},
+		{"subnetmin unaligned", `{"Network":"10.244.0.0/16","SubnetMin":"10.244.1.5"}`, "SubnetMin 10.244.1.5 is not on a /24 boundary"},
+		{"subnetmax unaligned", `{"Network":"10.244.0.0/16","SubnetMax":"10.244.9.128"}`, "SubnetMax 10.244.9.128 is not on a /24 boundary"},
+		{"min after max", `{"Network":"10.244.0.0/16","SubnetMin":"10.244.9.0","SubnetMax":"10.244.3.0"}`, "SubnetMin 10.244.9.0 is after SubnetMax"},
+		{"EnableIPv6 true", `{"Network":"10.244.0.0/16","EnableIPv6":true}`, "EnableIPv6: not supported yet"},
+		{"IPv6Network", `{"Network":"10.244.0.0/16","IPv6Network":"fd00::/56"}`, "IPv6Network: not supported yet"},
+		{"IPv6SubnetLen", `{"Network":"10.244.0.0/16","IPv6SubnetLen":64}`, "IPv6SubnetLen: not supported yet"},
+		{"IPv6SubnetMin", `{"Network":"10.244.0.0/16","IPv6SubnetMin":"fd00::"}`, "IPv6SubnetMin: not supported yet"},
+		{"IPv6SubnetMax", `{"Network":"10.244.0.0/16","IPv6SubnetMax":"fd00::"}`, "IPv6SubnetMax: not supported yet"},
+		{"IPv6Networks", `{"Network":"10.244.0.0/16","IPv6Networks":["fd00::/56"]}`, "IPv6Networks: not supported yet"},
+		{"Networks", `{"Network":"10.244.0.0/16","Networks":["10.1.0.0/16"]}`, "Networks: not supported yet"},
+		{"EnableNFTables", `{"Network":"10.244.0.0/16","EnableNFTables":true}`, "EnableNFTables: not supported yet"},
+		{"EnableIPv4 false", `{"Network":"10.244.0.0/16","EnableIPv4":false}`, "EnableIPv4: false is not supported"},
+		{"EnableIPv4 not a bool", `{"Network":"10.244.0.0/16","EnableIPv4":"yes"}`, "EnableIPv4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tt.json))
+			if err == nil {
+				t.Fatalf("ParseConfig(%s) = %+v, want an error containing %q", tt.json, c, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q does not contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestConfigContainsAndCount(t *testing.T) {
+	c, err := ParseConfig([]byte(`{"Network":"10.244.0.0/16","SubnetMin":"10.244.10.0","SubnetMax":"10.244.59.0"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := c.subnetCount(); n != 50 {
+		t.Errorf("subnetCount = %d, want 50", n)
+	}
+	if got := c.subnetAt(49); got != netip.MustParsePrefix("10.244.59.0/24") {
+		t.Errorf("subnetAt(49) = %s", got)
+	}
+	for s, want := range map[string]bool{
+		"10.244.10.0/24": true, "10.244.59.0/24": true, "10.244.9.0/24": false,
+		"10.244.60.0/24": false, "10.244.10.0/25": false, "10.244.10.0/23": false,
+	} {
+		if got := c.Contains(netip.MustParsePrefix(s)); got != want {
+			t.Errorf("Contains(%s) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestLeaseKeyNames(t *testing.T) {
+	p := netip.MustParsePrefix("10.244.30.0/24")
+	if got := subnetKeyName(p); got != "10.244.30.0-24" {
+		t.Errorf("subnetKeyName = %q", got)
+	}
+	if got, err := parseSubnetKeyName("10.244.30.0-24"); err != nil || got != p {
+		t.Errorf("parseSubnetKeyName = %v, %v", got, err)
+	}
+	for _, bad := range []string{"10.244.30.0", "10.244.30.1-24", "x-24", "10.244.30.0-99", "fd00::-64"} {
+		if _, err := parseSubnetKeyName(bad); err == nil {
+			t.Errorf("parseSubnetKeyName(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestLeaseAttrsPort(t *testing.T) {
+	a := NewLeaseAttrs(netip.MustParseAddr("192.0.2.1"), 8285)
+	if string(a.BackendData) != `{"Port":8285}` {
+		t.Errorf("BackendData = %s", a.BackendData)
+	}
+	if p, err := a.Port(); err != nil || p != 8285 {
+		t.Errorf("Port = %d, %v", p, err)
+	}
+	for _, v := range []string{
+		`{"PublicIP":"192.0.2.1","BackendType":"udp"}`,
+		`{"PublicIP":"192.0.2.1","BackendType":"udp","BackendData":{"Port":0}}`,
+		`{"PublicIP":"nope","BackendType":"udp","BackendData":{"Port":1}}`,
+		`{"PublicIP":"192.0.2.1","BackendType":"udp","BackendData":{"Port":"x"}}`,
+		`not json`,
+	} {
+		if _, err := parseLeaseAttrs([]byte(v)); err == nil {
+			t.Errorf("parseLeaseAttrs(%s) succeeded", v)
+		}
+	}
+}
