@@ -26,11 +26,11 @@ type packetWriter interface {
 // icmpResponder builds ICMP destination-unreachable errors in one preallocated
 // buffer and writes them back into the TUN, rate-limited. Owned by the TX loop.
 type icmpResponder struct {
-	w      packetWriter
-	buf    []byte   // bufOffset headroom + up to 576 bytes of ICMP error
-	bufs   [][]byte // one-element batch view of buf, reused
-	bucket tokenBucket
-	sent   uint64
+	w       packetWriter
+	buf     []byte   // bufOffset headroom + up to 576 bytes of ICMP error
+	bufs    [][]byte // one-element batch view of buf, reused
+	bucket  tokenBucket
+	sent    uint64
 	limited uint64
 }
 

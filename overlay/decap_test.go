@@ -1,0 +1,107 @@
+package overlay
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"testing"
+)
+
+func TestDecapChecks(t *testing.T) {
+	tab := newTestTable(t)
+	p := newRXPath(tab, testLocal)
+	good := func() []byte { return datagram(60, "10.244.2.5", "10.244.1.9", 64) }
+	mutate := func(f func(d []byte)) []byte { d := good(); f(d); return d }
+	tests := []struct {
+		name string
+		d    []byte
+		src  netip.AddrPort
+		want DropReason
+	}{
+		{"valid", good(), testPeerEP, notDropped},
+		{"too short", []byte{headerMagic, headerVersion}, testPeerEP, DropTooShort},
+		{"bad magic", mutate(func(d []byte) { d[0] = 0x45 }), testPeerEP, DropBadMagic},
+		{"bad version", mutate(func(d []byte) { d[1] = 9 }), testPeerEP, DropBadVersion},
+		{"unknown type", mutate(func(d []byte) { d[2] = 7 }), testPeerEP, DropUnknownType},
+		{"reserved bits", mutate(func(d []byte) { d[3] = 1 }), testPeerEP, DropReservedBits},
+		{"inner ipv6", mutate(func(d []byte) { d[HeaderLen] = 0x60 }), testPeerEP, DropNotIPv4},
+		{"inner empty", good()[:HeaderLen], testPeerEP, DropNotIPv4},
+		{"inner truncated", good()[:HeaderLen+12], testPeerEP, DropTruncated},
+		{"ihl 4", mutate(func(d []byte) { d[HeaderLen] = 0x44 }), testPeerEP, DropBadHeaderLength},
+		{"ihl beyond packet", func() []byte { d := datagram(24, "10.244.2.5", "10.244.1.9", 64); d[HeaderLen] = 0x4f; return d }(), testPeerEP, DropBadHeaderLength},
+		{"total length short", mutate(func(d []byte) { binary.BigEndian.PutUint16(d[HeaderLen+2:], 59) }), testPeerEP, DropLengthMismatch},
+		{"total length long", mutate(func(d []byte) { binary.BigEndian.PutUint16(d[HeaderLen+2:], 61) }), testPeerEP, DropLengthMismatch},
+		{"non-peer address", good(), netip.MustParseAddrPort("192.0.2.99:8285"), DropUnknownPeer},
+		{"peer address wrong port", good(), netip.MustParseAddrPort("192.0.2.2:9999"), DropUnknownPeer},
+		{"peer spoofing other peer's subnet", good(), testOtherEP, DropSpoofedInnerSource},
+		{"peer spoofing unleased subnet", datagram(60, "10.244.77.5", "10.244.1.9", 64), testPeerEP, DropSpoofedInnerSource},
+		{"peer spoofing outside network", datagram(60, "8.8.8.8", "10.244.1.9", 64), testPeerEP, DropSpoofedInnerSource},
+		{"unknown sender, unleased source", datagram(60, "10.244.77.5", "10.244.1.9", 64), netip.MustParseAddrPort("192.0.2.99:1"), DropUnknownPeer},
+		{"destination other subnet", datagram(60, "10.244.2.5", "10.244.3.9", 64), testPeerEP, DropWrongDestination},
+		{"destination outside network", datagram(60, "10.244.2.5", "1.1.1.1", 64), testPeerEP, DropWrongDestination},
+		{"ttl 1", datagram(60, "10.244.2.5", "10.244.1.9", 1), testPeerEP, DropTTLExpired},
+		{"ttl 0", datagram(60, "10.244.2.5", "10.244.1.9", 0), testPeerEP, DropTTLExpired},
+		{"ttl 2", datagram(60, "10.244.2.5", "10.244.1.9", 2), testPeerEP, notDropped},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, got := p.decap(tt.d, tt.src)
+			if got != tt.want {
+				t.Fatalf("decap = %v, want %v", got, tt.want)
+			}
+			if got == notDropped && n != len(tt.d)-HeaderLen {
+				t.Fatalf("inner length %d, want %d", n, len(tt.d)-HeaderLen)
+			}
+		})
+	}
+}
+
+func TestDecapTTLChecksum(t *testing.T) {
+	p := newRXPath(newTestTable(t), testLocal)
+	for _, ttl := range []byte{2, 64, 128, 255} {
+		d := datagram(40, "10.244.2.5", "10.244.1.9", ttl)
+		binary.BigEndian.PutUint16(d[HeaderLen+4:], 0xfffe) // vary the id so folding is exercised
+		binary.BigEndian.PutUint16(d[HeaderLen+10:], 0)
+		binary.BigEndian.PutUint16(d[HeaderLen+10:], checksum(d[HeaderLen:HeaderLen+20]))
+		if _, r := p.decap(d, testPeerEP); r != notDropped {
+			t.Fatalf("ttl %d: %v", ttl, r)
+		}
+		inner := d[HeaderLen:]
+		if inner[8] != ttl-1 {
+			t.Fatalf("ttl %d -> %d", ttl, inner[8])
+		}
+		if c := checksum(inner[:20]); c != 0 {
+			t.Fatalf("ttl %d: header checksum invalid after decrement (verify = %#04x)", ttl, c)
+		}
+	}
+}
+
+func TestDecapBatchCounts(t *testing.T) {
+	p := newRXPath(newTestTable(t), testLocal)
+	in := [][]byte{
+		datagram(100, "10.244.2.5", "10.244.1.9", 64),
+		datagram(100, "10.244.2.5", "10.244.1.9", 1),
+		{1, 2},
+		datagram(1400, "10.244.2.6", "10.244.1.10", 64),
+	}
+	for i, d := range in {
+		p.sizes[i] = copy(p.views[i], d)
+		p.srcs[i] = testPeerEP
+	}
+	w := p.decapBatch(len(in))
+	if w != 2 {
+		t.Fatalf("decapBatch forwarded %d, want 2", w)
+	}
+	if len(p.writes[0]) != bufOffset+100 || len(p.writes[1]) != bufOffset+1400 {
+		t.Fatalf("write lengths %d %d", len(p.writes[0]), len(p.writes[1]))
+	}
+	if p.writes[0][bufOffset] != 0x45 || p.writes[0][bufOffset+8] != 63 {
+		t.Fatal("inner packet not at the TUN offset")
+	}
+	var c dirCounters
+	c.flush(&p.tally, len(in))
+	s := c.snapshot()
+	if s.Packets != 2 || s.Bytes != 1500 || s.Batches != 1 || s.BatchSizes[2] != 1 ||
+		s.Drops[DropTTLExpired] != 1 || s.Drops[DropTooShort] != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
