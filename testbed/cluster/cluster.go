@@ -228,6 +228,24 @@ func (n *Node) Stop(sig os.Signal, timeout time.Duration) error {
 	return nil
 }
 
+// WaitExit waits up to timeout for weftd to exit on its own (a test that
+// expects the daemon to give up uses it). It returns weftd's exit error
+// (nil for status 0); once weftd has exited the node counts as stopped,
+// so Start may run it again and Close skips it.
+func (n *Node) WaitExit(timeout time.Duration) error {
+	if n.proc == nil {
+		return fmt.Errorf("node %d: weftd not running", n.Index+1)
+	}
+	err := n.proc.Wait(timeout)
+	if errors.Is(err, testbed.ErrWaitTimeout) {
+		return fmt.Errorf("node %d: %w", n.Index+1, err)
+	}
+	n.proc = nil
+	n.notify.close()
+	n.notify = nil
+	return err
+}
+
 // Subnet reads the node's subnet file.
 func (n *Node) Subnet() (subnetfile.Env, error) { return subnetfile.Read(n.SubnetFile) }
 
