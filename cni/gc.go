@@ -1,0 +1,86 @@
+package cni
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/plugins/pkg/ip"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/vishvananda/netlink"
+)
+
+// GC frees the addresses of every attachment not listed in
+// cni.dev/valid-attachments, deletes their host veths left on the bridge,
+// and (with ipMasq) their masquerading rules.
+func (p *Plugin) GC(args *skel.CmdArgs) error {
+	conf, err := ParseConfig(args.StdinData)
+	if err != nil {
+		return err
+	}
+	keep := make(map[Attachment]bool, len(conf.ValidAttachments))
+	keepVeths := make(map[string]bool, len(conf.ValidAttachments))
+	for _, v := range conf.ValidAttachments {
+		keep[Attachment{ContainerID: v.ContainerID, IfName: v.IfName}] = true
+		keepVeths[HostVethName(v.ContainerID, v.IfName)] = true
+	}
+	store, err := OpenStore(conf.DataDir)
+	if err != nil {
+		return internalError("%v", err)
+	}
+	defer store.Close()
+	if err := store.Lock(); err != nil {
+		return internalError("%v", err)
+	}
+	defer store.Unlock()
+
+	freed, err := store.ReleaseAllExcept(keep)
+	if err != nil {
+		return internalError("gc addresses: %v", err)
+	}
+	p.log().Debug("gc freed addresses", "count", len(freed))
+	var errs []error
+	if err := deleteStaleVeths(conf.Bridge, keepVeths); err != nil {
+		errs = append(errs, err)
+	}
+	if conf.IPMasq {
+		if err := ip.GCIPMasqForNetwork(conf.Name, conf.ValidAttachments); err != nil {
+			errs = append(errs, fmt.Errorf("gc ipMasq rules: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return internalError("%v", err)
+	}
+	return nil
+}
+
+// deleteStaleVeths removes the plugin's host veths on the bridge whose
+// attachment is not kept. A missing bridge means there is nothing to do.
+func deleteStaleVeths(bridge string, keep map[string]bool) error {
+	br, err := bridgeByName(bridge)
+	if errors.As(err, &netlink.LinkNotFoundError{}) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	links, err := netlinksafe.LinkList()
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	var errs []error
+	for _, l := range links {
+		attrs := l.Attrs()
+		if attrs.MasterIndex != br.Index || !strings.HasPrefix(attrs.Name, hostVethPrefix) || keep[attrs.Name] {
+			continue
+		}
+		if _, ok := l.(*netlink.Veth); !ok {
+			continue
+		}
+		if err := deleteLinkIfPresent(attrs.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
