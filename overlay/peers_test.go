@@ -66,10 +66,10 @@ func TestPeerTableSetErrors(t *testing.T) {
 	tab, _ := NewPeerTable(testNetwork, 24)
 	ep := netip.MustParseAddrPort("192.0.2.2:8285")
 	bad := []Peer{
-		{Subnet: netip.MustParsePrefix("10.244.2.1/24"), Endpoint: ep},  // misaligned
-		{Subnet: netip.MustParsePrefix("10.245.2.0/24"), Endpoint: ep},  // outside
-		{Subnet: netip.MustParsePrefix("10.244.2.0/25"), Endpoint: ep},  // wrong length
-		{Subnet: netip.MustParsePrefix("10.244.2.0/24")},                // no endpoint
+		{Subnet: netip.MustParsePrefix("10.244.2.1/24"), Endpoint: ep}, // misaligned
+		{Subnet: netip.MustParsePrefix("10.245.2.0/24"), Endpoint: ep}, // outside
+		{Subnet: netip.MustParsePrefix("10.244.2.0/25"), Endpoint: ep}, // wrong length
+		{Subnet: netip.MustParsePrefix("10.244.2.0/24")},               // no endpoint
 		{Subnet: netip.MustParsePrefix("10.244.2.0/24"), Endpoint: netip.MustParseAddrPort("[2001:db8::1]:8285")},
 	}
 	for _, p := range bad {
