@@ -16,12 +16,18 @@ import (
 // from an earlier lease of this node is removed. Call it in the host
 // namespace; concurrent callers are fine.
 func ensureBridge(name string, gateway netip.Prefix, mtu int) (*netlink.Bridge, error) {
+	mac := gatewayMAC(gateway.Addr())
 	br, err := bridgeByName(name)
 	if errors.As(err, &netlink.LinkNotFoundError{}) {
-		br, err = createBridge(name, mtu)
+		br, err = createBridge(name, mtu, mac)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if br.HardwareAddr.String() != mac.String() {
+		if err := netlink.LinkSetHardwareAddr(br, mac); err != nil {
+			return nil, fmt.Errorf("set MAC %s on bridge %s: %w", mac, name, err)
+		}
 	}
 	if br.MTU != mtu {
 		if err := netlink.LinkSetMTU(br, mtu); err != nil {
@@ -49,10 +55,20 @@ func bridgeByName(name string) (*netlink.Bridge, error) {
 	return br, nil
 }
 
-func createBridge(name string, mtu int) (*netlink.Bridge, error) {
+// gatewayMAC is the bridge's fixed MAC, derived from the gateway address
+// (locally administered 0a:58 + the IPv4 address). A bridge without a set
+// MAC follows its ports, so containers' ARP entries for the gateway would go
+// stale whenever the first container leaves.
+func gatewayMAC(gw netip.Addr) net.HardwareAddr {
+	a := gw.As4()
+	return net.HardwareAddr{0x0a, 0x58, a[0], a[1], a[2], a[3]}
+}
+
+func createBridge(name string, mtu int, mac net.HardwareAddr) (*netlink.Bridge, error) {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = name
 	attrs.MTU = mtu
+	attrs.HardwareAddr = mac
 	err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: attrs})
 	if err != nil && !errors.Is(err, syscall.EEXIST) {
 		return nil, fmt.Errorf("create bridge %s: %w", name, err)

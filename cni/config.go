@@ -185,7 +185,9 @@ func validateLinkName(name string) error {
 	return nil
 }
 
-func isSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f' }
+func isSpace(r rune) bool {
+	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f'
+}
 
 // decodeError turns a JSON error into a CNI error: a wrongly typed field is
 // an invalid config naming the field, anything else a decoding failure.

@@ -68,4 +68,3 @@ func networkBitsOr(conf *NetConf, def int) int {
 	}
 	return env.Network.Bits()
 }
-
