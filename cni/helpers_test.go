@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -280,3 +281,8 @@ func mustPing(t *testing.T, n netns, addr string) {
 	}
 }
 
+
+func sha512Prefix(s string) []byte {
+	sum := sha512.Sum512([]byte(s))
+	return sum[:10]
+}
