@@ -3,6 +3,7 @@ package subnet_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"testing"
@@ -74,4 +75,8 @@ func put(t testing.TB, cli *clientv3.Client, key, value string, opts ...clientv3
 	if _, err := cli.Put(ctxFor(t, 5*time.Second), key, value, opts...); err != nil {
 		t.Fatalf("put %s: %v", key, err)
 	}
+}
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }

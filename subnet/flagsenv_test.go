@@ -1,0 +1,39 @@
+package subnet
+
+import (
+	"flag"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFlagsFromEnv(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	endpoints := fs.String("etcd-endpoints", "http://127.0.0.1:2379", "")
+	prefix := fs.String("etcd-prefix", "/weft/network", "")
+	ttl := fs.Duration("subnet-lease-ttl", time.Hour, "")
+	t.Setenv("WEFTD_ETCD_ENDPOINTS", "http://a:1,http://b:2")
+	t.Setenv("WEFTD_SUBNET_LEASE_TTL", "90s")
+	t.Setenv("WEFTD_ETCD_PREFIX", "/env")
+	if err := FlagsFromEnv(fs, "WEFTD"); err != nil {
+		t.Fatal(err)
+	}
+	// The command line wins over the environment.
+	if err := fs.Parse([]string{"--etcd-prefix", "/cli"}); err != nil {
+		t.Fatal(err)
+	}
+	if *endpoints != "http://a:1,http://b:2" || *ttl != 90*time.Second || *prefix != "/cli" {
+		t.Errorf("got %q %s %q", *endpoints, *ttl, *prefix)
+	}
+	if got := FlagEnvName("WEFTCTL_", "etcd-cafile"); got != "WEFTCTL_ETCD_CAFILE" {
+		t.Errorf("FlagEnvName = %q", got)
+	}
+
+	bad := flag.NewFlagSet("y", flag.ContinueOnError)
+	bad.Duration("subnet-lease-ttl", time.Hour, "")
+	t.Setenv("WEFTCTL_SUBNET_LEASE_TTL", "soon")
+	err := FlagsFromEnv(bad, "WEFTCTL")
+	if err == nil || !strings.Contains(err.Error(), "WEFTCTL_SUBNET_LEASE_TTL") {
+		t.Errorf("bad value: err = %v, want it to name the variable", err)
+	}
+}

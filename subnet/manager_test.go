@@ -1,0 +1,78 @@
+package subnet_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/subnet/etcdtest"
+)
+
+func TestConfigInEtcd(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	m := newManager(t, cli, subnet.Options{Prefix: "/test/net/"})
+	ctx := ctxFor(t, 10*time.Second)
+	if m.ConfigKey() != "/test/net/config" {
+		t.Errorf("ConfigKey = %s", m.ConfigKey())
+	}
+	_, err := m.GetConfig(ctx)
+	if err == nil || !strings.Contains(err.Error(), "no network config at /test/net/config; set one with weftctl config set") {
+		t.Fatalf("missing config: err = %v", err)
+	}
+	a := mustConfig(t, `{"Network":"10.244.0.0/16"}`)
+	b := mustConfig(t, `{"Network":"10.9.0.0/16"}`)
+	if created, err := m.EnsureConfig(ctx, a); err != nil || !created {
+		t.Fatalf("EnsureConfig = %v, %v", created, err)
+	}
+	if created, err := m.EnsureConfig(ctx, b); err != nil || created {
+		t.Fatalf("second EnsureConfig = %v, %v; want not created", created, err)
+	}
+	got, err := m.GetConfig(ctx)
+	if err != nil || *got != *a {
+		t.Fatalf("GetConfig = %+v, %v", got, err)
+	}
+	if err := m.SetConfig(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.GetConfig(ctx); err != nil || *got != *b {
+		t.Fatalf("after SetConfig: %+v, %v", got, err)
+	}
+	bad := *b
+	bad.SubnetLen = 40
+	if err := m.SetConfig(ctx, &bad); err == nil {
+		t.Error("SetConfig wrote an invalid config")
+	}
+	put(t, cli, m.ConfigKey(), `{"Network":"10.9.0.0/16","Bogus":1}`)
+	if _, err := m.GetConfig(ctx); err == nil || !strings.Contains(err.Error(), "Bogus") {
+		t.Errorf("bad stored config: err = %v", err)
+	}
+	if m.LastContact().IsZero() {
+		t.Error("LastContact not set")
+	}
+}
+
+func TestEmbeddedDefaultsAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	url := "http://" + etcdtest.FreeAddr(t)
+	opts := subnet.EmbeddedOptions{Dir: dir, ClientURL: url, Logger: testLogger(t), UnsafeNoFsync: true}
+	e, err := subnet.StartEmbedded(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := etcdtest.NewClient(t, subnet.ClientOptions{Endpoints: e.Endpoints()})
+	put(t, cli, "/k", "v")
+	e.Close()
+	e, err = subnet.StartEmbedded(opts)
+	if err != nil {
+		t.Fatalf("restart on the same dir: %v", err)
+	}
+	defer e.Close()
+	if resp := getKey(t, cli, "/k"); len(resp.Kvs) != 1 {
+		t.Errorf("data lost across restart")
+	}
+	if _, err := subnet.StartEmbedded(subnet.EmbeddedOptions{}); err == nil {
+		t.Error("StartEmbedded without a dir succeeded")
+	}
+}
