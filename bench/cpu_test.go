@@ -1,0 +1,39 @@
+package main
+
+import "testing"
+
+func TestParseProcStat(t *testing.T) {
+	stat := `cpu  100 5 50 1000 20 3 7 2 40 0
+cpu0 50 2 25 500 10 1 3 1 20 0
+cpu1 50 3 25 500 10 2 4 1 20 0
+intr 12345
+`
+	got, err := parseProcStat(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// busy = user+nice+system+irq+softirq+steal; guest is inside user.
+	if got.Busy != 100+5+50+3+7+2 || got.Total != 100+5+50+1000+20+3+7+2 {
+		t.Errorf("parseProcStat = %+v", got)
+	}
+	later := cpuTimes{Busy: got.Busy + 250, Total: got.Total + 400}
+	if s := busySeconds(got, later); s != 2.5 {
+		t.Errorf("busySeconds = %v, want 2.5", s)
+	}
+	if _, err := parseProcStat("intr 1\n"); err == nil {
+		t.Error("no cpu line: no error")
+	}
+	if _, err := readCPU(); err != nil {
+		t.Errorf("reading this machine's /proc/stat: %v", err)
+	}
+}
+
+func TestCPUModel(t *testing.T) {
+	info := "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\n\nprocessor\t: 1\nmodel name\t: other\n"
+	if got := cpuModel(info); got != "Intel(R) Xeon(R) CPU @ 2.20GHz" {
+		t.Errorf("cpuModel = %q", got)
+	}
+	if got := cpuModel("nothing"); got != "unknown" {
+		t.Errorf("cpuModel without model name = %q", got)
+	}
+}

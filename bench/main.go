@@ -1,0 +1,63 @@
+// Command bench is `make bench`: how fast is weft compared with what the
+// kernel does. On a two-host testbed (network namespaces) it runs the same
+// iperf3 and ping workloads over raw veth, kernel VXLAN and weft (plus any
+// --extra path), interleaved, repeats them, and writes a Markdown table,
+// results.json, a PNG chart and docs/benchmarks.md. Everything it creates
+// is removed at exit, on error and on Ctrl-C/SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// extraFlags collects repeated --extra NAME=CMD values.
+type extraFlags []string
+
+func (e *extraFlags) String() string     { return strings.Join(*e, ", ") }
+func (e *extraFlags) Set(v string) error { *e = append(*e, v); return nil }
+
+// config is the command line.
+type config struct {
+	bin       string
+	out       string
+	docs      string
+	reps      int
+	seconds   int
+	pingCount int
+	micro     bool
+	extras    extraFlags
+}
+
+func main() {
+	var cfg config
+	flag.StringVar(&cfg.bin, "bin", "bin", "directory holding weftd (the weft path is skipped if bin/weftd is missing)")
+	flag.StringVar(&cfg.out, "out", "bench/out", "output directory (results.json, results.md, bench.png, logs)")
+	flag.StringVar(&cfg.docs, "docs", "docs", "directory where benchmarks.md and benchmarks.png are regenerated (empty: don't)")
+	flag.IntVar(&cfg.reps, "n", 3, "repetitions of every workload on every path")
+	flag.IntVar(&cfg.seconds, "t", 5, "seconds per iperf3 run")
+	flag.IntVar(&cfg.pingCount, "ping-count", 300, "pings per latency run (10 ms apart)")
+	flag.BoolVar(&cfg.micro, "micro", true, "also run the Go microbenchmarks of ./overlay/...")
+	flag.Var(&cfg.extras, "extra", "extra path NAME=CMD: CMD gets HOST1_NS, HOST2_NS, HOST1_IP, HOST2_IP, sets up an overlay and prints \"A B\" (repeatable)")
+	flag.Parse()
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, cfg)
+	stop()
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "bench: interrupted; everything removed")
+			os.Exit(130)
+		}
+		fmt.Fprintf(os.Stderr, "bench: FAILED: %v\n", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/weftnet/weft/testbed"
+)
+
+// checkTools fails with a clear message when something the harness needs
+// is missing (installing it is `make deps`' job, not the harness's).
+func checkTools() (iperfVersion string, err error) {
+	if err := testbed.CheckRoot(); err != nil {
+		return "", err
+	}
+	for _, tool := range []struct{ name, pkg string }{{"iperf3", "iperf3"}, {"ping", "iputils-ping"}, {"ss", "iproute2"}} {
+		if _, err := exec.LookPath(tool.name); err != nil {
+			return "", fmt.Errorf("%s is not installed (apt-get install -y %s, or make deps): %w", tool.name, tool.pkg, err)
+		}
+	}
+	out, err := exec.Command("iperf3", "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("iperf3 --version: %w", err)
+	}
+	return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0]), nil
+}
+
+func run(ctx context.Context, cfg config) (err error) {
+	started := time.Now()
+	if cfg.reps < 1 || cfg.seconds < 1 || cfg.pingCount < 10 {
+		return errors.New("-n and -t must be at least 1, -ping-count at least 10")
+	}
+	var extras [][2]string
+	for _, e := range cfg.extras {
+		name, command, err := parseExtra(e)
+		if err != nil {
+			return err
+		}
+		extras = append(extras, [2]string{name, command})
+	}
+	iperfVersion, err := checkTools()
+	if err != nil {
+		return err
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	moduleRoot, err := findModuleRoot(cwd)
+	if err != nil {
+		return err
+	}
+	binDir, err := filepath.Abs(cfg.bin)
+	if err != nil {
+		return err
+	}
+	logDir := filepath.Join(cfg.out, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return err
+	}
+	stateDir, err := os.MkdirTemp("", "weft-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(stateDir)
+
+	slog.Info("creating a two-host testbed")
+	bed, err := testbed.NewBed("wb", 2, testbed.Options{})
+	if err != nil {
+		return err
+	}
+	closed := false
+	closeBed := func() {
+		if closed {
+			return
+		}
+		closed = true
+		slog.Info("removing the testbed")
+		if cerr := bed.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("cleanup: %w", cerr))
+		}
+	}
+	defer closeBed()
+
+	rep := &report{Date: started, Machine: describeMachine(iperfVersion), Reps: cfg.reps,
+		Seconds: cfg.seconds, PingCount: cfg.pingCount}
+	paths, skipped, err := setupPaths(ctx, bed, binDir, stateDir, logDir, extras)
+	if err != nil {
+		return err
+	}
+	rep.Paths, rep.Skipped = paths, skipped
+	var names []string
+	for _, p := range paths {
+		names = append(names, p.Name)
+	}
+	rep.Results = newResults(names)
+
+	r := &runner{bed: bed, seconds: cfg.seconds, pingCount: cfg.pingCount, logDir: logDir, res: rep.Results}
+	slog.Info("measuring", "paths", names, "repetitions", cfg.reps, "seconds", cfg.seconds)
+	if err := r.run(ctx, paths, cfg.reps); err != nil {
+		return err
+	}
+	rep.Failures = r.failures
+	closeBed()
+
+	if cfg.micro {
+		slog.Info("running the Go microbenchmarks", "package", microPackage)
+		out, merr := runMicro(ctx, moduleRoot)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rep.Micro = out
+		if merr != nil {
+			rep.MicroErr = merr.Error()
+			slog.Warn("microbenchmarks", "err", merr)
+		}
+	} else {
+		rep.MicroErr = "not run (-micro=false)"
+	}
+	rep.Duration = time.Since(started)
+	if err := writeOutputs(rep, cfg); err != nil {
+		return err
+	}
+	return rep.verdict()
+}
+
+// setupPaths builds raw, VXLAN, weft (when bin/weftd exists) and the extra
+// paths, and checks that each one carries traffic.
+func setupPaths(ctx context.Context, bed *testbed.Bed, binDir, stateDir, logDir string, extras [][2]string) ([]*path, []string, error) {
+	var paths []*path
+	var skipped []string
+	paths = append(paths, rawPath(bed))
+	slog.Info("setting up kernel VXLAN")
+	vx, err := vxlanPath(ctx, bed)
+	if err != nil {
+		return nil, nil, err
+	}
+	paths = append(paths, vx)
+	weftd := filepath.Join(binDir, "weftd")
+	if _, statErr := os.Stat(weftd); statErr != nil {
+		msg := fmt.Sprintf("weft: %s not found (build it: go build -o bin/weftd ./cmd/weftd, or make build)", weftd)
+		slog.Warn("skipping the weft path", "reason", msg)
+		skipped = append(skipped, msg)
+	} else {
+		slog.Info("starting weftd on both hosts", "weftd", weftd)
+		wp, err := weftPath(ctx, bed, weftd, stateDir, logDir)
+		if err != nil {
+			return nil, nil, err
+		}
+		paths = append(paths, wp)
+	}
+	for _, e := range extras {
+		slog.Info("setting up extra path", "name", e[0])
+		p, err := extraPath(ctx, bed, e[0], e[1])
+		if err != nil {
+			return nil, nil, err
+		}
+		paths = append(paths, p)
+	}
+	for _, p := range paths {
+		if err := waitReachable(ctx, bed, p); err != nil {
+			return nil, nil, err
+		}
+		slog.Info("path ready", "path", p.Name, "a", p.A, "b", p.B)
+	}
+	return paths, skipped, nil
+}
+
+// writeOutputs prints the table and writes results.json, results.md, the
+// chart and (with -docs) docs/benchmarks.md with its image.
+func writeOutputs(rep *report, cfg config) error {
+	table := markdownTable(rep.Results)
+	fmt.Println()
+	fmt.Print(table)
+	fmt.Println()
+	data, err := rep.json()
+	if err != nil {
+		return fmt.Errorf("results.json: %w", err)
+	}
+	if err := writeFile(filepath.Join(cfg.out, "results.json"), data); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(cfg.out, "results.md"), []byte(rep.markdown("bench.png"))); err != nil {
+		return err
+	}
+	chart := filepath.Join(cfg.out, "bench.png")
+	if err := writeChart(rep.Results, rep.chartTitle(), chart); err != nil {
+		return err
+	}
+	slog.Info("wrote", "json", filepath.Join(cfg.out, "results.json"), "chart", chart)
+	if cfg.docs == "" {
+		return nil
+	}
+	png, err := os.ReadFile(chart)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(cfg.docs, "benchmarks.png"), png); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(cfg.docs, "benchmarks.md"), []byte(rep.markdown("benchmarks.png"))); err != nil {
+		return err
+	}
+	slog.Info("regenerated", "doc", filepath.Join(cfg.docs, "benchmarks.md"))
+	return nil
+}
+
+// verdict fails the run when a path measured nothing for some metric.
+func (rep *report) verdict() error {
+	var missing []string
+	for _, p := range rep.Results.Paths {
+		for _, m := range allMetrics {
+			if rep.Results.summary(p, m.Key).N == 0 {
+				missing = append(missing, p+"/"+m.Key)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("no samples for %s (see %d failures above)", strings.Join(missing, ", "), len(rep.Failures))
+	}
+	return nil
+}
