@@ -40,7 +40,7 @@ func record(c *conf, verb string) error {
 		return err
 	}
 	defer f.Close()
-	line, err := json.Marshal(map[string]any{"verb": verb, "prevResult": c.RawPrevResult})
+	line, err := json.Marshal(map[string]any{"verb": verb, "prevResult": c.PrevResult})
 	if err != nil {
 		return err
 	}
