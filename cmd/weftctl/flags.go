@@ -1,0 +1,84 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/weftnet/weft/subnet"
+)
+
+// options are weftctl's flags; each can come from WEFTCTL_<FLAG>.
+type options struct {
+	etcdEndpoints string
+	prefix        string
+	caFile        string
+	certFile      string
+	keyFile       string
+	username      string
+	password      string
+	dialTimeout   time.Duration
+	timeout       time.Duration
+	daemonURL     string
+	output        string
+}
+
+func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("weftctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.etcdEndpoints, "etcd-endpoints", "http://127.0.0.1:2379", "comma-separated list of etcd endpoints")
+	fs.StringVar(&o.prefix, "etcd-prefix", subnet.DefaultPrefix, "etcd prefix under which config and leases live")
+	fs.StringVar(&o.caFile, "etcd-cafile", "", "CA file to verify etcd servers (TLS)")
+	fs.StringVar(&o.certFile, "etcd-certfile", "", "client certificate for etcd (TLS)")
+	fs.StringVar(&o.keyFile, "etcd-keyfile", "", "client key for etcd (TLS)")
+	fs.StringVar(&o.username, "etcd-username", "", "username for etcd authentication")
+	fs.StringVar(&o.password, "etcd-password", "", "password for etcd authentication")
+	fs.DurationVar(&o.dialTimeout, "etcd-dial-timeout", subnet.DefaultDialTimeout, "how long to wait for etcd to answer")
+	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "time limit of the whole command")
+	fs.StringVar(&o.daemonURL, "daemon-url", "http://127.0.0.1:8286", "weftd's health/status address (status command)")
+	fs.StringVar(&o.output, "o", "table", "output format: table or json (leases, status)")
+	return fs
+}
+
+// parseArgs accepts flags before, between and after the command words.
+func parseArgs(args []string, stderr io.Writer) (*options, []string, error) {
+	o := &options{}
+	fs := newFlagSet(o, stderr)
+	if err := subnet.FlagsFromEnv(fs, "WEFTCTL"); err != nil {
+		return nil, nil, err
+	}
+	var words []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		words = append(words, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(words) == 0 {
+		return nil, nil, errors.New("no command given")
+	}
+	if o.output != "table" && o.output != "json" {
+		return nil, nil, fmt.Errorf("-o: want table or json, got %q", o.output)
+	}
+	if len(o.endpoints()) == 0 {
+		return nil, nil, errors.New("--etcd-endpoints: no endpoint given")
+	}
+	return o, words, nil
+}
+
+func (o *options) endpoints() []string {
+	var eps []string
+	for _, e := range strings.Split(o.etcdEndpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			eps = append(eps, e)
+		}
+	}
+	return eps
+}

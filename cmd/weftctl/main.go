@@ -1,0 +1,139 @@
+// Command weftctl is weft's operator CLI: it reads and writes the network
+// config in etcd, lists subnet leases, and shows a daemon's status.
+//
+//	weftctl [flags] config get
+//	weftctl [flags] config set JSON
+//	weftctl [flags] leases [-o json]
+//	weftctl [flags] status [--daemon-url URL] [-o json]
+//
+// Every flag can also be set as WEFTCTL_<FLAG> in the environment
+// (WEFTCTL_ETCD_ENDPOINTS, ...); the command line wins.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/weftnet/weft/subnet"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole CLI; it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, cmd, err := parseArgs(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "weftctl: %v\n", err)
+		fmt.Fprint(stderr, usageLine)
+		return 2
+	}
+	if err := dispatch(ctx, o, cmd, stdout); err != nil {
+		fmt.Fprintf(stderr, "weftctl: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+const usageLine = `usage: weftctl [flags] config get | config set JSON | leases [-o json] | status [--daemon-url URL] [-o json]
+`
+
+func dispatch(ctx context.Context, o *options, cmd []string, stdout io.Writer) error {
+	switch strings.Join(cmd[:min(len(cmd), 2)], " ") {
+	case "config get":
+		if len(cmd) != 2 {
+			return errors.New("config get takes no arguments")
+		}
+		return withManager(ctx, o, func(m *subnet.Manager) error { return configGet(ctx, m, stdout) })
+	case "config set":
+		if len(cmd) != 3 {
+			return errors.New("config set takes one argument: the network config JSON (quote it)")
+		}
+		// Validate before touching etcd.
+		cfg, err := subnet.ParseConfig([]byte(cmd[2]))
+		if err != nil {
+			return err
+		}
+		return withManager(ctx, o, func(m *subnet.Manager) error { return configSet(ctx, m, cfg, stdout) })
+	}
+	switch cmd[0] {
+	case "leases":
+		if len(cmd) != 1 {
+			return fmt.Errorf("leases takes no arguments, got %q", cmd[1:])
+		}
+		return withManager(ctx, o, func(m *subnet.Manager) error { return leases(ctx, m, o.output, stdout) })
+	case "status":
+		if len(cmd) != 1 {
+			return fmt.Errorf("status takes no arguments, got %q", cmd[1:])
+		}
+		return status(ctx, o.daemonURL, o.output, stdout)
+	case "config":
+		return errors.New("config: want \"config get\" or \"config set JSON\"")
+	}
+	return fmt.Errorf("unknown command %q", strings.Join(cmd, " "))
+}
+
+// withManager connects to etcd, runs f, and closes the client.
+func withManager(ctx context.Context, o *options, f func(*subnet.Manager) error) error {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	cli, err := subnet.Connect(ctx, subnet.ClientOptions{
+		Endpoints:   o.endpoints(),
+		CAFile:      o.caFile,
+		CertFile:    o.certFile,
+		KeyFile:     o.keyFile,
+		Username:    o.username,
+		Password:    o.password,
+		DialTimeout: o.dialTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	defer func(c *clientv3.Client) { c.Close() }(cli)
+	return f(subnet.NewManager(cli, subnet.Options{Prefix: o.prefix}))
+}
+
+func configGet(ctx context.Context, m *subnet.Manager, stdout io.Writer) error {
+	cfg, err := m.GetConfig(ctx)
+	if err != nil {
+		return err
+	}
+	data, err := cfg.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s\n", data)
+	return err
+}
+
+func configSet(ctx context.Context, m *subnet.Manager, cfg *subnet.Config, stdout io.Writer) error {
+	if err := m.SetConfig(ctx, cfg); err != nil {
+		return err
+	}
+	data, err := cfg.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "wrote %s: %s\n", m.ConfigKey(), data)
+	return err
+}
+
+// defaultTimeout bounds one command's etcd work.
+const defaultTimeout = 30 * time.Second
