@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/weftnet/weft/subnet/etcdtest"
+)
+
+// weftctl runs the CLI's main logic and returns exit code and output.
+func weftctl(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestConfigRoundTripAndLeases(t *testing.T) {
+	srv := etcdtest.Start(t)
+	ep := "--etcd-endpoints=" + srv.Endpoints()[0]
+
+	code, _, stderr := weftctl(t, ep, "config", "get")
+	if code != 1 || !strings.Contains(stderr, "no network config at /weft/network/config") {
+		t.Fatalf("config get before set: code %d, stderr %q", code, stderr)
+	}
+	code, stdout, stderr := weftctl(t, ep, "config", "set", `{"Network":"10.244.0.0/16","Backend":{"Type":"udp","Port":9000}}`)
+	if code != 0 {
+		t.Fatalf("config set: code %d, stderr %q", code, stderr)
+	}
+	code, stdout, stderr = weftctl(t, "config", "get", ep) // flags after the command work too
+	want := `{"Network":"10.244.0.0/16","SubnetLen":24,"SubnetMin":"10.244.1.0","SubnetMax":"10.244.255.0","Backend":{"Type":"udp","Port":9000}}` + "\n"
+	if code != 0 || stdout != want {
+		t.Fatalf("config get: code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
+	// Bad configs are rejected before anything is written, naming the field.
+	for cfg, field := range map[string]string{
+		`{"Network":"10.244.0.0/16","Bogus":1}`:                  `"Bogus"`,
+		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}`: "Backend.Type",
+		`{"Network":"10.244.0.0/16","EnableIPv6":true}`:          "EnableIPv6",
+		`{"Network":`: "malformed JSON",
+	} {
+		code, _, stderr := weftctl(t, ep, "config", "set", cfg)
+		if code == 0 || !strings.Contains(stderr, field) {
+			t.Errorf("config set %s: code %d, stderr %q (want %s named)", cfg, code, stderr, field)
+		}
+	}
+	if _, stdout, _ := weftctl(t, ep, "config", "get"); stdout != want {
+		t.Errorf("a rejected config changed the stored one: %s", stdout)
+	}
+
+	// Leases: one with a TTL, one reservation.
+	cli := srv.Client(t)
+	ctx := context.Background()
+	grant, err := cli.Grant(ctx, 3600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "/weft/network/subnets/10.244.7.0-24", `{"PublicIP":"192.0.2.7","BackendType":"udp","BackendData":{"Port":8285}}`, clientv3.WithLease(grant.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "/weft/network/subnets/10.244.9.0-24", `{"PublicIP":"192.0.2.9","BackendType":"udp","BackendData":{"Port":9000}}`); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = weftctl(t, ep, "leases")
+	if code != 0 {
+		t.Fatalf("leases: code %d, stderr %q", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "SUBNET") ||
+		!strings.Contains(lines[1], "10.244.7.0/24") || !strings.Contains(lines[1], "192.0.2.7") || !strings.Contains(lines[1], "8285") || !strings.HasSuffix(lines[1], "no") ||
+		!strings.Contains(lines[2], "10.244.9.0/24") || !strings.Contains(lines[2], "never") || !strings.HasSuffix(lines[2], "yes") {
+		t.Fatalf("leases table:\n%s", stdout)
+	}
+	t.Logf("leases table:\n%s", stdout)
+
+	code, stdout, _ = weftctl(t, ep, "leases", "-o", "json")
+	var rows []leaseJSON
+	if err := json.Unmarshal([]byte(stdout), &rows); code != 0 || err != nil {
+		t.Fatalf("leases -o json: code %d, %v: %s", code, err, stdout)
+	}
+	if len(rows) != 2 || rows[0].Subnet != "10.244.7.0/24" || rows[0].Port != 8285 || rows[0].Expiration == "" || rows[0].Reservation ||
+		rows[1].Subnet != "10.244.9.0/24" || !rows[1].Reservation || rows[1].Expiration != "" {
+		t.Errorf("leases json: %+v", rows)
+	}
+
+	// Environment variables set flags, WEFTCTL_<FLAG>.
+	t.Setenv("WEFTCTL_ETCD_ENDPOINTS", srv.Endpoints()[0])
+	t.Setenv("WEFTCTL_ETCD_PREFIX", "/other")
+	code, _, stderr = weftctl(t, "config", "get")
+	if code != 1 || !strings.Contains(stderr, "no network config at /other/config") {
+		t.Errorf("env flags: code %d, stderr %q", code, stderr)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"frobnicate"},
+		{"config"},
+		{"config", "set"},
+		{"leases", "-o", "yaml"},
+		{"--no-such-flag", "leases"},
+	} {
+		code, _, stderr := weftctl(t, args...)
+		if code == 0 || stderr == "" {
+			t.Errorf("weftctl %q: code %d, stderr %q", args, code, stderr)
+		}
+	}
+	// etcd down: a clear error, bounded by the dial timeout.
+	code, _, stderr := weftctl(t, "--etcd-endpoints=http://"+etcdtest.FreeAddr(t), "--etcd-dial-timeout=1s", "leases")
+	if code != 1 || !strings.Contains(stderr, "connection refused") {
+		t.Errorf("etcd down: code %d, stderr %q", code, stderr)
+	}
+}
+
+const sampleStatus = `{"node":{"subnet":"10.244.7.0/24","publicIP":"192.0.2.1","port":8285,"leaseExpiry":"2026-01-02T03:04:05Z"},
+ "peers":[{"subnet":"10.244.9.0/24","endpoint":"192.0.2.2:8285"}],
+ "counters":{"tx_packets":1,"rx_packets":2,"drops":{"unknown_peer":3}}}`
+
+func TestStatus(t *testing.T) {
+	daemon := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/status" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(sampleStatus))
+	}))
+	defer daemon.Close()
+
+	code, stdout, stderr := weftctl(t, "status", "--daemon-url", daemon.URL)
+	if code != 0 {
+		t.Fatalf("status: code %d, stderr %q", code, stderr)
+	}
+	for _, want := range []string{"10.244.7.0/24", "192.0.2.1", "8285", "2026-01-02T03:04:05Z",
+		"Peers (1)", "10.244.9.0/24", "192.0.2.2:8285", "tx_packets: 1", "rx_packets: 2", "drops.unknown_peer: 3"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("status output lacks %q:\n%s", want, stdout)
+		}
+	}
+	t.Logf("status:\n%s", stdout)
+	code, stdout, _ = weftctl(t, "status", "--daemon-url", daemon.URL, "-o", "json")
+	if code != 0 || strings.TrimSpace(stdout) != strings.TrimSpace(sampleStatus) {
+		t.Errorf("status -o json: code %d, %q", code, stdout)
+	}
+	code, _, stderr = weftctl(t, "status", "--daemon-url", daemon.URL+"/nope")
+	if code != 1 || !strings.Contains(stderr, "404") {
+		t.Errorf("status 404: code %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = weftctl(t, "status", "--daemon-url", "http://"+etcdtest.FreeAddr(t))
+	if code != 1 || !strings.Contains(stderr, "is weftd running") {
+		t.Errorf("status, daemon down: code %d, stderr %q", code, stderr)
+	}
+}
