@@ -97,6 +97,7 @@ func metricPanel(r *results, m metric) (*plot.Plot, error) {
 	p.Title.Text = fmt.Sprintf("%s (%s)", m.Name, better)
 	p.Y.Label.Text = m.Unit
 	p.Y.Min = 0
+	p.Y.Tick.Marker = compactTicks{}
 	p.Add(plotter.NewGrid())
 	var labels []string
 	for i, name := range r.Paths {
@@ -155,4 +156,18 @@ func drawLegend(dc draw.Canvas, paths []string, y vg.Length) {
 		dc.FillText(style, vg.Point{X: x, Y: y}, pathLabel(name))
 		x += style.Width(pathLabel(name)) + gap
 	}
+}
+
+// compactTicks are gonum's default ticks labelled like the table
+// ("250", not "250.00").
+type compactTicks struct{}
+
+func (compactTicks) Ticks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = formatValue(ticks[i].Value)
+		}
+	}
+	return ticks
 }

@@ -76,6 +76,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err != nil {
 		return err
 	}
+	slog.Info("testbed ready", "host1", bed.Hosts[0].NS.Name, "host2", bed.Hosts[1].NS.Name)
 	closed := false
 	closeBed := func() {
 		if closed {

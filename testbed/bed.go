@@ -143,9 +143,15 @@ func (b *Bed) Close() error {
 	b.closed = true
 	b.mu.Unlock()
 	var errs []error
+	var wg sync.WaitGroup
 	for _, p := range procs {
-		p.stop()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.stop()
+		}()
 	}
+	wg.Wait()
 	for _, h := range b.Hosts {
 		if err := h.NS.Delete(); err != nil {
 			errs = append(errs, err)

@@ -114,18 +114,26 @@ func (n *NS) Delete() error {
 	return nil
 }
 
-// killAll sends SIGKILL to the namespace's processes until none is left
-// (a process may fork while being killed), for at most five seconds.
+// killAll sends SIGKILL to the namespace's processes until two scans in a
+// row find none (a process may fork, or still be entering through `ip
+// netns exec`, while being killed), for at most five seconds.
 func (n *NS) killAll() error {
 	deadline := time.Now().Add(5 * time.Second)
+	empty := 0
 	for {
 		pids, err := n.Pids()
 		if err != nil {
 			return err
 		}
 		if len(pids) == 0 {
-			return nil
+			empty++
+			if empty == 2 {
+				return nil
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
 		}
+		empty = 0
 		if time.Now().After(deadline) {
 			return fmt.Errorf("testbed: %s: processes %v survive SIGKILL", n.Name, pids)
 		}

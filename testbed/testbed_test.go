@@ -123,6 +123,16 @@ func TestCloseRemovesNamespacesAndProcesses(t *testing.T) {
 	}
 	strayDone := make(chan error, 1)
 	go func() { strayDone <- stray.Wait() }()
+	err = WaitFor(context.Background(), 10*time.Millisecond, func() error {
+		pids, err := b.Hosts[1].NS.Pids()
+		if err == nil && len(pids) == 0 {
+			err = errors.New("stray sleep not inside yet")
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	if err := b.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -210,6 +220,17 @@ func TestNSDeleteKillsProcessesAndIsIdempotent(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	// Delete kills what is inside; wait until sleep got there.
+	err = WaitFor(context.Background(), 10*time.Millisecond, func() error {
+		pids, err := ns.Pids()
+		if err == nil && len(pids) == 0 {
+			err = errors.New("sleep not inside yet")
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := ns.Delete(); err != nil {
 		t.Fatal(err)
 	}
