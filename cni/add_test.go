@@ -124,3 +124,28 @@ func TestNotDefaultGatewayAndCustomRoutes(t *testing.T) {
 		t.Fatalf("cnitool check: %v\n%s", err, out)
 	}
 }
+
+func TestOlderResultVersions(t *testing.T) {
+	t.Parallel()
+	h := newHost(t, "10.244.7.1/24", nil)
+	for _, v := range []string{"0.4.0", "1.0.0"} {
+		ctr := newNetns(t, "wtc")
+		call := pluginCall{command: "ADD", containerID: "ctr-" + v, netns: ctr.path(), ifname: "eth0",
+			stdin: h.confJSON(t, v, nil), inNetns: &h.ns}
+		out, perr := invoke(t, call)
+		if perr != nil {
+			t.Fatalf("ADD with cniVersion %s: %+v", v, perr)
+		}
+		if !strings.Contains(string(out), `"cniVersion": "`+v+`"`) || !strings.Contains(string(out), `"10.244.7.`) {
+			t.Fatalf("ADD result for %s:\n%s", v, out)
+		}
+		mustPing(t, ctr, "10.244.7.1")
+		call.command = "DEL"
+		if _, perr := invoke(t, call); perr != nil {
+			t.Fatalf("DEL with cniVersion %s: %+v", v, perr)
+		}
+	}
+	if got := h.allocations(t); len(got) != 0 {
+		t.Fatalf("allocations left: %v", got)
+	}
+}
