@@ -11,6 +11,8 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // DefaultDialTimeout bounds connecting to etcd.
@@ -26,6 +28,15 @@ type ClientOptions struct {
 	// DialTimeout (default 5s).
 	DialTimeout time.Duration
 }
+
+// Liveness of the etcd connection: ping every keepAliveTime, give up on a
+// connection after keepAliveTimeout without an answer, and reconnect with
+// at most maxReconnectDelay between attempts.
+const (
+	keepAliveTime     = 10 * time.Second
+	keepAliveTimeout  = 5 * time.Second
+	maxReconnectDelay = 2 * time.Second
+)
 
 // NewClient returns an etcd client. It does not wait for a connection:
 // use Ping to check that etcd answers.
@@ -48,6 +59,18 @@ func NewClient(opts ClientOptions) (*clientv3.Client, error) {
 		Username:    opts.Username,
 		Password:    opts.Password,
 		Logger:      zap.NewNop(),
+		// Without keepalives a connection that was cut (a partition, not a
+		// closed socket) stays "up" while TCP retransmits with exponential
+		// backoff, so the client could need many seconds after the network
+		// heals to talk to etcd again. The pings find a dead connection and
+		// the short reconnect backoff brings a new one soon after etcd is
+		// back. 10 s is above etcd's default --grpc-keepalive-min-time (5 s).
+		DialKeepAliveTime:    keepAliveTime,
+		DialKeepAliveTimeout: keepAliveTimeout,
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 200 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxReconnectDelay},
+			MinConnectTimeout: keepAliveTimeout,
+		})},
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = DefaultDialTimeout

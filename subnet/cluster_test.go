@@ -10,6 +10,7 @@ import (
 )
 
 func TestClusterWithOneMemberDown(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.StartCluster(t, 3)
 	cli := c.Client(t)
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16"}`)

@@ -42,6 +42,8 @@ type EmbeddedOptions struct {
 	// client certificates must be signed by (ClientCertAuth).
 	ServerCertFile, ServerKeyFile, ClientCAFile string
 	ClientCertAuth                              bool
+	// EtcdLogLevel is etcd's own log level (default "error").
+	EtcdLogLevel string
 	// UnsafeNoFsync trades durability for speed (tests only).
 	UnsafeNoFsync bool
 	// ReadyTimeout bounds the wait for the member to serve (default 1m).
@@ -123,7 +125,10 @@ func embeddedConfig(opts EmbeddedOptions) (*embed.Config, error) {
 		cfg.InitialClusterToken = "weft-etcd"
 	}
 	cfg.Logger = "zap"
-	cfg.LogLevel = "error"
+	cfg.LogLevel = opts.EtcdLogLevel
+	if cfg.LogLevel == "" {
+		cfg.LogLevel = "error"
+	}
 	cfg.LogOutputs = []string{"stderr"}
 	cfg.UnsafeNoFsync = opts.UnsafeNoFsync
 	cfg.ClientTLSInfo.CertFile = opts.ServerCertFile

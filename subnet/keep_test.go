@@ -51,6 +51,7 @@ func (r *keepRunner) renewals() []subnet.Lease {
 }
 
 func TestKeepLeaseRenewsShortTTL(t *testing.T) {
+	t.Parallel()
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16"}`)
@@ -193,5 +194,35 @@ func TestKeepLeaseExpiredAndTakenIsLost(t *testing.T) {
 	err = m.KeepLease(ctx, cfg, l, nil)
 	if !errors.Is(err, subnet.ErrLeaseLost) {
 		t.Fatalf("KeepLease = %v, want ErrLeaseLost", err)
+	}
+}
+
+func TestKeepLeaseSurvivesEtcdRestart(t *testing.T) {
+	t.Parallel()
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	cfg := mustConfig(t, `{"Network":"10.244.0.0/16"}`)
+	m := newManager(t, cli, subnet.Options{TTL: 3 * time.Second})
+	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startKeep(t, m, cfg, l)
+	srv.Stop()
+	time.Sleep(time.Second)
+	srv.Restart(t)
+	n := len(r.renewals())
+	time.Sleep(4 * time.Second)
+	select {
+	case err := <-r.done:
+		t.Fatalf("KeepLease returned %v across an etcd restart", err)
+	default:
+	}
+	resp := getKey(t, cli, m.LeaseKey(l.Subnet))
+	if len(resp.Kvs) != 1 {
+		t.Fatalf("lease key gone after the etcd restart")
+	}
+	if len(r.renewals()) <= n {
+		t.Errorf("no renewal after the etcd restart")
 	}
 }

@@ -26,6 +26,7 @@ func TestTLSClientCertAuth(t *testing.T) {
 }
 
 func TestTLSFailures(t *testing.T) {
+	t.Parallel()
 	ts := etcdtest.StartTLS(t)
 	tests := []struct {
 		name    string

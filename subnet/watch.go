@@ -39,6 +39,10 @@ func (m *Manager) WatchLeases(ctx context.Context, own netip.Prefix, handle func
 	return nil
 }
 
+// listTimeout bounds one listing, so that an unreachable etcd is logged
+// and retried rather than waited for silently.
+const listTimeout = 15 * time.Second
+
 type watcher struct {
 	m      *Manager
 	own    netip.Prefix
@@ -51,7 +55,9 @@ type watcher struct {
 // listAndWatch lists, delivers the snapshot and follows changes until the
 // watch breaks. progressed tells whether a snapshot was delivered.
 func (w *watcher) listAndWatch(ctx context.Context) (progressed bool, err error) {
-	stored, _, rev, err := w.m.listStored(ctx)
+	lctx, cancel := context.WithTimeout(ctx, listTimeout)
+	stored, _, rev, err := w.m.listStored(lctx)
+	cancel()
 	if err != nil {
 		return false, err
 	}

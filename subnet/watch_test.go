@@ -134,6 +134,7 @@ func TestWatchSeesAddAndRemove(t *testing.T) {
 }
 
 func TestWatchSurvivesEtcdRestart(t *testing.T) {
+	t.Parallel()
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	m := newManager(t, cli, subnet.Options{})
@@ -152,6 +153,7 @@ func TestWatchSurvivesEtcdRestart(t *testing.T) {
 }
 
 func TestWatchRelistsAfterCompaction(t *testing.T) {
+	t.Parallel()
 	srv := etcdtest.Start(t)
 	direct := srv.Client(t)
 	proxy := etcdtest.NewProxy(t, srv.Endpoints()[0][len("http://"):])

@@ -47,7 +47,9 @@ func memberOptions(t testing.TB, name, dir string) subnet.EmbeddedOptions {
 		PeerURL:       "http://" + FreeAddr(t),
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		UnsafeNoFsync: true,
-		ReadyTimeout:  30 * time.Second,
+		// Shutting down with open client streams logs errors; keep tests quiet.
+		EtcdLogLevel: "fatal",
+		ReadyTimeout: 30 * time.Second,
 	}
 }
 
