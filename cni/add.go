@@ -63,7 +63,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	p.log().Debug("allocated", "addr", addr, "container", att.ContainerID, "ifname", att.IfName)
 
 	a := attachment{conf: conf, args: args, addr: netip.PrefixFrom(addr, env.Subnet.Bits()), gateway: env.Subnet.Addr(),
-		networkBits: env.Network.Bits(), mtu: env.MTU, ctrNS: ctrNS}
+		networkBits: env.Network.Bits(), mtu: env.MTU, ctrNS: ctrNS, masq: conf.masqEnabled(env)}
 	a.routes = containerRoutes(conf, env)
 	res, err := a.create()
 	if err != nil {
@@ -97,6 +97,7 @@ type attachment struct {
 	mtu         int
 	routes      []*types.Route
 	ctrNS       ns.NetNS
+	masq        bool
 
 	createdVeth bool
 	masqSet     bool
@@ -135,7 +136,7 @@ func (a *attachment) create() (attachmentResult, error) {
 	if _, err := attachToBridge(a.hostName(), br, a.conf.HairpinMode); err != nil {
 		return res, err
 	}
-	if a.conf.IPMasq {
+	if a.masq {
 		a.masqSet = true
 		if err := setupMasq(a.conf.Name, a.addr.Addr(), a.networkBits, a.args.ContainerID, a.args.IfName); err != nil {
 			return res, err

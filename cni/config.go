@@ -42,8 +42,9 @@ type NetConf struct {
 	// ("hairpinMode").
 	HairpinMode bool
 	// IPMasq masquerades traffic from the container to destinations
-	// outside the overlay network ("ipMasq").
-	IPMasq bool
+	// outside the overlay network ("ipMasq"); nil follows WEFT_IPMASQ of
+	// the subnet file (weftd --ip-masq).
+	IPMasq *bool
 	// Routes are extra routes in the container; a route without gw goes
 	// via the bridge ("routes").
 	Routes []*types.Route
@@ -125,7 +126,7 @@ func (c *NetConf) applyRaw(raw rawConf) error {
 	}
 	c.IsDefaultGateway = valueOr(raw.IsDefaultGateway, true)
 	c.HairpinMode = valueOr(raw.HairpinMode, false)
-	c.IPMasq = valueOr(raw.IPMasq, false)
+	c.IPMasq = raw.IPMasq
 	c.DataDir = valueOr(raw.DataDir, filepath.Join(DefaultDataDir, c.Name))
 	if !filepath.IsAbs(c.DataDir) {
 		return invalidConfig("dataDir", fmt.Sprintf("%q is not an absolute path", c.DataDir))
@@ -145,6 +146,14 @@ func (c *NetConf) applyRaw(raw rawConf) error {
 		c.Routes = append(c.Routes, route)
 	}
 	return nil
+}
+
+// masqEnabled tells whether ADD installs masquerading rules.
+func (c *NetConf) masqEnabled(env subnetfile.Env) bool {
+	if c.IPMasq != nil {
+		return *c.IPMasq
+	}
+	return env.IPMasq
 }
 
 func parseRoute(r rawRoute) (*types.Route, error) {

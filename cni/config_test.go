@@ -14,7 +14,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if conf.SubnetFile != "/run/weft/subnet.env" || conf.Bridge != "weftbr0" || !conf.IsDefaultGateway ||
-		conf.HairpinMode || conf.IPMasq || conf.DataDir != "/var/lib/cni/networks/weft" || conf.DaemonURL != "" || len(conf.Routes) != 0 {
+		conf.HairpinMode || conf.IPMasq != nil || conf.DataDir != "/var/lib/cni/networks/weft" || conf.DaemonURL != "" || len(conf.Routes) != 0 {
 		t.Fatalf("defaults: %+v", conf)
 	}
 }
@@ -26,7 +26,7 @@ func TestParseConfigOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if conf.SubnetFile != "/s.env" || conf.Bridge != "br9" || conf.IsDefaultGateway || !conf.HairpinMode || !conf.IPMasq ||
+	if conf.SubnetFile != "/s.env" || conf.Bridge != "br9" || conf.IsDefaultGateway || !conf.HairpinMode || conf.IPMasq == nil || !*conf.IPMasq ||
 		conf.DataDir != "/d" || conf.DaemonURL != "http://127.0.0.1:8286" {
 		t.Fatalf("options: %+v", conf)
 	}

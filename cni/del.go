@@ -39,10 +39,10 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 	if err := deleteLinkIfPresent(HostVethName(args.ContainerID, args.IfName)); err != nil {
 		return internalError("%v", err)
 	}
-	if conf.IPMasq {
-		if err := teardownMasq(conf.Name, addrs, networkBitsOr(conf, 32), args.ContainerID, args.IfName); err != nil {
-			return internalError("%v", err)
-		}
+	// Rules are looked for whatever the options say now: they may have
+	// been set under another config or WEFT_IPMASQ value.
+	if err := teardownMasq(conf.Name, addrs, networkBitsOr(conf, 32), args.ContainerID, args.IfName); err != nil {
+		return internalError("%v", err)
 	}
 	if _, err := store.Release(att); err != nil {
 		return internalError("%v", err)

@@ -13,7 +13,7 @@ import (
 
 // GC frees the addresses of every attachment not listed in
 // cni.dev/valid-attachments, deletes their host veths left on the bridge,
-// and (with ipMasq) their masquerading rules.
+// and their masquerading rules.
 func (p *Plugin) GC(args *skel.CmdArgs) error {
 	conf, err := ParseConfig(args.StdinData)
 	if err != nil {
@@ -44,10 +44,8 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 	if err := deleteStaleVeths(conf.Bridge, keepVeths); err != nil {
 		errs = append(errs, err)
 	}
-	if conf.IPMasq {
-		if err := ip.GCIPMasqForNetwork(conf.Name, conf.ValidAttachments); err != nil {
-			errs = append(errs, fmt.Errorf("gc ipMasq rules: %w", err))
-		}
+	if err := ip.GCIPMasqForNetwork(conf.Name, conf.ValidAttachments); err != nil {
+		errs = append(errs, fmt.Errorf("gc ipMasq rules: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return internalError("%v", err)

@@ -1,6 +1,7 @@
 package cni_test
 
 import (
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,4 +70,27 @@ func counterOfFirstInputRule(t *testing.T, n netns) int {
 		t.Fatalf("parse counter from %q: %v", lines[2], err)
 	}
 	return pkts
+}
+
+// Without an ipMasq option the plugin follows WEFT_IPMASQ of the subnet
+// file (weftd --ip-masq); an explicit "ipMasq": false wins over it.
+func TestIPMasqFollowsSubnetFile(t *testing.T) {
+	t.Parallel()
+	if testTools.iptables == "" {
+		t.Fatal("ipMasq needs the iptables command (Debian: apt-get install iptables); it is not on PATH")
+	}
+	h := newHost(t, "10.244.7.1/24", nil)
+	env := strings.Replace(subnetEnv("10.244.7.1/24"), "WEFT_IPMASQ=false", "WEFT_IPMASQ=true", 1)
+	if err := os.WriteFile(h.subnetFile, []byte(env), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, res := h.add(t)
+	if rules := h.ns.exec(t, "iptables", "-t", "nat", "-S", "POSTROUTING"); !strings.Contains(rules, "-s "+containerIP(t, res)+"/32") {
+		t.Fatalf("WEFT_IPMASQ=true but no masquerading rule for %s:\n%s", containerIP(t, res), rules)
+	}
+	h.writeConflist(t, map[string]any{"ipMasq": false})
+	_, res2 := h.add(t)
+	if rules := h.ns.exec(t, "iptables", "-t", "nat", "-S", "POSTROUTING"); strings.Contains(rules, "-s "+containerIP(t, res2)+"/32") {
+		t.Fatalf("ipMasq=false but %s is masqueraded:\n%s", containerIP(t, res2), rules)
+	}
 }
