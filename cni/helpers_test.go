@@ -20,7 +20,7 @@ import (
 // commandTimeout bounds every external command a test runs.
 const commandTimeout = 30 * time.Second
 
-func randomSuffix(t *testing.T) string {
+func randomSuffix(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 4)
 	if _, err := rand.Read(b); err != nil {
@@ -30,7 +30,7 @@ func randomSuffix(t *testing.T) string {
 }
 
 // run runs a command and fails the test with its output on error.
-func run(t *testing.T, name string, args ...string) string {
+func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := runErr(name, args...)
 	if err != nil {
@@ -54,7 +54,7 @@ type netns struct {
 func (n netns) path() string { return "/var/run/netns/" + n.name }
 
 // exec runs a command inside the namespace.
-func (n netns) exec(t *testing.T, args ...string) string {
+func (n netns) exec(t testing.TB, args ...string) string {
 	t.Helper()
 	return run(t, "ip", append([]string{"netns", "exec", n.name}, args...)...)
 }
@@ -65,7 +65,7 @@ func (n netns) execErr(args ...string) (string, error) {
 
 // newNetns creates a namespace named prefix+random suffix, with lo up, and
 // deletes it when the test ends.
-func newNetns(t *testing.T, prefix string) netns {
+func newNetns(t testing.TB, prefix string) netns {
 	t.Helper()
 	n := netns{name: prefix + randomSuffix(t)}
 	run(t, "ip", "netns", "add", n.name)
@@ -97,7 +97,7 @@ func subnetEnv(subnet string) string {
 // newHost makes a host whose subnet file holds subnet (e.g. 10.244.7.1/24)
 // and whose conflist has weft with the given extra options, followed by
 // the chained plugin configs in chain.
-func newHost(t *testing.T, subnet string, opts map[string]any, chain ...map[string]any) *host {
+func newHost(t testing.TB, subnet string, opts map[string]any, chain ...map[string]any) *host {
 	t.Helper()
 	dir := t.TempDir()
 	h := &host{
@@ -125,7 +125,7 @@ func (h *host) pluginConf(opts map[string]any) map[string]any {
 	return conf
 }
 
-func (h *host) writeConflist(t *testing.T, opts map[string]any, chain ...map[string]any) {
+func (h *host) writeConflist(t testing.TB, opts map[string]any, chain ...map[string]any) {
 	t.Helper()
 	plugins := []any{h.pluginConf(opts)}
 	for _, c := range chain {
@@ -152,7 +152,7 @@ func (h *host) cnitool(verb, nsPath string) (string, error) {
 
 // add attaches a new container namespace with cnitool and returns it with
 // the parsed result; the container is DELeted when the test ends.
-func (h *host) add(t *testing.T) (netns, *current.Result) {
+func (h *host) add(t testing.TB) (netns, *current.Result) {
 	t.Helper()
 	ctr := newNetns(t, "wtc")
 	out, err := h.cnitool("add", ctr.path())
@@ -168,7 +168,7 @@ func (h *host) add(t *testing.T) (netns, *current.Result) {
 	return ctr, parseResult(t, []byte(out))
 }
 
-func parseResult(t *testing.T, data []byte) *current.Result {
+func parseResult(t testing.TB, data []byte) *current.Result {
 	t.Helper()
 	var res current.Result
 	if err := json.Unmarshal(data, &res); err != nil {
@@ -178,7 +178,7 @@ func parseResult(t *testing.T, data []byte) *current.Result {
 }
 
 // containerIP is the first address of a result, without its length.
-func containerIP(t *testing.T, res *current.Result) string {
+func containerIP(t testing.TB, res *current.Result) string {
 	t.Helper()
 	if len(res.IPs) == 0 {
 		t.Fatalf("result has no ips: %+v", res)
@@ -187,7 +187,7 @@ func containerIP(t *testing.T, res *current.Result) string {
 }
 
 // allocations lists the address files of the host's IPAM directory.
-func (h *host) allocations(t *testing.T) []string {
+func (h *host) allocations(t testing.TB) []string {
 	t.Helper()
 	entries, err := os.ReadDir(h.dataDir)
 	if err != nil && !os.IsNotExist(err) {
@@ -221,7 +221,7 @@ type pluginError struct {
 
 // invoke runs the plugin binary with CNI_* variables. It returns stdout
 // and, when the plugin failed, its decoded error.
-func invoke(t *testing.T, c pluginCall) ([]byte, *pluginError) {
+func invoke(t testing.TB, c pluginCall) ([]byte, *pluginError) {
 	t.Helper()
 	env := []string{"CNI_COMMAND=" + c.command, "CNI_PATH=" + testTools.cniPath}
 	if c.containerID != "" {
@@ -258,7 +258,7 @@ func invoke(t *testing.T, c pluginCall) ([]byte, *pluginError) {
 }
 
 // confJSON renders a single-plugin network config as the runtime sends it.
-func (h *host) confJSON(t *testing.T, cniVersion string, opts map[string]any) []byte {
+func (h *host) confJSON(t testing.TB, cniVersion string, opts map[string]any) []byte {
 	t.Helper()
 	conf := h.pluginConf(opts)
 	conf["cniVersion"] = cniVersion
@@ -274,7 +274,7 @@ func ping(n netns, addr string) (string, error) {
 	return n.execErr("ping", "-c", "1", "-W", "2", addr)
 }
 
-func mustPing(t *testing.T, n netns, addr string) {
+func mustPing(t testing.TB, n netns, addr string) {
 	t.Helper()
 	if out, err := ping(n, addr); err != nil {
 		t.Fatalf("ping %s from %s: %v\n%s", addr, n.name, err, out)
