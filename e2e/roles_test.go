@@ -32,6 +32,10 @@ func runRole(role string, args []string) int {
 		err = source(args)
 	case "udpflood":
 		err = udpFlood(args)
+	case "etcd":
+		err = etcdRole(args)
+	case "udpcount":
+		err = udpCount(args)
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}

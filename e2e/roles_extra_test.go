@@ -1,0 +1,79 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/weftnet/weft/subnet"
+)
+
+// etcdRole DIR CLIENTURL: run a real single-member etcd (the same embedded
+// server weftd uses) until SIGTERM or SIGINT. It prints "ready" once it
+// serves clients. Faults tests run it in a namespace of its own so that
+// they can stop, freeze (SIGSTOP) or cut it off.
+func etcdRole(args []string) error {
+	if len(args) != 2 {
+		return errors.New("usage: etcd DIR CLIENTURL")
+	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	emb, err := subnet.StartEmbedded(subnet.EmbeddedOptions{
+		Dir:           args[0],
+		ClientURL:     args[1],
+		Logger:        slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		UnsafeNoFsync: true,
+	})
+	if err != nil {
+		return err
+	}
+	defer emb.Close()
+	fmt.Println("ready")
+	select {
+	case <-stop:
+		return nil
+	case err := <-emb.Err():
+		return fmt.Errorf("etcd failed: %w", err)
+	}
+}
+
+// udpCount ADDR SECONDS: count the UDP datagrams that arrive on ADDR for
+// SECONDS and print "received=N". It prints "listening" first.
+func udpCount(args []string) error {
+	if len(args) != 2 {
+		return errors.New("usage: udpcount ADDR SECONDS")
+	}
+	d, err := time.ParseDuration(args[1] + "s")
+	if err != nil {
+		return err
+	}
+	conn, err := net.ListenPacket("udp", args[0])
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	fmt.Println("listening")
+	deadline := time.Now().Add(d)
+	if err := conn.SetReadDeadline(deadline); err != nil {
+		return err
+	}
+	buf := make([]byte, 65536)
+	n := 0
+	for {
+		if _, _, err := conn.ReadFrom(buf); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				break
+			}
+			return err
+		}
+		n++
+	}
+	fmt.Printf("received=%d\n", n)
+	return nil
+}
