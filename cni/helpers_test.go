@@ -281,7 +281,6 @@ func mustPing(t testing.TB, n netns, addr string) {
 	}
 }
 
-
 func sha512Prefix(s string) []byte {
 	sum := sha512.Sum512([]byte(s))
 	return sum[:10]
