@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/weftnet/weft/subnet/subnetfile"
@@ -221,9 +222,15 @@ func (n *Node) Stop(sig os.Signal, timeout time.Duration) error {
 		p.Kill()
 		return fmt.Errorf("node %d: signal weftd: %w", n.Index+1, err)
 	}
-	if err := p.Wait(timeout); err != nil {
+	err := p.Wait(timeout)
+	switch {
+	case errors.Is(err, testbed.ErrWaitTimeout):
 		p.Kill()
 		return fmt.Errorf("node %d: weftd did not exit after %v: %w", n.Index+1, sig, err)
+	case err != nil && sig != syscall.SIGKILL:
+		// SIGKILL ends it with "signal: killed"; anything else should
+		// make weftd stop cleanly.
+		return fmt.Errorf("node %d: weftd exited badly after %v: %w", n.Index+1, sig, err)
 	}
 	return nil
 }
