@@ -44,6 +44,8 @@ type options struct {
 	logFormat string
 	logLevel  string
 	version   bool
+
+	cpuProfile string // debugging: write a CPU profile here until exit
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -74,6 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "(debugging) write a Go CPU profile to this file until weftd exits")
 	if err := subnet.FlagsFromEnv(fs, "WEFTD"); err != nil {
 		return nil, err
 	}

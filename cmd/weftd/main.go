@@ -40,6 +40,18 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "weftd: %v\n", err)
 		return 2
 	}
+	if opts.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(opts.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "weftd: %v\n", err)
+			return 2
+		}
+		defer func() {
+			if err := stopProfile(); err != nil {
+				logger.Error("cpu profile", "err", err)
+			}
+		}()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := newDaemon(opts, logger).run(ctx); err != nil {
