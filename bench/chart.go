@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"os"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -158,15 +159,15 @@ func drawLegend(dc draw.Canvas, paths []string, y vg.Length) {
 	}
 }
 
-// compactTicks are gonum's default ticks labelled like the table
-// ("250", not "250.00").
+// compactTicks are gonum's default ticks with the shortest labels
+// ("250" and "2.5", not "250.00" and "2.50").
 type compactTicks struct{}
 
 func (compactTicks) Ticks(min, max float64) []plot.Tick {
 	ticks := plot.DefaultTicks{}.Ticks(min, max)
 	for i := range ticks {
 		if ticks[i].Label != "" {
-			ticks[i].Label = formatValue(ticks[i].Value)
+			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', -1, 64)
 		}
 	}
 	return ticks

@@ -16,6 +16,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // extraFlags collects repeated --extra NAME=CMD values.
@@ -50,6 +52,11 @@ func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Under `go run` a SIGTERM reaches only the go command: ask for one
+	// ourselves when our parent dies, so the testbed is still removed.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0, 0, 0); err != nil {
+		slog.Warn("parent-death signal not set", "err", err)
+	}
 	err := run(ctx, cfg)
 	stop()
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -83,7 +84,14 @@ func (rep *report) json() ([]byte, error) {
 		}
 		out.Metrics = append(out.Metrics, jm)
 	}
-	return json.MarshalIndent(out, "", "  ")
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // chartTitle is the figure title of the PNG.
