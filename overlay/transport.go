@@ -250,6 +250,13 @@ func (r *receiver) receive(views [][]byte, sizes []int, srcs []netip.AddrPort) (
 	for i := readAt; i < readAt+got; i++ {
 		m := &r.msgs[i]
 		src := addrPortOf(m.Addr)
+		if m.N == 0 {
+			// An empty datagram is still one: hand it on so that decap
+			// counts it (too_short) rather than losing it uncounted.
+			sizes[out], srcs[out] = 0, src
+			out++
+			continue
+		}
 		seg := groSegmentSize(m.OOB[:m.NN])
 		if seg <= 0 || seg >= m.N {
 			seg = m.N
