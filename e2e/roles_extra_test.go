@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -75,5 +77,47 @@ func udpCount(args []string) error {
 		n++
 	}
 	fmt.Printf("received=%d\n", n)
+	return nil
+}
+
+// udpBlast DST COUNT HEXPAYLOAD...: like udpflood, but a datagram the
+// local stack refuses (ENOBUFS, ECONNREFUSED after an ICMP error) is sent
+// again, so exactly COUNT datagrams leave this host. It prints
+// "sent=COUNT retries=N".
+func udpBlast(args []string) error {
+	if len(args) < 3 {
+		return errors.New("usage: udpblast DST COUNT HEXPAYLOAD...")
+	}
+	count, err := strconv.Atoi(args[1])
+	if err != nil {
+		return err
+	}
+	var payloads [][]byte
+	for _, a := range args[2:] {
+		p, err := hex.DecodeString(a)
+		if err != nil {
+			return err
+		}
+		payloads = append(payloads, p)
+	}
+	conn, err := net.Dial("udp", args[0])
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	retries := 0
+	for i := 0; i < count; i++ {
+		for {
+			if _, err := conn.Write(payloads[i%len(payloads)]); err == nil {
+				break
+			}
+			retries++
+			if retries > 10*count {
+				return fmt.Errorf("gave up after %d refused sends", retries)
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+	fmt.Printf("sent=%d retries=%d\n", count, retries)
 	return nil
 }

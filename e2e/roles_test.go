@@ -36,6 +36,8 @@ func runRole(role string, args []string) int {
 		err = etcdRole(args)
 	case "udpcount":
 		err = udpCount(args)
+	case "udpblast":
+		err = udpBlast(args)
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}
