@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -13,6 +14,10 @@ type machine struct {
 	Kernel    string `json:"kernel"`
 	GoVersion string `json:"goVersion"`
 	Iperf3    string `json:"iperf3"`
+	// LoadStart and LoadEnd are the 1-minute load averages when the run
+	// started and ended (other work on the machine makes figures noisy).
+	LoadStart float64 `json:"loadAverageStart"`
+	LoadEnd   float64 `json:"loadAverageEnd"`
 }
 
 func describeMachine(iperfVersion string) machine {
@@ -23,7 +28,22 @@ func describeMachine(iperfVersion string) machine {
 	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(data))
 	}
+	m.LoadStart = loadAverage()
 	return m
+}
+
+// loadAverage is the 1-minute load average (0 if unknown).
+func loadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(fields[0], 64)
+	return v
 }
 
 // cpuModel is the first "model name" of /proc/cpuinfo.

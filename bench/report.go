@@ -113,8 +113,13 @@ func (rep *report) markdown(image string) string {
 		rep.Date.UTC().Format("2006-01-02 15:04 MST"), rep.Reps, rep.Seconds, rep.Duration.Round(time.Second))
 	w("## Machine\n\n")
 	w("| | |\n|---|---|\n")
-	w("| CPU | %s |\n| cores | %d |\n| kernel | %s |\n| Go | %s |\n| iperf3 | %s |\n\n",
+	w("| CPU | %s |\n| cores | %d |\n| kernel | %s |\n| Go | %s |\n| iperf3 | %s |\n",
 		rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Kernel, rep.Machine.GoVersion, rep.Machine.Iperf3)
+	w("| load average (1 min) at start / end | %.2f / %.2f |\n\n", rep.Machine.LoadStart, rep.Machine.LoadEnd)
+	if busy := float64(rep.Machine.Cores); rep.Machine.LoadStart > busy || rep.Machine.LoadEnd > busy {
+		w("The machine was busy with other work during this run (load above its %d cores), so the\n", rep.Machine.Cores)
+		w("figures are noisier than usual; the medians and the ratios are the parts to trust.\n\n")
+	}
 	w("## Results\n\n")
 	w("Median over the repetitions, spread (min–max) in brackets; the ratios are of the medians\n")
 	w("(for throughput above 1 is faster than the reference, for latency, loss and CPU below 1 is better).\n\n")

@@ -126,6 +126,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		rep.MicroErr = "not run (-micro=false)"
 	}
 	rep.Duration = time.Since(started)
+	rep.Machine.LoadEnd = loadAverage()
 	if err := writeOutputs(rep, cfg); err != nil {
 		return err
 	}
