@@ -14,6 +14,8 @@ type rxPath struct {
 	srcs   []netip.AddrPort
 	writes [][]byte // inner packets to write: bufs[i][:bufOffset+innerLen]
 	tally  batchTally
+	read   int // datagrams received into this batch
+	out    int // inner packets put into writes
 }
 
 func newRXPath(table *PeerTable, local netip.Prefix) *rxPath {

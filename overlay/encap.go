@@ -15,6 +15,8 @@ type txPath struct {
 	pkts  [][]byte         // datagrams to send: bufs[i][bufOffset-HeaderLen : bufOffset+size]
 	dsts  []netip.AddrPort // their destinations
 	tally batchTally
+	read  int // packets read into this batch
+	out   int // datagrams encapsulated into pkts/dsts
 }
 
 func newTXPath(table *PeerTable, mtu int, icmp *icmpResponder) *txPath {

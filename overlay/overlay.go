@@ -36,8 +36,8 @@ type Overlay struct {
 	dev   tun.Device
 	tr    *transport
 
-	tx     *txPath
-	rx     *rxPath
+	txRing []*txPath // batches of the TUN->UDP pipeline
+	rxRing []*rxPath // batches of the UDP->TUN pipeline
 	send   *sender
 	recv   *receiver
 	txStat dirCounters
@@ -89,10 +89,15 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 		peers: peers,
 		dev:   dev,
 		tr:    tr,
-		tx:    newTXPath(peers, cfg.MTU, newICMPResponder(dev)),
-		rx:    newRXPath(peers, cfg.Subnet),
-		send:  newSender(tr),
+		send:  newSender(tr, txBatches*batchSize),
 		recv:  newReceiver(tr),
+	}
+	icmp := newICMPResponder(dev)
+	for range txBatches {
+		o.txRing = append(o.txRing, newTXPath(peers, cfg.MTU, icmp))
+	}
+	for range rxBatches {
+		o.rxRing = append(o.rxRing, newRXPath(peers, cfg.Subnet))
 	}
 	o.log.Info("overlay device up", "device", cfg.DeviceName, "address", cfg.Subnet.Addr(), "mtu", cfg.MTU,
 		"route", cfg.Network, "tun_batch", dev.BatchSize())
@@ -137,54 +142,6 @@ func (o *Overlay) Run(ctx context.Context) error {
 
 func isStopError(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed)
-}
-
-// runTX is the TUN->UDP loop.
-func (o *Overlay) runTX() error {
-	p := o.tx
-	for {
-		n, err := o.dev.Read(p.bufs, p.sizes, bufOffset)
-		if err != nil {
-			if isStopError(err) {
-				return nil
-			}
-			if errors.Is(err, tun.ErrTooManySegments) {
-				o.log.Warn("TUN read: too many segments", "err", err)
-				continue
-			}
-			return fmt.Errorf("read TUN: %w", err)
-		}
-		out := p.encapBatch(n)
-		if err := o.send.send(p.pkts[:out], p.dsts[:out], &p.tally); err != nil {
-			o.log.Debug("UDP send", "err", err)
-		}
-		o.txStat.flush(&p.tally, n)
-	}
-}
-
-// runRX is the UDP->TUN loop.
-func (o *Overlay) runRX() error {
-	p := o.rx
-	for {
-		n, err := o.recv.receive(p.views, p.sizes, p.srcs)
-		if err != nil {
-			if isStopError(err) {
-				return nil
-			}
-			return fmt.Errorf("receive UDP: %w", err)
-		}
-		w := p.decapBatch(n)
-		if w > 0 {
-			if _, err := o.dev.Write(p.writes[:w], bufOffset); err != nil {
-				if isStopError(err) {
-					return nil
-				}
-				p.tally.drop(DropTUNWriteError)
-				o.log.Debug("TUN write", "err", err)
-			}
-		}
-		o.rxStat.flush(&p.tally, n)
-	}
 }
 
 // Stats returns a snapshot of the counters.

@@ -103,15 +103,16 @@ type sender struct {
 	count []int // packets in each message
 }
 
-func newSender(t *transport) *sender {
+// newSender prepares for up to maxPackets datagrams per send.
+func newSender(t *transport, maxPackets int) *sender {
 	s := &sender{
 		t:     t,
-		msgs:  make([]ipv4.Message, batchSize),
-		iovs:  make([][][]byte, batchSize),
-		addrs: make([]net.UDPAddr, batchSize),
-		oobs:  make([][]byte, batchSize),
-		first: make([]int, batchSize),
-		count: make([]int, batchSize),
+		msgs:  make([]ipv4.Message, maxPackets),
+		iovs:  make([][][]byte, maxPackets),
+		addrs: make([]net.UDPAddr, maxPackets),
+		oobs:  make([][]byte, maxPackets),
+		first: make([]int, maxPackets),
+		count: make([]int, maxPackets),
 	}
 	for i := range s.msgs {
 		s.iovs[i] = make([][]byte, 0, udpSegmentMaxDatagrams)
@@ -150,7 +151,7 @@ func (s *sender) send(pkts [][]byte, dsts []netip.AddrPort, tally *batchTally) e
 		for j := 0; j < s.count[start]; j++ {
 			tally.drop(reason)
 		}
-		tally.packets -= uint64(s.count[start])
+		tally.unsent += uint64(s.count[start])
 		lastErr = err
 		start++
 	}
