@@ -25,7 +25,7 @@ type Proc struct {
 }
 
 // Start runs name args inside h's namespace in the background, with its
-// output in logPath (created or truncated). The bed stops it on Close. It
+// output appended to logPath (so a restarted daemon keeps its history). The bed stops it on Close. It
 // runs in its own process group and is killed if the caller dies.
 func (b *Bed) Start(h *Host, logPath string, name string, args ...string) (*Proc, error) {
 	b.mu.Lock()
@@ -37,7 +37,7 @@ func (b *Bed) Start(h *Host, logPath string, name string, args ...string) (*Proc
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, fmt.Errorf("testbed: log dir: %w", err)
 	}
-	logFile, err := os.Create(logPath)
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("testbed: log file: %w", err)
 	}
