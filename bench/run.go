@@ -62,6 +62,9 @@ func run(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	logDir := filepath.Join(cfg.out, "logs")
+	if err := os.RemoveAll(logDir); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return err
 	}

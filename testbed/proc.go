@@ -25,8 +25,9 @@ type Proc struct {
 }
 
 // Start runs name args inside h's namespace in the background, with its
-// output appended to logPath (so a restarted daemon keeps its history). The bed stops it on Close. It
-// runs in its own process group and is killed if the caller dies.
+// output appended to logPath (a restarted daemon keeps its history). The
+// bed stops it on Close. It runs in its own process group and is killed if
+// the caller dies.
 func (b *Bed) Start(h *Host, logPath string, name string, args ...string) (*Proc, error) {
 	b.mu.Lock()
 	closed := b.closed
