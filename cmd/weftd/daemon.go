@@ -52,8 +52,22 @@ func newDaemon(opts *options, log *slog.Logger) *weftd {
 // run brings the node up and blocks until ctx is cancelled or something
 // fatal happens (lease lost, data path failed).
 func (d *weftd) run(ctx context.Context) error {
+	// Check what can be checked before touching anything.
+	var wanted *subnet.Config
+	if d.opts.networkConfig != "" {
+		cfg, err := subnet.ParseConfig([]byte(d.opts.networkConfig))
+		if err != nil {
+			return fmt.Errorf("--network-config: %w", err)
+		}
+		wanted = cfg
+	}
+
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	// Every goroutine below ends on cancel; stop cancels and waits, and is
+	// deferred again after each resource so it runs before that one closes.
+	var wg sync.WaitGroup
+	stop := func() { cancel(nil); wg.Wait() }
+	defer stop()
 
 	if d.opts.embeddedEtcdDir != "" {
 		emb, err := subnet.StartEmbedded(subnet.EmbeddedOptions{
@@ -81,6 +95,7 @@ func (d *weftd) run(ctx context.Context) error {
 		return fmt.Errorf("etcd client: %w", err)
 	}
 	defer cli.Close()
+	defer stop() // goroutines using the client end before it closes
 	d.client = cli
 	d.mgr = subnet.NewManager(cli, subnet.Options{
 		Prefix:      d.opts.etcdPrefix,
@@ -91,8 +106,6 @@ func (d *weftd) run(ctx context.Context) error {
 
 	// The HTTP endpoint comes up first so that /healthz answers while we
 	// wait for etcd or the network config.
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	if d.opts.healthzPort != 0 {
 		srv, err := d.startHTTP()
 		if err != nil {
@@ -102,19 +115,15 @@ func (d *weftd) run(ctx context.Context) error {
 	}
 	wg.Go(func() { d.probeEtcd(ctx) })
 
-	if d.opts.networkConfig != "" {
-		cfg, err := subnet.ParseConfig([]byte(d.opts.networkConfig))
-		if err != nil {
-			return fmt.Errorf("--network-config: %w", err)
-		}
+	if wanted != nil {
 		created, err := retry(ctx, d.log, "store network config", func() (bool, error) {
-			return d.mgr.EnsureConfig(ctx, cfg)
+			return d.mgr.EnsureConfig(ctx, wanted)
 		})
 		if err != nil {
 			return err
 		}
 		if created {
-			d.log.Info("stored network config in etcd", "network", cfg.Network, "subnetLen", cfg.SubnetLen)
+			d.log.Info("stored network config in etcd", "network", wanted.Network, "subnetLen", wanted.SubnetLen)
 		}
 	}
 	cfg, err := retry(ctx, d.log, "read network config", func() (*subnet.Config, error) {
@@ -174,6 +183,7 @@ func (d *weftd) run(ctx context.Context) error {
 			d.log.Warn("close data path", "err", err)
 		}
 	}()
+	defer stop() // the loops end before the device closes
 	d.state.data.Store(data)
 
 	// Peers: the watcher's first snapshot fills the table. Forwarding

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFlagsDefaultsAndEnv(t *testing.T) {
+	t.Setenv("WEFTD_ETCD_PREFIX", "/other")
+	t.Setenv("WEFTD_SUBNET_LEASE_TTL", "1m")
+	o, err := parseFlags([]string{"--public-ip", "192.0.2.1"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.etcdPrefix != "/other" || o.leaseTTL != time.Minute || o.publicIP != "192.0.2.1" {
+		t.Fatalf("env or flag not applied: %+v", o)
+	}
+	if got := o.endpoints(); len(got) != 1 || got[0] != "http://127.0.0.1:2379" {
+		t.Fatalf("default endpoints %v", got)
+	}
+}
+
+func TestFlagsEmbeddedEtcdIsTheDefaultEndpoint(t *testing.T) {
+	o, err := parseFlags([]string{"--embedded-etcd-dir", "/tmp/x", "--embedded-etcd-listen", "http://192.0.2.1:2379"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.endpoints(); len(got) != 1 || got[0] != "http://192.0.2.1:2379" {
+		t.Fatalf("endpoints %v, want the embedded etcd", got)
+	}
+	o, err = parseFlags([]string{"--embedded-etcd-dir", "/tmp/x", "--etcd-endpoints", "http://a:1, http://b:2"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.endpoints(); len(got) != 2 || got[1] != "http://b:2" {
+		t.Fatalf("explicit endpoints %v", got)
+	}
+}
+
+func TestFlagsErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--log-format", "xml"}, "--log-format"},
+		{[]string{"--subnet-lease-ttl", "1s"}, "too short"},
+		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"--no-such-flag"}, "not defined"},
+	} {
+		_, err := parseFlags(tc.args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: want error containing %q, got %v", tc.args, tc.want, err)
+		}
+	}
+}
+
+func TestRunRejectsBadConfigBeforeTouchingAnything(t *testing.T) {
+	var stderr strings.Builder
+	code := run([]string{"--network-config", `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}`,
+		"--healthz-port", "0", "--etcd-endpoints", "http://127.0.0.1:1"}, &stderr)
+	if code == 0 {
+		t.Fatal("weftd accepted a vxlan backend")
+	}
+	if !strings.Contains(stderr.String(), "Backend") {
+		t.Fatalf("error does not name the field: %s", stderr.String())
+	}
+}
