@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -146,6 +147,13 @@ func (d *weftd) run(ctx context.Context) error {
 		PublicIP:    underlay.publicIP.String(),
 		BackendType: "udp",
 		BackendData: []byte(fmt.Sprintf(`{"Port":%d}`, cfg.Backend.Port)),
+	}
+	if previous.IsValid() {
+		if _, err := retry(ctx, d.log, "check previous subnet", func() (struct{}, error) {
+			return struct{}{}, d.checkPrevious(ctx, previous, attrs.PublicIP)
+		}); err != nil {
+			return err
+		}
 	}
 	lease, err := retry(ctx, d.log, "acquire subnet lease", func() (subnet.Lease, error) {
 		l, err := d.mgr.AcquireLease(ctx, cfg, attrs, previous)
@@ -335,6 +343,26 @@ func previousSubnet(path string, cfg *subnet.Config, log *slog.Logger) netip.Pre
 		return netip.Prefix{}
 	}
 	return p
+}
+
+// checkPrevious refuses to start when the subnet this host used before (as
+// recorded in its subnet file) is now held by another node: taking a new
+// subnet would silently renumber a host whose containers use the old one.
+func (d *weftd) checkPrevious(ctx context.Context, previous netip.Prefix, publicIP string) error {
+	resp, err := d.client.Get(ctx, d.mgr.LeaseKey(previous))
+	if err != nil {
+		return fmt.Errorf("read lease %s: %w", previous, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil
+	}
+	var holder subnet.LeaseAttrs
+	if err := json.Unmarshal(resp.Kvs[0].Value, &holder); err != nil || holder.PublicIP == publicIP {
+		return nil
+	}
+	return permanent{fmt.Errorf("this host used subnet %s (subnet file %s) but node %s holds it now; "+
+		"refusing to renumber a host whose containers may still use the old subnet: "+
+		"stop them and remove %s to take a new subnet", previous, d.opts.subnetFile, holder.PublicIP, d.opts.subnetFile)}
 }
 
 // permanent marks an error that retrying cannot fix.
