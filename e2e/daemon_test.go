@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/weftnet/weft/subnet/subnetfile"
 	"github.com/weftnet/weft/testbed/cluster"
 )
 
@@ -113,4 +116,40 @@ func describeDrops(fams map[string]*dto.MetricFamily) string {
 		fmt.Fprintf(&b, "%v=%v ", m.GetLabel(), m.GetCounter().GetValue())
 	}
 	return b.String()
+}
+
+// A host whose subnet file names a subnet that another node holds now must
+// not come up with a new subnet (its containers use the old one): weftd
+// exits with an error saying so.
+func TestRefusesToRenumber(t *testing.T) {
+	c := newCluster(t, 2, cluster.Options{})
+	a, b := c.Nodes[0], c.Nodes[1]
+	if err := b.Stop(syscall.SIGTERM, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	envA, err := a.Subnet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	envB, err := b.Subnet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pretend b used a's subnet before: a holds it now.
+	envB.Subnet = envA.Subnet
+	if err := subnetfile.Write(b.SubnetFile, envB); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitExit(30 * time.Second); err == nil {
+		t.Fatal("weftd exited 0 instead of refusing to renumber")
+	}
+	if log := b.Log(20); !strings.Contains(log, "refusing to renumber") {
+		t.Fatalf("weftd did not say why it stopped:\n%s", log)
+	}
+	if after, err := b.Subnet(); err != nil || after.Subnet != envA.Subnet {
+		t.Fatalf("subnet file changed to %v (%v): the host was renumbered", after.Subnet, err)
+	}
 }
