@@ -188,8 +188,14 @@ func TestHostileDatagrams(t *testing.T) {
 		weft = dropCount(fams, "rx", "") - dropCount(before, "rx", "")
 		kernelDrops = after["Udp.RcvbufErrors"] - kernelBefore["Udp.RcvbufErrors"] +
 			after["Ip.ReasmFails"] - kernelBefore["Ip.ReasmFails"]
-		if weft+float64(kernelDrops) != total {
-			return fmt.Errorf("%v dropped by weft + %v by the kernel != %d sent", weft, kernelDrops, total)
+		// The kernel's counters also count legitimate datagrams of the
+		// concurrent transfer that overflowed the socket buffer, so the
+		// sum may exceed what the attacker sent, never fall short of it.
+		if weft+float64(kernelDrops) < total {
+			return fmt.Errorf("%v dropped by weft + %v by the kernel < %d sent", weft, kernelDrops, total)
+		}
+		if weft > total {
+			return fmt.Errorf("weft counted %v drops, more than the %d hostile datagrams: legitimate traffic dropped", weft, total)
 		}
 		return nil
 	})
