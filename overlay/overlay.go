@@ -37,7 +37,7 @@ type Overlay struct {
 	tr    *transport
 
 	txRing []*txPath // batches of the TUN->UDP pipeline
-	rxRing []*rxPath // batches of the UDP->TUN pipeline
+	rx     *rxPath   // state of the UDP->TUN loop
 	send   *sender
 	recv   *receiver
 	txStat dirCounters
@@ -89,15 +89,13 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 		peers: peers,
 		dev:   dev,
 		tr:    tr,
+		rx:    newRXPath(peers, cfg.Subnet),
 		send:  newSender(tr, txBatches*batchSize),
 		recv:  newReceiver(tr),
 	}
 	icmp := newICMPResponder(dev)
 	for range txBatches {
 		o.txRing = append(o.txRing, newTXPath(peers, cfg.MTU, icmp))
-	}
-	for range rxBatches {
-		o.rxRing = append(o.rxRing, newRXPath(peers, cfg.Subnet))
 	}
 	o.log.Info("overlay device up", "device", cfg.DeviceName, "address", cfg.Subnet.Addr(), "mtu", cfg.MTU,
 		"route", cfg.Network, "tun_batch", dev.BatchSize())
