@@ -38,6 +38,7 @@ type Overlay struct {
 
 	txRing []*txPath // batches of the TUN->UDP pipeline
 	rx     *rxPath   // state of the UDP->TUN loop
+	tunOut *tunWriter
 	send   *sender
 	recv   *receiver
 	txStat dirCounters
@@ -84,21 +85,22 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 	}
 	go drainEvents(dev)
 	o := &Overlay{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		peers: peers,
-		dev:   dev,
-		tr:    tr,
-		rx:    newRXPath(peers, cfg.Subnet),
-		send:  newSender(tr, txBatches*batchSize),
-		recv:  newReceiver(tr),
+		cfg:    cfg,
+		log:    cfg.Logger,
+		peers:  peers,
+		dev:    dev,
+		tr:     tr,
+		rx:     newRXPath(peers, cfg.Subnet),
+		send:   newSender(tr, txBatches*batchSize),
+		recv:   newReceiver(tr),
+		tunOut: newTUNWriter(dev),
 	}
 	icmp := newICMPResponder(dev)
 	for range txBatches {
 		o.txRing = append(o.txRing, newTXPath(peers, cfg.MTU, icmp))
 	}
 	o.log.Info("overlay device up", "device", cfg.DeviceName, "address", cfg.Subnet.Addr(), "mtu", cfg.MTU,
-		"route", cfg.Network, "tun_batch", dev.BatchSize())
+		"route", cfg.Network, "tun_batch", dev.BatchSize(), "tun_vnet_hdr", o.tunOut.vnet)
 	return o, nil
 }
 

@@ -107,7 +107,8 @@ func gatherTX(group []*txPath, full <-chan *txPath) []*txPath {
 	return group
 }
 
-// runRX is the UDP->TUN direction: one loop (receive, decap, TUN write).
+// runRX is the UDP->TUN direction: one loop (receive, decap, TUN write;
+// TCP runs written as GSO superpackets, see tunwriter.go).
 func (o *Overlay) runRX() error {
 	p := o.rx
 	for {
@@ -121,12 +122,11 @@ func (o *Overlay) runRX() error {
 		p.read = n
 		p.out = p.decapBatch(n)
 		if p.out > 0 {
-			if _, err := o.dev.Write(p.writes[:p.out], bufOffset); err != nil {
+			if err := o.tunOut.write(p.writes[:p.out], &p.tally); err != nil {
 				if isStopError(err) {
 					return nil
 				}
-				p.tally.drop(DropTUNWriteError)
-				o.log.Debug("TUN write", "err", err)
+				return err
 			}
 		}
 		o.rxStat.flush(&p.tally, n)

@@ -1,0 +1,137 @@
+package overlay
+
+import (
+	"bytes"
+	"encoding/binary"
+)
+
+// Coalescing consecutive TCP segments of one flow into one superpacket that the
+// TUN accepts with a virtio-net GSO header (see tunwriter.go). The kernel treats
+// such a packet like a locally built GSO packet: it neither verifies nor
+// recomputes the TCP checksum of every segment, which the tun library's own
+// GRO (on Write) does in user space.
+
+const (
+	protoTCP        = 6
+	tcpMinHeaderLen = 20
+	tcpSeqOffset    = 4  // within the TCP header
+	tcpFlagsOffset  = 13 // within the TCP header
+	tcpCsumOffset   = 16 // within the TCP header
+	tcpFlagPSH      = 0x08
+	tcpFlagACK      = 0x10
+	ipv4FlagsDFOnly = 0x4000 // flags+fragment offset: DF set, MF clear, offset 0
+	maxIPv4Packet   = 1<<16 - 1
+)
+
+// tcpSeg is what coalescing needs to know about one TCP/IPv4 segment.
+type tcpSeg struct {
+	hdrLen  int // IPv4 header (always 20: no options) + TCP header
+	payload int
+	seq     uint32
+	flags   byte
+}
+
+// parseCoalescable reports whether pkt is a TCP/IPv4 segment that may take
+// part in a superpacket: no IP options, DF set and not a fragment, only the
+// ACK (and possibly PSH) flags, and a non-empty payload.
+func parseCoalescable(pkt []byte) (tcpSeg, bool) {
+	if len(pkt) < ipv4HeaderLen+tcpMinHeaderLen || pkt[0] != 0x45 || pkt[9] != protoTCP ||
+		binary.BigEndian.Uint16(pkt[6:]) != ipv4FlagsDFOnly {
+		return tcpSeg{}, false
+	}
+	tcp := pkt[ipv4HeaderLen:]
+	doff := int(tcp[12]>>4) * 4
+	flags := tcp[tcpFlagsOffset]
+	hdrLen := ipv4HeaderLen + doff
+	if doff < tcpMinHeaderLen || hdrLen >= len(pkt) || flags&^(tcpFlagACK|tcpFlagPSH) != 0 || flags&tcpFlagACK == 0 {
+		return tcpSeg{}, false
+	}
+	return tcpSeg{
+		hdrLen:  hdrLen,
+		payload: len(pkt) - hdrLen,
+		seq:     binary.BigEndian.Uint32(tcp[tcpSeqOffset:]),
+		flags:   flags,
+	}, true
+}
+
+// sameSegmentHeaders reports whether b may follow a in one superpacket as far
+// as their headers go (both already passed parseCoalescable with equal
+// hdrLen): same TOS, TTL, addresses, ports, ack number, window, urgent
+// pointer and TCP options, since the superpacket carries a's headers only.
+func sameSegmentHeaders(a, b []byte, hdrLen int) bool {
+	return a[1] == b[1] && a[ipv4TTLOffset] == b[ipv4TTLOffset] &&
+		bytes.Equal(a[ipv4SrcOffset:ipv4HeaderLen+4], b[ipv4SrcOffset:ipv4HeaderLen+4]) && // addresses, ports
+		bytes.Equal(a[ipv4HeaderLen+8:ipv4HeaderLen+12], b[ipv4HeaderLen+8:ipv4HeaderLen+12]) && // ack
+		bytes.Equal(a[ipv4HeaderLen+14:ipv4HeaderLen+16], b[ipv4HeaderLen+14:ipv4HeaderLen+16]) && // window
+		bytes.Equal(a[ipv4HeaderLen+18:hdrLen], b[ipv4HeaderLen+18:hdrLen]) // urgent pointer, options
+}
+
+// coalesceRun appends to the segment in pkts[0] (an inner packet at
+// pkts[0][bufOffset:], whose buffer has room up to cap) the payloads of the
+// segments that continue it in pkts[1:]: same flow and headers, contiguous
+// sequence numbers, the first segment's payload size (only the last may be
+// shorter), PSH only on the last. It returns how many segments it took
+// (at least 1), the new inner length and the MSS. The headers of the first
+// segment are left as they were; finishSuperpacket fixes them.
+func coalesceRun(pkts [][]byte, first tcpSeg) (segs, total, mss int, lastFlags byte) {
+	buf := pkts[0][:cap(pkts[0])]
+	head := buf[bufOffset:]
+	mss = first.payload
+	total = len(pkts[0]) - bufOffset
+	next := first.seq + uint32(mss)
+	segs, lastFlags = 1, first.flags
+	if first.flags&tcpFlagPSH != 0 {
+		return segs, total, mss, lastFlags
+	}
+	room := min(maxIPv4Packet, len(head))
+	for _, b := range pkts[1:] {
+		q := b[bufOffset:]
+		s, ok := parseCoalescable(q)
+		if !ok || s.hdrLen != first.hdrLen || s.seq != next || s.payload > mss || total+s.payload > room ||
+			!sameSegmentHeaders(head, q, first.hdrLen) {
+			break
+		}
+		copy(head[total:], q[s.hdrLen:])
+		total += s.payload
+		next += uint32(s.payload)
+		segs++
+		lastFlags = s.flags
+		if s.payload < mss || s.flags&tcpFlagPSH != 0 {
+			break
+		}
+	}
+	return segs, total, mss, lastFlags
+}
+
+// finishSuperpacket turns the coalesced packet pkt (headers of its first
+// segment, all payloads) into a GSO superpacket: PSH as on the last segment,
+// IPv4 total length and header checksum, and the TCP checksum field set to
+// the pseudo-header sum (not complemented) so the kernel completes it
+// (CHECKSUM_PARTIAL). It writes the matching virtio-net header into vhdr.
+func finishSuperpacket(vhdr, pkt []byte, hdrLen, mss int, lastFlags byte) {
+	pkt[ipv4HeaderLen+tcpFlagsOffset] |= lastFlags & tcpFlagPSH
+	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
+	pkt[ipv4CsumOff], pkt[ipv4CsumOff+1] = 0, 0
+	binary.BigEndian.PutUint16(pkt[ipv4CsumOff:], checksum(pkt[:ipv4HeaderLen]))
+	binary.BigEndian.PutUint16(pkt[ipv4HeaderLen+tcpCsumOffset:], tcpPseudoHeaderSum(pkt, len(pkt)-ipv4HeaderLen))
+	putVirtioHeader(vhdr, virtioHeader{
+		flags:      virtioNetHdrFNeedsCsum,
+		gsoType:    virtioNetHdrGSOTCPv4,
+		hdrLen:     uint16(hdrLen),
+		gsoSize:    uint16(mss),
+		csumStart:  ipv4HeaderLen,
+		csumOffset: tcpCsumOffset,
+	})
+}
+
+// tcpPseudoHeaderSum is the folded (not complemented) one's complement sum of
+// the IPv4 pseudo-header of a TCP segment of tcpLen bytes (header + payload).
+func tcpPseudoHeaderSum(ip []byte, tcpLen int) uint16 {
+	sum := uint32(binary.BigEndian.Uint16(ip[12:])) + uint32(binary.BigEndian.Uint16(ip[14:])) +
+		uint32(binary.BigEndian.Uint16(ip[16:])) + uint32(binary.BigEndian.Uint16(ip[18:])) +
+		protoTCP + uint32(tcpLen)
+	for sum>>16 != 0 {
+		sum = (sum & 0xffff) + (sum >> 16)
+	}
+	return uint16(sum)
+}
