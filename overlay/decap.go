@@ -8,14 +8,15 @@ type rxPath struct {
 	local     uint32 // this node's subnet (network address)
 	localMask uint32
 
-	bufs   [][]byte // full packet buffers
-	views  [][]byte // bufs[i][bufOffset-HeaderLen:]: where datagrams are received
-	sizes  []int
-	srcs   []netip.AddrPort
-	writes [][]byte // inner packets to write: bufs[i][:bufOffset+innerLen]
-	tally  batchTally
-	read   int // datagrams received into this batch
-	out    int // inner packets put into writes
+	bufs    [][]byte // full packet buffers
+	views   [][]byte // bufs[i][bufOffset-HeaderLen:]: where datagrams are received
+	sizes   []int
+	srcs    []netip.AddrPort
+	writes  [][]byte // inner packets to write: bufs[i][:bufOffset+innerLen]
+	partial []bool   // writes[i] is a TCP segment with a partial checksum
+	tally   batchTally
+	read    int // datagrams received into this batch
+	out     int // inner packets put into writes
 }
 
 func newRXPath(table *PeerTable, local netip.Prefix) *rxPath {
@@ -28,6 +29,7 @@ func newRXPath(table *PeerTable, local netip.Prefix) *rxPath {
 		sizes:     make([]int, batchSize),
 		srcs:      make([]netip.AddrPort, batchSize),
 		writes:    make([][]byte, batchSize),
+		partial:   make([]bool, batchSize),
 	}
 	for i, b := range p.bufs {
 		p.views[i] = b[bufOffset-HeaderLen:]
@@ -46,11 +48,18 @@ func (p *rxPath) decapBatch(n int) int {
 			continue
 		}
 		p.writes[w] = p.bufs[i][:bufOffset+innerLen]
+		p.partial[w] = p.views[i][3] == flagL4Partial
 		p.tally.packets++
 		p.tally.bytes += uint64(innerLen)
 		w++
 	}
 	return w
+}
+
+// isTCPWithHeader reports whether the (checked) inner IPv4 packet p is TCP
+// and long enough to hold a TCP header.
+func isTCPWithHeader(p []byte) bool {
+	return p[9] == protoTCP && len(p) >= int(p[0]&0x0f)*4+tcpMinHeaderLen
 }
 
 // decap validates one datagram d received from src and decrements the inner
@@ -73,6 +82,9 @@ func (p *rxPath) decap(d []byte, src netip.AddrPort) (int, DropReason) {
 	}
 	if ipv4Dst(inner)&p.localMask != p.local {
 		return 0, DropWrongDestination
+	}
+	if d[3] == flagL4Partial && !isTCPWithHeader(inner) {
+		return 0, DropReservedBits // the flag only has a meaning for TCP
 	}
 	if !decrementTTL(inner) {
 		return 0, DropTTLExpired

@@ -10,13 +10,14 @@ type txPath struct {
 	subnetMask uint32
 	icmp       *icmpResponder
 
-	bufs  [][]byte // full packet buffers; the TUN reads into bufs[i][bufOffset:]
-	sizes []int
-	pkts  [][]byte         // datagrams to send: bufs[i][bufOffset-HeaderLen : bufOffset+size]
-	dsts  []netip.AddrPort // their destinations
-	tally batchTally
-	read  int // packets read into this batch
-	out   int // datagrams encapsulated into pkts/dsts
+	bufs    [][]byte // full packet buffers; the TUN reads into bufs[i][bufOffset:]
+	sizes   []int
+	partial []bool           // packet i is a TCP segment with a partial checksum (tunReader)
+	pkts    [][]byte         // datagrams to send: bufs[i][bufOffset-HeaderLen : bufOffset+size]
+	dsts    []netip.AddrPort // their destinations
+	tally   batchTally
+	read    int // packets read into this batch
+	out     int // datagrams encapsulated into pkts/dsts
 }
 
 func newTXPath(table *PeerTable, mtu int, icmp *icmpResponder) *txPath {
@@ -27,6 +28,7 @@ func newTXPath(table *PeerTable, mtu int, icmp *icmpResponder) *txPath {
 		icmp:       icmp,
 		bufs:       newBuffers(batchSize),
 		sizes:      make([]int, batchSize),
+		partial:    make([]bool, batchSize),
 		pkts:       make([][]byte, batchSize),
 		dsts:       make([]netip.AddrPort, batchSize),
 	}
@@ -51,6 +53,9 @@ func (p *txPath) encapBatch(n int) int {
 				p.icmp.reply(icmpCodeFragNeeded, p.mtu, ipv4Dst(pkt)&p.subnetMask, pkt)
 			}
 			continue
+		}
+		if p.partial[i] {
+			buf[bufOffset-1] = flagL4Partial
 		}
 		p.pkts[out] = buf[bufOffset-HeaderLen : bufOffset+size]
 		p.dsts[out] = peer.Endpoint

@@ -39,6 +39,7 @@ type Overlay struct {
 	txRing []*txPath // batches of the TUN->UDP pipeline
 	rx     *rxPath   // state of the UDP->TUN loop
 	tunOut *tunWriter
+	tunIn  *tunReader // nil without virtio headers: the library reads
 	send   *sender
 	recv   *receiver
 	txStat dirCounters
@@ -94,6 +95,12 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 		send:   newSender(tr, txBatches*batchSize),
 		recv:   newReceiver(tr),
 		tunOut: newTUNWriter(dev),
+	}
+	if o.tunOut.vnet {
+		if o.tunIn, err = newTUNReader(dev.File()); err != nil {
+			_ = o.Close()
+			return nil, fmt.Errorf("overlay: %w", err)
+		}
 	}
 	icmp := newICMPResponder(dev)
 	for range txBatches {

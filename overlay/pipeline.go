@@ -46,7 +46,14 @@ func (o *Overlay) runTX() error {
 func (o *Overlay) readTX(free <-chan *txPath, full chan<- *txPath) error {
 	for {
 		p := <-free
-		n, err := o.dev.Read(p.bufs, p.sizes, bufOffset)
+		var n int
+		var err error
+		if o.tunIn != nil {
+			n, err = o.tunIn.read(p)
+		} else {
+			clear(p.partial)
+			n, err = o.dev.Read(p.bufs, p.sizes, bufOffset)
+		}
 		if err != nil {
 			if isStopError(err) {
 				return nil
@@ -122,7 +129,7 @@ func (o *Overlay) runRX() error {
 		p.read = n
 		p.out = p.decapBatch(n)
 		if p.out > 0 {
-			if err := o.tunOut.write(p.writes[:p.out], &p.tally); err != nil {
+			if err := o.tunOut.write(p.writes[:p.out], p.partial, &p.tally); err != nil {
 				if isStopError(err) {
 					return nil
 				}

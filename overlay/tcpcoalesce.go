@@ -113,7 +113,7 @@ func finishSuperpacket(vhdr, pkt []byte, hdrLen, mss int, lastFlags byte) {
 	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
 	pkt[ipv4CsumOff], pkt[ipv4CsumOff+1] = 0, 0
 	binary.BigEndian.PutUint16(pkt[ipv4CsumOff:], checksum(pkt[:ipv4HeaderLen]))
-	binary.BigEndian.PutUint16(pkt[ipv4HeaderLen+tcpCsumOffset:], tcpPseudoHeaderSum(pkt, len(pkt)-ipv4HeaderLen))
+	binary.BigEndian.PutUint16(pkt[ipv4HeaderLen+tcpCsumOffset:], l4PseudoHeaderSum(pkt, protoTCP, len(pkt)-ipv4HeaderLen))
 	putVirtioHeader(vhdr, virtioHeader{
 		flags:      virtioNetHdrFNeedsCsum,
 		gsoType:    virtioNetHdrGSOTCPv4,
@@ -124,12 +124,12 @@ func finishSuperpacket(vhdr, pkt []byte, hdrLen, mss int, lastFlags byte) {
 	})
 }
 
-// tcpPseudoHeaderSum is the folded (not complemented) one's complement sum of
-// the IPv4 pseudo-header of a TCP segment of tcpLen bytes (header + payload).
-func tcpPseudoHeaderSum(ip []byte, tcpLen int) uint16 {
+// l4PseudoHeaderSum is the folded (not complemented) one's complement sum of
+// the IPv4 pseudo-header of a proto segment of l4Len bytes (header + payload).
+func l4PseudoHeaderSum(ip []byte, proto byte, l4Len int) uint16 {
 	sum := uint32(binary.BigEndian.Uint16(ip[12:])) + uint32(binary.BigEndian.Uint16(ip[14:])) +
 		uint32(binary.BigEndian.Uint16(ip[16:])) + uint32(binary.BigEndian.Uint16(ip[18:])) +
-		protoTCP + uint32(tcpLen)
+		uint32(proto) + uint32(l4Len)
 	for sum>>16 != 0 {
 		sum = (sum & 0xffff) + (sum >> 16)
 	}

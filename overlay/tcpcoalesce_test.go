@@ -229,12 +229,14 @@ func TestTUNWriterZeroAllocs(t *testing.T) {
 	for i, p := range pkts {
 		pristine[i] = append([]byte(nil), p...)
 	}
+	partial := make([]bool, len(pkts))
+	partial[40], partial[41] = true, true // a partial single and a partial run start
 	var tally batchTally
 	allocs := testing.AllocsPerRun(100, func() {
 		for i := range pkts {
 			copy(pkts[i], pristine[i])
 		}
-		if err := w.write(pkts, &tally); err != nil {
+		if err := w.write(pkts, partial, &tally); err != nil {
 			panic(err)
 		}
 	})

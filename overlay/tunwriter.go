@@ -58,8 +58,15 @@ func hasVnetHeader(f *os.File) bool {
 
 // write writes pkts into the TUN, counting failed writes in tally. It returns
 // an error only when the device is closed.
-func (w *tunWriter) write(pkts [][]byte, tally *batchTally) error {
+func (w *tunWriter) write(pkts [][]byte, partial []bool, tally *batchTally) error {
 	if !w.vnet {
+		for i, pkt := range pkts {
+			if partial[i] {
+				ip := pkt[bufOffset:]
+				ihl := int(ip[0]&0x0f) * 4
+				completeChecksumAt(ip[ihl:], tcpCsumOffset)
+			}
+		}
 		return w.writeLibrary(pkts, tally)
 	}
 	w.others = w.others[:0]
@@ -73,7 +80,7 @@ func (w *tunWriter) write(pkts [][]byte, tally *batchTally) error {
 		seg, ok := parseCoalescable(pkt)
 		if !ok {
 			b := pkts[i][bufOffset-virtioNetHdrLen:]
-			clear(b[:virtioNetHdrLen]) // gso none, no checksum offload
+			putSingleVirtioHeader(b, partial[i])
 			if err := w.writeFile(b, tally); err != nil {
 				return err
 			}
@@ -84,7 +91,7 @@ func (w *tunWriter) write(pkts [][]byte, tally *batchTally) error {
 		buf := pkts[i][:bufOffset+total]
 		vhdr := buf[bufOffset-virtioNetHdrLen : bufOffset]
 		if segs == 1 {
-			clear(vhdr)
+			putSingleVirtioHeader(buf[bufOffset-virtioNetHdrLen:], partial[i])
 		} else {
 			finishSuperpacket(vhdr, buf[bufOffset:], seg.hdrLen, mss, lastFlags)
 		}
@@ -118,4 +125,19 @@ func (w *tunWriter) writeLibrary(pkts [][]byte, tally *batchTally) error {
 		tally.drop(DropTUNWriteError)
 	}
 	return nil
+}
+
+// putSingleVirtioHeader writes the virtio header of a single TCP packet at
+// b[virtioNetHdrLen:]: no offloads, or NEEDS_CSUM when its checksum is partial.
+func putSingleVirtioHeader(b []byte, partial bool) {
+	if !partial {
+		clear(b[:virtioNetHdrLen])
+		return
+	}
+	putVirtioHeader(b, virtioHeader{
+		flags:      virtioNetHdrFNeedsCsum,
+		gsoType:    virtioNetHdrGSONone,
+		csumStart:  uint16(b[virtioNetHdrLen]&0x0f) * 4,
+		csumOffset: tcpCsumOffset,
+	})
 }

@@ -19,6 +19,9 @@ const (
 	headerVersion byte = 1
 	// typeData marks a datagram whose payload is an inner IPv4 packet.
 	typeData byte = 1
+	// flagL4Partial marks an inner TCP segment whose checksum field holds
+	// only the pseudo-header sum; the receiver has its kernel complete it.
+	flagL4Partial byte = 0x01
 )
 
 // putHeader writes a data header into b[:HeaderLen].
@@ -28,6 +31,12 @@ func putHeader(b []byte) {
 	b[1] = headerVersion
 	b[2] = typeData
 	b[3] = 0
+}
+
+// putHeaderL4Partial writes a data header with the flagL4Partial bit.
+func putHeaderL4Partial(b []byte) {
+	putHeader(b)
+	b[3] = flagL4Partial
 }
 
 // checkHeader validates the weft header at the start of a datagram and returns
@@ -43,7 +52,7 @@ func checkHeader(d []byte) DropReason {
 		return DropBadVersion
 	case d[2] != typeData:
 		return DropUnknownType
-	case d[3] != 0:
+	case d[3]&^flagL4Partial != 0:
 		return DropReservedBits
 	}
 	return notDropped
