@@ -25,6 +25,9 @@ func splitGSO(pkt []byte, h virtioHeader, bufs [][]byte, sizes []int, partial []
 	switch {
 	case h.gsoType == virtioNetHdrGSOTCPv4 && pkt[9] == protoTCP && h.csumOffset == tcpCsumOffset && len(pkt) >= ihl+tcpMinHeaderLen:
 		hdrLen = ihl + int(pkt[ihl+12]>>4)*4
+		if hdrLen < ihl+tcpMinHeaderLen {
+			return 0, 0, false
+		}
 	case h.gsoType == virtioNetHdrGSOUDPL4 && pkt[9] == protoUDP && h.csumOffset == udpCsumOffset:
 		hdrLen = ihl + udpHeaderLen
 	default:

@@ -82,7 +82,7 @@ func (r *tunReader) read(p *txPath) (int, error) {
 		}
 		frame := p.bufs[n][bufOffset-virtioNetHdrLen : bufOffset-virtioNetHdrLen+r.got]
 		if frame[1] != virtioNetHdrGSONone {
-			if need := gsoSegments(frame, len(p.bufs)-n); need > len(p.bufs)-n && n > 0 {
+			if gsoSegmentsAtMost(frame) > len(p.bufs)-n && n > 0 {
 				r.pendingLen = copy(r.pending, frame)
 				break
 			}
@@ -99,10 +99,11 @@ func (r *tunReader) read(p *txPath) (int, error) {
 	return n, nil
 }
 
-// gsoSegments returns how many segments frame needs, or 0 when it cannot tell.
-func gsoSegments(frame []byte, _ int) int {
+// gsoSegmentsAtMost bounds how many segments the GSO frame splits into (it
+// counts the headers as payload), or 0 when gso_size is 0 (malformed).
+func gsoSegmentsAtMost(frame []byte) int {
 	h := readVirtioHeader(frame)
-	if h.gsoSize == 0 || int(h.csumStart)+tcpMinHeaderLen > len(frame)-virtioNetHdrLen {
+	if h.gsoSize == 0 {
 		return 0
 	}
 	return (len(frame) - virtioNetHdrLen + int(h.gsoSize) - 1) / int(h.gsoSize)

@@ -1,0 +1,113 @@
+package overlay
+
+import (
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// seqpacketPair stands in for the TUN device file: a SOCK_SEQPACKET pair
+// keeps frame boundaries like the TUN and is pollable by the Go runtime.
+func seqpacketPair(t *testing.T) (readEnd *os.File, writeFd int) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatalf("socketpair: %v", err)
+	}
+	f := os.NewFile(uintptr(fds[0]), "tun-standin")
+	t.Cleanup(func() { _ = f.Close(); _ = unix.Close(fds[1]) })
+	return f, fds[1]
+}
+
+func TestTUNReaderDrainsAndSplits(t *testing.T) {
+	f, w := seqpacketPair(t)
+	r, err := newTUNReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := newTestTX(t)
+	scratch := newBuffers(1)[0]
+	small := make([]byte, virtioNetHdrLen+64)
+	putIPv4(small[virtioNetHdrLen:], 64, "10.244.1.5", "10.244.2.9", 64)
+	for range 3 {
+		if _, err := unix.Write(w, small); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frame := superpacketFrame(scratch, 4000, 1000, tcpFlagACK)
+	if _, err := unix.Write(w, frame); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.Write(w, small); err != nil {
+		t.Fatal(err)
+	}
+	// One call drains the three small packets and splits the superpacket,
+	// then stops (a superpacket is handed on at once).
+	n, err := r.read(p)
+	if err != nil || n != 7 {
+		t.Fatalf("read = %d, %v; want 3 small + 4 segments", n, err)
+	}
+	for i := range 3 {
+		if p.sizes[i] != 64 || p.partial[i] {
+			t.Errorf("packet %d: size %d partial %v", i, p.sizes[i], p.partial[i])
+		}
+	}
+	for i := 3; i < 7; i++ {
+		if p.sizes[i] != 52+1000 || !p.partial[i] {
+			t.Errorf("segment %d: size %d partial %v", i, p.sizes[i], p.partial[i])
+		}
+	}
+	if n, err := r.read(p); err != nil || n != 1 || p.sizes[0] != 64 {
+		t.Fatalf("second read = %d, %v (size %d); want the last small packet", n, err, p.sizes[0])
+	}
+}
+
+func TestTUNReaderKeepsSuperpacketThatDoesNotFit(t *testing.T) {
+	f, w := seqpacketPair(t)
+	r, err := newTUNReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := newTestTX(t)
+	small := make([]byte, virtioNetHdrLen+64)
+	putIPv4(small[virtioNetHdrLen:], 64, "10.244.1.5", "10.244.2.9", 64)
+	for range batchSize - 10 {
+		if _, err := unix.Write(w, small); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frame := superpacketFrame(newBuffers(1)[0], 20*1000, 1000, tcpFlagACK) // 20 segments, 10 buffers left
+	if _, err := unix.Write(w, frame); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.read(p); err != nil || n != batchSize-10 {
+		t.Fatalf("first read = %d, %v; want the %d small packets", n, err, batchSize-10)
+	}
+	if n, err := r.read(p); err != nil || n != 20 || !p.partial[19] || p.sizes[19] != 52+1000 {
+		t.Fatalf("second read = %d, %v; want the kept superpacket's 20 segments", n, err)
+	}
+}
+
+func TestTUNReaderZeroAllocs(t *testing.T) {
+	f, w := seqpacketPair(t)
+	r, err := newTUNReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := newTestTX(t)
+	small := make([]byte, virtioNetHdrLen+64)
+	putIPv4(small[virtioNetHdrLen:], 64, "10.244.1.5", "10.244.2.9", 64)
+	frame := superpacketFrame(newBuffers(1)[0], 30000, 1400, tcpFlagACK)
+	allocs := testing.AllocsPerRun(50, func() {
+		_, _ = unix.Write(w, small)
+		_, _ = unix.Write(w, small)
+		_, _ = unix.Write(w, frame)
+		if n, err := r.read(p); err != nil || n != 2+22 {
+			panic("unexpected read")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("tunReader.read allocates %.1f times per batch", allocs)
+	}
+}
