@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -85,20 +83,9 @@ func udpCount(args []string) error {
 // again, so exactly COUNT datagrams leave this host. It prints
 // "sent=COUNT retries=N".
 func udpBlast(args []string) error {
-	if len(args) < 3 {
-		return errors.New("usage: udpblast DST COUNT HEXPAYLOAD...")
-	}
-	count, err := strconv.Atoi(args[1])
+	count, payloads, err := floodArgs(args)
 	if err != nil {
 		return err
-	}
-	var payloads [][]byte
-	for _, a := range args[2:] {
-		p, err := hex.DecodeString(a)
-		if err != nil {
-			return err
-		}
-		payloads = append(payloads, p)
 	}
 	conn, err := net.Dial("udp", args[0])
 	if err != nil {

@@ -112,17 +112,9 @@ func source(args []string) error {
 // udpFlood DST COUNT HEXPAYLOAD...: send COUNT datagrams cycling through
 // the payloads to DST as fast as possible.
 func udpFlood(args []string) error {
-	count, err := strconv.Atoi(args[1])
+	count, payloads, err := floodArgs(args)
 	if err != nil {
 		return err
-	}
-	var payloads [][]byte
-	for _, a := range args[2:] {
-		p, err := hex.DecodeString(a)
-		if err != nil {
-			return err
-		}
-		payloads = append(payloads, p)
 	}
 	conn, err := net.Dial("udp", args[0])
 	if err != nil {
@@ -135,6 +127,24 @@ func udpFlood(args []string) error {
 	}
 	fmt.Printf("sent=%d\n", count)
 	return nil
+}
+
+// floodArgs parses "DST COUNT HEXPAYLOAD..." of the flood roles.
+func floodArgs(args []string) (count int, payloads [][]byte, err error) {
+	if len(args) < 3 {
+		return 0, nil, fmt.Errorf("usage: DST COUNT HEXPAYLOAD..., got %q", args)
+	}
+	if count, err = strconv.Atoi(args[1]); err != nil {
+		return 0, nil, err
+	}
+	for _, a := range args[2:] {
+		p, err := hex.DecodeString(a)
+		if err != nil {
+			return 0, nil, err
+		}
+		payloads = append(payloads, p)
+	}
+	return count, payloads, nil
 }
 
 // transfer sends size bytes over TCP from srcNS to dst:port and checks that

@@ -119,3 +119,15 @@ func Ping(ctx context.Context, cli *clientv3.Client, timeout time.Duration) erro
 	}
 	return nil
 }
+
+// SplitEndpoints turns a comma-separated --etcd-endpoints value into a list,
+// dropping blanks.
+func SplitEndpoints(s string) []string {
+	var eps []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			eps = append(eps, e)
+		}
+	}
+	return eps
+}

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/weftnet/weft/subnet"
@@ -73,12 +72,4 @@ func parseArgs(args []string, stderr io.Writer) (*options, []string, error) {
 	return o, words, nil
 }
 
-func (o *options) endpoints() []string {
-	var eps []string
-	for _, e := range strings.Split(o.etcdEndpoints, ",") {
-		if e = strings.TrimSpace(e); e != "" {
-			eps = append(eps, e)
-		}
-	}
-	return eps
-}
+func (o *options) endpoints() []string { return subnet.SplitEndpoints(o.etcdEndpoints) }

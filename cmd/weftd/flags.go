@@ -101,12 +101,4 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
-func (o *options) endpoints() []string {
-	var eps []string
-	for _, e := range strings.Split(o.etcdEndpoints, ",") {
-		if e = strings.TrimSpace(e); e != "" {
-			eps = append(eps, e)
-		}
-	}
-	return eps
-}
+func (o *options) endpoints() []string { return subnet.SplitEndpoints(o.etcdEndpoints) }
