@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 
 	"golang.zx2c4.com/wireguard/tun"
 )
@@ -24,6 +25,15 @@ import (
 // txBatches is the number of TUN->UDP batches in flight.
 const txBatches = 4
 
+// directSendMax is the largest batch (packets read) that the reader sends
+// itself when the sender is idle and nothing is queued. Handing a lone
+// packet to an idle sender costs a goroutine wakeup (a futex and, on a VM,
+// an IPI) on every packet of a quiet flow. A batch this small also means the
+// TUN ran dry after its first packet, so the reader is not the bottleneck
+// and sending inline costs no throughput; larger batches (a TSO superpacket,
+// a flood) still go through the pipeline so the two syscalls overlap.
+const directSendMax = 1
+
 // runTX is the TUN->UDP direction: it returns when reading the TUN stops.
 func (o *Overlay) runTX() error {
 	free := make(chan *txPath, len(o.txRing))
@@ -31,21 +41,31 @@ func (o *Overlay) runTX() error {
 	for _, p := range o.txRing {
 		free <- p
 	}
+	// queued counts batches handed to the sender and not yet sent: only the
+	// reader adds, only the sender subtracts (after its send), so when the
+	// reader sees 0 the sender is idle and no older packet can still be on
+	// its way out, and the reader may use o.send itself without reordering.
+	var queued atomic.Int32
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		o.sendTX(free, full)
+		o.sendTX(free, full, &queued)
 	}()
-	err := o.readTX(free, full)
+	err := o.readTX(free, full, &queued)
 	close(full)
 	<-done
 	return err
 }
 
-// readTX reads and encapsulates batches until the TUN read fails.
-func (o *Overlay) readTX(free <-chan *txPath, full chan<- *txPath) error {
+// readTX reads and encapsulates batches until the TUN read fails. Small
+// batches are sent inline when the sender is idle (see directSendMax).
+func (o *Overlay) readTX(free <-chan *txPath, full chan<- *txPath, queued *atomic.Int32) error {
+	var directTally batchTally
+	var p *txPath
 	for {
-		p := <-free
+		if p == nil {
+			p = <-free
+		}
 		var n int
 		var err error
 		if o.tunIn != nil {
@@ -61,20 +81,30 @@ func (o *Overlay) readTX(free <-chan *txPath, full chan<- *txPath) error {
 			if errors.Is(err, tun.ErrTooManySegments) {
 				o.log.Warn("TUN read: too many segments", "err", err)
 				p.read, p.out = 0, 0
-				full <- p
+				o.txStat.flush(&p.tally, 0)
 				continue
 			}
 			return fmt.Errorf("read TUN: %w", err)
 		}
 		p.read = n
 		p.out = p.encapBatch(n)
+		if n <= directSendMax && queued.Load() == 0 {
+			if err := o.send.send(p.pkts[:p.out], p.dsts[:p.out], &directTally); err != nil {
+				o.log.Debug("UDP send", "err", err)
+			}
+			o.txStat.flush(&p.tally, p.read)
+			o.txStat.flush(&directTally, 0)
+			continue
+		}
+		queued.Add(1)
 		full <- p
+		p = nil
 	}
 }
 
 // sendTX sends full batches (several at once when they queue up) and
 // returns them to free, until full is closed.
-func (o *Overlay) sendTX(free chan<- *txPath, full <-chan *txPath) {
+func (o *Overlay) sendTX(free chan<- *txPath, full <-chan *txPath, queued *atomic.Int32) {
 	group := make([]*txPath, 0, cap(full))
 	pkts := make([][]byte, 0, cap(full)*batchSize)
 	dsts := make([]netip.AddrPort, 0, cap(full)*batchSize)
@@ -95,6 +125,7 @@ func (o *Overlay) sendTX(free chan<- *txPath, full <-chan *txPath) {
 			free <- q
 		}
 		o.txStat.flush(&sendTally, 0)
+		queued.Add(-int32(len(group)))
 	}
 }
 

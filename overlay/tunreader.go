@@ -40,12 +40,12 @@ func newTUNReader(f *os.File) (*tunReader, error) {
 }
 
 func (r *tunReader) readOnce(fd uintptr) bool {
-	r.got, r.err = unix.Read(int(fd), r.dst)
+	r.got, r.err = readNonblocking(int(fd), r.dst)
 	return true
 }
 
 func (r *tunReader) readBlocking(fd uintptr) bool {
-	r.got, r.err = unix.Read(int(fd), r.dst)
+	r.got, r.err = readNonblocking(int(fd), r.dst)
 	return r.err != unix.EAGAIN
 }
 
