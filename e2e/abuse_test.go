@@ -166,7 +166,7 @@ func TestHostileDatagrams(t *testing.T) {
 	}
 	transfer(t, a.NS, b.NS, b.IP.String(), 20<<20)
 	if err := flood.Wait(); err != nil {
-		t.Fatalf("udpflood: %v\n%s", err, floodOut.String())
+		t.Fatalf("udpblast: %v\n%s", err, floodOut.String())
 	}
 	t.Logf("flood: %s in %v", strings.TrimSpace(floodOut.String()), time.Since(floodStart).Round(time.Millisecond))
 	sent, received := waitPing()

@@ -78,7 +78,8 @@ func udpCount(args []string) error {
 	return nil
 }
 
-// udpBlast DST COUNT HEXPAYLOAD...: like udpflood, but a datagram the
+// udpBlast DST COUNT HEXPAYLOAD...: send COUNT datagrams cycling through
+// the payloads to DST as fast as possible; a datagram the
 // local stack refuses (ENOBUFS, ECONNREFUSED after an ICMP error) is sent
 // again, so exactly COUNT datagrams leave this host. It prints
 // "sent=COUNT retries=N".

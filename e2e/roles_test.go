@@ -30,8 +30,6 @@ func runRole(role string, args []string) int {
 		err = sink(args)
 	case "source":
 		err = source(args)
-	case "udpflood":
-		err = udpFlood(args)
 	case "etcd":
 		err = etcdRole(args)
 	case "udpcount":
@@ -106,26 +104,6 @@ func source(args []string) error {
 	io.Copy(io.Discard, conn)
 	conn.Close()
 	fmt.Printf("bytes=%d sha256=%s\n", sent, hex.EncodeToString(h.Sum(nil)))
-	return nil
-}
-
-// udpFlood DST COUNT HEXPAYLOAD...: send COUNT datagrams cycling through
-// the payloads to DST as fast as possible.
-func udpFlood(args []string) error {
-	count, payloads, err := floodArgs(args)
-	if err != nil {
-		return err
-	}
-	conn, err := net.Dial("udp", args[0])
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	for i := 0; i < count; i++ {
-		// ECONNREFUSED from an earlier ICMP port unreachable is not fatal.
-		_, _ = conn.Write(payloads[i%len(payloads)])
-	}
-	fmt.Printf("sent=%d\n", count)
 	return nil
 }
 

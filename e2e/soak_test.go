@@ -159,7 +159,7 @@ func TestSoak(t *testing.T) {
 			}
 			lines := bufio.NewScanner(out)
 			lines.Scan()
-			flood, _ := ctrs[1].NS.Run(ctx, "env", roleEnv+"=udpflood", self, net.JoinHostPort(ctrs[0].IP.String(), "7000"), "2000", "736f616b")
+			flood, _ := ctrs[1].NS.Run(ctx, "env", roleEnv+"=udpblast", self, net.JoinHostPort(ctrs[0].IP.String(), "7000"), "2000", "736f616b")
 			if strings.HasPrefix(strings.TrimSpace(flood), "sent=") {
 				udpSent.Add(2000)
 			}
