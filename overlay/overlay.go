@@ -118,7 +118,9 @@ func drainEvents(dev tun.Device) {
 }
 
 // Run forwards packets in both directions until ctx is done (then it returns
-// nil) or a loop fails (then it returns that error).
+// nil) or a loop ends while ctx is live (then it returns an error: the loop's
+// own, or ErrLoopStopped when the device or socket went away under it, e.g.
+// `ip link del` of the TUN or Close). It always returns once both loops ended.
 func (o *Overlay) Run(ctx context.Context) error {
 	o.runMu.Lock()
 	defer o.runMu.Unlock()
@@ -126,25 +128,39 @@ func (o *Overlay) Run(ctx context.Context) error {
 	_ = o.tr.conn.SetReadDeadline(time.Time{})
 
 	errc := make(chan error, 2)
-	go func() { errc <- o.runTX() }()
-	go func() { errc <- o.runRX() }()
+	go func() { errc <- loopEnded("TUN->UDP", o.runTX()) }()
+	go func() { errc <- loopEnded("UDP->TUN", o.runRX()) }()
 
 	var first error
+	running := 2
 	select {
 	case <-ctx.Done():
 	case first = <-errc:
+		running--
 	}
 	// Unblock whichever loop still sits in a read.
 	_ = o.dev.File().SetReadDeadline(time.Now())
 	_ = o.tr.conn.SetReadDeadline(time.Now())
-	if first == nil {
+	for ; running > 0; running-- {
 		<-errc
 	}
-	<-errc
-	if ctx.Err() != nil {
+	if first == nil || ctx.Err() != nil {
 		return nil
 	}
 	return first
+}
+
+// ErrLoopStopped is returned (wrapped) by Run when a forwarding loop ended
+// without an error of its own while the context was live: its device or
+// socket was closed or removed.
+var ErrLoopStopped = errors.New("forwarding loop stopped: device or socket gone")
+
+// loopEnded turns the end of a loop into the error Run reports for it.
+func loopEnded(loop string, err error) error {
+	if err == nil {
+		err = ErrLoopStopped
+	}
+	return fmt.Errorf("overlay %s: %w", loop, err)
 }
 
 func isStopError(err error) bool {
