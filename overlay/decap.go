@@ -80,8 +80,13 @@ func (p *rxPath) decap(d []byte, src netip.AddrPort) (int, DropReason) {
 		}
 		return 0, DropUnknownPeer
 	}
-	if ipv4Dst(inner)&p.localMask != p.local {
+	if dst := ipv4Dst(inner); dst&p.localMask != p.local {
 		return 0, DropWrongDestination
+	} else if dst == p.local|^p.localMask {
+		return 0, DropBroadcastDestination
+	}
+	if inner[0]&0x0f != ipv4HeaderLen/4 {
+		return 0, DropIPOptions
 	}
 	if d[3] == flagL4Partial && !isTCPWithHeader(inner) {
 		return 0, DropReservedBits // the flag only has a meaning for TCP

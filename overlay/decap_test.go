@@ -38,6 +38,12 @@ func TestDecapChecks(t *testing.T) {
 		{"unknown sender, unleased source", datagram(60, "10.244.77.5", "10.244.1.9", 64), netip.MustParseAddrPort("192.0.2.99:1"), DropUnknownPeer},
 		{"destination other subnet", datagram(60, "10.244.2.5", "10.244.3.9", 64), testPeerEP, DropWrongDestination},
 		{"destination outside network", datagram(60, "10.244.2.5", "1.1.1.1", 64), testPeerEP, DropWrongDestination},
+		{"subnet broadcast", datagram(60, "10.244.2.5", "10.244.1.255", 64), testPeerEP, DropBroadcastDestination},
+		{"subnet network address", datagram(60, "10.244.2.5", "10.244.1.0", 64), testPeerEP, notDropped},
+		{"last host address", datagram(60, "10.244.2.5", "10.244.1.254", 64), testPeerEP, notDropped},
+		{"limited broadcast", datagram(60, "10.244.2.5", "255.255.255.255", 64), testPeerEP, DropWrongDestination},
+		{"ip options", withOptions(datagram(64, "10.244.2.5", "10.244.1.9", 64)), testPeerEP, DropIPOptions},
+		{"ip options from unknown sender", withOptions(datagram(64, "10.244.2.5", "10.244.1.9", 64)), netip.MustParseAddrPort("192.0.2.99:8285"), DropUnknownPeer},
 		{"ttl 1", datagram(60, "10.244.2.5", "10.244.1.9", 1), testPeerEP, DropTTLExpired},
 		{"ttl 0", datagram(60, "10.244.2.5", "10.244.1.9", 0), testPeerEP, DropTTLExpired},
 		{"ttl 2", datagram(60, "10.244.2.5", "10.244.1.9", 2), testPeerEP, notDropped},
@@ -104,4 +110,15 @@ func TestDecapBatchCounts(t *testing.T) {
 		s.Drops[DropTTLExpired] != 1 || s.Drops[DropTooShort] != 1 {
 		t.Fatalf("stats %+v", s)
 	}
+}
+
+// withOptions turns the inner packet of d (at least 24 bytes) into one whose
+// header carries 4 bytes of options (a record-route stub and end of list).
+func withOptions(d []byte) []byte {
+	inner := d[HeaderLen:]
+	inner[0] = 0x46
+	copy(inner[20:24], []byte{7, 3, 4, 0})
+	binary.BigEndian.PutUint16(inner[10:], 0)
+	binary.BigEndian.PutUint16(inner[10:], checksum(inner[:24]))
+	return d
 }

@@ -45,6 +45,12 @@ const (
 	DropSendError
 	// DropTUNWriteError: writing a batch into the TUN failed (RX, counted per batch).
 	DropTUNWriteError
+	// DropBroadcastDestination: inner destination is this node's subnet
+	// broadcast address; a remote sender must not reach every container (RX).
+	DropBroadcastDestination
+	// DropIPOptions: the inner IPv4 header carries options (IHL > 5), which
+	// weft never forwards between nodes (source routing, record route...) (RX).
+	DropIPOptions
 
 	dropReasonCount
 )
@@ -53,24 +59,26 @@ const (
 const NumDropReasons = int(dropReasonCount)
 
 var dropReasonNames = [NumDropReasons]string{
-	DropTooShort:           "too_short",
-	DropBadMagic:           "bad_magic",
-	DropBadVersion:         "bad_version",
-	DropUnknownType:        "unknown_type",
-	DropReservedBits:       "reserved_bits",
-	DropNotIPv4:            "not_ipv4",
-	DropTruncated:          "truncated",
-	DropBadHeaderLength:    "bad_header_length",
-	DropLengthMismatch:     "length_mismatch",
-	DropUnknownPeer:        "unknown_peer",
-	DropSpoofedInnerSource: "spoofed_inner_source",
-	DropWrongDestination:   "wrong_destination",
-	DropTTLExpired:         "ttl_expired",
-	DropOutsideNetwork:     "outside_network",
-	DropNoPeer:             "no_peer",
-	DropTooBig:             "too_big",
-	DropSendError:          "send_error",
-	DropTUNWriteError:      "tun_write_error",
+	DropTooShort:             "too_short",
+	DropBadMagic:             "bad_magic",
+	DropBadVersion:           "bad_version",
+	DropUnknownType:          "unknown_type",
+	DropReservedBits:         "reserved_bits",
+	DropNotIPv4:              "not_ipv4",
+	DropTruncated:            "truncated",
+	DropBadHeaderLength:      "bad_header_length",
+	DropLengthMismatch:       "length_mismatch",
+	DropUnknownPeer:          "unknown_peer",
+	DropSpoofedInnerSource:   "spoofed_inner_source",
+	DropWrongDestination:     "wrong_destination",
+	DropTTLExpired:           "ttl_expired",
+	DropOutsideNetwork:       "outside_network",
+	DropNoPeer:               "no_peer",
+	DropTooBig:               "too_big",
+	DropSendError:            "send_error",
+	DropTUNWriteError:        "tun_write_error",
+	DropBroadcastDestination: "broadcast_destination",
+	DropIPOptions:            "ip_options",
 }
 
 // String returns the snake_case name of the reason, used in metrics and /status.

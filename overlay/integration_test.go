@@ -275,3 +275,42 @@ func TestOverlayBetweenNamespaces(t *testing.T) {
 		}
 	})
 }
+
+// TestOverlayDropsBroadcastAndOptions: B's kernel sends, through B's
+// overlay and from B's real endpoint, a packet for A's subnet broadcast
+// address and one with IP options; A counts and drops both.
+func TestOverlayDropsBroadcastAndOptions(t *testing.T) {
+	a, b := newPair(t)
+	send := func(pkt []byte, dst netip.Addr) {
+		b.do(t, func() error {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
+			if err != nil {
+				return fmt.Errorf("raw socket: %w", err)
+			}
+			defer unix.Close(fd)
+			return unix.Sendto(fd, pkt, 0, &unix.SockaddrInet4{Addr: dst.As4()})
+		})
+	}
+	for _, tc := range []struct {
+		name   string
+		pkt    []byte
+		dst    netip.Addr
+		reason DropReason
+	}{
+		{"broadcast", putIPv4(make([]byte, 60), 60, "10.244.2.0", "10.244.1.255", 64), netip.MustParseAddr("10.244.1.255"), DropBroadcastDestination},
+		{"options", withOptions(append(make([]byte, HeaderLen), putIPv4(make([]byte, 64), 64, "10.244.2.0", "10.244.1.0", 64)...))[HeaderLen:], a.tunAddr(), DropIPOptions},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := a.overlay.Stats().RX
+			sentBefore := b.overlay.Stats().TX.Packets
+			send(tc.pkt, tc.dst)
+			waitFor(t, "B to forward the packet", func() bool { return b.overlay.Stats().TX.Packets > sentBefore })
+			waitFor(t, tc.reason.String()+" drop", func() bool {
+				return a.overlay.Stats().RX.Drops[tc.reason] > before.Drops[tc.reason]
+			})
+			if after := a.overlay.Stats().RX; after.Packets != before.Packets {
+				t.Fatalf("RX packets went from %d to %d: the packet reached the TUN", before.Packets, after.Packets)
+			}
+		})
+	}
+}
