@@ -46,6 +46,19 @@ func TestDecapZeroAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("decapBatch allocates %.1f times per batch", allocs)
 	}
+	// Nor the replies of a peer's host services (inner source = its PublicIP).
+	allocs = testing.AllocsPerRun(100, func() {
+		fillRX(p, batchSize, 100)
+		for i := range batchSize {
+			copy(p.views[i][HeaderLen+12:], []byte{192, 0, 2, 2})
+		}
+		if p.decapBatch(batchSize) != batchSize {
+			panic("peer host packets dropped")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("decapBatch of peer host packets allocates %.1f times per batch", allocs)
+	}
 	// The drop path (unknown sender) must not allocate either.
 	allocs = testing.AllocsPerRun(100, func() {
 		fillRX(p, 8, 100)

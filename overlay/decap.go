@@ -73,12 +73,8 @@ func (p *rxPath) decap(d []byte, src netip.AddrPort) (int, DropReason) {
 	if r := checkInnerIPv4(inner); r != notDropped {
 		return 0, r
 	}
-	peer := p.table.LookupIPv4(ipv4Src(inner))
-	if peer == nil || peer.Endpoint != src {
-		if p.table.knownEndpoint(src) {
-			return 0, DropSpoofedInnerSource
-		}
-		return 0, DropUnknownPeer
+	if r := p.checkSource(ipv4Src(inner), src); r != notDropped {
+		return 0, r
 	}
 	if dst := ipv4Dst(inner); dst&p.localMask != p.local {
 		return 0, DropWrongDestination
@@ -95,4 +91,23 @@ func (p *rxPath) decap(d []byte, src netip.AddrPort) (int, DropReason) {
 		return 0, DropTTLExpired
 	}
 	return len(inner), notDropped
+}
+
+// checkSource attributes an inner source address to the peer that sent the
+// datagram from src. Accepted are addresses in the subnet src leases, and
+// src's own address (the peer's PublicIP: its host answering one of our
+// containers, as a host service or a hostPort does without masquerading).
+// Nothing else: not another peer's subnet, not another peer's host.
+func (p *rxPath) checkSource(innerSrc uint32, src netip.AddrPort) DropReason {
+	peer := p.table.LookupIPv4(innerSrc)
+	if peer != nil && peer.Endpoint == src {
+		return notDropped
+	}
+	if !p.table.knownEndpoint(src) {
+		return DropUnknownPeer
+	}
+	if peer == nil && innerSrc == addrToUint32(src.Addr()) {
+		return notDropped // known endpoint, so src.Addr() is IPv4
+	}
+	return DropSpoofedInnerSource
 }

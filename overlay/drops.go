@@ -29,7 +29,8 @@ const (
 	DropLengthMismatch
 	// DropUnknownPeer: outer source address:port is no peer's lease endpoint (RX).
 	DropUnknownPeer
-	// DropSpoofedInnerSource: a known peer sent an inner source outside its subnet (RX).
+	// DropSpoofedInnerSource: a known peer sent an inner source that is neither in
+	// its subnet nor its own PublicIP (RX).
 	DropSpoofedInnerSource
 	// DropWrongDestination: inner destination is not inside this node's subnet (RX).
 	DropWrongDestination
