@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -99,5 +100,80 @@ func TestRunStopsOnCancel(t *testing.T) {
 		if err := waitRun(t, done, "cancel"); err != nil {
 			t.Fatalf("run %d: Run after cancel = %v, want nil", i, err)
 		}
+	}
+}
+
+// TestNewRefusesForeignLink: New must not delete a link of its device's
+// name that is not a stale TUN, and must replace a stale one.
+func TestNewRefusesForeignLink(t *testing.T) {
+	requireIntegration(t)
+	var rnd [3]byte
+	_, _ = rand.Read(rnd[:])
+	n := &node{ns: "wtF" + hex.EncodeToString(rnd[:]), subnet: netip.MustParsePrefix("10.244.1.0/24")}
+	mustRun(t, "ip", "netns", "add", n.ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n.ns).Run() })
+	newOverlay := func() (*Overlay, error) {
+		table, err := NewPeerTable(testNetwork, 24)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var o *Overlay
+		var nerr error
+		n.do(t, func() error {
+			o, nerr = New(Config{DeviceName: "weftx", Network: testNetwork, Subnet: n.subnet, MTU: OverlayMTU(1500), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, table)
+			return nil
+		})
+		return o, nerr
+	}
+	linkType := func() string {
+		out, err := exec.Command("ip", "-n", n.ns, "-d", "-o", "link", "show", "weftx").CombinedOutput()
+		if err != nil {
+			return "absent"
+		}
+		return string(out)
+	}
+	for _, kind := range [][]string{
+		{"link", "add", "weftx", "type", "bridge"},
+		{"link", "add", "weftx", "type", "veth", "peer", "name", "weftxp"},
+		{"tuntap", "add", "weftx", "mode", "tap"},
+	} {
+		mustRun(t, "ip", append([]string{"-n", n.ns}, kind...)...)
+		before := linkType()
+		o, err := newOverlay()
+		if err == nil {
+			_ = o.Close()
+			t.Fatalf("New over a %s link succeeded; link now: %s", kind[len(kind)-1], linkType())
+		}
+		if !strings.Contains(err.Error(), "refusing") {
+			t.Errorf("New over a %s link: unclear error %v", kind[len(kind)-1], err)
+		}
+		if after := linkType(); after != before {
+			t.Fatalf("the %s link changed:\nbefore %s\nafter  %s", kind[len(kind)-1], before, after)
+		}
+		mustRun(t, "ip", "-n", n.ns, "link", "del", "weftx")
+	}
+
+	// A TUN held by a running overlay is refused too.
+	first, err := newOverlay()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, err := newOverlay(); err == nil || !strings.Contains(err.Error(), "holds the TUN") {
+		if o != nil {
+			_ = o.Close()
+		}
+		t.Fatalf("New over a held TUN: %v", err)
+	}
+	_ = first.Close()
+
+	// A persistent TUN nobody holds is stale: replaced.
+	mustRun(t, "ip", "-n", n.ns, "tuntap", "add", "weftx", "mode", "tun")
+	o, err := newOverlay()
+	if err != nil {
+		t.Fatalf("New over a stale TUN: %v", err)
+	}
+	_ = o.Close()
+	if lt := linkType(); lt != "absent" {
+		t.Fatalf("the stale persistent TUN survived (it should have been replaced, then closed): %s", lt)
 	}
 }
