@@ -1,0 +1,547 @@
+package policy
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// NamespaceNameLabel is set on every namespace, as Kubernetes does, so a
+// namespaceSelector can name a namespace.
+const NamespaceNameLabel = "kubernetes.io/metadata.name"
+
+// IP protocol numbers for the protocols NetworkPolicy ports name.
+const (
+	ProtoTCP  = 6
+	ProtoUDP  = 17
+	ProtoSCTP = 132
+)
+
+// Endpoint is one container weft knows: its IPv4 address, namespace, labels
+// and the node that runs it.
+type Endpoint struct {
+	IP        netip.Addr
+	Namespace string
+	Name      string
+	Labels    map[string]string
+	Node      string
+}
+
+// Namespace is a namespace with its labels. Namespaces named by endpoints or
+// policies but absent here have only NamespaceNameLabel.
+type Namespace struct {
+	Name   string
+	Labels map[string]string
+}
+
+// Input is everything Compile reads. Node names this node: endpoints whose
+// Node equals it are the ones this node enforces for.
+type Input struct {
+	Policies   []networkingv1.NetworkPolicy
+	Namespaces []Namespace
+	Endpoints  []Endpoint
+	Node       string
+}
+
+// IPRange is an inclusive range of IPv4 addresses.
+type IPRange struct{ First, Last netip.Addr }
+
+func (r IPRange) String() string {
+	if r.First == r.Last {
+		return r.First.String()
+	}
+	return r.First.String() + "-" + r.Last.String()
+}
+
+// PortRule allows peers in Peers on protocol Protocol, ports First..Last.
+type PortRule struct {
+	Peers       IPRange
+	Protocol    uint8
+	First, Last uint16
+}
+
+// Class is a group of this node's containers that the same policies select
+// in one direction, and what they may exchange. Any and Ports are disjoint:
+// no address is in two Any ranges, no (address, protocol, port) in two Ports
+// rules, and no Ports rule overlaps an Any range. An empty Class allows
+// nothing.
+type Class struct {
+	Pods  []netip.Addr // sorted
+	Any   []IPRange    // peers allowed on every protocol and port, sorted
+	Ports []PortRule   // peers allowed on some ports, sorted
+}
+
+// RuleSet is what one node enforces: for each direction, its isolated
+// containers grouped in classes. A container in no class of a direction is
+// not isolated in that direction. Ingress peers are sources, egress peers
+// destinations.
+type RuleSet struct {
+	Ingress []Class
+	Egress  []Class
+}
+
+// Pods counts the isolated containers per direction.
+func (rs RuleSet) Pods() (ingress, egress int) {
+	for _, c := range rs.Ingress {
+		ingress += len(c.Pods)
+	}
+	for _, c := range rs.Egress {
+		egress += len(c.Pods)
+	}
+	return ingress, egress
+}
+
+// Allows reports whether the rule set lets a packet of a new connection from
+// src to dst (protocol proto, destination port port) pass, as far as this
+// node's containers are concerned: src's egress if src is isolated here, then
+// dst's ingress if dst is isolated here. proto 0 means a protocol without
+// ports (ICMP); it passes only Any ranges.
+func (rs RuleSet) Allows(src, dst netip.Addr, proto uint8, port uint16) bool {
+	return classAllows(rs.Egress, src, dst, proto, port) && classAllows(rs.Ingress, dst, src, proto, port)
+}
+
+func classAllows(classes []Class, pod, peer netip.Addr, proto uint8, port uint16) bool {
+	for _, c := range classes {
+		if _, found := slices.BinarySearchFunc(c.Pods, pod, netip.Addr.Compare); !found {
+			continue
+		}
+		for _, r := range c.Any {
+			if r.contains(peer) {
+				return true
+			}
+		}
+		for _, r := range c.Ports {
+			if r.Peers.contains(peer) && r.Protocol == proto && port >= r.First && port <= r.Last {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+func (r IPRange) contains(a netip.Addr) bool {
+	return a.Compare(r.First) >= 0 && a.Compare(r.Last) <= 0
+}
+
+// Compile resolves every policy against the endpoints and namespaces and
+// returns the rules for the containers of in.Node, with Kubernetes'
+// semantics: a container is isolated in a direction when a policy of its
+// namespace selects it with that policy type; it may then exchange what the
+// union of those policies' rules in that direction allows. Policies are
+// defaulted (SetDefaults) and validated; a policy that does not validate is
+// an error, and nothing is returned, so a caller keeps its previous rules.
+func Compile(in Input) (RuleSet, error) {
+	c, err := newCompiler(in)
+	if err != nil {
+		return RuleSet{}, err
+	}
+	return RuleSet{
+		Ingress: c.direction(networkingv1.PolicyTypeIngress),
+		Egress:  c.direction(networkingv1.PolicyTypeEgress),
+	}, nil
+}
+
+type compiledPolicy struct {
+	np          *networkingv1.NetworkPolicy
+	podSelector labels.Selector
+	types       map[networkingv1.PolicyType]bool
+	// rules per direction, each resolved to peer ranges and ports.
+	rules map[networkingv1.PolicyType][]resolvedRule
+}
+
+type resolvedRule struct {
+	peers []span // disjoint, sorted
+	ports []portSpan
+	all   bool // no ports given: every protocol and port
+}
+
+type span struct{ first, last uint32 }
+
+type portSpan struct {
+	proto       uint8
+	first, last uint16
+}
+
+type compiler struct {
+	in       Input
+	nsLabels map[string]labels.Set
+	policies []compiledPolicy
+	local    []Endpoint
+}
+
+func newCompiler(in Input) (*compiler, error) {
+	c := &compiler{in: in, nsLabels: map[string]labels.Set{}}
+	for _, ns := range in.Namespaces {
+		set := labels.Set{}
+		for k, v := range ns.Labels {
+			set[k] = v
+		}
+		set[NamespaceNameLabel] = ns.Name
+		c.nsLabels[ns.Name] = set
+	}
+	implicit := func(name string) {
+		if _, ok := c.nsLabels[name]; !ok {
+			c.nsLabels[name] = labels.Set{NamespaceNameLabel: name}
+		}
+	}
+	for _, ep := range in.Endpoints {
+		implicit(ep.Namespace)
+		if ep.Node == in.Node && ep.IP.Is4() {
+			c.local = append(c.local, ep)
+		}
+	}
+	for i := range in.Policies {
+		np := in.Policies[i].DeepCopy()
+		if np.Namespace == "" {
+			np.Namespace = DefaultNamespace
+		}
+		SetDefaults(np)
+		if err := Validate(np); err != nil {
+			return nil, fmt.Errorf("NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)
+		}
+		implicit(np.Namespace)
+		cp, err := c.compilePolicy(np)
+		if err != nil {
+			return nil, fmt.Errorf("NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)
+		}
+		c.policies = append(c.policies, cp)
+	}
+	slices.SortFunc(c.local, func(a, b Endpoint) int { return a.IP.Compare(b.IP) })
+	return c, nil
+}
+
+func (c *compiler) compilePolicy(np *networkingv1.NetworkPolicy) (compiledPolicy, error) {
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil {
+		return compiledPolicy{}, fmt.Errorf("spec.podSelector: %w", err)
+	}
+	cp := compiledPolicy{
+		np:          np,
+		podSelector: sel,
+		types:       map[networkingv1.PolicyType]bool{},
+		rules:       map[networkingv1.PolicyType][]resolvedRule{},
+	}
+	for _, t := range np.Spec.PolicyTypes {
+		cp.types[t] = true
+	}
+	for i, r := range np.Spec.Ingress {
+		rr, err := c.resolveRule(np.Namespace, r.From, r.Ports)
+		if err != nil {
+			return cp, fmt.Errorf("spec.ingress[%d]: %w", i, err)
+		}
+		cp.rules[networkingv1.PolicyTypeIngress] = append(cp.rules[networkingv1.PolicyTypeIngress], rr)
+	}
+	for i, r := range np.Spec.Egress {
+		rr, err := c.resolveRule(np.Namespace, r.To, r.Ports)
+		if err != nil {
+			return cp, fmt.Errorf("spec.egress[%d]: %w", i, err)
+		}
+		cp.rules[networkingv1.PolicyTypeEgress] = append(cp.rules[networkingv1.PolicyTypeEgress], rr)
+	}
+	return cp, nil
+}
+
+// resolveRule turns peers into address spans and ports into port spans.
+func (c *compiler) resolveRule(namespace string, peers []networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPolicyPort) (resolvedRule, error) {
+	var rr resolvedRule
+	if len(peers) == 0 {
+		rr.peers = []span{{0, ^uint32(0)}}
+	}
+	var spans []span
+	for j, peer := range peers {
+		if peer.IPBlock != nil {
+			spans = append(spans, ipBlockSpans(peer.IPBlock)...)
+			continue
+		}
+		podSel := labels.Everything()
+		if peer.PodSelector != nil {
+			s, err := metav1.LabelSelectorAsSelector(peer.PodSelector)
+			if err != nil {
+				return rr, fmt.Errorf("peer %d podSelector: %w", j, err)
+			}
+			podSel = s
+		}
+		var nsSel labels.Selector // nil: the policy's own namespace
+		if peer.NamespaceSelector != nil {
+			s, err := metav1.LabelSelectorAsSelector(peer.NamespaceSelector)
+			if err != nil {
+				return rr, fmt.Errorf("peer %d namespaceSelector: %w", j, err)
+			}
+			nsSel = s
+		}
+		for _, ep := range c.in.Endpoints {
+			if !ep.IP.Is4() {
+				continue
+			}
+			if nsSel == nil {
+				if ep.Namespace != namespace {
+					continue
+				}
+			} else if !nsSel.Matches(c.nsLabels[ep.Namespace]) {
+				continue
+			}
+			if !podSel.Matches(labels.Set(ep.Labels)) {
+				continue
+			}
+			a := addrU32(ep.IP)
+			spans = append(spans, span{a, a})
+		}
+	}
+	if len(peers) > 0 {
+		rr.peers = mergeSpans(spans)
+	}
+	if len(ports) == 0 {
+		rr.all = true
+		return rr, nil
+	}
+	for _, p := range ports {
+		ps := portSpan{proto: protoNumber(p.Protocol), first: 0, last: 65535}
+		if p.Port != nil {
+			ps.first = uint16(p.Port.IntVal)
+			ps.last = ps.first
+			if p.EndPort != nil {
+				ps.last = uint16(*p.EndPort)
+			}
+		}
+		rr.ports = append(rr.ports, ps)
+	}
+	return rr, nil
+}
+
+func protoNumber(p *corev1.Protocol) uint8 {
+	if p == nil {
+		return ProtoTCP
+	}
+	switch *p {
+	case corev1.ProtocolUDP:
+		return ProtoUDP
+	case corev1.ProtocolSCTP:
+		return ProtoSCTP
+	default:
+		return ProtoTCP
+	}
+}
+
+// ipBlockSpans returns the IPv4 spans of cidr minus except. An IPv6 block
+// matches no IPv4 traffic and yields nothing (weft carries IPv4 only).
+func ipBlockSpans(b *networkingv1.IPBlock) []span {
+	cidr, err := parsePrefix(b.CIDR)
+	if err != nil || !cidr.Addr().Is4() {
+		return nil
+	}
+	spans := []span{prefixSpan(cidr)}
+	for _, e := range b.Except {
+		ex, err := parsePrefix(e)
+		if err != nil || !ex.Addr().Is4() {
+			continue
+		}
+		spans = subtractSpan(spans, prefixSpan(ex))
+	}
+	return spans
+}
+
+func prefixSpan(p netip.Prefix) span {
+	first := addrU32(p.Addr())
+	size := uint64(1) << (32 - p.Bits())
+	return span{first, uint32(uint64(first) + size - 1)}
+}
+
+func subtractSpan(spans []span, cut span) []span {
+	var out []span
+	for _, s := range spans {
+		if cut.last < s.first || cut.first > s.last {
+			out = append(out, s)
+			continue
+		}
+		if cut.first > s.first {
+			out = append(out, span{s.first, cut.first - 1})
+		}
+		if cut.last < s.last {
+			out = append(out, span{cut.last + 1, s.last})
+		}
+	}
+	return out
+}
+
+// mergeSpans sorts spans and joins overlapping and adjacent ones.
+func mergeSpans(spans []span) []span {
+	if len(spans) == 0 {
+		return nil
+	}
+	s := slices.Clone(spans)
+	slices.SortFunc(s, func(a, b span) int { return cmp.Compare(a.first, b.first) })
+	out := []span{s[0]}
+	for _, x := range s[1:] {
+		last := &out[len(out)-1]
+		if last.last == ^uint32(0) || x.first <= last.last+1 {
+			last.last = max(last.last, x.last)
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// direction groups this node's containers isolated in direction t by the
+// policies that select them and computes each group's allowed traffic.
+func (c *compiler) direction(t networkingv1.PolicyType) []Class {
+	type group struct {
+		policies []int
+		pods     []netip.Addr
+	}
+	groups := map[string]*group{}
+	var order []string
+	for _, ep := range c.local {
+		var sel []int
+		for i, cp := range c.policies {
+			if cp.types[t] && cp.np.Namespace == ep.Namespace && cp.podSelector.Matches(labels.Set(ep.Labels)) {
+				sel = append(sel, i)
+			}
+		}
+		if len(sel) == 0 {
+			continue
+		}
+		key := intsKey(sel)
+		g, ok := groups[key]
+		if !ok {
+			g = &group{policies: sel}
+			groups[key] = g
+			order = append(order, key)
+		}
+		g.pods = append(g.pods, ep.IP)
+	}
+	classes := make([]Class, 0, len(order))
+	for _, key := range order {
+		g := groups[key]
+		var rules []resolvedRule
+		for _, i := range g.policies {
+			rules = append(rules, c.policies[i].rules[t]...)
+		}
+		cl := buildClass(rules)
+		cl.Pods = g.pods
+		classes = append(classes, cl)
+	}
+	return classes
+}
+
+func intsKey(xs []int) string {
+	var b strings.Builder
+	for _, x := range xs {
+		b.WriteString(strconv.Itoa(x))
+		b.WriteByte(',')
+	}
+	return b.String()
+}
+
+// buildClass makes the union of rules disjoint: the address line is cut at
+// every rule boundary into elementary spans; each gets the union of the
+// rules covering it (all traffic, or merged port spans per protocol);
+// neighbours with the same allowance are joined again.
+func buildClass(rules []resolvedRule) Class {
+	var cuts []uint64 // elementary span starts; a span ends before the next cut
+	for _, r := range rules {
+		for _, p := range r.peers {
+			cuts = append(cuts, uint64(p.first), uint64(p.last)+1)
+		}
+	}
+	slices.Sort(cuts)
+	cuts = slices.Compact(cuts)
+	type allowance struct {
+		all   bool
+		ports []portSpan // canonical: sorted, merged per protocol
+	}
+	var spans []span
+	var allows []allowance
+	for i := 0; i+1 < len(cuts); i++ {
+		s := span{uint32(cuts[i]), uint32(cuts[i+1] - 1)}
+		var a allowance
+		var ports []portSpan
+		for _, r := range rules {
+			if !covers(r.peers, s.first) {
+				continue
+			}
+			if r.all {
+				a.all = true
+				break
+			}
+			ports = append(ports, r.ports...)
+		}
+		if !a.all {
+			a.ports = mergePorts(ports)
+			if len(a.ports) == 0 {
+				continue
+			}
+		}
+		if n := len(spans); n > 0 && spans[n-1].last+1 == s.first && allows[n-1].all == a.all && slices.Equal(allows[n-1].ports, a.ports) {
+			spans[n-1].last = s.last
+			continue
+		}
+		spans = append(spans, s)
+		allows = append(allows, a)
+	}
+	var cl Class
+	for i, s := range spans {
+		r := IPRange{u32Addr(s.first), u32Addr(s.last)}
+		if allows[i].all {
+			cl.Any = append(cl.Any, r)
+			continue
+		}
+		for _, p := range allows[i].ports {
+			cl.Ports = append(cl.Ports, PortRule{Peers: r, Protocol: p.proto, First: p.first, Last: p.last})
+		}
+	}
+	return cl
+}
+
+func covers(spans []span, a uint32) bool {
+	i, _ := slices.BinarySearchFunc(spans, a, func(s span, a uint32) int {
+		switch {
+		case s.last < a:
+			return -1
+		case s.first > a:
+			return 1
+		}
+		return 0
+	})
+	return i < len(spans) && spans[i].first <= a && a <= spans[i].last
+}
+
+func mergePorts(ports []portSpan) []portSpan {
+	if len(ports) == 0 {
+		return nil
+	}
+	slices.SortFunc(ports, func(a, b portSpan) int {
+		if c := cmp.Compare(a.proto, b.proto); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.first, b.first)
+	})
+	out := []portSpan{ports[0]}
+	for _, p := range ports[1:] {
+		last := &out[len(out)-1]
+		if p.proto == last.proto && (last.last == 65535 || p.first <= last.last+1) {
+			last.last = max(last.last, p.last)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func addrU32(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func u32Addr(x uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)})
+}
