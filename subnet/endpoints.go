@@ -1,0 +1,260 @@
+package subnet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// DefaultEndpointTTL is the TTL of a node's liveness lease, which carries
+// its endpoints: this long after a node stops renewing it (crash, power
+// off, partition) its endpoints disappear from every view.
+const DefaultEndpointTTL = 30 * time.Second
+
+// maxTxnOps is etcd's default limit on operations in one transaction.
+const maxTxnOps = 128
+
+// EndpointPublisher publishes this node's containers under
+// <prefix>/endpoints/<ip>, all attached to one etcd lease of its own (the
+// node's liveness lease, with a short TTL, kept alive by Run). The subnet
+// lease is not used: its TTL is a day by default and reservations have
+// none, so a dead node's endpoints would linger.
+//
+// It remembers what it published: when the liveness lease is lost (etcd
+// unreachable for longer than the TTL) Run takes a new one and publishes
+// everything again. On exit the lease is left to expire, not revoked, so
+// a restarting weftd does not make its containers vanish from other
+// nodes' rules.
+type EndpointPublisher struct {
+	m    *Manager
+	node string
+	ttl  time.Duration
+
+	mu    sync.Mutex // held across etcd writes: publications happen in order
+	want  map[netip.Addr]Endpoint
+	lease clientv3.LeaseID // 0 when none is held
+}
+
+// NewEndpointPublisher returns a publisher for node (its public IP, as in
+// its subnet lease) with a liveness lease of ttl (DefaultEndpointTTL when
+// zero; at least 2 s).
+func (m *Manager) NewEndpointPublisher(node string, ttl time.Duration) *EndpointPublisher {
+	if ttl <= 0 {
+		ttl = DefaultEndpointTTL
+	}
+	ttl = max(ttl, 2*time.Second)
+	return &EndpointPublisher{m: m, node: node, ttl: ttl, want: map[netip.Addr]Endpoint{}}
+}
+
+// Node is the node name written into every endpoint.
+func (p *EndpointPublisher) Node() string { return p.node }
+
+// Endpoints returns what this node publishes, sorted by IP.
+func (p *EndpointPublisher) Endpoints() []Endpoint {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := slices.Collect(maps.Values(p.want))
+	sortEndpoints(out)
+	return out
+}
+
+// Start makes this node's published endpoints exactly eps (what its
+// containers are after a restart): it takes a liveness lease, puts every
+// endpoint on it and deletes endpoints that name this node but are not in
+// eps. Call it once, before Run and Publish.
+func (p *EndpointPublisher) Start(ctx context.Context, eps []Endpoint) error {
+	want := make(map[netip.Addr]Endpoint, len(eps))
+	for _, ep := range eps {
+		ep.Node = p.node
+		if err := ep.Validate(); err != nil {
+			return fmt.Errorf("publish endpoints: %w", err)
+		}
+		want[ep.IP] = ep
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.want = want
+	if err := p.grantAndPublishAll(ctx); err != nil {
+		return err
+	}
+	return p.deleteStale(ctx)
+}
+
+// Publish puts one endpoint (Node is set to this node), replacing what was
+// published for its IP. It returns once etcd has it.
+func (p *EndpointPublisher) Publish(ctx context.Context, ep Endpoint) error {
+	ep.Node = p.node
+	if err := ep.Validate(); err != nil {
+		return fmt.Errorf("publish endpoint: %w", err)
+	}
+	data, err := json.Marshal(ep)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lease == 0 {
+		if err := p.grantAndPublishAll(ctx); err != nil {
+			return fmt.Errorf("publish endpoint %s: %w", ep.IP, err)
+		}
+	}
+	if _, err := p.m.cli.Put(ctx, p.m.endpointKey(ep.IP), string(data), clientv3.WithLease(p.lease)); err != nil {
+		return fmt.Errorf("publish endpoint %s: %w", ep.IP, err)
+	}
+	p.m.touch()
+	p.want[ep.IP] = ep
+	return nil
+}
+
+// Withdraw deletes the endpoint of ip if this node published it (an
+// endpoint of another node with the same IP is left alone). found tells
+// whether there was one to delete.
+func (p *EndpointPublisher) Withdraw(ctx context.Context, ip netip.Addr) (found bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, known := p.want[ip]
+	key := p.m.endpointKey(ip)
+	resp, err := p.m.cli.Get(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("withdraw endpoint %s: %w", ip, err)
+	}
+	p.m.touch()
+	delete(p.want, ip)
+	if len(resp.Kvs) == 0 {
+		return known, nil
+	}
+	kv := resp.Kvs[0]
+	if ep, err := decodeEndpoint(kv.Value); err == nil && ep.Node != p.node {
+		return known, nil
+	}
+	if _, err := p.m.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+		Then(clientv3.OpDelete(key)).
+		Commit(); err != nil {
+		return false, fmt.Errorf("withdraw endpoint %s: %w", ip, err)
+	}
+	return true, nil
+}
+
+// Run keeps the liveness lease alive until ctx ends and returns nil then.
+// When the lease is lost it takes a new one and publishes every endpoint
+// again, retrying with backoff while etcd is unreachable.
+func (p *EndpointPublisher) Run(ctx context.Context) error {
+	delay := minRetryDelay
+	for ctx.Err() == nil {
+		p.mu.Lock()
+		lease := p.lease
+		var err error
+		if lease == 0 {
+			err = p.grantAndPublishAll(ctx)
+			lease = p.lease
+		}
+		p.mu.Unlock()
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			p.m.log.Warn("publishing endpoints failed, retrying", "err", err, "retry_in", delay)
+			select {
+			case <-ctx.Done():
+			case <-time.After(delay):
+			}
+			delay = min(delay*2, maxRetryDelay)
+			continue
+		}
+		delay = minRetryDelay
+		p.keepAlive(ctx, lease)
+		if ctx.Err() != nil {
+			break
+		}
+		p.mu.Lock()
+		if p.lease == lease {
+			p.lease = 0
+		}
+		p.mu.Unlock()
+		p.m.log.Warn("endpoint liveness lease lost; taking a new one and publishing again", "lease", lease)
+	}
+	return nil
+}
+
+// keepAlive renews lease until it is lost or ctx ends.
+func (p *EndpointPublisher) keepAlive(ctx context.Context, lease clientv3.LeaseID) {
+	kctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := p.m.cli.KeepAlive(kctx, lease)
+	if err != nil {
+		p.m.log.Warn("keep endpoint lease alive", "lease", lease, "err", err)
+		return
+	}
+	for range ch {
+		p.m.touch()
+	}
+}
+
+// grantAndPublishAll takes a new lease and puts every wanted endpoint on
+// it. Call with p.mu held.
+func (p *EndpointPublisher) grantAndPublishAll(ctx context.Context) error {
+	grant, err := p.m.cli.Grant(ctx, int64((p.ttl+time.Second-1)/time.Second))
+	if err != nil {
+		return fmt.Errorf("grant endpoint liveness lease: %w", err)
+	}
+	p.m.touch()
+	eps := slices.Collect(maps.Values(p.want))
+	sortEndpoints(eps)
+	for batch := range slices.Chunk(eps, maxTxnOps) {
+		ops := make([]clientv3.Op, 0, len(batch))
+		for _, ep := range batch {
+			data, err := json.Marshal(ep)
+			if err != nil {
+				return err
+			}
+			ops = append(ops, clientv3.OpPut(p.m.endpointKey(ep.IP), string(data), clientv3.WithLease(grant.ID)))
+		}
+		if _, err := p.m.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+			if _, rerr := p.m.cli.Revoke(context.WithoutCancel(ctx), grant.ID); rerr != nil {
+				p.m.log.Debug("revoke unused endpoint lease", "err", rerr)
+			}
+			return fmt.Errorf("publish %d endpoints: %w", len(eps), err)
+		}
+	}
+	p.lease = grant.ID
+	return nil
+}
+
+// deleteStale deletes endpoints naming this node that it does not want.
+// Call with p.mu held.
+func (p *EndpointPublisher) deleteStale(ctx context.Context) error {
+	resp, err := p.m.cli.Get(ctx, p.m.endpointsPrefix(), clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("list endpoints: %w", err)
+	}
+	var ops []clientv3.Op
+	var stale []string
+	for _, kv := range resp.Kvs {
+		ep, err := decodeEndpoint(kv.Value)
+		if err != nil || ep.Node != p.node {
+			continue
+		}
+		if _, ok := p.want[ep.IP]; ok && p.m.endpointKey(ep.IP) == string(kv.Key) {
+			continue
+		}
+		ops = append(ops, clientv3.OpDelete(string(kv.Key)))
+		stale = append(stale, string(kv.Key))
+	}
+	for batch := range slices.Chunk(ops, maxTxnOps) {
+		if _, err := p.m.cli.Txn(ctx).Then(batch...).Commit(); err != nil {
+			return fmt.Errorf("delete stale endpoints of node %s: %w", p.node, err)
+		}
+	}
+	if len(stale) > 0 {
+		p.m.log.Info("deleted stale endpoints of this node", "endpoints", stale)
+	}
+	return nil
+}

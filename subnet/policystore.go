@@ -1,0 +1,307 @@
+package subnet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// MaxPoliciesPerApply is how many policies one ApplyPolicies call may
+// write: they go in one etcd transaction, and etcd allows 128 operations
+// in one by default (--max-txn-ops).
+const MaxPoliciesPerApply = 128
+
+func (m *Manager) endpointsPrefix() string  { return m.prefix + "/endpoints/" }
+func (m *Manager) namespacesPrefix() string { return m.prefix + "/namespaces/" }
+func (m *Manager) policiesPrefix() string   { return m.prefix + "/policies/" }
+
+func (m *Manager) endpointKey(ip netip.Addr) string { return m.endpointsPrefix() + ip.String() }
+func (m *Manager) namespaceKey(name string) string  { return m.namespacesPrefix() + name }
+func (m *Manager) policyKey(ns, name string) string { return m.policiesPrefix() + ns + "/" + name }
+
+// namespaceJSON is the value of a namespace key.
+type namespaceJSON struct {
+	Labels map[string]string `json:"labels"`
+}
+
+// withNameLabel returns labels plus NamespaceNameLabel=name.
+func withNameLabel(name string, labels map[string]string) map[string]string {
+	out := make(map[string]string, len(labels)+1)
+	maps.Copy(out, labels)
+	out[NamespaceNameLabel] = name
+	return out
+}
+
+// LabelNamespace changes a namespace's labels: set adds or replaces,
+// remove deletes keys. NamespaceNameLabel cannot be changed. It returns
+// the namespace as stored.
+func (m *Manager) LabelNamespace(ctx context.Context, name string, set map[string]string, remove []string) (Namespace, error) {
+	if err := ValidateNamespaceName(name); err != nil {
+		return Namespace{}, err
+	}
+	if err := ValidateLabels(set); err != nil {
+		return Namespace{}, fmt.Errorf("namespace %s: %w", name, err)
+	}
+	if _, ok := set[NamespaceNameLabel]; ok {
+		return Namespace{}, fmt.Errorf("namespace %s: label %s is set by weft to the namespace's name", name, NamespaceNameLabel)
+	}
+	for _, k := range remove {
+		if k == NamespaceNameLabel {
+			return Namespace{}, fmt.Errorf("namespace %s: label %s cannot be removed", name, NamespaceNameLabel)
+		}
+	}
+	key := m.namespaceKey(name)
+	for range maxAllocAttempts {
+		resp, err := m.cli.Get(ctx, key)
+		if err != nil {
+			return Namespace{}, fmt.Errorf("read namespace %s: %w", name, err)
+		}
+		m.touch()
+		labels := map[string]string{}
+		var modRev int64
+		if len(resp.Kvs) > 0 {
+			ns, err := decodeNamespace(name, resp.Kvs[0].Value)
+			if err != nil {
+				return Namespace{}, fmt.Errorf("%s: %w", key, err)
+			}
+			delete(ns.Labels, NamespaceNameLabel)
+			labels, modRev = ns.Labels, resp.Kvs[0].ModRevision
+		}
+		maps.Copy(labels, set)
+		for _, k := range remove {
+			delete(labels, k)
+		}
+		data, err := json.Marshal(namespaceJSON{Labels: labels})
+		if err != nil {
+			return Namespace{}, err
+		}
+		txn, err := m.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", modRev)).
+			Then(clientv3.OpPut(key, string(data))).
+			Commit()
+		if err != nil {
+			return Namespace{}, fmt.Errorf("write namespace %s: %w", name, err)
+		}
+		if txn.Succeeded {
+			return Namespace{Name: name, Labels: withNameLabel(name, labels)}, nil
+		}
+	}
+	return Namespace{}, fmt.Errorf("write namespace %s: gave up after %d conflicting writes", name, maxAllocAttempts)
+}
+
+// DeleteNamespace removes a namespace's labels; found tells whether it
+// had any stored.
+func (m *Manager) DeleteNamespace(ctx context.Context, name string) (found bool, err error) {
+	if err := ValidateNamespaceName(name); err != nil {
+		return false, err
+	}
+	resp, err := m.cli.Delete(ctx, m.namespaceKey(name))
+	if err != nil {
+		return false, fmt.Errorf("delete namespace %s: %w", name, err)
+	}
+	m.touch()
+	return resp.Deleted > 0, nil
+}
+
+// ListNamespaces returns every stored namespace, sorted by name.
+// Malformed values are logged and skipped.
+func (m *Manager) ListNamespaces(ctx context.Context) ([]Namespace, error) {
+	resp, err := m.cli.Get(ctx, m.namespacesPrefix(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("list namespaces: %w", err)
+	}
+	m.touch()
+	var out []Namespace
+	for _, kv := range resp.Kvs {
+		if ns, ok := m.namespaceFromKV(kv); ok {
+			out = append(out, ns)
+		}
+	}
+	return out, nil
+}
+
+func decodeNamespace(name string, value []byte) (Namespace, error) {
+	var v namespaceJSON
+	if err := json.Unmarshal(value, &v); err != nil {
+		return Namespace{}, fmt.Errorf("malformed namespace value: %w", err)
+	}
+	if err := ValidateLabels(v.Labels); err != nil {
+		return Namespace{}, fmt.Errorf("malformed namespace value: %w", err)
+	}
+	return Namespace{Name: name, Labels: withNameLabel(name, v.Labels)}, nil
+}
+
+func (m *Manager) namespaceFromKV(kv *mvccpb.KeyValue) (Namespace, bool) {
+	name, _ := strings.CutPrefix(string(kv.Key), m.namespacesPrefix())
+	if err := ValidateNamespaceName(name); err != nil {
+		m.log.Warn("ignoring malformed namespace key", "key", string(kv.Key), "err", err)
+		return Namespace{}, false
+	}
+	ns, err := decodeNamespace(name, kv.Value)
+	if err != nil {
+		m.log.Warn("ignoring malformed namespace", "key", string(kv.Key), "err", err)
+		return Namespace{}, false
+	}
+	return ns, true
+}
+
+// ApplyPolicies stores every policy (creating or replacing) in one etcd
+// transaction: all are written or none. Each is validated first.
+func (m *Manager) ApplyPolicies(ctx context.Context, policies []Policy) error {
+	if len(policies) == 0 {
+		return errors.New("apply policies: none given")
+	}
+	if len(policies) > MaxPoliciesPerApply {
+		return fmt.Errorf("apply policies: %d policies in one apply, at most %d (etcd's limit on one transaction); split the file", len(policies), MaxPoliciesPerApply)
+	}
+	seen := map[string]bool{}
+	ops := make([]clientv3.Op, 0, len(policies))
+	for _, p := range policies {
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("apply policies: %w", err)
+		}
+		key := m.policyKey(p.Namespace, p.Name)
+		if seen[key] {
+			return fmt.Errorf("apply policies: policy %s/%s given twice", p.Namespace, p.Name)
+		}
+		seen[key] = true
+		ops = append(ops, clientv3.OpPut(key, string(p.JSON)))
+	}
+	if _, err := m.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+		return fmt.Errorf("apply policies (nothing written): %w", err)
+	}
+	m.touch()
+	return nil
+}
+
+// GetPolicy reads one policy; found is false when there is none.
+func (m *Manager) GetPolicy(ctx context.Context, namespace, name string) (p Policy, found bool, err error) {
+	if err := (Policy{Namespace: namespace, Name: name, JSON: []byte("{}")}).Validate(); err != nil {
+		return Policy{}, false, err
+	}
+	resp, err := m.cli.Get(ctx, m.policyKey(namespace, name))
+	if err != nil {
+		return Policy{}, false, fmt.Errorf("read policy %s/%s: %w", namespace, name, err)
+	}
+	m.touch()
+	if len(resp.Kvs) == 0 {
+		return Policy{}, false, nil
+	}
+	kv := resp.Kvs[0]
+	return Policy{Namespace: namespace, Name: name, JSON: kv.Value, Revision: kv.ModRevision}, true, nil
+}
+
+// ListPolicies returns the policies of namespace ("" for all), sorted.
+func (m *Manager) ListPolicies(ctx context.Context, namespace string) ([]Policy, error) {
+	prefix := m.policiesPrefix()
+	if namespace != "" {
+		if err := ValidateNamespaceName(namespace); err != nil {
+			return nil, err
+		}
+		prefix += namespace + "/"
+	}
+	resp, err := m.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("list policies: %w", err)
+	}
+	m.touch()
+	var out []Policy
+	for _, kv := range resp.Kvs {
+		if p, ok := m.policyFromKV(kv); ok {
+			out = append(out, p)
+		}
+	}
+	sortPolicies(out)
+	return out, nil
+}
+
+// DeletePolicy removes one policy; found tells whether it existed.
+func (m *Manager) DeletePolicy(ctx context.Context, namespace, name string) (found bool, err error) {
+	if err := (Policy{Namespace: namespace, Name: name, JSON: []byte("{}")}).Validate(); err != nil {
+		return false, err
+	}
+	resp, err := m.cli.Delete(ctx, m.policyKey(namespace, name))
+	if err != nil {
+		return false, fmt.Errorf("delete policy %s/%s: %w", namespace, name, err)
+	}
+	m.touch()
+	return resp.Deleted > 0, nil
+}
+
+func (m *Manager) policyFromKV(kv *mvccpb.KeyValue) (Policy, bool) {
+	rest, _ := strings.CutPrefix(string(kv.Key), m.policiesPrefix())
+	ns, name, _ := strings.Cut(rest, "/")
+	p := Policy{Namespace: ns, Name: name, JSON: kv.Value, Revision: kv.ModRevision}
+	if err := p.Validate(); err != nil {
+		m.log.Warn("ignoring malformed policy", "key", string(kv.Key), "err", err)
+		return Policy{}, false
+	}
+	return p, true
+}
+
+func sortPolicies(ps []Policy) {
+	sort.Slice(ps, func(i, j int) bool {
+		if ps[i].Namespace != ps[j].Namespace {
+			return ps[i].Namespace < ps[j].Namespace
+		}
+		return ps[i].Name < ps[j].Name
+	})
+}
+
+// ListEndpoints returns every published endpoint, sorted by IP.
+func (m *Manager) ListEndpoints(ctx context.Context) ([]Endpoint, error) {
+	resp, err := m.cli.Get(ctx, m.endpointsPrefix(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("list endpoints: %w", err)
+	}
+	m.touch()
+	var out []Endpoint
+	for _, kv := range resp.Kvs {
+		if ep, ok := m.endpointFromKV(kv); ok {
+			out = append(out, ep)
+		}
+	}
+	sortEndpoints(out)
+	return out, nil
+}
+
+func decodeEndpoint(value []byte) (Endpoint, error) {
+	var ep Endpoint
+	if err := json.Unmarshal(value, &ep); err != nil {
+		return Endpoint{}, fmt.Errorf("malformed endpoint value: %w", err)
+	}
+	if err := ep.Validate(); err != nil {
+		return Endpoint{}, fmt.Errorf("malformed endpoint value: %w", err)
+	}
+	return ep, nil
+}
+
+func (m *Manager) endpointFromKV(kv *mvccpb.KeyValue) (Endpoint, bool) {
+	name, _ := strings.CutPrefix(string(kv.Key), m.endpointsPrefix())
+	ip, err := netip.ParseAddr(name)
+	if err != nil {
+		m.log.Warn("ignoring malformed endpoint key", "key", string(kv.Key))
+		return Endpoint{}, false
+	}
+	ep, err := decodeEndpoint(kv.Value)
+	if err == nil && ep.IP != ip {
+		err = fmt.Errorf("value names IP %s", ep.IP)
+	}
+	if err != nil {
+		m.log.Warn("ignoring malformed endpoint", "key", string(kv.Key), "err", err)
+		return Endpoint{}, false
+	}
+	return ep, true
+}
+
+func sortEndpoints(eps []Endpoint) {
+	sort.Slice(eps, func(i, j int) bool { return eps[i].IP.Less(eps[j].IP) })
+}

@@ -1,0 +1,442 @@
+package subnet_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/subnet/etcdtest"
+)
+
+func TestNamespaceLabels(t *testing.T) {
+	srv := etcdtest.Start(t)
+	m := newManager(t, srv.Client(t), subnet.Options{})
+	ctx := ctxFor(t, 30*time.Second)
+
+	ns, err := m.LabelNamespace(ctx, "x", map[string]string{"team": "a", "example.com/tier": "web"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"team": "a", "example.com/tier": "web", subnet.NamespaceNameLabel: "x"}
+	if !maps.Equal(ns.Labels, want) {
+		t.Fatalf("labels %v, want %v", ns.Labels, want)
+	}
+	ns, err = m.LabelNamespace(ctx, "x", map[string]string{"team": "b"}, []string{"example.com/tier"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"team": "b", subnet.NamespaceNameLabel: "x"}; !maps.Equal(ns.Labels, want) {
+		t.Fatalf("after relabel: %v, want %v", ns.Labels, want)
+	}
+	if _, err := m.LabelNamespace(ctx, "y", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	list, err := m.ListNamespaces(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].Name != "x" || list[1].Name != "y" || list[1].Labels[subnet.NamespaceNameLabel] != "y" {
+		t.Fatalf("list %+v", list)
+	}
+
+	// Refused, naming the problem; nothing changes.
+	for _, c := range []struct {
+		name   string
+		set    map[string]string
+		remove []string
+		errHas string
+	}{
+		{"X", nil, nil, `namespace "X"`},
+		{"x", map[string]string{"bad key!": "v"}, nil, `label key "bad key!"`},
+		{"x", map[string]string{"k": "-v"}, nil, `label k="-v"`},
+		{"x", map[string]string{subnet.NamespaceNameLabel: "z"}, nil, "set by weft"},
+		{"x", nil, []string{subnet.NamespaceNameLabel}, "cannot be removed"},
+	} {
+		if _, err := m.LabelNamespace(ctx, c.name, c.set, c.remove); err == nil || !strings.Contains(err.Error(), c.errHas) {
+			t.Errorf("LabelNamespace(%q, %v, %v): err %v, want %q", c.name, c.set, c.remove, err, c.errHas)
+		}
+	}
+	list2, _ := m.ListNamespaces(ctx)
+	if fmt.Sprint(list2) != fmt.Sprint(list) {
+		t.Fatalf("refused changes changed the namespaces: %v -> %v", list, list2)
+	}
+
+	found, err := m.DeleteNamespace(ctx, "y")
+	if err != nil || !found {
+		t.Fatalf("delete y: %v %v", found, err)
+	}
+	if found, err := m.DeleteNamespace(ctx, "y"); err != nil || found {
+		t.Fatalf("delete y again: %v %v", found, err)
+	}
+}
+
+func policyJSON(ns, name string) []byte {
+	return []byte(fmt.Sprintf(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"namespace":%q,"name":%q},"spec":{"podSelector":{}}}`, ns, name))
+}
+
+func TestPoliciesAllOrNothing(t *testing.T) {
+	srv := etcdtest.Start(t)
+	m := newManager(t, srv.Client(t), subnet.Options{})
+	ctx := ctxFor(t, 30*time.Second)
+
+	ps := []subnet.Policy{
+		{Namespace: "x", Name: "deny-all", JSON: policyJSON("x", "deny-all")},
+		{Namespace: "y", Name: "allow.web", JSON: policyJSON("y", "allow.web")},
+		{Namespace: "x", Name: "allow-a", JSON: policyJSON("x", "allow-a")},
+	}
+	if err := m.ApplyPolicies(ctx, ps); err != nil {
+		t.Fatal(err)
+	}
+	all, err := m.ListPolicies(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range all {
+		names = append(names, p.Namespace+"/"+p.Name)
+		if p.Revision == 0 {
+			t.Errorf("%s/%s: no revision", p.Namespace, p.Name)
+		}
+	}
+	if got := strings.Join(names, " "); got != "x/allow-a x/deny-all y/allow.web" {
+		t.Fatalf("list: %s", got)
+	}
+	inX, err := m.ListPolicies(ctx, "x")
+	if err != nil || len(inX) != 2 {
+		t.Fatalf("list x: %v %v", inX, err)
+	}
+	p, found, err := m.GetPolicy(ctx, "y", "allow.web")
+	if err != nil || !found || string(p.JSON) != string(policyJSON("y", "allow.web")) {
+		t.Fatalf("get: %v %v %s", found, err, p.JSON)
+	}
+	if _, found, err := m.GetPolicy(ctx, "y", "nope"); err != nil || found {
+		t.Fatalf("get missing: %v %v", found, err)
+	}
+
+	// One bad policy among good ones: nothing is written.
+	for _, bad := range []struct {
+		ps     []subnet.Policy
+		errHas string
+	}{
+		{[]subnet.Policy{{Namespace: "z", Name: "new", JSON: policyJSON("z", "new")}, {Namespace: "z", Name: "Bad", JSON: policyJSON("z", "Bad")}}, `policy name "Bad"`},
+		{[]subnet.Policy{{Namespace: "z", Name: "new", JSON: policyJSON("z", "new")}, {Namespace: "z", Name: "j", JSON: []byte("[1]")}}, "not a JSON object"},
+		{[]subnet.Policy{{Namespace: "z", Name: "new", JSON: policyJSON("z", "new")}, {Namespace: "z", Name: "new", JSON: policyJSON("z", "new")}}, "given twice"},
+		{nil, "none given"},
+		{make([]subnet.Policy, subnet.MaxPoliciesPerApply+1), "at most 128"},
+	} {
+		if err := m.ApplyPolicies(ctx, bad.ps); err == nil || !strings.Contains(err.Error(), bad.errHas) {
+			t.Errorf("apply: err %v, want %q", err, bad.errHas)
+		}
+	}
+	if z, _ := m.ListPolicies(ctx, "z"); len(z) != 0 {
+		t.Fatalf("a refused apply wrote %v", z)
+	}
+
+	// The maximum in one apply works (one transaction).
+	var many []subnet.Policy
+	for i := range subnet.MaxPoliciesPerApply {
+		name := fmt.Sprintf("p%d", i)
+		many = append(many, subnet.Policy{Namespace: "z", Name: name, JSON: policyJSON("z", name)})
+	}
+	if err := m.ApplyPolicies(ctx, many); err != nil {
+		t.Fatal(err)
+	}
+	if z, _ := m.ListPolicies(ctx, "z"); len(z) != subnet.MaxPoliciesPerApply {
+		t.Fatalf("stored %d of %d", len(z), subnet.MaxPoliciesPerApply)
+	}
+
+	if found, err := m.DeletePolicy(ctx, "x", "deny-all"); err != nil || !found {
+		t.Fatalf("delete: %v %v", found, err)
+	}
+	if found, err := m.DeletePolicy(ctx, "x", "deny-all"); err != nil || found {
+		t.Fatalf("delete again: %v %v", found, err)
+	}
+}
+
+func ep(ip, ns, pod string, labels map[string]string) subnet.Endpoint {
+	return subnet.Endpoint{IP: netip.MustParseAddr(ip), Namespace: ns, Pod: pod, Labels: labels, ContainerID: "c-" + pod, IfName: "eth0"}
+}
+
+func endpointIPs(t testing.TB, m *subnet.Manager) string {
+	t.Helper()
+	eps, err := m.ListEndpoints(ctxFor(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, e := range eps {
+		s = append(s, e.IP.String()+"@"+e.Node)
+	}
+	return strings.Join(s, " ")
+}
+
+func TestEndpointPublisher(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	m := newManager(t, cli, subnet.Options{})
+	ctx := ctxFor(t, 60*time.Second)
+
+	// A stale endpoint of node A from an earlier run, one of node B.
+	staleA := m.NewEndpointPublisher("192.0.2.1", 0)
+	if err := staleA.Start(ctx, []subnet.Endpoint{ep("10.244.1.9", "x", "old", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	b := m.NewEndpointPublisher("192.0.2.2", 0)
+	if err := b.Start(ctx, []subnet.Endpoint{ep("10.244.2.2", "y", "b", map[string]string{"app": "db"})}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Node A restarts knowing two containers: the stale one goes.
+	a := m.NewEndpointPublisher("192.0.2.1", 0)
+	if err := a.Start(ctx, []subnet.Endpoint{ep("10.244.1.2", "x", "a", map[string]string{"app": "web"}), ep("10.244.1.3", "x", "c", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := endpointIPs(t, m), "10.244.1.2@192.0.2.1 10.244.1.3@192.0.2.1 10.244.2.2@192.0.2.2"; got != want {
+		t.Fatalf("after start: %s, want %s", got, want)
+	}
+	eps, _ := m.ListEndpoints(ctx)
+	if eps[0].Labels["app"] != "web" || eps[0].Namespace != "x" || eps[0].Pod != "a" || eps[0].ContainerID != "c-a" {
+		t.Fatalf("endpoint %+v", eps[0])
+	}
+
+	if err := a.Publish(ctx, ep("10.244.1.4", "z", "d", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish(ctx, ep("10.244.1.5", "Bad_NS", "e", nil)); err == nil || !strings.Contains(err.Error(), `namespace "Bad_NS"`) {
+		t.Fatalf("bad namespace: %v", err)
+	}
+	if found, err := a.Withdraw(ctx, netip.MustParseAddr("10.244.1.3")); err != nil || !found {
+		t.Fatalf("withdraw: %v %v", found, err)
+	}
+	// A does not delete B's endpoint.
+	if found, err := a.Withdraw(ctx, netip.MustParseAddr("10.244.2.2")); err != nil || found {
+		t.Fatalf("withdraw other node's: %v %v", found, err)
+	}
+	if got, want := endpointIPs(t, m), "10.244.1.2@192.0.2.1 10.244.1.4@192.0.2.1 10.244.2.2@192.0.2.2"; got != want {
+		t.Fatalf("after publish/withdraw: %s, want %s", got, want)
+	}
+	if n := len(a.Endpoints()); n != 2 {
+		t.Fatalf("A's own list has %d", n)
+	}
+
+	// The lease is revoked under a running publisher: it publishes again.
+	runCtx, stopRun := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.Run(runCtx) })
+	leaseOf := func(ip string) clientv3.LeaseID {
+		resp := getKey(t, cli, "/weft/network/endpoints/"+ip)
+		if len(resp.Kvs) == 0 {
+			return 0
+		}
+		return clientv3.LeaseID(resp.Kvs[0].Lease)
+	}
+	first := leaseOf("10.244.1.2")
+	if _, err := cli.Revoke(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "A republishes after losing its lease", func() bool {
+		l := leaseOf("10.244.1.2")
+		return l != 0 && l != first && leaseOf("10.244.1.4") == l
+	})
+	stopRun()
+	wg.Wait()
+}
+
+// A node that dies (stops renewing, without revoking) loses its endpoints
+// once its liveness lease expires; other nodes' stay.
+func TestEndpointsVanishWithDeadNode(t *testing.T) {
+	srv := etcdtest.Start(t)
+	m := newManager(t, srv.Client(t), subnet.Options{})
+	ctx := ctxFor(t, 60*time.Second)
+
+	dead := m.NewEndpointPublisher("192.0.2.1", 2*time.Second)
+	alive := m.NewEndpointPublisher("192.0.2.2", 2*time.Second)
+	for _, p := range []*subnet.EndpointPublisher{dead, alive} {
+		ip := "10.244.1.2"
+		if p == alive {
+			ip = "10.244.2.2"
+		}
+		if err := p.Start(ctx, []subnet.Endpoint{ep(ip, "x", "p", nil)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadCtx, kill := context.WithCancel(ctx)
+	aliveCtx, stopAlive := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { dead.Run(deadCtx) })
+	wg.Go(func() { alive.Run(aliveCtx) })
+	t.Cleanup(func() { kill(); stopAlive(); wg.Wait() })
+
+	// Both stay while renewed (well past the TTL).
+	time.Sleep(4 * time.Second)
+	if got := endpointIPs(t, m); got != "10.244.1.2@192.0.2.1 10.244.2.2@192.0.2.2" {
+		t.Fatalf("while both renew: %s", got)
+	}
+	kill()
+	eventually(t, 20*time.Second, "the dead node's endpoint vanishes", func() bool {
+		return endpointIPs(t, m) == "10.244.2.2@192.0.2.2"
+	})
+}
+
+func TestWatchView(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	m := newManager(t, cli, subnet.Options{})
+	ctx := ctxFor(t, 60*time.Second)
+
+	if _, err := m.LabelNamespace(ctx, "x", map[string]string{"team": "a"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	pub := m.NewEndpointPublisher("192.0.2.1", 0)
+	if err := pub.Start(ctx, []subnet.Endpoint{ep("10.244.1.2", "y", "a", map[string]string{"app": "web"})}); err != nil {
+		t.Fatal(err)
+	}
+	// Malformed keys and values are left out.
+	put(t, cli, "/weft/network/endpoints/not-an-ip", `{}`)
+	put(t, cli, "/weft/network/endpoints/10.244.1.66", `{"ip":"10.244.1.67","namespace":"x","node":"n"}`)
+	put(t, cli, "/weft/network/namespaces/q", `{"labels":{"bad key!":"v"}}`)
+	put(t, cli, "/weft/network/policies/x", `{}`)
+
+	var mu sync.Mutex
+	var views []subnet.View
+	last := func() subnet.View {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(views) == 0 {
+			return subnet.View{}
+		}
+		return views[len(views)-1]
+	}
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		m.WatchView(wctx, 0, func(v subnet.View) {
+			mu.Lock()
+			views = append(views, v)
+			mu.Unlock()
+		})
+	})
+	t.Cleanup(func() { stop(); wg.Wait() })
+
+	eventually(t, 10*time.Second, "first view", func() bool { return last().Revision != 0 })
+	v := last()
+	if len(v.Endpoints) != 1 || v.Endpoints[0].IP.String() != "10.244.1.2" || v.Endpoints[0].Node != "192.0.2.1" {
+		t.Fatalf("endpoints %+v", v.Endpoints)
+	}
+	// x is labelled; y exists through its endpoint.
+	if len(v.Namespaces) != 2 || v.Namespaces[0].Name != "x" || v.Namespaces[0].Labels["team"] != "a" ||
+		v.Namespaces[1].Name != "y" || v.Namespaces[1].Labels[subnet.NamespaceNameLabel] != "y" || len(v.Namespaces[1].Labels) != 1 {
+		t.Fatalf("namespaces %+v", v.Namespaces)
+	}
+	if len(v.Policies) != 0 {
+		t.Fatalf("policies %+v", v.Policies)
+	}
+
+	// Each kind of change arrives, in one view with what preceded it.
+	rev := v.Revision
+	if err := m.ApplyPolicies(ctx, []subnet.Policy{{Namespace: "z", Name: "deny", JSON: policyJSON("z", "deny")}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "policy reaches the view", func() bool { return len(last().Policies) == 1 })
+	v = last()
+	if v.Revision <= rev || v.Policies[0].Namespace != "z" || v.Namespaces[2].Name != "z" {
+		t.Fatalf("view after apply: %+v", v)
+	}
+	if err := pub.Publish(ctx, ep("10.244.1.3", "x", "b", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.LabelNamespace(ctx, "x", map[string]string{"team": "b"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "endpoint and label reach the view", func() bool {
+		v := last()
+		return len(v.Endpoints) == 2 && v.Namespaces[0].Labels["team"] == "b"
+	})
+	if _, err := m.DeletePolicy(ctx, "z", "deny"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Withdraw(ctx, netip.MustParseAddr("10.244.1.2")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "deletions reach the view", func() bool {
+		v := last()
+		return len(v.Policies) == 0 && len(v.Endpoints) == 1 && len(v.Namespaces) == 1
+	})
+
+	// Lease renewals and the config are not view changes.
+	mu.Lock()
+	n := len(views)
+	mu.Unlock()
+	put(t, cli, "/weft/network/config", `{"Network":"10.244.0.0/16"}`)
+	put(t, cli, "/weft/network/subnets/10.244.9.0-24", `{"PublicIP":"192.0.2.9","BackendType":"udp","BackendData":{"Port":8285}}`)
+	if _, err := m.LabelNamespace(ctx, "w", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "namespace w", func() bool { return len(last().Namespaces) == 2 })
+	mu.Lock()
+	if len(views) != n+1 {
+		t.Errorf("%d views for one relevant change among unrelated ones", len(views)-n)
+	}
+	mu.Unlock()
+
+	// After an etcd restart the view follows again.
+	srv.Restart(t)
+	if err := m.ApplyPolicies(ctx, []subnet.Policy{{Namespace: "x", Name: "after", JSON: policyJSON("x", "after")}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "change after etcd restart", func() bool { return len(last().Policies) == 1 })
+}
+
+// Many changes in quick succession are coalesced into few views, and the
+// last view has them all.
+func TestWatchViewCoalesces(t *testing.T) {
+	srv := etcdtest.Start(t)
+	m := newManager(t, srv.Client(t), subnet.Options{Logger: quietLogger()})
+	ctx := ctxFor(t, 60*time.Second)
+	var mu sync.Mutex
+	var views []subnet.View
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		m.WatchView(wctx, 0, func(v subnet.View) {
+			time.Sleep(50 * time.Millisecond) // a slow consumer
+			mu.Lock()
+			views = append(views, v)
+			mu.Unlock()
+		})
+	})
+	t.Cleanup(func() { stop(); wg.Wait() })
+	pub := m.NewEndpointPublisher("192.0.2.1", 0)
+	if err := pub.Start(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	for i := range n {
+		if err := pub.Publish(ctx, ep(fmt.Sprintf("10.244.%d.%d", 1+i/250, 2+i%250), "x", fmt.Sprintf("p%d", i), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 20*time.Second, "all endpoints in the view", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(views) > 0 && len(views[len(views)-1].Endpoints) == n
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(views) > n/2 {
+		t.Errorf("%d views for %d changes: not coalesced", len(views), n)
+	}
+	for i := 1; i < len(views); i++ {
+		if views[i].Revision < views[i-1].Revision {
+			t.Errorf("revision went back: %d then %d", views[i-1].Revision, views[i].Revision)
+		}
+	}
+}

@@ -1,0 +1,229 @@
+package subnet
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// DefaultViewDebounce is how long WatchView collects changes after the
+// first one before it hands out a new view.
+const DefaultViewDebounce = 50 * time.Millisecond
+
+// WatchView hands handle a full, consistent View of endpoints, namespaces
+// and policies: once at the start and again after every change (changes
+// arriving within debounce of the first are delivered together; zero means
+// DefaultViewDebounce). Changes that arrive while handle runs are
+// delivered together afterwards. After etcd trouble that breaks the watch
+// it lists again with backoff and hands out a fresh view. Malformed keys
+// and values are logged and left out. handle runs on the calling
+// goroutine; WatchView returns nil once ctx is done.
+func (m *Manager) WatchView(ctx context.Context, debounce time.Duration, handle func(View)) error {
+	if debounce <= 0 {
+		debounce = DefaultViewDebounce
+	}
+	w := &viewWatcher{m: m, debounce: debounce, handle: handle}
+	delay := minRetryDelay
+	for ctx.Err() == nil {
+		progressed, err := w.listAndWatch(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		if progressed {
+			delay = minRetryDelay
+		}
+		m.log.Warn("policy view watch interrupted, listing again", "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, maxRetryDelay)
+	}
+	return nil
+}
+
+// GetView reads the current View once.
+func (m *Manager) GetView(ctx context.Context) (View, error) {
+	w := &viewWatcher{m: m}
+	if err := w.list(ctx); err != nil {
+		return View{}, err
+	}
+	return w.view(), nil
+}
+
+type viewWatcher struct {
+	m        *Manager
+	debounce time.Duration
+	handle   func(View)
+
+	endpoints  map[string]Endpoint // by key
+	namespaces map[string]Namespace
+	policies   map[string]Policy
+	rev        int64
+}
+
+// list reads the three directories at one revision.
+func (w *viewWatcher) list(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, listTimeout)
+	defer cancel()
+	w.endpoints, w.namespaces, w.policies = map[string]Endpoint{}, map[string]Namespace{}, map[string]Policy{}
+	resp, err := w.m.cli.Get(ctx, w.m.endpointsPrefix(), clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("list endpoints: %w", err)
+	}
+	w.rev = resp.Header.Revision
+	kvs := resp.Kvs
+	for _, dir := range []string{w.m.namespacesPrefix(), w.m.policiesPrefix()} {
+		resp, err := w.m.cli.Get(ctx, dir, clientv3.WithPrefix(), clientv3.WithRev(w.rev))
+		if err != nil {
+			return fmt.Errorf("list %s: %w", dir, err)
+		}
+		kvs = append(kvs, resp.Kvs...)
+	}
+	w.m.touch()
+	for _, kv := range kvs {
+		w.put(kv)
+	}
+	return nil
+}
+
+// put applies one key's new value.
+func (w *viewWatcher) put(kv *mvccpb.KeyValue) {
+	key := string(kv.Key)
+	w.remove(key)
+	switch {
+	case strings.HasPrefix(key, w.m.endpointsPrefix()):
+		if ep, ok := w.m.endpointFromKV(kv); ok {
+			w.endpoints[key] = ep
+		}
+	case strings.HasPrefix(key, w.m.namespacesPrefix()):
+		if ns, ok := w.m.namespaceFromKV(kv); ok {
+			w.namespaces[key] = ns
+		}
+	case strings.HasPrefix(key, w.m.policiesPrefix()):
+		if p, ok := w.m.policyFromKV(kv); ok {
+			w.policies[key] = p
+		}
+	}
+}
+
+func (w *viewWatcher) remove(key string) {
+	delete(w.endpoints, key)
+	delete(w.namespaces, key)
+	delete(w.policies, key)
+}
+
+// relevant tells whether a key belongs to the view.
+func (w *viewWatcher) relevant(key []byte) bool {
+	k := string(key)
+	return strings.HasPrefix(k, w.m.endpointsPrefix()) ||
+		strings.HasPrefix(k, w.m.namespacesPrefix()) ||
+		strings.HasPrefix(k, w.m.policiesPrefix())
+}
+
+// apply takes in one watch response; it tells whether the view changed.
+func (w *viewWatcher) apply(resp clientv3.WatchResponse) bool {
+	changed := false
+	for _, ev := range resp.Events {
+		if !w.relevant(ev.Kv.Key) {
+			continue
+		}
+		changed = true
+		switch ev.Type {
+		case mvccpb.PUT:
+			w.put(ev.Kv)
+		case mvccpb.DELETE:
+			w.remove(string(ev.Kv.Key))
+		}
+	}
+	if resp.Header.Revision > w.rev {
+		w.rev = resp.Header.Revision
+	}
+	return changed
+}
+
+// view builds an immutable View of the current maps.
+func (w *viewWatcher) view() View {
+	v := View{
+		Endpoints: slices.Collect(maps.Values(w.endpoints)),
+		Policies:  slices.Collect(maps.Values(w.policies)),
+		Revision:  w.rev,
+	}
+	sortEndpoints(v.Endpoints)
+	sortPolicies(v.Policies)
+	byName := make(map[string]Namespace, len(w.namespaces))
+	for _, ns := range w.namespaces {
+		byName[ns.Name] = ns
+	}
+	implicit := func(name string) {
+		if _, ok := byName[name]; !ok {
+			byName[name] = Namespace{Name: name, Labels: withNameLabel(name, nil)}
+		}
+	}
+	for _, ep := range v.Endpoints {
+		implicit(ep.Namespace)
+	}
+	for _, p := range v.Policies {
+		implicit(p.Namespace)
+	}
+	v.Namespaces = slices.Collect(maps.Values(byName))
+	slices.SortFunc(v.Namespaces, func(a, b Namespace) int { return strings.Compare(a.Name, b.Name) })
+	return v
+}
+
+// listAndWatch lists, hands out the view and follows changes until the
+// watch breaks. progressed tells whether a view was handed out.
+func (w *viewWatcher) listAndWatch(ctx context.Context) (progressed bool, err error) {
+	if err := w.list(ctx); err != nil {
+		return false, err
+	}
+	w.handle(w.view())
+
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	// One watch over the whole prefix keeps the three directories in one
+	// revision order; the other keys (leases, config) are skipped.
+	wch := w.m.cli.Watch(wctx, w.m.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(w.rev+1))
+	for {
+		resp, ok := <-wch
+		if !ok {
+			return true, ctx.Err()
+		}
+		if err := resp.Err(); err != nil {
+			return true, err
+		}
+		w.m.touch()
+		if !w.apply(resp) {
+			continue
+		}
+		// Collect what else arrives within the debounce, then hand out.
+		timer := time.NewTimer(w.debounce)
+	collect:
+		for {
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return true, ctx.Err()
+			case <-timer.C:
+				break collect
+			case resp, ok := <-wch:
+				if !ok {
+					timer.Stop()
+					return true, ctx.Err()
+				}
+				if err := resp.Err(); err != nil {
+					timer.Stop()
+					return true, err
+				}
+				w.apply(resp)
+			}
+		}
+		w.handle(w.view())
+	}
+}

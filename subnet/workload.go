@@ -1,0 +1,187 @@
+package subnet
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Workload identity and network policy as stored in etcd, for the policy
+// engine:
+//
+//	<prefix>/endpoints/<ip>            one container (Endpoint JSON), on its node's liveness lease
+//	<prefix>/namespaces/<name>         a namespace's labels ({"labels":{...}})
+//	<prefix>/policies/<ns>/<name>      a networking.k8s.io/v1 NetworkPolicy, raw JSON
+//
+// This package only validates names and labels and stores the policy
+// bytes; turning them into rules is the policy package's job.
+
+// DefaultNamespace is the namespace of a container whose runtime names none.
+const DefaultNamespace = "default"
+
+// NamespaceNameLabel is the label every namespace carries with its own
+// name, as Kubernetes sets it (kubernetes.io/metadata.name), so that
+// namespaceSelector can pick a namespace by name.
+const NamespaceNameLabel = "kubernetes.io/metadata.name"
+
+// Endpoint is one container interface as published by its node.
+type Endpoint struct {
+	IP        netip.Addr        `json:"ip"`
+	Namespace string            `json:"namespace"`
+	Pod       string            `json:"pod,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	// Node is the publishing node's public IP.
+	Node string `json:"node"`
+	// ContainerID and IfName name the CNI attachment.
+	ContainerID string `json:"containerID,omitempty"`
+	IfName      string `json:"ifName,omitempty"`
+}
+
+// Validate checks the fields the policy engine relies on.
+func (e Endpoint) Validate() error {
+	if !e.IP.IsValid() || !e.IP.Is4() {
+		return fmt.Errorf("endpoint: IP %v is not an IPv4 address", e.IP)
+	}
+	if err := ValidateNamespaceName(e.Namespace); err != nil {
+		return fmt.Errorf("endpoint %s: %w", e.IP, err)
+	}
+	if e.Pod != "" {
+		if err := validateObjectName("pod name", e.Pod); err != nil {
+			return fmt.Errorf("endpoint %s: %w", e.IP, err)
+		}
+	}
+	if err := ValidateLabels(e.Labels); err != nil {
+		return fmt.Errorf("endpoint %s: %w", e.IP, err)
+	}
+	if e.Node == "" {
+		return fmt.Errorf("endpoint %s: no node", e.IP)
+	}
+	return nil
+}
+
+// Namespace is a namespace's labels. Labels always include
+// NamespaceNameLabel=Name when read back.
+type Namespace struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels"`
+}
+
+// Policy is one stored NetworkPolicy: its namespace, name and the
+// manifest as JSON (networking.k8s.io/v1, as the policy package parsed and
+// re-encoded it).
+type Policy struct {
+	Namespace string
+	Name      string
+	JSON      []byte
+	// Revision is the etcd revision that last wrote it (0 before storing).
+	Revision int64
+}
+
+// Validate checks the key parts and that JSON is one JSON object.
+func (p Policy) Validate() error {
+	if err := ValidateNamespaceName(p.Namespace); err != nil {
+		return fmt.Errorf("policy %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	if err := validateObjectName("policy name", p.Name); err != nil {
+		return fmt.Errorf("policy %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(p.JSON, &obj); err != nil || obj == nil {
+		return fmt.Errorf("policy %s/%s: not a JSON object", p.Namespace, p.Name)
+	}
+	return nil
+}
+
+// View is a consistent picture of everything policy depends on, at one
+// etcd revision. Slices are sorted (endpoints by IP, namespaces by name,
+// policies by namespace then name) and must not be modified.
+//
+// Namespaces holds every namespace that is labelled, or named by an
+// endpoint or a policy; each has NamespaceNameLabel set.
+type View struct {
+	Endpoints  []Endpoint
+	Namespaces []Namespace
+	Policies   []Policy
+	Revision   int64
+}
+
+var (
+	// DNS-1123 label: namespaces.
+	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	// DNS-1123 subdomain: pod and policy names, label key prefixes.
+	dnsSubdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	// Label names and values (qualified name part).
+	labelPartRE = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
+)
+
+// ValidateNamespaceName applies Kubernetes' rule for namespace names (a
+// DNS-1123 label: lower case alphanumerics and '-', at most 63).
+func ValidateNamespaceName(name string) error {
+	if name == "" {
+		return errors.New("namespace: empty name")
+	}
+	if len(name) > 63 || !dnsLabelRE.MatchString(name) {
+		return fmt.Errorf("namespace %q: want lower-case letters, digits and '-', starting and ending alphanumeric, at most 63 characters", name)
+	}
+	return nil
+}
+
+func validateObjectName(what, name string) error {
+	if name == "" {
+		return fmt.Errorf("%s: empty", what)
+	}
+	if len(name) > 253 || !dnsSubdomainRE.MatchString(name) {
+		return fmt.Errorf("%s %q: want lower-case letters, digits, '-' and '.', starting and ending alphanumeric, at most 253 characters", what, name)
+	}
+	return nil
+}
+
+// ValidateLabelKey applies Kubernetes' rule for label keys: an optional
+// DNS subdomain prefix and '/', then a name of at most 63 characters.
+func ValidateLabelKey(key string) error {
+	prefix, name, hasPrefix := strings.Cut(key, "/")
+	if !hasPrefix {
+		name, prefix = prefix, ""
+	} else if prefix == "" || len(prefix) > 253 || !dnsSubdomainRE.MatchString(prefix) {
+		return fmt.Errorf("label key %q: the prefix before '/' must be a DNS subdomain", key)
+	}
+	if name == "" || len(name) > 63 || !labelPartRE.MatchString(name) {
+		return fmt.Errorf("label key %q: the name must be 1-63 letters, digits, '-', '_' or '.', starting and ending alphanumeric", key)
+	}
+	return nil
+}
+
+// ValidateLabelValue applies Kubernetes' rule for label values (empty, or
+// at most 63 letters, digits, '-', '_', '.', starting and ending
+// alphanumeric).
+func ValidateLabelValue(key, value string) error {
+	if value == "" {
+		return nil
+	}
+	if len(value) > 63 || !labelPartRE.MatchString(value) {
+		return fmt.Errorf("label %s=%q: the value must be at most 63 letters, digits, '-', '_' or '.', starting and ending alphanumeric", key, value)
+	}
+	return nil
+}
+
+// ValidateLabels checks every key and value.
+func ValidateLabels(labels map[string]string) error {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := ValidateLabelKey(k); err != nil {
+			return err
+		}
+		if err := ValidateLabelValue(k, labels[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
