@@ -58,9 +58,13 @@ func (d *weftd) run(ctx context.Context) error {
 	if d.opts.networkConfig != "" {
 		cfg, err := subnet.ParseConfig([]byte(d.opts.networkConfig))
 		if err != nil {
-			return fmt.Errorf("--network-config: %w", err)
+			return configErrorf("--network-config: %w", err)
 		}
 		wanted = cfg
+	}
+
+	if err := d.clientOptions().Check(); err != nil {
+		return asConfigError(err)
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -84,16 +88,24 @@ func (d *weftd) run(ctx context.Context) error {
 		d.log.Info("embedded etcd running", "endpoints", emb.Endpoints(), "dir", d.opts.embeddedEtcdDir)
 	}
 
-	cli, err := subnet.NewClient(subnet.ClientOptions{
-		Endpoints: d.opts.endpoints(),
-		CAFile:    d.opts.etcdCAFile,
-		CertFile:  d.opts.etcdCertFile,
-		KeyFile:   d.opts.etcdKeyFile,
-		Username:  d.opts.etcdUsername,
-		Password:  d.opts.etcdPassword,
+	// The HTTP endpoint comes up first so that /healthz answers while we
+	// wait for etcd or the network config.
+	if d.opts.healthzPort != 0 {
+		srv, err := d.startHTTP()
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
+
+	// With credentials the client authenticates inside NewClient, so an
+	// etcd that is not there yet fails it: retry like any other call.
+	try := d.attempts()
+	cli, err := retry(ctx, try, "connect to etcd", func(context.Context) (*clientv3.Client, error) {
+		return subnet.NewClient(d.clientOptions())
 	})
 	if err != nil {
-		return fmt.Errorf("etcd client: %w", err)
+		return err
 	}
 	defer cli.Close()
 	defer stop() // goroutines using the client end before it closes
@@ -104,20 +116,10 @@ func (d *weftd) run(ctx context.Context) error {
 		RenewMargin: d.opts.leaseRenewMargin,
 		Logger:      d.log.With("component", "subnet"),
 	})
-
-	// The HTTP endpoint comes up first so that /healthz answers while we
-	// wait for etcd or the network config.
-	if d.opts.healthzPort != 0 {
-		srv, err := d.startHTTP()
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
-	}
 	wg.Go(func() { d.probeEtcd(ctx) })
 
 	if wanted != nil {
-		created, err := retry(ctx, d.log, "store network config", func() (bool, error) {
+		created, err := retry(ctx, try, "store network config", func(ctx context.Context) (bool, error) {
 			return d.mgr.EnsureConfig(ctx, wanted)
 		})
 		if err != nil {
@@ -127,7 +129,7 @@ func (d *weftd) run(ctx context.Context) error {
 			d.log.Info("stored network config in etcd", "network", wanted.Network, "subnetLen", wanted.SubnetLen)
 		}
 	}
-	cfg, err := retry(ctx, d.log, "read network config", func() (*subnet.Config, error) {
+	cfg, err := retry(ctx, try, "read network config", func(ctx context.Context) (*subnet.Config, error) {
 		return d.mgr.GetConfig(ctx)
 	})
 	if err != nil {
@@ -149,13 +151,13 @@ func (d *weftd) run(ctx context.Context) error {
 		BackendData: []byte(fmt.Sprintf(`{"Port":%d}`, cfg.Backend.Port)),
 	}
 	if previous.IsValid() {
-		if _, err := retry(ctx, d.log, "check previous subnet", func() (struct{}, error) {
+		if _, err := retry(ctx, try, "check previous subnet", func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, d.checkPrevious(ctx, previous, attrs.PublicIP)
 		}); err != nil {
 			return err
 		}
 	}
-	lease, err := retry(ctx, d.log, "acquire subnet lease", func() (subnet.Lease, error) {
+	lease, err := retry(ctx, try, "acquire subnet lease", func(ctx context.Context) (subnet.Lease, error) {
 		l, err := d.mgr.AcquireLease(ctx, cfg, attrs, previous)
 		if errors.Is(err, subnet.ErrPoolExhausted) {
 			return l, permanent{err}
@@ -363,35 +365,4 @@ func (d *weftd) checkPrevious(ctx context.Context, previous netip.Prefix, public
 	return permanent{fmt.Errorf("this host used subnet %s (subnet file %s) but node %s holds it now; "+
 		"refusing to renumber a host whose containers may still use the old subnet: "+
 		"stop them and remove %s to take a new subnet", previous, d.opts.subnetFile, holder.PublicIP, d.opts.subnetFile)}
-}
-
-// permanent marks an error that retrying cannot fix.
-type permanent struct{ error }
-
-func (p permanent) Unwrap() error { return p.error }
-
-// retry calls fn until it succeeds, fails permanently or ctx ends, with
-// exponential backoff, logging each failure.
-func retry[T any](ctx context.Context, log *slog.Logger, what string, fn func() (T, error)) (T, error) {
-	backoff := 200 * time.Millisecond
-	for {
-		v, err := fn()
-		if err == nil {
-			return v, nil
-		}
-		var p permanent
-		if errors.As(err, &p) {
-			return v, fmt.Errorf("%s: %w", what, p.error)
-		}
-		if ctx.Err() != nil {
-			return v, fmt.Errorf("%s: %w", what, ctx.Err())
-		}
-		log.Warn("retrying", "what", what, "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return v, fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
 }

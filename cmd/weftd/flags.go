@@ -92,6 +92,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.embeddedEtcdDir != "" && !explicit["etcd-endpoints"] && !envSet("WEFTD_ETCD_ENDPOINTS") {
 		o.etcdEndpoints = o.embeddedEtcdListen
 	}
+	if err := subnet.CheckEndpoints(o.endpoints()); err != nil {
+		return nil, fmt.Errorf("--etcd-endpoints: %w", err)
+	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format: want text or json, got %q", o.logFormat)
 	}

@@ -48,6 +48,8 @@ func TestFlagsErrors(t *testing.T) {
 		{[]string{"--subnet-lease-ttl", "1s"}, "too short"},
 		{[]string{"extra"}, "unexpected arguments"},
 		{[]string{"--no-such-flag"}, "not defined"},
+		{[]string{"--etcd-endpoints", "htp//10.0.0.1:2379"}, "htp//10.0.0.1:2379"},
+		{[]string{"--etcd-endpoints", "http://127.0.0.1:2379,127.0.0.1:2380"}, "--etcd-endpoints"},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -60,8 +62,8 @@ func TestRunRejectsBadConfigBeforeTouchingAnything(t *testing.T) {
 	var stderr strings.Builder
 	code := run([]string{"--network-config", `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}`,
 		"--healthz-port", "0", "--etcd-endpoints", "http://127.0.0.1:1"}, &stderr)
-	if code == 0 {
-		t.Fatal("weftd accepted a vxlan backend")
+	if code != exitConfig {
+		t.Fatalf("weftd exited %d on a vxlan backend, want %d (EX_CONFIG)", code, exitConfig)
 	}
 	if !strings.Contains(stderr.String(), "Backend") {
 		t.Fatalf("error does not name the field: %s", stderr.String())

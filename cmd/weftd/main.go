@@ -25,26 +25,26 @@ func main() {
 func run(args []string, stderr io.Writer) int {
 	opts, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
-		return 0
+		return exitClean
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "weftd: %v\n", err)
-		return 2
+		return exitConfig
 	}
 	if opts.version {
 		fmt.Fprintln(stderr, "weftd", version)
-		return 0
+		return exitClean
 	}
 	logger, err := newLogger(stderr, opts.logFormat, opts.logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "weftd: %v\n", err)
-		return 2
+		return exitConfig
 	}
 	if opts.cpuProfile != "" {
 		stopProfile, err := startCPUProfile(opts.cpuProfile)
 		if err != nil {
 			fmt.Fprintf(stderr, "weftd: %v\n", err)
-			return 2
+			return exitConfig
 		}
 		defer func() {
 			if err := stopProfile(); err != nil {
@@ -54,12 +54,19 @@ func run(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := newDaemon(opts, logger).run(ctx); err != nil {
-		logger.Error("weftd stopped", "err", err)
-		return 1
+	err = newDaemon(opts, logger).run(ctx)
+	code := exitCode(err, ctx.Err() != nil)
+	switch {
+	case code == exitConfig:
+		logger.Error("weftd cannot run as configured; fix the configuration (exit code 78, systemd does not restart)", "err", err)
+	case code != exitClean:
+		logger.Error("weftd stopped", "err", err, "exitCode", code)
+	case err != nil:
+		logger.Info("weftd stopped by a signal", "interrupted", err)
+	default:
+		logger.Info("weftd stopped cleanly")
 	}
-	logger.Info("weftd stopped cleanly")
-	return 0
+	return code
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/weftnet/weft/subnet"
+)
+
+// probeTimeout bounds subnet.Probe when weftd asks why etcd did not answer.
+const probeTimeout = 3 * time.Second
+
+// clientOptions are the etcd client settings from the flags.
+func (d *weftd) clientOptions() subnet.ClientOptions {
+	return subnet.ClientOptions{
+		Endpoints: d.opts.endpoints(),
+		CAFile:    d.opts.etcdCAFile,
+		CertFile:  d.opts.etcdCertFile,
+		KeyFile:   d.opts.etcdKeyFile,
+		Username:  d.opts.etcdUsername,
+		Password:  d.opts.etcdPassword,
+	}
+}
+
+// attempts is how weftd retries etcd calls while it starts: each bounded
+// by attemptTimeout, each failure a WARN naming the endpoints and, when
+// etcd did not answer in time, what a direct probe of them found.
+func (d *weftd) attempts() attempts {
+	probe := d.clientOptions()
+	probe.DialTimeout = probeTimeout
+	return attempts{
+		log:     d.log.With("endpoints", strings.Join(probe.Endpoints, ",")),
+		timeout: attemptTimeout,
+		explain: func(ctx context.Context) error { return subnet.Probe(ctx, probe) },
+	}
+}

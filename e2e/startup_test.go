@@ -1,0 +1,38 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// An etcd that does not answer is reported within seconds, naming the
+// endpoint and what a direct probe found, with or without credentials (the
+// client authenticates while it is created); weftd keeps retrying.
+func TestUnreachableEtcdWarnsAndRetries(t *testing.T) {
+	for name, extra := range map[string][]string{
+		"plain":            nil,
+		"with credentials": {"--etcd-username", "weft", "--etcd-password", "secret"},
+	} {
+		t.Run(strings.ReplaceAll(name, " ", "_"), func(t *testing.T) {
+			p := startLoneWeftd(t, append([]string{"--etcd-endpoints", unreachableEtcd}, extra...)...)
+			start := time.Now()
+			// The deadline is generous for a loaded machine; the design
+			// bound is attemptTimeout (5 s) plus the probe (3 s).
+			log := waitLog(t, p, 20*time.Second, "level=WARN", "endpoints="+unreachableEtcd)
+			t.Logf("first WARN after %s", time.Since(start).Round(100*time.Millisecond))
+			if !strings.Contains(log, "cause=") {
+				t.Errorf("the WARN does not say why etcd did not answer:\n%s", log)
+			}
+			// Still retrying: a second WARN, and no exit.
+			deadline := time.Now().Add(30 * time.Second)
+			for strings.Count(log, "level=WARN") < 2 {
+				if time.Now().After(deadline) || p.Exited() {
+					t.Fatalf("weftd did not keep retrying (exited: %v):\n%s", p.Exited(), log)
+				}
+				time.Sleep(200 * time.Millisecond)
+				log = waitLog(t, p, time.Second, "level=WARN")
+			}
+		})
+	}
+}
