@@ -66,6 +66,9 @@ func (d *weftd) run(ctx context.Context) error {
 	if err := d.clientOptions().Check(); err != nil {
 		return asConfigError(err)
 	}
+	if err := checkWritable(d.opts.writableDirs()); err != nil {
+		return err
+	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	// Every goroutine below ends on cancel; stop cancels and waits, and is

@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/coreos/go-systemd/v22/journal"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -35,7 +37,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "weftd", version)
 		return exitClean
 	}
-	logger, err := newLogger(stderr, opts.logFormat, opts.logLevel)
+	logger, err := newLogger(stderr, opts.logFormat, opts.logLevel, stderrIsJournal(stderr))
 	if err != nil {
 		fmt.Fprintf(stderr, "weftd: %v\n", err)
 		return exitConfig
@@ -69,16 +71,34 @@ func run(args []string, stderr io.Writer) int {
 	return code
 }
 
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+// newLogger makes weftd's logger. With journal set (stderr is the
+// journal) every line starts with its syslog priority prefix.
+func newLogger(w io.Writer, format, level string, journal bool) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
 	hopts := &slog.HandlerOptions{Level: lvl}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	newHandler := func(w io.Writer) slog.Handler {
+		if format == "json" {
+			return slog.NewJSONHandler(w, hopts)
+		}
+		return slog.NewTextHandler(w, hopts)
 	}
-	return slog.New(slog.NewTextHandler(w, hopts)), nil
+	if journal {
+		return slog.New(withPriorityPrefix(w, newHandler)), nil
+	}
+	return slog.New(newHandler(w)), nil
+}
+
+// stderrIsJournal reports whether w is the process's stderr and systemd
+// connected it to the journal (JOURNAL_STREAM names its device and inode).
+func stderrIsJournal(w io.Writer) bool {
+	if w != io.Writer(os.Stderr) {
+		return false
+	}
+	ok, err := journal.StderrIsJournalStream()
+	return err == nil && ok
 }
 
 func envSet(name string) bool { return os.Getenv(name) != "" }
