@@ -19,10 +19,23 @@ const (
 	DefaultBackendPort = 8285
 )
 
+// Backend types weft implements.
+const (
+	// BackendUDP encapsulates in UDP; with DirectRouting, peers on the
+	// same L2 are reached through plain kernel routes instead.
+	BackendUDP = "udp"
+	// BackendHostGW reaches every peer through a plain kernel route; a
+	// peer that is not on the same L2 is unreachable (as in flannel).
+	BackendHostGW = "host-gw"
+)
+
 // Backend is the "Backend" object of the network config.
 type Backend struct {
 	Type string
 	Port int
+	// DirectRouting (udp only): route to peers on the same L2 directly,
+	// encapsulate only to the others (flannel's key).
+	DirectRouting bool
 }
 
 // Config is the network config stored at <prefix>/config.
@@ -225,8 +238,8 @@ func decodeBackend(raw json.RawMessage, c *Config) error {
 			if err := json.Unmarshal(fields[name], &c.Backend.Type); err != nil {
 				return fmt.Errorf("Backend.Type: want a string: %w", err)
 			}
-			if c.Backend.Type != DefaultBackendType {
-				return fmt.Errorf("Backend.Type %q is not supported (only %q)", c.Backend.Type, DefaultBackendType)
+			if c.Backend.Type != BackendUDP && c.Backend.Type != BackendHostGW {
+				return fmt.Errorf("Backend.Type %q is not supported (only %q and %q)", c.Backend.Type, BackendUDP, BackendHostGW)
 			}
 		case strings.EqualFold(name, "Port"):
 			if err := json.Unmarshal(fields[name], &c.Backend.Port); err != nil {
@@ -235,9 +248,16 @@ func decodeBackend(raw json.RawMessage, c *Config) error {
 			if c.Backend.Port < 0 || c.Backend.Port > 65535 {
 				return fmt.Errorf("Backend.Port %d out of range [1, 65535]", c.Backend.Port)
 			}
+		case strings.EqualFold(name, "DirectRouting"):
+			if err := json.Unmarshal(fields[name], &c.Backend.DirectRouting); err != nil {
+				return fmt.Errorf("Backend.DirectRouting: want true or false: %w", err)
+			}
 		default:
 			return fmt.Errorf("Backend: unknown field %q", name)
 		}
+	}
+	if c.Backend.DirectRouting && c.Backend.Type == BackendHostGW {
+		return errors.New("Backend.DirectRouting applies to Type \"udp\" only: \"host-gw\" routes every peer directly")
 	}
 	return nil
 }
@@ -308,8 +328,9 @@ type configJSON struct {
 }
 
 type backendJSON struct {
-	Type string
-	Port int
+	Type          string
+	Port          int
+	DirectRouting bool `json:",omitempty"`
 }
 
 // MarshalJSON renders the config in flannel's schema.

@@ -82,6 +82,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"unknown backend field", `{"Network":"10.244.0.0/16","Backend":{"Type":"udp","VNI":1}}`, `Backend: unknown field "VNI"`},
 		{"backend not an object", `{"Network":"10.244.0.0/16","Backend":"udp"}`, "Backend"},
 		{"backend type vxlan", `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}`, `Backend.Type "vxlan" is not supported`},
+		{"direct routing not a bool", `{"Network":"10.244.0.0/16","Backend":{"Type":"udp","DirectRouting":"yes"}}`, "Backend.DirectRouting: want true or false"},
+		{"direct routing with host-gw", `{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw","DirectRouting":true}}`, `DirectRouting applies to Type "udp" only`},
 		{"backend type not a string", `{"Network":"10.244.0.0/16","Backend":{"Type":1}}`, "Backend.Type"},
 		{"backend port not a number", `{"Network":"10.244.0.0/16","Backend":{"Port":"x"}}`, "Backend.Port"},
 		{"backend port too big", `{"Network":"10.244.0.0/16","Backend":{"Port":70000}}`, "Backend.Port 70000"},
@@ -183,5 +185,71 @@ func TestLeaseAttrsPort(t *testing.T) {
 		if _, err := parseLeaseAttrs([]byte(v)); err == nil {
 			t.Errorf("parseLeaseAttrs(%s) succeeded", v)
 		}
+	}
+}
+
+func TestParseConfigDirectRouting(t *testing.T) {
+	tests := []struct {
+		name, json    string
+		typ           string
+		directRouting bool
+		marshalled    string
+	}{
+		{"udp with DirectRouting", `{"Network":"10.244.0.0/16","Backend":{"Type":"udp","DirectRouting":true}}`, "udp", true,
+			`"Backend":{"Type":"udp","Port":8285,"DirectRouting":true}`},
+		{"DirectRouting false is the default", `{"Network":"10.244.0.0/16","Backend":{"Type":"udp","DirectRouting":false}}`, "udp", false,
+			`"Backend":{"Type":"udp","Port":8285}`},
+		{"key case-insensitive", `{"Network":"10.244.0.0/16","Backend":{"directrouting":true}}`, "udp", true,
+			`"Backend":{"Type":"udp","Port":8285,"DirectRouting":true}`},
+		{"host-gw", `{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}`, "host-gw", false,
+			`"Backend":{"Type":"host-gw","Port":8285}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tt.json))
+			if err != nil {
+				t.Fatalf("ParseConfig: %v", err)
+			}
+			if c.Backend.Type != tt.typ || c.Backend.DirectRouting != tt.directRouting {
+				t.Errorf("backend %+v, want type %s DirectRouting %v", c.Backend, tt.typ, tt.directRouting)
+			}
+			data, err := c.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(data), tt.marshalled) {
+				t.Errorf("marshalled %s, want it to contain %s", data, tt.marshalled)
+			}
+			again, err := ParseConfig(data)
+			if err != nil || *again != *c {
+				t.Errorf("round trip: %+v, %v; want %+v", again, err, c)
+			}
+		})
+	}
+}
+
+func TestLeaseAttrsFor(t *testing.T) {
+	ip := netip.MustParseAddr("192.0.2.1")
+	udp := LeaseAttrsFor(Backend{Type: BackendUDP, Port: 8285, DirectRouting: true}, ip)
+	if udp.BackendType != "udp" || string(udp.BackendData) != `{"Port":8285}` || udp.PublicIP != "192.0.2.1" {
+		t.Errorf("udp lease attrs = %+v", udp)
+	}
+	gw := LeaseAttrsFor(Backend{Type: BackendHostGW, Port: 8285}, ip)
+	if gw.BackendType != "host-gw" || gw.BackendData != nil || gw.PublicIP != "192.0.2.1" {
+		t.Errorf("host-gw lease attrs = %+v", gw)
+	}
+	for _, a := range []LeaseAttrs{udp, gw} {
+		v, err := a.marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := parseLeaseAttrs([]byte(v))
+		if err != nil || !back.equal(a) {
+			t.Errorf("parseLeaseAttrs(%s) = %+v, %v", v, back, err)
+		}
+	}
+	// A host-gw lease needs no port, but still a valid PublicIP.
+	if _, err := parseLeaseAttrs([]byte(`{"PublicIP":"nope","BackendType":"host-gw"}`)); err == nil {
+		t.Error("host-gw lease with a bad PublicIP accepted")
 	}
 }

@@ -34,7 +34,17 @@ type udpBackendData struct {
 // NewLeaseAttrs builds the attributes of a udp-backend lease.
 func NewLeaseAttrs(publicIP netip.Addr, port int) LeaseAttrs {
 	data, _ := json.Marshal(udpBackendData{Port: port})
-	return LeaseAttrs{PublicIP: publicIP.String(), BackendType: DefaultBackendType, BackendData: data}
+	return LeaseAttrs{PublicIP: publicIP.String(), BackendType: BackendUDP, BackendData: data}
+}
+
+// LeaseAttrsFor builds the attributes this node publishes for backend b:
+// a udp lease carries the port, a host-gw lease only the PublicIP (as in
+// flannel).
+func LeaseAttrsFor(b Backend, publicIP netip.Addr) LeaseAttrs {
+	if b.Type == BackendHostGW {
+		return LeaseAttrs{PublicIP: publicIP.String(), BackendType: BackendHostGW}
+	}
+	return NewLeaseAttrs(publicIP, b.Port)
 }
 
 // Port returns the UDP port from BackendData ({"Port":N}).
@@ -57,6 +67,9 @@ func (a LeaseAttrs) validate() error {
 	ip, err := netip.ParseAddr(a.PublicIP)
 	if err != nil || !ip.Is4() {
 		return fmt.Errorf("PublicIP %q is not an IPv4 address", a.PublicIP)
+	}
+	if a.BackendType == BackendHostGW {
+		return nil // routes need the address only
 	}
 	if _, err := a.Port(); err != nil {
 		return err
