@@ -48,8 +48,11 @@ func TestReadyAndMetrics(t *testing.T) {
 			t.Errorf("metric %s missing", name)
 		}
 	}
-	if v := gauge(after, "weft_peers"); v != 1 {
-		t.Errorf("weft_peers = %v, want 1", v)
+	if v := labelled(after, "weft_peers", "mode", "udp"); v != 1 {
+		t.Errorf("weft_peers{mode=\"udp\"} = %v, want 1", v)
+	}
+	if v := labelled(after, "weft_peers", "mode", "direct"); v != 0 {
+		t.Errorf("weft_peers{mode=\"direct\"} = %v, want 0", v)
 	}
 }
 
@@ -88,6 +91,18 @@ func gauge(fams map[string]*dto.MetricFamily, name string) float64 {
 		return -1
 	}
 	return f.GetMetric()[0].GetGauge().GetValue()
+}
+
+// labelled is the value of the gauge name{label=value} (-1 if absent).
+func labelled(fams map[string]*dto.MetricFamily, name, label, value string) float64 {
+	for _, m := range fams[name].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == label && l.GetValue() == value {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
 }
 
 // dropCount sums weft_drops_total for a direction and reason ("" = any).

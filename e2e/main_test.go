@@ -76,7 +76,12 @@ func newCluster(t *testing.T, hosts int, opts cluster.Options) *cluster.Cluster 
 // newStoppedCluster prepares a cluster whose daemons the test starts.
 func newStoppedCluster(t *testing.T, hosts int, opts cluster.Options) *cluster.Cluster {
 	t.Helper()
-	bed := testbed.ForTest(t, "we", hosts)
+	return newStoppedClusterOn(t, testbed.ForTest(t, "we", hosts), opts)
+}
+
+// newStoppedClusterOn prepares a cluster on a bed the test built.
+func newStoppedClusterOn(t *testing.T, bed *testbed.Bed, opts cluster.Options) *cluster.Cluster {
+	t.Helper()
 	opts.Bin = binDir
 	opts.WorkDir = t.TempDir()
 	c, err := cluster.New(bed, opts)

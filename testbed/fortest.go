@@ -6,10 +6,16 @@ import "testing"
 // when the machine cannot run it and removes the bed when the test ends.
 func ForTest(t testing.TB, prefix string, hosts int) *Bed {
 	t.Helper()
+	return ForTestWith(t, prefix, hosts, Options{})
+}
+
+// ForTestWith is ForTest with options (a routed bed, another MTU).
+func ForTestWith(t testing.TB, prefix string, hosts int, opts Options) *Bed {
+	t.Helper()
 	if err := CheckRoot(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewBed(prefix, hosts, Options{})
+	b, err := NewBed(prefix, hosts, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

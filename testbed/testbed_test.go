@@ -32,8 +32,10 @@ func namespaces(b *Bed) []*NS {
 	for _, h := range b.Hosts {
 		all = append(all, h.NS)
 	}
-	if b.Switch != nil {
-		all = append(all, b.Switch)
+	for _, ns := range []*NS{b.Switch, b.Router} {
+		if ns != nil {
+			all = append(all, ns)
+		}
 	}
 	return all
 }
@@ -66,6 +68,41 @@ func TestTwoHostsPingOverVeth(t *testing.T) {
 		}
 	}
 	pingAll(t, b)
+}
+
+// Two hosts share 192.0.2.0/24 with a router; the third sits behind it on
+// 198.51.100.0/24: every host reaches every other, the third one hop away.
+func TestRoutedBed(t *testing.T) {
+	b := ForTestWith(t, "wt", 3, Options{Remote: 1})
+	if b.Router == nil || b.Switch == nil {
+		t.Fatal("routed bed without router or switch namespace")
+	}
+	want := []string{"192.0.2.1 via 192.0.2.254", "192.0.2.2 via 192.0.2.254", "198.51.100.3 via 198.51.100.254"}
+	for i, h := range b.Hosts {
+		if got := h.IP.String() + " via " + h.Gateway.String(); got != want[i] {
+			t.Errorf("host %d: %s, want %s", i+1, got, want[i])
+		}
+	}
+	pingAll(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		src, dst int
+		ttl      string
+	}{{0, 1, "ttl=64"}, {0, 2, "ttl=63"}, {2, 1, "ttl=63"}} {
+		out, err := b.Hosts[c.src].NS.Run(ctx, "ping", "-c", "1", "-W", "2", b.Hosts[c.dst].IP.String())
+		if err != nil || !strings.Contains(out, c.ttl) {
+			t.Errorf("host %d -> host %d: want %s: %v\n%s", c.src+1, c.dst+1, c.ttl, err, out)
+		}
+	}
+	all := namespaces(b)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, all)
+	if _, err := NewBed("wt", 2, Options{Remote: 2}); err == nil {
+		t.Error("a bed with every host remote was accepted")
+	}
 }
 
 func TestThreeHostsPingOverBridge(t *testing.T) {

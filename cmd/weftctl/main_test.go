@@ -122,7 +122,7 @@ func TestUsageErrors(t *testing.T) {
 }
 
 const sampleStatus = `{"node":{"subnet":"10.244.7.0/24","publicIP":"192.0.2.1","port":8285,"leaseExpiry":"2026-01-02T03:04:05Z"},
- "peers":[{"subnet":"10.244.9.0/24","endpoint":"192.0.2.2:8285"}],
+ "peers":[{"subnet":"10.244.9.0/24","endpoint":"192.0.2.2:8285","mode":"udp"},{"subnet":"10.244.10.0/24","endpoint":"192.0.2.3","mode":"direct"},{"subnet":"10.244.11.0/24","endpoint":"","mode":"unreachable"}],
  "counters":{"tx_packets":1,"rx_packets":2,"drops":{"unknown_peer":3}}}`
 
 func TestStatus(t *testing.T) {
@@ -141,7 +141,8 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("status: code %d, stderr %q", code, stderr)
 	}
 	for _, want := range []string{"10.244.7.0/24", "192.0.2.1", "8285", "2026-01-02T03:04:05Z",
-		"Peers (1)", "10.244.9.0/24", "192.0.2.2:8285", "tx_packets: 1", "rx_packets: 2", "drops.unknown_peer: 3"} {
+		"Peers (3)", "SUBNET          MODE         ENDPOINT",
+		"10.244.9.0/24   udp          192.0.2.2:8285", "10.244.10.0/24  direct       192.0.2.3", "10.244.11.0/24  unreachable  -", "tx_packets: 1", "rx_packets: 2", "drops.unknown_peer: 3"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("status output lacks %q:\n%s", want, stdout)
 		}

@@ -23,6 +23,7 @@ type daemonStatus struct {
 	Peers []struct {
 		Subnet   string `json:"subnet"`
 		Endpoint string `json:"endpoint"`
+		Mode     string `json:"mode"` // udp, direct or unreachable
 	} `json:"peers"`
 	Counters map[string]any `json:"counters"`
 }
@@ -67,9 +68,16 @@ func printStatus(st daemonStatus, w io.Writer) error {
 		st.Node.Subnet, st.Node.PublicIP, st.Node.Port, expiry)
 	fmt.Fprintf(w, "\nPeers (%d)\n", len(st.Peers))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  SUBNET\tENDPOINT")
+	fmt.Fprintln(tw, "  SUBNET\tMODE\tENDPOINT")
 	for _, p := range st.Peers {
-		fmt.Fprintf(tw, "  %s\t%s\n", p.Subnet, p.Endpoint)
+		mode, endpoint := p.Mode, p.Endpoint
+		if mode == "" {
+			mode = "udp" // a weftd from before direct routing
+		}
+		if endpoint == "" {
+			endpoint = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", p.Subnet, mode, endpoint)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -26,6 +26,7 @@ import (
 type daemonState struct {
 	lease       atomic.Pointer[subnet.Lease]
 	peers       atomic.Pointer[overlay.PeerTable]
+	paths       atomic.Pointer[peerPaths] // per peer: udp, direct or unreachable
 	data        atomic.Pointer[overlay.Overlay]
 	dataRunning atomic.Bool
 	etcdOK      atomic.Int64 // unix nanoseconds of the last successful etcd round trip
@@ -148,11 +149,7 @@ func (d *weftd) run(ctx context.Context) error {
 	d.log.Info("underlay", "iface", underlay.name, "publicIP", underlay.publicIP, "mtu", underlay.mtu)
 
 	previous := previousSubnet(d.opts.subnetFile, cfg, d.log)
-	attrs := subnet.LeaseAttrs{
-		PublicIP:    underlay.publicIP.String(),
-		BackendType: "udp",
-		BackendData: []byte(fmt.Sprintf(`{"Port":%d}`, cfg.Backend.Port)),
-	}
+	attrs := subnet.LeaseAttrsFor(cfg.Backend, underlay.publicIP)
 	if previous.IsValid() {
 		if _, err := retry(ctx, try, "check previous subnet", func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, d.checkPrevious(ctx, previous, attrs.PublicIP)
@@ -178,6 +175,12 @@ func (d *weftd) run(ctx context.Context) error {
 		return fmt.Errorf("peer table: %w", err)
 	}
 	d.state.peers.Store(peers)
+	paths, err := newPeerPaths(cfg.Backend, underlay.name, peers, d.log.With("component", "paths"))
+	if err != nil {
+		return err
+	}
+	defer paths.close()
+	d.state.paths.Store(paths)
 
 	mtu := overlay.OverlayMTU(underlay.mtu)
 	data, err := overlay.New(overlay.Config{
@@ -204,7 +207,7 @@ func (d *weftd) run(ctx context.Context) error {
 	// unreachable, exactly as it would for an unleased subnet.
 	wg.Go(func() {
 		err := d.mgr.WatchLeases(ctx, lease.Subnet, func(snapshot []subnet.Lease, events []subnet.Event) {
-			d.applyLeases(peers, snapshot, events)
+			paths.apply(snapshot, events)
 		})
 		if err != nil && ctx.Err() == nil {
 			cancel(fmt.Errorf("watch leases: %w", err))
@@ -231,7 +234,7 @@ func (d *weftd) run(ctx context.Context) error {
 	env := subnetfile.Env{
 		Network: cfg.Network,
 		Subnet:  netip.PrefixFrom(lease.Subnet.Addr().Next(), lease.Subnet.Bits()),
-		MTU:     mtu,
+		MTU:     containerMTU(cfg.Backend, mtu, underlay.mtu),
 		IPMasq:  d.opts.ipMasq,
 	}
 	if err := subnetfile.Write(d.opts.subnetFile, env); err != nil {
@@ -258,58 +261,6 @@ func (d *weftd) setLease(l subnet.Lease) {
 	} else {
 		d.state.leaseExpiry.Store(l.Expiration.Unix())
 	}
-}
-
-// applyLeases turns lease events into peer-table updates. A lease whose
-// attributes cannot be turned into an endpoint is logged and left out.
-func (d *weftd) applyLeases(peers *overlay.PeerTable, snapshot []subnet.Lease, events []subnet.Event) {
-	if snapshot != nil {
-		list := make([]overlay.Peer, 0, len(snapshot))
-		for _, l := range snapshot {
-			if p, ok := d.peerOf(l); ok {
-				list = append(list, p)
-			}
-		}
-		peers.Reset(list)
-		d.log.Info("peer table loaded", "peers", len(list))
-		return
-	}
-	for _, ev := range events {
-		switch ev.Type {
-		case subnet.EventAdded:
-			p, ok := d.peerOf(ev.Lease)
-			if !ok {
-				peers.Remove(ev.Lease.Subnet)
-				continue
-			}
-			if err := peers.Set(p); err != nil {
-				d.log.Warn("ignoring lease", "subnet", ev.Lease.Subnet, "err", err)
-				continue
-			}
-			d.log.Info("peer added", "subnet", p.Subnet, "endpoint", p.Endpoint)
-		case subnet.EventRemoved:
-			peers.Remove(ev.Lease.Subnet)
-			d.log.Info("peer removed", "subnet", ev.Lease.Subnet)
-		}
-	}
-}
-
-func (d *weftd) peerOf(l subnet.Lease) (overlay.Peer, bool) {
-	ip, err := netip.ParseAddr(l.Attrs.PublicIP)
-	if err != nil || !ip.Is4() {
-		d.log.Warn("ignoring lease with a bad PublicIP", "subnet", l.Subnet, "publicIP", l.Attrs.PublicIP)
-		return overlay.Peer{}, false
-	}
-	if l.Attrs.BackendType != "" && l.Attrs.BackendType != "udp" {
-		d.log.Warn("ignoring lease of another backend", "subnet", l.Subnet, "backend", l.Attrs.BackendType)
-		return overlay.Peer{}, false
-	}
-	port, err := l.Attrs.Port()
-	if err != nil || port <= 0 || port > 65535 {
-		d.log.Warn("ignoring lease with a bad port", "subnet", l.Subnet, "err", err)
-		return overlay.Peer{}, false
-	}
-	return overlay.Peer{Subnet: l.Subnet, Endpoint: netip.AddrPortFrom(ip, uint16(port))}, true
 }
 
 // probeEtcd measures etcd round trips for /readyz and the latency metric.

@@ -95,6 +95,9 @@ type statusNode struct {
 type statusPeer struct {
 	Subnet   string `json:"subnet"`
 	Endpoint string `json:"endpoint"`
+	// Mode is udp, direct (a kernel route) or unreachable (host-gw, the
+	// peer is not on this node's L2).
+	Mode string `json:"mode"`
 }
 
 type status struct {
@@ -116,9 +119,9 @@ func (d *weftd) serveStatus(w http.ResponseWriter, r *http.Request) {
 		st.Node.PublicIP = ep.Addr().String()
 		st.Node.Port = int(ep.Port())
 	}
-	if t := d.state.peers.Load(); t != nil {
-		for _, p := range t.Peers() {
-			st.Peers = append(st.Peers, statusPeer{Subnet: p.Subnet.String(), Endpoint: p.Endpoint.String()})
+	if paths := d.state.paths.Load(); paths != nil {
+		for _, p := range paths.view() {
+			st.Peers = append(st.Peers, statusPeer{Subnet: p.Subnet.String(), Endpoint: p.endpoint(), Mode: p.Mode.String()})
 		}
 	}
 	if o := d.state.data.Load(); o != nil {

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weftnet/weft/overlay"
+	"github.com/weftnet/weft/routing"
 )
 
 // statsCollector turns the data path's counters and the daemon's state into
@@ -30,7 +31,7 @@ func newStatsCollector(state *daemonState) *statsCollector {
 		batches:   prometheus.NewDesc("weft_batches_total", "Batches read (TUN reads for tx, UDP receives for rx).", dir, nil),
 		batchSize: prometheus.NewDesc("weft_batch_size_packets", "Packets per batch.", dir, nil),
 		drops:     prometheus.NewDesc("weft_drops_total", "Packets dropped, by reason.", []string{"direction", "reason"}, nil),
-		peers:     prometheus.NewDesc("weft_peers", "Peers in the forwarding table.", nil, nil),
+		peers:     prometheus.NewDesc("weft_peers", "Peers known from their leases, by how they are reached: udp (weft's data path), direct (a kernel route), unreachable (host-gw, not on this L2).", []string{"mode"}, nil),
 		expiry:    prometheus.NewDesc("weft_lease_expiry_timestamp_seconds", "When this node's subnet lease expires (0: a reservation, no expiry).", nil, nil),
 		ready:     prometheus.NewDesc("weft_lease_held", "1 when this node holds its subnet lease.", nil, nil),
 	}
@@ -49,8 +50,14 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, 0)
 	}
-	if t := c.state.peers.Load(); t != nil {
-		ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(len(t.Peers())))
+	if paths := c.state.paths.Load(); paths != nil {
+		var count [len(routing.Modes)]int
+		for _, p := range paths.view() {
+			count[p.Mode]++
+		}
+		for _, m := range routing.Modes {
+			ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(count[m]), m.String())
+		}
 	}
 	o := c.state.data.Load()
 	if o == nil {

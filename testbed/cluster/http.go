@@ -58,6 +58,7 @@ type Status struct {
 	Peers []struct {
 		Subnet   string `json:"subnet"`
 		Endpoint string `json:"endpoint"`
+		Mode     string `json:"mode"`
 	} `json:"peers"`
 	Counters  map[string]any `json:"counters"`
 	Readiness struct {

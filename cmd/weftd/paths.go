@@ -1,0 +1,255 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync/atomic"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/weftnet/weft/overlay"
+	"github.com/weftnet/weft/routing"
+	"github.com/weftnet/weft/subnet"
+)
+
+// peerPath is how one peer is reached.
+type peerPath struct {
+	Subnet   netip.Prefix
+	PublicIP netip.Addr
+	Port     int // the peer's UDP port; 0 for a host-gw lease
+	Mode     routing.Mode
+}
+
+// endpoint is where packets for the peer go: PublicIP:Port through UDP,
+// the PublicIP as next hop of a direct route, nothing when unreachable.
+func (p peerPath) endpoint() string {
+	switch p.Mode {
+	case routing.ModeUDP:
+		return netip.AddrPortFrom(p.PublicIP, uint16(p.Port)).String()
+	case routing.ModeDirect:
+		return p.PublicIP.String()
+	}
+	return ""
+}
+
+// peerPaths turns lease events into either a peer in the UDP data path's
+// table or a kernel route (routing.Choose decides), and publishes the
+// result for /status and /metrics. apply runs on the lease watcher's
+// goroutine only; view may be read from anywhere.
+type peerPaths struct {
+	policy routing.Policy
+	onLink []netip.Prefix
+	udp    *overlay.PeerTable
+	kernel *routing.Kernel // nil when the policy never routes directly
+	log    *slog.Logger
+
+	known map[netip.Prefix]peerPath // what the last apply decided
+	list  atomic.Pointer[[]peerPath]
+}
+
+// newPeerPaths prepares the paths for backend on the underlay interface.
+// With direct routing it removes weft routes an earlier run left behind.
+func newPeerPaths(backend subnet.Backend, underlayDev string, udp *overlay.PeerTable, log *slog.Logger) (*peerPaths, error) {
+	p := &peerPaths{
+		policy: routing.Policy{HostGW: backend.Type == subnet.BackendHostGW, DirectRouting: backend.DirectRouting},
+		udp:    udp,
+		log:    log,
+		known:  map[netip.Prefix]peerPath{},
+	}
+	p.list.Store(&[]peerPath{})
+	if !p.policy.Direct() {
+		return p, nil
+	}
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("direct routing: netlink: %w", err)
+	}
+	k, err := routing.NewKernel(h, underlayDev)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("direct routing: %w", err)
+	}
+	if p.onLink, err = k.OnLinkPrefixes(); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("direct routing: %w", err)
+	}
+	if err := acceptDirectTraffic(underlayDev); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("direct routing: %w", err)
+	}
+	if v := rpFilterAll(); v == "2" {
+		log.Warn("net.ipv4.conf.all.rp_filter=2 (loose) overrides the strict check on the underlay: sources in other peers' subnets are accepted from the underlay", "underlay", underlayDev)
+	}
+	p.kernel = k
+	stale, err := k.Owned()
+	if err == nil && len(stale) > 0 {
+		log.Info("removing weft routes left by an earlier run", "routes", len(stale))
+	}
+	if _, err := k.Sync(nil); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("direct routing: clean routes of an earlier run: %w", err)
+	}
+	log.Info("direct routing", "hostGW", p.policy.HostGW, "underlay", underlayDev, "onLink", p.onLink, "routeProtocol", routing.Protocol)
+	return p, nil
+}
+
+// view returns the current paths, sorted by subnet; do not modify it.
+func (p *peerPaths) view() []peerPath { return *p.list.Load() }
+
+// close removes weft's routes (the TUN goes too when weftd stops).
+func (p *peerPaths) close() {
+	if p.kernel == nil {
+		return
+	}
+	if _, err := p.kernel.Sync(nil); err != nil {
+		p.log.Warn("remove direct routes", "err", err)
+	}
+}
+
+// apply takes a snapshot (the whole lease table) or a batch of events.
+func (p *peerPaths) apply(snapshot []subnet.Lease, events []subnet.Event) {
+	if snapshot != nil {
+		next := map[netip.Prefix]peerPath{}
+		var udp []overlay.Peer
+		for _, l := range snapshot {
+			if pp, ok := p.pathOf(l); ok {
+				next[pp.Subnet] = pp
+				if pp.Mode == routing.ModeUDP {
+					udp = append(udp, pp.peer())
+				}
+			}
+		}
+		if err := p.udp.ResetChecked(udp); err != nil {
+			p.log.Warn("peer table: some peers left out", "err", err)
+		}
+		p.known = next
+		p.syncRoutes()
+		p.publish()
+		p.log.Info("peer table loaded", "peers", len(next), "udp", p.count(routing.ModeUDP), "direct", p.count(routing.ModeDirect))
+		return
+	}
+	for _, ev := range events {
+		subnetOf := ev.Lease.Subnet
+		old, had := p.known[subnetOf]
+		if ev.Type == subnet.EventRemoved {
+			if had && old.Mode == routing.ModeUDP {
+				p.udp.Remove(subnetOf)
+			}
+			delete(p.known, subnetOf)
+			p.log.Info("peer removed", "subnet", subnetOf)
+			continue
+		}
+		pp, ok := p.pathOf(ev.Lease)
+		if !ok {
+			if had && old.Mode == routing.ModeUDP {
+				p.udp.Remove(subnetOf)
+			}
+			delete(p.known, subnetOf)
+			continue
+		}
+		if had && old.Mode == routing.ModeUDP && pp.Mode != routing.ModeUDP {
+			p.udp.Remove(subnetOf)
+		}
+		if pp.Mode == routing.ModeUDP {
+			if err := p.udp.Set(pp.peer()); err != nil {
+				p.log.Warn("ignoring lease", "subnet", subnetOf, "err", err)
+				delete(p.known, subnetOf)
+				continue
+			}
+		}
+		p.known[subnetOf] = pp
+		p.log.Info("peer added", "subnet", pp.Subnet, "mode", pp.Mode, "endpoint", pp.endpoint())
+	}
+	p.syncRoutes()
+	p.publish()
+}
+
+// pathOf decides how to reach the node holding lease l. A lease whose
+// attributes do not fit this node's backend is logged and left out.
+func (p *peerPaths) pathOf(l subnet.Lease) (peerPath, bool) {
+	ip, err := netip.ParseAddr(l.Attrs.PublicIP)
+	if err != nil || !ip.Is4() {
+		p.log.Warn("ignoring lease with a bad PublicIP", "subnet", l.Subnet, "publicIP", l.Attrs.PublicIP)
+		return peerPath{}, false
+	}
+	pp := peerPath{Subnet: l.Subnet, PublicIP: ip, Mode: routing.Choose(p.policy, ip, p.onLink)}
+	if p.policy.HostGW {
+		if pp.Mode == routing.ModeUnreachable {
+			p.log.Error("peer is not on this node's L2 network: host-gw cannot reach it (use Backend udp with DirectRouting to reach it through UDP)",
+				"subnet", l.Subnet, "publicIP", ip, "onLink", p.onLink)
+		}
+		return pp, true
+	}
+	if l.Attrs.BackendType != "" && l.Attrs.BackendType != subnet.BackendUDP {
+		p.log.Warn("ignoring lease of another backend", "subnet", l.Subnet, "backend", l.Attrs.BackendType)
+		return peerPath{}, false
+	}
+	port, err := l.Attrs.Port()
+	if err != nil || port <= 0 || port > 65535 {
+		p.log.Warn("ignoring lease with a bad port", "subnet", l.Subnet, "err", err)
+		return peerPath{}, false
+	}
+	pp.Port = port
+	return pp, true
+}
+
+func (pp peerPath) peer() overlay.Peer {
+	return overlay.Peer{Subnet: pp.Subnet, Endpoint: netip.AddrPortFrom(pp.PublicIP, uint16(pp.Port))}
+}
+
+// syncRoutes makes the kernel's weft routes match the direct peers. A
+// peer whose subnet already has a route weft did not create keeps that
+// route: with DirectRouting it falls back to UDP, with host-gw it is
+// unreachable through weft.
+func (p *peerPaths) syncRoutes() {
+	if p.kernel == nil {
+		return
+	}
+	var want []routing.Route
+	for _, pp := range p.known {
+		if pp.Mode == routing.ModeDirect {
+			want = append(want, routing.Route{Subnet: pp.Subnet, Gateway: pp.PublicIP})
+		}
+	}
+	blocked, err := p.kernel.Sync(want)
+	if err != nil {
+		p.log.Error("direct routes", "err", err)
+	}
+	for _, r := range blocked {
+		pp := p.known[r.Subnet]
+		p.log.Warn("a route weft did not create holds this peer's subnet: leaving it alone", "subnet", r.Subnet, "peer", r.Gateway)
+		if p.policy.HostGW || pp.Port == 0 {
+			pp.Mode = routing.ModeUnreachable
+		} else if err := p.udp.Set(pp.peer()); err == nil {
+			pp.Mode = routing.ModeUDP
+		}
+		p.known[r.Subnet] = pp
+	}
+}
+
+func (p *peerPaths) publish() {
+	list := slices.SortedFunc(maps.Values(p.known), func(a, b peerPath) int { return a.Subnet.Compare(b.Subnet) })
+	p.list.Store(&list)
+}
+
+func (p *peerPaths) count(m routing.Mode) int {
+	n := 0
+	for _, pp := range p.known {
+		if pp.Mode == m {
+			n++
+		}
+	}
+	return n
+}
+
+// containerMTU is the MTU containers get: the overlay's, except with
+// host-gw, where nothing is encapsulated.
+func containerMTU(b subnet.Backend, overlayMTU, underlayMTU int) int {
+	if b.Type == subnet.BackendHostGW {
+		return underlayMTU
+	}
+	return overlayMTU
+}
