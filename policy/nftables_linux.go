@@ -1,0 +1,336 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultTable is the nftables table (family ip) weft's policy lives in.
+// weft touches no other table.
+const DefaultTable = "weft-policy"
+
+// Names inside the table.
+const (
+	ingressMap     = "ingress" // isolated local pod -> jump in_<n>
+	egressMap      = "egress"  // isolated local pod -> jump out_<n>
+	ingressCounter = "ingress_drops"
+	egressCounter  = "egress_drops"
+	// elementsPerMessage bounds one netlink message of set elements.
+	elementsPerMessage = 2048
+	// socketBuffer is forced on the netlink socket: a large rule set goes to
+	// the kernel as one batch, one transaction.
+	socketBuffer = 64 << 20
+)
+
+// EnforcerOptions configures an Enforcer.
+type EnforcerOptions struct {
+	// Table is the nftables table name (family ip); DefaultTable if empty.
+	Table string
+	// NetNS is an open network namespace fd to work in; 0 = the current one.
+	NetNS int
+}
+
+// Enforcer installs RuleSets into the kernel's netfilter: one table of
+// family ip with base chains on the forward hook (pod to pod on this node,
+// pod to and from other nodes) and the input hook (pod to this node).
+// Traffic the node itself sends to its pods (output hook) is not filtered.
+//
+// Per packet: connections already accepted pass on their conntrack state
+// (established, related); a new one costs one verdict-map lookup per
+// direction on the local pod address and, for an isolated pod, one lookup
+// in its class's concatenated interval set (peer . protocol . port). Neither
+// grows with the number of pods or policies.
+//
+// Apply replaces the whole table in one netlink batch, which the kernel
+// commits as one transaction: packets see the old rules or the new ones,
+// never none. Nothing removes the table when weftd stops, so rules stay in
+// force until the next weftd replaces them.
+type Enforcer struct {
+	opts EnforcerOptions
+
+	mu sync.Mutex
+	// dropped counts drops of earlier generations of the table (the kernel
+	// counters restart with each replacement), so Drops never goes back.
+	dropped DropCounts
+}
+
+// DropCounts are packets dropped by policy, by direction.
+type DropCounts struct {
+	Ingress uint64 // a new connection to an isolated pod that no rule allows
+	Egress  uint64 // a new connection from an isolated pod that no rule allows
+}
+
+// NewEnforcer returns an Enforcer; it touches the kernel only in Apply.
+func NewEnforcer(opts EnforcerOptions) *Enforcer {
+	if opts.Table == "" {
+		opts.Table = DefaultTable
+	}
+	return &Enforcer{opts: opts}
+}
+
+// Table is the name of the nftables table this Enforcer owns.
+func (e *Enforcer) Table() string { return e.opts.Table }
+
+func (e *Enforcer) conn() (*nftables.Conn, error) {
+	opts := []nftables.ConnOption{nftables.WithSockOptions(forceBuffers)}
+	if e.opts.NetNS != 0 {
+		opts = append(opts, nftables.WithNetNSFd(e.opts.NetNS))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("policy: nftables connection: %w", err)
+	}
+	return c, nil
+}
+
+func forceBuffers(c *netlink.Conn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer); serr != nil {
+			return
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("netlink socket buffers: %w", serr)
+	}
+	return nil
+}
+
+func (e *Enforcer) table() *nftables.Table {
+	return &nftables.Table{Name: e.opts.Table, Family: nftables.TableFamilyIPv4}
+}
+
+// Apply replaces this Enforcer's table with one enforcing rs, atomically.
+// On error the previous table stays in force unchanged.
+func (e *Enforcer) Apply(rs RuleSet) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, err := e.conn()
+	if err != nil {
+		return err
+	}
+	previous, err := e.kernelDrops(c)
+	if err != nil {
+		return err
+	}
+	t := e.table()
+	// Create-then-delete makes the delete succeed whether or not the table
+	// exists; the kernel applies the whole batch or nothing.
+	c.AddTable(t)
+	c.DelTable(t)
+	c.AddTable(t)
+	if err := build(c, t, rs); err != nil {
+		return err
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("policy: nftables transaction for table %s: %w", t.Name, err)
+	}
+	e.dropped.Ingress += previous.Ingress
+	e.dropped.Egress += previous.Egress
+	return nil
+}
+
+// Remove deletes the table: every pod is open again. weftd never calls it
+// on stop (rules stay in force across restarts); tests and uninstall do.
+func (e *Enforcer) Remove() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, err := e.conn()
+	if err != nil {
+		return err
+	}
+	t := e.table()
+	c.AddTable(t)
+	c.DelTable(t)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("policy: delete table %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+// Drops returns the packets dropped by policy since this Enforcer was made
+// (including drops counted by a table left by a previous weftd that this
+// Enforcer replaced). It never goes backwards.
+func (e *Enforcer) Drops() (DropCounts, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, err := e.conn()
+	if err != nil {
+		return DropCounts{}, err
+	}
+	now, err := e.kernelDrops(c)
+	if err != nil {
+		return DropCounts{}, err
+	}
+	return DropCounts{Ingress: e.dropped.Ingress + now.Ingress, Egress: e.dropped.Egress + now.Egress}, nil
+}
+
+// kernelDrops reads the table's counters; a missing table counts zero.
+func (e *Enforcer) kernelDrops(c *nftables.Conn) (DropCounts, error) {
+	objs, err := c.GetNamedObjects(e.table())
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return DropCounts{}, nil
+		}
+		return DropCounts{}, fmt.Errorf("policy: read counters of table %s: %w", e.opts.Table, err)
+	}
+	var d DropCounts
+	for _, o := range objs {
+		n, ok := o.(*nftables.NamedObj)
+		if !ok {
+			continue
+		}
+		ctr, ok := n.Obj.(*expr.Counter)
+		if !ok {
+			continue
+		}
+		switch n.Name {
+		case ingressCounter:
+			d.Ingress = ctr.Packets
+		case egressCounter:
+			d.Egress = ctr.Packets
+		}
+	}
+	return d, nil
+}
+
+// build queues the table's contents on c.
+func build(c *nftables.Conn, t *nftables.Table, rs RuleSet) error {
+	c.AddObj(&nftables.CounterObj{Table: t, Name: ingressCounter})
+	c.AddObj(&nftables.CounterObj{Table: t, Name: egressCounter})
+
+	ingress := &nftables.Set{Table: t, Name: ingressMap, IsMap: true, KeyType: nftables.TypeIPAddr, DataType: nftables.TypeVerdict}
+	egress := &nftables.Set{Table: t, Name: egressMap, IsMap: true, KeyType: nftables.TypeIPAddr, DataType: nftables.TypeVerdict}
+	if err := c.AddSet(ingress, nil); err != nil {
+		return fmt.Errorf("policy: map %s: %w", ingressMap, err)
+	}
+	if err := c.AddSet(egress, nil); err != nil {
+		return fmt.Errorf("policy: map %s: %w", egressMap, err)
+	}
+	if err := addClasses(c, t, ingress, "in_", rs.Ingress, ipSrc, ingressCounter); err != nil {
+		return err
+	}
+	if err := addClasses(c, t, egress, "out_", rs.Egress, ipDst, egressCounter); err != nil {
+		return err
+	}
+
+	accept := nftables.ChainPolicyAccept
+	forward := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	input := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	// forward: pod -> pod on this node, pod <-> other nodes.
+	c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: establishedAccept()})
+	c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: vmapLookup(ipSrc, egress)})
+	c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: vmapLookup(ipDst, ingress)})
+	// input: pod -> this node.
+	c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: establishedAccept()})
+	c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: vmapLookup(ipSrc, egress)})
+	return nil
+}
+
+// Offsets of the IPv4 source and destination address.
+const (
+	ipSrc = 12
+	ipDst = 16
+)
+
+func addClasses(c *nftables.Conn, t *nftables.Table, vmap *nftables.Set, prefix string, classes []Class, peerOffset uint32, counter string) error {
+	var vmapElems []nftables.SetElement
+	for i, cl := range classes {
+		name := prefix + strconv.Itoa(i)
+		chain := c.AddChain(&nftables.Chain{Name: name, Table: t})
+		elems := classElements(cl)
+		if len(elems) > 0 {
+			set := &nftables.Set{Table: t, Name: name, Interval: true, Concatenation: true,
+				KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)}
+			if err := c.AddSet(set, nil); err != nil {
+				return fmt.Errorf("policy: set %s: %w", name, err)
+			}
+			for start := 0; start < len(elems); start += elementsPerMessage {
+				if err := c.SetAddElements(set, elems[start:min(start+elementsPerMessage, len(elems))]); err != nil {
+					return fmt.Errorf("policy: elements of set %s: %w", name, err)
+				}
+			}
+			c.AddRule(&nftables.Rule{Table: t, Chain: chain, Exprs: []expr.Any{
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: peerOffset, Len: 4},
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
+				&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+				&expr.Verdict{Kind: expr.VerdictReturn},
+			}})
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: chain, Exprs: []expr.Any{
+			&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: counter},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		}})
+		for _, pod := range cl.Pods {
+			a := pod.As4()
+			vmapElems = append(vmapElems, nftables.SetElement{Key: a[:], VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: name}})
+		}
+	}
+	for start := 0; start < len(vmapElems); start += elementsPerMessage {
+		if err := c.SetAddElements(vmap, vmapElems[start:min(start+elementsPerMessage, len(vmapElems))]); err != nil {
+			return fmt.Errorf("policy: elements of map %s: %w", vmap.Name, err)
+		}
+	}
+	return nil
+}
+
+// classElements turns a class into peer . protocol . port intervals; an Any
+// range covers every protocol and port.
+func classElements(cl Class) []nftables.SetElement {
+	elems := make([]nftables.SetElement, 0, len(cl.Any)+len(cl.Ports))
+	for _, r := range cl.Any {
+		elems = append(elems, nftables.SetElement{Key: concatKey(r.First, 0, 0), KeyEnd: concatKey(r.Last, 255, 65535)})
+	}
+	for _, p := range cl.Ports {
+		elems = append(elems, nftables.SetElement{Key: concatKey(p.Peers.First, p.Protocol, p.First), KeyEnd: concatKey(p.Peers.Last, p.Protocol, p.Last)})
+	}
+	return elems
+}
+
+// concatKey lays out ipv4_addr . inet_proto . inet_service in 4-byte
+// registers, as the kernel compares them.
+func concatKey(a netip.Addr, proto uint8, port uint16) []byte {
+	b := make([]byte, 12)
+	a4 := a.As4()
+	copy(b, a4[:])
+	b[4] = proto
+	copy(b[8:], binaryutil.BigEndian.PutUint16(port))
+	return b
+}
+
+func establishedAccept() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
+			Xor:  binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+		&expr.Verdict{Kind: expr.VerdictAccept},
+	}
+}
+
+func vmapLookup(offset uint32, m *nftables.Set) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
+		&expr.Lookup{SourceRegister: 1, SetName: m.Name, SetID: m.ID, DestRegister: 0, IsDestRegSet: true},
+	}
+}
