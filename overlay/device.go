@@ -54,6 +54,10 @@ func configureDevice(name string, subnet, network netip.Prefix) error {
 	return nil
 }
 
+// ErrForeignLink is wrapped in New's error when a link of the device's name
+// exists and is not a stale TUN: weft leaves it alone and does not start.
+var ErrForeignLink = errors.New("the device name is taken")
+
 // removeStaleTUN deletes a link called name only when it is a TUN that no
 // process holds (a persistent leftover): its routes go with it. Any other
 // link of that name (a bridge, a veth, the underlay, a TAP, a TUN another
@@ -68,7 +72,7 @@ func removeStaleTUN(name string) error {
 		return fmt.Errorf("look up device %s: %w", name, err)
 	}
 	if err := staleTUN(old); err != nil {
-		return fmt.Errorf("refusing to replace link %s: %w (choose another TUN name, or remove it yourself)", name, err)
+		return fmt.Errorf("refusing to replace link %s: %w (choose another TUN name, or remove it yourself): %w", name, err, ErrForeignLink)
 	}
 	if err := netlink.LinkDel(old); err != nil {
 		return fmt.Errorf("remove stale TUN %s: %w", name, err)

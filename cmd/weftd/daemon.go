@@ -29,6 +29,7 @@ type daemonState struct {
 	paths       atomic.Pointer[peerPaths] // per peer: udp, direct or unreachable
 	data        atomic.Pointer[overlay.Overlay]
 	dataRunning atomic.Bool
+	deviceLost  atomic.Bool  // the TUN was deleted, renamed or set down
 	etcdOK      atomic.Int64 // unix nanoseconds of the last successful etcd round trip
 	etcdLatency prometheus.Histogram
 	leaseExpiry atomic.Int64                   // unix seconds, 0 for a reservation
@@ -70,6 +71,14 @@ func (d *weftd) run(ctx context.Context) error {
 	if err := checkWritable(d.opts.writableDirs()); err != nil {
 		return err
 	}
+
+	// One weftd per network namespace: a second one exits here, before it
+	// touches the device, the port or etcd of the first.
+	lock, err := d.lock()
+	if err != nil {
+		return err
+	}
+	defer lock.release()
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	// Every goroutine below ends on cancel; stop cancels and waits, and is
@@ -192,6 +201,9 @@ func (d *weftd) run(ctx context.Context) error {
 		Logger:     d.log.With("component", "overlay"),
 	}, peers)
 	if err != nil {
+		if errors.Is(err, overlay.ErrForeignLink) {
+			return configErrorf("data path: %w", err)
+		}
 		return fmt.Errorf("data path: %w", err)
 	}
 	defer func() {
@@ -225,6 +237,15 @@ func (d *weftd) run(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() {
+		err := watchDevice(ctx, d.opts.tunName, func(err error) {
+			d.state.deviceLost.Store(true)
+			cancel(err)
+		})
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("device watch ended; a removed TUN is still noticed by the data path", "err", err)
+		}
+	})
+	wg.Go(func() {
 		err := d.mgr.KeepLease(ctx, cfg, lease, d.setLease)
 		if err != nil && ctx.Err() == nil {
 			cancel(fmt.Errorf("subnet lease: %w", err))
@@ -252,6 +273,19 @@ func (d *weftd) run(ctx context.Context) error {
 	}
 	d.log.Info("shutting down: lease kept for the restart, TUN and routes removed")
 	return nil
+}
+
+// lock takes the daemon's lock (--lock-file, or the lock of this network
+// namespace under /run/weft).
+func (d *weftd) lock() (*nodeLock, error) {
+	path := d.opts.lockFile
+	if path == "" {
+		var err error
+		if path, err = defaultLockPath(); err != nil {
+			return nil, err
+		}
+	}
+	return acquireLock(path)
 }
 
 func (d *weftd) setLease(l subnet.Lease) {

@@ -27,6 +27,7 @@ type options struct {
 	publicIP   string
 	subnetFile string
 	tunName    string
+	lockFile   string
 	ipMasq     bool
 
 	leaseTTL         time.Duration
@@ -63,6 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.publicIP, "public-ip", "", "IP address other nodes use to reach this one; default: the first IPv4 address of --iface")
 	fs.StringVar(&o.subnetFile, "subnet-file", subnetfile.DefaultPath, "file to write this node's subnet, network and MTU to")
 	fs.StringVar(&o.tunName, "tun-name", "weft0", "name of the TUN device")
+	fs.StringVar(&o.lockFile, "lock-file", "", "lock file that keeps a second weftd from starting (default: /run/weft/weftd-netns-<inode>.lock, one per network namespace)")
 	fs.BoolVar(&o.ipMasq, "ip-masq", false, "record WEFT_IPMASQ=true in the subnet file (the CNI plugin's ipMasq option installs the rule)")
 	fs.DurationVar(&o.leaseTTL, "subnet-lease-ttl", 24*time.Hour, "TTL of this node's subnet lease in etcd")
 	fs.DurationVar(&o.leaseRenewMargin, "subnet-lease-renew-margin", time.Hour, "renew the lease this long before it expires")

@@ -69,6 +69,9 @@ func (d *weftd) readiness(now time.Time) readiness {
 	switch {
 	case !r.Lease:
 		r.Status, r.Reason = "not-ready", "no subnet lease held"
+	case d.state.deviceLost.Load():
+		r.DataPath = false
+		r.Status, r.Reason = "not-ready", "TUN device removed or down"
 	case !r.DataPath:
 		r.Status, r.Reason = "not-ready", "data path not running"
 	case last == 0 || now.Sub(time.Unix(0, last)) > d.opts.etcdGrace:

@@ -56,6 +56,9 @@ func run(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	finished := make(chan struct{})
+	defer close(finished)
+	go exitIfStopStalls(ctx, finished, logger)
 	err = newDaemon(opts, logger).run(ctx)
 	code := exitCode(err, ctx.Err() != nil)
 	switch {
