@@ -3,6 +3,7 @@ package cni
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -18,6 +19,10 @@ import (
 // routes, and optionally masquerading. On failure it undoes its work.
 func (p *Plugin) Add(args *skel.CmdArgs) error {
 	conf, err := ParseConfig(args.StdinData)
+	if err != nil {
+		return err
+	}
+	req, err := requestedAddress(conf, args.Args)
 	if err != nil {
 		return err
 	}
@@ -53,17 +58,14 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if len(held) > 0 {
 		return internalError("container %s interface %s already exists (it holds %s); DEL it first", att.ContainerID, att.IfName, held[0])
 	}
-	addr, err := store.Allocate(att, pool)
-	if errors.Is(err, ErrPoolExhausted) {
-		return internalError("cannot allocate an address for container %s: %v", att.ContainerID, err)
-	}
+	addr, err := allocateFor(store, att, pool, req)
 	if err != nil {
-		return internalError("allocate address: %v", err)
+		return err
 	}
 	p.log().Debug("allocated", "addr", addr, "container", att.ContainerID, "ifname", att.IfName)
 
 	a := attachment{conf: conf, args: args, addr: netip.PrefixFrom(addr, env.Subnet.Bits()), gateway: env.Subnet.Addr(),
-		networkBits: env.Network.Bits(), mtu: env.MTU, ctrNS: ctrNS, masq: conf.masqEnabled(env)}
+		networkBits: env.Network.Bits(), mtu: env.MTU, mac: req.MAC, ctrNS: ctrNS, masq: conf.masqEnabled(env)}
 	a.routes = containerRoutes(conf, env)
 	res, err := a.create()
 	if err != nil {
@@ -79,7 +81,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		}
 		return internalError("%v", err)
 	}
-	result, err := buildResult(conf.CNIVersion, res, conf.PrevResult)
+	result, err := buildResult(res, conf.PrevResult)
 	if err != nil {
 		return internalError("%v", err)
 	}
@@ -95,6 +97,7 @@ type attachment struct {
 	gateway     netip.Addr
 	networkBits int
 	mtu         int
+	mac         net.HardwareAddr // nil: the kernel's choice
 	routes      []*types.Route
 	ctrNS       ns.NetNS
 	masq        bool
@@ -123,12 +126,13 @@ func (a *attachment) create() (attachmentResult, error) {
 
 	var pair vethPair
 	err = a.ctrNS.Do(func(ns.NetNS) error {
-		pair, err = createVeth(a.args.IfName, a.hostName(), a.mtu, hostNS)
+		pair, err = createVeth(a.args.IfName, a.hostName(), a.mtu, a.mac, hostNS)
 		if err != nil {
 			return err
 		}
 		a.createdVeth = true
-		return configureContainerSide(a.args.IfName, a.addr, a.routes)
+		a.routes, err = configureContainerSide(a.args.IfName, a.addr, a.routes)
+		return err
 	})
 	if err != nil {
 		return res, err
@@ -157,16 +161,38 @@ func (a *attachment) create() (attachmentResult, error) {
 }
 
 // configureContainerSide assigns the address and routes (call in the
-// container namespace).
-func configureContainerSide(ifname string, addr netip.Prefix, routes []*types.Route) error {
+// container namespace) and returns the routes it installed.
+func configureContainerSide(ifname string, addr netip.Prefix, routes []*types.Route) ([]*types.Route, error) {
 	link, err := netlinksafe.LinkByName(ifname)
 	if err != nil {
-		return fmt.Errorf("look up %s: %w", ifname, err)
+		return nil, fmt.Errorf("look up %s: %w", ifname, err)
 	}
 	if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: addrToIPNet(addr.Addr(), addr.Bits())}); err != nil {
-		return fmt.Errorf("add %s to %s: %w", addr, ifname, err)
+		return nil, fmt.Errorf("add %s to %s: %w", addr, ifname, err)
 	}
 	return addRoutes(link, routes)
+}
+
+// allocateFor reserves the requested static address, or any free one.
+func allocateFor(store *Store, att Attachment, pool Pool, req addressRequest) (netip.Addr, error) {
+	if req.IP.IsValid() {
+		err := store.AllocateAddr(att, req.IP, pool)
+		if errors.Is(err, ErrAddressTaken) {
+			return netip.Addr{}, internalError("static address from %s: %v", req.IPFrom, err)
+		}
+		if err != nil {
+			return netip.Addr{}, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("static address from %s: %v", req.IPFrom, err), "")
+		}
+		return req.IP, nil
+	}
+	addr, err := store.Allocate(att, pool)
+	if errors.Is(err, ErrPoolExhausted) {
+		return netip.Addr{}, internalError("cannot allocate an address for container %s: %v", att.ContainerID, err)
+	}
+	if err != nil {
+		return netip.Addr{}, internalError("allocate address: %v", err)
+	}
+	return addr, nil
 }
 
 // rollback undoes what create did, and only that.

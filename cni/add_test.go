@@ -23,7 +23,8 @@ func TestAddCheckDelWithCnitool(t *testing.T) {
 		got.Interface == nil || *got.Interface != 2 {
 		t.Fatalf("unexpected ip config: %+v", got)
 	}
-	if len(res1.Routes) != 1 || res1.Routes[0].Dst.String() != "0.0.0.0/0" || res1.Routes[0].GW.String() != "10.244.7.1" {
+	if len(res1.Routes) != 2 || res1.Routes[0].Dst.String() != "10.244.0.0/16" || res1.Routes[0].GW.String() != "10.244.7.1" ||
+		res1.Routes[1].Dst.String() != "0.0.0.0/0" || res1.Routes[1].GW.String() != "10.244.7.1" {
 		t.Fatalf("unexpected routes: %+v", res1.Routes)
 	}
 	if res1.CNIVersion != "1.1.0" {
@@ -128,7 +129,7 @@ func TestNotDefaultGatewayAndCustomRoutes(t *testing.T) {
 func TestOlderResultVersions(t *testing.T) {
 	t.Parallel()
 	h := newHost(t, "10.244.7.1/24", nil)
-	for _, v := range []string{"0.4.0", "1.0.0"} {
+	for _, v := range []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0"} {
 		ctr := newNetns(t, "wtc")
 		call := pluginCall{command: "ADD", containerID: "ctr-" + v, netns: ctr.path(), ifname: "eth0",
 			stdin: h.confJSON(t, v, nil), inNetns: &h.ns}
@@ -138,6 +139,10 @@ func TestOlderResultVersions(t *testing.T) {
 		}
 		if !strings.Contains(string(out), `"cniVersion": "`+v+`"`) || !strings.Contains(string(out), `"10.244.7.`) {
 			t.Fatalf("ADD result for %s:\n%s", v, out)
+		}
+		// Results before 1.0.0 carry the IP version, which their parsers require.
+		if hasVersion := strings.Contains(string(out), `"version": "4"`); hasVersion != (v != "1.0.0") {
+			t.Fatalf("ADD result for %s (\"version\" field expected: %t):\n%s", v, v != "1.0.0", out)
 		}
 		mustPing(t, ctr, "10.244.7.1")
 		call.command = "DEL"

@@ -23,8 +23,9 @@ const (
 	DefaultDataDir = "/var/lib/cni/networks" // + "/<network name>"
 )
 
-// SupportedVersions returns the CNI spec versions the plugin speaks.
-func SupportedVersions() []string { return []string{"0.4.0", "1.0.0", "1.1.0"} }
+// SupportedVersions returns the CNI spec versions the plugin speaks. GC
+// and STATUS exist only from 1.1.0 on; CHECK from 0.4.0 on.
+func SupportedVersions() []string { return []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"} }
 
 // NetConf is the plugin's network configuration, with defaults applied.
 type NetConf struct {
@@ -39,11 +40,13 @@ type NetConf struct {
 	// ("isDefaultGateway", default true).
 	IsDefaultGateway bool
 	// HairpinMode lets a container reach itself through a service address
-	// ("hairpinMode").
+	// or its own hostPort ("hairpinMode", default true as in flannel's
+	// configuration).
 	HairpinMode bool
 	// IPMasq masquerades traffic from the container to destinations
-	// outside the overlay network ("ipMasq"); nil follows WEFT_IPMASQ of
-	// the subnet file (weftd --ip-masq).
+	// outside the overlay network ("ipMasq", default false). When weftd
+	// masquerades itself (--ip-masq, WEFT_IPMASQ=true in the subnet file)
+	// the plugin adds no rules of its own, so nothing is masqueraded twice.
 	IPMasq *bool
 	// Routes are extra routes in the container; a route without gw goes
 	// via the bridge ("routes").
@@ -54,9 +57,16 @@ type NetConf struct {
 	// DaemonURL is weftd's HTTP address; STATUS asks <DaemonURL>/readyz
 	// when it is set ("daemonURL").
 	DaemonURL string
+
+	// runtime and args carry a static address or MAC the runtime asked
+	// for ("runtimeConfig", "args"); see requestedAddress.
+	runtime runtimeConf
+	args    argsConf
 }
 
-// rawConf is the JSON shape of the plugin-specific fields.
+// rawConf is the JSON shape of the fields the plugin reads. Its JSON names
+// that are not CNI spec keys are the plugin's options, and the only other
+// keys a configuration may hold (see knownConfigKeys).
 type rawConf struct {
 	SubnetFile       *string    `json:"subnetFile"`
 	Bridge           *string    `json:"bridge"`
@@ -66,6 +76,9 @@ type rawConf struct {
 	Routes           []rawRoute `json:"routes"`
 	DataDir          *string    `json:"dataDir"`
 	DaemonURL        *string    `json:"daemonURL"`
+
+	RuntimeConfig *runtimeConf `json:"runtimeConfig"`
+	Args          *argsConf    `json:"args"`
 }
 
 type rawRoute struct {
@@ -85,6 +98,9 @@ func ParseConfig(data []byte) (*NetConf, error) {
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, decodeError(err)
+	}
+	if err := checkKnownKeys(data); err != nil {
+		return nil, err
 	}
 	if conf.CNIVersion == "" {
 		return nil, types.NewError(types.ErrIncompatibleCNIVersion, "cniVersion: missing",
@@ -125,8 +141,10 @@ func (c *NetConf) applyRaw(raw rawConf) error {
 		return invalidConfig("bridge", err.Error())
 	}
 	c.IsDefaultGateway = valueOr(raw.IsDefaultGateway, true)
-	c.HairpinMode = valueOr(raw.HairpinMode, false)
+	c.HairpinMode = valueOr(raw.HairpinMode, true)
 	c.IPMasq = raw.IPMasq
+	c.runtime = valueOr(raw.RuntimeConfig, runtimeConf{})
+	c.args = valueOr(raw.Args, argsConf{})
 	c.DataDir = valueOr(raw.DataDir, filepath.Join(DefaultDataDir, c.Name))
 	if !filepath.IsAbs(c.DataDir) {
 		return invalidConfig("dataDir", fmt.Sprintf("%q is not an absolute path", c.DataDir))
@@ -148,12 +166,10 @@ func (c *NetConf) applyRaw(raw rawConf) error {
 	return nil
 }
 
-// masqEnabled tells whether ADD installs masquerading rules.
+// masqEnabled tells whether ADD installs masquerading rules: only when
+// asked to and weftd does not masquerade the node's traffic already.
 func (c *NetConf) masqEnabled(env subnetfile.Env) bool {
-	if c.IPMasq != nil {
-		return *c.IPMasq
-	}
-	return env.IPMasq
+	return c.IPMasq != nil && *c.IPMasq && !env.IPMasq
 }
 
 func parseRoute(r rawRoute) (*types.Route, error) {

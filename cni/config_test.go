@@ -14,7 +14,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if conf.SubnetFile != "/run/weft/subnet.env" || conf.Bridge != "weftbr0" || !conf.IsDefaultGateway ||
-		conf.HairpinMode || conf.IPMasq != nil || conf.DataDir != "/var/lib/cni/networks/weft" || conf.DaemonURL != "" || len(conf.Routes) != 0 {
+		!conf.HairpinMode || conf.IPMasq != nil || conf.DataDir != "/var/lib/cni/networks/weft" || conf.DaemonURL != "" || len(conf.Routes) != 0 {
 		t.Fatalf("defaults: %+v", conf)
 	}
 }
@@ -44,7 +44,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{`{`, types.ErrDecodingFailure, "malformed"},
 		{`[]`, types.ErrDecodingFailure, ""},
 		{`{"name":"n"}`, types.ErrIncompatibleCNIVersion, "cniVersion"},
-		{`{"cniVersion":"0.3.1","name":"n"}`, types.ErrIncompatibleCNIVersion, "cniVersion"},
+		{`{"cniVersion":"0.2.0","name":"n"}`, types.ErrIncompatibleCNIVersion, "cniVersion"},
+		{`{"cniVersion":"1.0.0","name":"n","delegate":{"hairpinMode":true}}`, types.ErrInvalidNetworkConfig, `unknown config keys "delegate"`},
+		{`{"cniVersion":"1.0.0","name":"n","SubnetFile":"/x","zzz":1}`, types.ErrInvalidNetworkConfig, `"SubnetFile" (did you mean "subnetFile"?), "zzz"`},
+		{`{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"ips":"10.244.7.9"}}`, types.ErrInvalidNetworkConfig, `"runtimeConfig.ips"`},
+		{`{"cniVersion":"1.0.0","name":"n","args":{"cni":{"mac":7}}}`, types.ErrInvalidNetworkConfig, `"args.cni.mac"`},
 		{`{"cniVersion":"1.1.0"}`, types.ErrInvalidNetworkConfig, `"name"`},
 		{`{"cniVersion":"1.1.0","name":"a/b"}`, types.ErrInvalidNetworkConfig, `"name"`},
 		{`{"cniVersion":"1.1.0","name":"n","bridge":""}`, types.ErrInvalidNetworkConfig, `"bridge"`},

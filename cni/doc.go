@@ -11,5 +11,6 @@
 // local containers.
 //
 // Every verb of CNI 1.1.0 is supported: ADD, DEL, CHECK, GC, STATUS and
-// VERSION (result formats 0.4.0, 1.0.0 and 1.1.0).
+// VERSION (configs and results 0.3.0, 0.3.1, 0.4.0, 1.0.0 and 1.1.0; GC and
+// STATUS only with 1.1.0).
 package cni

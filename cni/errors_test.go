@@ -24,7 +24,18 @@ func TestBadInputsGetCNIErrors(t *testing.T) {
 		{"malformed JSON", pluginCall{stdin: []byte(`{"cniVersion": "1.1.0", "name": `)}, 6, "unmarshal"},
 		{"missing name", pluginCall{stdin: []byte(`{"cniVersion":"1.1.0","type":"weft"}`)}, 7, "missing network name"},
 		{"missing cniVersion", pluginCall{stdin: []byte(`{"name":"n","type":"weft"}`)}, 1, "incompatible CNI versions"},
-		{"unsupported cniVersion", pluginCall{stdin: []byte(strings.Replace(good, `"1.1.0"`, `"0.3.1"`, 1))}, 1, "incompatible CNI versions"},
+		{"unsupported cniVersion", pluginCall{stdin: []byte(strings.Replace(good, `"1.1.0"`, `"0.2.0"`, 1))}, 1, "incompatible CNI versions"},
+		{"flannel's delegate", pluginCall{stdin: withOpt("delegate", map[string]any{"hairpinMode": true})}, 7, `unknown config keys "delegate"`},
+		{"misspelt option", pluginCall{stdin: withOpt("hairpinmode", true)}, 7, `did you mean "hairpinMode"`},
+		{"static IP outside the subnet", pluginCall{args: "IP=10.244.8.5", stdin: []byte(good)}, 7, "not a usable address of this node's subnet 10.244.7.0/24"},
+		{"static IP is the gateway", pluginCall{args: "IP=10.244.7.1", stdin: []byte(good)}, 7, "not a usable address"},
+		{"static IP not an address", pluginCall{args: "IgnoreUnknown=1;IP=10.244.7.300", stdin: []byte(good)}, 7, `"CNI_ARGS IP"`},
+		{"static IPv6", pluginCall{stdin: withOpt("runtimeConfig", map[string]any{"ips": []string{"2001:db8::5/64"}})}, 7, "IPv4-only"},
+		{"two static IPs", pluginCall{stdin: withOpt("runtimeConfig", map[string]any{"ips": []string{"10.244.7.5", "10.244.7.6"}})}, 7, "asks for 2 addresses"},
+		{"sources disagree", pluginCall{args: "IP=10.244.7.5", stdin: withOpt("args", map[string]any{"cni": map[string]any{"ips": []string{"10.244.7.6"}}})}, 7, "but args.cni asks for"},
+		{"multicast MAC", pluginCall{args: "MAC=01:00:5e:00:00:01", stdin: []byte(good)}, 7, "multicast"},
+		{"bad MAC", pluginCall{stdin: withOpt("runtimeConfig", map[string]any{"mac": "zz"})}, 7, `"runtimeConfig"`},
+		{"CNI_ARGS not K=V", pluginCall{args: "IP", stdin: []byte(good)}, 7, `"CNI_ARGS"`},
 		{"future cniVersion", pluginCall{stdin: []byte(strings.Replace(good, `"1.1.0"`, `"9.0.0"`, 1))}, 1, "incompatible CNI versions"},
 		{"missing CNI_CONTAINERID", pluginCall{containerID: "-", stdin: []byte(good)}, 4, "CNI_CONTAINERID"},
 		{"missing subnet file", pluginCall{stdin: withOpt("subnetFile", h.dir+"/absent.env")}, 11, "weftd is not ready"},
@@ -77,7 +88,7 @@ func TestVersion(t *testing.T) {
 	if perr != nil {
 		t.Fatalf("VERSION: %+v", perr)
 	}
-	for _, v := range []string{`"0.4.0"`, `"1.0.0"`, `"1.1.0"`} {
+	for _, v := range []string{`"0.3.0"`, `"0.3.1"`, `"0.4.0"`, `"1.0.0"`, `"1.1.0"`} {
 		if !strings.Contains(string(out), v) {
 			t.Fatalf("VERSION output %s lacks %s", out, v)
 		}

@@ -3,7 +3,6 @@ package cni
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/plugins/pkg/ip"
@@ -11,19 +10,18 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// GC frees the addresses of every attachment not listed in
-// cni.dev/valid-attachments, deletes their host veths left on the bridge,
-// and their masquerading rules.
+// GC frees the addresses of every attachment of this network (its data
+// directory) not listed in cni.dev/valid-attachments, deletes those
+// attachments' host veths and their masquerading rules. Interfaces of other
+// networks on the same bridge are not this network's to touch.
 func (p *Plugin) GC(args *skel.CmdArgs) error {
 	conf, err := ParseConfig(args.StdinData)
 	if err != nil {
 		return err
 	}
 	keep := make(map[Attachment]bool, len(conf.ValidAttachments))
-	keepVeths := make(map[string]bool, len(conf.ValidAttachments))
 	for _, v := range conf.ValidAttachments {
 		keep[Attachment{ContainerID: v.ContainerID, IfName: v.IfName}] = true
-		keepVeths[HostVethName(v.ContainerID, v.IfName)] = true
 	}
 	store, err := OpenStore(conf.DataDir)
 	if err != nil {
@@ -40,8 +38,12 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 		return internalError("gc addresses: %v", err)
 	}
 	p.log().Debug("gc freed addresses", "count", len(freed))
+	stale := make(map[string]bool, len(freed))
+	for _, owner := range freed {
+		stale[HostVethName(owner.ContainerID, owner.IfName)] = true
+	}
 	var errs []error
-	if err := deleteStaleVeths(conf.Bridge, keepVeths); err != nil {
+	if err := deleteStaleVeths(conf.Bridge, stale); err != nil {
 		errs = append(errs, err)
 	}
 	if err := ip.GCIPMasqForNetwork(conf.Name, conf.ValidAttachments); err != nil {
@@ -53,9 +55,12 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 	return nil
 }
 
-// deleteStaleVeths removes the plugin's host veths on the bridge whose
-// attachment is not kept. A missing bridge means there is nothing to do.
-func deleteStaleVeths(bridge string, keep map[string]bool) error {
+// deleteStaleVeths removes the host veths named in stale that are on the
+// bridge. A missing bridge means there is nothing to do.
+func deleteStaleVeths(bridge string, stale map[string]bool) error {
+	if len(stale) == 0 {
+		return nil
+	}
 	br, err := bridgeByName(bridge)
 	if errors.As(err, &netlink.LinkNotFoundError{}) {
 		return nil
@@ -70,7 +75,7 @@ func deleteStaleVeths(bridge string, keep map[string]bool) error {
 	var errs []error
 	for _, l := range links {
 		attrs := l.Attrs()
-		if attrs.MasterIndex != br.Index || !strings.HasPrefix(attrs.Name, hostVethPrefix) || keep[attrs.Name] {
+		if attrs.MasterIndex != br.Index || !stale[attrs.Name] {
 			continue
 		}
 		if _, ok := l.(*netlink.Veth); !ok {

@@ -208,6 +208,7 @@ type pluginCall struct {
 	containerID string
 	netns       string
 	ifname      string
+	args        string // CNI_ARGS
 	stdin       []byte
 	inNetns     *netns // nil: run in the test's own namespace (only for verbs that touch no interface)
 }
@@ -232,6 +233,9 @@ func invoke(t testing.TB, c pluginCall) ([]byte, *pluginError) {
 	}
 	if c.ifname != "" {
 		env = append(env, "CNI_IFNAME="+c.ifname)
+	}
+	if c.args != "" {
+		env = append(env, "CNI_ARGS="+c.args)
 	}
 	bin := filepath.Join(testTools.cniPath, "weft")
 	args := append([]string{"-i"}, append(env, bin)...)

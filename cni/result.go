@@ -23,7 +23,7 @@ type attachmentResult struct {
 
 // buildResult renders the attachment as a CNI result, appended to prev
 // (the previous plugin's result in a chain) when there is one.
-func buildResult(cniVersion string, a attachmentResult, prev types.Result) (*current.Result, error) {
+func buildResult(a attachmentResult, prev types.Result) (*current.Result, error) {
 	result := &current.Result{CNIVersion: current.ImplementedSpecVersion}
 	if prev != nil {
 		converted, err := current.NewResultFromResult(prev)
@@ -47,6 +47,8 @@ func buildResult(cniVersion string, a attachmentResult, prev types.Result) (*cur
 	if !a.dns.IsEmpty() {
 		result.DNS = a.dns
 	}
-	result.CNIVersion = cniVersion
+	// The result stays a 1.0.0 one; types.PrintResult converts it to
+	// cniVersion (0.3.x/0.4.0 add "version" to ips, 1.1.0 is the same shape).
+	result.CNIVersion = current.ImplementedSpecVersion
 	return result, nil
 }

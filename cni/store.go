@@ -142,6 +142,32 @@ func (s *Store) Allocate(a Attachment, pool Pool) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("%w in %s (%d usable addresses, all allocated)", ErrPoolExhausted, pool.Prefix, pool.Size())
 }
 
+// ErrAddressTaken is returned by AllocateAddr when another attachment holds
+// the requested address.
+var ErrAddressTaken = errors.New("address already allocated")
+
+// AllocateAddr reserves the given address of pool for the attachment (a
+// static IP the runtime asked for). It does not move the round-robin start.
+func (s *Store) AllocateAddr(a Attachment, addr netip.Addr, pool Pool) error {
+	if !pool.Contains(addr) {
+		return fmt.Errorf("%s is not a usable address of this node's subnet %s (the network, gateway %s and broadcast addresses are not)",
+			addr, pool.Prefix, pool.Gateway)
+	}
+	ok, err := s.reserve(addr, a)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		all, err := s.List()
+		if err != nil {
+			return err
+		}
+		owner := all[addr]
+		return fmt.Errorf("%w: %s is held by container %s interface %s", ErrAddressTaken, addr, owner.ContainerID, owner.IfName)
+	}
+	return nil
+}
+
 // reserve creates the file of addr; false means it is already taken.
 func (s *Store) reserve(addr netip.Addr, a Attachment) (bool, error) {
 	path := filepath.Join(s.dir, addr.String())

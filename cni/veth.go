@@ -32,13 +32,17 @@ type vethPair struct {
 }
 
 // createVeth creates the pair from inside the container namespace, moving
-// the host end to hostNS and bringing both up. The container end must not
-// exist yet.
-func createVeth(ifname, hostName string, mtu int, hostNS ns.NetNS) (vethPair, error) {
+// the host end to hostNS and bringing both up. The container end (with
+// mac, when set) must not exist yet.
+func createVeth(ifname, hostName string, mtu int, mac net.HardwareAddr, hostNS ns.NetNS) (vethPair, error) {
 	if _, err := netlinksafe.LinkByName(ifname); err == nil {
 		return vethPair{}, fmt.Errorf("interface %s already exists in the container namespace", ifname)
 	}
-	hostIf, ctrIf, err := ip.SetupVethWithName(ifname, hostName, mtu, "", hostNS)
+	macStr := ""
+	if mac != nil {
+		macStr = mac.String()
+	}
+	hostIf, ctrIf, err := ip.SetupVethWithName(ifname, hostName, mtu, macStr, hostNS)
 	if err != nil {
 		if strings.Contains(err.Error(), "exists") {
 			return vethPair{}, fmt.Errorf("create veth %s/%s: already exists: %w", ifname, hostName, err)
