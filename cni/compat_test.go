@@ -45,7 +45,7 @@ func TestStaticIPAndMAC(t *testing.T) {
 	h := newHost(t, "10.244.7.1/24", nil)
 	ctr := newNetns(t, "wtc")
 	podman := pluginCall{command: "ADD", containerID: "ctr-podman", netns: ctr.path(), ifname: "eth0",
-		args: "IgnoreUnknown=1;K8S_POD_NAME=amazing_spence;MAC=02:11:22:33:44:55;IP=10.244.7.77",
+		args:  "IgnoreUnknown=1;K8S_POD_NAME=amazing_spence;MAC=02:11:22:33:44:55;IP=10.244.7.77",
 		stdin: h.confJSON(t, "1.0.0", nil), inNetns: &h.ns}
 	out, perr := invoke(t, podman)
 	if perr != nil {
