@@ -107,7 +107,7 @@ func newNode(t *testing.T) *node {
 
 type flow struct {
 	from, to, proto string
-	port         uint16
+	port            uint16
 }
 
 // matrix probes every flow between the four pods (and host -> pods) in
