@@ -34,6 +34,7 @@ type daemonState struct {
 	etcdLatency prometheus.Histogram
 	leaseExpiry atomic.Int64                   // unix seconds, 0 for a reservation
 	endpoint    atomic.Pointer[netip.AddrPort] // this node's public IP and UDP port
+	policy      atomic.Pointer[policyEngine]   // nil until the first policy view (or --network-policy=false)
 }
 
 type weftd struct {

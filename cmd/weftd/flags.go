@@ -47,6 +47,9 @@ type options struct {
 	version   bool
 
 	cpuProfile string // debugging: write a CPU profile here until exit
+
+	networkPolicy bool   // enforce NetworkPolicy for this node's containers
+	policyBridge  string // the CNI bridge whose same-host traffic policy must see
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -79,6 +82,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "(debugging) write a Go CPU profile to this file until weftd exits")
+	fs.BoolVar(&o.networkPolicy, "network-policy", true, "enforce NetworkPolicy for this node's containers (nftables table ip weft-policy)")
+	fs.StringVar(&o.policyBridge, "policy-bridge", "weftbr0", "bridge the CNI plugin attaches containers to (same-host traffic is filtered there)")
 	if err := subnet.FlagsFromEnv(fs, "WEFTD"); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weftnet/weft/policy"
+	"github.com/weftnet/weft/subnet"
+)
+
+// policyEngine turns each view of endpoints, namespaces and policies into
+// this node's rules and installs them (policy.Compile, policy.Enforcer).
+// It runs on the view watcher's goroutine; its counters are read by the
+// metrics collector concurrently.
+type policyEngine struct {
+	enf    *policy.Enforcer
+	node   string // this node's public IP, as endpoints name it
+	bridge string
+	log    *slog.Logger
+
+	latest atomic.Pointer[subnet.View]
+	kick   chan struct{}
+
+	applied        atomic.Uint64
+	failed         atomic.Uint64
+	lastDurationNs atomic.Int64
+	lastRevision   atomic.Int64
+	isolatedIn     atomic.Int64
+	isolatedOut    atomic.Int64
+}
+
+func newPolicyEngine(node, bridge string, log *slog.Logger) *policyEngine {
+	return &policyEngine{enf: policy.NewEnforcer(policy.EnforcerOptions{}), node: node, bridge: bridge, log: log, kick: make(chan struct{}, 1)}
+}
+
+// applyView compiles v for this node and replaces the kernel's rules in one
+// transaction. On any error the rules in force stay as they were (an
+// unreadable policy must not open what it closed).
+func (p *policyEngine) applyView(v subnet.View) error {
+	start := time.Now()
+	err := p.apply(v)
+	p.lastDurationNs.Store(int64(time.Since(start)))
+	if err != nil {
+		p.failed.Add(1)
+		p.log.Error("policy not applied; previous rules stay in force", "revision", v.Revision, "err", err)
+		return err
+	}
+	p.applied.Add(1)
+	p.lastRevision.Store(v.Revision)
+	p.log.Info("policy applied", "revision", v.Revision, "policies", len(v.Policies), "endpoints", len(v.Endpoints),
+		"isolatedIngress", p.isolatedIn.Load(), "isolatedEgress", p.isolatedOut.Load(), "took", time.Since(start).Round(time.Microsecond))
+	return nil
+}
+
+func (p *policyEngine) apply(v subnet.View) error {
+	in, err := policyInput(v, p.node)
+	if err != nil {
+		return err
+	}
+	rs, err := policy.Compile(in)
+	if err != nil {
+		return err
+	}
+	// Same-host traffic crosses the bridge without the IPv4 hooks unless
+	// the bridge passes it there; the bridge appears with the first
+	// container, so check on every apply (cheap, idempotent).
+	if _, err := policy.EnableBridgeFiltering(0, p.bridge); err != nil {
+		return err
+	}
+	if err := p.enf.Apply(rs); err != nil {
+		return err
+	}
+	in4, out4 := rs.Pods()
+	p.isolatedIn.Store(int64(in4))
+	p.isolatedOut.Store(int64(out4))
+	return nil
+}
+
+// policyInput converts the stored view into policy.Input. A stored policy
+// that does not parse (weftctl validates before storing, so only a foreign
+// writer can cause this) is an error for the whole view.
+func policyInput(v subnet.View, node string) (policy.Input, error) {
+	in := policy.Input{Node: node}
+	for _, ep := range v.Endpoints {
+		in.Endpoints = append(in.Endpoints, policy.Endpoint{IP: ep.IP, Namespace: ep.Namespace, Name: ep.Pod, Labels: ep.Labels, Node: ep.Node})
+	}
+	for _, ns := range v.Namespaces {
+		in.Namespaces = append(in.Namespaces, policy.Namespace{Name: ns.Name, Labels: ns.Labels})
+	}
+	var errs []error
+	for _, sp := range v.Policies {
+		nps, err := policy.ParseManifests(sp.JSON)
+		if err == nil && (len(nps) != 1 || nps[0].Namespace != sp.Namespace || nps[0].Name != sp.Name) {
+			err = fmt.Errorf("stored under %s/%s but holds another object", sp.Namespace, sp.Name)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("stored policy %s/%s: %w", sp.Namespace, sp.Name, err))
+			continue
+		}
+		in.Policies = append(in.Policies, nps[0])
+	}
+	return in, errors.Join(errs...)
+}
+
+// policyCollector exposes the engine's state at scrape time.
+type policyCollector struct {
+	state    *daemonState
+	drops    *prometheus.Desc
+	applies  *prometheus.Desc
+	duration *prometheus.Desc
+	isolated *prometheus.Desc
+	revision *prometheus.Desc
+}
+
+func newPolicyCollector(state *daemonState) *policyCollector {
+	return &policyCollector{
+		state:    state,
+		drops:    prometheus.NewDesc("weft_policy_drops_total", "New connections dropped by network policy, by direction (ingress: to an isolated container here, egress: from one).", []string{"direction"}, nil),
+		applies:  prometheus.NewDesc("weft_policy_applies_total", "Rule set rebuilds, by result (ok, error: previous rules kept).", []string{"result"}, nil),
+		duration: prometheus.NewDesc("weft_policy_last_apply_seconds", "Time the last rebuild took (compile and one nftables transaction).", nil, nil),
+		isolated: prometheus.NewDesc("weft_policy_isolated_containers", "This node's containers isolated by policy, by direction.", []string{"direction"}, nil),
+		revision: prometheus.NewDesc("weft_policy_revision", "etcd revision of the view the rules in force were built from.", nil, nil),
+	}
+}
+
+func (c *policyCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.drops, c.applies, c.duration, c.isolated, c.revision} {
+		ch <- d
+	}
+}
+
+func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
+	p := c.state.policy.Load()
+	if p == nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.applies, prometheus.CounterValue, float64(p.applied.Load()), "ok")
+	ch <- prometheus.MustNewConstMetric(c.applies, prometheus.CounterValue, float64(p.failed.Load()), "error")
+	ch <- prometheus.MustNewConstMetric(c.duration, prometheus.GaugeValue, time.Duration(p.lastDurationNs.Load()).Seconds())
+	ch <- prometheus.MustNewConstMetric(c.isolated, prometheus.GaugeValue, float64(p.isolatedIn.Load()), "ingress")
+	ch <- prometheus.MustNewConstMetric(c.isolated, prometheus.GaugeValue, float64(p.isolatedOut.Load()), "egress")
+	ch <- prometheus.MustNewConstMetric(c.revision, prometheus.GaugeValue, float64(p.lastRevision.Load()))
+	if d, err := p.enf.Drops(); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(d.Ingress), "ingress")
+		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(d.Egress), "egress")
+	}
+}
+
+// policyRetry is how long the engine waits before rebuilding again after a
+// failed apply when no newer view arrives.
+const policyRetry = 2 * time.Second
+
+// offer hands the engine a newer view; only the latest is applied.
+func (p *policyEngine) offer(v subnet.View) {
+	p.latest.Store(&v)
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run applies offered views until ctx ends, retrying a failed apply.
+func (p *policyEngine) run(ctx context.Context) {
+	retry := time.NewTimer(0)
+	retry.Stop()
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.kick:
+		case <-retry.C:
+		}
+		v := p.latest.Load()
+		if v == nil {
+			continue
+		}
+		if err := p.applyView(*v); err != nil {
+			retry.Reset(policyRetry)
+		}
+	}
+}
+
+// startPolicy starts enforcement, if enabled, for this node; views reach
+// it through offerPolicyView.
+func (d *weftd) startPolicy(ctx context.Context, wg *sync.WaitGroup, node string) {
+	if !d.opts.networkPolicy {
+		d.log.Info("network policy enforcement off (--network-policy=false)")
+		return
+	}
+	p := newPolicyEngine(node, d.opts.policyBridge, d.log.With("component", "policy"))
+	d.state.policy.Store(p)
+	wg.Go(func() { p.run(ctx) })
+}
+
+// offerPolicyView passes a view of endpoints, namespaces and policies to
+// the engine (a no-op when enforcement is off).
+func (d *weftd) offerPolicyView(v subnet.View) {
+	if p := d.state.policy.Load(); p != nil {
+		p.offer(v)
+	}
+}
