@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"os"
@@ -236,6 +238,8 @@ func TestDirectRouting(t *testing.T) {
 		t.Errorf("underlay capture on host 2: %d UDP packets between hosts 1 and 2 on port 8285, want only the 3 probes (%s)", got, strings.TrimSpace(out))
 	}
 
+	checkUnderlaySources(t, n1, ctrs, s2, s3)
+
 	// Through the router: weft's UDP path, counters move.
 	tx1, _ = udpPackets(t, n1)
 	transfer(t, ctrs[0].NS, ctrs[2].NS, ctrs[2].IP.String(), 20<<20)
@@ -319,5 +323,53 @@ func TestHostGW(t *testing.T) {
 		} else if !strings.Contains(out, "Destination Net Unreachable") {
 			t.Errorf("ping node %d -> node %d: want \"Destination Net Unreachable\", got:\n%s", pair[0]+1, pair[1]+1, out)
 		}
+	}
+}
+
+// checkUnderlaySources: directly routed packets skip weft's receive
+// checks, so the kernel checks their source (strict rp_filter on the
+// underlay). From host 1, on host 2's L2, packets to host 2's container
+// arrive with a source in host 1's subnet (accepted), in host 3's subnet
+// (a UDP peer's: dropped) and in host 2's own subnet (dropped).
+func checkUnderlaySources(t *testing.T, from *cluster.Node, ctrs []*cluster.Container, victimSubnet, udpPeerSubnet netip.Prefix) {
+	t.Helper()
+	ctx := ctxFor(t, time.Minute)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := ctrs[1]
+	cases := []struct {
+		name string
+		src  netip.Addr
+		want string
+	}{
+		{"source in the sending peer's subnet", ctrs[0].IP, "received=20"},
+		{"source in a UDP peer's subnet", udpPeerSubnet.Addr().Next().Next(), "received=0"},
+		{"source in the receiver's own subnet", victimSubnet.Addr().Next().Next().Next(), "received=0"},
+	}
+	for i, tc := range cases {
+		port := uint16(7001 + i)
+		counter := victim.NS.Command(ctx, "env", roleEnv+"=udpcount", self, netip.AddrPortFrom(victim.IP, port).String(), "2")
+		out, err := counter.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := counter.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := bufio.NewScanner(out)
+		if !lines.Scan() || lines.Text() != "listening" {
+			t.Fatalf("udpcount did not start: %q", lines.Text())
+		}
+		pkt := ipv4UDP(tc.src, victim.IP, port, []byte("forged?"))
+		runIn(t, ctx, from.Host.NS, "env", roleEnv+"=rawsend", self, "20", hex.EncodeToString(pkt))
+		if !lines.Scan() {
+			t.Fatalf("udpcount printed nothing: %v", lines.Err())
+		}
+		if got := lines.Text(); got != tc.want {
+			t.Errorf("%s (%s) from host %d's underlay: %s, want %s", tc.name, tc.src, from.Index+1, got, tc.want)
+		}
+		counter.Wait()
 	}
 }

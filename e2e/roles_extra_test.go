@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -107,5 +109,35 @@ func udpBlast(args []string) error {
 		}
 	}
 	fmt.Printf("sent=%d retries=%d\n", count, retries)
+	return nil
+}
+
+// rawSend COUNT HEXPACKET: send an IPv4 packet (header included, its
+// source possibly forged) COUNT times through a raw socket; the kernel
+// routes it by its destination. It prints "sent=COUNT".
+func rawSend(args []string) error {
+	if len(args) != 2 {
+		return errors.New("usage: rawsend COUNT HEXPACKET")
+	}
+	count, err := strconv.Atoi(args[0])
+	if err != nil {
+		return err
+	}
+	pkt, err := hex.DecodeString(args[1])
+	if err != nil || len(pkt) < 20 {
+		return fmt.Errorf("packet %q: want hex of an IPv4 packet", args[1])
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
+	if err != nil {
+		return fmt.Errorf("raw socket: %w", err)
+	}
+	defer syscall.Close(fd)
+	dst := &syscall.SockaddrInet4{Addr: [4]byte(pkt[16:20])}
+	for i := 0; i < count; i++ {
+		if err := syscall.Sendto(fd, pkt, 0, dst); err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+	}
+	fmt.Printf("sent=%d\n", count)
 	return nil
 }

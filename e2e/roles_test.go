@@ -36,6 +36,8 @@ func runRole(role string, args []string) int {
 		err = udpCount(args)
 	case "udpblast":
 		err = udpBlast(args)
+	case "rawsend":
+		err = rawSend(args)
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}
