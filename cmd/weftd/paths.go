@@ -45,6 +45,8 @@ type peerPaths struct {
 	udp    *overlay.PeerTable
 	kernel *routing.Kernel // nil when the policy never routes directly
 	log    *slog.Logger
+	// release frees the kernel's netlink handle (nil if none).
+	release func()
 
 	known map[netip.Prefix]peerPath // what the last apply decided
 	list  atomic.Pointer[[]peerPath]
@@ -53,47 +55,50 @@ type peerPaths struct {
 // newPeerPaths prepares the paths for backend on the underlay interface.
 // With direct routing it removes weft routes an earlier run left behind.
 func newPeerPaths(backend subnet.Backend, underlayDev string, udp *overlay.PeerTable, log *slog.Logger) (*peerPaths, error) {
-	p := &peerPaths{
-		policy: routing.Policy{HostGW: backend.Type == subnet.BackendHostGW, DirectRouting: backend.DirectRouting},
-		udp:    udp,
-		log:    log,
-		known:  map[netip.Prefix]peerPath{},
-	}
-	p.list.Store(&[]peerPath{})
-	if !p.policy.Direct() {
-		return p, nil
+	policy := routing.Policy{HostGW: backend.Type == subnet.BackendHostGW, DirectRouting: backend.DirectRouting}
+	if !policy.Direct() {
+		return makePeerPaths(policy, nil, nil, udp, log), nil
 	}
 	h, err := netlink.NewHandle()
 	if err != nil {
 		return nil, fmt.Errorf("direct routing: netlink: %w", err)
 	}
+	fail := func(err error) (*peerPaths, error) {
+		h.Close()
+		return nil, fmt.Errorf("direct routing: %w", err)
+	}
 	k, err := routing.NewKernel(h, underlayDev)
 	if err != nil {
-		h.Close()
-		return nil, fmt.Errorf("direct routing: %w", err)
+		return fail(err)
 	}
-	if p.onLink, err = k.OnLinkPrefixes(); err != nil {
-		h.Close()
-		return nil, fmt.Errorf("direct routing: %w", err)
+	onLink, err := k.OnLinkPrefixes()
+	if err != nil {
+		return fail(err)
 	}
 	if err := acceptDirectTraffic(underlayDev); err != nil {
-		h.Close()
-		return nil, fmt.Errorf("direct routing: %w", err)
+		return fail(err)
 	}
 	if v := rpFilterAll(); v == "2" {
 		log.Warn("net.ipv4.conf.all.rp_filter=2 (loose) overrides the strict check on the underlay: sources in other peers' subnets are accepted from the underlay", "underlay", underlayDev)
 	}
-	p.kernel = k
-	stale, err := k.Owned()
-	if err == nil && len(stale) > 0 {
+	if stale, err := k.Owned(); err == nil && len(stale) > 0 {
 		log.Info("removing weft routes left by an earlier run", "routes", len(stale))
 	}
 	if _, err := k.Sync(nil); err != nil {
-		h.Close()
-		return nil, fmt.Errorf("direct routing: clean routes of an earlier run: %w", err)
+		return fail(fmt.Errorf("clean routes of an earlier run: %w", err))
 	}
-	log.Info("direct routing", "hostGW", p.policy.HostGW, "underlay", underlayDev, "onLink", p.onLink, "routeProtocol", routing.Protocol)
+	log.Info("direct routing", "hostGW", policy.HostGW, "underlay", underlayDev, "onLink", onLink, "routeProtocol", routing.Protocol)
+	p := makePeerPaths(policy, onLink, k, udp, log)
+	p.release = h.Close
 	return p, nil
+}
+
+// makePeerPaths assembles peerPaths from its parts (kernel nil when the
+// policy never routes directly).
+func makePeerPaths(policy routing.Policy, onLink []netip.Prefix, kernel *routing.Kernel, udp *overlay.PeerTable, log *slog.Logger) *peerPaths {
+	p := &peerPaths{policy: policy, onLink: onLink, kernel: kernel, udp: udp, log: log, known: map[netip.Prefix]peerPath{}}
+	p.list.Store(&[]peerPath{})
+	return p
 }
 
 // view returns the current paths, sorted by subnet; do not modify it.
@@ -106,6 +111,9 @@ func (p *peerPaths) close() {
 	}
 	if _, err := p.kernel.Sync(nil); err != nil {
 		p.log.Warn("remove direct routes", "err", err)
+	}
+	if p.release != nil {
+		p.release()
 	}
 }
 
