@@ -58,6 +58,8 @@ func weftPath(ctx context.Context, bed *testbed.Bed, weftd, stateDir, logDir str
 			"--iface", h.Dev,
 			"--public-ip", h.IP.String(),
 			"--subnet-file", n.subnetFile,
+			"--cni-socket", filepath.Join(dir, "cni.sock"),
+			"--endpoints-file", filepath.Join(dir, "endpoints.json"),
 			"--healthz-ip", "127.0.0.1",
 			"--healthz-port", strconv.Itoa(weftHealthzPort))
 		proc, err := bed.Start(h, n.logPath, weftd, args...)

@@ -30,6 +30,10 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
+	wl, err := workloadOf(conf, args.Args)
+	if err != nil {
+		return err
+	}
 	pool, err := NewPool(env.Subnet)
 	if err != nil {
 		return internalError("node subnet from %s: %v", conf.SubnetFile, err)
@@ -68,6 +72,9 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		networkBits: env.Network.Bits(), mtu: env.MTU, mac: req.MAC, ctrNS: ctrNS, masq: conf.masqEnabled(env)}
 	a.routes = containerRoutes(conf, env)
 	res, err := a.create()
+	if err == nil {
+		err = registerAdd(conf, args, wl, addr)
+	}
 	if err != nil {
 		if rerr := a.rollback(); rerr != nil {
 			p.log().Warn("rollback after failed ADD", "err", rerr)

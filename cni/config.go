@@ -14,6 +14,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/weftnet/weft/cni/daemonsock"
 	"github.com/weftnet/weft/subnet/subnetfile"
 )
 
@@ -57,6 +58,17 @@ type NetConf struct {
 	// DaemonURL is weftd's HTTP address; STATUS asks <DaemonURL>/readyz
 	// when it is set ("daemonURL").
 	DaemonURL string
+	// DaemonSocket is weftd's unix socket, told about every ADD and DEL so
+	// that weftd publishes the container for network policy
+	// ("daemonSocket", default /run/weft/weftd.sock; "" turns it off: the
+	// containers are then unknown to policy).
+	DaemonSocket string
+	// DefaultNamespace is the namespace of containers whose runtime gives
+	// no K8S_POD_NAMESPACE ("defaultNamespace", default "default").
+	DefaultNamespace string
+	// Labels are the container's labels, from "args":{"cni":{"labels":
+	// [{"key":K,"value":V},...]}} (the CNI conventions).
+	Labels map[string]string
 
 	// runtime and args carry a static address or MAC the runtime asked
 	// for ("runtimeConfig", "args"); see requestedAddress.
@@ -76,6 +88,8 @@ type rawConf struct {
 	Routes           []rawRoute `json:"routes"`
 	DataDir          *string    `json:"dataDir"`
 	DaemonURL        *string    `json:"daemonURL"`
+	DaemonSocket     *string    `json:"daemonSocket"`
+	DefaultNamespace *string    `json:"defaultNamespace"`
 
 	RuntimeConfig *runtimeConf `json:"runtimeConfig"`
 	Args          *argsConf    `json:"args"`
@@ -155,6 +169,21 @@ func (c *NetConf) applyRaw(raw rawConf) error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return invalidConfig("daemonURL", fmt.Sprintf("%q is not an http(s) URL", c.DaemonURL))
 		}
+	}
+	c.DaemonSocket = valueOr(raw.DaemonSocket, daemonsock.DefaultPath)
+	if c.DaemonSocket != "" && !filepath.IsAbs(c.DaemonSocket) {
+		return invalidConfig("daemonSocket", fmt.Sprintf("%q is not an absolute path", c.DaemonSocket))
+	}
+	c.DefaultNamespace = valueOr(raw.DefaultNamespace, DefaultNamespace)
+	if err := validateNamespace(c.DefaultNamespace); err != nil {
+		return invalidConfig("defaultNamespace", err.Error())
+	}
+	if raw.Args != nil {
+		labels, err := parseLabels(raw.Args.CNI.Labels)
+		if err != nil {
+			return invalidConfig("args.cni.labels", err.Error())
+		}
+		c.Labels = labels
 	}
 	for i, r := range raw.Routes {
 		route, err := parseRoute(r)

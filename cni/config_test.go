@@ -96,3 +96,35 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestParseConfigIdentityOptions(t *testing.T) {
+	conf, err := ParseConfig([]byte(`{"cniVersion":"1.1.0","name":"weft","type":"weft"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conf.DaemonSocket != "/run/weft/weftd.sock" || conf.DefaultNamespace != "default" || conf.Labels != nil {
+		t.Fatalf("defaults: %+v", conf)
+	}
+	conf, err = ParseConfig([]byte(`{"cniVersion":"1.1.0","name":"weft","type":"weft","daemonSocket":"","defaultNamespace":"team-a",
+		"args":{"cni":{"labels":[{"key":"app","value":"web"}],"ips":["10.244.1.9"]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conf.DaemonSocket != "" || conf.DefaultNamespace != "team-a" || len(conf.Labels) != 1 || conf.Labels["app"] != "web" {
+		t.Fatalf("options: %+v", conf)
+	}
+	for conf, field := range map[string]string{
+		`{"cniVersion":"1.1.0","name":"n","daemonSocket":"rel.sock"}`:                                                   `"daemonSocket"`,
+		`{"cniVersion":"1.1.0","name":"n","defaultNamespace":"Default"}`:                                                `"defaultNamespace"`,
+		`{"cniVersion":"1.1.0","name":"n","args":{"cni":{"labels":[{"value":"v"}]}}}`:                                   `"args.cni.labels"`,
+		`{"cniVersion":"1.1.0","name":"n","args":{"cni":{"labels":[{"key":"k"}]}}}`:                                     `"args.cni.labels"`,
+		`{"cniVersion":"1.1.0","name":"n","args":{"cni":{"labels":[{"key":"k","value":"a"},{"key":"k","value":"b"}]}}}`: `"args.cni.labels"`,
+		`{"cniVersion":"1.1.0","name":"n","args":{"cni":{"labels":{"k":"v"}}}}`:                                         `labels`,
+	} {
+		_, err := ParseConfig([]byte(conf))
+		var cniErr *types.Error
+		if !errors.As(err, &cniErr) || cniErr.Code != types.ErrInvalidNetworkConfig || !strings.Contains(cniErr.Msg, field) {
+			t.Errorf("%s: err %v, want invalid config naming %s", conf, err, field)
+		}
+	}
+}

@@ -30,6 +30,7 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 	if err != nil {
 		return internalError("%v", err)
 	}
+	p.registerDel(conf, args, addrs)
 	if args.Netns != "" {
 		err := ns.WithNetNSPath(args.Netns, func(ns.NetNS) error { return deleteLinkIfPresent(args.IfName) })
 		if err != nil && !isMissingNetNS(err) {

@@ -118,7 +118,9 @@ func newHost(t testing.TB, subnet string, opts map[string]any, chain ...map[stri
 }
 
 func (h *host) pluginConf(opts map[string]any) map[string]any {
-	conf := map[string]any{"type": "weft", "subnetFile": h.subnetFile, "dataDir": h.dataDir}
+	// No weftd runs in these tests: registration is off unless a test
+	// sets daemonSocket.
+	conf := map[string]any{"type": "weft", "subnetFile": h.subnetFile, "dataDir": h.dataDir, "daemonSocket": ""}
 	for k, v := range opts {
 		conf[k] = v
 	}

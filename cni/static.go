@@ -20,8 +20,9 @@ type runtimeConf struct {
 // Other members of "args" are left to whoever defines them.
 type argsConf struct {
 	CNI struct {
-		IPs []string `json:"ips"`
-		MAC string   `json:"mac"`
+		IPs    []string   `json:"ips"`
+		MAC    string     `json:"mac"`
+		Labels []rawLabel `json:"labels"` // see parseLabels
 	} `json:"cni"`
 }
 

@@ -24,7 +24,8 @@ func startLoneWeftd(t *testing.T, args ...string) *testbed.Proc {
 	bed := testbed.ForTest(t, "wx", 2)
 	dir := t.TempDir()
 	base := []string{"--healthz-port", "0", "--iface", bed.Hosts[0].Dev,
-		"--subnet-file", filepath.Join(dir, "subnet.env")}
+		"--subnet-file", filepath.Join(dir, "subnet.env"),
+		"--cni-socket", filepath.Join(dir, "cni.sock"), "--endpoints-file", filepath.Join(dir, "endpoints.json")}
 	p, err := bed.Start(bed.Hosts[0], filepath.Join(dir, "weftd.log"), filepath.Join(binDir, "weftd"), append(base, args...)...)
 	if err != nil {
 		t.Fatal(err)

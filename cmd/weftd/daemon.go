@@ -253,6 +253,12 @@ func (d *weftd) run(ctx context.Context) error {
 		}
 	})
 
+	// Containers: publish what this node had, then take CNI requests.
+	if err := d.startEndpoints(ctx, &wg, attrs.PublicIP); err != nil {
+		return err
+	}
+	wg.Go(func() { d.watchPolicyView(ctx) })
+
 	env := subnetfile.Env{
 		Network: cfg.Network,
 		Subnet:  netip.PrefixFrom(lease.Subnet.Addr().Next(), lease.Subnet.Bits()),

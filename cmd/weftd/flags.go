@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weftnet/weft/cni/daemonsock"
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/subnetfile"
 )
@@ -46,6 +47,10 @@ type options struct {
 	logLevel  string
 	version   bool
 
+	cniSocket     string
+	endpointsFile string
+	endpointTTL   time.Duration
+
 	cpuProfile string // debugging: write a CPU profile here until exit
 
 	networkPolicy bool   // enforce NetworkPolicy for this node's containers
@@ -78,6 +83,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.healthzIP, "healthz-ip", "127.0.0.1", "address to serve /healthz, /readyz, /metrics and /status on")
 	fs.IntVar(&o.healthzPort, "healthz-port", 8286, "port for the health and metrics endpoint (0 disables it)")
 	fs.DurationVar(&o.etcdGrace, "etcd-grace", 30*time.Second, "how long etcd may be unreachable before /readyz reports degraded")
+	fs.StringVar(&o.cniSocket, "cni-socket", daemonsock.DefaultPath, "unix socket on which the CNI plugin reports containers (\"\" disables it: containers are then unknown to network policy)")
+	fs.StringVar(&o.endpointsFile, "endpoints-file", "/run/weft/endpoints.json", "file listing this node's containers, published again after a restart")
+	fs.DurationVar(&o.endpointTTL, "endpoint-ttl", subnet.DefaultEndpointTTL, "TTL of the etcd lease carrying this node's containers (they vanish this long after the node dies)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -104,6 +112,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format: want text or json, got %q", o.logFormat)
+	}
+	if o.endpointTTL < 2*time.Second {
+		return nil, fmt.Errorf("--endpoint-ttl %s too short (minimum 2s)", o.endpointTTL)
 	}
 	if o.leaseTTL < 2*time.Second {
 		return nil, fmt.Errorf("--subnet-lease-ttl %s too short (minimum 2s)", o.leaseTTL)

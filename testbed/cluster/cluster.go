@@ -57,9 +57,14 @@ type Node struct {
 	Dir        string
 	SubnetFile string
 	LogPath    string
-	proc       *testbed.Proc
-	notify     *notifySocket
-	cluster    *Cluster
+	// CNISocket is where this node's weftd takes the plugin's requests
+	// (--cni-socket, the conflist's daemonSocket).
+	CNISocket string
+	// EndpointsFile is weftd's --endpoints-file.
+	EndpointsFile string
+	proc          *testbed.Proc
+	notify        *notifySocket
+	cluster       *Cluster
 }
 
 // New prepares a cluster on bed without starting anything.
@@ -82,16 +87,24 @@ func New(bed *testbed.Bed, opts Options) (*Cluster, error) {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
 		c.Nodes = append(c.Nodes, &Node{
-			Index:      i,
-			Host:       h,
-			Dir:        dir,
-			SubnetFile: filepath.Join(dir, "subnet.env"),
-			LogPath:    filepath.Join(dir, "weftd.log"),
-			cluster:    c,
+			Index:         i,
+			Host:          h,
+			Dir:           dir,
+			SubnetFile:    filepath.Join(dir, "subnet.env"),
+			LogPath:       filepath.Join(dir, "weftd.log"),
+			CNISocket:     filepath.Join(dir, "cni.sock"),
+			EndpointsFile: filepath.Join(dir, "endpoints.json"),
+			cluster:       c,
 		})
+		if n := c.Nodes[i]; len(n.CNISocket) > maxSocketPath {
+			return nil, fmt.Errorf("cluster: socket path %s longer than %d bytes; use a shorter WorkDir", n.CNISocket, maxSocketPath)
+		}
 	}
 	return c, nil
 }
+
+// maxSocketPath is the longest unix socket path the kernel takes.
+const maxSocketPath = 107
 
 // EtcdEndpoint is the etcd URL every node uses.
 func (c *Cluster) EtcdEndpoint() string {
@@ -124,6 +137,8 @@ func (n *Node) Args() []string {
 		"--iface", n.Host.Dev,
 		"--public-ip", n.Host.IP.String(),
 		"--subnet-file", n.SubnetFile,
+		"--cni-socket", n.CNISocket,
+		"--endpoints-file", n.EndpointsFile,
 		"--healthz-ip", "127.0.0.1",
 		"--healthz-port", strconv.Itoa(HealthzPort),
 	}

@@ -37,9 +37,10 @@ func (n *Node) CNIConfDir() (string, error) {
 		"cniVersion": "1.1.0",
 		"name":       NetworkName,
 		"plugins": []any{map[string]any{
-			"type":       "weft",
-			"subnetFile": n.SubnetFile,
-			"dataDir":    filepath.Join(n.Dir, "ipam"),
+			"type":         "weft",
+			"subnetFile":   n.SubnetFile,
+			"dataDir":      filepath.Join(n.Dir, "ipam"),
+			"daemonSocket": n.CNISocket,
 		}},
 	}
 	data, err := json.MarshalIndent(conf, "", "  ")

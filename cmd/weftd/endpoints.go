@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/weftnet/weft/cni"
+	"github.com/weftnet/weft/cni/daemonsock"
+	"github.com/weftnet/weft/subnet"
+)
+
+// endpointRegistry serves the CNI plugin's socket: it publishes the
+// node's containers in etcd (through subnet.EndpointPublisher) and keeps
+// them in a local file, so that a restarted weftd publishes them again.
+type endpointRegistry struct {
+	pub  *subnet.EndpointPublisher
+	file string
+	log  *slog.Logger
+
+	mu    sync.Mutex // serialises requests and file writes
+	local map[netip.Addr]localEndpoint
+}
+
+// localEndpoint is one record of the endpoints file.
+type localEndpoint struct {
+	subnet.Endpoint
+	Network string `json:"network,omitempty"`
+	DataDir string `json:"dataDir,omitempty"`
+}
+
+// endpointsFile is the file's JSON.
+type endpointsFile struct {
+	Endpoints []localEndpoint `json:"endpoints"`
+}
+
+// startEndpoints publishes the containers this node had before a restart,
+// then serves the CNI socket. It returns once the socket listens.
+func (d *weftd) startEndpoints(ctx context.Context, wg *sync.WaitGroup, node string) error {
+	if d.opts.cniSocket == "" {
+		d.log.Warn("--cni-socket is empty: containers are not published, network policy cannot apply to them")
+		return nil
+	}
+	r := &endpointRegistry{file: d.opts.endpointsFile, log: d.log.With("component", "endpoints")}
+	local, err := loadEndpointsFile(r.file)
+	if err != nil {
+		return configErrorf("%w (fix or remove the file; it lists this node's containers)", err)
+	}
+	r.local = r.stillAttached(local)
+	r.pub = d.mgr.NewEndpointPublisher(node, d.opts.endpointTTL)
+	eps := make([]subnet.Endpoint, 0, len(r.local))
+	for _, le := range r.local {
+		eps = append(eps, le.Endpoint)
+	}
+	if _, err := retry(ctx, d.attempts(), "publish this node's endpoints", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, r.pub.Start(ctx, eps)
+	}); err != nil {
+		return err
+	}
+	if err := r.save(); err != nil {
+		return err
+	}
+	ln, err := daemonsock.Listen(d.opts.cniSocket)
+	if err != nil {
+		return configErrorf("--cni-socket: %w", err)
+	}
+	r.log.Info("serving the CNI socket", "socket", d.opts.cniSocket, "endpoints", len(eps), "ttl", d.opts.endpointTTL)
+	wg.Go(func() { r.pub.Run(ctx) })
+	wg.Go(func() {
+		if err := daemonsock.Serve(ctx, ln, 0, r.handle); err != nil {
+			r.log.Error("CNI socket failed", "err", err)
+		}
+	})
+	return nil
+}
+
+// stillAttached drops records whose address the plugin's store no longer
+// gives to the same container (a DEL that happened while weftd was down).
+func (r *endpointRegistry) stillAttached(local map[netip.Addr]localEndpoint) map[netip.Addr]localEndpoint {
+	out := make(map[netip.Addr]localEndpoint, len(local))
+	for ip, le := range local {
+		if le.DataDir != "" {
+			owner, held, err := cni.HeldBy(le.DataDir, ip)
+			if err != nil {
+				r.log.Warn("cannot check a container's address; keeping it", "ip", ip, "err", err)
+			} else if !held || owner.ContainerID != le.ContainerID || owner.IfName != le.IfName {
+				r.log.Info("dropping a container that was deleted while weftd was down", "ip", ip, "container", le.ContainerID)
+				continue
+			}
+		}
+		out[ip] = le
+	}
+	return out
+}
+
+// handle does one plugin request.
+func (r *endpointRegistry) handle(ctx context.Context, req daemonsock.Request) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch req.Op {
+	case daemonsock.OpAdd:
+		le := localEndpoint{Endpoint: subnet.Endpoint{
+			IP: req.IP, Namespace: req.Namespace, Pod: req.Pod, Labels: req.Labels,
+			Node: r.pub.Node(), ContainerID: req.ContainerID, IfName: req.IfName,
+		}, Network: req.Network, DataDir: req.DataDir}
+		if err := r.pub.Publish(ctx, le.Endpoint); err != nil {
+			return err
+		}
+		prev, had := r.local[req.IP]
+		r.local[req.IP] = le
+		if err := r.save(); err != nil {
+			if had {
+				r.local[req.IP] = prev
+			} else {
+				delete(r.local, req.IP)
+			}
+			if _, werr := r.pub.Withdraw(context.WithoutCancel(ctx), req.IP); werr != nil {
+				r.log.Warn("withdraw after failing to record", "ip", req.IP, "err", werr)
+			}
+			return err
+		}
+		r.log.Info("container published", "ip", req.IP, "namespace", req.Namespace, "pod", req.Pod, "labels", req.Labels, "container", req.ContainerID)
+		return nil
+	case daemonsock.OpDel:
+		var gone []netip.Addr
+		for ip, le := range r.local {
+			if le.ContainerID == req.ContainerID && le.IfName == req.IfName && (!req.IP.IsValid() || req.IP == ip) {
+				gone = append(gone, ip)
+			}
+		}
+		for _, ip := range gone {
+			delete(r.local, ip)
+		}
+		if err := r.save(); err != nil {
+			return err
+		}
+		var errs []error
+		for _, ip := range gone {
+			if _, err := r.pub.Withdraw(ctx, ip); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			r.log.Info("container withdrawn", "ip", ip, "container", req.ContainerID)
+		}
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("unknown op %q", req.Op)
+}
+
+// save writes the local records (atomically: temporary file and rename).
+func (r *endpointRegistry) save() error {
+	f := endpointsFile{Endpoints: make([]localEndpoint, 0, len(r.local))}
+	for _, le := range r.local {
+		f.Endpoints = append(f.Endpoints, le)
+	}
+	sort.Slice(f.Endpoints, func(i, j int) bool { return f.Endpoints[i].IP.Less(f.Endpoints[j].IP) })
+	data, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(r.file), 0o755); err != nil {
+		return fmt.Errorf("endpoints file: %w", err)
+	}
+	tmp := r.file + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("endpoints file: %w", err)
+	}
+	if err := os.Rename(tmp, r.file); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("endpoints file: %w", err)
+	}
+	return nil
+}
+
+// loadEndpointsFile reads the records; a missing file is an empty list.
+func loadEndpointsFile(path string) (map[netip.Addr]localEndpoint, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[netip.Addr]localEndpoint{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("endpoints file: %w", err)
+	}
+	var f endpointsFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("endpoints file %s: %w", path, err)
+	}
+	out := make(map[netip.Addr]localEndpoint, len(f.Endpoints))
+	for _, le := range f.Endpoints {
+		if err := le.Validate(); err != nil {
+			return nil, fmt.Errorf("endpoints file %s: %w", path, err)
+		}
+		out[le.IP] = le
+	}
+	return out, nil
+}

@@ -1,0 +1,208 @@
+// Package daemonsock is the local protocol by which the CNI plugin tells
+// weftd about the containers it attaches and detaches, so that weftd can
+// publish them (IP, namespace, pod, labels) for network policy. The plugin
+// never talks to etcd.
+//
+// It is a unix stream socket (DefaultPath). Each connection carries one
+// request, a JSON object and a newline, and one answer in the same form:
+// {} on success, {"error":"..."} otherwise.
+package daemonsock
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// DefaultPath is where weftd listens and the plugin connects.
+const DefaultPath = "/run/weft/weftd.sock"
+
+// Operations.
+const (
+	OpAdd = "add"
+	OpDel = "del"
+)
+
+// maxMessage bounds a request or answer.
+const maxMessage = 1 << 20
+
+// Request tells weftd about one container interface.
+type Request struct {
+	Op          string            `json:"op"`
+	IP          netip.Addr        `json:"ip,omitzero"`
+	Namespace   string            `json:"namespace,omitempty"`
+	Pod         string            `json:"pod,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	ContainerID string            `json:"containerID"`
+	IfName      string            `json:"ifName"`
+	// Network is the CNI network name.
+	Network string `json:"network,omitempty"`
+	// DataDir is the plugin's address store, where weftd can check after
+	// a restart that the container still holds IP.
+	DataDir string `json:"dataDir,omitempty"`
+}
+
+// Validate checks what both sides rely on.
+func (r Request) Validate() error {
+	switch r.Op {
+	case OpAdd:
+		if !r.IP.Is4() {
+			return fmt.Errorf("add: IP %v is not an IPv4 address", r.IP)
+		}
+		if r.Namespace == "" {
+			return errors.New("add: no namespace")
+		}
+	case OpDel:
+	default:
+		return fmt.Errorf("unknown op %q (want %q or %q)", r.Op, OpAdd, OpDel)
+	}
+	if r.ContainerID == "" || r.IfName == "" {
+		return fmt.Errorf("%s: containerID and ifName are required", r.Op)
+	}
+	return nil
+}
+
+type answer struct {
+	Error string `json:"error,omitempty"`
+}
+
+// Send delivers req to the weftd listening at path and returns its error,
+// if any. A daemon that cannot be reached gives an error wrapping
+// ErrUnreachable.
+func Send(ctx context.Context, path string, req Request) error {
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return fmt.Errorf("%w at %s: %v", ErrUnreachable, path, err)
+	}
+	defer conn.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(deadline)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := writeJSON(conn, req); err != nil {
+		return fmt.Errorf("weftd at %s: send %s: %w", path, req.Op, err)
+	}
+	var a answer
+	if err := readJSON(conn, &a); err != nil {
+		return fmt.Errorf("weftd at %s: no answer to %s: %w", path, req.Op, err)
+	}
+	if a.Error != "" {
+		return &RefusedError{Msg: a.Error}
+	}
+	return nil
+}
+
+// ErrUnreachable means no weftd listens on the socket.
+var ErrUnreachable = errors.New("weftd not reachable")
+
+// RefusedError is weftd's answer when it could not do what was asked.
+type RefusedError struct{ Msg string }
+
+func (e *RefusedError) Error() string { return "weftd: " + e.Msg }
+
+// Listen creates the socket at path (its directory too), replacing a
+// stale socket left by an earlier run; only root may connect (0600).
+func Listen(path string) (net.Listener, error) {
+	if len(path) >= 108 {
+		return nil, fmt.Errorf("cni socket %s: path longer than 107 bytes", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("cni socket: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("cni socket %s: exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("cni socket %s: another weftd is listening on it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("cni socket: remove stale %s: %w", path, err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("cni socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("cni socket: %w", err)
+	}
+	return ln, nil
+}
+
+// Handler does what a request asks; its error goes back to the plugin.
+type Handler func(context.Context, Request) error
+
+// Serve answers requests on ln with handle, one goroutine per connection,
+// until ctx ends; then it closes ln and returns nil. A connection gets
+// timeout (default 30s) for the whole exchange.
+func Serve(ctx context.Context, ln net.Listener, timeout time.Duration, handle Handler) error {
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("cni socket: accept: %w", err)
+		}
+		go serveConn(ctx, conn, timeout, handle)
+	}
+}
+
+func serveConn(ctx context.Context, conn net.Conn, timeout time.Duration, handle Handler) {
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn.SetDeadline(time.Now().Add(timeout))
+	var req Request
+	var a answer
+	if err := readJSON(conn, &req); err != nil {
+		a.Error = "malformed request: " + err.Error()
+	} else if err := req.Validate(); err != nil {
+		a.Error = err.Error()
+	} else if err := handle(ctx, req); err != nil {
+		a.Error = err.Error()
+	}
+	_ = writeJSON(conn, a)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(data, '\n'))
+	return err
+}
+
+func readJSON(r io.Reader, v any) error {
+	line, err := bufio.NewReader(io.LimitReader(r, maxMessage)).ReadBytes('\n')
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(line, v)
+}

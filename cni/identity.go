@@ -1,0 +1,143 @@
+package cni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/weftnet/weft/cni/daemonsock"
+)
+
+// DefaultNamespace is the default of the defaultNamespace option.
+const DefaultNamespace = "default"
+
+// Keys of CNI_ARGS that name the container's workload (as Kubernetes
+// runtimes and podman set them).
+const (
+	argPodNamespace = "K8S_POD_NAMESPACE"
+	argPodName      = "K8S_POD_NAME"
+)
+
+// daemonTimeout bounds telling weftd about an ADD or DEL (weftd answers an
+// ADD once the endpoint is stored in etcd).
+const daemonTimeout = 15 * time.Second
+
+var namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// validateNamespace applies Kubernetes' rule for namespace names, so that
+// a bad one is refused at once with a config error (weftd checks again).
+func validateNamespace(name string) error {
+	if len(name) == 0 || len(name) > 63 || !namespaceRE.MatchString(name) {
+		return fmt.Errorf("namespace %q: want lower-case letters, digits and '-', starting and ending alphanumeric, at most 63 characters", name)
+	}
+	return nil
+}
+
+// rawLabel is one entry of args.cni.labels.
+type rawLabel struct {
+	Key   *string `json:"key"`
+	Value *string `json:"value"`
+}
+
+// parseLabels turns the conventions' [{"key":K,"value":V}] into a map;
+// keys must be present and unique. weftd checks the syntax of keys and
+// values.
+func parseLabels(raw []rawLabel) (map[string]string, error) {
+	labels := make(map[string]string, len(raw))
+	for i, l := range raw {
+		if l.Key == nil || *l.Key == "" {
+			return nil, fmt.Errorf("[%d]: missing \"key\"", i)
+		}
+		if l.Value == nil {
+			return nil, fmt.Errorf("[%d] (%s): missing \"value\"", i, *l.Key)
+		}
+		if _, dup := labels[*l.Key]; dup {
+			return nil, fmt.Errorf("[%d]: key %q given twice", i, *l.Key)
+		}
+		labels[*l.Key] = *l.Value
+	}
+	return labels, nil
+}
+
+// workload is the identity of the container being attached.
+type workload struct {
+	namespace string
+	pod       string
+}
+
+// workloadOf reads K8S_POD_NAMESPACE and K8S_POD_NAME from CNI_ARGS
+// ("K=V;K=V"); other keys are ignored.
+func workloadOf(conf *NetConf, cniArgs string) (workload, error) {
+	w := workload{namespace: conf.DefaultNamespace}
+	for _, kv := range strings.Split(cniArgs, ";") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case argPodNamespace:
+			if v != "" {
+				w.namespace = v
+			}
+		case argPodName:
+			w.pod = v
+		}
+	}
+	if err := validateNamespace(w.namespace); err != nil {
+		return w, types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_ARGS %s: %v", argPodNamespace, err), "")
+	}
+	return w, nil
+}
+
+// registerAdd tells weftd about a new container. An unreachable or
+// refusing weftd fails the ADD: a container weft cannot identify cannot be
+// policed, and a clear error is safer than an unpoliced container.
+func registerAdd(conf *NetConf, args *skel.CmdArgs, w workload, addr netip.Addr) error {
+	if conf.DaemonSocket == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), daemonTimeout)
+	defer cancel()
+	err := daemonsock.Send(ctx, conf.DaemonSocket, daemonsock.Request{
+		Op: daemonsock.OpAdd, IP: addr, Namespace: w.namespace, Pod: w.pod, Labels: conf.Labels,
+		ContainerID: args.ContainerID, IfName: args.IfName, Network: conf.Name, DataDir: conf.DataDir,
+	})
+	if err == nil {
+		return nil
+	}
+	var refused *daemonsock.RefusedError
+	if errors.As(err, &refused) {
+		return types.NewError(types.ErrInternal, "weftd refused the container, so it is not attached: "+refused.Msg, "")
+	}
+	return types.NewError(types.ErrTryAgainLater,
+		fmt.Sprintf("cannot register the container with weftd, so it is not attached (it could not be policed): %v", err),
+		"is weftd running? set \"daemonSocket\" to weftd's --cni-socket")
+}
+
+// registerDel tells weftd a container interface is gone. DEL must work
+// without weftd, so failures are only logged; weftd drops endpoints whose
+// address the store no longer holds when it restarts.
+func (p *Plugin) registerDel(conf *NetConf, args *skel.CmdArgs, addrs []netip.Addr) {
+	if conf.DaemonSocket == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), daemonTimeout)
+	defer cancel()
+	req := daemonsock.Request{Op: daemonsock.OpDel, ContainerID: args.ContainerID, IfName: args.IfName, Network: conf.Name, DataDir: conf.DataDir}
+	if len(addrs) == 0 {
+		addrs = []netip.Addr{{}}
+	}
+	for _, a := range addrs {
+		req.IP = a
+		if err := daemonsock.Send(ctx, conf.DaemonSocket, req); err != nil {
+			p.log().Warn("could not tell weftd about DEL", "container", args.ContainerID, "ip", a, "err", err)
+		}
+	}
+}
