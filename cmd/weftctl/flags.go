@@ -23,6 +23,8 @@ type options struct {
 	timeout       time.Duration
 	daemonURL     string
 	output        string
+	file          string
+	namespace     string
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -38,7 +40,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.dialTimeout, "etcd-dial-timeout", subnet.DefaultDialTimeout, "how long to wait for etcd to answer")
 	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "time limit of the whole command")
 	fs.StringVar(&o.daemonURL, "daemon-url", "http://127.0.0.1:8286", "weftd's health/status address (status command)")
-	fs.StringVar(&o.output, "o", "table", "output format: table or json (leases, status)")
+	fs.StringVar(&o.output, "o", "table", "output format: table or json (leases, status, endpoints, namespace list, policy list)")
+	fs.StringVar(&o.file, "f", "", "policy apply: file of NetworkPolicy manifests, YAML or JSON (- for standard input)")
+	fs.StringVar(&o.namespace, "n", "", "namespace (policy get/delete NAME, policy list, endpoints); default: all, or \"default\" for a policy NAME")
 	return fs
 }
 

@@ -5,6 +5,12 @@
 //	weftctl [flags] config set JSON
 //	weftctl [flags] leases [-o json]
 //	weftctl [flags] status [--daemon-url URL] [-o json]
+//	weftctl [flags] policy apply -f FILE        (NetworkPolicy YAML or JSON, one or many)
+//	weftctl [flags] policy list [-n NS] [-o json]
+//	weftctl [flags] policy get|delete [NS/]NAME [-n NS]
+//	weftctl [flags] namespace label NAME KEY=VALUE... [KEY-]...
+//	weftctl [flags] namespace list [-o json] | namespace delete NAME
+//	weftctl [flags] endpoints [-n NS] [-o json]
 //
 // Every flag can also be set as WEFTCTL_<FLAG> in the environment
 // (WEFTCTL_ETCD_ENDPOINTS, ...); the command line wins.
@@ -53,6 +59,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 const usageLine = `usage: weftctl [flags] config get | config set JSON | leases [-o json] | status [--daemon-url URL] [-o json]
+       weftctl [flags] policy apply -f FILE | policy list [-n NS] | policy get|delete [NS/]NAME [-n NS]
+       weftctl [flags] namespace label NAME KEY=VALUE... [KEY-]... | namespace list | namespace delete NAME
+       weftctl [flags] endpoints [-n NS] [-o json]
 `
 
 func dispatch(ctx context.Context, o *options, cmd []string, stdout io.Writer) error {
@@ -74,6 +83,15 @@ func dispatch(ctx context.Context, o *options, cmd []string, stdout io.Writer) e
 		return withManager(ctx, o, func(m *subnet.Manager) error { return configSet(ctx, m, cfg, stdout) })
 	}
 	switch cmd[0] {
+	case "policy":
+		return policyCommand(ctx, o, cmd[1:], os.Stdin, stdout)
+	case "namespace":
+		return namespaceCommand(ctx, o, cmd[1:], stdout)
+	case "endpoints":
+		if len(cmd) != 1 {
+			return fmt.Errorf("endpoints takes no arguments (use -n NAMESPACE), got %q", cmd[1:])
+		}
+		return endpointsCommand(ctx, o, stdout)
 	case "leases":
 		if len(cmd) != 1 {
 			return fmt.Errorf("leases takes no arguments, got %q", cmd[1:])

@@ -22,6 +22,11 @@ func (o *options) writableDirs() []writableDir {
 	if o.embeddedEtcdDir != "" {
 		dirs = append(dirs, writableDir{"--embedded-etcd-dir", o.embeddedEtcdDir})
 	}
+	if o.cniSocket != "" {
+		dirs = append(dirs,
+			writableDir{"--cni-socket", filepath.Dir(o.cniSocket)},
+			writableDir{"--endpoints-file", filepath.Dir(o.endpointsFile)})
+	}
 	return dirs
 }
 

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/weftnet/weft/policy"
+	"github.com/weftnet/weft/subnet"
+)
+
+// policyCommand runs `policy apply|list|get|delete`.
+func policyCommand(ctx context.Context, o *options, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("policy: want apply -f FILE, list, get NAME or delete NAME")
+	}
+	switch args[0] {
+	case "apply":
+		if len(args) != 1 || o.file == "" {
+			return errors.New("policy apply takes -f FILE (- for standard input) and no arguments")
+		}
+		// Parse and validate everything before touching etcd.
+		policies, err := readPolicies(o.file, stdin)
+		if err != nil {
+			return err
+		}
+		return withManager(ctx, o, func(m *subnet.Manager) error {
+			if err := m.ApplyPolicies(ctx, policies); err != nil {
+				return err
+			}
+			for _, p := range policies {
+				fmt.Fprintf(stdout, "networkpolicy %s/%s applied\n", p.Namespace, p.Name)
+			}
+			return nil
+		})
+	case "list":
+		if len(args) != 1 {
+			return fmt.Errorf("policy list takes no arguments, got %q", args[1:])
+		}
+		return withManager(ctx, o, func(m *subnet.Manager) error { return policyList(ctx, m, o, stdout) })
+	case "get", "delete":
+		if len(args) != 2 {
+			return fmt.Errorf("policy %s takes one argument: NAME (with -n NAMESPACE) or NAMESPACE/NAME", args[0])
+		}
+		ns, name := splitPolicyName(args[1], o.namespace)
+		if args[0] == "get" {
+			return withManager(ctx, o, func(m *subnet.Manager) error { return policyGet(ctx, m, ns, name, stdout) })
+		}
+		return withManager(ctx, o, func(m *subnet.Manager) error {
+			found, err := m.DeletePolicy(ctx, ns, name)
+			if err != nil {
+				return err
+			}
+			if !found {
+				return fmt.Errorf("networkpolicy %s/%s not found", ns, name)
+			}
+			_, err = fmt.Fprintf(stdout, "networkpolicy %s/%s deleted\n", ns, name)
+			return err
+		})
+	}
+	return fmt.Errorf("policy %s: unknown (want apply, list, get or delete)", args[0])
+}
+
+// readPolicies parses the file with the policy package (strict: unknown
+// fields, named ports and invalid policies are refused) and turns each
+// policy into what subnet stores.
+func readPolicies(file string, stdin io.Reader) ([]subnet.Policy, error) {
+	var data []byte
+	var err error
+	if file == "-" {
+		data, err = io.ReadAll(stdin)
+	} else {
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("policy apply: %w", err)
+	}
+	nps, err := policy.ParseManifests(data)
+	if err != nil {
+		return nil, fmt.Errorf("policy apply %s (nothing applied): %w", file, err)
+	}
+	out := make([]subnet.Policy, 0, len(nps))
+	for _, np := range nps {
+		np.APIVersion, np.Kind = policy.APIVersion, policy.Kind
+		if np.Namespace == "" {
+			np.Namespace = subnet.DefaultNamespace
+		}
+		js, err := json.Marshal(np)
+		if err != nil {
+			return nil, fmt.Errorf("policy apply: encode %s/%s: %w", np.Namespace, np.Name, err)
+		}
+		out = append(out, subnet.Policy{Namespace: np.Namespace, Name: np.Name, JSON: js})
+	}
+	return out, nil
+}
+
+// splitPolicyName accepts NAMESPACE/NAME or NAME (in namespace ns, default
+// "default").
+func splitPolicyName(arg, ns string) (string, string) {
+	if n, name, ok := strings.Cut(arg, "/"); ok {
+		return n, name
+	}
+	if ns == "" {
+		ns = subnet.DefaultNamespace
+	}
+	return ns, arg
+}
+
+func policyList(ctx context.Context, m *subnet.Manager, o *options, stdout io.Writer) error {
+	ps, err := m.ListPolicies(ctx, o.namespace)
+	if err != nil {
+		return err
+	}
+	if o.output == "json" {
+		items := make([]json.RawMessage, 0, len(ps))
+		for _, p := range ps {
+			items = append(items, p.JSON)
+		}
+		return writeJSON(stdout, map[string]any{"apiVersion": policy.APIVersion, "kind": "NetworkPolicyList", "items": items})
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tNAME\tPOLICY TYPES")
+	for _, p := range ps {
+		var np struct {
+			Spec struct {
+				PolicyTypes []string `json:"policyTypes"`
+			} `json:"spec"`
+		}
+		types := "-"
+		if json.Unmarshal(p.JSON, &np) == nil && len(np.Spec.PolicyTypes) > 0 {
+			types = strings.Join(np.Spec.PolicyTypes, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Namespace, p.Name, types)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%d policies\n", len(ps))
+	return err
+}
+
+func policyGet(ctx context.Context, m *subnet.Manager, ns, name string, stdout io.Writer) error {
+	p, found, err := m.GetPolicy(ctx, ns, name)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("networkpolicy %s/%s not found", ns, name)
+	}
+	return writeJSON(stdout, json.RawMessage(p.JSON))
+}
+
+// namespaceCommand runs `namespace label|list|delete`.
+func namespaceCommand(ctx context.Context, o *options, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("namespace: want label NAME KEY=VALUE... | list | delete NAME")
+	}
+	switch args[0] {
+	case "label":
+		if len(args) < 3 {
+			return errors.New("namespace label NAME KEY=VALUE... (KEY- removes a label)")
+		}
+		name := args[1]
+		set, remove, err := parseLabelArgs(args[2:])
+		if err != nil {
+			return err
+		}
+		if err := subnet.ValidateNamespaceName(name); err != nil {
+			return err
+		}
+		if err := subnet.ValidateLabels(set); err != nil {
+			return err
+		}
+		return withManager(ctx, o, func(m *subnet.Manager) error {
+			ns, err := m.LabelNamespace(ctx, name, set, remove)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(stdout, "namespace %s labelled: %s\n", ns.Name, formatLabels(ns.Labels))
+			return err
+		})
+	case "list":
+		if len(args) != 1 {
+			return fmt.Errorf("namespace list takes no arguments, got %q", args[1:])
+		}
+		return withManager(ctx, o, func(m *subnet.Manager) error {
+			nss, err := m.ListNamespaces(ctx)
+			if err != nil {
+				return err
+			}
+			if o.output == "json" {
+				return writeJSON(stdout, nss)
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tLABELS")
+			for _, ns := range nss {
+				fmt.Fprintf(tw, "%s\t%s\n", ns.Name, formatLabels(ns.Labels))
+			}
+			return tw.Flush()
+		})
+	case "delete":
+		if len(args) != 2 {
+			return errors.New("namespace delete takes one argument: NAME")
+		}
+		return withManager(ctx, o, func(m *subnet.Manager) error {
+			found, err := m.DeleteNamespace(ctx, args[1])
+			if err != nil {
+				return err
+			}
+			if !found {
+				return fmt.Errorf("namespace %s has no labels stored", args[1])
+			}
+			_, err = fmt.Fprintf(stdout, "namespace %s: labels deleted\n", args[1])
+			return err
+		})
+	}
+	return fmt.Errorf("namespace %s: unknown (want label, list or delete)", args[0])
+}
+
+// parseLabelArgs reads KEY=VALUE (set) and KEY- (remove), as kubectl label.
+func parseLabelArgs(args []string) (map[string]string, []string, error) {
+	set := map[string]string{}
+	var remove []string
+	for _, a := range args {
+		if k, v, ok := strings.Cut(a, "="); ok {
+			if _, dup := set[k]; dup {
+				return nil, nil, fmt.Errorf("label %s given twice", k)
+			}
+			set[k] = v
+			continue
+		}
+		if k, ok := strings.CutSuffix(a, "-"); ok && k != "" {
+			remove = append(remove, k)
+			continue
+		}
+		return nil, nil, fmt.Errorf("label %q: want KEY=VALUE or KEY- (to remove)", a)
+	}
+	return set, remove, nil
+}
+
+func formatLabels(labels map[string]string) string {
+	if len(labels) == 0 {
+		return "<none>"
+	}
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+"="+labels[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+// endpointsCommand runs `endpoints`: every published container.
+func endpointsCommand(ctx context.Context, o *options, stdout io.Writer) error {
+	return withManager(ctx, o, func(m *subnet.Manager) error {
+		eps, err := m.ListEndpoints(ctx)
+		if err != nil {
+			return err
+		}
+		if o.namespace != "" {
+			kept := eps[:0]
+			for _, e := range eps {
+				if e.Namespace == o.namespace {
+					kept = append(kept, e)
+				}
+			}
+			eps = kept
+		}
+		if o.output == "json" {
+			if eps == nil {
+				eps = []subnet.Endpoint{}
+			}
+			return writeJSON(stdout, eps)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "IP\tNAMESPACE\tPOD\tLABELS\tNODE")
+		for _, e := range eps {
+			pod := e.Pod
+			if pod == "" {
+				pod = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.IP, e.Namespace, pod, formatLabels(e.Labels), e.Node)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%d endpoints\n", len(eps))
+		return err
+	})
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
