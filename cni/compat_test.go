@@ -174,6 +174,7 @@ func TestShippedConflistWithDebianPortmap(t *testing.T) {
 	h := newHost(t, "10.244.7.1/24", nil)
 	weft := list["plugins"].([]any)[0].(map[string]any)
 	weft["subnetFile"], weft["dataDir"] = h.subnetFile, h.dataDir
+	weft["daemonSocket"] = startFakeWeftd(t).path // the shipped file uses weftd's default socket
 	list["name"] = h.network
 	data, err = json.Marshal(list)
 	if err != nil {
