@@ -29,6 +29,7 @@ type daemonState struct {
 	paths       atomic.Pointer[peerPaths] // per peer: udp, direct or unreachable
 	data        atomic.Pointer[overlay.Overlay]
 	dataRunning atomic.Bool
+	guarded     atomic.Bool  // the container guard's table is installed
 	deviceLost  atomic.Bool  // the TUN was deleted, renamed or set down
 	etcdOK      atomic.Int64 // unix nanoseconds of the last successful etcd round trip
 	etcdLatency prometheus.Histogram
@@ -179,6 +180,9 @@ func (d *weftd) run(ctx context.Context) error {
 	}
 	d.setLease(lease)
 	d.log.Info("holding subnet lease", "subnet", lease.Subnet, "expires", lease.Expiration)
+	if err := d.installGuard(cfg.Network, lease.Subnet, cfg.Backend.Port); err != nil {
+		return err
+	}
 
 	peers, err := overlay.NewPeerTable(cfg.Network, cfg.SubnetLen)
 	if err != nil {

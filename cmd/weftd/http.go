@@ -22,6 +22,7 @@ func (d *weftd) startHTTP() (*http.Server, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		d.state.etcdLatency,
 		newStatsCollector(d.state),
+		guardCollector{d},
 		newPolicyCollector(d.state),
 	)
 	mux := http.NewServeMux()

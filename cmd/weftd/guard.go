@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weftnet/weft/guard"
+)
+
+// installGuard puts the container guard in force for this node's subnet:
+// nothing from the CNI bridge (--policy-bridge) may pass as underlay
+// traffic. The table stays when weftd stops (the containers stay too).
+func (d *weftd) installGuard(network, subnet netip.Prefix, port int) error {
+	if d.opts.policyBridge == "" {
+		d.log.Warn("no container bridge named (--policy-bridge \"\"): containers are not kept from forging underlay traffic")
+		return nil
+	}
+	spec := guard.Spec{Bridge: d.opts.policyBridge, Subnet: subnet.Masked(), Network: network.Masked(), Port: uint16(port)}
+	if err := guard.Install(spec, guard.Options{}); err != nil {
+		return fmt.Errorf("container guard (nftables table ip %s; --policy-bridge \"\" runs without it): %w", guard.DefaultTable, err)
+	}
+	d.state.guarded.Store(true)
+	d.log.Info("container guard in force", "table", guard.DefaultTable, "bridge", spec.Bridge,
+		"allowedSources", spec.Subnet, "weftPort", spec.Port)
+	return nil
+}
+
+// guardDropsDesc is weft_guard_drops_total{reason}.
+var guardDropsDesc = prometheus.NewDesc("weft_guard_drops_total",
+	"Packets from the container bridge dropped by the container guard (nftables), by reason.", []string{"reason"}, nil)
+
+// collectGuardDrops reads the guard's kernel counters at scrape time.
+func (d *weftd) collectGuardDrops(ch chan<- prometheus.Metric) {
+	if !d.state.guarded.Load() {
+		return
+	}
+	drops, err := guard.Drops(guard.Options{})
+	if err != nil {
+		d.log.Debug("read guard counters", "err", err)
+		return
+	}
+	for _, r := range guard.Reasons {
+		ch <- prometheus.MustNewConstMetric(guardDropsDesc, prometheus.CounterValue, float64(drops[r]), r)
+	}
+}
+
+// guardCollector exports weft_guard_drops_total.
+type guardCollector struct{ d *weftd }
+
+func (c guardCollector) Describe(ch chan<- *prometheus.Desc) { ch <- guardDropsDesc }
+func (c guardCollector) Collect(ch chan<- prometheus.Metric) { c.d.collectGuardDrops(ch) }

@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/weftnet/weft/testbed"
+	"github.com/weftnet/weft/testbed/cluster"
+)
+
+// forgedDatagram is a complete outer IPv4/UDP packet from src:8285 to
+// dst:8285 carrying a weft datagram whose inner UDP packet goes from
+// innerSrc to innerDst:port.
+func forgedDatagram(src, dst, innerSrc, innerDst netip.Addr, port uint16) []byte {
+	inner := append(weftHeader(1, 1, 0), ipv4UDP(innerSrc, innerDst, port, []byte("forged"))...)
+	p := ipv4UDP(src, dst, 8285, inner)
+	binary.BigEndian.PutUint16(p[20:], 8285) // source port: the peer's weft port
+	return p
+}
+
+// startUDPCount runs the udpcount role on addr in ns for secs seconds and
+// returns a function that waits for its count.
+func startUDPCount(t *testing.T, ns *testbed.NS, addr netip.AddrPort, secs int) func() int {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := ns.Command(ctxFor(t, 2*time.Minute), "env", roleEnv+"=udpcount", self, addr.String(), strconv.Itoa(secs))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || lines.Text() != "listening" {
+		t.Fatalf("udpcount on %v did not start: %q", addr, lines.Text())
+	}
+	return func() int {
+		t.Helper()
+		if !lines.Scan() {
+			t.Fatalf("udpcount on %v printed nothing: %v", addr, lines.Err())
+		}
+		got := lines.Text()
+		_ = cmd.Wait()
+		n, err := strconv.Atoi(strings.TrimPrefix(got, "received="))
+		if err != nil {
+			t.Fatalf("udpcount on %v: %q", addr, got)
+		}
+		return n
+	}
+}
+
+// rawSendIn sends each packet count times from ns with the rawsend role.
+func rawSendIn(t *testing.T, ns *testbed.NS, count int, pkts ...[]byte) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pkts {
+		runIn(t, ctxFor(t, time.Minute), ns, "env", roleEnv+"=rawsend", self, strconv.Itoa(count), hex.EncodeToString(p))
+	}
+}
+
+// Issue 11 item 1: a container with CAP_NET_RAW forges datagrams from a
+// real peer's endpoint (host 3's 192.0.2.x:8285), to its own host and,
+// routed through it, to another host. None may be delivered. The same
+// datagrams sent by host 3 itself are delivered (so the forgeries were
+// well-formed and only their origin stops them), and the guard counts what
+// it dropped.
+func TestContainerCannotPassAsNode(t *testing.T) {
+	const count = 100
+	c := newCluster(t, 3, cluster.Options{})
+	h1, h2, h3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	attacker := addContainer(t, h1, "wx")
+	neighbour := addContainer(t, h1, "wn")
+	remote := addContainer(t, h2, "wr")
+	peerSrc := nodeSubnet(t, h3).Addr().Next().Next() // a container address of host 3
+
+	const controlPort, attackPort = 9998, 9999
+	var counts []func() int
+	for _, v := range []*cluster.Container{neighbour, remote} {
+		counts = append(counts,
+			startUDPCount(t, v.NS, netip.AddrPortFrom(v.IP, controlPort), 15),
+			startUDPCount(t, v.NS, netip.AddrPortFrom(v.IP, attackPort), 15))
+	}
+	forged := func(port uint16) [][]byte {
+		return [][]byte{
+			forgedDatagram(h3.Host.IP, h1.Host.IP, peerSrc, neighbour.IP, port), // to its own host
+			forgedDatagram(h3.Host.IP, h2.Host.IP, peerSrc, remote.IP, port),    // through it to another
+		}
+	}
+	before := metrics(t, h1)
+	// Control: host 3 sends them itself, from its real endpoint.
+	rawSendIn(t, h3.Host.NS, count, forged(controlPort)...)
+	// The attack: the same from the container on host 1.
+	rawSendIn(t, attacker.NS, count, forged(attackPort)...)
+	// And plain datagrams from the container to weft's port (its own
+	// source): on its host (via the bridge address) and on another host.
+	gw := nodeSubnet(t, h1).Addr().Next()
+	rawSendIn(t, attacker.NS, count,
+		forgedDatagram(attacker.IP, gw, attacker.IP, remote.IP, attackPort),
+		forgedDatagram(attacker.IP, h2.Host.IP, attacker.IP, remote.IP, attackPort))
+
+	got := make([]int, len(counts))
+	for i, wait := range counts {
+		got[i] = wait()
+	}
+	t.Logf("received: neighbour control=%d attack=%d; remote control=%d attack=%d", got[0], got[1], got[2], got[3])
+	if got[1] != 0 || got[3] != 0 {
+		t.Errorf("forged datagrams from a container were delivered: %d to the neighbour on its host, %d to the container on another host (want 0 of %d each)", got[1], got[3], count)
+	}
+	if got[0] == 0 || got[2] == 0 {
+		t.Errorf("control: the same datagrams from the real peer were not delivered (%d, %d of %d): the test proves nothing", got[0], got[2], count)
+	}
+	after := metrics(t, h1)
+	for _, x := range []struct {
+		reason string
+		min    float64
+	}{{"bridge_spoofed_source", 2 * count}, {"bridge_to_weft_port", 2 * count}} {
+		n := guardDrops(after, x.reason) - guardDrops(before, x.reason)
+		t.Logf("host 1 weft_guard_drops_total{reason=%q} +%v", x.reason, n)
+		if n < x.min {
+			t.Errorf("weft_guard_drops_total{reason=%q} grew by %v, want at least %v", x.reason, n, x.min)
+		}
+	}
+	// Containers still reach each other (the guard drops only forgeries).
+	if out, err := attacker.Ping(ctxFor(t, 30*time.Second), remote.IP, 3); err != nil {
+		t.Fatalf("ping container to container after the attack: %v\n%s", err, out)
+	}
+	if out, err := attacker.Ping(ctxFor(t, 30*time.Second), neighbour.IP, 3); err != nil {
+		t.Fatalf("ping to the neighbour after the attack: %v\n%s", err, out)
+	}
+}
+
+// guardDrops reads weft_guard_drops_total{reason} (0 when absent).
+func guardDrops(fams map[string]*dto.MetricFamily, reason string) float64 {
+	for _, m := range fams["weft_guard_drops_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "reason" && l.GetValue() == reason {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,192 @@
+package guard
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// Options say where the guard's table lives.
+type Options struct {
+	Table string // DefaultTable if empty
+	NetNS int    // an open network namespace fd; 0 = the current one
+}
+
+func (o Options) table() *nftables.Table {
+	name := o.Table
+	if name == "" {
+		name = DefaultTable
+	}
+	return &nftables.Table{Name: name, Family: nftables.TableFamilyIPv4}
+}
+
+func (o Options) conn() (*nftables.Conn, error) {
+	var opts []nftables.ConnOption
+	if o.NetNS != 0 {
+		opts = append(opts, nftables.WithNetNSFd(o.NetNS))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("guard: nftables connection: %w", err)
+	}
+	return c, nil
+}
+
+// Install replaces the guard's table with one enforcing s, in one netlink
+// batch (the kernel commits it as one transaction: the old rules or the new
+// ones, never none). It touches no other table. The rules match the bridge
+// by name, so they hold from before the CNI plugin creates the bridge.
+// Nothing removes the table when weftd stops: the containers stay attached
+// and the guard stays in force until the next weftd replaces it.
+func Install(s Spec, o Options) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	c, err := o.conn()
+	if err != nil {
+		return err
+	}
+	t := o.table()
+	// Create-then-delete makes the delete succeed whether or not the table exists.
+	c.AddTable(t)
+	c.DelTable(t)
+	c.AddTable(t)
+	for _, r := range Reasons {
+		c.AddObj(&nftables.CounterObj{Table: t, Name: r})
+	}
+	accept := nftables.ChainPolicyAccept
+	// prerouting at raw priority: before conntrack, routing and any other
+	// table's filter chains; covers traffic to this host and through it.
+	pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: &accept})
+	input := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRaw, Policy: &accept})
+
+	// iifname BRIDGE ip saddr != SUBNET drop
+	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: concat(
+		fromBridge(s.Bridge),
+		prefixCmp(ipSrcOffset, s.Subnet, expr.CmpOpNeq),
+		countDrop(ReasonSpoofedSource),
+	)})
+	// iifname BRIDGE ip daddr != NETWORK udp dport PORT drop
+	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: concat(
+		fromBridge(s.Bridge),
+		prefixCmp(ipDstOffset, s.Network, expr.CmpOpNeq),
+		udpDport(s.Port),
+		countDrop(ReasonWeftPort),
+	)})
+	// iifname BRIDGE udp dport PORT drop (to this host, whatever its address)
+	c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: concat(
+		fromBridge(s.Bridge),
+		udpDport(s.Port),
+		countDrop(ReasonWeftPort),
+	)})
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("guard: nftables transaction for table %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+// Remove deletes the guard's table (tests and uninstall; weftd never does).
+func Remove(o Options) error {
+	c, err := o.conn()
+	if err != nil {
+		return err
+	}
+	t := o.table()
+	c.AddTable(t)
+	c.DelTable(t)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("guard: delete table %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+// Drops reads the table's drop counters by reason (kernel counters: they
+// restart from 0 when Install replaces the table). A missing table counts 0.
+func Drops(o Options) (map[string]uint64, error) {
+	c, err := o.conn()
+	if err != nil {
+		return nil, err
+	}
+	drops := make(map[string]uint64, len(Reasons))
+	for _, r := range Reasons {
+		drops[r] = 0
+	}
+	objs, err := c.GetNamedObjects(o.table())
+	if errors.Is(err, unix.ENOENT) {
+		return drops, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("guard: read counters: %w", err)
+	}
+	for _, obj := range objs {
+		if n, ok := obj.(*nftables.NamedObj); ok {
+			if ctr, ok := n.Obj.(*expr.Counter); ok {
+				if _, known := drops[n.Name]; known {
+					drops[n.Name] = ctr.Packets
+				}
+			}
+		}
+	}
+	return drops, nil
+}
+
+const (
+	ipSrcOffset = 12
+	ipDstOffset = 16
+)
+
+func concat(parts ...[]expr.Any) []expr.Any {
+	var out []expr.Any
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// fromBridge matches packets whose input interface is named bridge.
+func fromBridge(bridge string) []expr.Any {
+	name := make([]byte, unix.IFNAMSIZ)
+	copy(name, bridge)
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: name},
+	}
+}
+
+// prefixCmp compares the IPv4 address at offset, masked to p's length, with p.
+func prefixCmp(offset uint32, p netip.Prefix, op expr.CmpOp) []expr.Any {
+	p = p.Masked()
+	addr := p.Addr().As4()
+	mask := [4]byte{}
+	for i := 0; i < p.Bits(); i++ {
+		mask[i/8] |= 0x80 >> (i % 8)
+	}
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask[:], Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: op, Register: 1, Data: addr[:]},
+	}
+}
+
+// udpDport matches UDP to port.
+func udpDport(port uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(port >> 8), byte(port)}},
+	}
+}
+
+func countDrop(counter string) []expr.Any {
+	return []expr.Any{
+		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: counter},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}
+}

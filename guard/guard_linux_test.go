@@ -1,0 +1,79 @@
+package guard
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/testbed"
+)
+
+// TestInstallReplaceRemove works in a namespace of its own: Install writes
+// the rules, a second Install replaces them (one table, new values), another
+// table in the namespace is left alone, Remove deletes only the guard's.
+func TestInstallReplaceRemove(t *testing.T) {
+	if err := testbed.CheckRoot(); err != nil {
+		t.Fatalf("guard test needs root and nft: %v", err)
+	}
+	ns, err := testbed.NewNS("wg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ns.Delete() })
+	f, err := os.Open(ns.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nft := func(args ...string) string {
+		t.Helper()
+		out, err := ns.Run(ctx, "nft", args...)
+		if err != nil {
+			t.Fatalf("nft %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	nft("add", "table", "ip", "someone-else")
+	opts := Options{NetNS: int(f.Fd())}
+	spec := Spec{Bridge: "weftbr0", Subnet: netip.MustParsePrefix("10.244.7.0/24"), Network: netip.MustParsePrefix("10.244.0.0/16"), Port: 8285}
+	if err := Install(spec, opts); err != nil {
+		t.Fatal(err)
+	}
+	out := nft("list", "table", "ip", DefaultTable)
+	for _, want := range []string{
+		`iifname "weftbr0" ip saddr != 10.244.7.0/24 counter name "bridge_spoofed_source" drop`,
+		`iifname "weftbr0" ip daddr != 10.244.0.0/16 udp dport 8285 counter name "bridge_to_weft_port" drop`,
+		`iifname "weftbr0" udp dport 8285 counter name "bridge_to_weft_port" drop`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rule %q missing:\n%s", want, out)
+		}
+	}
+	spec.Subnet, spec.Port = netip.MustParsePrefix("10.244.9.0/24"), 9000
+	if err := Install(spec, opts); err != nil {
+		t.Fatal(err)
+	}
+	out = nft("list", "table", "ip", DefaultTable)
+	if strings.Contains(out, "10.244.7.0/24") || !strings.Contains(out, "ip saddr != 10.244.9.0/24") || !strings.Contains(out, "dport 9000") {
+		t.Fatalf("the second Install did not replace the rules:\n%s", out)
+	}
+	drops, err := Drops(opts)
+	if err != nil || len(drops) != len(Reasons) {
+		t.Fatalf("Drops = %v, %v", drops, err)
+	}
+	if err := Remove(opts); err != nil {
+		t.Fatal(err)
+	}
+	tables := nft("list", "tables")
+	if strings.Contains(tables, DefaultTable) || !strings.Contains(tables, "someone-else") {
+		t.Fatalf("after Remove: %s", tables)
+	}
+	if drops, err := Drops(opts); err != nil || drops[ReasonSpoofedSource] != 0 {
+		t.Fatalf("Drops without a table = %v, %v", drops, err)
+	}
+}

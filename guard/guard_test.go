@@ -1,0 +1,29 @@
+package guard
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestSpecValidate(t *testing.T) {
+	good := Spec{Bridge: "weftbr0", Subnet: netip.MustParsePrefix("10.244.7.0/24"), Network: netip.MustParsePrefix("10.244.0.0/16"), Port: 8285}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, mutate := range map[string]func(*Spec){
+		"no bridge":        func(s *Spec) { s.Bridge = "" },
+		"long bridge":      func(s *Spec) { s.Bridge = "a-very-long-bridge" },
+		"no subnet":        func(s *Spec) { s.Subnet = netip.Prefix{} },
+		"ipv6 subnet":      func(s *Spec) { s.Subnet = netip.MustParsePrefix("fd00::/64") },
+		"subnet outside":   func(s *Spec) { s.Subnet = netip.MustParsePrefix("10.245.7.0/24") },
+		"network narrower": func(s *Spec) { s.Network = netip.MustParsePrefix("10.244.7.0/25") },
+		"port 0":           func(s *Spec) { s.Port = 0 },
+	} {
+		s := good
+		mutate(&s)
+		if err := s.Validate(); err == nil || !strings.HasPrefix(err.Error(), "guard: ") {
+			t.Errorf("%s: Validate = %v, want a guard error", name, err)
+		}
+	}
+}
