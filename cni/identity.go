@@ -23,6 +23,11 @@ const DefaultNamespace = "default"
 const (
 	argPodNamespace = "K8S_POD_NAMESPACE"
 	argPodName      = "K8S_POD_NAME"
+	// argLabels is weft's own key: "WEFT_LABELS=k:v,k2:v2" adds labels to
+	// (or overrides) those of args.cni.labels. podman passes its own
+	// CNI_ARGS environment variable on to plugins, so this labels a single
+	// podman container, where args.cni.labels labels a whole network.
+	argLabels = "WEFT_LABELS"
 )
 
 // daemonTimeout bounds telling weftd about an ADD or DEL (weftd answers an
@@ -66,16 +71,41 @@ func parseLabels(raw []rawLabel) (map[string]string, error) {
 	return labels, nil
 }
 
+// parseLabelList reads "k:v,k2:v2" on top of base (which is not changed).
+func parseLabelList(s string, base map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(base))
+	for k, v := range base {
+		out[k] = v
+	}
+	seen := map[string]bool{}
+	for _, kv := range strings.Split(s, ",") {
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, ":")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q: want key:value", kv)
+		}
+		if seen[k] {
+			return nil, fmt.Errorf("key %q given twice", k)
+		}
+		seen[k] = true
+		out[k] = v
+	}
+	return out, nil
+}
+
 // workload is the identity of the container being attached.
 type workload struct {
 	namespace string
 	pod       string
+	labels    map[string]string
 }
 
-// workloadOf reads K8S_POD_NAMESPACE and K8S_POD_NAME from CNI_ARGS
-// ("K=V;K=V"); other keys are ignored.
+// workloadOf reads K8S_POD_NAMESPACE, K8S_POD_NAME and WEFT_LABELS from
+// CNI_ARGS ("K=V;K=V"); other keys are ignored.
 func workloadOf(conf *NetConf, cniArgs string) (workload, error) {
-	w := workload{namespace: conf.DefaultNamespace}
+	w := workload{namespace: conf.DefaultNamespace, labels: conf.Labels}
 	for _, kv := range strings.Split(cniArgs, ";") {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -88,6 +118,12 @@ func workloadOf(conf *NetConf, cniArgs string) (workload, error) {
 			}
 		case argPodName:
 			w.pod = v
+		case argLabels:
+			labels, err := parseLabelList(v, conf.Labels)
+			if err != nil {
+				return w, types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_ARGS %s: %v", argLabels, err), "want WEFT_LABELS=key:value,key2:value2 (':' because CNI_ARGS values cannot hold '=')")
+			}
+			w.labels = labels
 		}
 	}
 	if err := validateNamespace(w.namespace); err != nil {
@@ -106,7 +142,7 @@ func registerAdd(conf *NetConf, args *skel.CmdArgs, w workload, addr netip.Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), daemonTimeout)
 	defer cancel()
 	err := daemonsock.Send(ctx, conf.DaemonSocket, daemonsock.Request{
-		Op: daemonsock.OpAdd, IP: addr, Namespace: w.namespace, Pod: w.pod, Labels: conf.Labels,
+		Op: daemonsock.OpAdd, IP: addr, Namespace: w.namespace, Pod: w.pod, Labels: w.labels,
 		ContainerID: args.ContainerID, IfName: args.IfName, Network: conf.Name, DataDir: conf.DataDir,
 	})
 	if err == nil {

@@ -107,6 +107,19 @@ func TestPluginRegistersContainersWithWeftd(t *testing.T) {
 		t.Fatalf("del requests %+v", reqs)
 	}
 
+	// WEFT_LABELS in CNI_ARGS adds to and overrides the config's labels.
+	ctrL := newNetns(t, "wtc")
+	if out, err := h.cnitoolArgs("add", ctrL.path(), "K8S_POD_NAMESPACE=shop;WEFT_LABELS=app:api,team:a"); err != nil {
+		t.Fatalf("add: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { h.cnitool("del", ctrL.path()) })
+	if reqs := weftd.take(); len(reqs) != 1 || len(reqs[0].Labels) != 3 || reqs[0].Labels["app"] != "api" || reqs[0].Labels["team"] != "a" || reqs[0].Labels["example.com/tier"] != "" {
+		t.Fatalf("requests %+v", reqs)
+	}
+	if out, err := h.cnitoolArgs("add", newNetns(t, "wtc").path(), "WEFT_LABELS=novalue"); err == nil || !strings.Contains(out, "WEFT_LABELS") {
+		t.Fatalf("add with bad WEFT_LABELS: %v\n%s", err, out)
+	}
+
 	// Without K8S_POD_NAMESPACE: the default namespace.
 	ctr2 := newNetns(t, "wtc")
 	if out, err := h.cnitool("add", ctr2.path()); err != nil {
