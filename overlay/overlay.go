@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/weftnet/weft/overlay/udpbatch"
 )
 
 // DefaultDeviceName is the TUN device name when Config.DeviceName is empty.
@@ -34,14 +36,13 @@ type Overlay struct {
 	log   *slog.Logger
 	peers *PeerTable
 	dev   tun.Device
-	tr    *transport
+	udp   udpSocket
 
 	txRing []*txPath // batches of the TUN->UDP pipeline
 	rx     *rxPath   // state of the UDP->TUN loop
 	tunOut *tunWriter
 	tunIn  *tunReader // nil without virtio headers: the library reads
 	send   *sender
-	recv   *receiver
 	txStat dirCounters
 	rxStat dirCounters
 
@@ -79,7 +80,7 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("overlay: %w", err)
 	}
-	tr, err := openTransport(cfg.Port, cfg.Logger)
+	udp, err := udpbatch.Listen(netip.AddrPortFrom(netip.IPv4Unspecified(), cfg.Port), txBatches*batchSize, cfg.Logger)
 	if err != nil {
 		_ = dev.Close()
 		return nil, fmt.Errorf("overlay: %w", err)
@@ -90,10 +91,9 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 		log:    cfg.Logger,
 		peers:  peers,
 		dev:    dev,
-		tr:     tr,
+		udp:    udp,
 		rx:     newRXPath(peers, cfg.Subnet),
-		send:   newSender(tr, txBatches*batchSize),
-		recv:   newReceiver(tr),
+		send:   newSender(udp, txBatches*batchSize),
 		tunOut: newTUNWriter(dev),
 	}
 	if o.tunOut.vnet {
@@ -125,7 +125,7 @@ func (o *Overlay) Run(ctx context.Context) error {
 	o.runMu.Lock()
 	defer o.runMu.Unlock()
 	_ = o.dev.File().SetReadDeadline(time.Time{})
-	_ = o.tr.conn.SetReadDeadline(time.Time{})
+	_ = o.udp.SetReadDeadline(time.Time{})
 
 	errc := make(chan error, 2)
 	go func() { errc <- loopEnded("TUN->UDP", o.runTX()) }()
@@ -140,7 +140,7 @@ func (o *Overlay) Run(ctx context.Context) error {
 	}
 	// Unblock whichever loop still sits in a read.
 	_ = o.dev.File().SetReadDeadline(time.Now())
-	_ = o.tr.conn.SetReadDeadline(time.Now())
+	_ = o.udp.SetReadDeadline(time.Now())
 	for ; running > 0; running-- {
 		<-errc
 	}
@@ -175,7 +175,7 @@ func (o *Overlay) Stats() Stats {
 // Close removes the TUN device (and so its address and route) and closes the socket.
 func (o *Overlay) Close() error {
 	o.closeOnce.Do(func() {
-		errTr := o.tr.close()
+		errTr := o.udp.Close()
 		errDev := o.dev.Close()
 		if errTr != nil {
 			errTr = fmt.Errorf("close UDP socket: %w", errTr)

@@ -150,7 +150,7 @@ func gatherTX(group []*txPath, full <-chan *txPath) []*txPath {
 func (o *Overlay) runRX() error {
 	p := o.rx
 	for {
-		n, err := o.recv.receive(p.views, p.sizes, p.srcs)
+		n, err := o.udp.ReadBatch(p.views, p.sizes, p.srcs)
 		if err != nil {
 			if isStopError(err) {
 				return nil

@@ -45,7 +45,6 @@ type dirCounters struct {
 // batchTally is the per-batch scratch of one loop (owned by one goroutine).
 type batchTally struct {
 	packets, bytes uint64
-	unsent         uint64 // packets counted by encap that the send then failed
 	drops          [NumDropReasons]uint32
 	anyDrop        bool
 }
@@ -61,8 +60,8 @@ func (c *dirCounters) flush(t *batchTally, n int) {
 		c.batches.Add(1)
 		c.batchSizes[batchBucket(n)].Add(1)
 	}
-	if t.packets > 0 || t.unsent > 0 {
-		c.packets.Add(t.packets - t.unsent) // modular: a negative net count subtracts
+	if t.packets > 0 {
+		c.packets.Add(t.packets)
 		c.bytes.Add(t.bytes)
 	}
 	if t.anyDrop {
@@ -73,7 +72,7 @@ func (c *dirCounters) flush(t *batchTally, n int) {
 		}
 		t.drops = [NumDropReasons]uint32{}
 	}
-	t.packets, t.bytes, t.unsent, t.anyDrop = 0, 0, 0, false
+	t.packets, t.bytes, t.anyDrop = 0, 0, false
 }
 
 func batchBucket(n int) int {

@@ -1,0 +1,362 @@
+package udpbatch
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// socketBufferSize is requested with SO_{RCV,SND}BUFFORCE (weftd runs as root).
+const socketBufferSize = 8 << 20
+
+// sockaddrLen is the size of the IPv4 socket address recvmmsg fills in.
+const sockaddrLen = unix.SizeofSockaddrInet4
+
+// oobLen is room for the control messages of one received message (UDP_GRO).
+const oobLen = 64
+
+// Conn is one IPv4 UDP socket with DF set, large buffers, UDP GSO on send and
+// UDP GRO on receive when the kernel accepts them. Reads and writes go through
+// recvmmsg/sendmmsg on preallocated headers, socket addresses and control
+// buffers: no allocation per call. One goroutine may read while another
+// writes; each side is owned by one goroutine at a time.
+type Conn struct {
+	conn *net.UDPConn
+	rc   syscall.RawConn
+	gso  atomic.Bool // UDP_SEGMENT usable for sends
+	gro  bool        // UDP_GRO enabled on receive
+	log  *slog.Logger
+
+	r reader
+	w writer
+}
+
+type reader struct {
+	hdrs  []unix.Mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet4
+	oob   []byte // oobLen per message
+	segs  []int
+	// the recvmmsg in progress (fn is a method value made once: no closure per read)
+	from, count, got int
+	err              unix.Errno
+	fn               func(fd uintptr) bool
+}
+
+type writer struct {
+	hdrs  []unix.Mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet4
+	oob   []byte // cmsgSpace2 per message
+	msgs  []Message
+	// the sendmmsg in progress
+	from, count, sent int
+	err               unix.Errno
+	fn                func(fd uintptr) bool
+}
+
+// cmsgSpace2 is the space of a control message carrying a uint16 (UDP_SEGMENT).
+var cmsgSpace2 = unix.CmsgSpace(2)
+
+// Listen binds addr (an IPv4 address and port, 0.0.0.0 for any) in the
+// current network namespace. maxBatch is the largest number of datagrams
+// one ReadBatch or WriteBatch call handles.
+func Listen(addr netip.AddrPort, maxBatch int, log *slog.Logger) (*Conn, error) {
+	if maxBatch < 1 {
+		return nil, fmt.Errorf("udpbatch: batch size %d", maxBatch)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	var gro bool
+	var optErr error
+	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+		err := c.Control(func(fd uintptr) {
+			s := int(fd)
+			_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBufferSize)
+			_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUF, socketBufferSize)
+			if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBufferSize); err != nil {
+				log.Warn("SO_RCVBUFFORCE refused, receive buffer capped by net.core.rmem_max", "err", err)
+			}
+			if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBufferSize); err != nil {
+				log.Warn("SO_SNDBUFFORCE refused, send buffer capped by net.core.wmem_max", "err", err)
+			}
+			// DF on every outer packet: an overlay packet is never fragmented.
+			if err := unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO); err != nil {
+				optErr = fmt.Errorf("set IP_MTU_DISCOVER=IP_PMTUDISC_DO: %w", err)
+				return
+			}
+			gro = unix.SetsockoptInt(s, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+		})
+		if err != nil {
+			return err
+		}
+		return optErr
+	}}
+	pconn, err := lc.ListenPacket(context.Background(), "udp4", addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("listen udp4 %v: %w", addr, err)
+	}
+	udp := pconn.(*net.UDPConn)
+	rc, err := udp.SyscallConn()
+	if err != nil {
+		_ = udp.Close()
+		return nil, fmt.Errorf("udp raw conn: %w", err)
+	}
+	c := &Conn{conn: udp, rc: rc, gro: gro, log: log}
+	c.gso.Store(supportsGSO(rc))
+	c.r = reader{
+		hdrs:  make([]unix.Mmsghdr, maxBatch),
+		iovs:  make([]unix.Iovec, maxBatch),
+		names: make([]unix.RawSockaddrInet4, maxBatch),
+		oob:   make([]byte, maxBatch*oobLen),
+		segs:  make([]int, maxBatch),
+	}
+	c.r.fn = c.recvmmsg
+	c.w = writer{
+		hdrs:  make([]unix.Mmsghdr, maxBatch),
+		iovs:  make([]unix.Iovec, maxBatch),
+		names: make([]unix.RawSockaddrInet4, maxBatch),
+		oob:   make([]byte, maxBatch*cmsgSpace2),
+		msgs:  make([]Message, maxBatch),
+	}
+	c.w.fn = c.sendmmsg
+	log.Info("udp socket open", "addr", udp.LocalAddr(), "gso", c.gso.Load(), "gro", gro)
+	return c, nil
+}
+
+// supportsGSO reports whether the kernel knows UDP_SEGMENT on this socket.
+func supportsGSO(rc syscall.RawConn) bool {
+	var ok bool
+	_ = rc.Control(func(fd uintptr) {
+		_, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT)
+		ok = err == nil
+	})
+	return ok
+}
+
+// LocalAddr returns the bound address.
+func (c *Conn) LocalAddr() netip.AddrPort { return c.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+// GSO and GRO report the offloads in use.
+func (c *Conn) GSO() bool { return c.gso.Load() }
+func (c *Conn) GRO() bool { return c.gro }
+
+// SetReadDeadline sets the deadline of ReadBatch (a past time unblocks it
+// with os.ErrDeadlineExceeded; the zero time clears it).
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
+
+// Close closes the socket; a blocked ReadBatch returns os.ErrClosed.
+func (c *Conn) Close() error { return c.conn.Close() }
+
+// ReadBatch blocks until datagrams arrive and reads them into views (each a
+// buffer large enough for a GRO super-datagram, 64 KiB), one datagram per
+// view after splitting GRO, with their sizes and IPv4 sources. It returns how
+// many. len(views) must not exceed the Listen batch size.
+func (c *Conn) ReadBatch(views [][]byte, sizes []int, srcs []netip.AddrPort) (int, error) {
+	r := &c.r
+	n := len(views)
+	from := 0
+	if c.gro {
+		from = GROReadStart(n)
+	}
+	for i := from; i < n; i++ {
+		v := views[i]
+		r.iovs[i].Base = &v[0]
+		r.iovs[i].SetLen(len(v))
+		h := &r.hdrs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
+		h.Namelen = sockaddrLen
+		h.Iov = &r.iovs[i]
+		h.SetIovlen(1)
+		h.Control = &r.oob[i*oobLen]
+		h.SetControllen(oobLen)
+		h.Flags = 0
+	}
+	r.from, r.count = from, n-from
+	if err := c.rc.Read(r.fn); err != nil {
+		return 0, err
+	}
+	if r.err != 0 {
+		return 0, fmt.Errorf("recvmmsg: %w", r.err)
+	}
+	for i := from; i < from+r.got; i++ {
+		m := &r.hdrs[i]
+		sizes[i] = int(m.Len)
+		srcs[i] = sockaddrToAddrPort(&r.names[i])
+		r.segs[i] = 0
+		if c.gro {
+			r.segs[i] = groSegmentSize(r.oob[i*oobLen : i*oobLen+int(m.Hdr.Controllen)])
+		}
+	}
+	if !c.gro {
+		return r.got, nil
+	}
+	return SplitGRO(views, sizes, srcs, r.segs, from, r.got)
+}
+
+// recvmmsg runs inside RawConn.Read: false (wait for readability) on EAGAIN.
+func (c *Conn) recvmmsg(fd uintptr) bool {
+	r := &c.r
+	for {
+		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[r.from])),
+			uintptr(r.count), unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+			r.got, r.err = int(n), 0
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		default:
+			r.got, r.err = 0, e
+			return true
+		}
+	}
+}
+
+// WriteBatch sends pkts[i] to dsts[i] (IPv4), grouped into GSO messages when
+// the kernel supports it (Plan; the iovecs point at pkts, nothing is copied).
+// errs[i] is set to nil for a datagram the kernel took and to the send error
+// for one it refused. It returns the last error, for logging.
+func (c *Conn) WriteBatch(pkts [][]byte, dsts []netip.AddrPort, errs []error) error {
+	w := &c.w
+	gso := c.gso.Load()
+	nm := Plan(pkts, dsts, gso, w.msgs)
+	for m := 0; m < nm; m++ {
+		msg := w.msgs[m]
+		for k := msg.First; k < msg.First+msg.Count; k++ {
+			p := pkts[k]
+			w.iovs[k].Base = unsafe.SliceData(p)
+			w.iovs[k].SetLen(len(p))
+		}
+		putSockaddr(&w.names[m], dsts[msg.First])
+		h := &w.hdrs[m].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&w.names[m]))
+		h.Namelen = sockaddrLen
+		h.Iov = &w.iovs[msg.First]
+		h.SetIovlen(msg.Count)
+		h.Flags = 0
+		if msg.Count > 1 {
+			oob := w.oob[m*cmsgSpace2 : (m+1)*cmsgSpace2]
+			putSegmentCmsg(oob, msg.SegSize)
+			h.Control = &oob[0]
+			h.SetControllen(len(oob))
+		} else {
+			h.Control = nil
+			h.SetControllen(0)
+		}
+	}
+	var lastErr error
+	for start := 0; start < nm; {
+		w.from, w.count = start, nm-start
+		if err := c.rc.Write(w.fn); err != nil {
+			// The socket is closed: nothing more goes out.
+			for k := w.msgs[start].First; k < len(pkts); k++ {
+				errs[k] = err
+			}
+			return err
+		}
+		if w.err == 0 {
+			for m := start; m < start+w.sent; m++ {
+				for k := w.msgs[m].First; k < w.msgs[m].First+w.msgs[m].Count; k++ {
+					errs[k] = nil
+				}
+			}
+			start += w.sent
+			continue
+		}
+		msg := w.msgs[start]
+		if gso && w.err == unix.EIO {
+			// The device cannot checksum-offload GSO segments: fall back for good.
+			c.gso.Store(false)
+			c.log.Warn("UDP GSO refused by the kernel, sending without it", "err", error(w.err))
+			return c.WriteBatch(pkts[msg.First:], dsts[msg.First:], errs[msg.First:])
+		}
+		for k := msg.First; k < msg.First+msg.Count; k++ {
+			errs[k] = w.err
+		}
+		lastErr = w.err
+		start++
+	}
+	return lastErr
+}
+
+// sendmmsg runs inside RawConn.Write: false (wait for writability) on EAGAIN.
+func (c *Conn) sendmmsg(fd uintptr) bool {
+	w := &c.w
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hdrs[w.from])),
+			uintptr(w.count), 0, 0, 0)
+		switch e {
+		case 0:
+			w.sent, w.err = int(n), 0
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		default:
+			w.sent, w.err = 0, e
+			return true
+		}
+	}
+}
+
+// IsMessageTooBig reports whether a WriteBatch error means the datagram
+// exceeds the path MTU (DF is set) or the socket's limit.
+func IsMessageTooBig(err error) bool { return errors.Is(err, unix.EMSGSIZE) }
+
+func putSockaddr(sa *unix.RawSockaddrInet4, ap netip.AddrPort) {
+	sa.Family = unix.AF_INET
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
+	sa.Addr = ap.Addr().Unmap().As4()
+}
+
+func sockaddrToAddrPort(sa *unix.RawSockaddrInet4) netip.AddrPort {
+	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+	return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port)
+}
+
+// putSegmentCmsg writes a UDP_SEGMENT control message of seg into oob (cmsgSpace2 bytes).
+func putSegmentCmsg(oob []byte, seg int) {
+	clear(oob)
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level = unix.SOL_UDP
+	h.Type = unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], uint16(seg))
+}
+
+// groSegmentSize returns the UDP_GRO segment size from a control message
+// buffer, or 0 when there is none. It parses in place, without allocating.
+func groSegmentSize(oob []byte) int {
+	hdr := unix.CmsgLen(0)
+	for len(oob) >= hdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < hdr || l > len(oob) {
+			return 0
+		}
+		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO && l >= hdr+4 {
+			return int(binary.NativeEndian.Uint32(oob[hdr:]))
+		}
+		next := unix.CmsgSpace(l - hdr)
+		if next > len(oob) {
+			return 0
+		}
+		oob = oob[next:]
+	}
+	return 0
+}
