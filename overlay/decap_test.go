@@ -127,3 +127,26 @@ func withOptions(d []byte) []byte {
 	binary.BigEndian.PutUint16(inner[10:], checksum(inner[:24]))
 	return d
 }
+
+// TestL4PartialFlag: the receiver accepts the partial flag on TCP only and
+// reports it per packet.
+func TestL4PartialFlag(t *testing.T) {
+	p := newRXPath(newTestTable(t), testLocal)
+	putHeaderL4Partial(p.views[0])
+	putTCPPacket(p.views[0][HeaderLen:], 152, "10.244.2.5", "10.244.1.9")
+	p.sizes[0], p.srcs[0] = HeaderLen+152, testPeerEP
+	putHeaderL4Partial(p.views[1])
+	putIPv4(p.views[1][HeaderLen:], 100, "10.244.2.5", "10.244.1.9", 64) // UDP
+	p.sizes[1], p.srcs[1] = HeaderLen+100, testPeerEP
+	if got := p.decapBatch(2); got != 1 || !p.partial[0] {
+		t.Fatalf("decapBatch = %d (partial %v), want the TCP one, partial", got, p.partial[0])
+	}
+	if p.tally.drops[DropReservedBits] != 1 {
+		t.Fatalf("partial flag on UDP not dropped as reserved_bits: %v", p.tally.drops)
+	}
+	d := datagram(60, "10.244.2.5", "10.244.1.9", 64)
+	d[3] = 0x02
+	if _, r := p.decap(d, testPeerEP); r != DropReservedBits {
+		t.Fatalf("unknown flag bit: %v", r)
+	}
+}

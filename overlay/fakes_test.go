@@ -101,3 +101,94 @@ func (f *fakeUDP) sentCount() int {
 }
 
 var errFakeSend = syscall.ENOBUFS
+
+// fakeTUN is an in-memory tunDevice: Read hands out queued packets (blocking
+// until some arrive or it is stopped), Write and Inject record copies.
+type fakeTUN struct {
+	mu       sync.Mutex
+	cond     *sync.Cond
+	inbox    [][]byte
+	written  [][]byte
+	injected [][]byte
+	stopped  bool
+	closed   bool
+}
+
+func newFakeTUN() *fakeTUN {
+	f := &fakeTUN{}
+	f.cond = sync.NewCond(&f.mu)
+	return f
+}
+
+func (f *fakeTUN) queue(pkt []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inbox = append(f.inbox, append([]byte(nil), pkt...))
+	f.cond.Broadcast()
+}
+
+func (f *fakeTUN) Read(bufs [][]byte, sizes []int, partial []bool) (int, int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for len(f.inbox) == 0 {
+		if f.closed {
+			return 0, 0, os.ErrClosed
+		}
+		if f.stopped {
+			return 0, 0, os.ErrDeadlineExceeded
+		}
+		f.cond.Wait()
+	}
+	n := 0
+	for n < len(bufs) && len(f.inbox) > 0 {
+		sizes[n] = copy(bufs[n][bufOffset:], f.inbox[0])
+		partial[n] = false
+		f.inbox = f.inbox[1:]
+		n++
+	}
+	return n, 0, nil
+}
+
+func (f *fakeTUN) Write(pkts [][]byte, partial []bool) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return 0, os.ErrClosed
+	}
+	for _, p := range pkts {
+		f.written = append(f.written, append([]byte(nil), p[bufOffset:]...))
+	}
+	f.cond.Broadcast()
+	return 0, nil
+}
+
+func (f *fakeTUN) Inject(bufs [][]byte, offset int) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range bufs {
+		f.injected = append(f.injected, append([]byte(nil), b[offset:]...))
+	}
+	return len(bufs), nil
+}
+
+func (f *fakeTUN) SetReadDeadline(t time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped = !t.IsZero()
+	f.cond.Broadcast()
+	return nil
+}
+
+func (f *fakeTUN) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	f.cond.Broadcast()
+	return nil
+}
+
+func (f *fakeTUN) counts() (written, injected int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.written), len(f.injected)
+}

@@ -51,6 +51,18 @@ func putIPv4(b []byte, n int, src, dst string, ttl byte) []byte {
 	return p
 }
 
+// putTCPPacket writes a TCP/IPv4 packet of total length n (a 20-byte TCP
+// header, ACK) into b.
+func putTCPPacket(b []byte, n int, src, dst string) []byte {
+	p := putIPv4(b, n, src, dst, 64)
+	p[9] = protoTCP
+	p[ipv4HeaderLen+12] = 5 << 4
+	p[ipv4HeaderLen+13] = 0x10
+	p[10], p[11] = 0, 0
+	binary.BigEndian.PutUint16(p[10:], checksum(p[:20]))
+	return p
+}
+
 // datagram builds a weft datagram carrying an IPv4 packet of n bytes.
 func datagram(n int, src, dst string, ttl byte) []byte {
 	d := make([]byte, HeaderLen+n)
@@ -67,10 +79,12 @@ type captureWriter struct {
 	buf    [2048]byte
 }
 
-func (w *captureWriter) Write(bufs [][]byte, offset int) (int, error) {
+func (w *captureWriter) Inject(bufs [][]byte, offset int) (int, error) {
 	for _, b := range bufs {
 		w.writes++
 		w.last = w.buf[:copy(w.buf[:], b[offset:])]
 	}
 	return len(bufs), nil
 }
+
+func netipMust(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

@@ -17,16 +17,16 @@ const (
 	icmpTOSInternetworkCt = 0xc0
 )
 
-// packetWriter writes a batch of IPv4 packets, each at bufs[i][offset:], into
-// the TUN device (tun.Device has this method).
-type packetWriter interface {
-	Write(bufs [][]byte, offset int) (int, error)
+// packetInjector writes locally generated IPv4 packets, each at
+// bufs[i][offset:], into the TUN device (tunDevice has this method).
+type packetInjector interface {
+	Inject(bufs [][]byte, offset int) (int, error)
 }
 
 // icmpResponder builds ICMP destination-unreachable errors in one preallocated
 // buffer and writes them back into the TUN, rate-limited. Owned by the TX loop.
 type icmpResponder struct {
-	w       packetWriter
+	w       packetInjector
 	buf     []byte   // bufOffset headroom + up to 576 bytes of ICMP error
 	bufs    [][]byte // one-element batch view of buf, reused
 	bucket  tokenBucket
@@ -34,7 +34,7 @@ type icmpResponder struct {
 	limited uint64
 }
 
-func newICMPResponder(w packetWriter) *icmpResponder {
+func newICMPResponder(w packetInjector) *icmpResponder {
 	r := &icmpResponder{
 		w:      w,
 		buf:    make([]byte, bufOffset+576),
@@ -57,7 +57,7 @@ func (r *icmpResponder) reply(code byte, nextHopMTU int, src uint32, orig []byte
 		return false
 	}
 	r.bufs[0] = r.buf[:bufOffset+n]
-	if _, err := r.w.Write(r.bufs, bufOffset); err != nil {
+	if _, err := r.w.Inject(r.bufs, bufOffset); err != nil {
 		return false
 	}
 	r.sent++

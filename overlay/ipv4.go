@@ -1,6 +1,10 @@
 package overlay
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/weftnet/weft/overlay/tundev"
+)
 
 const (
 	ipv4HeaderLen = 20
@@ -9,6 +13,9 @@ const (
 	ipv4SrcOffset = 12
 	ipv4DstOffset = 16
 	protoICMP     = 1
+	protoTCP      = 6
+	// tcpMinHeaderLen is the length of a TCP header without options.
+	tcpMinHeaderLen = 20
 )
 
 // ipv4Src and ipv4Dst read the addresses of an IPv4 header as big-endian integers.
@@ -52,17 +59,4 @@ func decrementTTL(p []byte) bool {
 }
 
 // checksum is the Internet checksum (RFC 1071) of b.
-func checksum(b []byte) uint16 {
-	var sum uint32
-	for len(b) >= 2 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = (sum & 0xffff) + (sum >> 16)
-	}
-	return ^uint16(sum)
-}
+func checksum(b []byte) uint16 { return tundev.Checksum(b) }

@@ -1,5 +1,7 @@
-// Package overlay is weft's data path: a TUN device, a UDP transport, the wire
-// format, the peer table and the two forwarding loops (TUN->UDP, UDP->TUN).
+// Package overlay is weft's data path: the wire format, the peer table and
+// the two forwarding loops (TUN->UDP, UDP->TUN), written against two small
+// interfaces (tunDevice, udpSocket) whose real implementations are
+// overlay/tundev and overlay/udpbatch.
 package overlay
 
 import (
@@ -12,8 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.zx2c4.com/wireguard/tun"
-
+	"github.com/weftnet/weft/overlay/tundev"
 	"github.com/weftnet/weft/overlay/udpbatch"
 )
 
@@ -35,13 +36,11 @@ type Overlay struct {
 	cfg   Config
 	log   *slog.Logger
 	peers *PeerTable
-	dev   tun.Device
+	tun   tunDevice
 	udp   udpSocket
 
 	txRing []*txPath // batches of the TUN->UDP pipeline
 	rx     *rxPath   // state of the UDP->TUN loop
-	tunOut *tunWriter
-	tunIn  *tunReader // nil without virtio headers: the library reads
 	send   *sender
 	txStat dirCounters
 	rxStat dirCounters
@@ -50,6 +49,10 @@ type Overlay struct {
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// ErrForeignLink is wrapped in New's error when a link of the device's name
+// exists and is not a stale TUN: weft leaves it alone and does not start.
+var ErrForeignLink = tundev.ErrForeignLink
 
 // New creates the TUN device (address, MTU, up, route) and opens the UDP
 // socket in the current network namespace.
@@ -76,7 +79,7 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 	if cfg.MTU < 576 || cfg.MTU > 65535-HeaderLen-outerIPv4HeaderLen-udpHeaderLen {
 		return nil, fmt.Errorf("overlay: MTU %d out of range", cfg.MTU)
 	}
-	dev, err := createDevice(cfg.DeviceName, cfg.MTU, cfg.Subnet, cfg.Network)
+	dev, err := tundev.Create(cfg.DeviceName, cfg.MTU, cfg.Subnet, cfg.Network, batchSize, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("overlay: %w", err)
 	}
@@ -85,36 +88,26 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 		_ = dev.Close()
 		return nil, fmt.Errorf("overlay: %w", err)
 	}
-	go drainEvents(dev)
+	return newOverlay(cfg, peers, dev, udp), nil
+}
+
+// newOverlay wires the loops to a TUN device and a UDP socket (real ones
+// from New, in-memory fakes in tests).
+func newOverlay(cfg Config, peers *PeerTable, dev tunDevice, udp udpSocket) *Overlay {
 	o := &Overlay{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		peers:  peers,
-		dev:    dev,
-		udp:    udp,
-		rx:     newRXPath(peers, cfg.Subnet),
-		send:   newSender(udp, txBatches*batchSize),
-		tunOut: newTUNWriter(dev),
-	}
-	if o.tunOut.vnet {
-		if o.tunIn, err = newTUNReader(dev.File()); err != nil {
-			_ = o.Close()
-			return nil, fmt.Errorf("overlay: %w", err)
-		}
+		cfg:   cfg,
+		log:   cfg.Logger,
+		peers: peers,
+		tun:   dev,
+		udp:   udp,
+		rx:    newRXPath(peers, cfg.Subnet),
+		send:  newSender(udp, txBatches*batchSize),
 	}
 	icmp := newICMPResponder(dev)
 	for range txBatches {
 		o.txRing = append(o.txRing, newTXPath(peers, cfg.MTU, icmp))
 	}
-	o.log.Info("overlay device up", "device", cfg.DeviceName, "address", cfg.Subnet.Addr(), "mtu", cfg.MTU,
-		"route", cfg.Network, "tun_batch", dev.BatchSize(), "tun_vnet_hdr", o.tunOut.vnet)
-	return o, nil
-}
-
-// drainEvents consumes the TUN's link events so its listener never blocks.
-func drainEvents(dev tun.Device) {
-	for range dev.Events() {
-	}
+	return o
 }
 
 // Run forwards packets in both directions until ctx is done (then it returns
@@ -124,7 +117,7 @@ func drainEvents(dev tun.Device) {
 func (o *Overlay) Run(ctx context.Context) error {
 	o.runMu.Lock()
 	defer o.runMu.Unlock()
-	_ = o.dev.File().SetReadDeadline(time.Time{})
+	_ = o.tun.SetReadDeadline(time.Time{})
 	_ = o.udp.SetReadDeadline(time.Time{})
 
 	errc := make(chan error, 2)
@@ -139,7 +132,7 @@ func (o *Overlay) Run(ctx context.Context) error {
 		running--
 	}
 	// Unblock whichever loop still sits in a read.
-	_ = o.dev.File().SetReadDeadline(time.Now())
+	_ = o.tun.SetReadDeadline(time.Now())
 	_ = o.udp.SetReadDeadline(time.Now())
 	for ; running > 0; running-- {
 		<-errc
@@ -176,7 +169,7 @@ func (o *Overlay) Stats() Stats {
 func (o *Overlay) Close() error {
 	o.closeOnce.Do(func() {
 		errTr := o.udp.Close()
-		errDev := o.dev.Close()
+		errDev := o.tun.Close()
 		if errTr != nil {
 			errTr = fmt.Errorf("close UDP socket: %w", errTr)
 		}

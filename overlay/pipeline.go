@@ -1,12 +1,9 @@
 package overlay
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"sync/atomic"
-
-	"golang.zx2c4.com/wireguard/tun"
 )
 
 // The TUN->UDP direction runs as a two-stage pipeline: a reader goroutine
@@ -66,23 +63,13 @@ func (o *Overlay) readTX(free <-chan *txPath, full chan<- *txPath, queued *atomi
 		if p == nil {
 			p = <-free
 		}
-		var n int
-		var err error
-		if o.tunIn != nil {
-			n, err = o.tunIn.read(p)
-		} else {
-			clear(p.partial)
-			n, err = o.dev.Read(p.bufs, p.sizes, bufOffset)
+		n, malformed, err := o.tun.Read(p.bufs, p.sizes, p.partial)
+		for range malformed {
+			p.tally.drop(DropTruncated)
 		}
 		if err != nil {
 			if isStopError(err) {
 				return nil
-			}
-			if errors.Is(err, tun.ErrTooManySegments) {
-				o.log.Warn("TUN read: too many segments", "err", err)
-				p.read, p.out = 0, 0
-				o.txStat.flush(&p.tally, 0)
-				continue
 			}
 			return fmt.Errorf("read TUN: %w", err)
 		}
@@ -146,7 +133,7 @@ func gatherTX(group []*txPath, full <-chan *txPath) []*txPath {
 }
 
 // runRX is the UDP->TUN direction: one loop (receive, decap, TUN write;
-// TCP runs written as GSO superpackets, see tunwriter.go).
+// TCP runs written as GSO superpackets by tundev).
 func (o *Overlay) runRX() error {
 	p := o.rx
 	for {
@@ -160,7 +147,11 @@ func (o *Overlay) runRX() error {
 		p.read = n
 		p.out = p.decapBatch(n)
 		if p.out > 0 {
-			if err := o.tunOut.write(p.writes[:p.out], p.partial, &p.tally); err != nil {
+			failed, err := o.tun.Write(p.writes[:p.out], p.partial)
+			for range failed {
+				p.tally.drop(DropTUNWriteError)
+			}
+			if err != nil {
 				if isStopError(err) {
 					return nil
 				}

@@ -1,4 +1,4 @@
-package overlay
+package tundev
 
 import (
 	"os"
@@ -22,14 +22,14 @@ func seqpacketPair(t *testing.T) (readEnd *os.File, writeFd int) {
 
 func TestTUNReaderDrainsAndSplits(t *testing.T) {
 	f, w := seqpacketPair(t)
-	r, err := newTUNReader(f)
+	r, err := newReader(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := newTestTX(t)
-	scratch := newBuffers(1)[0]
+	p := newTestBatch()
+	scratch := make([]byte, BufSize)
 	small := make([]byte, virtioNetHdrLen+64)
-	putIPv4(small[virtioNetHdrLen:], 64, "10.244.1.5", "10.244.2.9", 64)
+	putUDP(small[virtioNetHdrLen:], 64)
 	for range 3 {
 		if _, err := unix.Write(w, small); err != nil {
 			t.Fatal(err)
@@ -44,7 +44,7 @@ func TestTUNReaderDrainsAndSplits(t *testing.T) {
 	}
 	// One call drains the three small packets and splits the superpacket,
 	// then stops (a superpacket is handed on at once).
-	n, err := r.read(p)
+	n, err := p.read(r)
 	if err != nil || n != 7 {
 		t.Fatalf("read = %d, %v; want 3 small + 4 segments", n, err)
 	}
@@ -58,56 +58,103 @@ func TestTUNReaderDrainsAndSplits(t *testing.T) {
 			t.Errorf("segment %d: size %d partial %v", i, p.sizes[i], p.partial[i])
 		}
 	}
-	if n, err := r.read(p); err != nil || n != 1 || p.sizes[0] != 64 {
+	if n, err := p.read(r); err != nil || n != 1 || p.sizes[0] != 64 {
 		t.Fatalf("second read = %d, %v (size %d); want the last small packet", n, err, p.sizes[0])
 	}
 }
 
 func TestTUNReaderKeepsSuperpacketThatDoesNotFit(t *testing.T) {
 	f, w := seqpacketPair(t)
-	r, err := newTUNReader(f)
+	r, err := newReader(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := newTestTX(t)
+	p := newTestBatch()
 	small := make([]byte, virtioNetHdrLen+64)
-	putIPv4(small[virtioNetHdrLen:], 64, "10.244.1.5", "10.244.2.9", 64)
+	putUDP(small[virtioNetHdrLen:], 64)
 	for range batchSize - 10 {
 		if _, err := unix.Write(w, small); err != nil {
 			t.Fatal(err)
 		}
 	}
-	frame := superpacketFrame(newBuffers(1)[0], 20*1000, 1000, tcpFlagACK) // 20 segments, 10 buffers left
+	frame := superpacketFrame(make([]byte, BufSize), 20*1000, 1000, tcpFlagACK) // 20 segments, 10 buffers left
 	if _, err := unix.Write(w, frame); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := r.read(p); err != nil || n != batchSize-10 {
+	if n, err := p.read(r); err != nil || n != batchSize-10 {
 		t.Fatalf("first read = %d, %v; want the %d small packets", n, err, batchSize-10)
 	}
-	if n, err := r.read(p); err != nil || n != 20 || !p.partial[19] || p.sizes[19] != 52+1000 {
+	if n, err := p.read(r); err != nil || n != 20 || !p.partial[19] || p.sizes[19] != 52+1000 {
 		t.Fatalf("second read = %d, %v; want the kept superpacket's 20 segments", n, err)
 	}
 }
 
 func TestTUNReaderZeroAllocs(t *testing.T) {
 	f, w := seqpacketPair(t)
-	r, err := newTUNReader(f)
+	r, err := newReader(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := newTestTX(t)
+	p := newTestBatch()
 	small := make([]byte, virtioNetHdrLen+64)
-	putIPv4(small[virtioNetHdrLen:], 64, "10.244.1.5", "10.244.2.9", 64)
-	frame := superpacketFrame(newBuffers(1)[0], 30000, 1400, tcpFlagACK)
+	putUDP(small[virtioNetHdrLen:], 64)
+	frame := superpacketFrame(make([]byte, BufSize), 30000, 1400, tcpFlagACK)
 	allocs := testing.AllocsPerRun(50, func() {
 		_, _ = unix.Write(w, small)
 		_, _ = unix.Write(w, small)
 		_, _ = unix.Write(w, frame)
-		if n, err := r.read(p); err != nil || n != 2+22 {
+		if n, err := p.read(r); err != nil || n != 2+22 {
 			panic("unexpected read")
 		}
 	})
 	if allocs != 0 {
-		t.Fatalf("tunReader.read allocates %.1f times per batch", allocs)
+		t.Fatalf("reader.read allocates %.1f times per batch", allocs)
+	}
+}
+
+// testBatch is a batch of buffers as a forwarding loop holds them.
+type testBatch struct {
+	bufs      [][]byte
+	sizes     []int
+	partial   []bool
+	malformed int
+}
+
+func newTestBatch() *testBatch {
+	return &testBatch{bufs: newBuffers(batchSize), sizes: make([]int, batchSize), partial: make([]bool, batchSize)}
+}
+
+func (p *testBatch) read(r *reader) (int, error) {
+	n, bad, err := r.read(p.bufs, p.sizes, p.partial)
+	p.malformed += bad
+	return n, err
+}
+
+func TestReaderCountsMalformedFrames(t *testing.T) {
+	f, w := seqpacketPair(t)
+	r, err := newReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTestBatch()
+	small := make([]byte, virtioNetHdrLen+64)
+	putUDP(small[virtioNetHdrLen:], 64)
+	bad := superpacketFrame(make([]byte, BufSize), 4000, 1000, tcpFlagACK)
+	bad[virtioNetHdrLen] = 0x60 // not IPv4: the split refuses it
+	for _, frame := range [][]byte{small, {1, 2, 3}, bad, small} {
+		if _, err := unix.Write(w, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for n < 2 {
+		k, err := p.read(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += k
+	}
+	if n != 2 || p.malformed != 2 {
+		t.Fatalf("read %d packets, %d malformed; want 2 and 2", n, p.malformed)
 	}
 }

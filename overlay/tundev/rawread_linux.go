@@ -1,6 +1,10 @@
-package overlay
+package tundev
 
-import "golang.org/x/sys/unix"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
 
 // readNonblocking reads from a non-blocking descriptor with RawSyscall: the
 // read never sleeps, so it skips the runtime's syscall entry and exit, which
@@ -8,7 +12,7 @@ import "golang.org/x/sys/unix"
 // on the first syscall after every idle spell).
 func readNonblocking(fd int, p []byte) (int, error) {
 	for {
-		n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafePointer(&p[0])), uintptr(len(p)))
+		n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 		switch e {
 		case 0:
 			return int(n), nil

@@ -1,4 +1,4 @@
-package overlay
+package tundev
 
 import "encoding/binary"
 
@@ -11,6 +11,7 @@ const (
 	virtioNetHdrFNeedsCsum = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
 	virtioNetHdrGSONone    = 0 // VIRTIO_NET_HDR_GSO_NONE
 	virtioNetHdrGSOTCPv4   = 1 // VIRTIO_NET_HDR_GSO_TCPV4
+	virtioNetHdrGSOUDPL4   = 5 // VIRTIO_NET_HDR_GSO_UDP_L4
 )
 
 type virtioHeader struct {
@@ -31,4 +32,16 @@ func putVirtioHeader(b []byte, h virtioHeader) {
 	binary.NativeEndian.PutUint16(b[4:], h.gsoSize)
 	binary.NativeEndian.PutUint16(b[6:], h.csumStart)
 	binary.NativeEndian.PutUint16(b[8:], h.csumOffset)
+}
+
+// readVirtioHeader decodes the virtio-net header at the start of b.
+func readVirtioHeader(b []byte) virtioHeader {
+	return virtioHeader{
+		flags:      b[0],
+		gsoType:    b[1],
+		hdrLen:     binary.NativeEndian.Uint16(b[2:]),
+		gsoSize:    binary.NativeEndian.Uint16(b[4:]),
+		csumStart:  binary.NativeEndian.Uint16(b[6:]),
+		csumOffset: binary.NativeEndian.Uint16(b[8:]),
+	}
 }

@@ -1,4 +1,4 @@
-package overlay
+package tundev
 
 import (
 	"bytes"
@@ -10,18 +10,6 @@ import (
 // such a packet like a locally built GSO packet: it neither verifies nor
 // recomputes the TCP checksum of every segment, which the tun library's own
 // GRO (on Write) does in user space.
-
-const (
-	protoTCP        = 6
-	tcpMinHeaderLen = 20
-	tcpSeqOffset    = 4  // within the TCP header
-	tcpFlagsOffset  = 13 // within the TCP header
-	tcpCsumOffset   = 16 // within the TCP header
-	tcpFlagPSH      = 0x08
-	tcpFlagACK      = 0x10
-	ipv4FlagsDFOnly = 0x4000 // flags+fragment offset: DF set, MF clear, offset 0
-	maxIPv4Packet   = 1<<16 - 1
-)
 
 // tcpSeg is what coalescing needs to know about one TCP/IPv4 segment.
 type tcpSeg struct {
@@ -67,7 +55,7 @@ func sameSegmentHeaders(a, b []byte, hdrLen int) bool {
 }
 
 // coalesceRun appends to the segment in pkts[0] (an inner packet at
-// pkts[0][bufOffset:], whose buffer has room up to cap) the payloads of the
+// pkts[0][Headroom:], whose buffer has room up to cap) the payloads of the
 // segments that continue it in pkts[1:]: same flow and headers, contiguous
 // sequence numbers, the first segment's payload size (only the last may be
 // shorter), PSH only on the last. It returns how many segments it took
@@ -75,9 +63,9 @@ func sameSegmentHeaders(a, b []byte, hdrLen int) bool {
 // segment are left as they were; finishSuperpacket fixes them.
 func coalesceRun(pkts [][]byte, first tcpSeg) (segs, total, mss int, lastFlags byte) {
 	buf := pkts[0][:cap(pkts[0])]
-	head := buf[bufOffset:]
+	head := buf[Headroom:]
 	mss = first.payload
-	total = len(pkts[0]) - bufOffset
+	total = len(pkts[0]) - Headroom
 	next := first.seq + uint32(mss)
 	segs, lastFlags = 1, first.flags
 	if first.flags&tcpFlagPSH != 0 {
@@ -85,7 +73,7 @@ func coalesceRun(pkts [][]byte, first tcpSeg) (segs, total, mss int, lastFlags b
 	}
 	room := min(maxIPv4Packet, len(head))
 	for _, b := range pkts[1:] {
-		q := b[bufOffset:]
+		q := b[Headroom:]
 		s, ok := parseCoalescable(q)
 		if !ok || s.hdrLen != first.hdrLen || s.seq != next || s.payload > mss || total+s.payload > room ||
 			!sameSegmentHeaders(head, q, first.hdrLen) {
@@ -112,8 +100,8 @@ func finishSuperpacket(vhdr, pkt []byte, hdrLen, mss int, lastFlags byte) {
 	pkt[ipv4HeaderLen+tcpFlagsOffset] |= lastFlags & tcpFlagPSH
 	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
 	pkt[ipv4CsumOff], pkt[ipv4CsumOff+1] = 0, 0
-	binary.BigEndian.PutUint16(pkt[ipv4CsumOff:], checksum(pkt[:ipv4HeaderLen]))
-	binary.BigEndian.PutUint16(pkt[ipv4HeaderLen+tcpCsumOffset:], l4PseudoHeaderSum(pkt, protoTCP, len(pkt)-ipv4HeaderLen))
+	binary.BigEndian.PutUint16(pkt[ipv4CsumOff:], Checksum(pkt[:ipv4HeaderLen]))
+	binary.BigEndian.PutUint16(pkt[ipv4HeaderLen+tcpCsumOffset:], PseudoHeaderSum(pkt, protoTCP, len(pkt)-ipv4HeaderLen))
 	putVirtioHeader(vhdr, virtioHeader{
 		flags:      virtioNetHdrFNeedsCsum,
 		gsoType:    virtioNetHdrGSOTCPv4,
@@ -122,16 +110,4 @@ func finishSuperpacket(vhdr, pkt []byte, hdrLen, mss int, lastFlags byte) {
 		csumStart:  ipv4HeaderLen,
 		csumOffset: tcpCsumOffset,
 	})
-}
-
-// l4PseudoHeaderSum is the folded (not complemented) one's complement sum of
-// the IPv4 pseudo-header of a proto segment of l4Len bytes (header + payload).
-func l4PseudoHeaderSum(ip []byte, proto byte, l4Len int) uint16 {
-	sum := uint32(binary.BigEndian.Uint16(ip[12:])) + uint32(binary.BigEndian.Uint16(ip[14:])) +
-		uint32(binary.BigEndian.Uint16(ip[16:])) + uint32(binary.BigEndian.Uint16(ip[18:])) +
-		uint32(proto) + uint32(l4Len)
-	for sum>>16 != 0 {
-		sum = (sum & 0xffff) + (sum >> 16)
-	}
-	return uint16(sum)
 }

@@ -1,4 +1,4 @@
-package overlay
+package tundev
 
 import (
 	"encoding/binary"
@@ -8,18 +8,18 @@ import (
 // superpacketFrame builds what the kernel hands a TUN reader for a TSO send:
 // a virtio header (NEEDS_CSUM, GSO_TCPV4) and one TCP/IPv4 packet carrying
 // data bytes with the pseudo-header sum in its checksum field, at
-// buf[bufOffset-virtioNetHdrLen:].
+// buf[Headroom-virtioNetHdrLen:].
 func superpacketFrame(buf []byte, data, mss int, flags byte) []byte {
-	pkt := putTCP(buf[bufOffset:], data, 5000, flags)
+	pkt := putTCP(buf[Headroom:], data, 5000, flags)
 	binary.BigEndian.PutUint16(pkt[4:], 100) // IP id
 	binary.BigEndian.PutUint16(pkt[10:], 0)
-	binary.BigEndian.PutUint16(pkt[10:], checksum(pkt[:20]))
-	binary.BigEndian.PutUint16(pkt[ipv4HeaderLen+tcpCsumOffset:], l4PseudoHeaderSum(pkt, protoTCP, len(pkt)-ipv4HeaderLen))
-	putVirtioHeader(buf[bufOffset-virtioNetHdrLen:], virtioHeader{
+	binary.BigEndian.PutUint16(pkt[10:], Checksum(pkt[:20]))
+	binary.BigEndian.PutUint16(pkt[ipv4HeaderLen+tcpCsumOffset:], PseudoHeaderSum(pkt, protoTCP, len(pkt)-ipv4HeaderLen))
+	putVirtioHeader(buf[Headroom-virtioNetHdrLen:], virtioHeader{
 		flags: virtioNetHdrFNeedsCsum, gsoType: virtioNetHdrGSOTCPv4,
 		hdrLen: 52, gsoSize: uint16(mss), csumStart: 20, csumOffset: tcpCsumOffset,
 	})
-	return buf[bufOffset-virtioNetHdrLen : bufOffset+len(pkt)]
+	return buf[Headroom-virtioNetHdrLen : Headroom+len(pkt)]
 }
 
 func TestSplitGSOTCP(t *testing.T) {
@@ -32,12 +32,12 @@ func TestSplitGSOTCP(t *testing.T) {
 		t.Fatalf("splitGSO = %d, %v; want 4 segments", n, ok)
 	}
 	for i := range n {
-		seg := bufs[i][bufOffset : bufOffset+sizes[i]]
+		seg := bufs[i][Headroom : Headroom+sizes[i]]
 		want := min(mss, data-i*mss)
 		if sizes[i] != 52+want || int(binary.BigEndian.Uint16(seg[2:])) != sizes[i] {
 			t.Errorf("segment %d: size %d, total length %d, want %d", i, sizes[i], binary.BigEndian.Uint16(seg[2:]), 52+want)
 		}
-		if checksum(seg[:20]) != 0 {
+		if Checksum(seg[:20]) != 0 {
 			t.Errorf("segment %d: IPv4 header checksum does not verify", i)
 		}
 		if id := binary.BigEndian.Uint16(seg[4:]); id != 100+uint16(i) {
@@ -63,7 +63,7 @@ func TestSplitGSOTCP(t *testing.T) {
 			t.Errorf("segment %d: not marked partial", i)
 		}
 		// The partial sum completes to the segment's real TCP checksum.
-		completed := checksum(seg[ipv4HeaderLen:])
+		completed := Checksum(seg[ipv4HeaderLen:])
 		if want := tcpChecksum(seg); completed != want {
 			t.Errorf("segment %d: completed checksum %#x, want %#x", i, completed, want)
 		}
@@ -102,29 +102,5 @@ func TestSplitGSOZeroAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("splitGSO allocates %.1f times", allocs)
-	}
-}
-
-// TestL4PartialFlag: the receiver accepts the partial flag on TCP only and
-// reports it per packet.
-func TestL4PartialFlag(t *testing.T) {
-	p := newRXPath(newTestTable(t), testLocal)
-	putHeaderL4Partial(p.views[0])
-	putTCP(p.views[0][HeaderLen:], 100, 1, tcpFlagACK)
-	copy(p.views[0][HeaderLen+12:], []byte{10, 244, 2, 5, 10, 244, 1, 9})
-	p.sizes[0], p.srcs[0] = HeaderLen+152, testPeerEP
-	putHeaderL4Partial(p.views[1])
-	putIPv4(p.views[1][HeaderLen:], 100, "10.244.2.5", "10.244.1.9", 64) // UDP
-	p.sizes[1], p.srcs[1] = HeaderLen+100, testPeerEP
-	if got := p.decapBatch(2); got != 1 || !p.partial[0] {
-		t.Fatalf("decapBatch = %d (partial %v), want the TCP one, partial", got, p.partial[0])
-	}
-	if p.tally.drops[DropReservedBits] != 1 {
-		t.Fatalf("partial flag on UDP not dropped as reserved_bits: %v", p.tally.drops)
-	}
-	d := datagram(60, "10.244.2.5", "10.244.1.9", 64)
-	d[3] = 0x02
-	if _, r := p.decap(d, testPeerEP); r != DropReservedBits {
-		t.Fatalf("unknown flag bit: %v", r)
 	}
 }

@@ -2,26 +2,9 @@ package overlay
 
 import (
 	"net/netip"
-	"time"
 
 	"github.com/weftnet/weft/overlay/udpbatch"
 )
-
-// udpSocket is what the forwarding loops need from the UDP side; the real one
-// is *udpbatch.Conn, tests use an in-memory fake.
-type udpSocket interface {
-	// ReadBatch blocks until datagrams arrive and reads one per view, with
-	// sizes and sources; it returns how many.
-	ReadBatch(views [][]byte, sizes []int, srcs []netip.AddrPort) (int, error)
-	// WriteBatch sends pkts[i] to dsts[i]; errs[i] is nil for each datagram
-	// the kernel took and the error for each it refused.
-	WriteBatch(pkts [][]byte, dsts []netip.AddrPort, errs []error) error
-	// SetReadDeadline unblocks ReadBatch (os.ErrDeadlineExceeded) at t.
-	SetReadDeadline(t time.Time) error
-	Close() error
-}
-
-var _ udpSocket = (*udpbatch.Conn)(nil)
 
 // sender sends encapsulated batches and counts the outcome of every datagram:
 // forwarded when the kernel took it, dropped by reason when it refused it.

@@ -1,19 +1,12 @@
-package overlay
+package tundev
 
 import "encoding/binary"
 
-const (
-	protoUDP             = 17
-	virtioNetHdrGSOUDPL4 = 5 // VIRTIO_NET_HDR_GSO_UDP_L4
-	udpCsumOffset        = 6
-	tcpFlagFIN           = 0x01
-)
-
 // splitGSO splits the IPv4 GSO packet pkt (virtio header h) into segments at
-// bufs[i][bufOffset:], their lengths in sizes[i]. TCP segments keep the
+// bufs[i][Headroom:], their lengths in sizes[i]. TCP segments keep the
 // pseudo-header sum in their checksum field (partial[i] = true: the receiver
 // lets its kernel complete it); UDP segments get a full checksum. pkt may be
-// bufs[0][bufOffset:] itself. It returns the number of segments, or ok=false
+// bufs[0][Headroom:] itself. It returns the number of segments, or ok=false
 // when pkt is malformed or needs more than len(bufs) buffers (need says how
 // many; 0 when malformed).
 func splitGSO(pkt []byte, h virtioHeader, bufs [][]byte, sizes []int, partial []bool) (n, need int, ok bool) {
@@ -53,38 +46,28 @@ func splitGSO(pkt []byte, h virtioHeader, bufs [][]byte, sizes []int, partial []
 	for i := n - 1; i >= 0; i-- {
 		start := hdrLen + i*mss
 		end := min(start+mss, len(pkt))
-		seg := bufs[i][bufOffset : bufOffset+hdrLen+end-start]
+		seg := bufs[i][Headroom : Headroom+hdrLen+end-start]
 		copy(seg[hdrLen:], pkt[start:end])
 		copy(seg, pkt[:hdrLen])
 		binary.BigEndian.PutUint16(seg[2:], uint16(len(seg)))
 		binary.BigEndian.PutUint16(seg[4:], id0+uint16(i))
 		seg[ipv4CsumOff], seg[ipv4CsumOff+1] = 0, 0
-		binary.BigEndian.PutUint16(seg[ipv4CsumOff:], checksum(seg[:ihl]))
+		binary.BigEndian.PutUint16(seg[ipv4CsumOff:], Checksum(seg[:ihl]))
 		l4 := seg[ihl:]
 		if tcp {
 			binary.BigEndian.PutUint32(l4[tcpSeqOffset:], seq0+uint32(i*mss))
 			if i != n-1 {
 				l4[tcpFlagsOffset] &^= tcpFlagFIN | tcpFlagPSH
 			}
-			binary.BigEndian.PutUint16(l4[tcpCsumOffset:], l4PseudoHeaderSum(seg, protoTCP, len(l4)))
+			binary.BigEndian.PutUint16(l4[tcpCsumOffset:], PseudoHeaderSum(seg, protoTCP, len(l4)))
 			partial[i] = true
 		} else {
 			binary.BigEndian.PutUint16(l4[4:], uint16(len(l4)))
-			binary.BigEndian.PutUint16(l4[udpCsumOffset:], l4PseudoHeaderSum(seg, protoUDP, len(l4)))
+			binary.BigEndian.PutUint16(l4[udpCsumOffset:], PseudoHeaderSum(seg, protoUDP, len(l4)))
 			completeChecksum(l4, udpCsumOffset)
 			partial[i] = false
 		}
 		sizes[i] = len(seg)
 	}
 	return n, n, true
-}
-
-// completeChecksum finishes a transport checksum whose field at off holds the
-// pseudo-header sum: the checksum over l4 as it stands (0 sent as 0xffff).
-func completeChecksum(l4 []byte, off int) {
-	c := checksum(l4)
-	if c == 0 {
-		c = 0xffff
-	}
-	binary.BigEndian.PutUint16(l4[off:], c)
 }

@@ -1,0 +1,166 @@
+package overlay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+)
+
+// The forwarding loops and their counters, run against in-memory fakes of
+// the TUN and the UDP socket (no root, no kernel).
+
+type fakeRig struct {
+	o    *Overlay
+	tun  *fakeTUN
+	udp  *fakeUDP
+	stop context.CancelFunc
+	done chan error
+}
+
+func startFakeRig(t *testing.T) *fakeRig {
+	t.Helper()
+	tab := newTestTable(t)
+	cfg := Config{Network: testNetwork, Subnet: testLocal, MTU: 1400, Port: 8285,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	r := &fakeRig{tun: newFakeTUN(), udp: newFakeUDP(), done: make(chan error, 1)}
+	r.o = newOverlay(cfg, tab, r.tun, r.udp)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	go func() { r.done <- r.o.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+	})
+	return r
+}
+
+// waitUntil polls cond with a generous deadline (no timing assertion: the
+// deadline only bounds a hung test).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestLoopTUNToUDP(t *testing.T) {
+	r := startFakeRig(t)
+	pkt := putIPv4(make([]byte, 300), 300, "10.244.1.5", "10.244.2.9", 64)
+	const n = 500
+	for range n {
+		r.tun.queue(pkt)
+	}
+	r.tun.queue(putIPv4(make([]byte, 100), 100, "10.244.1.5", "10.244.99.1", 64)) // no lease
+	r.tun.queue(putIPv4(make([]byte, 100), 100, "10.244.1.5", "192.168.1.1", 64)) // outside
+	waitUntil(t, "datagrams sent and the drops counted", func() bool {
+		st := r.o.Stats().TX
+		return r.udp.sentCount() == n && st.Drops[DropNoPeer] == 1 && st.Drops[DropOutsideNetwork] == 1
+	})
+	st := r.o.Stats().TX
+	if st.Packets != n || st.Bytes != n*300 {
+		t.Fatalf("TX packets %d bytes %d, want %d and %d", st.Packets, st.Bytes, n, n*300)
+	}
+	r.udp.mu.Lock()
+	d := r.udp.sent[0]
+	r.udp.mu.Unlock()
+	if d.peer != testPeerEP || checkHeader(d.data) != notDropped || !bytes.Equal(d.data[HeaderLen:], pkt) {
+		t.Fatalf("datagram to %v: % x", d.peer, d.data[:24])
+	}
+	if _, injected := r.tun.counts(); injected != 1 {
+		t.Fatalf("%d ICMP errors injected, want 1 (net unreachable)", injected)
+	}
+}
+
+func TestLoopSendFailuresCountedOnce(t *testing.T) {
+	r := startFakeRig(t)
+	r.udp.mu.Lock()
+	r.udp.failAt[0] = errFakeSend // the first datagram of every send fails
+	r.udp.mu.Unlock()
+	pkt := putIPv4(make([]byte, 200), 200, "10.244.1.5", "10.244.2.9", 64)
+	var prev DirStats
+	for round := 1; round <= 20; round++ {
+		r.tun.queue(pkt)
+		r.tun.queue(pkt)
+		waitUntil(t, "the round counted", func() bool {
+			st := r.o.Stats().TX
+			return st.Packets+st.Drops[DropSendError] >= uint64(2*round)
+		})
+		st := r.o.Stats().TX
+		if st.Packets < prev.Packets || st.Drops[DropSendError] < prev.Drops[DropSendError] {
+			t.Fatalf("counters went backwards: %+v then %+v", prev, st)
+		}
+		prev = st
+	}
+	waitUntil(t, "all 40 packets accounted for", func() bool {
+		st := r.o.Stats().TX
+		return st.Packets+st.Drops[DropSendError] == 40
+	})
+	if st := r.o.Stats().TX; int(st.Packets) != r.udp.sentCount() || st.Drops[DropSendError] == 0 {
+		t.Fatalf("packets %d (socket took %d), send errors %d", st.Packets, r.udp.sentCount(), st.Drops[DropSendError])
+	}
+}
+
+func TestLoopUDPToTUN(t *testing.T) {
+	r := startFakeRig(t)
+	const n = 300
+	good := datagram(400, "10.244.2.5", "10.244.1.9", 64)
+	for range n {
+		r.udp.deliver(good, testPeerEP)
+	}
+	r.udp.deliver(good, testOtherEP)                                        // known peer, not its subnet
+	r.udp.deliver(good, netipMust("203.0.113.9:8285"))                      // nobody
+	r.udp.deliver([]byte{1, 2}, testPeerEP)                                 // too short
+	r.udp.deliver(datagram(400, "10.244.2.5", "10.244.1.9", 1), testPeerEP) // TTL expires
+	waitUntil(t, "packets written and drops counted", func() bool {
+		st := r.o.Stats().RX
+		w, _ := r.tun.counts()
+		return w == n && st.Drops[DropSpoofedInnerSource] == 1 && st.Drops[DropUnknownPeer] == 1 &&
+			st.Drops[DropTooShort] == 1 && st.Drops[DropTTLExpired] == 1
+	})
+	st := r.o.Stats().RX
+	if st.Packets != n || st.Bytes != n*400 {
+		t.Fatalf("RX packets %d bytes %d, want %d and %d", st.Packets, st.Bytes, n, n*400)
+	}
+	r.tun.mu.Lock()
+	w := r.tun.written[0]
+	r.tun.mu.Unlock()
+	if len(w) != 400 || w[ipv4TTLOffset] != 63 || checksum(w[:20]) != 0 {
+		t.Fatalf("written packet: len %d TTL %d", len(w), w[ipv4TTLOffset])
+	}
+}
+
+func TestFakeRunStopsOnCancel(t *testing.T) {
+	r := startFakeRig(t)
+	r.stop()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("Run after cancel = %v, want nil", err)
+		}
+		r.done <- nil // for the cleanup
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func TestFakeRunFailsWhenDeviceGoes(t *testing.T) {
+	r := startFakeRig(t)
+	_ = r.tun.Close()
+	select {
+	case err := <-r.done:
+		if !errors.Is(err, ErrLoopStopped) {
+			t.Fatalf("Run after the TUN closed = %v, want ErrLoopStopped", err)
+		}
+		r.done <- nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run hung after the TUN closed under it")
+	}
+}

@@ -1,0 +1,45 @@
+package overlay
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/weftnet/weft/overlay/tundev"
+	"github.com/weftnet/weft/overlay/udpbatch"
+)
+
+// udpSocket is what the forwarding loops need from the UDP side; the real one
+// is *udpbatch.Conn, tests use an in-memory fake.
+type udpSocket interface {
+	// ReadBatch blocks until datagrams arrive and reads one per view, with
+	// sizes and sources; it returns how many.
+	ReadBatch(views [][]byte, sizes []int, srcs []netip.AddrPort) (int, error)
+	// WriteBatch sends pkts[i] to dsts[i]; errs[i] is nil for each datagram
+	// the kernel took and the error for each it refused.
+	WriteBatch(pkts [][]byte, dsts []netip.AddrPort, errs []error) error
+	// SetReadDeadline unblocks ReadBatch (os.ErrDeadlineExceeded) at t.
+	SetReadDeadline(t time.Time) error
+	Close() error
+}
+
+var _ udpSocket = (*udpbatch.Conn)(nil)
+
+// tunDevice is what the forwarding loops need from the TUN side; the real one
+// is *tundev.Device, tests use an in-memory fake. Packets sit at
+// buf[bufOffset:] in every buffer.
+type tunDevice interface {
+	// Read blocks until packets arrive and reads them into bufs, their
+	// lengths in sizes (partial[i]: TCP checksum holds only the
+	// pseudo-header sum); malformed counts frames it dropped.
+	Read(bufs [][]byte, sizes []int, partial []bool) (n, malformed int, err error)
+	// Write writes pkts (each buf[:bufOffset+len]) and returns how many
+	// writes failed; the error only when the device is gone.
+	Write(pkts [][]byte, partial []bool) (failed int, err error)
+	// Inject writes locally generated packets (ICMP errors), concurrently with Write.
+	Inject(bufs [][]byte, offset int) (int, error)
+	// SetReadDeadline unblocks Read (os.ErrDeadlineExceeded) at t.
+	SetReadDeadline(t time.Time) error
+	Close() error
+}
+
+var _ tunDevice = (*tundev.Device)(nil)

@@ -1,0 +1,216 @@
+package tundev
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// Device is a TUN device with its address and route, read and written in
+// batches. Read is owned by one goroutine and Write by another; Inject may be
+// called from any goroutine.
+type Device struct {
+	dev  tun.Device
+	vnet bool
+	r    *reader // nil without virtio headers: the library reads
+	w    *writer
+}
+
+// Create removes a stale TUN of the same name (see removeStaleTUN), creates the TUN with virtio-net offloads (wireguard's CreateTUN enables
+// TSO/USO on read and GRO on write when the kernel allows), assigns the
+// node subnet's network address /32, brings it up and routes the overlay
+// network through it, all in the current network namespace. maxBatch is the
+// largest batch Read fills and Write takes.
+func Create(name string, mtu int, subnet, network netip.Prefix, maxBatch int, log *slog.Logger) (*Device, error) {
+	if err := removeStaleTUN(name); err != nil {
+		return nil, err
+	}
+	dev, err := tun.CreateTUN(name, mtu)
+	if err != nil {
+		return nil, fmt.Errorf("create TUN %s: %w", name, err)
+	}
+	if err := configure(name, subnet, network); err != nil {
+		_ = dev.Close()
+		return nil, err
+	}
+	go drainEvents(dev)
+	d := &Device{dev: dev, vnet: hasVnetHeader(dev.File())}
+	d.w = newWriter(dev, d.vnet, maxBatch)
+	if d.vnet {
+		if d.r, err = newReader(dev.File()); err != nil {
+			_ = dev.Close()
+			return nil, err
+		}
+	}
+	if log != nil {
+		log.Info("TUN device up", "device", name, "address", subnet.Masked().Addr(), "mtu", mtu,
+			"route", network, "tun_batch", dev.BatchSize(), "tun_vnet_hdr", d.vnet)
+	}
+	return d, nil
+}
+
+// drainEvents consumes the TUN's link events so its listener never blocks.
+func drainEvents(dev tun.Device) {
+	for range dev.Events() {
+	}
+}
+
+func configure(name string, subnet, network netip.Prefix) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("look up new device %s: %w", name, err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: subnet.Masked().Addr().AsSlice(), Mask: net.CIDRMask(32, 32)}}
+	if err := netlink.AddrAdd(link, addr); err != nil {
+		return fmt.Errorf("add address %v to %s: %w", addr.IPNet, name, err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set %s up: %w", name, err)
+	}
+	route := &netlink.Route{
+		LinkIndex: link.Attrs().Index,
+		Dst:       &net.IPNet{IP: network.Masked().Addr().AsSlice(), Mask: net.CIDRMask(network.Bits(), 32)},
+		Scope:     netlink.SCOPE_LINK,
+	}
+	if err := netlink.RouteReplace(route); err != nil {
+		return fmt.Errorf("route %v dev %s: %w", route.Dst, name, err)
+	}
+	return nil
+}
+
+// hasVnetHeader reports whether the TUN device file was opened with IFF_VNET_HDR.
+func hasVnetHeader(f *os.File) bool {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var flags uint16
+	var ioErr error
+	if err := rc.Control(func(fd uintptr) {
+		ifr, err := unix.NewIfreq("")
+		if err != nil {
+			ioErr = err
+			return
+		}
+		if ioErr = unix.IoctlIfreq(int(fd), unix.TUNGETIFF, ifr); ioErr == nil {
+			flags = ifr.Uint16()
+		}
+	}); err != nil || ioErr != nil {
+		return false
+	}
+	return flags&unix.IFF_VNET_HDR != 0
+}
+
+// VnetHeader reports whether the device carries virtio-net headers (offloads on).
+func (d *Device) VnetHeader() bool { return d.vnet }
+
+// Read blocks until packets arrive and reads them into bufs[i][Headroom:]
+// (each buffer BufSize bytes), their lengths in sizes; partial[i] reports a
+// TCP segment whose checksum field holds only the pseudo-header sum. It
+// returns how many packets it read and how many frames the kernel handed over
+// malformed (dropped). After the first packet it drains what is already
+// queued without blocking; it stops after a TSO superpacket.
+func (d *Device) Read(bufs [][]byte, sizes []int, partial []bool) (n, malformed int, err error) {
+	if d.r != nil {
+		return d.r.read(bufs, sizes, partial)
+	}
+	clear(partial)
+	n, err = d.dev.Read(bufs, sizes, Headroom)
+	if errors.Is(err, tun.ErrTooManySegments) {
+		return 0, 1, nil
+	}
+	return n, 0, err
+}
+
+// Write writes pkts (each buf[:Headroom+len] with the packet at Headroom)
+// into the TUN, coalescing TCP runs into GRO superpackets. It returns how many
+// writes failed, and an error only when the device is closed.
+func (d *Device) Write(pkts [][]byte, partial []bool) (int, error) {
+	return d.w.write(pkts, partial)
+}
+
+// Inject writes locally generated packets (bufs[i][offset:]) through the tun
+// library; it is safe to call concurrently with Write.
+func (d *Device) Inject(bufs [][]byte, offset int) (int, error) { return d.dev.Write(bufs, offset) }
+
+// SetReadDeadline unblocks Read at t (os.ErrDeadlineExceeded); the zero time clears it.
+func (d *Device) SetReadDeadline(t time.Time) error { return d.dev.File().SetReadDeadline(t) }
+
+// Close removes the device (and so its address and route).
+func (d *Device) Close() error { return d.dev.Close() }
+
+// ErrForeignLink is wrapped in Create's error when a link of the device's name
+// exists and is not a stale TUN: weft leaves it alone and does not start.
+var ErrForeignLink = errors.New("the device name is taken")
+
+// removeStaleTUN deletes a link called name only when it is a TUN that no
+// process holds (a persistent leftover): its routes go with it. Any other
+// link of that name (a bridge, a veth, the underlay, a TAP, a TUN another
+// process has open, e.g. a running weftd) is left alone and reported: weft
+// must never delete what is not its own.
+func removeStaleTUN(name string) error {
+	old, err := netlink.LinkByName(name)
+	if errors.As(err, new(netlink.LinkNotFoundError)) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up device %s: %w", name, err)
+	}
+	if err := staleTUN(old); err != nil {
+		return fmt.Errorf("refusing to replace link %s: %w (choose another TUN name, or remove it yourself): %w", name, err, ErrForeignLink)
+	}
+	if err := netlink.LinkDel(old); err != nil {
+		return fmt.Errorf("remove stale TUN %s: %w", name, err)
+	}
+	return nil
+}
+
+// staleTUN says why link is not a stale TUN, or nil when it is one.
+func staleTUN(link netlink.Link) error {
+	t, ok := link.(*netlink.Tuntap)
+	switch {
+	case !ok:
+		return fmt.Errorf("it is a %s device, not a TUN", link.Type())
+	case t.Mode != netlink.TUNTAP_MODE_TUN:
+		return errors.New("it is a TAP device, not a TUN")
+	case t.MasterIndex != 0:
+		return fmt.Errorf("it is attached to master link %d", t.MasterIndex)
+	case t.Flags&netlink.TUNTAP_MULTI_QUEUE != 0:
+		// The kernel reports attached queues of multi-queue TUNs only.
+		if t.Queues > 0 {
+			return fmt.Errorf("a process holds the TUN (%d queue(s) attached; another weftd?)", t.Queues)
+		}
+		return nil
+	}
+	return probeTUNHeld(t.Name)
+}
+
+// probeTUNHeld attaches to the single-queue TUN name for a moment: the
+// kernel refuses (EBUSY) while another process holds it.
+func probeTUNHeld(name string) error {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /dev/net/tun to probe it: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	switch err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); {
+	case errors.Is(err, unix.EBUSY):
+		return errors.New("a process holds the TUN (another weftd?)")
+	case err != nil:
+		return fmt.Errorf("probe the TUN: %w", err)
+	}
+	return nil
+}
