@@ -11,7 +11,7 @@ CNI_CONF ?= /etc/cni/net.d
 FUZZTIME ?= 10s
 export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 
-.PHONY: all build deps test unit fuzz demo bench soak install uninstall clean vet
+.PHONY: all build deps test unit fuzz demo bench soak systemd-check install uninstall clean vet
 
 all: build
 
@@ -53,6 +53,12 @@ bench: deps build
 # etcd bounce; not part of `make test`.
 soak: deps build
 	$(GO) test -count=1 -tags soak -run '^TestSoak$$' -timeout 30m -v ./e2e
+
+# weftd.service under a real systemd 252: a Debian 12 rootfs (debootstrapped
+# once from the Debian mirror, cached in .cache/systemd-check) booted with
+# systemd-nspawn in a network namespace of its own; not part of `make test`.
+systemd-check: build
+	bash scripts/systemd-check.sh
 
 install: build
 	install -D -m 0755 $(BIN)/weftd $(DESTDIR)$(PREFIX)/bin/weftd

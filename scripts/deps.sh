@@ -16,6 +16,13 @@ command -v ping >/dev/null || need+=(iputils-ping)
 command -v iptables >/dev/null || need+=(iptables)
 command -v tcpdump >/dev/null || need+=(tcpdump)
 command -v bridge >/dev/null || need+=(iproute2)
+# `make systemd-check` (scripts/deps.sh systemd-check) also boots a Debian
+# rootfs under systemd-nspawn.
+if [ "${1:-}" = systemd-check ]; then
+	command -v debootstrap >/dev/null || need+=(debootstrap)
+	command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+	command -v nsenter >/dev/null || need+=(util-linux)
+fi
 if [ ${#need[@]} -gt 0 ]; then
 	echo "deps: installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive

@@ -1,6 +1,7 @@
 package subnet
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,8 +30,8 @@ type EmbeddedOptions struct {
 	PeerURL string
 	// Name of the member (default "weft").
 	Name string
-	// Logger receives start/stop messages; etcd's own logging is kept to
-	// errors on stderr.
+	// Logger receives start/stop messages and etcd's own log entries at
+	// EtcdLogLevel and above (default slog.Default()).
 	Logger *slog.Logger
 
 	// InitialCluster ("name=peerURL,...") for a multi-member cluster
@@ -42,7 +43,8 @@ type EmbeddedOptions struct {
 	// client certificates must be signed by (ClientCertAuth).
 	ServerCertFile, ServerKeyFile, ClientCAFile string
 	ClientCertAuth                              bool
-	// EtcdLogLevel is etcd's own log level (default "error").
+	// EtcdLogLevel is the least level of etcd's own entries that reach
+	// Logger (default "warn").
 	EtcdLogLevel string
 	// UnsafeNoFsync trades durability for speed (tests only).
 	UnsafeNoFsync bool
@@ -55,20 +57,28 @@ type Embedded struct {
 	etcd      *embed.Etcd
 	clientURL string
 	log       *slog.Logger
+	stop      context.CancelFunc // ends client streams and quiets etcd's shutdown errors
 }
 
 // StartEmbedded starts an etcd member and waits until it serves clients.
 func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
-	cfg, err := embeddedConfig(opts)
-	if err != nil {
-		return nil, fmt.Errorf("embedded etcd: %w", err)
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	stopping, stop := context.WithCancel(context.Background())
+	cfg, err := embeddedConfig(opts)
+	if err == nil {
+		err = routeEtcdLogs(cfg, log, stopping)
+	}
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	}
+	endStreamsOnStop(cfg, stopping)
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
+		stop()
 		return nil, fmt.Errorf("embedded etcd in %s: %w", opts.Dir, err)
 	}
 	timeout := opts.ReadyTimeout
@@ -78,16 +88,18 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
+		stop()
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s: %w", opts.Dir, err)
 	case <-time.After(timeout):
+		stop()
 		e.Server.Stop()
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s: not ready after %s", opts.Dir, timeout)
 	}
 	clientURL := cfg.AdvertiseClientUrls[0].String()
 	log.Info("embedded etcd ready", "dir", opts.Dir, "client_url", clientURL, "name", cfg.Name)
-	return &Embedded{etcd: e, clientURL: clientURL, log: log}, nil
+	return &Embedded{etcd: e, clientURL: clientURL, log: log, stop: stop}, nil
 }
 
 func embeddedConfig(opts EmbeddedOptions) (*embed.Config, error) {
@@ -127,9 +139,8 @@ func embeddedConfig(opts EmbeddedOptions) (*embed.Config, error) {
 	cfg.Logger = "zap"
 	cfg.LogLevel = opts.EtcdLogLevel
 	if cfg.LogLevel == "" {
-		cfg.LogLevel = "error"
+		cfg.LogLevel = "warn"
 	}
-	cfg.LogOutputs = []string{"stderr"}
 	cfg.UnsafeNoFsync = opts.UnsafeNoFsync
 	cfg.ClientTLSInfo.CertFile = opts.ServerCertFile
 	cfg.ClientTLSInfo.KeyFile = opts.ServerKeyFile
@@ -164,8 +175,11 @@ func (e *Embedded) Endpoints() []string { return []string{e.clientURL} }
 // Err reports fatal errors of the running member.
 func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
 
-// Close stops the member and waits for it to shut down.
+// Close stops the member and waits for it to shut down. Streams of
+// connected clients (other nodes' watches) end at once: etcd would wait for
+// them for its request timeout (7 s) before cutting them.
 func (e *Embedded) Close() {
+	e.stop()
 	e.etcd.Close()
 	e.log.Info("embedded etcd stopped", "client_url", e.clientURL)
 }
