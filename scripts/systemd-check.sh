@@ -248,8 +248,8 @@ else
 	fail "error-level lines in a clean run:"
 	echo "$errs" | head -5 | cut -c1-200 | sed 's/^/          /'
 fi
-warnings=$(journal -p warning | grep -c . || true)
-echo "          (journal -p warning lines in the working run: $warnings)"
+echo "          journalctl -p warning in the working run (count, message):"
+journal -p warning | sed -n 's/.*msg=\("[^"]*"\|[^ ]*\).*/\1/p' | sort | uniq -c | sed 's/^/          /'
 
 echo
 if [ "$failures" -gt 0 ]; then
