@@ -258,6 +258,7 @@ func (d *weftd) run(ctx context.Context) error {
 	})
 
 	// Containers: publish what this node had, then take CNI requests.
+	d.startPolicy(ctx, &wg, attrs.PublicIP) // rules from the views below; the previous run's stay until then
 	if err := d.startEndpoints(ctx, &wg, attrs.PublicIP); err != nil {
 		return err
 	}

@@ -15,4 +15,5 @@ func (d *weftd) watchPolicyView(ctx context.Context) {
 // onView receives each consistent view (enforcement hooks in here).
 func (d *weftd) onView(v subnet.View) {
 	d.log.Debug("policy view", "revision", v.Revision, "endpoints", len(v.Endpoints), "namespaces", len(v.Namespaces), "policies", len(v.Policies))
+	d.offerPolicyView(v)
 }
