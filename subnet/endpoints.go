@@ -40,6 +40,9 @@ type EndpointPublisher struct {
 	mu    sync.Mutex // held across etcd writes: publications happen in order
 	want  map[netip.Addr]Endpoint
 	lease clientv3.LeaseID // 0 when none is held
+	// unwithdrawn are endpoints whose Withdraw failed (etcd unreachable);
+	// Run deletes them once etcd answers, unless the IP was published again.
+	unwithdrawn map[netip.Addr]bool
 }
 
 // NewEndpointPublisher returns a publisher for node (its public IP, as in
@@ -50,7 +53,7 @@ func (m *Manager) NewEndpointPublisher(node string, ttl time.Duration) *Endpoint
 		ttl = DefaultEndpointTTL
 	}
 	ttl = max(ttl, 2*time.Second)
-	return &EndpointPublisher{m: m, node: node, ttl: ttl, want: map[netip.Addr]Endpoint{}}
+	return &EndpointPublisher{m: m, node: node, ttl: ttl, want: map[netip.Addr]Endpoint{}, unwithdrawn: map[netip.Addr]bool{}}
 }
 
 // Node is the node name written into every endpoint.
@@ -110,37 +113,71 @@ func (p *EndpointPublisher) Publish(ctx context.Context, ep Endpoint) error {
 	}
 	p.m.touch()
 	p.want[ep.IP] = ep
+	delete(p.unwithdrawn, ep.IP)
 	return nil
 }
 
 // Withdraw deletes the endpoint of ip if this node published it (an
 // endpoint of another node with the same IP is left alone). found tells
-// whether there was one to delete.
+// whether there was one to delete. When etcd cannot be reached the
+// endpoint is forgotten all the same and Run deletes it later.
 func (p *EndpointPublisher) Withdraw(ctx context.Context, ip netip.Addr) (found bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	_, known := p.want[ip]
+	delete(p.want, ip)
+	found, err = p.withdraw(ctx, ip)
+	if err != nil {
+		p.unwithdrawn[ip] = true
+		return false, fmt.Errorf("withdraw endpoint %s (deleted later, when etcd answers): %w", ip, err)
+	}
+	delete(p.unwithdrawn, ip)
+	return found || known, nil
+}
+
+// withdraw deletes ip's key if it names this node. Call with p.mu held.
+func (p *EndpointPublisher) withdraw(ctx context.Context, ip netip.Addr) (bool, error) {
 	key := p.m.endpointKey(ip)
 	resp, err := p.m.cli.Get(ctx, key)
 	if err != nil {
-		return false, fmt.Errorf("withdraw endpoint %s: %w", ip, err)
+		return false, err
 	}
 	p.m.touch()
-	delete(p.want, ip)
 	if len(resp.Kvs) == 0 {
-		return known, nil
+		return false, nil
 	}
 	kv := resp.Kvs[0]
 	if ep, err := decodeEndpoint(kv.Value); err == nil && ep.Node != p.node {
-		return known, nil
+		return false, nil
 	}
-	if _, err := p.m.cli.Txn(ctx).
+	txn, err := p.m.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
 		Then(clientv3.OpDelete(key)).
-		Commit(); err != nil {
-		return false, fmt.Errorf("withdraw endpoint %s: %w", ip, err)
+		Commit()
+	if err != nil {
+		return false, err
 	}
-	return true, nil
+	return txn.Succeeded, nil
+}
+
+// retryWithdrawals deletes endpoints whose Withdraw failed.
+func (p *EndpointPublisher) retryWithdrawals(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for ip := range p.unwithdrawn {
+		if _, ok := p.want[ip]; ok {
+			delete(p.unwithdrawn, ip)
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := p.withdraw(wctx, ip)
+		cancel()
+		if err != nil {
+			return // etcd still away; next time
+		}
+		delete(p.unwithdrawn, ip)
+		p.m.log.Info("withdrew endpoint after etcd came back", "ip", ip)
+	}
 }
 
 // Run keeps the liveness lease alive until ctx ends and returns nil then.
@@ -193,10 +230,23 @@ func (p *EndpointPublisher) keepAlive(ctx context.Context, lease clientv3.LeaseI
 		p.m.log.Warn("keep endpoint lease alive", "lease", lease, "err", err)
 		return
 	}
-	for range ch {
-		p.m.touch()
+	retry := time.NewTicker(retryWithdrawEvery)
+	defer retry.Stop()
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+			p.m.touch()
+		case <-retry.C:
+			p.retryWithdrawals(ctx)
+		}
 	}
 }
+
+// retryWithdrawEvery is how often Run retries failed withdrawals.
+const retryWithdrawEvery = 2 * time.Second
 
 // grantAndPublishAll takes a new lease and puts every wanted endpoint on
 // it. Call with p.mu held.

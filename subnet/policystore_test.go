@@ -440,3 +440,38 @@ func TestWatchViewCoalesces(t *testing.T) {
 		}
 	}
 }
+
+// A withdrawal that fails while etcd is unreachable is done once it is
+// back; an IP published again meanwhile is kept.
+func TestWithdrawRetriedAfterOutage(t *testing.T) {
+	srv := etcdtest.Start(t)
+	direct := newManager(t, srv.Client(t), subnet.Options{})
+	proxy := etcdtest.NewProxy(t, strings.TrimPrefix(srv.Endpoints()[0], "http://"))
+	cli := etcdtest.NewClient(t, subnet.ClientOptions{Endpoints: []string{proxy.Endpoint()}, DialTimeout: 2 * time.Second})
+	m := newManager(t, cli, subnet.Options{Logger: quietLogger()})
+	ctx := ctxFor(t, 90*time.Second)
+
+	pub := m.NewEndpointPublisher("192.0.2.1", 0)
+	if err := pub.Start(ctx, []subnet.Endpoint{ep("10.244.1.2", "x", "a", nil), ep("10.244.1.3", "x", "b", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { pub.Run(runCtx) })
+	t.Cleanup(func() { stop(); wg.Wait() })
+
+	proxy.Block()
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err := pub.Withdraw(wctx, netip.MustParseAddr("10.244.1.2"))
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "deleted later") {
+		t.Fatalf("withdraw with etcd away: %v", err)
+	}
+	proxy.Unblock()
+	eventually(t, 30*time.Second, "the withdrawal is done after the outage", func() bool {
+		return endpointIPs(t, direct) == "10.244.1.3@192.0.2.1"
+	})
+	if n := len(pub.Endpoints()); n != 1 {
+		t.Fatalf("publisher still lists %d endpoints", n)
+	}
+}
