@@ -53,7 +53,7 @@ func TestBinaryAboutAndVersion(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &info); err != nil {
 		t.Fatalf("VERSION output %q: %v", stdout, err)
 	}
-	if !slices.Equal(info.SupportedVersions, []string{"0.4.0", "1.0.0", "1.1.0"}) {
+	if !slices.Equal(info.SupportedVersions, []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}) {
 		t.Fatalf("supported versions %v", info.SupportedVersions)
 	}
 }

@@ -270,7 +270,12 @@ func (d *weftd) run(ctx context.Context) error {
 		MTU:     containerMTU(cfg.Backend, mtu, underlay.mtu),
 		IPMasq:  d.opts.ipMasq,
 	}
-	if err := subnetfile.Write(d.opts.subnetFile, env); err != nil {
+	stopMasq, err := d.startIPMasq(cfg.Network, lease.Subnet)
+	if err != nil {
+		return err
+	}
+	defer stopMasq()
+	if err := d.writeSubnetFiles(env); err != nil {
 		return err
 	}
 	d.log.Info("ready", "subnet", lease.Subnet, "tun", d.opts.tunName, "mtu", mtu, "subnetFile", d.opts.subnetFile)

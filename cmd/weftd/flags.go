@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -30,6 +31,9 @@ type options struct {
 	tunName    string
 	lockFile   string
 	ipMasq     bool
+
+	// flannelSubnetFile, when set, gets the subnet in flannel's format too.
+	flannelSubnetFile string
 
 	leaseTTL         time.Duration
 	leaseRenewMargin time.Duration
@@ -73,7 +77,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.subnetFile, "subnet-file", subnetfile.DefaultPath, "file to write this node's subnet, network and MTU to")
 	fs.StringVar(&o.tunName, "tun-name", "weft0", "name of the TUN device")
 	fs.StringVar(&o.lockFile, "lock-file", "", "lock file that keeps a second weftd from starting (default: /run/weft/weftd-netns-<inode>.lock, one per network namespace)")
-	fs.BoolVar(&o.ipMasq, "ip-masq", false, "record WEFT_IPMASQ=true in the subnet file (the CNI plugin's ipMasq option installs the rule)")
+	fs.StringVar(&o.flannelSubnetFile, "flannel-subnet-file", "", "also write the subnet in flannel's format (FLANNEL_NETWORK, FLANNEL_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ) to this file, e.g. /run/flannel/subnet.env for flannel's CNI plugin (default: off)")
+	fs.BoolVar(&o.ipMasq, "ip-masq", false, "masquerade traffic from the overlay network to destinations outside it, as flanneld --ip-masq (nftables table ip "+ipMasqTable+", removed on exit); the subnet files say so (WEFT_IPMASQ/FLANNEL_IPMASQ=true) and the CNI plugin then adds no rules of its own")
 	fs.DurationVar(&o.leaseTTL, "subnet-lease-ttl", 24*time.Hour, "TTL of this node's subnet lease in etcd")
 	fs.DurationVar(&o.leaseRenewMargin, "subnet-lease-renew-margin", time.Hour, "renew the lease this long before it expires")
 	fs.StringVar(&o.embeddedEtcdDir, "embedded-etcd-dir", "", "run an embedded single-member etcd with its data in this directory")
@@ -115,6 +120,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.endpointTTL < 2*time.Second {
 		return nil, fmt.Errorf("--endpoint-ttl %s too short (minimum 2s)", o.endpointTTL)
+	}
+	if o.flannelSubnetFile != "" && filepath.Clean(o.flannelSubnetFile) == filepath.Clean(o.subnetFile) {
+		return nil, fmt.Errorf("--flannel-subnet-file and --subnet-file are both %s: they need separate files", o.subnetFile)
 	}
 	if o.leaseTTL < 2*time.Second {
 		return nil, fmt.Errorf("--subnet-lease-ttl %s too short (minimum 2s)", o.leaseTTL)

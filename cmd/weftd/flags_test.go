@@ -45,6 +45,7 @@ func TestFlagsErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--log-format", "xml"}, "--log-format"},
+		{[]string{"--subnet-file", "/run/x/subnet.env", "--flannel-subnet-file", "/run/x//subnet.env"}, "need separate files"},
 		{[]string{"--subnet-lease-ttl", "1s"}, "too short"},
 		{[]string{"extra"}, "unexpected arguments"},
 		{[]string{"--no-such-flag"}, "not defined"},

@@ -19,6 +19,9 @@ type writableDir struct {
 // checkWritable covers it.
 func (o *options) writableDirs() []writableDir {
 	dirs := []writableDir{{"--subnet-file", filepath.Dir(o.subnetFile)}}
+	if o.flannelSubnetFile != "" {
+		dirs = append(dirs, writableDir{"--flannel-subnet-file", filepath.Dir(o.flannelSubnetFile)})
+	}
 	if o.embeddedEtcdDir != "" {
 		dirs = append(dirs, writableDir{"--embedded-etcd-dir", o.embeddedEtcdDir})
 	}

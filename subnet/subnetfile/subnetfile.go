@@ -133,32 +133,38 @@ func Write(path string, e Env) error {
 	if err := e.Validate(); err != nil {
 		return fmt.Errorf("write subnet file: %w", err)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write subnet file: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".subnet.env-*")
-	if err != nil {
-		return fmt.Errorf("write subnet file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(e.Marshal()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write subnet file: %w", err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write subnet file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write subnet file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write subnet file: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := writeAtomic(path, e.Marshal()); err != nil {
 		return fmt.Errorf("write subnet file: %w", err)
 	}
 	return nil
+}
+
+// writeAtomic replaces path with data: temporary file in the same
+// directory, fsync, rename; the directory is created if needed.
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }

@@ -73,3 +73,31 @@ func TestWriteRefusesInvalid(t *testing.T) {
 		t.Fatalf("invalid write left a file: %v", err)
 	}
 }
+
+func TestWriteFlannel(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run", "flannel", "subnet.env")
+	e := Env{
+		Network: netip.MustParsePrefix("10.244.0.0/16"),
+		Subnet:  netip.MustParsePrefix("10.244.7.1/24"),
+		MTU:     1468,
+		IPMasq:  true,
+	}
+	if err := WriteFlannel(path, e); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_MTU=1468\nFLANNEL_IPMASQ=true\n"
+	if string(data) != want {
+		t.Fatalf("flannel file:\n%s\nwant:\n%s", data, want)
+	}
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("directory after the atomic write: %v %v (want only subnet.env)", entries, err)
+	}
+	if err := WriteFlannel(path, Env{}); err == nil {
+		t.Fatal("WriteFlannel accepted an invalid Env")
+	}
+}

@@ -41,6 +41,9 @@ type Options struct {
 	// EtcdEndpoint overrides the etcd all nodes use; when empty the first
 	// node runs the embedded etcd on its underlay address.
 	EtcdEndpoint string
+	// FlannelSubnetFile makes every node also write its subnet in
+	// flannel's format (--flannel-subnet-file Node.FlannelSubnetFile).
+	FlannelSubnetFile bool
 }
 
 // Cluster is weft running on the hosts of a testbed.
@@ -65,6 +68,10 @@ type Node struct {
 	proc          *testbed.Proc
 	notify        *notifySocket
 	cluster       *Cluster
+
+	// FlannelSubnetFile is where weftd writes flannel's subnet.env when
+	// Options.FlannelSubnetFile is set.
+	FlannelSubnetFile string
 }
 
 // New prepares a cluster on bed without starting anything.
@@ -95,6 +102,8 @@ func New(bed *testbed.Bed, opts Options) (*Cluster, error) {
 			CNISocket:     filepath.Join(dir, "cni.sock"),
 			EndpointsFile: filepath.Join(dir, "endpoints.json"),
 			cluster:       c,
+
+			FlannelSubnetFile: filepath.Join(dir, "flannel", "subnet.env"),
 		})
 		if n := c.Nodes[i]; len(n.CNISocket) > maxSocketPath {
 			return nil, fmt.Errorf("cluster: socket path %s longer than %d bytes; use a shorter WorkDir", n.CNISocket, maxSocketPath)
@@ -151,6 +160,9 @@ func (n *Node) Args() []string {
 	}
 	if c.opts.LeaseTTL > 0 {
 		args = append(args, "--subnet-lease-ttl", c.opts.LeaseTTL.String())
+	}
+	if c.opts.FlannelSubnetFile {
+		args = append(args, "--flannel-subnet-file", n.FlannelSubnetFile)
 	}
 	return append(args, c.opts.ExtraArgs...)
 }

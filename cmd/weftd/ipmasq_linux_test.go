@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/weftnet/weft/testbed"
+)
+
+// inNetns runs f on a thread switched into ns (a test namespace), so that
+// nftables changes land there and nowhere else.
+func inNetns(t *testing.T, ns *testbed.NS, f func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	target, err := os.Open(ns.Path())
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer func() {
+		// A thread that cannot go back stays locked and dies with the goroutine.
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	f()
+}
+
+func TestIPMasqRulesInstalledAndRemoved(t *testing.T) {
+	ns, err := testbed.NewNS("wm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Delete()
+	list := func() (string, error) {
+		return ns.Run(context.Background(), "nft", "list", "table", "ip", ipMasqTable)
+	}
+	network, subnet := netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("10.244.7.0/24")
+	var m *ipMasq
+	inNetns(t, ns, func() {
+		// Twice: a table left by a crashed weftd is replaced, not doubled.
+		for range 2 {
+			if m, err = installIPMasq(network, subnet); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	out, err := list()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"type nat hook postrouting priority srcnat; policy accept;",
+		"ip saddr 10.244.0.0/16 ip daddr 10.244.0.0/16 return",
+		"ip saddr 10.244.0.0/16 ip daddr != 224.0.0.0/4 masquerade fully-random",
+		"ip saddr != 10.244.0.0/16 ip daddr 10.244.7.0/24 return",
+		"ip saddr != 10.244.0.0/16 ip daddr 10.244.0.0/16 masquerade fully-random",
+	}
+	for _, w := range want {
+		if strings.Count(out, w) != 1 {
+			t.Fatalf("table lacks (or repeats) %q:\n%s", w, out)
+		}
+	}
+	inNetns(t, ns, func() {
+		if err := m.remove(); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.remove(); err != nil {
+			t.Fatalf("second remove: %v", err)
+		}
+	})
+	if out, err := list(); err == nil {
+		t.Fatalf("table still there after remove:\n%s", out)
+	}
+}
