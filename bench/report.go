@@ -186,3 +186,23 @@ func writeFile(path string, data []byte) error {
 	}
 	return nil
 }
+
+// Sections other benchmark programs maintain inside docs/benchmarks.md
+// (go run ./bench/policy): regenerating the document keeps them.
+const (
+	keptBegin = "<!-- policy-bench:begin"
+	keptEnd   = "<!-- policy-bench:end -->"
+)
+
+// keepSection appends to fresh the kept section of old, if old has one.
+func keepSection(old, fresh string) string {
+	i := strings.Index(old, keptBegin)
+	if i < 0 {
+		return fresh
+	}
+	j := strings.Index(old[i:], keptEnd)
+	if j < 0 {
+		return fresh
+	}
+	return strings.TrimRight(fresh, "\n") + "\n\n" + old[i:i+j+len(keptEnd)] + "\n"
+}

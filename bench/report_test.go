@@ -86,3 +86,15 @@ func TestReportMarkdown(t *testing.T) {
 		}
 	}
 }
+
+func TestKeepSection(t *testing.T) {
+	old := "# Benchmarks\nold table\n\n<!-- policy-bench:begin (x) -->\n## Network policy\nfigures\n<!-- policy-bench:end -->\n"
+	got := keepSection(old, "# Benchmarks\nnew table\n")
+	want := "# Benchmarks\nnew table\n\n<!-- policy-bench:begin (x) -->\n## Network policy\nfigures\n<!-- policy-bench:end -->\n"
+	if got != want {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	if got := keepSection("no section", "fresh\n"); got != "fresh\n" {
+		t.Fatalf("without a section: %q", got)
+	}
+}

@@ -210,7 +210,9 @@ func writeOutputs(rep *report, cfg config) error {
 	if err := writeFile(filepath.Join(cfg.docs, "benchmarks.png"), png); err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(cfg.docs, "benchmarks.md"), []byte(rep.markdown("benchmarks.png"))); err != nil {
+	doc := filepath.Join(cfg.docs, "benchmarks.md")
+	old, _ := os.ReadFile(doc) // a missing file has no section to keep
+	if err := writeFile(doc, []byte(keepSection(string(old), rep.markdown("benchmarks.png")))); err != nil {
 		return err
 	}
 	slog.Info("regenerated", "doc", filepath.Join(cfg.docs, "benchmarks.md"))
