@@ -21,6 +21,13 @@ const unreachableEtcd = "http://203.0.113.250:2379"
 // (so it runs in a namespace of its own) and returns it with its log path.
 func startLoneWeftd(t *testing.T, args ...string) *testbed.Proc {
 	t.Helper()
+	p, _ := startLoneWeftdOn(t, args...)
+	return p
+}
+
+// startLoneWeftdOn is startLoneWeftd that also returns weftd's host.
+func startLoneWeftdOn(t *testing.T, args ...string) (*testbed.Proc, *testbed.Host) {
+	t.Helper()
 	bed := testbed.ForTest(t, "wx", 2)
 	dir := t.TempDir()
 	base := []string{"--healthz-port", "0", "--iface", bed.Hosts[0].Dev,
@@ -30,7 +37,7 @@ func startLoneWeftd(t *testing.T, args ...string) *testbed.Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return p, bed.Hosts[0]
 }
 
 // exitStatus waits for p and returns its exit code.

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,5 +35,17 @@ func TestUnreachableEtcdWarnsAndRetries(t *testing.T) {
 				log = waitLog(t, p, time.Second, "level=WARN")
 			}
 		})
+	}
+}
+
+// weftctl status against a weftd that has no lease yet says so and exits
+// non-zero (it printed an empty subnet "never" expiring and exited 0).
+func TestStatusBeforeLease(t *testing.T) {
+	p, host := startLoneWeftdOn(t, "--etcd-endpoints", unreachableEtcd, "--healthz-port", "8286")
+	waitLog(t, p, 30*time.Second, "serving health and metrics")
+	ctx := ctxFor(t, 30*time.Second)
+	out, err := host.NS.Run(ctx, filepath.Join(binDir, "weftctl"), "status", "--daemon-url", "http://127.0.0.1:8286")
+	if err == nil || !strings.Contains(out, "no lease yet") || strings.Contains(out, "never (reservation)") {
+		t.Fatalf("weftctl status before the lease: err %v, output:\n%s", err, out)
 	}
 }

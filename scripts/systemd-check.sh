@@ -167,6 +167,13 @@ if is_state activating; then
 else
 	fail "ActiveState=$(prop ActiveState) while weftd waits for etcd (want activating)"
 fi
+if st=$(inside weftctl status 2>&1); then
+	fail "weftctl status exits 0 while weftd has no lease: $st"
+elif echo "$st" | grep -q 'no lease yet'; then
+	pass "weftctl status while starting: 'no lease yet', exit non-zero"
+else
+	fail "weftctl status while starting: $st"
+fi
 inside systemctl stop weftd
 if is_state inactive && [ "$(prop Result)" = success ]; then
 	pass "stop while starting: inactive, Result=success (exit $(prop ExecMainStatus))"

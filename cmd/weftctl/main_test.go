@@ -161,3 +161,26 @@ func TestStatus(t *testing.T) {
 		t.Errorf("status, daemon down: code %d, stderr %q", code, stderr)
 	}
 }
+
+// What weftd serves before it holds a lease (etcd not reachable yet).
+const statusBeforeLease = `{"node":{"subnet":"","publicIP":"","port":0,"leaseExpiry":""},"peers":[],"counters":{},
+ "readiness":{"status":"not-ready","lease":false,"dataPath":false,"reason":"no subnet lease held"}}`
+
+func TestStatusBeforeLease(t *testing.T) {
+	daemon := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(statusBeforeLease))
+	}))
+	defer daemon.Close()
+	code, stdout, stderr := weftctl(t, "status", "--daemon-url", daemon.URL)
+	if code != 1 || !strings.Contains(stdout, "no lease yet") || !strings.Contains(stderr, "no subnet lease yet") {
+		t.Errorf("status before lease: code %d (want 1), stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if strings.Contains(stdout, "never (reservation)") {
+		t.Errorf("a node without a lease shown as holding a reservation:\n%s", stdout)
+	}
+	code, stdout, _ = weftctl(t, "status", "--daemon-url", daemon.URL, "-o", "json")
+	if code != 1 || !strings.Contains(stdout, `"not-ready"`) {
+		t.Errorf("status -o json before lease: code %d (want 1), %q", code, stdout)
+	}
+}

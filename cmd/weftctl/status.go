@@ -10,23 +10,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-)
 
-// daemonStatus is weftd's GET /status document.
-type daemonStatus struct {
-	Node struct {
-		Subnet      string `json:"subnet"`
-		PublicIP    string `json:"publicIP"`
-		Port        int    `json:"port"`
-		LeaseExpiry string `json:"leaseExpiry"`
-	} `json:"node"`
-	Peers []struct {
-		Subnet   string `json:"subnet"`
-		Endpoint string `json:"endpoint"`
-		Mode     string `json:"mode"` // udp, direct or unreachable
-	} `json:"peers"`
-	Counters map[string]any `json:"counters"`
-}
+	"github.com/weftnet/weft/nodestatus"
+)
 
 func status(ctx context.Context, daemonURL, output string, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -48,24 +34,47 @@ func status(ctx context.Context, daemonURL, output string, stdout io.Writer) err
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("daemon status: GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
-	if output == "json" {
-		_, err := stdout.Write(append(body, '\n'))
-		return err
-	}
-	var st daemonStatus
+	var st nodestatus.Status
 	if err := json.Unmarshal(body, &st); err != nil {
 		return fmt.Errorf("daemon status: malformed JSON from %s: %w", url, err)
 	}
-	return printStatus(st, stdout)
+	if output == "json" {
+		if _, err := stdout.Write(append(body, '\n')); err != nil {
+			return err
+		}
+	} else if err := printStatus(st, stdout); err != nil {
+		return err
+	}
+	return noLease(st)
 }
 
-func printStatus(st daemonStatus, w io.Writer) error {
-	expiry := st.Node.LeaseExpiry
-	if expiry == "" {
-		expiry = "never (reservation)"
+// noLease is the error (exit status 1) for a daemon that holds no subnet
+// lease yet: its status document is printed, but it is not a working node.
+func noLease(st nodestatus.Status) error {
+	if st.HasLease() {
+		return nil
 	}
-	fmt.Fprintf(w, "Node\n  subnet:       %s\n  public IP:    %s\n  port:         %d\n  lease expiry: %s\n",
-		st.Node.Subnet, st.Node.PublicIP, st.Node.Port, expiry)
+	why := st.Readiness.Reason
+	if why == "" {
+		why = st.Readiness.Status
+	}
+	return fmt.Errorf("weftd holds no subnet lease yet (%s): it is still starting or cannot reach etcd; see its log", why)
+}
+
+func printStatus(st nodestatus.Status, w io.Writer) error {
+	if !st.HasLease() {
+		fmt.Fprintf(w, "Node\n  subnet:       no lease yet\n  readiness:    %s\n", st.Readiness.Status)
+		if st.Readiness.Reason != "" {
+			fmt.Fprintf(w, "  reason:       %s\n", st.Readiness.Reason)
+		}
+	} else {
+		expiry := st.Node.LeaseExpiry
+		if expiry == "" {
+			expiry = "never (reservation)"
+		}
+		fmt.Fprintf(w, "Node\n  subnet:       %s\n  public IP:    %s\n  port:         %d\n  lease expiry: %s\n",
+			st.Node.Subnet, st.Node.PublicIP, st.Node.Port, expiry)
+	}
 	fmt.Fprintf(w, "\nPeers (%d)\n", len(st.Peers))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  SUBNET\tMODE\tENDPOINT")

@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/weftnet/weft/nodestatus"
 )
 
 // startHTTP serves /healthz, /readyz, /metrics and /status.
@@ -51,16 +53,8 @@ func (d *weftd) startHTTP() (*http.Server, error) {
 // readiness reports whether the node forwards traffic (lease held, data
 // path running) and whether etcd has been reachable within the grace
 // period. A node that forwards but lost etcd is "degraded".
-type readiness struct {
-	Status       string `json:"status"` // ready, degraded, not-ready
-	Lease        bool   `json:"lease"`
-	DataPath     bool   `json:"dataPath"`
-	EtcdLastSeen string `json:"etcdLastSeen,omitempty"`
-	Reason       string `json:"reason,omitempty"`
-}
-
-func (d *weftd) readiness(now time.Time) readiness {
-	r := readiness{Status: "ready"}
+func (d *weftd) readiness(now time.Time) nodestatus.Readiness {
+	r := nodestatus.Readiness{Status: nodestatus.Ready}
 	lease := d.state.lease.Load()
 	r.Lease = lease != nil && (lease.Expiration.IsZero() || lease.Expiration.After(now))
 	r.DataPath = d.state.dataRunning.Load()
@@ -70,50 +64,28 @@ func (d *weftd) readiness(now time.Time) readiness {
 	}
 	switch {
 	case !r.Lease:
-		r.Status, r.Reason = "not-ready", "no subnet lease held"
+		r.Status, r.Reason = nodestatus.NotReady, "no subnet lease held"
 	case d.state.deviceLost.Load():
 		r.DataPath = false
-		r.Status, r.Reason = "not-ready", "TUN device removed or down"
+		r.Status, r.Reason = nodestatus.NotReady, "TUN device removed or down"
 	case !r.DataPath:
-		r.Status, r.Reason = "not-ready", "data path not running"
+		r.Status, r.Reason = nodestatus.NotReady, "data path not running"
 	case last == 0 || now.Sub(time.Unix(0, last)) > d.opts.etcdGrace:
-		r.Status, r.Reason = "degraded", fmt.Sprintf("etcd unreachable for more than %s; forwarding on the last known peers", d.opts.etcdGrace)
+		r.Status, r.Reason = nodestatus.Degraded, fmt.Sprintf("etcd unreachable for more than %s; forwarding on the last known peers", d.opts.etcdGrace)
 	}
 	return r
 }
 
 func (d *weftd) serveReadyz(w http.ResponseWriter, r *http.Request) {
 	rd := d.readiness(time.Now())
-	if rd.Status != "ready" {
+	if rd.Status != nodestatus.Ready {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	writeJSON(w, rd)
 }
 
-type statusNode struct {
-	Subnet      string `json:"subnet"`
-	PublicIP    string `json:"publicIP"`
-	Port        int    `json:"port"`
-	LeaseExpiry string `json:"leaseExpiry"`
-}
-
-type statusPeer struct {
-	Subnet   string `json:"subnet"`
-	Endpoint string `json:"endpoint"`
-	// Mode is udp, direct (a kernel route) or unreachable (host-gw, the
-	// peer is not on this node's L2).
-	Mode string `json:"mode"`
-}
-
-type status struct {
-	Node      statusNode     `json:"node"`
-	Peers     []statusPeer   `json:"peers"`
-	Counters  map[string]any `json:"counters"`
-	Readiness readiness      `json:"readiness"`
-}
-
 func (d *weftd) serveStatus(w http.ResponseWriter, r *http.Request) {
-	st := status{Peers: []statusPeer{}, Counters: map[string]any{}, Readiness: d.readiness(time.Now())}
+	st := nodestatus.Status{Peers: []nodestatus.Peer{}, Counters: map[string]any{}, Readiness: d.readiness(time.Now())}
 	if l := d.state.lease.Load(); l != nil {
 		st.Node.Subnet = l.Subnet.String()
 		if !l.Expiration.IsZero() {
@@ -126,7 +98,7 @@ func (d *weftd) serveStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	if paths := d.state.paths.Load(); paths != nil {
 		for _, p := range paths.view() {
-			st.Peers = append(st.Peers, statusPeer{Subnet: p.Subnet.String(), Endpoint: p.endpoint(), Mode: p.Mode.String()})
+			st.Peers = append(st.Peers, nodestatus.Peer{Subnet: p.Subnet.String(), Endpoint: p.endpoint(), Mode: p.Mode.String()})
 		}
 	}
 	if o := d.state.data.Load(); o != nil {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/weftnet/weft/nodestatus"
 )
 
 // HTTPClient returns a client whose connections are made inside the node's
@@ -48,27 +50,9 @@ func (n *Node) Get(ctx context.Context, path string) (int, []byte, error) {
 	return resp.StatusCode, body, err
 }
 
-// Status is the part of weftd's /status the tests use.
-type Status struct {
-	Node struct {
-		Subnet   string `json:"subnet"`
-		PublicIP string `json:"publicIP"`
-		Port     int    `json:"port"`
-	} `json:"node"`
-	Peers []struct {
-		Subnet   string `json:"subnet"`
-		Endpoint string `json:"endpoint"`
-		Mode     string `json:"mode"`
-	} `json:"peers"`
-	Counters  map[string]any `json:"counters"`
-	Readiness struct {
-		Status string `json:"status"`
-	} `json:"readiness"`
-}
-
 // Status fetches and decodes /status.
-func (n *Node) Status(ctx context.Context) (Status, error) {
-	var st Status
+func (n *Node) Status(ctx context.Context) (nodestatus.Status, error) {
+	var st nodestatus.Status
 	code, body, err := n.Get(ctx, "/status")
 	if err != nil {
 		return st, err

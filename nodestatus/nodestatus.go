@@ -1,0 +1,52 @@
+// Package nodestatus is the document weftd serves on GET /status (and,
+// its Readiness part, on GET /readyz): weftd writes it, weftctl and
+// testbed/cluster read it. One declaration, so a field added here is seen
+// by all three.
+package nodestatus
+
+// Readiness states.
+const (
+	Ready    = "ready"     // lease held, data path running, etcd seen within the grace period
+	Degraded = "degraded"  // forwarding on the last known peers, etcd unreachable too long
+	NotReady = "not-ready" // not forwarding (no lease yet, data path down, TUN lost)
+)
+
+// Status is the whole /status document.
+type Status struct {
+	Node      Node           `json:"node"`
+	Peers     []Peer         `json:"peers"`
+	Counters  map[string]any `json:"counters"` // overlay counters, nested by direction
+	Readiness Readiness      `json:"readiness"`
+}
+
+// Node is this node's lease and endpoint. Subnet is empty until weftd
+// holds a lease.
+type Node struct {
+	Subnet      string `json:"subnet"`
+	PublicIP    string `json:"publicIP"`
+	Port        int    `json:"port"`
+	LeaseExpiry string `json:"leaseExpiry"` // RFC 3339; empty for a reservation (or no lease)
+}
+
+// Peer is one other node as this node reaches it.
+type Peer struct {
+	Subnet   string `json:"subnet"`
+	Endpoint string `json:"endpoint"`
+	// Mode is udp, direct (a kernel route) or unreachable (host-gw, the
+	// peer is not on this node's L2).
+	Mode string `json:"mode"`
+}
+
+// Readiness is /readyz's document.
+type Readiness struct {
+	Status       string `json:"status"` // Ready, Degraded or NotReady
+	Lease        bool   `json:"lease"`
+	DataPath     bool   `json:"dataPath"`
+	EtcdLastSeen string `json:"etcdLastSeen,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+}
+
+// HasLease reports whether the node holds a subnet lease: before it does
+// (weftd is still starting) Node is empty, and the document must not be
+// read as "subnet ” that never expires".
+func (s Status) HasLease() bool { return s.Node.Subnet != "" }
