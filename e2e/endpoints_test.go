@@ -81,7 +81,7 @@ func TestEndpointsFollowContainersAndNodes(t *testing.T) {
 	c := newCluster(t, 2, cluster.Options{ExtraArgs: []string{"--endpoint-ttl", "3s"}})
 	n1, n2 := c.Nodes[0], c.Nodes[1]
 	a := addWorkload(t, n1, "wa", cluster.Workload{Namespace: "x", Pod: "a", Labels: map[string]string{"app": "web"}})
-	b := addWorkload(t, n2, "wb", cluster.Workload{Namespace: "y", Pod: "b", Labels: map[string]string{"app": "db"}})
+	b := addWorkload(t, n2, "wb", cluster.Workload{Namespace: "y", Pod: "db_1", Labels: map[string]string{"app": "db"}})
 	d, err := n2.AddWorkload(ctxFor(t, 30*time.Second), "wd", cluster.Workload{})
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func TestEndpointsFollowContainersAndNodes(t *testing.T) {
 	line := func(ctr *cluster.Container, nsPod, labels string) string {
 		return fmt.Sprintf("%s %s [%s] %s", ctr.IP, nsPod, labels, ctr.Node.Host.IP)
 	}
-	all := []string{line(a, "x/a", "app=web"), line(b, "y/b", "app=db"), line(d, "default/", "")}
+	all := []string{line(a, "x/a", "app=web"), line(b, "y/db_1", "app=db"), line(d, "default/", "")}
 	sortByIP(all, a, b, d)
 	waitEndpoints(t, c, 10*time.Second, "after ADDs", strings.Join(all, "\n"))
 
@@ -118,7 +118,7 @@ func TestEndpointsFollowContainersAndNodes(t *testing.T) {
 	if err := n2.WaitReady(ctxFor(t, 60*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	rest := []string{line(a, "x/a", "app=web"), line(b, "y/b", "app=db")}
+	rest := []string{line(a, "x/a", "app=web"), line(b, "y/db_1", "app=db")}
 	sortByIP(rest, a, b)
 	waitEndpoints(t, c, 10*time.Second, "after node 2 restarted", strings.Join(rest, "\n"))
 	// Its endpoints are alive on the new lease, well past the TTL.

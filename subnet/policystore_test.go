@@ -210,6 +210,16 @@ func TestEndpointPublisher(t *testing.T) {
 	if err := a.Publish(ctx, ep("10.244.1.4", "z", "d", nil)); err != nil {
 		t.Fatal(err)
 	}
+	// podman's pod name is the container name.
+	if err := a.Publish(ctx, ep("10.244.1.6", "z", "nice_lovelace", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish(ctx, ep("10.244.1.7", "z", "bad/name", nil)); err == nil || !strings.Contains(err.Error(), `pod name "bad/name"`) {
+		t.Fatalf("bad pod name: %v", err)
+	}
+	if _, err := a.Withdraw(ctx, netip.MustParseAddr("10.244.1.6")); err != nil {
+		t.Fatal(err)
+	}
 	if err := a.Publish(ctx, ep("10.244.1.5", "Bad_NS", "e", nil)); err == nil || !strings.Contains(err.Error(), `namespace "Bad_NS"`) {
 		t.Fatalf("bad namespace: %v", err)
 	}

@@ -49,10 +49,8 @@ func (e Endpoint) Validate() error {
 	if err := ValidateNamespaceName(e.Namespace); err != nil {
 		return fmt.Errorf("endpoint %s: %w", e.IP, err)
 	}
-	if e.Pod != "" {
-		if err := validateObjectName("pod name", e.Pod); err != nil {
-			return fmt.Errorf("endpoint %s: %w", e.IP, err)
-		}
+	if e.Pod != "" && (len(e.Pod) > 253 || !podNameRE.MatchString(e.Pod)) {
+		return fmt.Errorf("endpoint %s: pod name %q: want letters, digits, '_', '.' and '-', starting alphanumeric, at most 253 characters", e.IP, e.Pod)
 	}
 	if err := ValidateLabels(e.Labels); err != nil {
 		return fmt.Errorf("endpoint %s: %w", e.IP, err)
@@ -112,8 +110,11 @@ type View struct {
 var (
 	// DNS-1123 label: namespaces.
 	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	// DNS-1123 subdomain: pod and policy names, label key prefixes.
+	// DNS-1123 subdomain: policy names, label key prefixes.
 	dnsSubdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	// Pod names: Kubernetes' (DNS subdomains) and podman's container names
+	// (K8S_POD_NAME is the container name there, e.g. "nice_lovelace").
+	podNameRE = regexp.MustCompile(`^[A-Za-z0-9][-A-Za-z0-9_.]*$`)
 	// Label names and values (qualified name part).
 	labelPartRE = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
 )
