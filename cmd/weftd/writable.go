@@ -22,6 +22,11 @@ func (o *options) writableDirs() []writableDir {
 	if o.flannelSubnetFile != "" {
 		dirs = append(dirs, writableDir{"--flannel-subnet-file", filepath.Dir(o.flannelSubnetFile)})
 	}
+	lockFile := o.lockFile
+	if lockFile == "" {
+		lockFile = filepath.Join(lockDir, "weftd.lock")
+	}
+	dirs = append(dirs, writableDir{"--lock-file", filepath.Dir(lockFile)})
 	if o.embeddedEtcdDir != "" {
 		dirs = append(dirs, writableDir{"--embedded-etcd-dir", o.embeddedEtcdDir})
 	}

@@ -72,8 +72,11 @@ func TestCheckWritable(t *testing.T) {
 
 func TestWritableDirsOfOptions(t *testing.T) {
 	o := &options{subnetFile: "/run/weft/subnet.env", embeddedEtcdDir: "/var/lib/weft/etcd"}
-	got := o.writableDirs()
-	if len(got) != 2 || got[0].dir != "/run/weft" || got[1].dir != "/var/lib/weft/etcd" {
+	got := map[string]string{}
+	for _, d := range o.writableDirs() {
+		got[d.flag] = d.dir
+	}
+	if got["--subnet-file"] != "/run/weft" || got["--embedded-etcd-dir"] != "/var/lib/weft/etcd" || got["--lock-file"] != "/run/weft" {
 		t.Fatalf("writable dirs %+v", got)
 	}
 }
