@@ -200,6 +200,21 @@ func TestDirectRouting(t *testing.T) {
 		}
 	}
 
+	// A weft route deleted by hand is put back by the periodic check.
+	runIn(t, ctx, n1.Host.NS, "ip", "route", "del", s2.String(), "proto", "119")
+	took := waitRoutes(t, n1, []string{directRoute(n2, s2)}, 15*time.Second)
+	t.Logf("weft route deleted by hand: back after %v", took.Round(time.Millisecond))
+	// The underlay goes down and up: the kernel flushes the routes through
+	// it; weft puts its own back (the host's default route is the host's
+	// business: the test restores it, as a network manager would).
+	runIn(t, ctx, n1.Host.NS, "ip", "link", "set", "eth0", "down")
+	waitRoutes(t, n1, nil, 5*time.Second)
+	runIn(t, ctx, n1.Host.NS, "ip", "link", "set", "eth0", "up")
+	runIn(t, ctx, n1.Host.NS, "ip", "route", "replace", "default", "via", n1.Host.Gateway.String(), "dev", "eth0")
+	took = waitRoutes(t, n1, []string{directRoute(n2, s2)}, 15*time.Second)
+	t.Logf("underlay down and up: route back after %v", took.Round(time.Millisecond))
+	runIn(t, ctx, n1.Host.NS, "ping", "-c", "2", "-i", "0.2", "-W", "2", tunAddr(t, n2).String())
+
 	var ctrs []*cluster.Container
 	for _, n := range c.Nodes {
 		ctrs = append(ctrs, addContainer(t, n, "wdc"))
@@ -257,7 +272,7 @@ func TestDirectRouting(t *testing.T) {
 	if _, err := cli.Delete(ctx, leaseKey(s2)); err != nil {
 		t.Fatal(err)
 	}
-	took := waitRoutes(t, n1, nil, 5*time.Second)
+	took = waitRoutes(t, n1, nil, 5*time.Second)
 	t.Logf("lease deleted: node 1 removed the direct route after %v", took.Round(time.Millisecond))
 	if took > time.Second {
 		t.Errorf("route removal took %v, want within a second", took)

@@ -54,40 +54,60 @@ func (k *Kernel) OnLinkPrefixes() ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// Changes is what one Sync did.
+type Changes struct {
+	// Added and Deleted are the routes Sync installed and removed.
+	Added   []Route
+	Deleted []netip.Prefix
+	// Blocked are wanted routes whose destination already has a route
+	// weft did not create: left alone, not installed.
+	Blocked []Route
+}
+
 // Sync makes weft's routes in the main table exactly want: weft's routes
 // that are not wanted (a peer left, a stale one from an earlier run) are
-// deleted, missing ones are added. A wanted destination that already has
-// a route weft did not create is left alone and returned in blocked; so
-// is one whose route someone adds between the listing and the add.
-func (k *Kernel) Sync(want []Route) (blocked []Route, err error) {
+// deleted, missing ones are added (also ones someone deleted, or the
+// kernel dropped with the underlay going down). A wanted destination that
+// already has a route weft did not create is left alone and reported as
+// blocked; so is one whose route someone adds between the listing and
+// the add.
+func (k *Kernel) Sync(want []Route) (Changes, error) {
+	var c Changes
 	for _, r := range want {
 		if !r.Subnet.Addr().Is4() || !r.Gateway.Is4() {
-			return nil, fmt.Errorf("routing: %v: want an IPv4 subnet and gateway", r)
+			return c, fmt.Errorf("routing: %v: want an IPv4 subnet and gateway", r)
 		}
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	owned, foreign, err := k.list()
 	if err != nil {
-		return nil, err
+		return c, err
 	}
 	del, add, blocked := plan(want, owned, foreign)
+	c.Blocked = blocked
 	var errs []error
 	for _, p := range del {
-		if err := k.h.RouteDel(k.route(Route{Subnet: p})); err != nil && !errors.Is(err, syscall.ESRCH) {
+		err := k.h.RouteDel(k.route(Route{Subnet: p}))
+		switch {
+		case err == nil:
+			c.Deleted = append(c.Deleted, p)
+		case !errors.Is(err, syscall.ESRCH):
 			errs = append(errs, fmt.Errorf("routing: delete %v: %w", p, err))
 		}
 	}
 	for _, r := range add {
 		err := k.h.RouteAdd(k.route(r))
 		switch {
+		case err == nil:
+			c.Added = append(c.Added, r)
 		case errors.Is(err, syscall.EEXIST):
-			blocked = append(blocked, r)
-		case err != nil:
+			c.Blocked = append(c.Blocked, r)
+		default:
 			errs = append(errs, fmt.Errorf("routing: add %v dev %s: %w", r, k.dev, err))
 		}
 	}
-	return blocked, errors.Join(errs...)
+	return c, errors.Join(errs...)
 }
 
 // Owned lists weft's routes in the main table.

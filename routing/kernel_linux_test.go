@@ -84,12 +84,25 @@ func TestKernelSync(t *testing.T) {
 		return Route{Subnet: netip.MustParsePrefix(subnet), Gateway: netip.MustParseAddr(gw)}
 	}
 	want := []Route{r("10.244.2.0/24", "192.0.2.2"), r("10.244.3.0/24", "192.0.2.3")}
-	blocked, err := k.Sync(want)
+	c, err := k.Sync(want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(blocked, []Route{r("10.244.3.0/24", "192.0.2.3")}) {
-		t.Errorf("blocked = %v, want the subnet with a hand-made route", blocked)
+	if !slices.Equal(c.Blocked, []Route{r("10.244.3.0/24", "192.0.2.3")}) {
+		t.Errorf("blocked = %v, want the subnet with a hand-made route", c.Blocked)
+	}
+	if !slices.Equal(c.Added, want[:1]) || !slices.Equal(c.Deleted, []netip.Prefix{netip.MustParsePrefix("10.244.9.0/24")}) {
+		t.Errorf("changes %+v, want the peer's route added and the stale one deleted", c)
+	}
+	// Someone deletes weft's route: the next Sync puts it back.
+	if out, err := ns.Run(context.Background(), "ip", "route", "del", "10.244.2.0/24", "proto", "119"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if c, err = k.Sync(want); err != nil || !slices.Equal(c.Added, want[:1]) || len(c.Deleted) != 0 {
+		t.Errorf("after a hand delete: %+v, %v; want the route added again", c, err)
+	}
+	if c, err = k.Sync(want); err != nil || len(c.Added)+len(c.Deleted) != 0 {
+		t.Errorf("Sync with nothing to do: %+v, %v", c, err)
 	}
 	table := ipRoutes(t, ns)
 	for _, line := range []string{

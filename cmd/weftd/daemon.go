@@ -195,6 +195,8 @@ func (d *weftd) run(ctx context.Context) error {
 	}
 	defer paths.close()
 	d.state.paths.Store(paths)
+	wg.Go(func() { paths.keepRoutes(ctx, routeCheckInterval) })
+	defer stop() // keepRoutes ends before the routes go
 
 	mtu := overlay.OverlayMTU(underlay.mtu)
 	data, err := overlay.New(overlay.Config{

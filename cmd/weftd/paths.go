@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net/netip"
 	"slices"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -48,6 +51,7 @@ type peerPaths struct {
 	// release frees the kernel's netlink handle (nil if none).
 	release func()
 
+	mu    sync.Mutex                // apply and keepRoutes
 	known map[netip.Prefix]peerPath // what the last apply decided
 	list  atomic.Pointer[[]peerPath]
 }
@@ -117,8 +121,37 @@ func (p *peerPaths) close() {
 	}
 }
 
+// routeCheckInterval is how often weft's routes are compared with the
+// kernel's table and put back where they went missing (as flannel's
+// host-gw does every 10 s).
+const routeCheckInterval = 5 * time.Second
+
+// keepRoutes puts back weft's routes that disappeared (someone deleted
+// them, or the kernel flushed them with the underlay going down), every
+// interval until ctx ends.
+func (p *peerPaths) keepRoutes(ctx context.Context, interval time.Duration) {
+	if p.kernel == nil {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		p.syncRoutes(true)
+		p.publish()
+		p.mu.Unlock()
+	}
+}
+
 // apply takes a snapshot (the whole lease table) or a batch of events.
 func (p *peerPaths) apply(snapshot []subnet.Lease, events []subnet.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if snapshot != nil {
 		next := map[netip.Prefix]peerPath{}
 		var udp []overlay.Peer
@@ -134,7 +167,7 @@ func (p *peerPaths) apply(snapshot []subnet.Lease, events []subnet.Event) {
 			p.log.Warn("peer table: some peers left out", "err", err)
 		}
 		p.known = next
-		p.syncRoutes()
+		p.syncRoutes(false)
 		p.publish()
 		p.log.Info("peer table loaded", "peers", len(next), "udp", p.count(routing.ModeUDP), "direct", p.count(routing.ModeDirect))
 		return
@@ -171,7 +204,7 @@ func (p *peerPaths) apply(snapshot []subnet.Lease, events []subnet.Event) {
 		p.known[subnetOf] = pp
 		p.log.Info("peer added", "subnet", pp.Subnet, "mode", pp.Mode, "endpoint", pp.endpoint())
 	}
-	p.syncRoutes()
+	p.syncRoutes(false)
 	p.publish()
 }
 
@@ -212,7 +245,7 @@ func (pp peerPath) peer() overlay.Peer {
 // peer whose subnet already has a route weft did not create keeps that
 // route: with DirectRouting it falls back to UDP, with host-gw it is
 // unreachable through weft.
-func (p *peerPaths) syncRoutes() {
+func (p *peerPaths) syncRoutes(repair bool) {
 	if p.kernel == nil {
 		return
 	}
@@ -222,11 +255,14 @@ func (p *peerPaths) syncRoutes() {
 			want = append(want, routing.Route{Subnet: pp.Subnet, Gateway: pp.PublicIP})
 		}
 	}
-	blocked, err := p.kernel.Sync(want)
+	c, err := p.kernel.Sync(want)
 	if err != nil {
 		p.log.Error("direct routes", "err", err)
 	}
-	for _, r := range blocked {
+	if len(c.Added) > 0 && repair {
+		p.log.Warn("put back weft routes that were gone (deleted by hand, or dropped with the underlay)", "routes", c.Added)
+	}
+	for _, r := range c.Blocked {
 		pp := p.known[r.Subnet]
 		p.log.Warn("a route weft did not create holds this peer's subnet: leaving it alone", "subnet", r.Subnet, "peer", r.Gateway)
 		if p.policy.HostGW || pp.Port == 0 {
