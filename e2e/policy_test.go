@@ -357,8 +357,14 @@ func TestPolicyConformanceMatrix(t *testing.T) {
 		}},
 		{"a container added after the policy", func() {
 			e.apply("late", npYAML("x", "late", "  podSelector: {}\n  ingress:\n  - from: [{podSelector: {matchLabels: {pod: d}}}, {namespaceSelector: {matchLabels: {ns: z}}}]"))
-			start := time.Now()
 			d := e.addPod("x", "d", c.Nodes[1])
+			start := time.Now()
+			// The plugin's ADD returned only once d's node enforced the
+			// policy selecting d: a probe right now is already refused.
+			ya := pod("y", "a")
+			if err := testbed.Probe(ya.ctr.NS.Path(), "tcp", netip.AddrPortFrom(d.ctr.IP, 80), 3*time.Second); err != testbed.ErrNoEcho {
+				t.Errorf("y/a -> x/d right after the ADD: %v, want refused (isolated from the start)", err)
+			}
 			e.waitInForce(e.revision(), start)
 			e.check("a container added after the policy")
 			e.removePod(d)

@@ -27,6 +27,8 @@ type endpointRegistry struct {
 
 	mu    sync.Mutex // serialises requests and file writes
 	local map[netip.Addr]localEndpoint
+	// enforced, if set, returns once policy rules include a new container.
+	enforced func(context.Context, netip.Addr)
 }
 
 // localEndpoint is one record of the endpoints file.
@@ -48,7 +50,7 @@ func (d *weftd) startEndpoints(ctx context.Context, wg *sync.WaitGroup, node str
 		d.log.Warn("--cni-socket is empty: containers are not published, network policy cannot apply to them")
 		return nil
 	}
-	r := &endpointRegistry{file: d.opts.endpointsFile, log: d.log.With("component", "endpoints")}
+	r := &endpointRegistry{file: d.opts.endpointsFile, log: d.log.With("component", "endpoints"), enforced: d.waitPolicyFor}
 	local, err := loadEndpointsFile(r.file)
 	if err != nil {
 		return configErrorf("%w (fix or remove the file; it lists this node's containers)", err)
@@ -127,6 +129,9 @@ func (r *endpointRegistry) handle(ctx context.Context, req daemonsock.Request) e
 			return err
 		}
 		r.log.Info("container published", "ip", req.IP, "namespace", req.Namespace, "pod", req.Pod, "labels", req.Labels, "container", req.ContainerID)
+		if r.enforced != nil {
+			r.enforced(ctx, req.IP)
+		}
 		return nil
 	case daemonsock.OpDel:
 		var gone []netip.Addr

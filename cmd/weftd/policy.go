@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,12 @@ type policyEngine struct {
 	latest atomic.Pointer[subnet.View]
 	kick   chan struct{}
 
+	// enforced is this node's endpoints in the rules in force; appliedC is
+	// closed and replaced after every successful apply.
+	mu       sync.Mutex
+	enforced map[netip.Addr]bool
+	appliedC chan struct{}
+
 	applied        atomic.Uint64
 	failed         atomic.Uint64
 	lastDurationNs atomic.Int64
@@ -37,7 +44,8 @@ type policyEngine struct {
 }
 
 func newPolicyEngine(node, bridge string, log *slog.Logger) *policyEngine {
-	return &policyEngine{enf: policy.NewEnforcer(policy.EnforcerOptions{}), node: node, bridge: bridge, log: log, kick: make(chan struct{}, 1)}
+	return &policyEngine{enf: policy.NewEnforcer(policy.EnforcerOptions{}), node: node, bridge: bridge, log: log,
+		kick: make(chan struct{}, 1), appliedC: make(chan struct{})}
 }
 
 // applyView compiles v for this node and replaces the kernel's rules in one
@@ -80,7 +88,42 @@ func (p *policyEngine) apply(v subnet.View) error {
 	in4, out4 := rs.Pods()
 	p.isolatedIn.Store(int64(in4))
 	p.isolatedOut.Store(int64(out4))
+	local := map[netip.Addr]bool{}
+	for _, ep := range in.Endpoints {
+		if ep.Node == p.node {
+			local[ep.IP] = true
+		}
+	}
+	p.markEnforced(local)
 	return nil
+}
+
+// markEnforced records the local endpoints of the rules now in force and
+// wakes waitEnforced.
+func (p *policyEngine) markEnforced(local map[netip.Addr]bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.enforced = local
+	close(p.appliedC)
+	p.appliedC = make(chan struct{})
+}
+
+// waitEnforced returns once the rules in force were built with this node's
+// endpoint ip (so policies selecting it apply), or when ctx ends.
+func (p *policyEngine) waitEnforced(ctx context.Context, ip netip.Addr) error {
+	for {
+		p.mu.Lock()
+		done, next := p.enforced[ip], p.appliedC
+		p.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-next:
+		}
+	}
 }
 
 // policyInput converts the stored view into policy.Input. A stored policy
@@ -198,6 +241,25 @@ func (d *weftd) startPolicy(ctx context.Context, wg *sync.WaitGroup, node string
 	p := newPolicyEngine(node, d.opts.policyBridge, d.log.With("component", "policy"))
 	d.state.policy.Store(p)
 	wg.Go(func() { p.run(ctx) })
+}
+
+// policyWait bounds how long a CNI ADD waits for the container's rules.
+const policyWait = 5 * time.Second
+
+// waitPolicyFor holds a CNI ADD until the rules in force include the new
+// container (so it never runs unisolated when a policy selects it), for at
+// most policyWait; then it warns and lets the ADD succeed.
+func (d *weftd) waitPolicyFor(ctx context.Context, ip netip.Addr) {
+	p := d.state.policy.Load()
+	if p == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, policyWait)
+	defer cancel()
+	start := time.Now()
+	if err := p.waitEnforced(ctx, ip); err != nil {
+		p.log.Warn("container attached before its policy rules were in force", "ip", ip, "waited", time.Since(start).Round(time.Millisecond), "err", err)
+	}
 }
 
 // offerPolicyView passes a view of endpoints, namespaces and policies to

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weftnet/weft/subnet"
 )
@@ -33,5 +36,27 @@ func TestPolicyInputFromView(t *testing.T) {
 	_, err = policyInput(v, "192.0.2.1")
 	if err == nil || !strings.Contains(err.Error(), "x/bad") || !strings.Contains(err.Error(), "x/other") {
 		t.Fatalf("err %v, want both stored policies named", err)
+	}
+}
+
+func TestWaitEnforced(t *testing.T) {
+	p := newPolicyEngine("192.0.2.1", "weftbr0", slog.New(slog.DiscardHandler))
+	ip := netip.MustParseAddr("10.244.1.2")
+	done := make(chan error, 1)
+	go func() { done <- p.waitEnforced(context.Background(), ip) }()
+	p.markEnforced(map[netip.Addr]bool{netip.MustParseAddr("10.244.1.3"): true}) // another container
+	select {
+	case err := <-done:
+		t.Fatalf("returned %v before the container's rules were in force", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	p.markEnforced(map[netip.Addr]bool{ip: true})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := p.waitEnforced(ctx, netip.MustParseAddr("10.244.1.9")); err == nil {
+		t.Fatal("waited for a container never enforced and got nil")
 	}
 }
