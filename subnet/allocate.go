@@ -18,7 +18,11 @@ const maxAllocAttempts = 64
 //  1. the lease (or reservation) that attrs.PublicIP already holds, with its
 //     TTL refreshed on a new etcd lease (reservations stay without TTL);
 //  2. previous (e.g. from the last subnet file), if it is free and in range;
-//  3. a random free subnet in [SubnetMin, SubnetMax].
+//  3. a random free subnet in [SubnetMin, SubnetMax];
+//  4. when none is free, a subnet whose key holds no usable lease and has
+//     no TTL (junk that would otherwise occupy it for good); it is replaced
+//     only if unchanged since it was read. Unusable keys with a TTL are
+//     left to expire.
 //
 // Every write is a Txn guarded by the key's revision, so racing nodes
 // never share a subnet; conflicts are retried. A full pool gives
@@ -69,19 +73,61 @@ type allocation struct {
 
 // try makes one attempt; done=false means a Txn lost a race.
 func (a *allocation) try(ctx context.Context) (Lease, bool, error) {
-	stored, taken, _, err := a.m.listStored(ctx)
+	l, err := a.m.listStored(ctx, a.cfg, nil)
 	if err != nil {
 		return Lease{}, false, err
 	}
-	if own, ok := a.findOwn(stored); ok {
+	if own, ok := a.findOwn(l.leases); ok {
 		return a.reuse(ctx, own)
 	}
-	subnet, ok := a.pickFree(taken)
-	if !ok {
-		return Lease{}, false, fmt.Errorf("%w: all %d subnets of %s in [%s, %s] are taken",
-			ErrPoolExhausted, a.cfg.subnetCount(), a.cfg.Network, a.cfg.SubnetMin, a.cfg.SubnetMax)
+	if subnet, ok := a.pickFree(l.taken); ok {
+		return a.create(ctx, subnet)
 	}
-	return a.create(ctx, subnet)
+	if junk, ok := a.pickJunk(l.junk); ok {
+		return a.reclaim(ctx, junk)
+	}
+	return Lease{}, false, fmt.Errorf("%w: all %d subnets of %s in [%s, %s] are taken",
+		ErrPoolExhausted, a.cfg.subnetCount(), a.cfg.Network, a.cfg.SubnetMin, a.cfg.SubnetMax)
+}
+
+// pickJunk chooses a random reclaimable key in range.
+func (a *allocation) pickJunk(junk []storedLease) (storedLease, bool) {
+	var in []storedLease
+	for _, j := range junk {
+		if a.cfg.Contains(j.Subnet) {
+			in = append(in, j)
+		}
+	}
+	if len(in) == 0 {
+		return storedLease{}, false
+	}
+	return in[rand.IntN(len(in))], true
+}
+
+// reclaim replaces a key that holds no usable lease and has no TTL, if it
+// has not changed since it was read.
+func (a *allocation) reclaim(ctx context.Context, junk storedLease) (Lease, bool, error) {
+	if err := a.ensureGrant(ctx); err != nil {
+		return Lease{}, false, err
+	}
+	key := a.m.LeaseKey(junk.Subnet)
+	resp, err := a.m.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", junk.modRevision), clientv3.Compare(clientv3.LeaseValue(key), "=", 0)).
+		Then(clientv3.OpGet(key), clientv3.OpPut(key, a.value, clientv3.WithLease(a.grant))).
+		Commit()
+	if err != nil {
+		return Lease{}, false, fmt.Errorf("reclaim subnet %s: %w", junk.Subnet, err)
+	}
+	a.m.touch()
+	if !resp.Succeeded {
+		return Lease{}, false, nil
+	}
+	old := ""
+	if rr := resp.Responses[0].GetResponseRange(); rr != nil && len(rr.Kvs) > 0 {
+		old = quoteValue(rr.Kvs[0].Value)
+	}
+	a.m.log.Warn("pool full: took a subnet whose key held no usable lease and no TTL", "subnet", junk.Subnet, "old_value", old)
+	return a.granted(junk.Subnet), true, nil
 }
 
 // findOwn returns the lease our PublicIP holds in range, preferring a

@@ -365,6 +365,12 @@ func (c *Config) Contains(subnet netip.Prefix) bool {
 	return c.SubnetMin.Compare(a) <= 0 && a.Compare(c.SubnetMax) <= 0
 }
 
+// fits tells whether subnet is a subnet of the network of the configured
+// length (it may lie outside [SubnetMin, SubnetMax], like a reservation).
+func (c *Config) fits(subnet netip.Prefix) bool {
+	return subnet.IsValid() && subnet.Bits() == c.SubnetLen && subnet.Masked() == subnet && c.Network.Contains(subnet.Addr())
+}
+
 // subnetCount is how many subnets lie in [SubnetMin, SubnetMax].
 func (c *Config) subnetCount() uint32 {
 	shift := 32 - c.SubnetLen

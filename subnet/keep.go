@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -20,12 +21,27 @@ const (
 // and leaves the lease in etcd, so a restart gets the same subnet back).
 //
 // It renews the etcd lease RenewMargin before expiry (every TTL/3 when the
-// margin is not shorter than the TTL) and watches the lease key, so a lost
-// lease (expired, or deleted) is noticed at once and re-taken with the same
-// subnet if it is free. If another node holds the subnet, it returns an
-// error wrapping ErrLeaseLost. etcd errors are retried with backoff.
-// onRenew, if not nil, is called after every renewal or re-take.
+// margin is not shorter than the TTL) and watches the lease key from the
+// revision it last read, so a lost lease (expired, or deleted) is noticed
+// at once and re-taken with the same subnet if it is free. A key that holds
+// another value with this node's PublicIP, or a value that is no usable
+// lease, is put back to this node's value (in a Txn on the revision read,
+// at most once per restoreQuiet while someone keeps changing it). If
+// another node (another PublicIP) holds the subnet, it returns an error
+// wrapping ErrLeaseLost. etcd errors are retried with backoff. onRenew, if
+// not nil, is called after every renewal, re-take or restore.
 func (m *Manager) KeepLease(ctx context.Context, cfg *Config, lease Lease, onRenew func(Lease)) error {
+	return m.keepLease(ctx, cfg, lease, onRenew, keepHooks{})
+}
+
+// keepHooks let tests act at the points where races live; nil in
+// production.
+type keepHooks struct {
+	afterRead   func() // after each read of the key
+	beforeWatch func() // before each watch of the key is opened
+}
+
+func (m *Manager) keepLease(ctx context.Context, cfg *Config, lease Lease, onRenew func(Lease), hooks keepHooks) error {
 	if cfg == nil {
 		return errors.New("keep lease: network config is nil")
 	}
@@ -33,9 +49,13 @@ func (m *Manager) KeepLease(ctx context.Context, cfg *Config, lease Lease, onRen
 	if err != nil {
 		return err
 	}
-	k := &keeper{m: m, cfg: cfg, lease: lease, value: value, key: m.LeaseKey(lease.Subnet), onRenew: onRenew}
+	k := &keeper{m: m, cfg: cfg, lease: lease, value: value, key: m.LeaseKey(lease.Subnet), onRenew: onRenew, hooks: hooks}
 	return k.run(ctx)
 }
+
+// restoreQuiet: after this long without restoring the key, the backoff
+// between restores starts again at minRetryDelay.
+const restoreQuiet = 10 * time.Second
 
 type keeper struct {
 	m       *Manager
@@ -44,17 +64,29 @@ type keeper struct {
 	value   string
 	key     string
 	onRenew func(Lease)
+	hooks   keepHooks
+
+	// readRev is the revision of the last read of the key; the watch
+	// starts after the first one.
+	readRev int64
+	// leaseID is the etcd lease the key was last seen on with our value.
+	leaseID clientv3.LeaseID
+	// restored is set by a restore, for run to hold off the next one.
+	restored     bool
+	lastRestore  time.Time
+	restoreDelay time.Duration
 }
 
 func (k *keeper) run(ctx context.Context) error {
 	changed := make(chan struct{}, 1)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go k.watchKey(watchCtx, changed)
+	watching := false
 
 	// Check right away: the lease may have been lost before we started.
 	next := time.Now()
 	delay := minRetryDelay
+	var holdoff time.Time // no reconcile on a change before this
 	for {
 		timer := time.NewTimer(time.Until(next))
 		renew := false
@@ -64,10 +96,20 @@ func (k *keeper) run(ctx context.Context) error {
 			return nil
 		case <-changed:
 			timer.Stop()
+			if time.Now().Before(holdoff) {
+				next = holdoff
+				continue
+			}
 		case <-timer.C:
 			renew = true
 		}
 		err := k.reconcile(ctx, renew)
+		if !watching && k.readRev != 0 {
+			// Watch from just after the read reconciled from, so that a
+			// change in between is seen, however late the watch opens.
+			watching = true
+			go k.watchKey(watchCtx, k.readRev+1, changed)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -76,10 +118,15 @@ func (k *keeper) run(ctx context.Context) error {
 		case err != nil:
 			k.logRetry(err, delay)
 			next = time.Now().Add(delay)
+			holdoff = next
 			delay = min(delay*2, maxRetryDelay)
 		default:
 			delay = minRetryDelay
 			next = k.nextRenewal()
+			if k.restored {
+				k.restored = false
+				holdoff = time.Now().Add(k.restoreDelay)
+			}
 		}
 	}
 }
@@ -112,13 +159,29 @@ func (k *keeper) reconcile(ctx context.Context, renew bool) error {
 		return fmt.Errorf("read %s: %w", k.key, err)
 	}
 	k.m.touch()
+	k.readRev = resp.Header.Revision
+	if k.hooks.afterRead != nil {
+		k.hooks.afterRead()
+	}
 	if len(resp.Kvs) == 0 {
 		return k.retake(rctx)
 	}
 	kv := resp.Kvs[0]
-	attrs, err := parseLeaseAttrs(kv.Value)
-	if err != nil || attrs.PublicIP != k.lease.Attrs.PublicIP {
-		return fmt.Errorf("%w: %s now holds %q", ErrLeaseLost, k.key, kv.Value)
+	if attrs, perr := parseLeaseAttrs(kv.Value); perr != nil || !attrs.sameEndpoint(k.lease.Attrs) {
+		if perr == nil && attrs.PublicIP != k.lease.Attrs.PublicIP {
+			return fmt.Errorf("%w: %s now holds %s", ErrLeaseLost, k.key, quoteValue(kv.Value))
+		}
+		// Our PublicIP with another port or backend, or junk: no other
+		// node claims the subnet, and peers cannot reach us with it.
+		restoredKV, err := k.restore(rctx, kv)
+		if err != nil {
+			return err
+		}
+		kv = restoredKV
+		renew = true
+	}
+	if kv.Lease != 0 {
+		k.leaseID = clientv3.LeaseID(kv.Lease)
 	}
 	if kv.Lease == 0 {
 		if !k.lease.Reservation {
@@ -151,6 +214,58 @@ func (k *keeper) reconcile(ctx context.Context, renew bool) error {
 	return nil
 }
 
+// restore puts our value back on a key that holds another one, if the key
+// is unchanged since kv was read. It keeps the key's etcd lease; when the
+// other value was written without one, it puts ours back on the etcd lease
+// the key had (a fresh one if that is gone), unless the key was a
+// reservation. It returns the key as now stored.
+func (k *keeper) restore(ctx context.Context, kv *mvccpb.KeyValue) (*mvccpb.KeyValue, error) {
+	leaseID := clientv3.LeaseID(kv.Lease)
+	if leaseID == 0 && !k.lease.Reservation && k.leaseID != 0 {
+		leaseID = k.leaseID
+	}
+	put := func(id clientv3.LeaseID) (*clientv3.TxnResponse, error) {
+		var opts []clientv3.OpOption
+		if id != 0 {
+			opts = append(opts, clientv3.WithLease(id))
+		}
+		return k.m.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(k.key), "=", kv.ModRevision)).
+			Then(clientv3.OpPut(k.key, k.value, opts...)).
+			Commit()
+	}
+	resp, err := put(leaseID)
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) && leaseID != 0 {
+		grant, gerr := k.m.cli.Grant(ctx, k.m.ttlSeconds())
+		if gerr != nil {
+			return nil, fmt.Errorf("grant etcd lease: %w", gerr)
+		}
+		leaseID = grant.ID
+		resp, err = put(leaseID)
+		if err != nil || !resp.Succeeded {
+			if _, rerr := k.m.cli.Revoke(ctx, grant.ID); rerr != nil {
+				k.m.log.Debug("revoke unused etcd lease", "err", rerr)
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("restore %s: %w", k.key, err)
+	}
+	k.m.touch()
+	if !resp.Succeeded {
+		return nil, fmt.Errorf("restore %s: the key changed again; reading it anew", k.key)
+	}
+	now := time.Now()
+	if now.Sub(k.lastRestore) > restoreQuiet {
+		k.restoreDelay = minRetryDelay
+	} else {
+		k.restoreDelay = min(k.restoreDelay*2, maxRetryDelay)
+	}
+	k.lastRestore, k.restored = now, true
+	k.m.log.Warn("this node's lease key held another value; put ours back", "subnet", k.lease.Subnet, "found", quoteValue(kv.Value), "ours", k.value)
+	return &mvccpb.KeyValue{Key: kv.Key, Value: []byte(k.value), Lease: int64(leaseID), ModRevision: resp.Header.Revision}, nil
+}
+
 // retake puts the key back if it is still free.
 func (k *keeper) retake(ctx context.Context) error {
 	start := time.Now()
@@ -175,14 +290,20 @@ func (k *keeper) retake(ctx context.Context) error {
 	if !resp.Succeeded {
 		holder := ""
 		if rr := resp.Responses[0].GetResponseRange(); rr != nil && len(rr.Kvs) > 0 {
-			holder = string(rr.Kvs[0].Value)
-			if a, perr := parseLeaseAttrs(rr.Kvs[0].Value); perr == nil && a.PublicIP == k.lease.Attrs.PublicIP {
+			holder = quoteValue(rr.Kvs[0].Value)
+			a, perr := parseLeaseAttrs(rr.Kvs[0].Value)
+			if perr == nil && a.sameEndpoint(k.lease.Attrs) {
 				return nil // someone (our earlier attempt) already put it back
+			}
+			if perr != nil || a.PublicIP == k.lease.Attrs.PublicIP {
+				// Not another node's claim: read it again and restore ours.
+				return fmt.Errorf("re-take %s: it reappeared holding %s", k.key, holder)
 			}
 		}
 		return fmt.Errorf("%w: %s was taken by %s", ErrLeaseLost, k.key, holder)
 	}
 	k.lease.Reservation = false
+	k.leaseID = grant.ID
 	k.lease.Expiration = start.Add(time.Duration(grant.TTL) * time.Second)
 	k.m.log.Warn("subnet lease was lost and has been re-taken", "subnet", k.lease.Subnet, "expires", k.lease.Expiration)
 	k.notify()
@@ -195,18 +316,28 @@ func (k *keeper) notify() {
 	}
 }
 
-// watchKey signals changed whenever the lease key changes, so a deletion
-// is handled without waiting for the next renewal.
-func (k *keeper) watchKey(ctx context.Context, changed chan<- struct{}) {
+// watchKey signals changed whenever the lease key changes at or after
+// revision rev, so a deletion is handled without waiting for the next
+// renewal. After a broken watch it resumes after the last event seen.
+func (k *keeper) watchKey(ctx context.Context, rev int64, changed chan<- struct{}) {
 	delay := minRetryDelay
 	for ctx.Err() == nil {
-		wch := k.m.cli.Watch(clientv3.WithRequireLeader(ctx), k.key)
+		if k.hooks.beforeWatch != nil {
+			k.hooks.beforeWatch()
+		}
+		wch := k.m.cli.Watch(clientv3.WithRequireLeader(ctx), k.key, clientv3.WithRev(rev))
 		for resp := range wch {
+			if resp.CompactRevision != 0 {
+				// Events were compacted away; the reconcile this triggers
+				// reads the key anew.
+				rev = resp.CompactRevision
+			}
 			if resp.Err() != nil {
 				break
 			}
 			delay = minRetryDelay
-			if len(resp.Events) > 0 {
+			if n := len(resp.Events); n > 0 {
+				rev = resp.Events[n-1].Kv.ModRevision + 1
 				select {
 				case changed <- struct{}{}:
 				default:

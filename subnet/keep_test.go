@@ -100,7 +100,6 @@ func TestKeepLeaseRetakesDeletedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	startKeep(t, m, cfg, l)
-	time.Sleep(200 * time.Millisecond) // let the key watch start
 	key := m.LeaseKey(l.Subnet)
 	for round := range 2 {
 		del, err := cli.Delete(ctxFor(t, 5*time.Second), key)
@@ -129,7 +128,6 @@ func TestKeepLeaseRetakesDeletedReservationAsLease(t *testing.T) {
 		t.Fatalf("AcquireLease = %+v, %v; want the reservation", l, err)
 	}
 	startKeep(t, m, cfg, l)
-	time.Sleep(200 * time.Millisecond)
 	if _, err := cli.Delete(ctxFor(t, 5*time.Second), m.LeaseKey(reserved)); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +146,6 @@ func TestKeepLeaseLostToAnotherNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startKeep(t, m, cfg, l)
-	time.Sleep(200 * time.Millisecond)
 	// Our key is deleted and another node takes the subnet in one step.
 	key := m.LeaseKey(l.Subnet)
 	other := `{"PublicIP":"192.0.2.200","BackendType":"udp","BackendData":{"Port":8285}}`

@@ -17,7 +17,27 @@ var (
 	// ErrLeaseLost means this node's subnet was taken by another node and
 	// cannot be re-taken; the daemon should exit rather than renumber.
 	ErrLeaseLost = errors.New("subnet lease lost")
+	// ErrWouldRenumber means this node cannot get back the subnet it used
+	// before (held by another node, unreadable, or no longer in the
+	// network) and must not come up on a new one.
+	ErrWouldRenumber = errors.New("starting would renumber this host")
 )
+
+// MaxLeaseValueSize bounds a lease value. A lease is about 80 bytes of JSON;
+// anything longer than this is refused before it is decoded.
+const MaxLeaseValueSize = 4 << 10
+
+// logValueBytes is how much of a rejected value goes into a log line.
+const logValueBytes = 64
+
+// quoteValue renders a value from etcd for a log line or an error: quoted
+// (no control characters reach the log) and cut to logValueBytes.
+func quoteValue(v []byte) string {
+	if len(v) <= logValueBytes {
+		return strconv.Quote(string(v))
+	}
+	return strconv.Quote(string(v[:logValueBytes])) + "... (" + strconv.Itoa(len(v)) + " bytes)"
+}
 
 // LeaseAttrs is the value of a lease key, in flannel's schema.
 type LeaseAttrs struct {
@@ -68,6 +88,9 @@ func (a LeaseAttrs) validate() error {
 	if err != nil || !ip.Is4() {
 		return fmt.Errorf("PublicIP %q is not an IPv4 address", a.PublicIP)
 	}
+	if err := checkUnicast(ip); err != nil {
+		return err
+	}
 	if a.BackendType == BackendHostGW {
 		return nil // routes need the address only
 	}
@@ -76,6 +99,10 @@ func (a LeaseAttrs) validate() error {
 	}
 	return nil
 }
+
+// Validate checks that the attributes make a usable lease: an IPv4 unicast
+// PublicIP (see checkUnicast) and a port in BackendData.
+func (a LeaseAttrs) Validate() error { return a.validate() }
 
 func (a LeaseAttrs) marshal() (string, error) {
 	data, err := json.Marshal(a)
@@ -89,13 +116,66 @@ func (a LeaseAttrs) equal(b LeaseAttrs) bool {
 	return a.PublicIP == b.PublicIP && a.BackendType == b.BackendType && string(a.BackendData) == string(b.BackendData)
 }
 
+// reservedIPv4 are the IPv4 ranges a peer's PublicIP may not lie in, beyond
+// what netip's IsGlobalUnicast refuses (unspecified, loopback, link-local,
+// multicast, 255.255.255.255): sending to them would not reach a peer but
+// this host ("this network", 0.0.0.0/8) or nothing routable (240.0.0.0/4).
+var reservedIPv4 = [...]netip.Prefix{
+	netip.PrefixFrom(netip.AddrFrom4([4]byte{0, 0, 0, 0}), 8),
+	netip.PrefixFrom(netip.AddrFrom4([4]byte{240, 0, 0, 0}), 4),
+}
+
+// checkUnicast accepts only a global or private unicast address as a
+// node's PublicIP: a loopback, unspecified, broadcast, multicast or
+// link-local one would make every node send container-chosen datagrams to
+// its own loopback services or to the whole link.
+func checkUnicast(ip netip.Addr) error {
+	if !ip.IsGlobalUnicast() {
+		return fmt.Errorf("PublicIP %s is not a unicast address a peer can have (loopback, unspecified, broadcast, multicast and link-local are refused)", ip)
+	}
+	for _, p := range reservedIPv4 {
+		if p.Contains(ip) {
+			return fmt.Errorf("PublicIP %s is in reserved range %s", ip, p)
+		}
+	}
+	return nil
+}
+
+// sameEndpoint tells whether a and b send peers to the same place: same
+// PublicIP, backend type and (for udp) port; BackendData may differ in
+// spelling.
+func (a LeaseAttrs) sameEndpoint(b LeaseAttrs) bool {
+	if a.PublicIP != b.PublicIP || a.BackendType != b.BackendType {
+		return false
+	}
+	if a.BackendType == BackendHostGW {
+		return true
+	}
+	pa, erra := a.Port()
+	pb, errb := b.Port()
+	return erra == nil && errb == nil && pa == pb
+}
+
+// endpoint names where peers reach the lease's node, for logs and for
+// spotting changes: PublicIP:Port, or the PublicIP and backend when the
+// backend has no port.
+func (a LeaseAttrs) endpoint() string {
+	if p, err := a.Port(); err == nil {
+		return netip.AddrPortFrom(netip.MustParseAddr(a.PublicIP), uint16(p)).String()
+	}
+	return a.PublicIP + " (" + a.BackendType + ")"
+}
+
 func parseLeaseAttrs(value []byte) (LeaseAttrs, error) {
+	if len(value) > MaxLeaseValueSize {
+		return LeaseAttrs{}, fmt.Errorf("malformed lease value: %d bytes, more than %d", len(value), MaxLeaseValueSize)
+	}
 	var a LeaseAttrs
 	if err := json.Unmarshal(value, &a); err != nil {
-		return LeaseAttrs{}, fmt.Errorf("malformed lease value: %w", err)
+		return LeaseAttrs{}, fmt.Errorf("malformed lease value %s: %w", quoteValue(value), err)
 	}
 	if err := a.validate(); err != nil {
-		return LeaseAttrs{}, fmt.Errorf("malformed lease value: %w", err)
+		return LeaseAttrs{}, fmt.Errorf("malformed lease value %s: %w", quoteValue(value), err)
 	}
 	return a, nil
 }
@@ -159,11 +239,11 @@ func subnetKeyName(p netip.Prefix) string {
 func parseSubnetKeyName(name string) (netip.Prefix, error) {
 	addr, bits, ok := strings.Cut(name, "-")
 	if !ok {
-		return netip.Prefix{}, fmt.Errorf("malformed lease key %q: want ADDR-BITS", name)
+		return netip.Prefix{}, fmt.Errorf("malformed lease key %s: want ADDR-BITS", quoteValue([]byte(name)))
 	}
 	p, err := netip.ParsePrefix(addr + "/" + bits)
 	if err != nil || !p.Addr().Is4() || p.Masked() != p {
-		return netip.Prefix{}, fmt.Errorf("malformed lease key %q", name)
+		return netip.Prefix{}, fmt.Errorf("malformed lease key %s", quoteValue([]byte(name)))
 	}
 	return p, nil
 }

@@ -13,6 +13,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Defaults of Options.
@@ -43,6 +45,7 @@ type Manager struct {
 	renewMargin time.Duration
 	log         *slog.Logger
 	lastContact atomic.Int64 // unix nanoseconds
+	malformed   atomic.Int64 // unusable lease keys seen by WatchLeases
 }
 
 // NewManager returns a Manager using cli.
@@ -175,59 +178,138 @@ type storedLease struct {
 }
 
 // decodeLeaseKV turns a key-value into a lease; malformed keys or values
-// are errors (callers log and skip them).
+// are errors (callers count and skip them). When the key names a subnet
+// but the value is unusable, the returned storedLease still carries the
+// subnet, the etcd lease and the revision.
 func (m *Manager) decodeLeaseKV(kv *mvccpb.KeyValue) (storedLease, error) {
 	name, ok := strings.CutPrefix(string(kv.Key), m.subnetsPrefix())
 	if !ok {
-		return storedLease{}, fmt.Errorf("key %q is not under %s", kv.Key, m.subnetsPrefix())
+		return storedLease{}, fmt.Errorf("key %s is not under %s", quoteValue(kv.Key), m.subnetsPrefix())
 	}
 	subnet, err := parseSubnetKeyName(name)
 	if err != nil {
 		return storedLease{}, err
 	}
-	attrs, err := parseLeaseAttrs(kv.Value)
-	if err != nil {
-		return storedLease{Lease: Lease{Subnet: subnet}}, fmt.Errorf("%s: %w", kv.Key, err)
-	}
-	return storedLease{
-		Lease:       Lease{Subnet: subnet, Attrs: attrs, Reservation: kv.Lease == 0},
+	sl := storedLease{
+		Lease:       Lease{Subnet: subnet, Reservation: kv.Lease == 0},
 		leaseID:     clientv3.LeaseID(kv.Lease),
 		modRevision: kv.ModRevision,
-	}, nil
+	}
+	attrs, err := parseLeaseAttrs(kv.Value)
+	if err != nil {
+		return sl, fmt.Errorf("%s: %w", subnetKeyName(subnet), err)
+	}
+	sl.Attrs = attrs
+	return sl, nil
 }
 
-// listStored reads every lease key. Keys whose name parses but whose
-// value does not still occupy their subnet: they are returned in taken.
-func (m *Manager) listStored(ctx context.Context) (leases []storedLease, taken map[netip.Prefix]bool, rev int64, err error) {
-	resp, err := m.cli.Get(ctx, m.subnetsPrefix(), clientv3.WithPrefix())
-	if err != nil {
-		return nil, nil, 0, fmt.Errorf("list leases under %s: %w", m.subnetsPrefix(), err)
-	}
-	m.touch()
-	taken = make(map[netip.Prefix]bool, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
+// Listing pages: at most listPageSize keys per request, fewer when a page
+// would not fit in the client's receive limit (MaxRecvMsgSize).
+const listPageSize = 256
+
+// malformedExamples is how many malformed keys a listing's summary names.
+const malformedExamples = 3
+
+// listing is one consistent read of every lease key.
+type listing struct {
+	leases []storedLease
+	// taken holds every subnet a key occupies, usable or not.
+	taken map[netip.Prefix]bool
+	// junk holds the keys that name a subnet but whose value is unusable
+	// and that have no TTL: they would occupy their subnet for good, so an
+	// allocation may reclaim them when no subnet is free.
+	junk []storedLease
+	// malformed counts the keys that are no usable lease (bad name, bad
+	// value, or outside cfg when one was given).
+	malformed int
+	rev       int64
+}
+
+// listStored reads every lease key, page by page at one revision. Keys
+// whose value cannot be used are counted and logged in one summary line
+// (not a line per key); when cfg is not nil, leases that do not fit its
+// network count as malformed too.
+// onMalformed, if not nil, is called with each of those keys.
+func (m *Manager) listStored(ctx context.Context, cfg *Config, onMalformed func(*mvccpb.KeyValue)) (*listing, error) {
+	l := &listing{taken: map[netip.Prefix]bool{}}
+	var examples []string
+	rev, err := m.scanPrefix(ctx, m.subnetsPrefix(), func(kv *mvccpb.KeyValue) {
 		sl, err := m.decodeLeaseKV(kv)
 		if sl.Subnet.IsValid() {
-			taken[sl.Subnet] = true
+			l.taken[sl.Subnet] = true
+		}
+		if err == nil && cfg != nil && !cfg.fits(sl.Subnet) {
+			err = fmt.Errorf("%s: not a /%d of network %s", subnetKeyName(sl.Subnet), cfg.SubnetLen, cfg.Network)
 		}
 		if err != nil {
-			m.log.Warn("ignoring malformed lease", "key", string(kv.Key), "err", err)
+			l.malformed++
+			if onMalformed != nil {
+				onMalformed(kv)
+			}
+			if len(examples) < malformedExamples {
+				examples = append(examples, err.Error())
+			}
+			if sl.Subnet.IsValid() && kv.Lease == 0 {
+				l.junk = append(l.junk, sl)
+			}
+			return
+		}
+		l.leases = append(l.leases, sl)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list leases under %s: %w", m.subnetsPrefix(), err)
+	}
+	l.rev = rev
+	if l.malformed > 0 {
+		m.log.Warn("ignoring malformed leases", "count", l.malformed, "examples", examples)
+	}
+	return l, nil
+}
+
+// scanPrefix calls fn for every key under prefix, in pages read at the
+// revision of the first page. It returns that revision. A page too large
+// for the client's receive limit is asked again with fewer keys.
+func (m *Manager) scanPrefix(ctx context.Context, prefix string, fn func(*mvccpb.KeyValue)) (int64, error) {
+	from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
+	limit := int64(listPageSize)
+	var rev int64
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(limit)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := m.cli.Get(ctx, from, opts...)
+		if status.Code(err) == codes.ResourceExhausted && limit > 1 {
+			limit = max(limit/4, 1)
 			continue
 		}
-		leases = append(leases, sl)
+		if err != nil {
+			return 0, err
+		}
+		m.touch()
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			fn(kv)
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return rev, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		limit = min(limit*2, listPageSize)
 	}
-	return leases, taken, resp.Header.Revision, nil
 }
 
 // ListLeases returns every well-formed lease, reservations included,
 // sorted by subnet, with expirations looked up.
 func (m *Manager) ListLeases(ctx context.Context) ([]Lease, error) {
-	stored, _, _, err := m.listStored(ctx)
+	l, err := m.listStored(ctx, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Lease, 0, len(stored))
-	for _, sl := range stored {
+	out := make([]Lease, 0, len(l.leases))
+	for _, sl := range l.leases {
 		l := sl.Lease
 		if sl.leaseID != 0 {
 			ttl, err := m.cli.TimeToLive(ctx, sl.leaseID)

@@ -2,6 +2,9 @@ package subnet
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"time"
 
@@ -13,13 +16,24 @@ import (
 // handle(snapshot, nil) with every lease except own, then handle(nil,
 // events) for each batch of changes. After etcd trouble that breaks the
 // watch (lost leader, compaction past the watched revision) it lists again
-// with backoff and delivers a fresh snapshot. Malformed keys and values
-// are logged and skipped. handle runs on the calling goroutine, in order.
-// WatchLeases returns nil once ctx is done.
+// with backoff and delivers a fresh snapshot. handle runs on the calling
+// goroutine, in order. WatchLeases returns nil once ctx is done.
+//
+// Keys that are no usable lease (a malformed name or value, a value over
+// MaxLeaseValueSize, a PublicIP that is not unicast, a subnet that is not a
+// /SubnetLen of cfg's network) are skipped (a lease overwritten with junk
+// is kept as it was, for its node to restore). They are counted
+// (MalformedLeases) and logged sparingly: one summary line per listing,
+// and for watch events the first one at once and then a count at most every
+// malformedLogInterval. A lease whose endpoint changes without a deletion
+// in between is logged at WARN: a hijack of a subnet looks like this.
 //
 // Leases delivered here have no Expiration (TTLs are not looked up).
-func (m *Manager) WatchLeases(ctx context.Context, own netip.Prefix, handle func(snapshot []Lease, events []Event)) error {
-	w := &watcher{m: m, own: own, handle: handle}
+func (m *Manager) WatchLeases(ctx context.Context, cfg *Config, own netip.Prefix, handle func(snapshot []Lease, events []Event)) error {
+	if cfg == nil {
+		return errors.New("watch leases: network config is nil")
+	}
+	w := &watcher{m: m, cfg: cfg, own: own, handle: handle, seed: maphash.MakeSeed()}
 	delay := minRetryDelay
 	for ctx.Err() == nil {
 		progressed, err := w.listAndWatch(ctx)
@@ -39,82 +53,150 @@ func (m *Manager) WatchLeases(ctx context.Context, own netip.Prefix, handle func
 	return nil
 }
 
+// MalformedLeases is how many keys under the lease prefix WatchLeases
+// found unusable at its last listing, kept up to date by its watch (0 when
+// no WatchLeases runs).
+func (m *Manager) MalformedLeases() int { return int(m.malformed.Load()) }
+
 // listTimeout bounds one listing, so that an unreachable etcd is logged
 // and retried rather than waited for silently.
 const listTimeout = 15 * time.Second
 
+// malformedLogInterval is the least time between two log lines about
+// malformed lease events.
+const malformedLogInterval = 30 * time.Second
+
 type watcher struct {
 	m      *Manager
+	cfg    *Config
 	own    netip.Prefix
 	handle func([]Lease, []Event)
 	// ownIP is the PublicIP on our own subnet's key, to spot others
 	// claiming it.
 	ownIP string
+	// endpoints is the endpoint of every lease delivered, to spot changes
+	// without a deletion in between.
+	endpoints map[netip.Prefix]string
+	// malformed holds a hash of each unusable key (keys can be large).
+	malformed map[uint64]struct{}
+	seed      maphash.Seed
+	// Events about malformed keys not logged yet, and when the last line
+	// about them was written.
+	unlogged  int
+	lastLog   time.Time
+	lastError string
 }
 
 // listAndWatch lists, delivers the snapshot and follows changes until the
 // watch breaks. progressed tells whether a snapshot was delivered.
 func (w *watcher) listAndWatch(ctx context.Context) (progressed bool, err error) {
 	lctx, cancel := context.WithTimeout(ctx, listTimeout)
-	stored, _, rev, err := w.m.listStored(lctx)
+	malformed := map[uint64]struct{}{}
+	l, err := w.m.listStored(lctx, w.cfg, func(kv *mvccpb.KeyValue) { malformed[w.hash(kv.Key)] = struct{}{} })
 	cancel()
 	if err != nil {
 		return false, err
 	}
-	snapshot := make([]Lease, 0, len(stored))
-	for _, sl := range stored {
+	w.malformed = malformed
+	w.m.malformed.Store(int64(len(malformed)))
+	endpoints := make(map[netip.Prefix]string, len(l.leases))
+	snapshot := make([]Lease, 0, len(l.leases))
+	for _, sl := range l.leases {
 		if sl.Subnet == w.own {
 			w.ownIP = sl.Attrs.PublicIP
 			continue
 		}
+		ep := sl.Attrs.endpoint()
+		if old, ok := w.endpoints[sl.Subnet]; ok && old != ep {
+			w.warnMoved(sl.Subnet, old, ep)
+		}
+		endpoints[sl.Subnet] = ep
 		snapshot = append(snapshot, sl.Lease)
 	}
+	w.endpoints = endpoints
 	w.handle(snapshot, nil)
 
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
+	// WithFragment: a response catching up on many large values comes in
+	// pieces that each fit the client's receive limit.
 	wch := w.m.cli.Watch(wctx, w.m.subnetsPrefix(),
-		clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithPrevKV())
-	for resp := range wch {
-		if err := resp.Err(); err != nil {
-			return true, err
-		}
-		w.m.touch()
-		if events := w.convert(resp.Events); len(events) > 0 {
-			w.handle(nil, events)
+		clientv3.WithPrefix(), clientv3.WithRev(l.rev+1), clientv3.WithPrevKV(), clientv3.WithFragment())
+	flush := time.NewTicker(malformedLogInterval)
+	defer flush.Stop()
+	for {
+		select {
+		case resp, ok := <-wch:
+			if !ok {
+				return true, ctx.Err()
+			}
+			if err := resp.Err(); err != nil {
+				return true, err
+			}
+			w.m.touch()
+			if events := w.convert(resp.Events); len(events) > 0 {
+				w.handle(nil, events)
+			}
+		case <-flush.C:
+			w.logMalformed("", true)
 		}
 	}
-	return true, ctx.Err()
 }
 
-// convert turns etcd events into lease events, dropping malformed ones and
+func (w *watcher) hash(key []byte) uint64 { return maphash.Bytes(w.seed, key) }
+
+// decode turns a key-value into a lease this node can use, or an error.
+func (w *watcher) decode(kv *mvccpb.KeyValue) (storedLease, error) {
+	sl, err := w.m.decodeLeaseKV(kv)
+	if err == nil && !w.cfg.fits(sl.Subnet) {
+		err = fmt.Errorf("%s: not a /%d of network %s", subnetKeyName(sl.Subnet), w.cfg.SubnetLen, w.cfg.Network)
+	}
+	return sl, err
+}
+
+// convert turns etcd events into lease events, dropping unusable ones and
 // our own subnet.
 func (w *watcher) convert(evs []*clientv3.Event) []Event {
 	var out []Event
 	for _, ev := range evs {
+		h := w.hash(ev.Kv.Key)
 		switch ev.Type {
 		case mvccpb.PUT:
-			sl, err := w.m.decodeLeaseKV(ev.Kv)
+			sl, err := w.decode(ev.Kv)
 			if err != nil {
-				w.m.log.Warn("ignoring malformed lease", "key", string(ev.Kv.Key), "err", err)
+				w.setMalformed(h, true)
+				// A lease overwritten with junk stays as it was: its node
+				// restores its key (KeepLease), and junk redirects nothing.
+				w.logMalformed(err.Error(), false)
 				continue
 			}
+			w.setMalformed(h, false)
 			if sl.Subnet == w.own {
 				if w.ownIP != "" && sl.Attrs.PublicIP != w.ownIP {
 					w.m.log.Warn("ignoring a lease that claims our subnet", "subnet", sl.Subnet, "public_ip", sl.Attrs.PublicIP)
 				}
 				continue
 			}
+			ep := sl.Attrs.endpoint()
+			if old, ok := w.endpoints[sl.Subnet]; ok && old != ep {
+				w.warnMoved(sl.Subnet, old, ep)
+			}
+			w.endpoints[sl.Subnet] = ep
 			out = append(out, Event{Type: EventAdded, Lease: sl.Lease})
 		case mvccpb.DELETE:
+			if _, bad := w.malformed[h]; bad {
+				w.setMalformed(h, false)
+				continue
+			}
 			sl, err := w.m.decodeLeaseKV(ev.Kv)
 			if !sl.Subnet.IsValid() {
-				w.m.log.Warn("ignoring deletion of malformed lease key", "key", string(ev.Kv.Key), "err", err)
+				w.logMalformed(fmt.Sprintf("deletion of a malformed lease key: %v", err), false)
 				continue
 			}
 			if sl.Subnet == w.own {
 				continue
 			}
+			delete(w.endpoints, sl.Subnet)
 			l := Lease{Subnet: sl.Subnet}
 			if ev.PrevKv != nil {
 				if prev, perr := w.m.decodeLeaseKV(ev.PrevKv); perr == nil {
@@ -125,4 +207,37 @@ func (w *watcher) convert(evs []*clientv3.Event) []Event {
 		}
 	}
 	return out
+}
+
+func (w *watcher) setMalformed(h uint64, bad bool) {
+	if bad {
+		w.malformed[h] = struct{}{}
+	} else {
+		delete(w.malformed, h)
+	}
+	w.m.malformed.Store(int64(len(w.malformed)))
+}
+
+// logMalformed logs an event about a malformed key: at once if no line was
+// written for malformedLogInterval, else it is counted for a later line.
+// flush writes the count of events not logged yet, if any.
+func (w *watcher) logMalformed(reason string, flush bool) {
+	if !flush {
+		w.unlogged++
+		w.lastError = reason
+		if time.Since(w.lastLog) < malformedLogInterval {
+			return
+		}
+	}
+	if w.unlogged == 0 {
+		return
+	}
+	w.m.log.Warn("ignoring malformed lease events", "count", w.unlogged, "last", w.lastError, "malformed_keys", len(w.malformed))
+	w.unlogged = 0
+	w.lastLog = time.Now()
+}
+
+func (w *watcher) warnMoved(subnet netip.Prefix, old, now string) {
+	w.m.log.Warn("a peer's endpoint changed without its lease being deleted first (a hijack of the subnet looks like this)",
+		"subnet", subnet, "old", old, "new", now)
 }

@@ -60,7 +60,7 @@ func BenchmarkWatchSnapshot5000(b *testing.B) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			m.WatchLeases(ctx, netip.Prefix{}, func(snapshot []subnet.Lease, _ []subnet.Event) {
+			m.WatchLeases(ctx, benchConfig(b), netip.Prefix{}, func(snapshot []subnet.Lease, _ []subnet.Event) {
 				if snapshot != nil {
 					select {
 					case got <- len(snapshot):
@@ -88,7 +88,7 @@ func BenchmarkWatchOneEvent5000(b *testing.B) {
 	snap := make(chan int, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go m.WatchLeases(ctx, netip.Prefix{}, func(snapshot []subnet.Lease, evs []subnet.Event) {
+	go m.WatchLeases(ctx, benchConfig(b), netip.Prefix{}, func(snapshot []subnet.Lease, evs []subnet.Event) {
 		if evs == nil {
 			snap <- len(snapshot)
 			return
@@ -121,4 +121,9 @@ func BenchmarkWatchOneEvent5000(b *testing.B) {
 		b.Fatal("a re-list happened during the benchmark")
 	default:
 	}
+}
+
+// benchConfig is a network config holding every subnet fillLeases writes.
+func benchConfig(b *testing.B) *subnet.Config {
+	return mustConfig(b, `{"Network":"`+benchNetwork.String()+`","SubnetLen":24}`)
 }

@@ -70,7 +70,7 @@ func startWatch(t *testing.T, m *subnet.Manager, own netip.Prefix) *table {
 	tb := &table{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- m.WatchLeases(ctx, own, tb.handle) }()
+	go func() { done <- m.WatchLeases(ctx, mustConfig(t, `{"Network":"10.244.0.0/16"}`), own, tb.handle) }()
 	t.Cleanup(func() {
 		cancel()
 		select {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +35,7 @@ type daemonState struct {
 	leaseExpiry atomic.Int64                   // unix seconds, 0 for a reservation
 	endpoint    atomic.Pointer[netip.AddrPort] // this node's public IP and UDP port
 	policy      atomic.Pointer[policyEngine]   // nil until the first policy view (or --network-policy=false)
+	mgr         atomic.Pointer[subnet.Manager] // for the control plane's gauges
 }
 
 type weftd struct {
@@ -131,6 +131,7 @@ func (d *weftd) run(ctx context.Context) error {
 		RenewMargin: d.opts.leaseRenewMargin,
 		Logger:      d.log.With("component", "subnet"),
 	})
+	d.state.mgr.Store(d.mgr)
 	wg.Go(func() { d.probeEtcd(ctx) })
 
 	if wanted != nil {
@@ -159,11 +160,14 @@ func (d *weftd) run(ctx context.Context) error {
 	d.state.endpoint.Store(&ep)
 	d.log.Info("underlay", "iface", underlay.name, "publicIP", underlay.publicIP, "mtu", underlay.mtu)
 
-	previous := previousSubnet(d.opts.subnetFile, cfg, d.log)
+	previous := previousSubnet(d.opts.subnetFile, d.log)
 	attrs := subnet.LeaseAttrsFor(cfg.Backend, underlay.publicIP)
+	if err := attrs.Validate(); err != nil {
+		return fmt.Errorf("this node's lease: %w", err)
+	}
 	if previous.IsValid() {
 		if _, err := retry(ctx, try, "check previous subnet", func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, d.checkPrevious(ctx, previous, attrs.PublicIP)
+			return struct{}{}, d.checkPrevious(ctx, cfg, previous, attrs)
 		}); err != nil {
 			return err
 		}
@@ -225,7 +229,7 @@ func (d *weftd) run(ctx context.Context) error {
 	// starts at once; a packet for a peer not yet known gets ICMP net
 	// unreachable, exactly as it would for an unleased subnet.
 	wg.Go(func() {
-		err := d.mgr.WatchLeases(ctx, lease.Subnet, func(snapshot []subnet.Lease, events []subnet.Event) {
+		err := d.mgr.WatchLeases(ctx, cfg, lease.Subnet, func(snapshot []subnet.Lease, events []subnet.Event) {
 			paths.apply(snapshot, events)
 		})
 		if err != nil && ctx.Err() == nil {
@@ -338,8 +342,9 @@ func (d *weftd) probeEtcd(ctx context.Context) {
 }
 
 // previousSubnet returns the subnet recorded in an earlier run's subnet
-// file, if there is one that fits the current network.
-func previousSubnet(path string, cfg *subnet.Config, log *slog.Logger) netip.Prefix {
+// file, if there is one (whether it fits the current network is for
+// checkPrevious to judge).
+func previousSubnet(path string, log *slog.Logger) netip.Prefix {
 	env, err := subnetfile.Read(path)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -347,29 +352,18 @@ func previousSubnet(path string, cfg *subnet.Config, log *slog.Logger) netip.Pre
 		}
 		return netip.Prefix{}
 	}
-	p := env.Subnet.Masked()
-	if p.Bits() != cfg.SubnetLen || !cfg.Network.Contains(p.Addr()) {
-		return netip.Prefix{}
-	}
-	return p
+	return env.Subnet.Masked()
 }
 
-// checkPrevious refuses to start when the subnet this host used before (as
-// recorded in its subnet file) is now held by another node: taking a new
+// checkPrevious refuses to start when this host cannot come back on the
+// subnet it used before (as recorded in its subnet file): taking a new
 // subnet would silently renumber a host whose containers use the old one.
-func (d *weftd) checkPrevious(ctx context.Context, previous netip.Prefix, publicIP string) error {
-	resp, err := d.client.Get(ctx, d.mgr.LeaseKey(previous))
-	if err != nil {
-		return fmt.Errorf("read lease %s: %w", previous, err)
+func (d *weftd) checkPrevious(ctx context.Context, cfg *subnet.Config, previous netip.Prefix, attrs subnet.LeaseAttrs) error {
+	err := d.mgr.CheckPrevious(ctx, cfg, previous, attrs)
+	if errors.Is(err, subnet.ErrWouldRenumber) {
+		return permanent{fmt.Errorf("this host used subnet %s (subnet file %s): %w; "+
+			"refusing to renumber a host whose containers may still use the old subnet: "+
+			"stop them and remove %s to take a new subnet", previous, d.opts.subnetFile, err, d.opts.subnetFile)}
 	}
-	if len(resp.Kvs) == 0 {
-		return nil
-	}
-	var holder subnet.LeaseAttrs
-	if err := json.Unmarshal(resp.Kvs[0].Value, &holder); err != nil || holder.PublicIP == publicIP {
-		return nil
-	}
-	return permanent{fmt.Errorf("this host used subnet %s (subnet file %s) but node %s holds it now; "+
-		"refusing to renumber a host whose containers may still use the old subnet: "+
-		"stop them and remove %s to take a new subnet", previous, d.opts.subnetFile, holder.PublicIP, d.opts.subnetFile)}
+	return err
 }

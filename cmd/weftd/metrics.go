@@ -20,6 +20,7 @@ type statsCollector struct {
 	peers     *prometheus.Desc
 	expiry    *prometheus.Desc
 	ready     *prometheus.Desc
+	malformed *prometheus.Desc
 }
 
 func newStatsCollector(state *daemonState) *statsCollector {
@@ -34,11 +35,12 @@ func newStatsCollector(state *daemonState) *statsCollector {
 		peers:     prometheus.NewDesc("weft_peers", "Peers known from their leases, by how they are reached: udp (weft's data path), direct (a kernel route), unreachable (host-gw, not on this L2).", []string{"mode"}, nil),
 		expiry:    prometheus.NewDesc("weft_lease_expiry_timestamp_seconds", "When this node's subnet lease expires (0: a reservation, no expiry).", nil, nil),
 		ready:     prometheus.NewDesc("weft_lease_held", "1 when this node holds its subnet lease.", nil, nil),
+		malformed: prometheus.NewDesc("weft_malformed_leases", "Keys under the etcd lease prefix that are no usable lease (ignored).", nil, nil),
 	}
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.batches, c.batchSize, c.drops, c.peers, c.expiry, c.ready} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.batches, c.batchSize, c.drops, c.peers, c.expiry, c.ready, c.malformed} {
 		ch <- d
 	}
 }
@@ -49,6 +51,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.expiry, prometheus.GaugeValue, float64(c.state.leaseExpiry.Load()))
 	} else {
 		ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, 0)
+	}
+	if m := c.state.mgr.Load(); m != nil {
+		ch <- prometheus.MustNewConstMetric(c.malformed, prometheus.GaugeValue, float64(m.MalformedLeases()))
 	}
 	if paths := c.state.paths.Load(); paths != nil {
 		var count [len(routing.Modes)]int

@@ -1,0 +1,46 @@
+package subnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// CheckPrevious tells whether this node (attrs.PublicIP) can come back on
+// previous, the subnet it used before (e.g. from its subnet file). It
+// returns an error wrapping ErrWouldRenumber when it cannot, because
+//   - previous is not one of cfg's subnets (the network config changed),
+//   - another node holds previous, or
+//   - previous's key holds a value that is no usable lease: who holds it
+//     cannot be told, and taking another subnet would renumber the host.
+//
+// A free previous, or one this node holds, is fine (nil). Other errors
+// (etcd unreachable) are worth retrying.
+func (m *Manager) CheckPrevious(ctx context.Context, cfg *Config, previous netip.Prefix, attrs LeaseAttrs) error {
+	if cfg == nil {
+		return errors.New("check previous subnet: network config is nil")
+	}
+	if !cfg.Contains(previous) {
+		return fmt.Errorf("%w: subnet %s is not one of network %s's subnets (/%d in [%s, %s]); the network config changed since",
+			ErrWouldRenumber, previous, cfg.Network, cfg.SubnetLen, cfg.SubnetMin, cfg.SubnetMax)
+	}
+	key := m.LeaseKey(previous)
+	resp, err := m.cli.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("read lease %s: %w", key, err)
+	}
+	m.touch()
+	if len(resp.Kvs) == 0 {
+		return nil
+	}
+	holder, err := parseLeaseAttrs(resp.Kvs[0].Value)
+	if err != nil {
+		return fmt.Errorf("%w: the key of subnet %s (%s) holds no usable lease, so which node holds it cannot be told: %v",
+			ErrWouldRenumber, previous, key, err)
+	}
+	if holder.PublicIP != attrs.PublicIP {
+		return fmt.Errorf("%w: node %s holds subnet %s now", ErrWouldRenumber, holder.PublicIP, previous)
+	}
+	return nil
+}
