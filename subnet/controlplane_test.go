@@ -519,3 +519,22 @@ func TestPrefixOnlyEtcdRole(t *testing.T) {
 		t.Errorf("ListLeases: %v", err)
 	}
 }
+
+// A host-gw lease has no port: the keeper must take it as its own, not
+// "restore" it over and over.
+func TestKeepLeaseHostGWIsNotRestored(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	cfg := mustConfig(t, `{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}`)
+	logs := &logCounter{}
+	m := newManager(t, cli, subnet.Options{TTL: 3 * time.Second, Logger: slog.New(logs)})
+	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, subnet.LeaseAttrsFor(cfg.Backend, netip.MustParseAddr("192.0.2.1")), netip.Prefix{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startKeep(t, m, cfg, l)
+	eventually(t, 10*time.Second, "two renewals", func() bool { return len(r.renewals()) >= 2 })
+	if n := logs.containing("put ours back"); n != 0 {
+		t.Errorf("the keeper restored its own host-gw lease %d times: %q", n, logs.lines())
+	}
+}

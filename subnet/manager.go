@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -203,9 +205,31 @@ func (m *Manager) decodeLeaseKV(kv *mvccpb.KeyValue) (storedLease, error) {
 	return sl, nil
 }
 
-// Listing pages: at most listPageSize keys per request, fewer when a page
-// would not fit in the client's receive limit (MaxRecvMsgSize).
-const listPageSize = 256
+// Listing pages: the first has firstPageSize keys; each next one about
+// listPageBytes, going by the size of the key-values of the last page, at
+// most twice as many keys as the last and at most listPageSize. So leases
+// of ~100 bytes are read 64 at a time and junk of large values a few at a
+// time, and a page that overshoots (small keys, then large values) costs
+// etcd and weftd at most listPageSize values.
+const (
+	firstPageSize = 8
+	listPageSize  = 64
+	listPageBytes = 1 << 20
+)
+
+// junkBytesToFree: once this many bytes of listed values (or of junk
+// values from the watch) have passed through, the memory is handed back to
+// the OS at once (debug.FreeOSMemory) rather than whenever the runtime gets
+// to it: junk under the prefix must not leave every node's RSS raised.
+const junkBytesToFree = 8 << 20
+
+// freeJunkMemory hands the memory of junk just read back to the OS. Two
+// collections: the first moves the gRPC client's pooled receive buffers to
+// sync.Pool's victim cache, the second (inside FreeOSMemory) drops them.
+func freeJunkMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
+}
 
 // malformedExamples is how many malformed keys a listing's summary names.
 const malformedExamples = 3
@@ -268,20 +292,34 @@ func (m *Manager) listStored(ctx context.Context, cfg *Config, onMalformed func(
 
 // scanPrefix calls fn for every key under prefix, in pages read at the
 // revision of the first page. It returns that revision. A page too large
-// for the client's receive limit is asked again with fewer keys.
+// for the client's receive limit is asked again with fewer keys; a single
+// key-value too large for it is passed to fn with its key only (and an
+// empty value), so that it counts as malformed instead of stopping the
+// listing for good.
 func (m *Manager) scanPrefix(ctx context.Context, prefix string, fn func(*mvccpb.KeyValue)) (int64, error) {
 	from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
-	limit := int64(listPageSize)
+	limit := int64(firstPageSize)
 	var rev int64
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(limit)}
+	total := 0
+	at := func(opts ...clientv3.OpOption) []clientv3.OpOption {
+		opts = append(opts, clientv3.WithRange(end))
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
-		resp, err := m.cli.Get(ctx, from, opts...)
-		if status.Code(err) == codes.ResourceExhausted && limit > 1 {
-			limit = max(limit/4, 1)
-			continue
+		return opts
+	}
+	for {
+		resp, err := m.cli.Get(ctx, from, at(clientv3.WithLimit(limit))...)
+		if status.Code(err) == codes.ResourceExhausted {
+			if limit > 1 {
+				limit = 1 // a value is large: read one at a time, then grow again
+				continue
+			}
+			// One key-value over the limit: skip it, keys only.
+			resp, err = m.cli.Get(ctx, from, at(clientv3.WithLimit(1), clientv3.WithKeysOnly())...)
+			if err == nil && len(resp.Kvs) == 1 {
+				resp.Kvs[0].Value = nil
+			}
 		}
 		if err != nil {
 			return 0, err
@@ -290,14 +328,20 @@ func (m *Manager) scanPrefix(ctx context.Context, prefix string, fn func(*mvccpb
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
+		size := 0
 		for _, kv := range resp.Kvs {
+			size += len(kv.Key) + len(kv.Value)
 			fn(kv)
 		}
+		total += size
 		if !resp.More || len(resp.Kvs) == 0 {
+			if total > junkBytesToFree {
+				freeJunkMemory()
+			}
 			return rev, nil
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
-		limit = min(limit*2, listPageSize)
+		limit = min(max(int64(listPageBytes*len(resp.Kvs)/max(size, 1)), 1), 2*limit, listPageSize)
 	}
 }
 

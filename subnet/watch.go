@@ -85,6 +85,9 @@ type watcher struct {
 	unlogged  int
 	lastLog   time.Time
 	lastError string
+	// junkBytes counts the bytes of junk values received since memory
+	// was last handed back (see junkBytesToFree).
+	junkBytes int
 }
 
 // listAndWatch lists, delivers the snapshot and follows changes until the
@@ -137,6 +140,10 @@ func (w *watcher) listAndWatch(ctx context.Context) (progressed bool, err error)
 			if events := w.convert(resp.Events); len(events) > 0 {
 				w.handle(nil, events)
 			}
+			if w.junkBytes > junkBytesToFree {
+				w.junkBytes = 0
+				freeJunkMemory()
+			}
 		case <-flush.C:
 			w.logMalformed("", true)
 		}
@@ -164,6 +171,10 @@ func (w *watcher) convert(evs []*clientv3.Event) []Event {
 		case mvccpb.PUT:
 			sl, err := w.decode(ev.Kv)
 			if err != nil {
+				w.junkBytes += len(ev.Kv.Value)
+				if ev.PrevKv != nil {
+					w.junkBytes += len(ev.PrevKv.Value)
+				}
 				w.setMalformed(h, true)
 				// A lease overwritten with junk stays as it was: its node
 				// restores its key (KeepLease), and junk redirects nothing.
