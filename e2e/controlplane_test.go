@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -95,8 +96,9 @@ func TestRefusesToRenumberOnJunkOrNewNetwork(t *testing.T) {
 		if err := b.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.WaitExit(30 * time.Second); err == nil || strings.Contains(err.Error(), "timed out") {
-			t.Fatalf("%s: weftd did not exit with an error (%v); it came up renumbered?\n%s", why, err, b.Log(20))
+		if err := b.WaitExit(30 * time.Second); err == nil || errors.Is(err, testbed.ErrWaitTimeout) {
+			env, _ := b.Subnet()
+			t.Fatalf("%s: weftd did not exit with an error (%v); subnet file now %s (was %s)\n%s", why, err, env.Subnet, envB.Subnet, b.Log(20))
 		}
 		log := b.Log(5)
 		if !strings.Contains(log, "refusing to renumber") || !strings.Contains(log, want) {
