@@ -142,7 +142,7 @@ func (nd *node) matrix(t *testing.T) map[flow]bool {
 			if f.from != "host" {
 				path = nd.ctrs[f.from].Path()
 			}
-			err := testbed.Probe(path, f.proto, netip.AddrPortFrom(nd.ips[f.to], f.port), 2*time.Second)
+			err := testbed.Probe(path, f.proto, netip.AddrPortFrom(nd.ips[f.to], f.port), 3*time.Second)
 			if err != nil && err != testbed.ErrNoEcho {
 				t.Errorf("probe %v: %v", f, err)
 			}
