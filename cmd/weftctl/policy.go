@@ -25,6 +25,9 @@ func policyCommand(ctx context.Context, o *options, args []string, stdin io.Read
 		if len(args) != 1 || o.file == "" {
 			return errors.New("policy apply takes -f FILE (- for standard input) and no arguments")
 		}
+		if o.namespace != "" {
+			return errors.New("policy apply: -n is not used; a manifest names its namespace in metadata.namespace (none means \"default\")")
+		}
 		// Parse and validate everything before touching etcd.
 		policies, err := readPolicies(o.file, stdin)
 		if err != nil {

@@ -114,6 +114,9 @@ func TestPolicyCommands(t *testing.T) {
 	if after := stdoutOf(t, ep, "policy", "list"); after != before {
 		t.Fatalf("a refused apply changed the policies:\n%s\n->\n%s", before, after)
 	}
+	if code, _, stderr := weftctl(t, ep, "policy", "apply", "-n", "x", "-f", writeFile(t, twoPolicies)); code != 1 || !strings.Contains(stderr, "metadata.namespace") {
+		t.Fatalf("apply -n: %d %q", code, stderr)
+	}
 	if code, _, stderr := weftctl(t, ep, "policy", "apply"); code != 1 || !strings.Contains(stderr, "-f FILE") {
 		t.Fatalf("apply without -f: %d %q", code, stderr)
 	}
