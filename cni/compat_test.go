@@ -201,3 +201,28 @@ func TestShippedConflistWithDebianPortmap(t *testing.T) {
 		t.Fatalf("DNAT left after DEL:\n%s", rules)
 	}
 }
+
+// podman sends its container name as K8S_POD_NAME, without a namespace:
+// a name that is no Kubernetes pod name ("hungry_ride") is left out of the
+// identity instead of making weftd refuse the container; a valid one is kept.
+func TestPodmanContainerNamesAreNoPodNames(t *testing.T) {
+	t.Parallel()
+	weftd := startFakeWeftd(t)
+	h := newHost(t, "10.244.7.1/24", map[string]any{"daemonSocket": weftd.path})
+	for name, wantPod := range map[string]string{"hungry_ride": "", "My.App": "", "web-1": "web-1"} {
+		ctr := newNetns(t, "wtc")
+		call := pluginCall{command: "ADD", containerID: "ctr-" + name, netns: ctr.path(), ifname: "eth0",
+			args: "IgnoreUnknown=1;K8S_POD_NAME=" + name, stdin: h.confJSON(t, "1.0.0", map[string]any{"daemonSocket": weftd.path}), inNetns: &h.ns}
+		if _, perr := invoke(t, call); perr != nil {
+			t.Fatalf("ADD with K8S_POD_NAME=%s: %+v", name, perr)
+		}
+		if reqs := weftd.take(); len(reqs) != 1 || reqs[0].Pod != wantPod || reqs[0].Namespace != "default" {
+			t.Fatalf("K8S_POD_NAME=%s: weftd got %+v, want pod %q in namespace default", name, reqs, wantPod)
+		}
+		call.command = "DEL"
+		if _, perr := invoke(t, call); perr != nil {
+			t.Fatalf("DEL: %+v", perr)
+		}
+		weftd.take()
+	}
+}

@@ -34,7 +34,11 @@ const (
 // ADD once the endpoint is stored in etcd).
 const daemonTimeout = 15 * time.Second
 
-var namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+var (
+	namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	// podNameRE is a DNS-1123 subdomain, Kubernetes' rule for pod names.
+	podNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+)
 
 // validateNamespace applies Kubernetes' rule for namespace names, so that
 // a bad one is refused at once with a config error (weftd checks again).
@@ -103,9 +107,13 @@ type workload struct {
 }
 
 // workloadOf reads K8S_POD_NAMESPACE, K8S_POD_NAME and WEFT_LABELS from
-// CNI_ARGS ("K=V;K=V"); other keys are ignored.
+// CNI_ARGS ("K=V;K=V"); other keys are ignored. podman sends its container
+// name as K8S_POD_NAME (and no K8S_POD_NAMESPACE); a name that is not a
+// Kubernetes object name there ("hungry_ride", "My.App") is no pod name and
+// is left out, instead of failing the ADD.
 func workloadOf(conf *NetConf, cniArgs string) (workload, error) {
 	w := workload{namespace: conf.DefaultNamespace, labels: conf.Labels}
+	kubernetes := false
 	for _, kv := range strings.Split(cniArgs, ";") {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -115,6 +123,7 @@ func workloadOf(conf *NetConf, cniArgs string) (workload, error) {
 		case argPodNamespace:
 			if v != "" {
 				w.namespace = v
+				kubernetes = true
 			}
 		case argPodName:
 			w.pod = v
@@ -125,6 +134,9 @@ func workloadOf(conf *NetConf, cniArgs string) (workload, error) {
 			}
 			w.labels = labels
 		}
+	}
+	if !kubernetes && (len(w.pod) > 253 || !podNameRE.MatchString(w.pod)) {
+		w.pod = ""
 	}
 	if err := validateNamespace(w.namespace); err != nil {
 		return w, types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_ARGS %s: %v", argPodNamespace, err), "")

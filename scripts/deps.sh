@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what weft's demo, tests and benchmark need on a Debian machine:
-# Debian packages (iproute2, iperf3, ping, iptables, tcpdump) and the CNI
+# Debian packages (iproute2, iperf3, ping, iptables, tcpdump, podman, ...) and the CNI
 # project's cnitool. Safe to run again: it only installs what is missing.
 set -euo pipefail
 
@@ -16,6 +16,14 @@ command -v ping >/dev/null || need+=(iputils-ping)
 command -v iptables >/dev/null || need+=(iptables)
 command -v tcpdump >/dev/null || need+=(tcpdump)
 command -v bridge >/dev/null || need+=(iproute2)
+# The compatibility tests: podman (CNI backend) with an image made from
+# busybox-static, Debian's bridge/host-local/portmap plugins, nft for
+# weftd --ip-masq, nsenter to run podman inside a test host.
+command -v podman >/dev/null || need+=(podman)
+command -v busybox >/dev/null || need+=(busybox-static)
+[ -x /usr/lib/cni/portmap ] || need+=(containernetworking-plugins)
+command -v nft >/dev/null || need+=(nftables)
+command -v nsenter >/dev/null || need+=(util-linux)
 # `make systemd-check` (scripts/deps.sh systemd-check) also boots a Debian
 # rootfs under systemd-nspawn.
 if [ "${1:-}" = systemd-check ]; then
