@@ -471,6 +471,19 @@ func TestWatchWarnsOnEndpointChange(t *testing.T) {
 	if n := logs.containing(hijack); n != 2 {
 		t.Errorf("%d WARN lines, want 2 (delete-then-put and a rewrite are not hijacks): %q", n, logs.lines())
 	}
+	// A writer flipping an endpoint 200 times: at most 10 lines one by one
+	// in 30 s, not 200.
+	for i := range 200 {
+		put(t, cli, key, leaseValue("192.0.2.3", fmt.Sprint(1000+i)))
+	}
+	eventually(t, 10*time.Second, "last flip delivered", func() bool {
+		l, _ := tb.get(peer.String())
+		ep, _ := l.Endpoint()
+		return ep.Port() == 1199
+	})
+	if n := logs.containing(hijack); n != 10 {
+		t.Errorf("%d WARN lines for 200 endpoint flips, want 10 (then counted)", n)
+	}
 }
 
 // Item 8: weft works with an etcd user whose role covers only its prefix.

@@ -85,6 +85,11 @@ type watcher struct {
 	unlogged  int
 	lastLog   time.Time
 	lastError string
+	// Endpoint changes: how many were logged in the current window, when
+	// it began, and how many were not logged.
+	movedLogged   int
+	movedWindow   time.Time
+	movedUnlogged int
 	// junkBytes counts the bytes of junk values received since memory
 	// was last handed back (see junkBytesToFree).
 	junkBytes int
@@ -146,6 +151,7 @@ func (w *watcher) listAndWatch(ctx context.Context) (progressed bool, err error)
 			}
 		case <-flush.C:
 			w.logMalformed("", true)
+			w.flushMoved()
 		}
 	}
 }
@@ -248,7 +254,30 @@ func (w *watcher) logMalformed(reason string, flush bool) {
 	w.lastLog = time.Now()
 }
 
+// movedLogBurst endpoint changes are logged one by one per
+// malformedLogInterval; more are counted into one line.
+const movedLogBurst = 10
+
 func (w *watcher) warnMoved(subnet netip.Prefix, old, now string) {
+	if time.Since(w.movedWindow) >= malformedLogInterval {
+		w.flushMoved()
+		w.movedWindow, w.movedLogged = time.Now(), 0
+	}
+	if w.movedLogged >= movedLogBurst {
+		w.movedUnlogged++
+		return
+	}
+	w.movedLogged++
 	w.m.log.Warn("a peer's endpoint changed without its lease being deleted first (a hijack of the subnet looks like this)",
 		"subnet", subnet, "old", old, "new", now)
+}
+
+// flushMoved logs the count of endpoint changes not logged one by one.
+func (w *watcher) flushMoved() {
+	if w.movedUnlogged == 0 {
+		return
+	}
+	w.m.log.Warn("more peers' endpoints changed without their leases being deleted first (a hijack of a subnet looks like this)",
+		"count", w.movedUnlogged, "within", malformedLogInterval)
+	w.movedUnlogged = 0
 }
