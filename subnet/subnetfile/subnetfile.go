@@ -16,15 +16,22 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // DefaultPath is where weftd writes the file unless told otherwise.
 const DefaultPath = "/run/weft/subnet.env"
+
+// MaxMTU is the largest container MTU: an inner packet must still fit one
+// outer IPv4 packet (65535 bytes) after the outer IPv4 (20) and UDP (8)
+// headers and weft's header (4).
+const MaxMTU = 65535 - 20 - 8 - 4
 
 // Env is the content of a subnet file.
 type Env struct {
@@ -50,8 +57,8 @@ func (e Env) Validate() error {
 	if e.Subnet.Bits() < e.Network.Bits() || !e.Network.Contains(e.Subnet.Addr()) {
 		return fmt.Errorf("WEFT_SUBNET %s is not inside WEFT_NETWORK %s", e.Subnet, e.Network)
 	}
-	if e.MTU < 576 || e.MTU > 65535 {
-		return fmt.Errorf("WEFT_MTU %d out of range [576, 65535]", e.MTU)
+	if e.MTU < 576 || e.MTU > MaxMTU {
+		return fmt.Errorf("WEFT_MTU %d out of range [576, %d]", e.MTU, MaxMTU)
 	}
 	return nil
 }
@@ -113,12 +120,34 @@ func Parse(data []byte) (Env, error) {
 	return e, nil
 }
 
+// MaxSize is the largest subnet file Read accepts: weftd writes about 100
+// bytes; anything much larger is not its file.
+const MaxSize = 4 << 10
+
 // Read reads and parses the file at path. A missing file yields an error
-// that matches os.ErrNotExist with errors.Is.
+// that matches os.ErrNotExist with errors.Is. The file must be a regular file
+// of at most MaxSize bytes (a device such as /dev/zero, a FIFO or a huge file
+// is an error, not an endless read).
 func Read(path string) (Env, error) {
-	data, err := os.ReadFile(path)
+	// Non-blocking: opening a FIFO must not wait for a writer.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return Env{}, fmt.Errorf("read subnet file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Env{}, fmt.Errorf("read subnet file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return Env{}, fmt.Errorf("subnet file %s is not a regular file (%s)", path, fi.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return Env{}, fmt.Errorf("read subnet file: %w", err)
+	}
+	if len(data) > MaxSize {
+		return Env{}, fmt.Errorf("subnet file %s is larger than %d bytes: not weftd's", path, MaxSize)
 	}
 	e, err := Parse(data)
 	if err != nil {

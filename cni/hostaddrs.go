@@ -1,0 +1,42 @@
+package cni
+
+import (
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+)
+
+// checkSubnetFree refuses a node subnet (from the subnet file) that holds an
+// address of another interface of the host: giving containers addresses
+// inside it would shadow the host's own (an underlay, a VPN, a service
+// address). The bridge's own gateway address and the subnet's network
+// address on weftd's TUN (a /32, as weftd assigns it) are weft's and allowed.
+func checkSubnetFree(subnet netip.Prefix, bridge string) error {
+	subnet = subnet.Masked()
+	links, err := netlink.LinkList()
+	if err != nil {
+		return internalError("list the host's interfaces: %v", err)
+	}
+	for _, l := range links {
+		if l.Attrs().Name == bridge {
+			continue
+		}
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+		if err != nil {
+			return internalError("list the addresses of %s: %v", l.Attrs().Name, err)
+		}
+		for _, a := range addrs {
+			ip, ok := netip.AddrFromSlice(a.IP)
+			if !ok || !subnet.Contains(ip.Unmap()) {
+				continue
+			}
+			ones, _ := a.Mask.Size()
+			if _, tun := l.(*netlink.Tuntap); tun && ones == 32 && ip.Unmap() == subnet.Addr() {
+				continue
+			}
+			return internalError("the node subnet %s from the subnet file overlaps address %s of interface %s: refusing to give containers addresses there",
+				subnet, a.IPNet, l.Attrs().Name)
+		}
+	}
+	return nil
+}
