@@ -102,8 +102,21 @@ func (r *endpointRegistry) stillAttached(local map[netip.Addr]localEndpoint) map
 	return out
 }
 
-// handle does one plugin request.
+// handle does one plugin request. An ADD returns once the container is
+// published and (waiting outside the lock, so ADDs do not queue behind
+// each other) the node's policy rules include it.
 func (r *endpointRegistry) handle(ctx context.Context, req daemonsock.Request) error {
+	if err := r.record(ctx, req); err != nil {
+		return err
+	}
+	if req.Op == daemonsock.OpAdd && r.enforced != nil {
+		r.enforced(ctx, req.IP)
+	}
+	return nil
+}
+
+// record publishes or withdraws and updates the endpoints file.
+func (r *endpointRegistry) record(ctx context.Context, req daemonsock.Request) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch req.Op {
@@ -129,9 +142,6 @@ func (r *endpointRegistry) handle(ctx context.Context, req daemonsock.Request) e
 			return err
 		}
 		r.log.Info("container published", "ip", req.IP, "namespace", req.Namespace, "pod", req.Pod, "labels", req.Labels, "container", req.ContainerID)
-		if r.enforced != nil {
-			r.enforced(ctx, req.IP)
-		}
 		return nil
 	case daemonsock.OpDel:
 		var gone []netip.Addr
