@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestParseProcStat(t *testing.T) {
 	stat := `cpu  100 5 50 1000 20 3 7 2 40 0
@@ -35,5 +38,19 @@ func TestCPUModel(t *testing.T) {
 	}
 	if got := cpuModel("nothing"); got != "unknown" {
 		t.Errorf("cpuModel without model name = %q", got)
+	}
+}
+
+func TestParseProcessStat(t *testing.T) {
+	line := "4242 (weft d) S 1 4242 4242 0 -1 4194560 1000 0 0 0 175 25 0 0 20 0 12 0 100 0 0\n"
+	got, err := parseProcessStat(line)
+	if err != nil || got != 200 {
+		t.Fatalf("parseProcessStat = %d, %v; want 200 (175 user + 25 system)", got, err)
+	}
+	if _, err := parseProcessStat("12 (x) S 1 2"); err == nil {
+		t.Fatal("short line accepted")
+	}
+	if p := cpuPercent(50, 10*time.Second); p != 5 {
+		t.Fatalf("cpuPercent(50 ticks, 10 s) = %v, want 5", p)
 	}
 }

@@ -36,6 +36,8 @@ type config struct {
 	pingCount int
 	micro     bool
 	extras    extraFlags
+	only      map[string]bool // workloads to run (empty: all)
+	paths     map[string]bool // paths to measure (empty: all)
 }
 
 func main() {
@@ -48,7 +50,21 @@ func main() {
 	flag.IntVar(&cfg.pingCount, "ping-count", 300, "pings per latency run (10 ms apart)")
 	flag.BoolVar(&cfg.micro, "micro", true, "also run the Go microbenchmarks of ./overlay/...")
 	flag.Var(&cfg.extras, "extra", "extra path NAME=CMD: CMD gets HOST1_NS, HOST2_NS, HOST1_IP, HOST2_IP, sets up an overlay and prints \"A B\" (repeatable)")
+	only := flag.String("only", "", "comma-separated workloads to run (default all: "+workloadNames()+")")
+	paths := flag.String("paths", "", "comma-separated paths to measure (default all: raw,vxlan,weft and the extras)")
 	flag.Parse()
+	if *paths != "" {
+		cfg.paths = map[string]bool{}
+		for _, p := range strings.Split(*paths, ",") {
+			cfg.paths[strings.TrimSpace(p)] = true
+		}
+	}
+	if *only != "" {
+		cfg.only = map[string]bool{}
+		for _, w := range strings.Split(*only, ",") {
+			cfg.only[strings.TrimSpace(w)] = true
+		}
+	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

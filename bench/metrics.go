@@ -6,6 +6,8 @@ type metric struct {
 	Name         string `json:"name"`
 	Unit         string `json:"unit"`
 	HigherBetter bool   `json:"higherIsBetter"`
+	// WeftOnly: measured on the weft path only (weftd's own CPU use).
+	WeftOnly bool `json:"weftOnly,omitempty"`
 }
 
 // Metric keys.
@@ -19,19 +21,62 @@ const (
 	mLatP50    = "latency_p50_us"
 	mLatP99    = "latency_p99_us"
 	mCPUPerGB  = "cpu_s_per_gb"
+	mFixedLoss = "udp_fixed_loss_pct"
+	mLoadP50   = "latency_load_p50_us"
+	mLoadP99   = "latency_load_p99_us"
+	// weftd's CPU use (both daemons together, % of one core) while idle and
+	// during each workload.
+	mWeftIdle  = "weftd_cpu_idle_pct"
+	mWeftTCP1  = "weftd_cpu_tcp_1_pct"
+	mWeftTCP4  = "weftd_cpu_tcp_4_pct"
+	mWeftUDP64 = "weftd_cpu_udp_64_pct"
+	mWeftUDP14 = "weftd_cpu_udp_1400_pct"
 )
 
 // allMetrics is the order of the table rows and the chart panels.
 var allMetrics = []metric{
-	{mTCP1, "TCP, 1 stream", "Gbit/s", true},
-	{mTCP4, "TCP, 4 streams", "Gbit/s", true},
-	{mUDP64, "UDP 64 B, received", "kpkt/s", true},
-	{mUDP64Loss, "UDP 64 B, loss", "%", false},
-	{mUDP1400, "UDP 1400 B, received", "kpkt/s", true},
-	{mUDP14Loss, "UDP 1400 B, loss", "%", false},
-	{mLatP50, "ICMP RTT p50", "µs", false},
-	{mLatP99, "ICMP RTT p99", "µs", false},
-	{mCPUPerGB, "CPU per GB (TCP)", "CPU s/GB", false},
+	{mTCP1, "TCP, 1 stream", "Gbit/s", true, false},
+	{mTCP4, "TCP, 4 streams", "Gbit/s", true, false},
+	{mUDP64, "UDP 64 B, received", "kpkt/s", true, false},
+	{mUDP64Loss, "UDP 64 B, loss", "%", false, false},
+	{mUDP1400, "UDP 1400 B, received", "kpkt/s", true, false},
+	{mUDP14Loss, "UDP 1400 B, loss", "%", false, false},
+	{mLatP50, "ICMP RTT p50", "µs", false, false},
+	{mLatP99, "ICMP RTT p99", "µs", false, false},
+	{mCPUPerGB, "CPU per GB (TCP)", "CPU s/GB", false, false},
+	{mFixedLoss, "UDP 1400 B at 90 % of VXLAN's rate, loss", "%", false, false},
+	{mLoadP50, "ICMP RTT p50 under a TCP stream", "µs", false, false},
+	{mLoadP99, "ICMP RTT p99 under a TCP stream", "µs", false, false},
+	{mWeftIdle, "weftd CPU, no traffic (max of the two)", "% of a core", false, true},
+	{mWeftTCP1, "weftd CPU, TCP 1 stream (both)", "% of a core", false, true},
+	{mWeftTCP4, "weftd CPU, TCP 4 streams (both)", "% of a core", false, true},
+	{mWeftUDP64, "weftd CPU, UDP 64 B (both)", "% of a core", false, true},
+	{mWeftUDP14, "weftd CPU, UDP 1400 B (both)", "% of a core", false, true},
+}
+
+// workloadOf names the workload that measures metric key.
+func workloadOf(key string) string {
+	switch key {
+	case mTCP1, mWeftTCP1:
+		return "tcp-1"
+	case mTCP4, mWeftTCP4:
+		return "tcp-4"
+	case mUDP64, mUDP64Loss, mWeftUDP64:
+		return "udp-64"
+	case mUDP1400, mUDP14Loss, mWeftUDP14:
+		return "udp-1400"
+	case mLatP50, mLatP99:
+		return "latency"
+	case mCPUPerGB:
+		return "tcp-1" // and tcp-4
+	case mFixedLoss:
+		return "udp-fixed"
+	case mLoadP50, mLoadP99:
+		return "latency-load"
+	case mWeftIdle:
+		return "idle"
+	}
+	return ""
 }
 
 // Path names of the three built-in paths.

@@ -23,6 +23,10 @@ type report struct {
 	MicroErr  string
 	Skipped   []string
 	Duration  time.Duration
+	Only      map[string]bool `json:"-"` // workloads run, nil for all
+	// Tried is the hand-kept "what we tried" section (bench/tried.md),
+	// copied into docs/benchmarks.md so that regenerating keeps it.
+	Tried string `json:"-"`
 }
 
 type jsonPath struct {
@@ -158,11 +162,19 @@ func (rep *report) markdown(image string) string {
 	w("  how far the sender outruns the receive path on the same %d cores.\n", rep.Machine.Cores)
 	w("- Latency: `ping -i 0.01 -c %d` (ICMP echo round trip, both directions through the path); the\n", rep.PingCount)
 	w("  p50 and p99 of the replies.\n")
+	w("- Fixed-rate UDP: `iperf3 -u -l 1400 -b R` with R = 90 %% of the packet rate kernel VXLAN received\n")
+	w("  unlimited (UDP 1400 B) in the same repetition, offered on every path; the loss the receiver counted.\n")
+	w("- Latency under load: the same pings while one `iperf3` TCP stream runs over the same path.\n")
+	w("- weftd CPU: user + system time of the weftd processes (`/proc/PID/stat`) during a workload,\n")
+	w("  in %% of one core (both daemons added up); with no traffic, the larger of the two over 10 s.\n")
 	w("- CPU per GB: busy time of the whole machine (all cores, `/proc/stat`: everything but idle and\n")
 	w("  iowait) during the two TCP runs of a repetition, divided by the gigabytes (10^9 B) received.\n")
 	w("  Sender, receiver and (for weft) both daemons share the same cores.\n")
 	w("- Every figure is the median over the repetitions; the spread is min–max. Short runs keep\n")
 	w("  `make bench` under ten minutes; expect a few percent of noise between runs.\n\n")
+	if rep.Tried != "" {
+		w("%s\n\n", strings.TrimSpace(rep.Tried))
+	}
 	w("## Go microbenchmarks\n\n")
 	w("`go test -run=^$ -bench=. -benchmem %s`", microPackage)
 	if rep.MicroErr != "" {

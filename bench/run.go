@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/testbed"
+	"github.com/weftnet/weft/testbed/cluster"
 )
 
 // checkTools fails with a clear message when something the harness needs
@@ -91,13 +92,32 @@ func run(ctx context.Context, cfg config) (err error) {
 			err = errors.Join(err, fmt.Errorf("cleanup: %w", cerr))
 		}
 	}
-	defer closeBed()
+	defer func() { closeBed() }() // closeBed grows a weftd stop below
 
 	rep := &report{Date: started, Machine: describeMachine(iperfVersion), Reps: cfg.reps,
-		Seconds: cfg.seconds, PingCount: cfg.pingCount}
-	paths, skipped, err := setupPaths(ctx, bed, binDir, stateDir, logDir, extras)
+		Seconds: cfg.seconds, PingCount: cfg.pingCount, Only: cfg.only}
+	paths, weft, skipped, err := setupPaths(ctx, bed, binDir, stateDir, extras)
+	if weft != nil {
+		closeBedOnly := closeBed
+		closeBed = func() {
+			if cerr := weft.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("stop weftd: %w", cerr))
+			}
+			copyWeftLogs(weft, logDir)
+			closeBedOnly()
+		}
+	}
 	if err != nil {
 		return err
+	}
+	if cfg.paths != nil {
+		kept := paths[:0]
+		for _, p := range paths {
+			if cfg.paths[p.Name] {
+				kept = append(kept, p)
+			}
+		}
+		paths = kept
 	}
 	rep.Paths, rep.Skipped = paths, skipped
 	var names []string
@@ -106,7 +126,8 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	rep.Results = newResults(names)
 
-	r := &runner{bed: bed, seconds: cfg.seconds, pingCount: cfg.pingCount, logDir: logDir, res: rep.Results}
+	r := &runner{bed: bed, seconds: cfg.seconds, pingCount: cfg.pingCount, logDir: logDir, res: rep.Results,
+		weft: weft, only: cfg.only}
 	slog.Info("measuring", "paths", names, "repetitions", cfg.reps, "seconds", cfg.seconds)
 	if err := r.run(ctx, paths, cfg.reps); err != nil {
 		return err
@@ -128,6 +149,9 @@ func run(ctx context.Context, cfg config) (err error) {
 	} else {
 		rep.MicroErr = "not run (-micro=false)"
 	}
+	if tried, terr := os.ReadFile(filepath.Join(moduleRoot, "bench", "tried.md")); terr == nil {
+		rep.Tried = string(tried)
+	}
 	rep.Duration = time.Since(started)
 	rep.Machine.LoadEnd = loadAverage()
 	if err := writeOutputs(rep, cfg); err != nil {
@@ -137,15 +161,14 @@ func run(ctx context.Context, cfg config) (err error) {
 }
 
 // setupPaths builds raw, VXLAN, weft (when bin/weftd exists) and the extra
-// paths, and checks that each one carries traffic.
-func setupPaths(ctx context.Context, bed *testbed.Bed, binDir, stateDir, logDir string, extras [][2]string) ([]*path, []string, error) {
-	var paths []*path
-	var skipped []string
+// paths, and checks that each one carries traffic. The weft cluster is
+// returned (even with an error) so that the caller stops it.
+func setupPaths(ctx context.Context, bed *testbed.Bed, binDir, stateDir string, extras [][2]string) (paths []*path, weft *cluster.Cluster, skipped []string, err error) {
 	paths = append(paths, rawPath(bed))
 	slog.Info("setting up kernel VXLAN")
 	vx, err := vxlanPath(ctx, bed)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	paths = append(paths, vx)
 	weftd := filepath.Join(binDir, "weftd")
@@ -155,27 +178,28 @@ func setupPaths(ctx context.Context, bed *testbed.Bed, binDir, stateDir, logDir 
 		skipped = append(skipped, msg)
 	} else {
 		slog.Info("starting weftd on both hosts", "weftd", weftd)
-		wp, err := weftPath(ctx, bed, weftd, stateDir, logDir)
+		wp, c, err := weftPath(ctx, bed, binDir, stateDir)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
+		weft = c
 		paths = append(paths, wp)
 	}
 	for _, e := range extras {
 		slog.Info("setting up extra path", "name", e[0])
 		p, err := extraPath(ctx, bed, e[0], e[1])
 		if err != nil {
-			return nil, nil, err
+			return nil, weft, nil, err
 		}
 		paths = append(paths, p)
 	}
 	for _, p := range paths {
 		if err := waitReachable(ctx, bed, p); err != nil {
-			return nil, nil, err
+			return nil, weft, nil, err
 		}
 		slog.Info("path ready", "path", p.Name, "a", p.A, "b", p.B)
 	}
-	return paths, skipped, nil
+	return paths, weft, skipped, nil
 }
 
 // writeOutputs prints the table and writes results.json, results.md, the
@@ -224,6 +248,12 @@ func (rep *report) verdict() error {
 	var missing []string
 	for _, p := range rep.Results.Paths {
 		for _, m := range allMetrics {
+			if m.WeftOnly && p != pathWeft {
+				continue
+			}
+			if rep.Only != nil && !rep.Only[workloadOf(m.Key)] {
+				continue
+			}
 			if rep.Results.summary(p, m.Key).N == 0 {
 				missing = append(missing, p+"/"+m.Key)
 			}

@@ -39,7 +39,7 @@ func TestMarkdownTable(t *testing.T) {
 	}
 	var latency string
 	for _, l := range lines {
-		if strings.HasPrefix(l, "| ICMP RTT p50") {
+		if strings.HasPrefix(l, "| ICMP RTT p50 (") {
 			latency = l
 		}
 	}

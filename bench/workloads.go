@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/weftnet/weft/testbed"
+	"github.com/weftnet/weft/testbed/cluster"
 )
 
 // iperfPort is where the iperf3 server on host 2 listens.
@@ -27,6 +29,10 @@ type runner struct {
 	// tcp accumulates CPU seconds and bytes of the TCP runs of the current
 	// repetition, per path.
 	tcp map[string]*tcpTally
+	// weft runs weftd on the weft path (nil without it): its CPU use is
+	// measured per workload.
+	weft *cluster.Cluster
+	only map[string]bool // workloads to run, nil for all
 }
 
 type tcpTally struct {
@@ -37,16 +43,31 @@ type tcpTally struct {
 type workload struct {
 	name string
 	run  func(ctx context.Context, r *runner, p *path) error
+	// weftCPU is the metric of weftd's CPU use during the workload on the
+	// weft path ("" for none).
+	weftCPU string
 }
 
 var workloads = []workload{
-	{"tcp-1", func(ctx context.Context, r *runner, p *path) error { return r.runTCP(ctx, p, 1, mTCP1) }},
-	{"tcp-4", func(ctx context.Context, r *runner, p *path) error { return r.runTCP(ctx, p, 4, mTCP4) }},
-	{"udp-64", func(ctx context.Context, r *runner, p *path) error { return r.runUDP(ctx, p, 64, mUDP64, mUDP64Loss) }},
+	{"idle", func(ctx context.Context, r *runner, p *path) error { return r.runIdle(ctx, p) }, ""},
+	{"tcp-1", func(ctx context.Context, r *runner, p *path) error { return r.runTCP(ctx, p, 1, mTCP1) }, mWeftTCP1},
+	{"tcp-4", func(ctx context.Context, r *runner, p *path) error { return r.runTCP(ctx, p, 4, mTCP4) }, mWeftTCP4},
+	{"udp-64", func(ctx context.Context, r *runner, p *path) error { return r.runUDP(ctx, p, 64, mUDP64, mUDP64Loss) }, mWeftUDP64},
 	{"udp-1400", func(ctx context.Context, r *runner, p *path) error {
 		return r.runUDP(ctx, p, 1400, mUDP1400, mUDP14Loss)
-	}},
-	{"latency", func(ctx context.Context, r *runner, p *path) error { return r.runLatency(ctx, p) }},
+	}, mWeftUDP14},
+	{"udp-fixed", func(ctx context.Context, r *runner, p *path) error { return r.runFixedRate(ctx, p) }, ""},
+	{"latency", func(ctx context.Context, r *runner, p *path) error { return r.runLatency(ctx, p) }, ""},
+	{"latency-load", func(ctx context.Context, r *runner, p *path) error { return r.runLatencyUnderLoad(ctx, p) }, ""},
+}
+
+// workloadNames lists the workloads for -only.
+func workloadNames() string {
+	var names []string
+	for _, w := range workloads {
+		names = append(names, w.name)
+	}
+	return strings.Join(names, ",")
 }
 
 // run does reps repetitions; within each, every workload runs over every
@@ -58,12 +79,19 @@ func (r *runner) run(ctx context.Context, paths []*path, reps int) error {
 	for rep := 1; rep <= reps; rep++ {
 		r.tcp = map[string]*tcpTally{}
 		for _, w := range workloads {
+			if r.only != nil && !r.only[w.name] {
+				continue
+			}
 			for _, p := range paths {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
 				start := time.Now()
+				cpu := r.weftCPUStart(w, p)
 				err := r.attempt(ctx, w, p)
+				if err == nil {
+					r.weftCPUEnd(cpu)
+				}
 				if err != nil {
 					if ctx.Err() != nil {
 						return ctx.Err()
@@ -187,18 +215,159 @@ func (r *runner) runUDP(ctx context.Context, p *path, payload int, rateKey, loss
 // runLatency pings every 10 ms; a few lost replies are tolerated (the
 // percentiles are over the replies that came back), most are not.
 func (r *runner) runLatency(ctx context.Context, p *path) error {
+	rtts, err := r.ping(ctx, p)
+	if err != nil {
+		return err
+	}
+	r.res.add(p.Name, mLatP50, percentile(rtts, 50))
+	r.res.add(p.Name, mLatP99, percentile(rtts, 99))
+	return nil
+}
+
+// ping sends pingCount pings 10 ms apart from A to B and returns the RTTs.
+func (r *runner) ping(ctx context.Context, p *path) ([]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.pingCount)*20*time.Millisecond+20*time.Second)
 	defer cancel()
 	out, err := r.bed.Hosts[0].NS.Run(ctx, "ping", "-n", "-c", strconv.Itoa(r.pingCount), "-i", "0.01",
 		"-W", "1", "-I", p.A.String(), p.B.String())
 	rtts, perr := parsePingRTTs(out)
 	if perr != nil {
-		return errors.Join(perr, err)
+		return nil, errors.Join(perr, err)
 	}
 	if len(rtts) < r.pingCount/2 {
-		return fmt.Errorf("ping: only %d of %d replies", len(rtts), r.pingCount)
+		return nil, fmt.Errorf("ping: only %d of %d replies", len(rtts), r.pingCount)
 	}
-	r.res.add(p.Name, mLatP50, percentile(rtts, 50))
-	r.res.add(p.Name, mLatP99, percentile(rtts, 99))
+	return rtts, nil
+}
+
+// weftCPUMark is weftd's CPU time (both daemons) at the start of a workload.
+type weftCPUMark struct {
+	key   string
+	ticks uint64
+	at    time.Time
+}
+
+func (r *runner) weftCPUStart(w workload, p *path) *weftCPUMark {
+	if w.weftCPU == "" || p.Name != pathWeft || r.weft == nil {
+		return nil
+	}
+	t, err := r.weftTicks()
+	if err != nil {
+		slog.Warn("weftd CPU", "err", err)
+		return nil
+	}
+	return &weftCPUMark{key: w.weftCPU, ticks: t, at: time.Now()}
+}
+
+func (r *runner) weftCPUEnd(m *weftCPUMark) {
+	if m == nil {
+		return
+	}
+	t, err := r.weftTicks()
+	if err != nil {
+		slog.Warn("weftd CPU", "err", err)
+		return
+	}
+	r.res.add(pathWeft, m.key, cpuPercent(t-m.ticks, time.Since(m.at)))
+}
+
+// weftTicks sums the CPU ticks of every running weftd.
+func (r *runner) weftTicks() (uint64, error) {
+	var sum uint64
+	for _, n := range r.weft.Nodes {
+		t, err := processTicks(n.Pid())
+		if err != nil {
+			return 0, err
+		}
+		sum += t
+	}
+	return sum, nil
+}
+
+// runIdle measures weftd's CPU use with no traffic for 10 s (weft path
+// only): the larger of the two daemons, in % of a core.
+func (r *runner) runIdle(ctx context.Context, p *path) error {
+	if p.Name != pathWeft || r.weft == nil {
+		return nil
+	}
+	const window = 10 * time.Second
+	var before []uint64
+	for _, n := range r.weft.Nodes {
+		t, err := processTicks(n.Pid())
+		if err != nil {
+			return err
+		}
+		before = append(before, t)
+	}
+	start := time.Now()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(window):
+	}
+	elapsed := time.Since(start)
+	worst := 0.0
+	for i, n := range r.weft.Nodes {
+		t, err := processTicks(n.Pid())
+		if err != nil {
+			return err
+		}
+		worst = max(worst, cpuPercent(t-before[i], elapsed))
+	}
+	r.res.add(pathWeft, mWeftIdle, worst)
+	return nil
+}
+
+// fixedRateShare is the share of kernel VXLAN's unlimited UDP 1400 B rate
+// (same repetition) that the fixed-rate workload offers on every path.
+const fixedRateShare = 0.9
+
+// runFixedRate offers UDP 1400 B at 90 % of the packet rate kernel VXLAN
+// carried unlimited in this repetition, and records the loss.
+func (r *runner) runFixedRate(ctx context.Context, p *path) error {
+	vx := r.res.samples[pathVXLAN][mUDP1400]
+	if len(vx) == 0 {
+		return errors.New("no kernel VXLAN UDP 1400 B sample yet to derive the rate from")
+	}
+	pps := vx[len(vx)-1] * 1e3 * fixedRateShare
+	bits := int64(pps * 1400 * 8)
+	res, err := r.iperf(ctx, p, "-u", "-b", strconv.FormatInt(bits, 10), "-l", "1400")
+	if err != nil {
+		return err
+	}
+	if res.ReceivedPackets <= 0 {
+		return errors.New("iperf3 UDP: nothing received")
+	}
+	r.res.add(p.Name, mFixedLoss, res.LostPercent)
+	slog.Info("fixed rate", "path", p.Name, "offered_kpps", pps/1e3, "loss_pct", res.LostPercent)
+	return nil
+}
+
+// runLatencyUnderLoad pings while one TCP stream runs over the same path.
+func (r *runner) runLatencyUnderLoad(ctx context.Context, p *path) error {
+	pingTime := time.Duration(r.pingCount) * 10 * time.Millisecond
+	seconds := int((pingTime + 3*time.Second) / time.Second)
+	ictx, cancel := context.WithTimeout(ctx, time.Duration(seconds+30)*time.Second)
+	defer cancel()
+	cmd := r.bed.Hosts[0].NS.Command(ictx, "iperf3", "-c", p.B.String(), "-B", p.A.String(), "-p", strconv.Itoa(iperfPort),
+		"-t", strconv.Itoa(seconds), "--connect-timeout", "3000")
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("iperf3: %w", err)
+	}
+	// Let the stream ramp up before the first ping.
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Second):
+	}
+	rtts, perr := r.ping(ctx, p)
+	werr := cmd.Wait()
+	if perr != nil {
+		return perr
+	}
+	if werr != nil {
+		return fmt.Errorf("iperf3 under the pings: %w", werr)
+	}
+	r.res.add(p.Name, mLoadP50, percentile(rtts, 50))
+	r.res.add(p.Name, mLoadP99, percentile(rtts, 99))
 	return nil
 }

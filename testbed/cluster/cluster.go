@@ -293,6 +293,14 @@ func (n *Node) TunAddr() (netip.Addr, error) {
 	return env.Subnet.Masked().Addr(), nil
 }
 
+// Pid is the process id of the node's running weftd, 0 when it is not running.
+func (n *Node) Pid() int {
+	if n.proc == nil || n.proc.Exited() {
+		return 0
+	}
+	return n.proc.Pid
+}
+
 // Log returns the last lines of the node's weftd log.
 func (n *Node) Log(lines int) string { return tail(n.LogPath, lines) }
 
