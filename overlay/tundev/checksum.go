@@ -1,21 +1,63 @@
 package tundev
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
-// Checksum is the Internet checksum (RFC 1071) of b.
+// Checksum is the Internet checksum (RFC 1071) of b. It sums 64-bit
+// big-endian words with end-around carry (the one's complement sum is the
+// same at any word size that is a multiple of 16 bits) and folds to 16 bits.
 func Checksum(b []byte) uint16 {
-	var sum uint32
-	for len(b) >= 2 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
+	return ^fold(sum64(b))
+}
+
+// sum64 is the one's complement sum of b in 64-bit big-endian words (a
+// trailing odd byte is padded with zero), not yet folded.
+func sum64(b []byte) uint64 {
+	var s, carries uint64
+	var c uint64
+	for len(b) >= 32 {
+		s, c = bits.Add64(s, binary.BigEndian.Uint64(b), 0)
+		carries += c
+		s, c = bits.Add64(s, binary.BigEndian.Uint64(b[8:]), 0)
+		carries += c
+		s, c = bits.Add64(s, binary.BigEndian.Uint64(b[16:]), 0)
+		carries += c
+		s, c = bits.Add64(s, binary.BigEndian.Uint64(b[24:]), 0)
+		carries += c
+		b = b[32:]
+	}
+	for len(b) >= 8 {
+		s, c = bits.Add64(s, binary.BigEndian.Uint64(b), 0)
+		carries += c
+		b = b[8:]
+	}
+	var tail uint64
+	if len(b) >= 4 {
+		tail = uint64(binary.BigEndian.Uint32(b)) << 32
+		b = b[4:]
+	}
+	if len(b) >= 2 {
+		tail |= uint64(binary.BigEndian.Uint16(b)) << 16
 		b = b[2:]
 	}
 	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
+		tail |= uint64(b[0]) << 8
 	}
-	for sum>>16 != 0 {
-		sum = (sum & 0xffff) + (sum >> 16)
-	}
-	return ^uint16(sum)
+	s, c = bits.Add64(s, tail, 0)
+	carries += c
+	s, c = bits.Add64(s, carries, 0)
+	return s + c
+}
+
+// fold reduces a 64-bit one's complement sum to 16 bits.
+func fold(s uint64) uint16 {
+	s = (s >> 32) + (s & 0xffffffff)
+	s = (s >> 32) + (s & 0xffffffff)
+	s = (s >> 16) + (s & 0xffff)
+	s = (s >> 16) + (s & 0xffff)
+	return uint16(s)
 }
 
 // PseudoHeaderSum is the folded (not complemented) one's complement sum of
