@@ -12,8 +12,10 @@ type txPath struct {
 
 	bufs    [][]byte // full packet buffers; the TUN reads into bufs[i][bufOffset:]
 	sizes   []int
-	partial []bool           // packet i is a TCP segment with a partial checksum (tunReader)
-	pkts    [][]byte         // datagrams to send: bufs[i][bufOffset-HeaderLen : bufOffset+size]
+	partial []bool           // packet i is a TCP segment with a partial checksum
+	tails   [][]byte         // packet i continues in tails[i] (a TSO segment's payload, see tundev.Device.Read)
+	pkts    [][]byte         // datagrams to send: bufs[i][bufOffset-HeaderLen : bufOffset+size-len(tails[i])]...
+	ptails  [][]byte         // ... followed by ptails[i]
 	dsts    []netip.AddrPort // their destinations
 	tally   batchTally
 	read    int // packets read into this batch
@@ -29,7 +31,9 @@ func newTXPath(table *PeerTable, mtu int, icmp *icmpResponder) *txPath {
 		bufs:       newBuffers(batchSize),
 		sizes:      make([]int, batchSize),
 		partial:    make([]bool, batchSize),
+		tails:      make([][]byte, batchSize),
 		pkts:       make([][]byte, batchSize),
+		ptails:     make([][]byte, batchSize),
 		dsts:       make([]netip.AddrPort, batchSize),
 	}
 }
@@ -41,11 +45,12 @@ func (p *txPath) encapBatch(n int) int {
 	out := 0
 	for i := 0; i < n; i++ {
 		size := p.sizes[i]
+		head := size - len(p.tails[i]) // bytes in buf; the rest is the tail
 		buf := p.bufs[i]
-		peer, reason := p.encap(buf, size)
+		peer, reason := p.encap(buf, head, size)
 		if reason != notDropped {
 			p.tally.drop(reason)
-			pkt := buf[bufOffset : bufOffset+size]
+			pkt := buf[bufOffset : bufOffset+head] // a prefix of the packet: what the ICMP error quotes
 			switch reason {
 			case DropNoPeer:
 				p.icmp.reply(icmpCodeNetUnreach, 0, ipv4Dst(pkt)&p.subnetMask, pkt)
@@ -57,21 +62,23 @@ func (p *txPath) encapBatch(n int) int {
 		if p.partial[i] {
 			buf[bufOffset-1] = flagL4Partial
 		}
-		p.pkts[out] = buf[bufOffset-HeaderLen : bufOffset+size]
+		p.pkts[out] = buf[bufOffset-HeaderLen : bufOffset+head]
+		p.ptails[out] = p.tails[i]
 		p.dsts[out] = peer.Endpoint
 		out++ // counted as forwarded by the sender once the kernel took it
 	}
 	return out
 }
 
-// encap checks one inner packet at buf[bufOffset:bufOffset+size], finds its
-// peer and writes the weft header in place in front of it.
-func (p *txPath) encap(buf []byte, size int) (*Peer, DropReason) {
-	pkt := buf[bufOffset : bufOffset+size]
-	if size < 1 || pkt[0]>>4 != 4 {
+// encap checks one inner packet of size bytes whose first head bytes are at
+// buf[bufOffset:], finds its peer and writes the weft header in place in
+// front of it.
+func (p *txPath) encap(buf []byte, head, size int) (*Peer, DropReason) {
+	pkt := buf[bufOffset : bufOffset+head]
+	if head < 1 || pkt[0]>>4 != 4 {
 		return nil, DropNotIPv4
 	}
-	if size < ipv4HeaderLen {
+	if head < ipv4HeaderLen {
 		return nil, DropTruncated
 	}
 	dst := ipv4Dst(pkt)

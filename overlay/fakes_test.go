@@ -62,7 +62,7 @@ func (f *fakeUDP) ReadBatch(views [][]byte, sizes []int, srcs []netip.AddrPort) 
 	return n, nil
 }
 
-func (f *fakeUDP) WriteBatch(pkts [][]byte, dsts []netip.AddrPort, errs []error) error {
+func (f *fakeUDP) WriteBatch(pkts, tails [][]byte, dsts []netip.AddrPort, errs []error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var last error
@@ -72,7 +72,7 @@ func (f *fakeUDP) WriteBatch(pkts [][]byte, dsts []netip.AddrPort, errs []error)
 			continue
 		}
 		errs[i] = nil
-		f.sent = append(f.sent, fakeDatagram{append([]byte(nil), p...), dsts[i]})
+		f.sent = append(f.sent, fakeDatagram{append(append([]byte(nil), p...), tails[i]...), dsts[i]})
 	}
 	f.cond.Broadcast()
 	return last
@@ -127,7 +127,7 @@ func (f *fakeTUN) queue(pkt []byte) {
 	f.cond.Broadcast()
 }
 
-func (f *fakeTUN) Read(bufs [][]byte, sizes []int, partial []bool) (int, int, error) {
+func (f *fakeTUN) Read(bufs [][]byte, sizes []int, partial []bool, tails [][]byte) (int, int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for len(f.inbox) == 0 {
@@ -143,6 +143,7 @@ func (f *fakeTUN) Read(bufs [][]byte, sizes []int, partial []bool) (int, int, er
 	for n < len(bufs) && len(f.inbox) > 0 {
 		sizes[n] = copy(bufs[n][bufOffset:], f.inbox[0])
 		partial[n] = false
+		tails[n] = nil
 		f.inbox = f.inbox[1:]
 		n++
 	}

@@ -63,7 +63,7 @@ func (o *Overlay) readTX(free <-chan *txPath, full chan<- *txPath, queued *atomi
 		if p == nil {
 			p = <-free
 		}
-		n, malformed, err := o.tun.Read(p.bufs, p.sizes, p.partial)
+		n, malformed, err := o.tun.Read(p.bufs, p.sizes, p.partial, p.tails)
 		for range malformed {
 			p.tally.drop(DropTruncated)
 		}
@@ -76,7 +76,7 @@ func (o *Overlay) readTX(free <-chan *txPath, full chan<- *txPath, queued *atomi
 		p.read = n
 		p.out = p.encapBatch(n)
 		if n <= directSendMax && queued.Load() == 0 {
-			if err := o.send.send(p.pkts[:p.out], p.dsts[:p.out], &directTally); err != nil {
+			if err := o.send.send(p.pkts[:p.out], p.ptails[:p.out], p.dsts[:p.out], &directTally); err != nil {
 				o.log.Debug("UDP send", "err", err)
 			}
 			o.txStat.flush(&p.tally, p.read)
@@ -94,17 +94,19 @@ func (o *Overlay) readTX(free <-chan *txPath, full chan<- *txPath, queued *atomi
 func (o *Overlay) sendTX(free chan<- *txPath, full <-chan *txPath, queued *atomic.Int32) {
 	group := make([]*txPath, 0, cap(full))
 	pkts := make([][]byte, 0, cap(full)*batchSize)
+	tails := make([][]byte, 0, cap(full)*batchSize)
 	dsts := make([]netip.AddrPort, 0, cap(full)*batchSize)
 	var sendTally batchTally
 	for p := range full {
 		group = append(group[:0], p)
 		group = gatherTX(group, full)
-		pkts, dsts = pkts[:0], dsts[:0]
+		pkts, tails, dsts = pkts[:0], tails[:0], dsts[:0]
 		for _, q := range group {
 			pkts = append(pkts, q.pkts[:q.out]...)
+			tails = append(tails, q.ptails[:q.out]...)
 			dsts = append(dsts, q.dsts[:q.out]...)
 		}
-		if err := o.send.send(pkts, dsts, &sendTally); err != nil {
+		if err := o.send.send(pkts, tails, dsts, &sendTally); err != nil {
 			o.log.Debug("UDP send", "err", err)
 		}
 		for _, q := range group {

@@ -14,9 +14,9 @@ type udpSocket interface {
 	// ReadBatch blocks until datagrams arrive and reads one per view, with
 	// sizes and sources; it returns how many.
 	ReadBatch(views [][]byte, sizes []int, srcs []netip.AddrPort) (int, error)
-	// WriteBatch sends pkts[i] to dsts[i]; errs[i] is nil for each datagram
-	// the kernel took and the error for each it refused.
-	WriteBatch(pkts [][]byte, dsts []netip.AddrPort, errs []error) error
+	// WriteBatch sends pkts[i] followed by tails[i] to dsts[i]; errs[i] is
+	// nil for each datagram the kernel took and the error for each it refused.
+	WriteBatch(pkts, tails [][]byte, dsts []netip.AddrPort, errs []error) error
 	// SetReadDeadline unblocks ReadBatch (os.ErrDeadlineExceeded) at t.
 	SetReadDeadline(t time.Time) error
 	Close() error
@@ -30,8 +30,9 @@ var _ udpSocket = (*udpbatch.Conn)(nil)
 type tunDevice interface {
 	// Read blocks until packets arrive and reads them into bufs, their
 	// lengths in sizes (partial[i]: TCP checksum holds only the
-	// pseudo-header sum); malformed counts frames it dropped.
-	Read(bufs [][]byte, sizes []int, partial []bool) (n, malformed int, err error)
+	// pseudo-header sum; a packet continues in tails[i] when that is not
+	// empty); malformed counts frames it dropped.
+	Read(bufs [][]byte, sizes []int, partial []bool, tails [][]byte) (n, malformed int, err error)
 	// Write writes pkts (each buf[:bufOffset+len]) and returns how many
 	// writes failed; the error only when the device is gone.
 	Write(pkts [][]byte, partial []bool) (failed int, err error)

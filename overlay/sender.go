@@ -18,19 +18,19 @@ func newSender(udp udpSocket, maxPackets int) *sender {
 	return &sender{udp: udp, errs: make([]error, maxPackets)}
 }
 
-// send transmits pkts[i] to dsts[i] and counts them in tally. The returned
-// error is the last send error, for logging.
-func (s *sender) send(pkts [][]byte, dsts []netip.AddrPort, tally *batchTally) error {
+// send transmits pkts[i] followed by tails[i] to dsts[i] and counts them in
+// tally. The returned error is the last send error, for logging.
+func (s *sender) send(pkts, tails [][]byte, dsts []netip.AddrPort, tally *batchTally) error {
 	if len(pkts) == 0 {
 		return nil
 	}
 	errs := s.errs[:len(pkts)]
-	err := s.udp.WriteBatch(pkts, dsts, errs)
+	err := s.udp.WriteBatch(pkts, tails, dsts, errs)
 	for i, e := range errs {
 		switch {
 		case e == nil:
 			tally.packets++
-			tally.bytes += uint64(len(pkts[i]) - HeaderLen)
+			tally.bytes += uint64(len(pkts[i]) - HeaderLen + len(tails[i]))
 		case udpbatch.IsMessageTooBig(e):
 			tally.drop(DropTooBig)
 		default:

@@ -16,17 +16,18 @@ func TestSenderCountsAfterTheSend(t *testing.T) {
 	s := newSender(udp, 8)
 	pkts := [][]byte{make([]byte, HeaderLen+100), make([]byte, HeaderLen+200), make([]byte, HeaderLen+300), make([]byte, HeaderLen+400)}
 	dsts := []netip.AddrPort{testPeerEP, testPeerEP, testPeerEP, testPeerEP}
+	tails := [][]byte{nil, nil, nil, make([]byte, 50)} // the last datagram continues in a tail
 	var c dirCounters
 	var prev DirStats
 	for round := 1; round <= 3; round++ {
 		var tally batchTally
-		if err := s.send(pkts, dsts, &tally); err == nil {
+		if err := s.send(pkts, tails, dsts, &tally); err == nil {
 			t.Fatal("no error reported for the failed datagrams")
 		}
 		c.flush(&tally, len(pkts))
 		st := c.snapshot()
-		if st.Packets != uint64(2*round) || st.Bytes != uint64(500*round) {
-			t.Fatalf("round %d: packets %d bytes %d, want %d and %d", round, st.Packets, st.Bytes, 2*round, 500*round)
+		if st.Packets != uint64(2*round) || st.Bytes != uint64(550*round) {
+			t.Fatalf("round %d: packets %d bytes %d, want %d and %d", round, st.Packets, st.Bytes, 2*round, 550*round)
 		}
 		if st.Drops[DropSendError] != uint64(round) || st.Drops[DropTooBig] != uint64(round) {
 			t.Fatalf("round %d: drops %v", round, st.Drops)

@@ -114,15 +114,19 @@ func (d *Device) VnetHeader() bool { return d.vnet }
 
 // Read blocks until packets arrive and reads them into bufs[i][Headroom:]
 // (each buffer BufSize bytes), their lengths in sizes; partial[i] reports a
-// TCP segment whose checksum field holds only the pseudo-header sum. It
+// TCP segment whose checksum field holds only the pseudo-header sum. The
+// segments of a TSO superpacket are not copied: packet i is its headers at
+// bufs[i][Headroom:] followed by tails[i], a view into another buffer of the
+// batch (sizes[i] counts both; tails[i] is nil for a contiguous packet). It
 // returns how many packets it read and how many frames the kernel handed over
 // malformed (dropped). After the first packet it drains what is already
 // queued without blocking; it stops after a TSO superpacket.
-func (d *Device) Read(bufs [][]byte, sizes []int, partial []bool) (n, malformed int, err error) {
+func (d *Device) Read(bufs [][]byte, sizes []int, partial []bool, tails [][]byte) (n, malformed int, err error) {
 	if d.r != nil {
-		return d.r.read(bufs, sizes, partial)
+		return d.r.read(bufs, sizes, partial, tails)
 	}
 	clear(partial)
+	clear(tails)
 	n, err = d.dev.Read(bufs, sizes, Headroom)
 	if errors.Is(err, tun.ErrTooManySegments) {
 		return 0, 1, nil

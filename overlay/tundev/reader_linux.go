@@ -50,12 +50,15 @@ func (r *reader) readBlocking(fd uintptr) bool {
 	return r.err != unix.EAGAIN
 }
 
-// read fills bufs/sizes/partial with packets (each at bufs[i][Headroom:])
-// and returns how many, and how many frames the kernel handed over
+// read fills bufs/sizes/partial/tails with packets (each at
+// bufs[i][Headroom:], followed by tails[i] when that is not empty, see
+// splitGSO) and returns how many, and how many frames the kernel handed over
 // malformed (dropped).
-func (r *reader) read(bufs [][]byte, sizes []int, partial []bool) (n, malformed int, err error) {
+func (r *reader) read(bufs [][]byte, sizes []int, partial []bool, tails [][]byte) (n, malformed int, err error) {
 	if r.pendingLen > 0 {
-		k, bad := r.take(r.pending[:r.pendingLen], bufs, sizes, partial, 0)
+		// Copied, not viewed: r.pending is reused while this batch may still
+		// wait to be sent.
+		k, bad := r.take(r.pending[:r.pendingLen], bufs, sizes, partial, tails, 0)
 		r.pendingLen = 0
 		n += k
 		malformed += bad
@@ -88,7 +91,7 @@ func (r *reader) read(bufs [][]byte, sizes []int, partial []bool) (n, malformed 
 			r.pendingLen = copy(r.pending, frame)
 			break
 		}
-		k, bad := r.take(frame, bufs, sizes, partial, n)
+		k, bad := r.take(frame, bufs, sizes, partial, tails, n)
 		n += k
 		malformed += bad
 		if gso {
@@ -113,7 +116,7 @@ func gsoSegmentsAtMost(frame []byte) int {
 
 // take turns one frame (virtio header + packet) into packets at bufs[at:]
 // and returns how many, and 1 when the frame is malformed.
-func (r *reader) take(frame []byte, bufs [][]byte, sizes []int, partial []bool, at int) (int, int) {
+func (r *reader) take(frame []byte, bufs [][]byte, sizes []int, partial []bool, tails [][]byte, at int) (int, int) {
 	h := readVirtioHeader(frame)
 	pkt := frame[virtioNetHdrLen:]
 	if h.gsoType == virtioNetHdrGSONone {
@@ -123,6 +126,7 @@ func (r *reader) take(frame []byte, bufs [][]byte, sizes []int, partial []bool, 
 		}
 		sizes[at] = len(pkt)
 		partial[at] = false
+		tails[at] = nil
 		if h.flags&virtioNetHdrFNeedsCsum != 0 {
 			cs, off := int(h.csumStart), int(h.csumOffset)
 			if cs+off+2 > len(pkt) {
@@ -136,7 +140,7 @@ func (r *reader) take(frame []byte, bufs [][]byte, sizes []int, partial []bool, 
 		}
 		return 1, 0
 	}
-	n, _, ok := splitGSO(pkt, h, bufs[at:], sizes[at:], partial[at:])
+	n, _, ok := splitGSO(pkt, h, bufs[at:], sizes[at:], partial[at:], tails[at:])
 	if !ok {
 		return 0, 1
 	}

@@ -117,15 +117,16 @@ type testBatch struct {
 	bufs      [][]byte
 	sizes     []int
 	partial   []bool
+	tails     [][]byte
 	malformed int
 }
 
 func newTestBatch() *testBatch {
-	return &testBatch{bufs: newBuffers(batchSize), sizes: make([]int, batchSize), partial: make([]bool, batchSize)}
+	return &testBatch{bufs: newBuffers(batchSize), sizes: make([]int, batchSize), partial: make([]bool, batchSize), tails: make([][]byte, batchSize)}
 }
 
 func (p *testBatch) read(r *reader) (int, error) {
-	n, bad, err := r.read(p.bufs, p.sizes, p.partial)
+	n, bad, err := r.read(p.bufs, p.sizes, p.partial, p.tails)
 	p.malformed += bad
 	return n, err
 }

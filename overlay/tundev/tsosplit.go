@@ -9,7 +9,12 @@ import "encoding/binary"
 // bufs[0][Headroom:] itself. It returns the number of segments, or ok=false
 // when pkt is malformed or needs more than len(bufs) buffers (need says how
 // many; 0 when malformed).
-func splitGSO(pkt []byte, h virtioHeader, bufs [][]byte, sizes []int, partial []bool) (n, need int, ok bool) {
+//
+// With tails (not nil) and a TCP pkt that is bufs[0][Headroom:] itself, the
+// payloads are not copied: segment 0 stays in place, and segment i > 0 is
+// its headers at bufs[i][Headroom:] followed by tails[i], a view into pkt
+// (sizes[i] counts both). Otherwise tails[i] is set to nil.
+func splitGSO(pkt []byte, h virtioHeader, bufs [][]byte, sizes []int, partial []bool, tails [][]byte) (n, need int, ok bool) {
 	ihl := int(h.csumStart)
 	if len(pkt) < ipv4HeaderLen || pkt[0]>>4 != 4 || int(pkt[0]&0x0f)*4 != ihl || h.gsoSize == 0 {
 		return 0, 0, false
@@ -41,15 +46,31 @@ func splitGSO(pkt []byte, h virtioHeader, bufs [][]byte, sizes []int, partial []
 	if tcp {
 		seq0 = binary.BigEndian.Uint32(pkt[ihl+tcpSeqOffset:])
 	}
+	views := tails != nil && tcp && &pkt[0] == &bufs[0][Headroom]
 	// Last segment first: segment 0 may be pkt itself, whose headers the
 	// others copy.
 	for i := n - 1; i >= 0; i-- {
 		start := hdrLen + i*mss
 		end := min(start+mss, len(pkt))
-		seg := bufs[i][Headroom : Headroom+hdrLen+end-start]
-		copy(seg[hdrLen:], pkt[start:end])
-		copy(seg, pkt[:hdrLen])
-		binary.BigEndian.PutUint16(seg[2:], uint16(len(seg)))
+		segLen := hdrLen + end - start
+		var seg []byte // the whole segment, or (views, i > 0) its headers
+		switch {
+		case views && i == 0:
+			seg = pkt[:segLen]
+			tails[0] = nil
+		case views:
+			seg = bufs[i][Headroom : Headroom+hdrLen]
+			copy(seg, pkt[:hdrLen])
+			tails[i] = pkt[start:end]
+		default:
+			seg = bufs[i][Headroom : Headroom+segLen]
+			copy(seg[hdrLen:], pkt[start:end])
+			copy(seg, pkt[:hdrLen])
+			if tails != nil {
+				tails[i] = nil
+			}
+		}
+		binary.BigEndian.PutUint16(seg[2:], uint16(segLen))
 		binary.BigEndian.PutUint16(seg[4:], id0+uint16(i))
 		seg[ipv4CsumOff], seg[ipv4CsumOff+1] = 0, 0
 		binary.BigEndian.PutUint16(seg[ipv4CsumOff:], Checksum(seg[:ihl]))
@@ -59,7 +80,7 @@ func splitGSO(pkt []byte, h virtioHeader, bufs [][]byte, sizes []int, partial []
 			if i != n-1 {
 				l4[tcpFlagsOffset] &^= tcpFlagFIN | tcpFlagPSH
 			}
-			binary.BigEndian.PutUint16(l4[tcpCsumOffset:], PseudoHeaderSum(seg, protoTCP, len(l4)))
+			binary.BigEndian.PutUint16(l4[tcpCsumOffset:], PseudoHeaderSum(seg, protoTCP, segLen-ihl))
 			partial[i] = true
 		} else {
 			binary.BigEndian.PutUint16(l4[4:], uint16(len(l4)))
@@ -67,7 +88,7 @@ func splitGSO(pkt []byte, h virtioHeader, bufs [][]byte, sizes []int, partial []
 			completeChecksum(l4, udpCsumOffset)
 			partial[i] = false
 		}
-		sizes[i] = len(seg)
+		sizes[i] = segLen
 	}
 	return n, n, true
 }

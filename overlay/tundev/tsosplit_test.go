@@ -1,6 +1,7 @@
 package tundev
 
 import (
+	"bytes"
 	"encoding/binary"
 	"testing"
 )
@@ -27,7 +28,7 @@ func TestSplitGSOTCP(t *testing.T) {
 	bufs := newBuffers(8)
 	frame := superpacketFrame(bufs[0], data, mss, tcpFlagACK|tcpFlagPSH|tcpFlagFIN)
 	sizes, partial := make([]int, 8), make([]bool, 8)
-	n, _, ok := splitGSO(frame[virtioNetHdrLen:], readVirtioHeader(frame), bufs, sizes, partial)
+	n, _, ok := splitGSO(frame[virtioNetHdrLen:], readVirtioHeader(frame), bufs, sizes, partial, nil)
 	if !ok || n != 4 {
 		t.Fatalf("splitGSO = %d, %v; want 4 segments", n, ok)
 	}
@@ -74,17 +75,17 @@ func TestSplitGSORefuses(t *testing.T) {
 	bufs := newBuffers(4)
 	sizes, partial := make([]int, 4), make([]bool, 4)
 	frame := superpacketFrame(bufs[0], 5000, 1000, tcpFlagACK)
-	if _, need, ok := splitGSO(frame[virtioNetHdrLen:], readVirtioHeader(frame), bufs, sizes, partial); ok || need != 5 {
+	if _, need, ok := splitGSO(frame[virtioNetHdrLen:], readVirtioHeader(frame), bufs, sizes, partial, nil); ok || need != 5 {
 		t.Errorf("5 segments into 4 buffers: ok=%v need=%d", ok, need)
 	}
 	h := readVirtioHeader(frame)
 	h.csumStart = 24
-	if _, _, ok := splitGSO(frame[virtioNetHdrLen:], h, bufs, sizes, partial); ok {
+	if _, _, ok := splitGSO(frame[virtioNetHdrLen:], h, bufs, sizes, partial, nil); ok {
 		t.Error("accepted csum_start that is not the IPv4 header length")
 	}
 	h = readVirtioHeader(frame)
 	h.gsoSize = 0
-	if _, _, ok := splitGSO(frame[virtioNetHdrLen:], h, bufs, sizes, partial); ok {
+	if _, _, ok := splitGSO(frame[virtioNetHdrLen:], h, bufs, sizes, partial, nil); ok {
 		t.Error("accepted gso_size 0")
 	}
 }
@@ -96,7 +97,7 @@ func TestSplitGSOZeroAllocs(t *testing.T) {
 	pristine := append([]byte(nil), frame...)
 	allocs := testing.AllocsPerRun(50, func() {
 		copy(frame, pristine)
-		if n, _, ok := splitGSO(frame[virtioNetHdrLen:], readVirtioHeader(frame), bufs, sizes, partial); !ok || n != 43 {
+		if n, _, ok := splitGSO(frame[virtioNetHdrLen:], readVirtioHeader(frame), bufs, sizes, partial, nil); !ok || n != 43 {
 			panic("split failed")
 		}
 	})
@@ -114,7 +115,7 @@ func BenchmarkSplitGSO(b *testing.B) {
 	b.SetBytes(int64(len(pkt)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, ok := splitGSO(pkt, h, bufs, sizes, partial); !ok {
+		if _, _, ok := splitGSO(pkt, h, bufs, sizes, partial, nil); !ok {
 			b.Fatal("split failed")
 		}
 	}
@@ -128,5 +129,41 @@ func BenchmarkChecksum1400(b *testing.B) {
 	b.SetBytes(1400)
 	for b.Loop() {
 		_ = Checksum(buf)
+	}
+}
+
+// TestSplitGSOViews checks that the view split (headers in their own buffers,
+// payloads left in the superpacket) gives the same segments as the copy.
+func TestSplitGSOViews(t *testing.T) {
+	for _, data := range []int{1000, 4000, 4321, 44 * 1400} {
+		copied := newBuffers(64)
+		sizes, partial := make([]int, 64), make([]bool, 64)
+		frame := superpacketFrame(make([]byte, BufSize), data, 1400, tcpFlagACK|tcpFlagPSH)
+		h := readVirtioHeader(frame)
+		n, _, ok := splitGSO(append([]byte(nil), frame[virtioNetHdrLen:]...), h, copied, sizes, partial, nil)
+		if !ok {
+			t.Fatal("copy split failed")
+		}
+		viewed := newBuffers(64)
+		frame = superpacketFrame(viewed[0], data, 1400, tcpFlagACK|tcpFlagPSH) // in place, as the reader reads
+		vsizes, vpartial, tails := make([]int, 64), make([]bool, 64), make([][]byte, 64)
+		for i := range tails {
+			tails[i] = []byte("stale")
+		}
+		vn, _, ok := splitGSO(frame[virtioNetHdrLen:], h, viewed, vsizes, vpartial, tails)
+		if !ok || vn != n {
+			t.Fatalf("%d bytes: view split = %d, %v; copy split %d", data, vn, ok, n)
+		}
+		for i := 0; i < n; i++ {
+			head := viewed[i][Headroom : Headroom+vsizes[i]-len(tails[i])]
+			seg := append(append([]byte(nil), head...), tails[i]...)
+			want := copied[i][Headroom : Headroom+sizes[i]]
+			if !bytes.Equal(seg, want) || vpartial[i] != partial[i] {
+				t.Fatalf("%d bytes, segment %d: view split differs from the copy", data, i)
+			}
+			if i == 0 && tails[0] != nil {
+				t.Fatal("segment 0 has a tail: it should stay in place")
+			}
+		}
 	}
 }

@@ -125,7 +125,7 @@ func Listen(addr netip.AddrPort, maxBatch int, log *slog.Logger) (*Conn, error) 
 	c.r.fn = c.recvmmsg
 	c.w = writer{
 		hdrs:  make([]unix.Mmsghdr, maxBatch),
-		iovs:  make([]unix.Iovec, maxBatch),
+		iovs:  make([]unix.Iovec, 2*maxBatch),
 		names: make([]unix.RawSockaddrInet4, maxBatch),
 		oob:   make([]byte, maxBatch*cmsgSpace2),
 		msgs:  make([]Message, maxBatch),
@@ -226,27 +226,38 @@ func (c *Conn) recvmmsg(fd uintptr) bool {
 	}
 }
 
-// WriteBatch sends pkts[i] to dsts[i] (IPv4), grouped into GSO messages when
-// the kernel supports it (Plan; the iovecs point at pkts, nothing is copied).
-// errs[i] is set to nil for a datagram the kernel took and to the send error
-// for one it refused. It returns the last error, for logging.
-func (c *Conn) WriteBatch(pkts [][]byte, dsts []netip.AddrPort, errs []error) error {
+// WriteBatch sends datagram i, pkts[i] followed by tails[i] (tails may be
+// nil; a tail is sent as its own iovec, so a datagram may be a header in one
+// buffer and a payload in another), to dsts[i] (IPv4), grouped into GSO
+// messages when the kernel supports it (Plan; the iovecs point at the
+// buffers, nothing is copied). errs[i] is set to nil for a datagram the
+// kernel took and to the send error for one it refused. It returns the last
+// error, for logging.
+func (c *Conn) WriteBatch(pkts, tails [][]byte, dsts []netip.AddrPort, errs []error) error {
 	w := &c.w
 	gso := c.gso.Load()
-	nm := Plan(pkts, dsts, gso, w.msgs)
+	nm := Plan(pkts, tails, dsts, gso, w.msgs)
+	iov := 0
 	for m := 0; m < nm; m++ {
 		msg := w.msgs[m]
+		first := iov
 		for k := msg.First; k < msg.First+msg.Count; k++ {
 			p := pkts[k]
-			w.iovs[k].Base = unsafe.SliceData(p)
-			w.iovs[k].SetLen(len(p))
+			w.iovs[iov].Base = unsafe.SliceData(p)
+			w.iovs[iov].SetLen(len(p))
+			iov++
+			if tails != nil && len(tails[k]) > 0 {
+				w.iovs[iov].Base = unsafe.SliceData(tails[k])
+				w.iovs[iov].SetLen(len(tails[k]))
+				iov++
+			}
 		}
 		putSockaddr(&w.names[m], dsts[msg.First])
 		h := &w.hdrs[m].Hdr
 		h.Name = (*byte)(unsafe.Pointer(&w.names[m]))
 		h.Namelen = sockaddrLen
-		h.Iov = &w.iovs[msg.First]
-		h.SetIovlen(msg.Count)
+		h.Iov = &w.iovs[first]
+		h.SetIovlen(iov - first)
 		h.Flags = 0
 		if msg.Count > 1 {
 			oob := w.oob[m*cmsgSpace2 : (m+1)*cmsgSpace2]
@@ -282,7 +293,11 @@ func (c *Conn) WriteBatch(pkts [][]byte, dsts []netip.AddrPort, errs []error) er
 			// The device cannot checksum-offload GSO segments: fall back for good.
 			c.gso.Store(false)
 			c.log.Warn("UDP GSO refused by the kernel, sending without it", "err", error(w.err))
-			return c.WriteBatch(pkts[msg.First:], dsts[msg.First:], errs[msg.First:])
+			var rest [][]byte
+			if tails != nil {
+				rest = tails[msg.First:]
+			}
+			return c.WriteBatch(pkts[msg.First:], rest, dsts[msg.First:], errs[msg.First:])
 		}
 		for k := msg.First; k < msg.First+msg.Count; k++ {
 			errs[k] = w.err

@@ -78,7 +78,7 @@ func TestRoundTripGSOGRO(t *testing.T) {
 		dsts[i] = b.LocalAddr()
 	}
 	errs := make([]error, len(pkts))
-	if err := a.WriteBatch(pkts, dsts, errs); err != nil {
+	if err := a.WriteBatch(pkts, nil, dsts, errs); err != nil {
 		t.Fatal(err)
 	}
 	for i, e := range errs {
@@ -101,7 +101,7 @@ func TestRoundTripGSOGRO(t *testing.T) {
 func TestSourceAddress(t *testing.T) {
 	a, b := pair(t)
 	errs := make([]error, 1)
-	if err := a.WriteBatch([][]byte{[]byte("x")}, []netip.AddrPort{b.LocalAddr()}, errs); err != nil {
+	if err := a.WriteBatch([][]byte{[]byte("x")}, nil, []netip.AddrPort{b.LocalAddr()}, errs); err != nil {
 		t.Fatal(err)
 	}
 	bt := newBatch()
@@ -117,7 +117,7 @@ func TestWriteErrorPerDatagram(t *testing.T) {
 	pkts := [][]byte{[]byte("one"), make([]byte, MaxPayload+1), []byte("three")}
 	dsts := []netip.AddrPort{b.LocalAddr(), b.LocalAddr(), b.LocalAddr()}
 	errs := make([]error, 3)
-	if err := a.WriteBatch(pkts, dsts, errs); !IsMessageTooBig(err) {
+	if err := a.WriteBatch(pkts, nil, dsts, errs); !IsMessageTooBig(err) {
 		t.Fatalf("WriteBatch error %v, want EMSGSIZE", err)
 	}
 	if errs[0] != nil || !IsMessageTooBig(errs[1]) || errs[2] != nil {
@@ -142,10 +142,16 @@ func TestZeroAllocs(t *testing.T) {
 		dsts[i] = b.LocalAddr()
 	}
 	pkts[15] = pkts[15][:10] // a shorter last segment
+	// Half the datagrams are a header plus a payload view (two iovecs).
+	tails := make([][]byte, 16)
+	for i := 0; i < 8; i++ {
+		tails[i] = pkts[i][100:]
+		pkts[i] = pkts[i][:100]
+	}
 	_ = b.SetReadDeadline(time.Now().Add(time.Minute))
 	received := 0
 	allocs := testing.AllocsPerRun(50, func() {
-		if err := a.WriteBatch(pkts, dsts, errs); err != nil {
+		if err := a.WriteBatch(pkts, tails, dsts, errs); err != nil {
 			panic(err)
 		}
 		for got := 0; got < len(pkts); {
@@ -162,5 +168,37 @@ func TestZeroAllocs(t *testing.T) {
 	}
 	if received == 0 {
 		t.Fatal("nothing received")
+	}
+}
+
+// TestRoundTripTails sends datagrams made of a header in one buffer and a
+// payload view in another (as the TX path does for TSO segments), through
+// one GSO message, and checks what arrives.
+func TestRoundTripTails(t *testing.T) {
+	a, b := pair(t)
+	payload := make([]byte, 10*1000)
+	for i := range payload {
+		payload[i] = byte(i / 1000)
+	}
+	var heads, tails [][]byte
+	for i := 0; i < 10; i++ {
+		heads = append(heads, []byte{'h', byte(i)})
+		tails = append(tails, payload[i*1000:(i+1)*1000])
+	}
+	tails[9] = tails[9][:500] // a shorter last segment
+	dsts := make([]netip.AddrPort, 10)
+	for i := range dsts {
+		dsts[i] = b.LocalAddr()
+	}
+	errs := make([]error, 10)
+	if err := a.WriteBatch(heads, tails, dsts, errs); err != nil {
+		t.Fatal(err)
+	}
+	got := readN(t, b, newBatch(), 10)
+	for i, g := range got {
+		want := append([]byte{'h', byte(i)}, tails[i]...)
+		if !bytes.Equal(g, want) {
+			t.Fatalf("datagram %d: %d bytes starting % x, want %d bytes starting % x", i, len(g), g[:4], len(want), want[:4])
+		}
 	}
 }

@@ -25,29 +25,34 @@ type Message struct {
 	First, Count, SegSize int
 }
 
-// Plan groups pkts (to dsts) into messages, in order, and returns how many it
-// wrote into msgs (which must hold len(pkts)). With gso, consecutive datagrams
+// Plan groups datagrams (datagram i is pkts[i] followed by tails[i]; tails
+// may be nil) to dsts into messages, in order, and returns how many it wrote
+// into msgs (which must hold len(pkts)). With gso, consecutive datagrams
 // to the same destination share a message while each is no longer than the
 // first, a shorter one ends the message, and the message stays within
 // MaxSegments and MaxPayload. Without gso every datagram is its own message.
-func Plan(pkts [][]byte, dsts []netip.AddrPort, gso bool, msgs []Message) int {
+func Plan(pkts, tails [][]byte, dsts []netip.AddrPort, gso bool, msgs []Message) int {
 	m := -1
 	var total int
 	var ended bool
 	for i, p := range pkts {
+		size := len(p)
+		if tails != nil {
+			size += len(tails[i])
+		}
 		if m >= 0 {
 			cur := &msgs[m]
-			if gso && !ended && dsts[i] == dsts[cur.First] && len(p) <= cur.SegSize &&
-				cur.Count < MaxSegments && total+len(p) <= MaxPayload {
+			if gso && !ended && dsts[i] == dsts[cur.First] && size <= cur.SegSize &&
+				cur.Count < MaxSegments && total+size <= MaxPayload {
 				cur.Count++
-				total += len(p)
-				ended = len(p) < cur.SegSize // a shorter segment must be the last one
+				total += size
+				ended = size < cur.SegSize // a shorter segment must be the last one
 				continue
 			}
 		}
 		m++
-		msgs[m] = Message{First: i, Count: 1, SegSize: len(p)}
-		total, ended = len(p), false
+		msgs[m] = Message{First: i, Count: 1, SegSize: size}
+		total, ended = size, false
 	}
 	return m + 1
 }

@@ -58,7 +58,7 @@ func TestPlan(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msgs := make([]Message, len(tc.lens))
-			n := Plan(sized(tc.lens...), tc.dsts, tc.gso, msgs)
+			n := Plan(sized(tc.lens...), nil, tc.dsts, tc.gso, msgs)
 			if got := msgs[:n]; !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("Plan = %v, want %v", got, tc.want)
 			}
@@ -137,5 +137,18 @@ func TestGROReadStartLeavesRoom(t *testing.T) {
 		if from <= 0 || (n-from)*MaxSegments > n {
 			t.Fatalf("n=%d: reads into [%d,%d): %d messages may split into more than %d datagrams", n, from, n, n-from, n)
 		}
+	}
+}
+
+func TestPlanCountsTails(t *testing.T) {
+	heads := sized(50, 50, 50, 50)
+	tails := [][]byte{make([]byte, 950), make([]byte, 950), nil, make([]byte, 900)}
+	dsts := []netip.AddrPort{epA, epA, epA, epA}
+	msgs := make([]Message, 4)
+	n := Plan(heads, tails, dsts, true, msgs)
+	// 1000, 1000, then 50 (shorter: ends the message), then 950 alone.
+	want := []Message{{0, 3, 1000}, {3, 1, 950}}
+	if !reflect.DeepEqual(msgs[:n], want) {
+		t.Fatalf("Plan = %v, want %v", msgs[:n], want)
 	}
 }
