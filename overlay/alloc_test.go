@@ -5,9 +5,9 @@ import "testing"
 // fillRX puts n valid datagrams from the peer into p's views.
 func fillRX(p *rxPath, n, size int) {
 	for i := 0; i < n; i++ {
-		putHeader(p.views[i])
-		putIPv4(p.views[i][HeaderLen:], size, "10.244.2.5", "10.244.1.9", 64)
-		p.sizes[i] = HeaderLen + size
+		putHeader(p.bufs[i])
+		putIPv4(p.bufs[i][HeaderLen:], size, "10.244.2.5", "10.244.1.9", 64)
+		p.views[i] = p.bufs[i][:HeaderLen+size]
 		p.srcs[i] = testPeerEP
 	}
 }

@@ -8,11 +8,10 @@ type rxPath struct {
 	local     uint32 // this node's subnet (network address)
 	localMask uint32
 
-	bufs    [][]byte // full packet buffers
-	views   [][]byte // bufs[i][bufOffset-HeaderLen:]: where datagrams are received
-	sizes   []int
+	bufs    [][]byte // receive buffers (a UDP GRO message may hold many datagrams)
+	views   [][]byte // the datagrams received: views into bufs
 	srcs    []netip.AddrPort
-	writes  [][]byte // inner packets to write: bufs[i][:bufOffset+innerLen]
+	writes  [][]byte // inner packets to write: views[i][HeaderLen:]
 	partial []bool   // writes[i] is a TCP segment with a partial checksum
 	tally   batchTally
 	read    int // datagrams received into this batch
@@ -26,28 +25,26 @@ func newRXPath(table *PeerTable, local netip.Prefix) *rxPath {
 		localMask: prefixMask(local.Bits()),
 		bufs:      newBuffers(batchSize),
 		views:     make([][]byte, batchSize),
-		sizes:     make([]int, batchSize),
 		srcs:      make([]netip.AddrPort, batchSize),
 		writes:    make([][]byte, batchSize),
 		partial:   make([]bool, batchSize),
 	}
-	for i, b := range p.bufs {
-		p.views[i] = b[bufOffset-HeaderLen:]
-	}
+	copy(p.views, p.bufs)
 	return p
 }
 
-// decapBatch validates the n datagrams received into p.views and returns how
-// many inner packets it put in p.writes for the TUN (at offset bufOffset).
+// decapBatch validates the n datagrams in p.views and returns how many inner
+// packets it put in p.writes for the TUN (views, nothing copied).
 func (p *rxPath) decapBatch(n int) int {
 	w := 0
 	for i := 0; i < n; i++ {
-		innerLen, reason := p.decap(p.views[i][:p.sizes[i]], p.srcs[i])
+		d := p.views[i]
+		innerLen, reason := p.decap(d, p.srcs[i])
 		if reason != notDropped {
 			p.tally.drop(reason)
 			continue
 		}
-		p.writes[w] = p.bufs[i][:bufOffset+innerLen]
+		p.writes[w] = d[HeaderLen : HeaderLen+innerLen]
 		p.partial[w] = p.views[i][3] == flagL4Partial
 		p.tally.packets++
 		p.tally.bytes += uint64(innerLen)

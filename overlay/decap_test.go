@@ -95,18 +95,18 @@ func TestDecapBatchCounts(t *testing.T) {
 		datagram(1400, "10.244.2.6", "10.244.1.10", 64),
 	}
 	for i, d := range in {
-		p.sizes[i] = copy(p.views[i], d)
+		p.views[i] = p.bufs[i][:copy(p.bufs[i], d)]
 		p.srcs[i] = testPeerEP
 	}
 	w := p.decapBatch(len(in))
 	if w != 2 {
 		t.Fatalf("decapBatch forwarded %d, want 2", w)
 	}
-	if len(p.writes[0]) != bufOffset+100 || len(p.writes[1]) != bufOffset+1400 {
+	if len(p.writes[0]) != 100 || len(p.writes[1]) != 1400 {
 		t.Fatalf("write lengths %d %d", len(p.writes[0]), len(p.writes[1]))
 	}
-	if p.writes[0][bufOffset] != 0x45 || p.writes[0][bufOffset+8] != 63 {
-		t.Fatal("inner packet not at the TUN offset")
+	if p.writes[0][0] != 0x45 || p.writes[0][8] != 63 {
+		t.Fatal("write is not the inner packet with its TTL decremented")
 	}
 	var c dirCounters
 	c.flush(&p.tally, len(in))
@@ -134,10 +134,10 @@ func TestL4PartialFlag(t *testing.T) {
 	p := newRXPath(newTestTable(t), testLocal)
 	putHeaderL4Partial(p.views[0])
 	putTCPPacket(p.views[0][HeaderLen:], 152, "10.244.2.5", "10.244.1.9")
-	p.sizes[0], p.srcs[0] = HeaderLen+152, testPeerEP
+	p.views[0], p.srcs[0] = p.bufs[0][:HeaderLen+152], testPeerEP
 	putHeaderL4Partial(p.views[1])
 	putIPv4(p.views[1][HeaderLen:], 100, "10.244.2.5", "10.244.1.9", 64) // UDP
-	p.sizes[1], p.srcs[1] = HeaderLen+100, testPeerEP
+	p.views[1], p.srcs[1] = p.bufs[1][:HeaderLen+100], testPeerEP
 	if got := p.decapBatch(2); got != 1 || !p.partial[0] {
 		t.Fatalf("decapBatch = %d (partial %v), want the TCP one, partial", got, p.partial[0])
 	}

@@ -39,7 +39,7 @@ func (f *fakeUDP) deliver(data []byte, from netip.AddrPort) {
 	f.cond.Broadcast()
 }
 
-func (f *fakeUDP) ReadBatch(views [][]byte, sizes []int, srcs []netip.AddrPort) (int, error) {
+func (f *fakeUDP) ReadBatch(bufs, out [][]byte, srcs []netip.AddrPort) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for len(f.inbox) == 0 {
@@ -52,10 +52,10 @@ func (f *fakeUDP) ReadBatch(views [][]byte, sizes []int, srcs []netip.AddrPort) 
 		f.cond.Wait()
 	}
 	n := 0
-	for n < len(views) && len(f.inbox) > 0 {
+	for n < len(bufs) && n < len(out) && len(f.inbox) > 0 {
 		d := f.inbox[0]
 		f.inbox = f.inbox[1:]
-		sizes[n] = copy(views[n], d.data)
+		out[n] = bufs[n][:copy(bufs[n], d.data)]
 		srcs[n] = d.peer
 		n++
 	}
@@ -157,7 +157,7 @@ func (f *fakeTUN) Write(pkts [][]byte, partial []bool) (int, error) {
 		return 0, os.ErrClosed
 	}
 	for _, p := range pkts {
-		f.written = append(f.written, append([]byte(nil), p[bufOffset:]...))
+		f.written = append(f.written, append([]byte(nil), p...))
 	}
 	f.cond.Broadcast()
 	return 0, nil

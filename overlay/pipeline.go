@@ -139,7 +139,7 @@ func gatherTX(group []*txPath, full <-chan *txPath) []*txPath {
 func (o *Overlay) runRX() error {
 	p := o.rx
 	for {
-		n, err := o.udp.ReadBatch(p.views, p.sizes, p.srcs)
+		n, err := o.udp.ReadBatch(p.bufs, p.views, p.srcs)
 		if err != nil {
 			if isStopError(err) {
 				return nil

@@ -11,9 +11,10 @@ import (
 // udpSocket is what the forwarding loops need from the UDP side; the real one
 // is *udpbatch.Conn, tests use an in-memory fake.
 type udpSocket interface {
-	// ReadBatch blocks until datagrams arrive and reads one per view, with
-	// sizes and sources; it returns how many.
-	ReadBatch(views [][]byte, sizes []int, srcs []netip.AddrPort) (int, error)
+	// ReadBatch blocks until datagrams arrive, receives them into bufs and
+	// returns them as views out[i] (into bufs) with their sources srcs[i];
+	// it returns how many.
+	ReadBatch(bufs, out [][]byte, srcs []netip.AddrPort) (int, error)
 	// WriteBatch sends pkts[i] followed by tails[i] to dsts[i]; errs[i] is
 	// nil for each datagram the kernel took and the error for each it refused.
 	WriteBatch(pkts, tails [][]byte, dsts []netip.AddrPort, errs []error) error
@@ -33,8 +34,8 @@ type tunDevice interface {
 	// pseudo-header sum; a packet continues in tails[i] when that is not
 	// empty); malformed counts frames it dropped.
 	Read(bufs [][]byte, sizes []int, partial []bool, tails [][]byte) (n, malformed int, err error)
-	// Write writes pkts (each buf[:bufOffset+len]) and returns how many
-	// writes failed; the error only when the device is gone.
+	// Write writes pkts (bare packets, views into the receive buffers) and
+	// returns how many writes failed; the error only when the device is gone.
 	Write(pkts [][]byte, partial []bool) (failed int, err error)
 	// Inject writes locally generated packets (ICMP errors), concurrently with Write.
 	Inject(bufs [][]byte, offset int) (int, error)

@@ -43,7 +43,10 @@ func Create(name string, mtu int, subnet, network netip.Prefix, maxBatch int, lo
 	}
 	go drainEvents(dev)
 	d := &Device{dev: dev, vnet: hasVnetHeader(dev.File())}
-	d.w = newWriter(dev, d.vnet, maxBatch)
+	if d.w, err = newWriter(dev, d.vnet, maxBatch); err != nil {
+		_ = dev.Close()
+		return nil, err
+	}
 	if d.vnet {
 		if d.r, err = newReader(dev.File()); err != nil {
 			_ = dev.Close()
@@ -134,8 +137,9 @@ func (d *Device) Read(bufs [][]byte, sizes []int, partial []bool, tails [][]byte
 	return n, 0, err
 }
 
-// Write writes pkts (each buf[:Headroom+len] with the packet at Headroom)
-// into the TUN, coalescing TCP runs into GRO superpackets. It returns how many
+// Write writes pkts (bare packets: no headroom needed) into the TUN,
+// coalescing TCP runs into GSO superpackets without copying them (writev).
+// It may rewrite the headers of the packets it coalesces. It returns how many
 // writes failed, and an error only when the device is closed.
 func (d *Device) Write(pkts [][]byte, partial []bool) (int, error) {
 	return d.w.write(pkts, partial)

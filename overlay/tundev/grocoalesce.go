@@ -54,32 +54,30 @@ func sameSegmentHeaders(a, b []byte, hdrLen int) bool {
 		bytes.Equal(a[ipv4HeaderLen+18:hdrLen], b[ipv4HeaderLen+18:hdrLen]) // urgent pointer, options
 }
 
-// coalesceRun appends to the segment in pkts[0] (an inner packet at
-// pkts[0][Headroom:], whose buffer has room up to cap) the payloads of the
-// segments that continue it in pkts[1:]: same flow and headers, contiguous
-// sequence numbers, the first segment's payload size (only the last may be
-// shorter), PSH only on the last. It returns how many segments it took
-// (at least 1), the new inner length and the MSS. The headers of the first
-// segment are left as they were; finishSuperpacket fixes them.
+// coalesceRun finds how many of pkts (bare inner packets) form one
+// superpacket starting with pkts[0] (parsed as first): same flow and
+// headers, contiguous sequence numbers, the first segment's payload size
+// (only the last may be shorter), PSH only on the last, at most
+// maxIPv4Packet bytes in all. It copies nothing: the superpacket is
+// pkts[0] followed by the payloads pkts[k][first.hdrLen:] of the others. It
+// returns how many segments it took (at least 1), the superpacket's length
+// and the MSS. The headers of the first segment are left as they were;
+// finishSuperpacket fixes them.
 func coalesceRun(pkts [][]byte, first tcpSeg) (segs, total, mss int, lastFlags byte) {
-	buf := pkts[0][:cap(pkts[0])]
-	head := buf[Headroom:]
+	head := pkts[0]
 	mss = first.payload
-	total = len(pkts[0]) - Headroom
+	total = len(head)
 	next := first.seq + uint32(mss)
 	segs, lastFlags = 1, first.flags
 	if first.flags&tcpFlagPSH != 0 {
 		return segs, total, mss, lastFlags
 	}
-	room := min(maxIPv4Packet, len(head))
-	for _, b := range pkts[1:] {
-		q := b[Headroom:]
+	for _, q := range pkts[1:] {
 		s, ok := parseCoalescable(q)
-		if !ok || s.hdrLen != first.hdrLen || s.seq != next || s.payload > mss || total+s.payload > room ||
+		if !ok || s.hdrLen != first.hdrLen || s.seq != next || s.payload > mss || total+s.payload > maxIPv4Packet ||
 			!sameSegmentHeaders(head, q, first.hdrLen) {
 			break
 		}
-		copy(head[total:], q[s.hdrLen:])
 		total += s.payload
 		next += uint32(s.payload)
 		segs++
@@ -91,17 +89,18 @@ func coalesceRun(pkts [][]byte, first tcpSeg) (segs, total, mss int, lastFlags b
 	return segs, total, mss, lastFlags
 }
 
-// finishSuperpacket turns the coalesced packet pkt (headers of its first
-// segment, all payloads) into a GSO superpacket: PSH as on the last segment,
-// IPv4 total length and header checksum, and the TCP checksum field set to
-// the pseudo-header sum (not complemented) so the kernel completes it
-// (CHECKSUM_PARTIAL). It writes the matching virtio-net header into vhdr.
-func finishSuperpacket(vhdr, pkt []byte, hdrLen, mss int, lastFlags byte) {
+// finishSuperpacket fixes the headers of the first segment pkt of a
+// coalesced run of total bytes so that they head a GSO superpacket: PSH as
+// on the last segment, IPv4 total length and header checksum, and the TCP
+// checksum field set to the pseudo-header sum (not complemented) so the
+// kernel completes it (CHECKSUM_PARTIAL). It writes the matching virtio-net
+// header into vhdr.
+func finishSuperpacket(vhdr, pkt []byte, total, hdrLen, mss int, lastFlags byte) {
 	pkt[ipv4HeaderLen+tcpFlagsOffset] |= lastFlags & tcpFlagPSH
-	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
+	binary.BigEndian.PutUint16(pkt[2:], uint16(total))
 	pkt[ipv4CsumOff], pkt[ipv4CsumOff+1] = 0, 0
 	binary.BigEndian.PutUint16(pkt[ipv4CsumOff:], Checksum(pkt[:ipv4HeaderLen]))
-	binary.BigEndian.PutUint16(pkt[ipv4HeaderLen+tcpCsumOffset:], PseudoHeaderSum(pkt, protoTCP, len(pkt)-ipv4HeaderLen))
+	binary.BigEndian.PutUint16(pkt[ipv4HeaderLen+tcpCsumOffset:], PseudoHeaderSum(pkt, protoTCP, total-ipv4HeaderLen))
 	putVirtioHeader(vhdr, virtioHeader{
 		flags:      virtioNetHdrFNeedsCsum,
 		gsoType:    virtioNetHdrGSOTCPv4,

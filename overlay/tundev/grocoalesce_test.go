@@ -50,7 +50,8 @@ func tcpChecksum(p []byte) uint16 {
 }
 
 // segmentBatch builds n segments of mss bytes (the last one lastLen) with
-// consecutive sequence numbers, each in its own buffer at Headroom.
+// consecutive sequence numbers, each in its own buffer (bare packets, as the
+// receive path hands them over).
 func segmentBatch(n, mss, lastLen int) [][]byte {
 	bufs := newBuffers(n)
 	pkts := make([][]byte, n)
@@ -64,7 +65,7 @@ func segmentBatch(n, mss, lastLen int) [][]byte {
 		if i == n-1 {
 			flags |= tcpFlagPSH
 		}
-		pkts[i] = bufs[i][:Headroom+len(putTCP(bufs[i][Headroom:], l, seq, flags))]
+		pkts[i] = putTCP(bufs[i][Headroom:], l, seq, flags)
 		seq += uint32(l)
 	}
 	return pkts
@@ -73,7 +74,7 @@ func segmentBatch(n, mss, lastLen int) [][]byte {
 func TestCoalesceRunBuildsSuperpacket(t *testing.T) {
 	const mss, n, last = 1388, 5, 700
 	pkts := segmentBatch(n, mss, last)
-	seg, ok := parseCoalescable(pkts[0][Headroom:])
+	seg, ok := parseCoalescable(pkts[0])
 	if !ok || seg.hdrLen != 52 || seg.payload != mss || seg.seq != 1000 {
 		t.Fatalf("parse first segment: %+v %v", seg, ok)
 	}
@@ -81,9 +82,12 @@ func TestCoalesceRunBuildsSuperpacket(t *testing.T) {
 	if segs != n || gotMSS != mss || total != 52+(n-1)*mss+last || lastFlags != tcpFlagACK|tcpFlagPSH {
 		t.Fatalf("coalesceRun = %d segs, total %d, mss %d, flags %#x", segs, total, gotMSS, lastFlags)
 	}
-	buf := pkts[0][:Headroom+total]
-	pkt := buf[Headroom:]
-	finishSuperpacket(buf[Headroom-virtioNetHdrLen:Headroom], pkt, seg.hdrLen, mss, lastFlags)
+	v := make([]byte, virtioNetHdrLen)
+	finishSuperpacket(v, pkts[0], total, seg.hdrLen, mss, lastFlags)
+	pkt := append([]byte(nil), pkts[0]...)
+	for _, q := range pkts[1:segs] {
+		pkt = append(pkt, q[seg.hdrLen:]...)
+	}
 
 	if got := binary.BigEndian.Uint16(pkt[2:]); int(got) != total {
 		t.Errorf("IPv4 total length %d, want %d", got, total)
@@ -112,7 +116,6 @@ func TestCoalesceRunBuildsSuperpacket(t *testing.T) {
 	if want := tcpChecksum(pkt); completed != want {
 		t.Errorf("completed checksum %#x (partial %#x), want %#x", completed, partial, want)
 	}
-	v := buf[Headroom-virtioNetHdrLen : Headroom]
 	want := make([]byte, virtioNetHdrLen)
 	putVirtioHeader(want, virtioHeader{flags: 1, gsoType: 1, hdrLen: 52, gsoSize: mss, csumStart: 20, csumOffset: 16})
 	if string(v) != string(want) {
@@ -138,22 +141,22 @@ func TestCoalesceRunStops(t *testing.T) {
 	}{
 		{"all four", func([][]byte) {}, 4},
 		{"sequence gap", func(p [][]byte) { bumpSeq(p[2][Headroom:], 1) }, 2},
-		{"other port", func(p [][]byte) { p[2][Headroom+ipv4HeaderLen+1]++ }, 2},
-		{"other ack", func(p [][]byte) { p[1][Headroom+ipv4HeaderLen+11]++ }, 1},
-		{"other window", func(p [][]byte) { p[3][Headroom+ipv4HeaderLen+15]++ }, 3},
-		{"other options", func(p [][]byte) { p[2][Headroom+ipv4HeaderLen+31]++ }, 2},
-		{"other TTL", func(p [][]byte) { p[1][Headroom+ipv4TTLOffset]-- }, 1},
-		{"other TOS", func(p [][]byte) { p[1][Headroom+1] = 2 }, 1},
-		{"FIN", func(p [][]byte) { p[2][Headroom+ipv4HeaderLen+tcpFlagsOffset] |= 1 }, 2},
-		{"PSH in the middle ends the run", func(p [][]byte) { p[1][Headroom+ipv4HeaderLen+tcpFlagsOffset] |= tcpFlagPSH }, 2},
-		{"no DF", func(p [][]byte) { p[2][Headroom+6] = 0 }, 2},
-		{"IP options", func(p [][]byte) { p[1][Headroom] = 0x46 }, 1},
+		{"other port", func(p [][]byte) { p[2][ipv4HeaderLen+1]++ }, 2},
+		{"other ack", func(p [][]byte) { p[1][ipv4HeaderLen+11]++ }, 1},
+		{"other window", func(p [][]byte) { p[3][ipv4HeaderLen+15]++ }, 3},
+		{"other options", func(p [][]byte) { p[2][ipv4HeaderLen+31]++ }, 2},
+		{"other TTL", func(p [][]byte) { p[1][ipv4TTLOffset]-- }, 1},
+		{"other TOS", func(p [][]byte) { p[1][1] = 2 }, 1},
+		{"FIN", func(p [][]byte) { p[2][ipv4HeaderLen+tcpFlagsOffset] |= 1 }, 2},
+		{"PSH in the middle ends the run", func(p [][]byte) { p[1][ipv4HeaderLen+tcpFlagsOffset] |= tcpFlagPSH }, 2},
+		{"no DF", func(p [][]byte) { p[2][6] = 0 }, 2},
+		{"IP options", func(p [][]byte) { p[1][0] = 0x46 }, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			pkts := segmentBatch(4, mss, mss)
 			c.mutate(pkts)
-			seg, ok := parseCoalescable(pkts[0][Headroom:])
+			seg, ok := parseCoalescable(pkts[0])
 			if !ok {
 				t.Fatal("first segment not coalescable")
 			}
@@ -165,8 +168,8 @@ func TestCoalesceRunStops(t *testing.T) {
 	t.Run("shorter segment ends the run", func(t *testing.T) {
 		pkts := segmentBatch(2, mss, 10)
 		pkts = append(pkts, segmentBatch(1, mss, mss)...)
-		binary.BigEndian.PutUint32(pkts[2][Headroom+ipv4HeaderLen+4:], 1000+mss+10)
-		seg, _ := parseCoalescable(pkts[0][Headroom:])
+		binary.BigEndian.PutUint32(pkts[2][ipv4HeaderLen+4:], 1000+mss+10)
+		seg, _ := parseCoalescable(pkts[0])
 		if segs, _, _, _ := coalesceRun(pkts, seg); segs != 2 {
 			t.Fatalf("took %d segments, want 2", segs)
 		}
@@ -174,15 +177,15 @@ func TestCoalesceRunStops(t *testing.T) {
 	t.Run("larger segment not taken", func(t *testing.T) {
 		pkts := segmentBatch(1, 500, 500)
 		pkts = append(pkts, segmentBatch(1, mss, mss)...)
-		binary.BigEndian.PutUint32(pkts[1][Headroom+ipv4HeaderLen+4:], 1500)
-		seg, _ := parseCoalescable(pkts[0][Headroom:])
+		binary.BigEndian.PutUint32(pkts[1][ipv4HeaderLen+4:], 1500)
+		seg, _ := parseCoalescable(pkts[0])
 		if segs, _, _, _ := coalesceRun(pkts, seg); segs != 1 {
 			t.Fatalf("took %d segments, want 1", segs)
 		}
 	})
 	t.Run("64 KiB limit", func(t *testing.T) {
 		pkts := segmentBatch(60, 1400, 1400)
-		seg, _ := parseCoalescable(pkts[0][Headroom:])
+		seg, _ := parseCoalescable(pkts[0])
 		segs, total, _, _ := coalesceRun(pkts, seg)
 		if total > maxIPv4Packet || segs != (maxIPv4Packet-52)/1400 {
 			t.Fatalf("took %d segments, %d bytes", segs, total)
@@ -222,9 +225,13 @@ func TestTUNWriterZeroAllocs(t *testing.T) {
 		t.Fatalf("open %s: %v", os.DevNull, err)
 	}
 	t.Cleanup(func() { _ = f.Close() })
-	w := &writer{file: f, vnet: true, others: make([][]byte, 0, batchSize)}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWriterOn(rc, nil, true, batchSize)
 	pkts := segmentBatch(batchSize, 1400, 1400)
-	pkts[40][Headroom+ipv4HeaderLen+tcpFlagsOffset] |= 1 // a FIN: written alone
+	pkts[40][ipv4HeaderLen+tcpFlagsOffset] |= 1 // a FIN: written alone
 	pristine := make([][]byte, len(pkts))
 	for i, p := range pkts {
 		pristine[i] = append([]byte(nil), p...)
@@ -252,16 +259,16 @@ func TestTUNWriterZeroAllocs(t *testing.T) {
 
 func BenchmarkCoalesce(b *testing.B) {
 	pkts := segmentBatch(batchSize, 1400, 1400)
+	vhdr := make([]byte, virtioNetHdrLen)
 	b.SetBytes(batchSize * 1400)
 	b.ReportAllocs()
 	for b.Loop() {
 		for i := 0; i < batchSize; {
-			seg, _ := parseCoalescable(pkts[i][Headroom:])
+			seg, _ := parseCoalescable(pkts[i])
 			segs, total, mss, last := coalesceRun(pkts[i:], seg)
-			buf := pkts[i][:Headroom+total]
-			finishSuperpacket(buf[Headroom-virtioNetHdrLen:Headroom], buf[Headroom:], seg.hdrLen, mss, last)
-			// restore the length fields coalescing changed
-			binary.BigEndian.PutUint16(buf[Headroom+2:], uint16(len(pkts[i])-Headroom))
+			finishSuperpacket(vhdr, pkts[i], total, seg.hdrLen, mss, last)
+			// restore the length field coalescing changed
+			binary.BigEndian.PutUint16(pkts[i][2:], uint16(len(pkts[i])))
 			i += segs
 		}
 	}

@@ -159,3 +159,39 @@ func TestReaderCountsMalformedFrames(t *testing.T) {
 		t.Fatalf("read %d packets, %d malformed; want 2 and 2", n, p.malformed)
 	}
 }
+
+// TestWriterWritesSuperpacketsWithoutCopy writes a run of segments and a
+// lone FIN through writev into a SOCK_SEQPACKET stand-in for the TUN and
+// checks the frames the "kernel" gets.
+func TestWriterWritesSuperpacketsWithoutCopy(t *testing.T) {
+	f, peer := seqpacketPair(t)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWriterOn(rc, nil, true, batchSize)
+	pkts := segmentBatch(5, 1000, 1000)
+	pkts[4][ipv4HeaderLen+tcpFlagsOffset] = tcpFlagACK | tcpFlagFIN // ends the run, written alone
+	partial := make([]bool, 5)
+	if failed, err := w.write(pkts, partial); err != nil || failed != 0 {
+		t.Fatalf("write = %d failed, %v", failed, err)
+	}
+	buf := make([]byte, 70000)
+	n, err := unix.Read(peer, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := readVirtioHeader(buf)
+	super := buf[virtioNetHdrLen:n]
+	if h.gsoType != virtioNetHdrGSOTCPv4 || h.gsoSize != 1000 || len(super) != 52+4*1000 {
+		t.Fatalf("first frame: virtio %+v, %d bytes; want a 4-segment superpacket", h, len(super))
+	}
+	for i, b := range super[52:] {
+		if b != byte(1000+i) {
+			t.Fatalf("superpacket payload byte %d = %d, want %d", i, b, byte(1000+i))
+		}
+	}
+	if n, err = unix.Read(peer, buf); err != nil || n != virtioNetHdrLen+len(pkts[4]) || readVirtioHeader(buf).gsoType != virtioNetHdrGSONone {
+		t.Fatalf("second frame: %d bytes, %v; want the FIN alone", n, err)
+	}
+}

@@ -5,27 +5,59 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"unsafe"
 
+	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
 )
 
-// writer writes a batch of packets (each at buf[Headroom:]) into the TUN.
-// When the TUN carries virtio-net headers, TCP segments are written here
-// directly to the device file, in order: runs of segments of one flow as one
-// GSO superpacket (coalesceRun), everything else TCP as a single packet with
-// an empty virtio header. Non-TCP packets go through the tun library's Write
-// (which coalesces UDP). Without virtio headers everything goes through the
-// library. Owned by one writing goroutine.
+// writer writes a batch of bare packets (views into the receive buffers, no
+// headroom) into the TUN. When the TUN carries virtio-net headers, TCP
+// segments are written here directly to the device file with writev, in
+// order and without copying: runs of segments of one flow as one GSO
+// superpacket (virtio header, the first segment, the payloads of the others),
+// everything else TCP as a single packet behind its own virtio header.
+// Non-TCP packets are copied into headroom buffers for the tun library's
+// Write (which coalesces UDP); without virtio headers every packet goes that
+// way. Owned by one writing goroutine.
 type writer struct {
-	dev    tun.Device
-	file   *os.File
-	vnet   bool     // the TUN expects a virtio-net header in front of every packet
-	others [][]byte // non-TCP packets of the batch, for the library
+	dev     tun.Device
+	rc      syscall.RawConn
+	vnet    bool     // the TUN expects a virtio-net header in front of every packet
+	staged  [][]byte // packets copied for the library: staging[k][:Headroom+len]
+	staging [][]byte // BufSize buffers, allocated once
+
+	vhdr [virtioNetHdrLen]byte
+	iovs []unix.Iovec // one writev: header, first segment, up to 63 payloads
+	// the writev in progress (fn is a method value made once: no closure per write)
+	niov int
+	err  unix.Errno
+	fn   func(fd uintptr) bool
 }
 
-func newWriter(dev tun.Device, vnet bool, maxBatch int) *writer {
-	return &writer{dev: dev, file: dev.File(), vnet: vnet, others: make([][]byte, 0, maxBatch)}
+func newWriter(dev tun.Device, vnet bool, maxBatch int) (*writer, error) {
+	rc, err := dev.File().SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("TUN raw conn: %w", err)
+	}
+	return newWriterOn(rc, dev, vnet, maxBatch), nil
 }
+
+// newWriterOn writes through rc (the device file) and, for the library's
+// part, dev.
+func newWriterOn(rc syscall.RawConn, dev tun.Device, vnet bool, maxBatch int) *writer {
+	w := &writer{dev: dev, rc: rc, vnet: vnet, staged: make([][]byte, 0, maxBatch),
+		staging: make([][]byte, maxBatch), iovs: make([]unix.Iovec, 2+maxSegmentsPerWrite)}
+	for i := range w.staging {
+		w.staging[i] = make([]byte, BufSize)
+	}
+	w.fn = w.writev
+	return w
+}
+
+// maxSegmentsPerWrite bounds a coalesced run (the kernel's GSO limit is far
+// higher; 64 segments of any MSS already reach the 64 KiB IPv4 limit).
+const maxSegmentsPerWrite = 64
 
 // write writes pkts into the TUN and returns how many writes failed (a
 // superpacket or a library batch counts once). It returns an error only when
@@ -34,62 +66,99 @@ func (w *writer) write(pkts [][]byte, partial []bool) (int, error) {
 	if !w.vnet {
 		for i, pkt := range pkts {
 			if partial[i] {
-				ip := pkt[Headroom:]
-				ihl := int(ip[0]&0x0f) * 4
-				completeChecksumAt(ip[ihl:], tcpCsumOffset)
+				ihl := int(pkt[0]&0x0f) * 4
+				completeChecksumAt(pkt[ihl:], tcpCsumOffset)
 			}
 		}
-		return w.writeLibrary(pkts)
+		w.staged = w.staged[:0]
+		for _, pkt := range pkts {
+			w.stage(pkt)
+		}
+		return w.writeLibrary(w.staged)
 	}
 	failed := 0
-	w.others = w.others[:0]
+	w.staged = w.staged[:0]
 	for i := 0; i < len(pkts); {
-		pkt := pkts[i][Headroom:]
+		pkt := pkts[i]
 		if len(pkt) < ipv4HeaderLen || pkt[9] != protoTCP {
-			w.others = append(w.others, pkts[i])
+			w.stage(pkt)
 			i++
 			continue
 		}
+		segs := 1
 		seg, ok := parseCoalescable(pkt)
-		if !ok {
-			b := pkts[i][Headroom-virtioNetHdrLen:]
-			putSingleVirtioHeader(b, partial[i])
-			bad, err := w.writeFile(b)
-			if err != nil {
-				return failed, err
+		if ok {
+			var total, mss int
+			var lastFlags byte
+			segs, total, mss, lastFlags = coalesceRun(pkts[i:min(len(pkts), i+maxSegmentsPerWrite)], seg)
+			if segs > 1 {
+				finishSuperpacket(w.vhdr[:], pkt, total, seg.hdrLen, mss, lastFlags)
+				w.setIov(0, w.vhdr[:])
+				w.setIov(1, pkt)
+				for k := 1; k < segs; k++ {
+					w.setIov(1+k, pkts[i+k][seg.hdrLen:])
+				}
+				w.niov = 1 + segs
 			}
-			failed += bad
-			i++
-			continue
 		}
-		segs, total, mss, lastFlags := coalesceRun(pkts[i:], seg)
-		buf := pkts[i][:Headroom+total]
-		vhdr := buf[Headroom-virtioNetHdrLen : Headroom]
 		if segs == 1 {
-			putSingleVirtioHeader(buf[Headroom-virtioNetHdrLen:], partial[i])
-		} else {
-			finishSuperpacket(vhdr, buf[Headroom:], seg.hdrLen, mss, lastFlags)
+			putSingleVirtioHeader(w.vhdr[:], pkt, partial[i])
+			w.setIov(0, w.vhdr[:])
+			w.setIov(1, pkt)
+			w.niov = 2
 		}
-		bad, err := w.writeFile(buf[Headroom-virtioNetHdrLen:])
+		bad, err := w.flush()
 		if err != nil {
 			return failed, err
 		}
 		failed += bad
 		i += segs
 	}
-	bad, err := w.writeLibrary(w.others)
+	bad, err := w.writeLibrary(w.staged)
 	return failed + bad, err
 }
 
-// writeFile writes one packet, virtio-net header included, to the device file.
-func (w *writer) writeFile(b []byte) (int, error) {
-	if _, err := w.file.Write(b); err != nil {
-		if errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.EBADFD) {
-			return 0, fmt.Errorf("write TUN: %w", os.ErrClosed)
-		}
+// stage copies pkt behind Headroom bytes for the library.
+func (w *writer) stage(pkt []byte) {
+	b := w.staging[len(w.staged)]
+	n := copy(b[Headroom:], pkt)
+	w.staged = append(w.staged, b[:Headroom+n])
+}
+
+func (w *writer) setIov(i int, b []byte) {
+	w.iovs[i].Base = unsafe.SliceData(b)
+	w.iovs[i].SetLen(len(b))
+}
+
+// flush writes the prepared iovecs as one packet.
+func (w *writer) flush() (int, error) {
+	if err := w.rc.Write(w.fn); err != nil {
+		return 0, fmt.Errorf("write TUN: %w", os.ErrClosed)
+	}
+	switch w.err {
+	case 0:
+		return 0, nil
+	case unix.EBADFD, unix.EBADF:
+		return 0, fmt.Errorf("write TUN: %w", os.ErrClosed)
+	default:
 		return 1, nil
 	}
-	return 0, nil
+}
+
+// writev runs inside RawConn.Write: false (wait for writability) on EAGAIN.
+func (w *writer) writev(fd uintptr) bool {
+	for {
+		_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iovs[0])), uintptr(w.niov))
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		default:
+			w.err = e
+			return true
+		}
+	}
 }
 
 func (w *writer) writeLibrary(pkts [][]byte) (int, error) {
@@ -105,17 +174,17 @@ func (w *writer) writeLibrary(pkts [][]byte) (int, error) {
 	return 0, nil
 }
 
-// putSingleVirtioHeader writes the virtio header of a single TCP packet at
-// b[virtioNetHdrLen:]: no offloads, or NEEDS_CSUM when its checksum is partial.
-func putSingleVirtioHeader(b []byte, partial bool) {
+// putSingleVirtioHeader writes into vhdr the virtio header of the single TCP
+// packet pkt: no offloads, or NEEDS_CSUM when its checksum is partial.
+func putSingleVirtioHeader(vhdr, pkt []byte, partial bool) {
 	if !partial {
-		clear(b[:virtioNetHdrLen])
+		clear(vhdr[:virtioNetHdrLen])
 		return
 	}
-	putVirtioHeader(b, virtioHeader{
+	putVirtioHeader(vhdr, virtioHeader{
 		flags:      virtioNetHdrFNeedsCsum,
 		gsoType:    virtioNetHdrGSONone,
-		csumStart:  uint16(b[virtioNetHdrLen]&0x0f) * 4,
+		csumStart:  uint16(pkt[0]&0x0f) * 4,
 		csumOffset: tcpCsumOffset,
 	})
 }

@@ -47,10 +47,12 @@ type reader struct {
 	names []unix.RawSockaddrInet4
 	oob   []byte // oobLen per message
 	segs  []int
+	lens  []int
+	from  []netip.AddrPort
 	// the recvmmsg in progress (fn is a method value made once: no closure per read)
-	from, count, got int
-	err              unix.Errno
-	fn               func(fd uintptr) bool
+	count, got int
+	err        unix.Errno
+	fn         func(fd uintptr) bool
 }
 
 type writer struct {
@@ -121,6 +123,8 @@ func Listen(addr netip.AddrPort, maxBatch int, log *slog.Logger) (*Conn, error) 
 		names: make([]unix.RawSockaddrInet4, maxBatch),
 		oob:   make([]byte, maxBatch*oobLen),
 		segs:  make([]int, maxBatch),
+		lens:  make([]int, maxBatch),
+		from:  make([]netip.AddrPort, maxBatch),
 	}
 	c.r.fn = c.recvmmsg
 	c.w = writer{
@@ -159,21 +163,22 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadlin
 // Close closes the socket; a blocked ReadBatch returns os.ErrClosed.
 func (c *Conn) Close() error { return c.conn.Close() }
 
-// ReadBatch blocks until datagrams arrive and reads them into views (each a
-// buffer large enough for a GRO super-datagram, 64 KiB), one datagram per
-// view after splitting GRO, with their sizes and IPv4 sources. It returns how
-// many. len(views) must not exceed the Listen batch size.
-func (c *Conn) ReadBatch(views [][]byte, sizes []int, srcs []netip.AddrPort) (int, error) {
+// ReadBatch blocks until datagrams arrive, receives messages into bufs
+// (each a buffer large enough for a GRO super-datagram, 64 KiB) and returns
+// the datagrams as views without copying: out[k] is datagram k (a slice of
+// one of bufs), srcs[k] its IPv4 source. It returns how many. With GRO on it
+// receives GROMessages(len(out)) messages at most, so that their datagrams
+// always fit out. len(bufs) must not exceed the Listen batch size.
+func (c *Conn) ReadBatch(bufs, out [][]byte, srcs []netip.AddrPort) (int, error) {
 	r := &c.r
-	n := len(views)
-	from := 0
+	count := min(len(bufs), len(out))
 	if c.gro {
-		from = GROReadStart(n)
+		count = min(len(bufs), GROMessages(len(out)))
 	}
-	for i := from; i < n; i++ {
-		v := views[i]
-		r.iovs[i].Base = &v[0]
-		r.iovs[i].SetLen(len(v))
+	for i := 0; i < count; i++ {
+		b := bufs[i]
+		r.iovs[i].Base = &b[0]
+		r.iovs[i].SetLen(len(b))
 		h := &r.hdrs[i].Hdr
 		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
 		h.Namelen = sockaddrLen
@@ -183,33 +188,30 @@ func (c *Conn) ReadBatch(views [][]byte, sizes []int, srcs []netip.AddrPort) (in
 		h.SetControllen(oobLen)
 		h.Flags = 0
 	}
-	r.from, r.count = from, n-from
+	r.count = count
 	if err := c.rc.Read(r.fn); err != nil {
 		return 0, err
 	}
 	if r.err != 0 {
 		return 0, fmt.Errorf("recvmmsg: %w", r.err)
 	}
-	for i := from; i < from+r.got; i++ {
+	for i := 0; i < r.got; i++ {
 		m := &r.hdrs[i]
-		sizes[i] = int(m.Len)
-		srcs[i] = sockaddrToAddrPort(&r.names[i])
+		r.lens[i] = int(m.Len)
+		r.from[i] = sockaddrToAddrPort(&r.names[i])
 		r.segs[i] = 0
 		if c.gro {
 			r.segs[i] = groSegmentSize(r.oob[i*oobLen : i*oobLen+int(m.Hdr.Controllen)])
 		}
 	}
-	if !c.gro {
-		return r.got, nil
-	}
-	return SplitGRO(views, sizes, srcs, r.segs, from, r.got)
+	return SplitGRO(bufs, r.lens, r.segs, r.from, r.got, out, srcs)
 }
 
 // recvmmsg runs inside RawConn.Read: false (wait for readability) on EAGAIN.
 func (c *Conn) recvmmsg(fd uintptr) bool {
 	r := &c.r
 	for {
-		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[r.from])),
+		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])),
 			uintptr(r.count), unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:

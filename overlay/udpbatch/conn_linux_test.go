@@ -33,15 +33,15 @@ func pair(t *testing.T) (a, b *Conn) {
 }
 
 type batch struct {
-	views [][]byte
-	sizes []int
-	srcs  []netip.AddrPort
+	bufs [][]byte
+	out  [][]byte
+	srcs []netip.AddrPort
 }
 
 func newBatch() *batch {
-	b := &batch{views: make([][]byte, testBatch), sizes: make([]int, testBatch), srcs: make([]netip.AddrPort, testBatch)}
-	for i := range b.views {
-		b.views[i] = make([]byte, 65536)
+	b := &batch{bufs: make([][]byte, testBatch), out: make([][]byte, testBatch), srcs: make([]netip.AddrPort, testBatch)}
+	for i := range b.bufs {
+		b.bufs[i] = make([]byte, 65536)
 	}
 	return b
 }
@@ -53,12 +53,12 @@ func readN(t *testing.T, c *Conn, b *batch, n int) [][]byte {
 	var got [][]byte
 	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	for len(got) < n {
-		k, err := c.ReadBatch(b.views, b.sizes, b.srcs)
+		k, err := c.ReadBatch(b.bufs, b.out, b.srcs)
 		if err != nil {
 			t.Fatalf("ReadBatch after %d of %d datagrams: %v", len(got), n, err)
 		}
 		for i := 0; i < k; i++ {
-			got = append(got, bytes.Clone(b.views[i][:b.sizes[i]]))
+			got = append(got, bytes.Clone(b.out[i]))
 		}
 	}
 	return got
@@ -155,7 +155,7 @@ func TestZeroAllocs(t *testing.T) {
 			panic(err)
 		}
 		for got := 0; got < len(pkts); {
-			k, err := b.ReadBatch(bt.views, bt.sizes, bt.srcs)
+			k, err := b.ReadBatch(bt.bufs, bt.out, bt.srcs)
 			if err != nil {
 				panic(err)
 			}

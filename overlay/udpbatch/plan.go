@@ -57,43 +57,39 @@ func Plan(pkts, tails [][]byte, dsts []netip.AddrPort, gso bool, msgs []Message)
 	return m + 1
 }
 
-// ErrGROOverflow means a GRO super-datagram would split into more datagrams
-// than the batch has room for (ReadBatch sizes its reads so this never happens).
-var ErrGROOverflow = errors.New("udpbatch: splitting a UDP GRO datagram overflowed the batch")
+// ErrGROOverflow means the GRO super-datagrams received split into more
+// datagrams than the caller has room for (ReadBatch sizes its reads so that
+// this never happens).
+var ErrGROOverflow = errors.New("udpbatch: splitting UDP GRO datagrams overflowed the batch")
 
-// GROReadStart returns the index at which ReadBatch reads messages into n
-// views when GRO is on: each message may split into MaxSegments datagrams,
-// and SplitGRO spreads them forward from index 0, so reading only into the
-// tail guarantees that splitting never overwrites an unread message.
-func GROReadStart(n int) int {
-	return n - max(1, n/MaxSegments)
+// GROMessages is how many messages ReadBatch receives at once with GRO on
+// when it may return up to n datagrams: each message may split into
+// MaxSegments datagrams.
+func GROMessages(n int) int {
+	return max(1, n/MaxSegments)
 }
 
-// SplitGRO splits the count messages received into views[from:from+count]
-// (lengths in sizes, sources in srcs, GRO segment sizes in segs, 0 for none)
-// into one datagram per view starting at views[0], and returns how many. An
-// empty message stays one (empty) datagram so that the caller counts it.
-func SplitGRO(views [][]byte, sizes []int, srcs []netip.AddrPort, segs []int, from, count int) (int, error) {
-	out := 0
-	for i := from; i < from+count; i++ {
-		n, src, seg := sizes[i], srcs[i], segs[i]
-		if n == 0 {
-			sizes[out], srcs[out] = 0, src
-			out++
-			continue
-		}
+// SplitGRO splits the count messages received into bufs (message j is
+// bufs[j][:lens[j]] from from[j], with GRO segment size segs[j], 0 for
+// none) into datagrams without copying: out[k] is a view of datagram k,
+// srcs[k] its source. It returns how many. An empty message stays one
+// (empty) datagram so that the caller counts it.
+func SplitGRO(bufs [][]byte, lens, segs []int, from []netip.AddrPort, count int, out [][]byte, srcs []netip.AddrPort) (int, error) {
+	k := 0
+	for j := 0; j < count; j++ {
+		n, seg := lens[j], segs[j]
+		msg := bufs[j][:n]
 		if seg <= 0 || seg >= n {
-			seg = n
+			seg = max(n, 1)
 		}
-		for start := 0; start < n; start += seg {
-			if out > i {
-				return out, ErrGROOverflow
+		for start := 0; start < n || (n == 0 && start == 0); start += seg {
+			if k == len(out) {
+				return k, ErrGROOverflow
 			}
-			end := min(start+seg, n)
-			sizes[out] = copy(views[out], views[i][start:end])
-			srcs[out] = src
-			out++
+			out[k] = msg[start:min(start+seg, n)]
+			srcs[k] = from[j]
+			k++
 		}
 	}
-	return out, nil
+	return k, nil
 }

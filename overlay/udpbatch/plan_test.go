@@ -67,7 +67,6 @@ func TestPlan(t *testing.T) {
 }
 
 func TestSplitGRO(t *testing.T) {
-	const n = 8
 	type msg struct {
 		data []byte
 		seg  int
@@ -81,34 +80,31 @@ func TestSplitGRO(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name    string
+		room    int
 		msgs    []msg
 		want    [][]byte
 		wantErr bool
 	}{
-		{"no GRO", []msg{{seq(5, 0), 0}}, [][]byte{seq(5, 0)}, false},
-		{"segment equals length", []msg{{seq(5, 0), 5}}, [][]byte{seq(5, 0)}, false},
-		{"even split", []msg{{seq(6, 0), 2}}, [][]byte{seq(2, 0), seq(2, 2), seq(2, 4)}, false},
-		{"short last", []msg{{seq(5, 0), 2}}, [][]byte{seq(2, 0), seq(2, 2), seq(1, 4)}, false},
-		{"empty stays one datagram", []msg{{nil, 0}, {seq(3, 9), 0}}, [][]byte{{}, seq(3, 9)}, false},
-		{"two messages", []msg{{seq(4, 0), 2}, {seq(3, 50), 1}},
+		{"no GRO", 8, []msg{{seq(5, 0), 0}}, [][]byte{seq(5, 0)}, false},
+		{"segment equals length", 8, []msg{{seq(5, 0), 5}}, [][]byte{seq(5, 0)}, false},
+		{"even split", 8, []msg{{seq(6, 0), 2}}, [][]byte{seq(2, 0), seq(2, 2), seq(2, 4)}, false},
+		{"short last", 8, []msg{{seq(5, 0), 2}}, [][]byte{seq(2, 0), seq(2, 2), seq(1, 4)}, false},
+		{"empty stays one datagram", 8, []msg{{nil, 0}, {seq(3, 9), 0}}, [][]byte{{}, seq(3, 9)}, false},
+		{"two messages", 8, []msg{{seq(4, 0), 2}, {seq(3, 50), 1}},
 			[][]byte{seq(2, 0), seq(2, 2), {50}, {51}, {52}}, false},
-		{"overflow is an error", []msg{{seq(8, 0), 1}, {seq(8, 0), 1}}, nil, true},
+		{"overflow is an error", 3, []msg{{seq(8, 0), 2}}, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			views := make([][]byte, n)
-			for i := range views {
-				views[i] = make([]byte, 64)
+			bufs := make([][]byte, len(tc.msgs))
+			lens, segs := make([]int, len(tc.msgs)), make([]int, len(tc.msgs))
+			from := make([]netip.AddrPort, len(tc.msgs))
+			for j, m := range tc.msgs {
+				bufs[j] = make([]byte, 64)
+				lens[j] = copy(bufs[j], m.data)
+				segs[j], from[j] = m.seg, epB
 			}
-			sizes, srcs, segs := make([]int, n), make([]netip.AddrPort, n), make([]int, n)
-			from := n - len(tc.msgs)
-			if tc.wantErr {
-				from = 0
-			}
-			for i, m := range tc.msgs {
-				sizes[from+i] = copy(views[from+i], m.data)
-				srcs[from+i], segs[from+i] = epB, m.seg
-			}
-			got, err := SplitGRO(views, sizes, srcs, segs, from, len(tc.msgs))
+			out, srcs := make([][]byte, tc.room), make([]netip.AddrPort, tc.room)
+			got, err := SplitGRO(bufs, lens, segs, from, len(tc.msgs), out, srcs)
 			if tc.wantErr {
 				if err == nil {
 					t.Fatal("no error")
@@ -122,20 +118,18 @@ func TestSplitGRO(t *testing.T) {
 				t.Fatalf("got %d datagrams, want %d", got, len(tc.want))
 			}
 			for i, w := range tc.want {
-				if !bytes.Equal(views[i][:sizes[i]], w) || srcs[i] != epB {
-					t.Fatalf("datagram %d = %v from %v, want %v from %v", i, views[i][:sizes[i]], srcs[i], w, epB)
+				if !bytes.Equal(out[i], w) || srcs[i] != epB {
+					t.Fatalf("datagram %d = %v from %v, want %v from %v", i, out[i], srcs[i], w, epB)
 				}
 			}
 		})
 	}
 }
 
-func TestGROReadStartLeavesRoom(t *testing.T) {
+func TestGROMessagesFit(t *testing.T) {
 	for _, n := range []int{64, 128, 200, 512} {
-		from := GROReadStart(n)
-		// The worst case: every message splits into MaxSegments datagrams.
-		if from <= 0 || (n-from)*MaxSegments > n {
-			t.Fatalf("n=%d: reads into [%d,%d): %d messages may split into more than %d datagrams", n, from, n, n-from, n)
+		if m := GROMessages(n); m < 1 || m*MaxSegments > n {
+			t.Fatalf("n=%d: %d messages may split into more than %d datagrams", n, m, n)
 		}
 	}
 }
