@@ -133,20 +133,25 @@ func TestKeepLeaseRestoresChangedValue(t *testing.T) {
 	key := m.LeaseKey(l.Subnet)
 	ours := string(getKey(t, cli, key).Kvs[0].Value)
 	leaseID := clientv3.LeaseID(getKey(t, cli, key).Kvs[0].Lease)
+	writerLease, err := cli.Grant(ctxFor(t, 5*time.Second), 3600*24*365)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := startKeep(t, m, cfg, l)
 	for _, tc := range []struct {
 		name, value string
 		opts        []clientv3.OpOption
 	}{
 		{"port changed, same etcd lease", leaseValue("192.0.2.1", "9999"), []clientv3.OpOption{clientv3.WithLease(leaseID)}},
+		{"port changed on the writer's own etcd lease", leaseValue("192.0.2.1", "9998"), []clientv3.OpOption{clientv3.WithLease(writerLease.ID)}},
 		{"port changed without a lease", leaseValue("192.0.2.1", "1"), nil},
 		{"junk", `{"PublicIP":`, nil},
 		{"another backend", `{"PublicIP":"192.0.2.1","BackendType":"vxlan","BackendData":{"Port":8285}}`, nil},
 	} {
 		put(t, cli, key, tc.value, tc.opts...)
-		eventually(t, 10*time.Second, tc.name+": our value restored with a TTL", func() bool {
+		eventually(t, 10*time.Second, tc.name+": our value restored on our etcd lease", func() bool {
 			kv := getKey(t, cli, key).Kvs
-			return len(kv) == 1 && string(kv[0].Value) == ours && kv[0].Lease != 0
+			return len(kv) == 1 && string(kv[0].Value) == ours && clientv3.LeaseID(kv[0].Lease) == leaseID
 		})
 		select {
 		case err := <-r.done:
@@ -550,4 +555,30 @@ func TestKeepLeaseHostGWIsNotRestored(t *testing.T) {
 	if n := logs.containing("put ours back"); n != 0 {
 		t.Errorf("the keeper restored its own host-gw lease %d times: %q", n, logs.lines())
 	}
+}
+
+// Item 5: junk without a TTL on the key before the keeper first reads it
+// (it knows no etcd lease of its own yet): ours goes back on a fresh etcd
+// lease, not as a reservation that would never expire.
+func TestKeepLeaseRestoresJunkBeforeFirstRead(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	cfg := mustConfig(t, net16)
+	m := newManager(t, cli, subnet.Options{TTL: time.Hour})
+	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := m.LeaseKey(l.Subnet)
+	ours := string(getKey(t, cli, key).Kvs[0].Value)
+	put(t, cli, key, `{"PublicIP":"192.0.2.1"`)
+	r := startKeep(t, m, cfg, l)
+	eventually(t, 10*time.Second, "our value back with a TTL", func() bool {
+		kv := getKey(t, cli, key).Kvs
+		return len(kv) == 1 && string(kv[0].Value) == ours && kv[0].Lease != 0
+	})
+	eventually(t, 5*time.Second, "a renewal reported", func() bool {
+		rs := r.renewals()
+		return len(rs) > 0 && !rs[len(rs)-1].Reservation && !rs[len(rs)-1].Expiration.IsZero()
+	})
 }

@@ -220,9 +220,18 @@ func (k *keeper) reconcile(ctx context.Context, renew bool) error {
 // the key had (a fresh one if that is gone), unless the key was a
 // reservation. It returns the key as now stored.
 func (k *keeper) restore(ctx context.Context, kv *mvccpb.KeyValue) (*mvccpb.KeyValue, error) {
-	leaseID := clientv3.LeaseID(kv.Lease)
-	if leaseID == 0 && !k.lease.Reservation && k.leaseID != 0 {
+	// Ours, not the writer's: a reservation stays without a TTL, a lease
+	// goes back on the etcd lease this node renews (a fresh one if there is
+	// none or it is gone), so the writer does not choose our key's life.
+	var leaseID clientv3.LeaseID
+	if !k.lease.Reservation {
 		leaseID = k.leaseID
+		if leaseID == 0 {
+			leaseID = clientv3.LeaseID(kv.Lease)
+		}
+		if leaseID == 0 {
+			leaseID = clientv3.LeaseID(-1) // no etcd lease: granted below
+		}
 	}
 	put := func(id clientv3.LeaseID) (*clientv3.TxnResponse, error) {
 		var opts []clientv3.OpOption
@@ -234,8 +243,12 @@ func (k *keeper) restore(ctx context.Context, kv *mvccpb.KeyValue) (*mvccpb.KeyV
 			Then(clientv3.OpPut(k.key, k.value, opts...)).
 			Commit()
 	}
-	resp, err := put(leaseID)
-	if errors.Is(err, rpctypes.ErrLeaseNotFound) && leaseID != 0 {
+	var resp *clientv3.TxnResponse
+	var err error
+	if leaseID != -1 {
+		resp, err = put(leaseID)
+	}
+	if leaseID == -1 || errors.Is(err, rpctypes.ErrLeaseNotFound) && leaseID != 0 {
 		grant, gerr := k.m.cli.Grant(ctx, k.m.ttlSeconds())
 		if gerr != nil {
 			return nil, fmt.Errorf("grant etcd lease: %w", gerr)
