@@ -12,28 +12,31 @@ import (
 type writableDir struct {
 	flag string
 	dir  string
+	// private: create the directory 0700, not 0755 (etcd warns about a
+	// data directory others can read).
+	private bool
 }
 
 // writableDirs lists every directory this configuration makes weftd write
 // to. Whoever adds a file weftd writes adds its directory here, so that
 // checkWritable covers it.
 func (o *options) writableDirs() []writableDir {
-	dirs := []writableDir{{"--subnet-file", filepath.Dir(o.subnetFile)}}
+	dirs := []writableDir{{flag: "--subnet-file", dir: filepath.Dir(o.subnetFile)}}
 	if o.flannelSubnetFile != "" {
-		dirs = append(dirs, writableDir{"--flannel-subnet-file", filepath.Dir(o.flannelSubnetFile)})
+		dirs = append(dirs, writableDir{flag: "--flannel-subnet-file", dir: filepath.Dir(o.flannelSubnetFile)})
 	}
 	lockFile := o.lockFile
 	if lockFile == "" {
 		lockFile = filepath.Join(lockDir, "weftd.lock")
 	}
-	dirs = append(dirs, writableDir{"--lock-file", filepath.Dir(lockFile)})
+	dirs = append(dirs, writableDir{flag: "--lock-file", dir: filepath.Dir(lockFile)})
 	if o.embeddedEtcdDir != "" {
-		dirs = append(dirs, writableDir{"--embedded-etcd-dir", o.embeddedEtcdDir})
+		dirs = append(dirs, writableDir{flag: "--embedded-etcd-dir", dir: o.embeddedEtcdDir, private: true})
 	}
 	if o.cniSocket != "" {
 		dirs = append(dirs,
-			writableDir{"--cni-socket", filepath.Dir(o.cniSocket)},
-			writableDir{"--endpoints-file", filepath.Dir(o.endpointsFile)})
+			writableDir{flag: "--cni-socket", dir: filepath.Dir(o.cniSocket)},
+			writableDir{flag: "--endpoints-file", dir: filepath.Dir(o.endpointsFile)})
 	}
 	return dirs
 }
@@ -46,7 +49,11 @@ func (o *options) writableDirs() []writableDir {
 // configuration error.
 func checkWritable(dirs []writableDir) error {
 	for _, d := range dirs {
-		if err := tryWrite(d.dir); err != nil {
+		perm := os.FileMode(0o755)
+		if d.private {
+			perm = 0o700
+		}
+		if err := tryWrite(d.dir, perm); err != nil {
 			hint := ""
 			if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
 				hint = "; weftd.service may write only /run/weft and /var/lib/weft: " +
@@ -58,9 +65,10 @@ func checkWritable(dirs []writableDir) error {
 	return nil
 }
 
-// tryWrite creates dir if needed, then creates and removes a file in it.
-func tryWrite(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// tryWrite creates dir (with perm) if needed, then creates and removes a
+// file in it.
+func tryWrite(dir string, perm os.FileMode) error {
+	if err := os.MkdirAll(dir, perm); err != nil {
 		return err
 	}
 	f, err := os.CreateTemp(dir, ".weftd-write-check-*")

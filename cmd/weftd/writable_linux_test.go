@@ -44,16 +44,23 @@ func inReadOnlyDir(t *testing.T, f func(dir string)) {
 
 func TestCheckWritable(t *testing.T) {
 	ok := t.TempDir()
-	if err := checkWritable([]writableDir{{"--subnet-file", filepath.Join(ok, "new", "dir")}}); err != nil {
+	if err := checkWritable([]writableDir{{flag: "--subnet-file", dir: filepath.Join(ok, "new", "dir")}}); err != nil {
 		t.Fatalf("writable directory refused: %v", err)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(ok, "new", "dir")); len(entries) != 0 {
 		t.Fatalf("the check left files behind: %v", entries)
 	}
+	etcdDir := filepath.Join(ok, "etcd")
+	if err := checkWritable([]writableDir{{flag: "--embedded-etcd-dir", dir: etcdDir, private: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(etcdDir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("embedded etcd dir created with %v (%v), want 0700", fi.Mode(), err)
+	}
 	inReadOnlyDir(t, func(ro string) {
 		err := checkWritable([]writableDir{
-			{"--subnet-file", ok},
-			{"--embedded-etcd-dir", filepath.Join(ro, "etcd")},
+			{flag: "--subnet-file", dir: ok},
+			{flag: "--embedded-etcd-dir", dir: filepath.Join(ro, "etcd")},
 		})
 		if err == nil {
 			t.Error("a directory on a read-only file system passed the check")
