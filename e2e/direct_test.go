@@ -254,6 +254,7 @@ func TestDirectRouting(t *testing.T) {
 	}
 
 	checkUnderlaySources(t, n1, ctrs, s2, s3)
+	checkL2Source(t, c, ctrs, s1, s2)
 
 	// Through the router: weft's UDP path, counters move.
 	tx1, _ = udpPackets(t, n1)
@@ -348,12 +349,6 @@ func TestHostGW(t *testing.T) {
 // (a UDP peer's: dropped) and in host 2's own subnet (dropped).
 func checkUnderlaySources(t *testing.T, from *cluster.Node, ctrs []*cluster.Container, victimSubnet, udpPeerSubnet netip.Prefix) {
 	t.Helper()
-	ctx := ctxFor(t, time.Minute)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	victim := ctrs[1]
 	cases := []struct {
 		name string
 		src  netip.Addr
@@ -364,27 +359,80 @@ func checkUnderlaySources(t *testing.T, from *cluster.Node, ctrs []*cluster.Cont
 		{"source in the receiver's own subnet", victimSubnet.Addr().Next().Next().Next(), "received=0"},
 	}
 	for i, tc := range cases {
-		port := uint16(7001 + i)
-		counter := victim.NS.Command(ctx, "env", roleEnv+"=udpcount", self, netip.AddrPortFrom(victim.IP, port).String(), "2")
-		out, err := counter.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := counter.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := bufio.NewScanner(out)
-		if !lines.Scan() || lines.Text() != "listening" {
-			t.Fatalf("udpcount did not start: %q", lines.Text())
-		}
-		pkt := ipv4UDP(tc.src, victim.IP, port, []byte("forged?"))
-		runIn(t, ctx, from.Host.NS, "env", roleEnv+"=rawsend", self, "20", hex.EncodeToString(pkt))
-		if !lines.Scan() {
-			t.Fatalf("udpcount printed nothing: %v", lines.Err())
-		}
-		if got := lines.Text(); got != tc.want {
+		if got := forge(t, from.Host.NS, ctrs[1], tc.src, uint16(7001+i)); got != tc.want {
 			t.Errorf("%s (%s) from host %d's underlay: %s, want %s", tc.name, tc.src, from.Index+1, got, tc.want)
 		}
-		counter.Wait()
 	}
+}
+
+// checkL2Source: the router shares hosts 1 and 2's L2. Packets it sends to
+// host 2's container with a source in host 1's subnet pass rp_filter (that
+// subnet is routed through the underlay) but not the source check, which
+// binds host 1's subnet to host 1's MAC address; they are counted in
+// weft_direct_source_drops_total. The same packets with the router's own
+// address as source arrive.
+func checkL2Source(t *testing.T, c *cluster.Cluster, ctrs []*cluster.Container, s1, s2 netip.Prefix) {
+	t.Helper()
+	n2, router := c.Nodes[1], c.Bed.Router
+	err := testbed.WaitFor(ctxFor(t, 20*time.Second), 100*time.Millisecond, func() error {
+		out, err := n2.Host.NS.Run(context.Background(), "nft", "list", "table", "ip", "weft-direct")
+		if err != nil || !strings.Contains(out, "ip saddr "+s1.String()+" ether saddr != ") {
+			return fmt.Errorf("host 1's subnet not bound to its MAC on host 2 yet: %v\n%s", err, out)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runIn(t, ctxFor(t, 10*time.Second), router, "ip", "route", "add", s2.String(), "via", n2.Host.IP.String(), "dev", "eth0")
+	before := sourceDrops(t, n2)
+	if got := forge(t, router, ctrs[1], ctrs[0].IP, 7011); got != "received=0" {
+		t.Errorf("router forging host 1's container (%s): %s, want received=0", ctrs[0].IP, got)
+	}
+	if after := sourceDrops(t, n2); after != before+20 {
+		t.Errorf("weft_direct_source_drops_total on host 2: %v -> %v, want +20", before, after)
+	}
+	if got := forge(t, router, ctrs[1], netip.MustParseAddr("192.0.2.254"), 7012); got != "received=20" {
+		t.Errorf("router with its own source address: %s, want received=20 (the path works)", got)
+	}
+}
+
+// forge sends 20 UDP packets with source src from netns to the container's
+// port through a raw socket, and returns what a listener there counted.
+func forge(t *testing.T, netns *testbed.NS, victim *cluster.Container, src netip.Addr, port uint16) string {
+	t.Helper()
+	ctx := ctxFor(t, time.Minute)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	listener := victim.NS.Command(ctx, "env", roleEnv+"=udpcount", self, netip.AddrPortFrom(victim.IP, port).String(), "2")
+	out, err := listener.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := listener.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Wait()
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || lines.Text() != "listening" {
+		t.Fatalf("udpcount did not start: %q", lines.Text())
+	}
+	pkt := ipv4UDP(src, victim.IP, port, []byte("forged?"))
+	runIn(t, ctx, netns, "env", roleEnv+"=rawsend", self, "20", hex.EncodeToString(pkt))
+	if !lines.Scan() {
+		t.Fatalf("udpcount printed nothing: %v", lines.Err())
+	}
+	return lines.Text()
+}
+
+// sourceDrops is weft_direct_source_drops_total of node n.
+func sourceDrops(t *testing.T, n *cluster.Node) float64 {
+	t.Helper()
+	f, ok := metrics(t, n)["weft_direct_source_drops_total"]
+	if !ok || len(f.GetMetric()) != 1 {
+		t.Fatalf("node %d: weft_direct_source_drops_total missing", n.Index+1)
+	}
+	return f.GetMetric()[0].GetCounter().GetValue()
 }

@@ -18,9 +18,12 @@ type statsCollector struct {
 	batchSize *prometheus.Desc
 	drops     *prometheus.Desc
 	peers     *prometheus.Desc
-	expiry    *prometheus.Desc
-	ready     *prometheus.Desc
 	malformed *prometheus.Desc
+	// sourceDrops: packets from the underlay with a source in a direct
+	// peer's subnet but another MAC address (direct routing only).
+	sourceDrops *prometheus.Desc
+	expiry      *prometheus.Desc
+	ready       *prometheus.Desc
 }
 
 func newStatsCollector(state *daemonState) *statsCollector {
@@ -36,11 +39,13 @@ func newStatsCollector(state *daemonState) *statsCollector {
 		expiry:    prometheus.NewDesc("weft_lease_expiry_timestamp_seconds", "When this node's subnet lease expires (0: a reservation, no expiry).", nil, nil),
 		ready:     prometheus.NewDesc("weft_lease_held", "1 when this node holds its subnet lease.", nil, nil),
 		malformed: prometheus.NewDesc("weft_malformed_leases", "Keys under the etcd lease prefix that are no usable lease (ignored).", nil, nil),
+		sourceDrops: prometheus.NewDesc("weft_direct_source_drops_total",
+			"Packets from the underlay with a source in a direct peer's subnet but not that peer's MAC address, dropped by the kernel (nftables table ip weft-direct).", nil, nil),
 	}
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.batches, c.batchSize, c.drops, c.peers, c.expiry, c.ready, c.malformed} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.batches, c.batchSize, c.drops, c.peers, c.sourceDrops, c.expiry, c.ready, c.malformed} {
 		ch <- d
 	}
 }
@@ -54,6 +59,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if m := c.state.mgr.Load(); m != nil {
 		ch <- prometheus.MustNewConstMetric(c.malformed, prometheus.GaugeValue, float64(m.MalformedLeases()))
+	}
+	if paths := c.state.paths.Load(); paths != nil && paths.check != nil {
+		ch <- prometheus.MustNewConstMetric(c.sourceDrops, prometheus.CounterValue, float64(paths.sourceDrops()))
 	}
 	if paths := c.state.paths.Load(); paths != nil {
 		var count [len(routing.Modes)]int

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -48,7 +50,13 @@ type peerPaths struct {
 	udp    *overlay.PeerTable
 	kernel *routing.Kernel // nil when the policy never routes directly
 	log    *slog.Logger
-	// release frees the kernel's netlink handle (nil if none).
+	// check binds each direct peer's subnet to its MAC address in the
+	// kernel (nil when the policy never routes directly); macs are the
+	// last addresses seen in the neighbour table, by PublicIP.
+	check *routing.SourceCheck
+	macs  map[netip.Addr]net.HardwareAddr
+	// release removes the source check and frees the kernel's netlink
+	// handle (nil if none).
 	release func()
 
 	mu    sync.Mutex                // apply and keepRoutes
@@ -91,16 +99,28 @@ func newPeerPaths(backend subnet.Backend, underlayDev string, udp *overlay.PeerT
 	if _, err := k.Sync(nil); err != nil {
 		return fail(fmt.Errorf("clean routes of an earlier run: %w", err))
 	}
-	log.Info("direct routing", "hostGW", policy.HostGW, "underlay", underlayDev, "onLink", onLink, "routeProtocol", routing.Protocol)
+	check, err := routing.NewSourceCheck(underlayDev)
+	if err != nil {
+		return fail(err)
+	}
+	log.Info("direct routing", "hostGW", policy.HostGW, "underlay", underlayDev, "onLink", onLink,
+		"routeProtocol", routing.Protocol, "sourceCheck", "table ip "+routing.SourceTable)
 	p := makePeerPaths(policy, onLink, k, udp, log)
-	p.release = h.Close
+	p.check = check
+	p.release = func() {
+		if err := check.Close(); err != nil {
+			log.Warn("remove the source check", "err", err)
+		}
+		h.Close()
+	}
 	return p, nil
 }
 
 // makePeerPaths assembles peerPaths from its parts (kernel nil when the
 // policy never routes directly).
 func makePeerPaths(policy routing.Policy, onLink []netip.Prefix, kernel *routing.Kernel, udp *overlay.PeerTable, log *slog.Logger) *peerPaths {
-	p := &peerPaths{policy: policy, onLink: onLink, kernel: kernel, udp: udp, log: log, known: map[netip.Prefix]peerPath{}}
+	p := &peerPaths{policy: policy, onLink: onLink, kernel: kernel, udp: udp, log: log,
+		known: map[netip.Prefix]peerPath{}, macs: map[netip.Addr]net.HardwareAddr{}}
 	p.list.Store(&[]peerPath{})
 	return p
 }
@@ -272,6 +292,60 @@ func (p *peerPaths) syncRoutes(repair bool) {
 		}
 		p.known[r.Subnet] = pp
 	}
+	p.bindSources()
+}
+
+// bindSources keeps the source check in step with the direct peers: each
+// one's subnet is bound to the MAC address the neighbour table has for
+// its PublicIP. A peer whose address is not resolved yet (no packet
+// exchanged) has no rule until it is; a MAC that changes (a new NIC) is
+// followed at the next check. Runs under p.mu.
+func (p *peerPaths) bindSources() {
+	if p.check == nil {
+		return
+	}
+	var ips []netip.Addr
+	for _, pp := range p.known {
+		if pp.Mode == routing.ModeDirect {
+			ips = append(ips, pp.PublicIP)
+		}
+	}
+	seen, err := p.kernel.Neighbours(ips)
+	if err != nil {
+		p.log.Warn("source check: read neighbours", "err", err)
+	}
+	for ip, mac := range seen {
+		if old, ok := p.macs[ip]; ok && !bytes.Equal(old, mac) {
+			p.log.Warn("source check: a direct peer's MAC address changed", "peer", ip, "was", old, "now", mac)
+		}
+		p.macs[ip] = mac
+	}
+	var bindings []routing.Binding
+	for ip := range p.macs {
+		if !slices.Contains(ips, ip) {
+			delete(p.macs, ip)
+		}
+	}
+	for _, pp := range p.known {
+		if mac, ok := p.macs[pp.PublicIP]; ok && pp.Mode == routing.ModeDirect {
+			bindings = append(bindings, routing.Binding{Subnet: pp.Subnet, MAC: mac})
+		}
+	}
+	if err := p.check.Set(bindings); err != nil {
+		p.log.Error("source check", "err", err)
+	}
+}
+
+// sourceDrops is how many packets the source check dropped (0 without one).
+func (p *peerPaths) sourceDrops() uint64 {
+	if p.check == nil {
+		return 0
+	}
+	n, err := p.check.Dropped()
+	if err != nil {
+		p.log.Warn("source check: read counter", "err", err)
+	}
+	return n
 }
 
 func (p *peerPaths) publish() {
