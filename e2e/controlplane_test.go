@@ -75,8 +75,9 @@ func peersOf(t *testing.T, ctx context.Context, n *cluster.Node) []string {
 }
 
 // Item 4: a host must not come back on a new subnet when (a) the key of
-// the subnet in its subnet file holds junk, or (b) the network config
-// changed so that its subnet is no longer in it.
+// the subnet in its subnet file holds junk, (c) its PublicIP holds a
+// reservation on another subnet, or (b) the network config changed so that
+// its subnet is no longer in it.
 func TestRefusesToRenumberOnJunkOrNewNetwork(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, 2, cluster.Options{})
@@ -124,10 +125,28 @@ func TestRefusesToRenumberOnJunkOrNewNetwork(t *testing.T) {
 		}
 	}
 
-	// (b) the network changed: 10.244.0.0/16 -> 10.245.0.0/16.
+	// (c) b's key is free again, but b's PublicIP holds a reservation on
+	// another subnet (someone wrote it): it would be used instead.
 	if _, err := cli.Delete(ctx, leaseKey(sB)); err != nil {
 		t.Fatal(err)
 	}
+	sA := nodeSubnet(t, a)
+	elsewhere := netip.MustParsePrefix("10.244.250.0/24")
+	if elsewhere == sA || elsewhere == sB {
+		elsewhere = netip.MustParsePrefix("10.244.251.0/24")
+	}
+	if elsewhere == sA || elsewhere == sB {
+		elsewhere = netip.MustParsePrefix("10.244.252.0/24")
+	}
+	if _, err := cli.Put(ctx, leaseKey(elsewhere), leaseValue(b.Host.IP.String())); err != nil {
+		t.Fatal(err)
+	}
+	mustRefuse("a reservation of the node's PublicIP elsewhere", "would be used instead of")
+	if _, err := cli.Delete(ctx, leaseKey(elsewhere)); err != nil {
+		t.Fatal(err)
+	}
+
+	// (b) the network changed: 10.244.0.0/16 -> 10.245.0.0/16.
 	if _, err := cli.Put(ctx, "/weft/network/config", `{"Network":"10.245.0.0/16","SubnetLen":24,"Backend":{"Type":"udp","Port":8285}}`); err != nil {
 		t.Fatal(err)
 	}

@@ -104,6 +104,40 @@ func TestCheckPreviousRefusesToRenumber(t *testing.T) {
 			t.Errorf("%s: error of %d bytes: the value must be cut", tc.name, len(err.Error()))
 		}
 	}
+	// This node's PublicIP holds another subnet too (a reservation someone
+	// wrote, or an older lease): AcquireLease would reuse that one.
+	// (With previous holding our lease with a TTL, the reservation wins.)
+	other := m.LeaseKey(netip.MustParsePrefix("10.244.9.0/24"))
+	grant, err := cli.Grant(ctx, 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, prevValue := range []string{"", leaseValue("192.0.2.1", "8285")} {
+		if prevValue == "" {
+			if _, err := cli.Delete(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			put(t, cli, key, prevValue, clientv3.WithLease(grant.ID))
+		}
+		put(t, cli, other, leaseValue("192.0.2.1", "8285"))
+		err := m.CheckPrevious(ctx, cfg, prev, ours)
+		if !errors.Is(err, subnet.ErrWouldRenumber) || !strings.Contains(err.Error(), "10.244.9.0/24") {
+			t.Errorf("own reservation elsewhere (previous key %q): CheckPrevious = %v, want ErrWouldRenumber naming 10.244.9.0/24", prevValue, err)
+		}
+		if _, err := cli.Delete(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An older lease with a TTL elsewhere while previous holds ours: previous wins.
+	put(t, cli, other, leaseValue("192.0.2.1", "8285"), clientv3.WithLease(grant.ID))
+	put(t, cli, key, leaseValue("192.0.2.1", "8285"), clientv3.WithLease(grant.ID))
+	if err := m.CheckPrevious(ctx, cfg, prev, ours); err != nil {
+		t.Errorf("previous and an older lease both ours: CheckPrevious = %v, want nil (previous is reused)", err)
+	}
+	if _, err := cli.Delete(ctx, other); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := cli.Delete(ctx, key); err != nil {
 		t.Fatal(err)
 	}

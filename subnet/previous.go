@@ -13,7 +13,9 @@ import (
 //   - previous is not one of cfg's subnets (the network config changed),
 //   - another node holds previous, or
 //   - previous's key holds a value that is no usable lease: who holds it
-//     cannot be told, and taking another subnet would renumber the host.
+//     cannot be told, and taking another subnet would renumber the host, or
+//   - this node's PublicIP holds another subnet (a reservation, or a lease
+//     of an older run) that AcquireLease would reuse instead.
 //
 // A free previous, or one this node holds, is fine (nil). Other errors
 // (etcd unreachable) are worth retrying.
@@ -32,7 +34,7 @@ func (m *Manager) CheckPrevious(ctx context.Context, cfg *Config, previous netip
 	}
 	m.touch()
 	if len(resp.Kvs) == 0 {
-		return nil
+		return m.checkOwnElsewhere(ctx, cfg, previous, attrs)
 	}
 	holder, err := parseLeaseAttrs(resp.Kvs[0].Value)
 	if err != nil {
@@ -41,6 +43,26 @@ func (m *Manager) CheckPrevious(ctx context.Context, cfg *Config, previous netip
 	}
 	if holder.PublicIP != attrs.PublicIP {
 		return fmt.Errorf("%w: node %s holds subnet %s now", ErrWouldRenumber, holder.PublicIP, previous)
+	}
+	return m.checkOwnElsewhere(ctx, cfg, previous, attrs)
+}
+
+// checkOwnElsewhere refuses when AcquireLease would reuse another subnet
+// that this node's PublicIP holds (a reservation, or a lease of an older
+// run) instead of previous.
+func (m *Manager) checkOwnElsewhere(ctx context.Context, cfg *Config, previous netip.Prefix, attrs LeaseAttrs) error {
+	l, err := m.listStored(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	a := &allocation{cfg: cfg, attrs: attrs, previous: previous}
+	if own, ok := a.findOwn(l.leases); ok && own.Subnet != previous {
+		kind := "a lease"
+		if own.Reservation {
+			kind = "a reservation"
+		}
+		return fmt.Errorf("%w: this node's PublicIP %s holds %s on subnet %s in etcd, which would be used instead of %s",
+			ErrWouldRenumber, attrs.PublicIP, kind, own.Subnet, previous)
 	}
 	return nil
 }
