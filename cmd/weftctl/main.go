@@ -9,7 +9,8 @@
 //	weftctl [flags] policy list [-n NS] [-o json]
 //	weftctl [flags] policy get|delete [NS/]NAME [-n NS]
 //	weftctl [flags] namespace label NAME KEY=VALUE... [KEY-]...
-//	weftctl [flags] namespace list [-o json] | namespace delete NAME
+//	weftctl [flags] namespace list [-o json]   (labelled ones and those named by containers or policies)
+//	weftctl [flags] namespace delete NAME
 //	weftctl [flags] endpoints [-n NS] [-o json]
 //
 // Every flag can also be set as WEFTCTL_<FLAG> in the environment

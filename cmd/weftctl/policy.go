@@ -192,11 +192,14 @@ func namespaceCommand(ctx context.Context, o *options, args []string, stdout io.
 		if len(args) != 1 {
 			return fmt.Errorf("namespace list takes no arguments, got %q", args[1:])
 		}
+		// Every namespace policy can see: labelled ones and those only
+		// named by a container or a policy.
 		return withManager(ctx, o, func(m *subnet.Manager) error {
-			nss, err := m.ListNamespaces(ctx)
+			v, err := m.GetView(ctx)
 			if err != nil {
 				return err
 			}
+			nss := v.Namespaces
 			if o.output == "json" {
 				return writeJSON(stdout, nss)
 			}

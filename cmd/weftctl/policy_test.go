@@ -186,6 +186,10 @@ func TestNamespaceAndEndpointsCommands(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	out = stdoutOf(t, ep, "namespace", "list")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[2], "y ") || !strings.HasSuffix(lines[2], "kubernetes.io/metadata.name=y") {
+		t.Fatalf("namespace list with y named only by an endpoint:\n%s", out)
+	}
 	out = stdoutOf(t, ep, "endpoints")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 4 || strings.Join(strings.Fields(lines[1]), " ") != "10.244.1.2 x a app=web 192.0.2.1" ||
