@@ -12,8 +12,10 @@ import (
 
 // EnableBridgeFiltering makes IPv4 frames bridged between the ports of the
 // bridge named name pass netfilter's IPv4 hooks (conntrack, the forward
-// hook), so policy applies to containers on the same node as to any other.
-// It sets the bridge's own nf_call_iptables option (IFLA_BR_NF_CALL_IPTABLES),
+// hook), so policy applies to containers on the same node as to any other,
+// and IPv6 frames likewise (so the Enforcer can stop IPv6 between
+// containers). It sets the bridge's own nf_call_iptables and
+// nf_call_ip6tables options (IFLA_BR_NF_CALL_IPTABLES, _IP6TABLES),
 // not the namespace-wide net.bridge.bridge-nf-call-iptables sysctl: other
 // bridges of the host are left as they are. nsFd names the network namespace
 // (0: the current one). It reports false, and no error, when the bridge does
@@ -53,6 +55,7 @@ func EnableBridgeFiltering(nsFd int, name string) (bool, error) {
 	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
 	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
 	data.AddRtAttr(nl.IFLA_BR_NF_CALL_IPTABLES, []byte{1})
+	data.AddRtAttr(nl.IFLA_BR_NF_CALL_IP6TABLES, []byte{1})
 	req.AddData(info)
 	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
 		return false, fmt.Errorf("policy: set nf_call_iptables on bridge %s: %w", name, err)

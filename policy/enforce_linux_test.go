@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -290,5 +291,66 @@ func TestEstablishedConnectionSurvivesPolicy(t *testing.T) {
 	}
 	if err := testbed.Probe(nd.ctrs["b"].Path(), "tcp", netip.AddrPortFrom(nd.ips["a"], 80), 2*time.Second); err != testbed.ErrNoEcho {
 		t.Fatalf("new connection x/b -> x/a: %v, want refused", err)
+	}
+}
+
+// linkLocal waits until the container's eth0 has a usable IPv6 link-local
+// address and returns it with its zone.
+func linkLocal(t *testing.T, c *testbed.NS) netip.Addr {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := c.Run(context.Background(), "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(out)
+		if i := slices.Index(f, "inet6"); i >= 0 && !strings.Contains(out, "tentative") {
+			p, err := netip.ParsePrefix(f[i+1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p.Addr().WithZone("eth0")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no usable link-local address on %s eth0: %q", c.Name, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestIPv6BetweenContainersDropped: weft gives containers IPv4 only;
+// link-local IPv6 between two containers on the bridge would pass around
+// IPv4 policy, so it is dropped (ICMPv6 excepted: neighbour discovery).
+func TestIPv6BetweenContainersDropped(t *testing.T) {
+	nd := newNode(t)
+	b6 := linkLocal(t, nd.ctrs["b"])
+	linkLocal(t, nd.ctrs["a"])
+	srv, err := testbed.ServeEcho(nd.ctrs["b"].Path(), b6, []uint16{8080})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	dst := netip.AddrPortFrom(b6, 8080)
+	if err := testbed.Probe(nd.ctrs["a"].Path(), "tcp", dst, 5*time.Second); err != nil {
+		t.Fatalf("IPv6 a -> b before enforcement: %v (the test path does not work)", err)
+	}
+	e := NewEnforcer(EnforcerOptions{NetNS: int(nd.nsFd.Fd()), Bridge: testBridge})
+	nd.apply(t, e, "")
+	defer e.Remove()
+	for _, proto := range []string{"tcp", "udp"} {
+		if err := testbed.Probe(nd.ctrs["a"].Path(), proto, dst, 3*time.Second); err != testbed.ErrNoEcho {
+			t.Errorf("IPv6 %s a -> b with enforcement: %v, want dropped", proto, err)
+		}
+	}
+	if out, err := nd.ctrs["a"].Run(context.Background(), "ping", "-6", "-c", "1", "-W", "3", b6.String()); err != nil {
+		t.Errorf("ICMPv6 a -> b: %v\n%s", err, out)
+	}
+	if d, err := e.Drops(); err != nil || d.IPv6 == 0 {
+		t.Errorf("drops %+v (%v): want IPv6 drops counted", d, err)
+	}
+	// IPv4 between them is untouched by this (no policy).
+	if err := testbed.Probe(nd.ctrs["a"].Path(), "tcp", netip.AddrPortFrom(nd.ips["b"], 80), 5*time.Second); err != nil {
+		t.Errorf("IPv4 a -> b: %v", err)
 	}
 }

@@ -24,6 +24,7 @@ const (
 	egressMap      = "egress"  // isolated local pod -> jump out_<n>
 	ingressCounter = "ingress_drops"
 	egressCounter  = "egress_drops"
+	ipv6Counter    = "ipv6_bridged_drops"
 	// elementsPerMessage bounds one netlink message of set elements.
 	elementsPerMessage = 2048
 	// socketBuffer is forced on the netlink socket: a large rule set goes to
@@ -37,6 +38,12 @@ type EnforcerOptions struct {
 	Table string
 	// NetNS is an open network namespace fd to work in; 0 = the current one.
 	NetNS int
+	// Bridge is the containers' bridge. When set, IPv6 bridged between two
+	// of its ports is dropped except ICMPv6 (neighbour discovery): weft
+	// gives containers IPv4 only, and IPv6 link-local traffic between
+	// containers would otherwise pass around IPv4 policy. It needs the
+	// bridge's nf_call_ip6tables (EnableBridgeFiltering sets it).
+	Bridge string
 }
 
 // Enforcer installs RuleSets into the kernel's netfilter: one table of
@@ -67,6 +74,7 @@ type Enforcer struct {
 type DropCounts struct {
 	Ingress uint64 // a new connection to an isolated pod that no rule allows
 	Egress  uint64 // a new connection from an isolated pod that no rule allows
+	IPv6    uint64 // IPv6 (not ICMPv6) bridged between two containers
 }
 
 // NewEnforcer returns an Enforcer; it touches the kernel only in Apply.
@@ -116,6 +124,19 @@ func (e *Enforcer) table() *nftables.Table {
 	return &nftables.Table{Name: e.opts.Table, Family: nftables.TableFamilyIPv4}
 }
 
+// table6 is the IPv6 table of the same name (only with a Bridge).
+func (e *Enforcer) table6() *nftables.Table {
+	return &nftables.Table{Name: e.opts.Table, Family: nftables.TableFamilyIPv6}
+}
+
+// replace queues "create, delete, create" of t: the delete succeeds whether
+// or not t exists, and the kernel applies the whole batch or nothing.
+func replace(c *nftables.Conn, t *nftables.Table) {
+	c.AddTable(t)
+	c.DelTable(t)
+	c.AddTable(t)
+}
+
 // Apply replaces this Enforcer's table with one enforcing rs, atomically.
 // On error the previous table stays in force unchanged.
 func (e *Enforcer) Apply(rs RuleSet) error {
@@ -130,19 +151,21 @@ func (e *Enforcer) Apply(rs RuleSet) error {
 		return err
 	}
 	t := e.table()
-	// Create-then-delete makes the delete succeed whether or not the table
-	// exists; the kernel applies the whole batch or nothing.
-	c.AddTable(t)
-	c.DelTable(t)
-	c.AddTable(t)
+	replace(c, t)
 	if err := build(c, t, rs); err != nil {
 		return err
+	}
+	if e.opts.Bridge != "" {
+		t6 := e.table6()
+		replace(c, t6)
+		buildIPv6(c, t6, e.opts.Bridge)
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("policy: nftables transaction for table %s: %w", t.Name, err)
 	}
 	e.dropped.Ingress += previous.Ingress
 	e.dropped.Egress += previous.Egress
+	e.dropped.IPv6 += previous.IPv6
 	return nil
 }
 
@@ -155,11 +178,12 @@ func (e *Enforcer) Remove() error {
 	if err != nil {
 		return err
 	}
-	t := e.table()
-	c.AddTable(t)
-	c.DelTable(t)
+	for _, t := range []*nftables.Table{e.table(), e.table6()} {
+		c.AddTable(t)
+		c.DelTable(t)
+	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("policy: delete table %s: %w", t.Name, err)
+		return fmt.Errorf("policy: delete table %s: %w", e.opts.Table, err)
 	}
 	return nil
 }
@@ -178,36 +202,67 @@ func (e *Enforcer) Drops() (DropCounts, error) {
 	if err != nil {
 		return DropCounts{}, err
 	}
-	return DropCounts{Ingress: e.dropped.Ingress + now.Ingress, Egress: e.dropped.Egress + now.Egress}, nil
+	return DropCounts{Ingress: e.dropped.Ingress + now.Ingress, Egress: e.dropped.Egress + now.Egress, IPv6: e.dropped.IPv6 + now.IPv6}, nil
 }
 
-// kernelDrops reads the table's counters; a missing table counts zero.
+// kernelDrops reads the tables' counters; a missing table counts zero.
 func (e *Enforcer) kernelDrops(c *nftables.Conn) (DropCounts, error) {
-	objs, err := c.GetNamedObjects(e.table())
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return DropCounts{}, nil
-		}
-		return DropCounts{}, fmt.Errorf("policy: read counters of table %s: %w", e.opts.Table, err)
-	}
 	var d DropCounts
-	for _, o := range objs {
-		n, ok := o.(*nftables.NamedObj)
-		if !ok {
-			continue
+	for _, t := range []*nftables.Table{e.table(), e.table6()} {
+		objs, err := c.GetNamedObjects(t)
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue
+			}
+			return DropCounts{}, fmt.Errorf("policy: read counters of table %s: %w", e.opts.Table, err)
 		}
-		ctr, ok := n.Obj.(*expr.Counter)
-		if !ok {
-			continue
-		}
-		switch n.Name {
-		case ingressCounter:
-			d.Ingress = ctr.Packets
-		case egressCounter:
-			d.Egress = ctr.Packets
+		for _, o := range objs {
+			n, ok := o.(*nftables.NamedObj)
+			if !ok {
+				continue
+			}
+			ctr, ok := n.Obj.(*expr.Counter)
+			if !ok {
+				continue
+			}
+			switch n.Name {
+			case ingressCounter:
+				d.Ingress = ctr.Packets
+			case egressCounter:
+				d.Egress = ctr.Packets
+			case ipv6Counter:
+				d.IPv6 = ctr.Packets
+			}
 		}
 	}
 	return d, nil
+}
+
+// buildIPv6 queues the IPv6 table: IPv6 other than ICMPv6 between two
+// ports of the bridge is dropped. br_netfilter passes bridged frames to the
+// forward hook with the bridge as input and output device.
+func buildIPv6(c *nftables.Conn, t *nftables.Table, bridge string) {
+	c.AddObj(&nftables.CounterObj{Table: t, Name: ipv6Counter})
+	accept := nftables.ChainPolicyAccept
+	forward := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(bridge)},
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(bridge)},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: ipv6Counter},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}})
+}
+
+// ifname is an interface name as the kernel compares it (IFNAMSIZ, NUL padded).
+func ifname(name string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, name)
+	return b
 }
 
 // build queues the table's contents on c.

@@ -44,7 +44,7 @@ type policyEngine struct {
 }
 
 func newPolicyEngine(node, bridge string, log *slog.Logger) *policyEngine {
-	return &policyEngine{enf: policy.NewEnforcer(policy.EnforcerOptions{}), node: node, bridge: bridge, log: log,
+	return &policyEngine{enf: policy.NewEnforcer(policy.EnforcerOptions{Bridge: bridge}), node: node, bridge: bridge, log: log,
 		kick: make(chan struct{}, 1), appliedC: make(chan struct{})}
 }
 
@@ -165,7 +165,7 @@ type policyCollector struct {
 func newPolicyCollector(state *daemonState) *policyCollector {
 	return &policyCollector{
 		state:    state,
-		drops:    prometheus.NewDesc("weft_policy_drops_total", "New connections dropped by network policy, by direction (ingress: to an isolated container here, egress: from one).", []string{"direction"}, nil),
+		drops:    prometheus.NewDesc("weft_policy_drops_total", "Packets dropped by network policy, by direction (ingress: a new connection to an isolated container here, egress: from one; ipv6-bridged: IPv6 other than ICMPv6 between two containers on the bridge).", []string{"direction"}, nil),
 		applies:  prometheus.NewDesc("weft_policy_applies_total", "Rule set rebuilds, by result (ok, error: previous rules kept).", []string{"result"}, nil),
 		duration: prometheus.NewDesc("weft_policy_last_apply_seconds", "Time the last rebuild took (compile and one nftables transaction).", nil, nil),
 		isolated: prometheus.NewDesc("weft_policy_isolated_containers", "This node's containers isolated by policy, by direction.", []string{"direction"}, nil),
@@ -193,6 +193,7 @@ func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
 	if d, err := p.enf.Drops(); err == nil {
 		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(d.Ingress), "ingress")
 		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(d.Egress), "egress")
+		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(d.IPv6), "ipv6-bridged")
 	}
 }
 
