@@ -3,8 +3,11 @@ package e2e
 import (
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weftnet/weft/testbed/cluster"
 )
 
 // An etcd that does not answer is reported within seconds, naming the
@@ -47,5 +50,28 @@ func TestStatusBeforeLease(t *testing.T) {
 	out, err := host.NS.Run(ctx, filepath.Join(binDir, "weftctl"), "status", "--daemon-url", "http://127.0.0.1:8286")
 	if err == nil || !strings.Contains(out, "no lease yet") || strings.Contains(out, "never (reservation)") {
 		t.Fatalf("weftctl status before the lease: err %v, output:\n%s", err, out)
+	}
+}
+
+// Stopping the node that runs the embedded etcd while another node watches
+// it: etcd's graceful stop waited its 7 s request timeout for the other
+// node's watch streams; weft ends them at once, and the stop logs no
+// error-level lines (etcd logged its closed listeners as four errors).
+func TestEmbeddedEtcdNodeStopsPromptly(t *testing.T) {
+	c := newCluster(t, 2, cluster.Options{})
+	first := c.Nodes[0]
+	start := time.Now()
+	if err := first.Stop(syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	t.Logf("the embedded etcd's node stopped in %s", took.Round(time.Millisecond))
+	// Far above the normal tens of milliseconds, below etcd's 7 s wait.
+	if took > 5*time.Second {
+		t.Errorf("stopping the node with the embedded etcd took %s with a peer connected", took)
+	}
+	log := first.Log(400)
+	if strings.Contains(log, "level=ERROR") || strings.Contains(log, `"level":"error"`) || strings.Contains(log, "stacktrace") {
+		t.Errorf("a clean stop logged errors:\n%s", log)
 	}
 }
