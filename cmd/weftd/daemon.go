@@ -244,6 +244,11 @@ func (d *weftd) run(ctx context.Context) error {
 			if err == nil {
 				err = errors.New("stopped unexpectedly")
 			}
+			if errors.Is(err, overlay.ErrLoopStopped) {
+				// Only the device going away ends a loop while ctx is live.
+				d.state.deviceLost.Store(true)
+				err = fmt.Errorf("%w: %w", errDeviceGone, err)
+			}
 			cancel(fmt.Errorf("data path: %w", err))
 		}
 	})
