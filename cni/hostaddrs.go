@@ -3,6 +3,7 @@ package cni
 import (
 	"net/netip"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 )
 
@@ -13,7 +14,7 @@ import (
 // address on weftd's TUN (a /32, as weftd assigns it) are weft's and allowed.
 func checkSubnetFree(subnet netip.Prefix, bridge string) error {
 	subnet = subnet.Masked()
-	links, err := netlink.LinkList()
+	links, err := netlinksafe.LinkList() // retries a dump the kernel interrupted (busy host)
 	if err != nil {
 		return internalError("list the host's interfaces: %v", err)
 	}
@@ -21,7 +22,7 @@ func checkSubnetFree(subnet netip.Prefix, bridge string) error {
 		if l.Attrs().Name == bridge {
 			continue
 		}
-		addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+		addrs, err := netlinksafe.AddrList(l, netlink.FAMILY_V4)
 		if err != nil {
 			return internalError("list the addresses of %s: %v", l.Attrs().Name, err)
 		}
