@@ -45,7 +45,7 @@ fuzz:
 demo: deps build
 	$(GO) run ./scripts/demo -bin $(BIN)
 
-# weft vs kernel VXLAN vs raw veth on a two-host testbed (< 10 minutes).
+# weft (UDP and DirectRouting) vs kernel VXLAN vs raw veth on two-host testbeds (< 10 minutes).
 bench: deps build
 	$(GO) run ./bench -bin $(BIN) -out bench/out
 

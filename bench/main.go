@@ -51,7 +51,7 @@ func main() {
 	flag.BoolVar(&cfg.micro, "micro", true, "also run the Go microbenchmarks of ./overlay/...")
 	flag.Var(&cfg.extras, "extra", "extra path NAME=CMD: CMD gets HOST1_NS, HOST2_NS, HOST1_IP, HOST2_IP, sets up an overlay and prints \"A B\" (repeatable)")
 	only := flag.String("only", "", "comma-separated workloads to run (default all: "+workloadNames()+")")
-	paths := flag.String("paths", "", "comma-separated paths to measure (default all: raw,vxlan,weft and the extras)")
+	paths := flag.String("paths", "", "comma-separated paths to measure (default all: raw,vxlan,weft,weft-direct and the extras)")
 	flag.Parse()
 	if *paths != "" {
 		cfg.paths = map[string]bool{}

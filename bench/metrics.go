@@ -79,11 +79,12 @@ func workloadOf(key string) string {
 	return ""
 }
 
-// Path names of the three built-in paths.
+// Path names of the built-in paths.
 const (
-	pathRaw   = "raw"
-	pathVXLAN = "vxlan"
-	pathWeft  = "weft"
+	pathRaw        = "raw"
+	pathVXLAN      = "vxlan"
+	pathWeft       = "weft"
+	pathWeftDirect = "weft-direct"
 )
 
 // pathLabel is how a path is shown in the table and chart.
@@ -95,6 +96,8 @@ func pathLabel(name string) string {
 		return "kernel VXLAN"
 	case pathWeft:
 		return "weft"
+	case pathWeftDirect:
+		return "weft direct"
 	}
 	return name
 }

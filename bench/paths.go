@@ -19,6 +19,9 @@ type path struct {
 	A, B netip.Addr
 	// Note describes how the path was built (for the report).
 	Note string
+	// bed holds the path's two hosts when they are not the run's main
+	// bed (weft direct runs its own pair of weftd on a bed of its own).
+	bed *testbed.Bed
 }
 
 func rawPath(bed *testbed.Bed) *path {
@@ -102,7 +105,7 @@ func parseExtra(v string) (name, command string, err error) {
 		return "", "", fmt.Errorf("--extra %q: want NAME=CMD", v)
 	}
 	switch name {
-	case pathRaw, pathVXLAN, pathWeft:
+	case pathRaw, pathVXLAN, pathWeft, pathWeftDirect:
 		return "", "", fmt.Errorf("--extra %q: name %s is taken by a built-in path", v, name)
 	}
 	return name, command, nil

@@ -96,7 +96,16 @@ func run(ctx context.Context, cfg config) (err error) {
 
 	rep := &report{Date: started, Machine: describeMachine(iperfVersion), Reps: cfg.reps,
 		Seconds: cfg.seconds, PingCount: cfg.pingCount, Only: cfg.only}
-	paths, weft, skipped, err := setupPaths(ctx, bed, binDir, stateDir, extras)
+	paths, weft, skipped, stopDirect, err := setupPaths(ctx, bed, binDir, stateDir, logDir, extras)
+	if stopDirect != nil {
+		closeBedOnly := closeBed
+		closeBed = func() {
+			if cerr := stopDirect(); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+			closeBedOnly()
+		}
+	}
 	if weft != nil {
 		closeBedOnly := closeBed
 		closeBed = func() {
@@ -160,46 +169,72 @@ func run(ctx context.Context, cfg config) (err error) {
 	return rep.verdict()
 }
 
-// setupPaths builds raw, VXLAN, weft (when bin/weftd exists) and the extra
-// paths, and checks that each one carries traffic. The weft cluster is
-// returned (even with an error) so that the caller stops it.
-func setupPaths(ctx context.Context, bed *testbed.Bed, binDir, stateDir string, extras [][2]string) (paths []*path, weft *cluster.Cluster, skipped []string, err error) {
+// setupPaths builds raw, VXLAN, weft and weft direct (when bin/weftd
+// exists) and the extra paths, and checks that each one carries traffic.
+// The weft cluster and what stops weft direct (its cluster and bed) are
+// returned (even with an error) so that the caller stops them.
+func setupPaths(ctx context.Context, bed *testbed.Bed, binDir, stateDir, logDir string, extras [][2]string) (paths []*path, weft *cluster.Cluster, skipped []string, stopDirect func() error, err error) {
 	paths = append(paths, rawPath(bed))
 	slog.Info("setting up kernel VXLAN")
 	vx, err := vxlanPath(ctx, bed)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	paths = append(paths, vx)
 	weftd := filepath.Join(binDir, "weftd")
 	if _, statErr := os.Stat(weftd); statErr != nil {
 		msg := fmt.Sprintf("weft: %s not found (build it: go build -o bin/weftd ./cmd/weftd, or make build)", weftd)
-		slog.Warn("skipping the weft path", "reason", msg)
+		slog.Warn("skipping the weft paths", "reason", msg)
 		skipped = append(skipped, msg)
 	} else {
 		slog.Info("starting weftd on both hosts", "weftd", weftd)
 		wp, c, err := weftPath(ctx, bed, binDir, stateDir)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		weft = c
 		paths = append(paths, wp)
+		slog.Info("starting weftd with DirectRouting on a second bed")
+		dp, dc, dbed, derr := weftDirectPath(ctx, binDir, stateDir)
+		if dbed != nil {
+			stopDirect = func() error {
+				var errs []error
+				if dc != nil {
+					if err := dc.Close(); err != nil {
+						errs = append(errs, fmt.Errorf("stop weftd (direct): %w", err))
+					}
+					copyDirectLogs(dc, logDir)
+				}
+				if err := dbed.Close(); err != nil {
+					errs = append(errs, fmt.Errorf("cleanup (direct bed): %w", err))
+				}
+				return errors.Join(errs...)
+			}
+		}
+		if derr != nil {
+			return nil, weft, nil, stopDirect, derr
+		}
+		paths = append(paths, dp)
 	}
 	for _, e := range extras {
 		slog.Info("setting up extra path", "name", e[0])
 		p, err := extraPath(ctx, bed, e[0], e[1])
 		if err != nil {
-			return nil, weft, nil, err
+			return nil, weft, nil, stopDirect, err
 		}
 		paths = append(paths, p)
 	}
 	for _, p := range paths {
-		if err := waitReachable(ctx, bed, p); err != nil {
-			return nil, weft, nil, err
+		pbed := bed
+		if p.bed != nil {
+			pbed = p.bed
+		}
+		if err := waitReachable(ctx, pbed, p); err != nil {
+			return nil, weft, nil, stopDirect, err
 		}
 		slog.Info("path ready", "path", p.Name, "a", p.A, "b", p.B)
 	}
-	return paths, weft, skipped, nil
+	return paths, weft, skipped, stopDirect, nil
 }
 
 // writeOutputs prints the table and writes results.json, results.md, the

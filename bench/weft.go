@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/weftnet/weft/testbed"
 	"github.com/weftnet/weft/testbed/cluster"
@@ -57,4 +58,64 @@ func tailFile(path string, lines int) string {
 		all = all[len(all)-lines:]
 	}
 	return strings.Join(all, "\n")
+}
+
+// weftDirectNetworkConfig is the weft direct path's network config: the
+// two hosts share an L2, so with DirectRouting they reach each other
+// through a plain kernel route, not the UDP data path.
+const weftDirectNetworkConfig = `{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"udp","Port":8285,"DirectRouting":true}}`
+
+// weftDirectPath builds a second two-host bed (weftd allows one daemon per
+// namespace, and the weft path's pair runs on the main bed) and runs weftd
+// with DirectRouting on it. The path is between the weft0 addresses; the
+// cluster and the bed are returned (even with an error) for the caller to
+// stop and remove.
+func weftDirectPath(ctx context.Context, binDir, stateDir string) (*path, *cluster.Cluster, *testbed.Bed, error) {
+	bed, err := testbed.NewBed("wbd", 2, testbed.Options{})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("weft direct: %w", err)
+	}
+	c, err := cluster.New(bed, cluster.Options{Bin: binDir, WorkDir: filepath.Join(stateDir, "direct"), NetworkConfig: weftDirectNetworkConfig})
+	if err != nil {
+		return nil, nil, bed, fmt.Errorf("weft direct: %w", err)
+	}
+	if err := c.Start(ctx); err != nil {
+		return nil, c, bed, fmt.Errorf("weft direct: %w", err)
+	}
+	var addrs [2]netip.Addr
+	for i, n := range c.Nodes[:2] {
+		if addrs[i], err = n.TunAddr(); err != nil {
+			return nil, c, bed, fmt.Errorf("weft direct: host %d: %w", i+1, err)
+		}
+	}
+	// Measure only once host 1 routes to host 2 directly.
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err = testbed.WaitFor(wctx, 100*time.Millisecond, func() error {
+		st, err := c.Nodes[0].Status(wctx)
+		if err != nil {
+			return err
+		}
+		if len(st.Peers) != 1 || st.Peers[0].Mode != "direct" {
+			return fmt.Errorf("host 1's peers: %+v, want host 2 reached directly", st.Peers)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, c, bed, fmt.Errorf("weft direct: %w", err)
+	}
+	return &path{Name: pathWeftDirect, A: addrs[0], B: addrs[1], bed: bed,
+		Note: fmt.Sprintf("weftd with DirectRouting on a second veth pair (%s <-> %s): a kernel route to the peer's subnet via its underlay address, no encapsulation; host-to-host between the weft0 addresses %s <-> %s",
+			bed.Hosts[0].IP, bed.Hosts[1].IP, addrs[0], addrs[1])}, c, bed, nil
+}
+
+// copyDirectLogs keeps the weft direct path's weftd logs in logDir.
+func copyDirectLogs(c *cluster.Cluster, logDir string) {
+	for i, n := range c.Nodes {
+		data, err := os.ReadFile(n.LogPath)
+		if err != nil {
+			continue
+		}
+		_ = os.WriteFile(filepath.Join(logDir, fmt.Sprintf("weftd-direct-host%d.log", i+1)), data, 0o644)
+	}
 }

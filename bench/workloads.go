@@ -25,7 +25,7 @@ type runner struct {
 	logDir    string
 	res       *results
 	failures  []string
-	server    *testbed.Proc
+	servers   map[*testbed.Bed]*testbed.Proc // iperf3 server per bed
 	// tcp accumulates CPU seconds and bytes of the TCP runs of the current
 	// repetition, per path.
 	tcp map[string]*tcpTally
@@ -73,8 +73,13 @@ func workloadNames() string {
 // run does reps repetitions; within each, every workload runs over every
 // path in turn (A B C A B C ...), so slow drifts hit all paths alike.
 func (r *runner) run(ctx context.Context, paths []*path, reps int) error {
-	if err := r.startServer(); err != nil {
-		return err
+	r.servers = map[*testbed.Bed]*testbed.Proc{}
+	for _, p := range paths {
+		if bed := r.bedOf(p); r.servers[bed] == nil {
+			if err := r.startServer(bed); err != nil {
+				return err
+			}
+		}
 	}
 	for rep := 1; rep <= reps; rep++ {
 		r.tcp = map[string]*tcpTally{}
@@ -121,19 +126,31 @@ func (r *runner) attempt(ctx context.Context, w workload, p *path) error {
 		return err
 	}
 	slog.Warn("retrying", "workload", w.name, "path", p.Name, "err", err)
-	if serr := r.restartServer(); serr != nil {
+	if serr := r.restartServer(r.bedOf(p)); serr != nil {
 		return errors.Join(err, serr)
 	}
 	return w.run(ctx, r, p)
 }
 
-func (r *runner) startServer() error {
-	h := r.bed.Hosts[1]
-	proc, err := r.bed.Start(h, filepath.Join(r.logDir, "iperf3-server.log"), "iperf3", "-s", "-p", strconv.Itoa(iperfPort))
+// bedOf is the bed whose hosts carry path p.
+func (r *runner) bedOf(p *path) *testbed.Bed {
+	if p.bed != nil {
+		return p.bed
+	}
+	return r.bed
+}
+
+func (r *runner) startServer(bed *testbed.Bed) error {
+	h := bed.Hosts[1]
+	logName := "iperf3-server.log"
+	if bed != r.bed {
+		logName = "iperf3-server-" + h.NS.Name + ".log"
+	}
+	proc, err := bed.Start(h, filepath.Join(r.logDir, logName), "iperf3", "-s", "-p", strconv.Itoa(iperfPort))
 	if err != nil {
 		return fmt.Errorf("iperf3 server: %w", err)
 	}
-	r.server = proc
+	r.servers[bed] = proc
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return testbed.WaitFor(ctx, 50*time.Millisecond, func() error {
@@ -145,11 +162,11 @@ func (r *runner) startServer() error {
 	})
 }
 
-func (r *runner) restartServer() error {
-	if r.server != nil {
-		r.server.Kill()
+func (r *runner) restartServer(bed *testbed.Bed) error {
+	if s := r.servers[bed]; s != nil {
+		s.Kill()
 	}
-	return r.startServer()
+	return r.startServer(bed)
 }
 
 // iperf runs an iperf3 client on host 1 against the server on host 2.
@@ -158,7 +175,7 @@ func (r *runner) iperf(ctx context.Context, p *path, extra ...string) (iperfResu
 	defer cancel()
 	args := append([]string{"-c", p.B.String(), "-B", p.A.String(), "-p", strconv.Itoa(iperfPort),
 		"-t", strconv.Itoa(r.seconds), "-J", "--connect-timeout", "3000"}, extra...)
-	out, err := r.bed.Hosts[0].NS.Command(ctx, "iperf3", args...).Output()
+	out, err := r.bedOf(p).Hosts[0].NS.Command(ctx, "iperf3", args...).Output()
 	res, perr := parseIperf(out)
 	if perr != nil {
 		if err != nil {
@@ -228,7 +245,7 @@ func (r *runner) runLatency(ctx context.Context, p *path) error {
 func (r *runner) ping(ctx context.Context, p *path) ([]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.pingCount)*20*time.Millisecond+20*time.Second)
 	defer cancel()
-	out, err := r.bed.Hosts[0].NS.Run(ctx, "ping", "-n", "-c", strconv.Itoa(r.pingCount), "-i", "0.01",
+	out, err := r.bedOf(p).Hosts[0].NS.Run(ctx, "ping", "-n", "-c", strconv.Itoa(r.pingCount), "-i", "0.01",
 		"-W", "1", "-I", p.A.String(), p.B.String())
 	rtts, perr := parsePingRTTs(out)
 	if perr != nil {
@@ -349,7 +366,7 @@ func (r *runner) runLatencyUnderLoad(ctx context.Context, p *path) error {
 	seconds := int((pingTime + 3*time.Second) / time.Second)
 	ictx, cancel := context.WithTimeout(ctx, time.Duration(seconds+30)*time.Second)
 	defer cancel()
-	cmd := r.bed.Hosts[0].NS.Command(ictx, "iperf3", "-c", p.B.String(), "-B", p.A.String(), "-p", strconv.Itoa(iperfPort),
+	cmd := r.bedOf(p).Hosts[0].NS.Command(ictx, "iperf3", "-c", p.B.String(), "-B", p.A.String(), "-p", strconv.Itoa(iperfPort),
 		"-t", strconv.Itoa(seconds), "--connect-timeout", "3000")
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("iperf3: %w", err)
