@@ -144,6 +144,18 @@ func TestPodman(t *testing.T) {
 		podmanDo(t, ctx, pods[1], "exec", "c2", "ping", "-c", "1", "-W", "2", ips[0])
 	})
 
+	t.Run("network reload keeps the address", func(t *testing.T) {
+		podmanDo(t, ctx, pods[0], "network", "reload", "c1")
+		ip, err := pods[0].IP(ctx, "c1", "weft")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ip != ips[0] {
+			t.Fatalf("after podman network reload c1 has %s, had %s", ip, ips[0])
+		}
+		podmanDo(t, ctx, pods[1], "exec", "c2", "ping", "-c", "2", "-W", "2", ips[0])
+	})
+
 	t.Run("20 create/remove cycles leak no address", func(t *testing.T) {
 		before := allocationFiles(t, filepath.Join(c.Nodes[1].Dir, "podman-ipam"))
 		for i := range 20 {
