@@ -74,6 +74,13 @@ func installIPMasq(network, subnet netip.Prefix) (*ipMasq, error) {
 // undoes them at exit (logging a failure); without --ip-masq both do nothing.
 func (d *weftd) startIPMasq(network, subnet netip.Prefix) (stop func(), err error) {
 	if !d.opts.ipMasq {
+		// A weftd that ran with --ip-masq and was killed left its table:
+		// without the flag nothing may stay masqueraded.
+		if removed, err := removeStaleIPMasq(); err != nil {
+			d.log.Debug("no stale masquerading table removed", "err", err)
+		} else if removed {
+			d.log.Warn("removed the masquerading table an earlier weftd --ip-masq left", "table", "ip "+ipMasqTable)
+		}
 		return func() {}, nil
 	}
 	m, err := installIPMasq(network, subnet)
@@ -111,6 +118,25 @@ func (m *ipMasq) remove() error {
 		return fmt.Errorf("--ip-masq: remove table ip %s: %w", ipMasqTable, err)
 	}
 	return nil
+}
+
+// removeStaleIPMasq deletes weftd's masquerading table if there is one and
+// reports whether there was.
+func removeStaleIPMasq() (bool, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return false, err
+	}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return false, err
+	}
+	for _, t := range tables {
+		if t.Name == ipMasqTable {
+			return true, (&ipMasq{table: t}).remove()
+		}
+	}
+	return false, nil
 }
 
 func (r masqRule) exprs() []expr.Any {

@@ -89,4 +89,21 @@ func TestIPMasqRulesInstalledAndRemoved(t *testing.T) {
 	if out, err := list(); err == nil {
 		t.Fatalf("table still there after remove:\n%s", out)
 	}
+
+	// A table left by a killed weftd --ip-masq goes when weftd starts
+	// without the flag.
+	inNetns(t, ns, func() {
+		if _, err := installIPMasq(network, subnet); err != nil {
+			t.Fatal(err)
+		}
+		if removed, err := removeStaleIPMasq(); err != nil || !removed {
+			t.Fatalf("removeStaleIPMasq: %v %v", removed, err)
+		}
+		if removed, err := removeStaleIPMasq(); err != nil || removed {
+			t.Fatalf("removeStaleIPMasq with no table: %v %v", removed, err)
+		}
+	})
+	if out, err := list(); err == nil {
+		t.Fatalf("stale table still there:\n%s", out)
+	}
 }
