@@ -38,6 +38,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecap$$' -fuzztime $(FUZZTIME) ./overlay
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./subnet
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./cni
+	$(GO) test -run '^$$' -fuzz '^FuzzParseManifests$$' -fuzztime $(FUZZTIME) ./policy
 
 # Three hosts as network namespaces, weftd on each (the first with the
 # embedded etcd), two containers per host through the CNI plugin, a ping

@@ -236,7 +236,12 @@ func (p *policyEngine) run(ctx context.Context) {
 // it through offerPolicyView.
 func (d *weftd) startPolicy(ctx context.Context, wg *sync.WaitGroup, node string) {
 	if !d.opts.networkPolicy {
-		d.log.Info("network policy enforcement off (--network-policy=false)")
+		// The operator turned enforcement off: rules a previous run left in
+		// force must not keep isolating containers nobody manages now.
+		if err := policy.NewEnforcer(policy.EnforcerOptions{}).Remove(); err != nil {
+			d.log.Warn("network policy off, but its tables could not be removed", "err", err)
+		}
+		d.log.Info("network policy enforcement off (--network-policy=false): tables ip/ip6 " + policy.DefaultTable + " removed")
 		return
 	}
 	p := newPolicyEngine(node, d.opts.policyBridge, d.log.With("component", "policy"))
