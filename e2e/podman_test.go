@@ -156,6 +156,24 @@ func TestPodman(t *testing.T) {
 		podmanDo(t, ctx, pods[1], "exec", "c2", "ping", "-c", "2", "-W", "2", ips[0])
 	})
 
+	t.Run("second network holds the default route", func(t *testing.T) {
+		// Debian's bridge + host-local on a private subnet, attached first
+		// (podman attaches networks in name order): its default route wins,
+		// and weft's overlay route still takes the container to host 2.
+		side := map[string]any{"cniVersion": "1.0.0", "name": "aside", "plugins": []any{map[string]any{
+			"type": "bridge", "bridge": "sidebr0", "isGateway": true, "isDefaultGateway": true,
+			"ipam": map[string]any{"type": "host-local", "subnet": "198.51.100.0/24", "dataDir": filepath.Join(c.Nodes[0].Dir, "side-ipam")},
+		}}}
+		if err := pods[0].AddNetwork("aside", side); err != nil {
+			t.Fatal(err)
+		}
+		out := podmanDo(t, ctx, pods[0], "run", "--rm", "--network", "aside", "--network", "weft", cluster.PodmanImage,
+			"sh", "-c", "ip -4 route; ping -c 2 -W 2 "+ips[1])
+		if !strings.Contains(out, "default via 198.51.100.1") || !strings.Contains(out, "10.244.0.0/16 via") {
+			t.Fatalf("routes of a container on aside and weft:\n%s", out)
+		}
+	})
+
 	t.Run("20 create/remove cycles leak no address", func(t *testing.T) {
 		before := allocationFiles(t, filepath.Join(c.Nodes[1].Dir, "podman-ipam"))
 		for i := range 20 {
