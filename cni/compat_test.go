@@ -176,29 +176,42 @@ func TestShippedConflistWithDebianPortmap(t *testing.T) {
 	weft["subnetFile"], weft["dataDir"] = h.subnetFile, h.dataDir
 	weft["daemonSocket"] = startFakeWeftd(t).path // the shipped file uses weftd's default socket
 	list["name"] = h.network
-	data, err = json.Marshal(list)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(h.confDir, "10-weft.conflist"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctr := newNetns(t, "wtc")
-	env := []string{"env", "CNI_PATH=" + testTools.cniPath + ":" + debianPlugins, "NETCONFPATH=" + h.confDir,
-		`CAP_ARGS={"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}`, testTools.cnitool}
-	out, err := h.ns.execErr(append(env, "add", h.network, ctr.path())...)
-	if err != nil {
-		t.Fatalf("cnitool add with the shipped conflist: %v\n%s", err, out)
-	}
-	ip := containerIP(t, parseResult(t, []byte(out)))
-	if rules := h.ns.exec(t, "iptables", "-t", "nat", "-S"); !strings.Contains(rules, "--to-destination "+ip+":80") {
-		t.Fatalf("portmap installed no DNAT to %s:80:\n%s", ip, rules)
-	}
-	if out, err := h.ns.execErr(append(env, "del", h.network, ctr.path())...); err != nil {
-		t.Fatalf("cnitool del: %v\n%s", err, out)
-	}
-	if rules := h.ns.exec(t, "iptables", "-t", "nat", "-S"); strings.Contains(rules, ip+":80") {
-		t.Fatalf("DNAT left after DEL:\n%s", rules)
+	// As shipped (1.0.0), and at the older versions runtimes may still use.
+	for _, version := range []string{list["cniVersion"].(string), "0.3.1", "0.4.0"} {
+		list["cniVersion"] = version
+		data, err = json.Marshal(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(h.confDir, "10-weft.conflist"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctr := newNetns(t, "wtc")
+		env := []string{"env", "CNI_PATH=" + testTools.cniPath + ":" + debianPlugins, "NETCONFPATH=" + h.confDir,
+			`CAP_ARGS={"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}`, testTools.cnitool}
+		out, err := h.ns.execErr(append(env, "add", h.network, ctr.path())...)
+		if err != nil {
+			t.Fatalf("cnitool add with the shipped conflist at %s: %v\n%s", version, err, out)
+		}
+		var res struct {
+			CNIVersion string `json:"cniVersion"`
+			IPs        []struct {
+				Address string `json:"address"`
+			} `json:"ips"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil || res.CNIVersion != version || len(res.IPs) != 1 {
+			t.Fatalf("%s: result %s (%v)", version, out, err)
+		}
+		ip, _, _ := strings.Cut(res.IPs[0].Address, "/")
+		if rules := h.ns.exec(t, "iptables", "-t", "nat", "-S"); !strings.Contains(rules, "--to-destination "+ip+":80") {
+			t.Fatalf("%s: portmap installed no DNAT to %s:80:\n%s", version, ip, rules)
+		}
+		if out, err := h.ns.execErr(append(env, "del", h.network, ctr.path())...); err != nil {
+			t.Fatalf("%s: cnitool del: %v\n%s", version, err, out)
+		}
+		if rules := h.ns.exec(t, "iptables", "-t", "nat", "-S"); strings.Contains(rules, ip+":80") {
+			t.Fatalf("%s: DNAT left after DEL:\n%s", version, rules)
+		}
 	}
 }
 
