@@ -520,8 +520,10 @@ func TestWatchWarnsOnEndpointChange(t *testing.T) {
 		ep, _ := l.Endpoint()
 		return ep.Port() == 1199
 	})
-	if n := logs.containing(hijack); n != 10 {
-		t.Errorf("%d WARN lines for 200 endpoint flips, want 10 (then counted)", n)
+	// 10 per 30 s window, the 2 above included (a slow run may open a
+	// second window).
+	if n := logs.containing(hijack); n < 10 || n > 20 {
+		t.Errorf("%d WARN lines for 200 endpoint flips, want about 10 (then counted)", n)
 	}
 }
 
