@@ -406,6 +406,24 @@ func TestPolicySurvivesRestart(t *testing.T) {
 	}
 	e.apply("deny", npYAML("x", "deny", "  podSelector: {matchLabels: {pod: b}}\n  policyTypes: [Ingress]"))
 	refused("with the policy")
+	// The source check knows the containers' real bridge ports.
+	ports := runIn(t, ctxFor(t, 10*time.Second), n2.Host.NS, "nft", "list", "set", "bridge", policy.DefaultTable, "ports")
+	links := runIn(t, ctxFor(t, 10*time.Second), n2.Host.NS, "ip", "-o", "link", "show", "master", "weftbr0")
+	count := 0
+	for _, line := range strings.Split(strings.TrimSpace(links), "\n") {
+		f := strings.Fields(line) // "12: wv0123456789a@if2: <...> ..."
+		if len(f) < 2 {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+		count++
+		if !strings.Contains(ports, `"`+name+`"`) {
+			t.Errorf("bridge port %s not in the source check's set:\n%s", name, ports)
+		}
+	}
+	if count != 2 {
+		t.Errorf("%d ports on weftbr0, want the 2 containers':\n%s", count, links)
+	}
 	before := counter(metrics(t, n2), "weft_policy_drops_total", "ingress")
 	if before < 1 {
 		t.Fatalf("weft_policy_drops_total{direction=ingress} = %v after a refused probe", before)

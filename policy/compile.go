@@ -33,6 +33,11 @@ type Endpoint struct {
 	Name      string
 	Labels    map[string]string
 	Node      string
+	// HostIf is the host side of the container's veth on this node's
+	// bridge (only for this node's endpoints). When set, IPv4 frames from
+	// that port must carry IP as their source: a container cannot borrow a
+	// neighbour's address to pass its policies.
+	HostIf string
 }
 
 // Namespace is a namespace with its labels. Namespaces named by endpoints or
@@ -86,6 +91,15 @@ type Class struct {
 type RuleSet struct {
 	Ingress []Class
 	Egress  []Class
+	// Sources binds this node's container ports to their addresses
+	// (endpoints with HostIf), sorted by port.
+	Sources []SourceBinding
+}
+
+// SourceBinding is a bridge port and the only IPv4 source it may send.
+type SourceBinding struct {
+	Port string
+	IP   netip.Addr
 }
 
 // Pods counts the isolated containers per direction.
@@ -144,10 +158,17 @@ func Compile(in Input) (RuleSet, error) {
 	if err != nil {
 		return RuleSet{}, err
 	}
-	return RuleSet{
+	rs := RuleSet{
 		Ingress: c.direction(networkingv1.PolicyTypeIngress),
 		Egress:  c.direction(networkingv1.PolicyTypeEgress),
-	}, nil
+	}
+	for _, ep := range c.local {
+		if ep.HostIf != "" {
+			rs.Sources = append(rs.Sources, SourceBinding{Port: ep.HostIf, IP: ep.IP})
+		}
+	}
+	slices.SortFunc(rs.Sources, func(a, b SourceBinding) int { return strings.Compare(a.Port, b.Port) })
+	return rs, nil
 }
 
 type compiledPolicy struct {

@@ -97,9 +97,9 @@ func newNode(t *testing.T) *node {
 		Node:       "n1",
 		Namespaces: []Namespace{{Name: "x", Labels: map[string]string{"team": "red"}}, {Name: "y"}, {Name: "z", Labels: map[string]string{"team": "blue"}}},
 		Endpoints: []Endpoint{
-			{IP: nd.ips["a"], Namespace: "x", Name: "a", Labels: map[string]string{"pod": "a"}, Node: "n1"},
-			{IP: nd.ips["b"], Namespace: "x", Name: "b", Labels: map[string]string{"pod": "b"}, Node: "n1"},
-			{IP: nd.ips["c"], Namespace: "y", Name: "c", Labels: map[string]string{"pod": "c"}, Node: "n1"},
+			{IP: nd.ips["a"], Namespace: "x", Name: "a", Labels: map[string]string{"pod": "a"}, Node: "n1", HostIf: "va"},
+			{IP: nd.ips["b"], Namespace: "x", Name: "b", Labels: map[string]string{"pod": "b"}, Node: "n1", HostIf: "vb"},
+			{IP: nd.ips["c"], Namespace: "y", Name: "c", Labels: map[string]string{"pod": "c"}, Node: "n1", HostIf: "vc"},
 			{IP: nd.ips["r"], Namespace: "z", Name: "r", Labels: map[string]string{"pod": "r"}, Node: "n2"},
 		},
 	}
@@ -352,5 +352,78 @@ func TestIPv6BetweenContainersDropped(t *testing.T) {
 	// IPv4 between them is untouched by this (no policy).
 	if err := testbed.Probe(nd.ctrs["a"].Path(), "tcp", netip.AddrPortFrom(nd.ips["b"], 80), 5*time.Second); err != nil {
 		t.Errorf("IPv4 a -> b: %v", err)
+	}
+}
+
+// TestSpoofedSourceDropped: a container that borrows its neighbour's
+// address (to pass a policy that admits the neighbour) is stopped at the
+// bridge; the neighbour itself still gets through.
+func TestSpoofedSourceDropped(t *testing.T) {
+	nd := newNode(t)
+	e := NewEnforcer(EnforcerOptions{NetNS: int(nd.nsFd.Fd()), Bridge: testBridge})
+	// x/a admits only x/b, on UDP 90.
+	nd.apply(t, e, np+"metadata: {name: d, namespace: x}\nspec:\n  podSelector: {matchLabels: {pod: a}}\n  ingress:\n  - from: [{podSelector: {matchLabels: {pod: b}}}]\n    ports: [{port: 90, protocol: UDP}]")
+	defer e.Remove()
+	var pc net.PacketConn
+	err := ns.WithNetNSPath(nd.ctrs["a"].Path(), func(ns.NetNS) error {
+		var err error
+		pc, err = net.ListenPacket("udp", netip.AddrPortFrom(nd.ips["a"], 90).String())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	got := make(chan string, 16)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			got <- string(buf[:n])
+		}
+	}()
+	send := func(from string, src netip.Addr, msg string) {
+		t.Helper()
+		err := ns.WithNetNSPath(nd.ctrs[from].Path(), func(ns.NetNS) error {
+			c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), net.UDPAddrFromAddrPort(netip.AddrPortFrom(nd.ips["a"], 90)))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			for range 3 {
+				if _, err := c.Write([]byte(msg)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// y/c takes x/b's address as a second one and sends from it.
+	if _, err := nd.ctrs["c"].Run(context.Background(), "ip", "addr", "add", nd.ips["b"].String()+"/32", "dev", "eth0", "nodad"); err != nil {
+		t.Fatal(err)
+	}
+	send("c", nd.ips["b"], "spoofed")
+	send("b", nd.ips["b"], "genuine")
+	deadline := time.After(3 * time.Second)
+	var received []string
+	for done := false; !done; {
+		select {
+		case m := <-got:
+			received = append(received, m)
+		case <-deadline:
+			done = true
+		}
+	}
+	if slices.Contains(received, "spoofed") || !slices.Contains(received, "genuine") {
+		t.Fatalf("x/a received %q: want the genuine datagrams only", received)
+	}
+	if d, err := e.Drops(); err != nil || d.Spoofed == 0 {
+		t.Errorf("drops %+v (%v): want the spoofed datagrams counted", d, err)
 	}
 }

@@ -25,6 +25,7 @@ const (
 	ingressCounter = "ingress_drops"
 	egressCounter  = "egress_drops"
 	ipv6Counter    = "ipv6_bridged_drops"
+	spoofCounter   = "spoofed_source_drops"
 	// elementsPerMessage bounds one netlink message of set elements.
 	elementsPerMessage = 2048
 	// socketBuffer is forced on the netlink socket: a large rule set goes to
@@ -75,6 +76,7 @@ type DropCounts struct {
 	Ingress uint64 // a new connection to an isolated pod that no rule allows
 	Egress  uint64 // a new connection from an isolated pod that no rule allows
 	IPv6    uint64 // IPv6 (not ICMPv6) bridged between two containers
+	Spoofed uint64 // IPv4 from a container port with another source than the container's
 }
 
 // NewEnforcer returns an Enforcer; it touches the kernel only in Apply.
@@ -129,6 +131,16 @@ func (e *Enforcer) table6() *nftables.Table {
 	return &nftables.Table{Name: e.opts.Table, Family: nftables.TableFamilyIPv6}
 }
 
+// tableBridge is the bridge-family table of the same name: source checks
+// per container port.
+func (e *Enforcer) tableBridge() *nftables.Table {
+	return &nftables.Table{Name: e.opts.Table, Family: nftables.TableFamilyBridge}
+}
+
+func (e *Enforcer) tables() []*nftables.Table {
+	return []*nftables.Table{e.table(), e.table6(), e.tableBridge()}
+}
+
 // replace queues "create, delete, create" of t: the delete succeeds whether
 // or not t exists, and the kernel applies the whole batch or nothing.
 func replace(c *nftables.Conn, t *nftables.Table) {
@@ -160,12 +172,18 @@ func (e *Enforcer) Apply(rs RuleSet) error {
 		replace(c, t6)
 		buildIPv6(c, t6, e.opts.Bridge)
 	}
+	tb := e.tableBridge()
+	replace(c, tb)
+	if err := buildSources(c, tb, rs.Sources); err != nil {
+		return err
+	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("policy: nftables transaction for table %s: %w", t.Name, err)
 	}
 	e.dropped.Ingress += previous.Ingress
 	e.dropped.Egress += previous.Egress
 	e.dropped.IPv6 += previous.IPv6
+	e.dropped.Spoofed += previous.Spoofed
 	return nil
 }
 
@@ -178,7 +196,7 @@ func (e *Enforcer) Remove() error {
 	if err != nil {
 		return err
 	}
-	for _, t := range []*nftables.Table{e.table(), e.table6()} {
+	for _, t := range e.tables() {
 		c.AddTable(t)
 		c.DelTable(t)
 	}
@@ -202,13 +220,14 @@ func (e *Enforcer) Drops() (DropCounts, error) {
 	if err != nil {
 		return DropCounts{}, err
 	}
-	return DropCounts{Ingress: e.dropped.Ingress + now.Ingress, Egress: e.dropped.Egress + now.Egress, IPv6: e.dropped.IPv6 + now.IPv6}, nil
+	return DropCounts{Ingress: e.dropped.Ingress + now.Ingress, Egress: e.dropped.Egress + now.Egress,
+		IPv6: e.dropped.IPv6 + now.IPv6, Spoofed: e.dropped.Spoofed + now.Spoofed}, nil
 }
 
 // kernelDrops reads the tables' counters; a missing table counts zero.
 func (e *Enforcer) kernelDrops(c *nftables.Conn) (DropCounts, error) {
 	var d DropCounts
-	for _, t := range []*nftables.Table{e.table(), e.table6()} {
+	for _, t := range e.tables() {
 		objs, err := c.GetNamedObjects(t)
 		if err != nil {
 			if errors.Is(err, unix.ENOENT) {
@@ -232,6 +251,8 @@ func (e *Enforcer) kernelDrops(c *nftables.Conn) (DropCounts, error) {
 				d.Egress = ctr.Packets
 			case ipv6Counter:
 				d.IPv6 = ctr.Packets
+			case spoofCounter:
+				d.Spoofed = ctr.Packets
 			}
 		}
 	}
@@ -256,6 +277,57 @@ func buildIPv6(c *nftables.Conn, t *nftables.Table, bridge string) {
 		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: ipv6Counter},
 		&expr.Verdict{Kind: expr.VerdictDrop},
 	}})
+}
+
+// buildSources queues the bridge table: an IPv4 frame entering the bridge
+// from a known container port must carry that container's address as its
+// source. It runs at bridge prerouting, before br_netfilter hands the frame
+// to the IPv4 hooks, so nothing downstream sees a borrowed source.
+func buildSources(c *nftables.Conn, t *nftables.Table, sources []SourceBinding) error {
+	c.AddObj(&nftables.CounterObj{Table: t, Name: spoofCounter})
+	ports := &nftables.Set{Table: t, Name: "ports", KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian} // host order: how nft prints names
+	bound := &nftables.Set{Table: t, Name: "sources", Concatenation: true,
+		KeyType: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIPAddr)}
+	var portElems, boundElems []nftables.SetElement
+	seen := map[string]bool{}
+	for _, s := range sources {
+		a := s.IP.As4()
+		boundElems = append(boundElems, nftables.SetElement{Key: append(ifname(s.Port), a[:]...)})
+		if !seen[s.Port] {
+			seen[s.Port] = true
+			portElems = append(portElems, nftables.SetElement{Key: ifname(s.Port)})
+		}
+	}
+	for _, set := range []struct {
+		s     *nftables.Set
+		elems []nftables.SetElement
+	}{{ports, portElems}, {bound, boundElems}} {
+		if err := c.AddSet(set.s, nil); err != nil {
+			return fmt.Errorf("policy: set %s: %w", set.s.Name, err)
+		}
+		for start := 0; start < len(set.elems); start += elementsPerMessage {
+			if err := c.SetAddElements(set.s, set.elems[start:min(start+elementsPerMessage, len(set.elems))]); err != nil {
+				return fmt.Errorf("policy: elements of set %s: %w", set.s.Name, err)
+			}
+		}
+	}
+	accept := nftables.ChainPolicyAccept
+	pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(-200), Policy: &accept})
+	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: []expr.Any{
+		// ether type ip
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x08, 0x00}},
+		// iifname @ports
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: ports.Name, SetID: ports.ID},
+		// iifname . ip saddr != @sources
+		&expr.Payload{DestRegister: 12, Base: expr.PayloadBaseNetworkHeader, Offset: ipSrc, Len: 4},
+		&expr.Lookup{SourceRegister: 1, SetName: bound.Name, SetID: bound.ID, Invert: true},
+		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: spoofCounter},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}})
+	return nil
 }
 
 // ifname is an interface name as the kernel compares it (IFNAMSIZ, NUL padded).

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weftnet/weft/cni"
 	"github.com/weftnet/weft/policy"
 	"github.com/weftnet/weft/subnet"
 )
@@ -132,7 +133,11 @@ func (p *policyEngine) waitEnforced(ctx context.Context, ip netip.Addr) error {
 func policyInput(v subnet.View, node string) (policy.Input, error) {
 	in := policy.Input{Node: node}
 	for _, ep := range v.Endpoints {
-		in.Endpoints = append(in.Endpoints, policy.Endpoint{IP: ep.IP, Namespace: ep.Namespace, Name: ep.Pod, Labels: ep.Labels, Node: ep.Node})
+		pe := policy.Endpoint{IP: ep.IP, Namespace: ep.Namespace, Name: ep.Pod, Labels: ep.Labels, Node: ep.Node}
+		if ep.Node == node && ep.ContainerID != "" && ep.IfName != "" {
+			pe.HostIf = cni.HostVethName(ep.ContainerID, ep.IfName) // the plugin's name for the host side
+		}
+		in.Endpoints = append(in.Endpoints, pe)
 	}
 	for _, ns := range v.Namespaces {
 		in.Namespaces = append(in.Namespaces, policy.Namespace{Name: ns.Name, Labels: ns.Labels})
@@ -165,7 +170,7 @@ type policyCollector struct {
 func newPolicyCollector(state *daemonState) *policyCollector {
 	return &policyCollector{
 		state:    state,
-		drops:    prometheus.NewDesc("weft_policy_drops_total", "Packets dropped by network policy, by direction (ingress: a new connection to an isolated container here, egress: from one; ipv6-bridged: IPv6 other than ICMPv6 between two containers on the bridge).", []string{"direction"}, nil),
+		drops:    prometheus.NewDesc("weft_policy_drops_total", "Packets dropped by network policy, by direction (ingress: a new connection to an isolated container here, egress: from one; ipv6-bridged: IPv6 other than ICMPv6 between two containers on the bridge; spoofed-source: IPv4 from a container's port with another container's or a made-up source).", []string{"direction"}, nil),
 		applies:  prometheus.NewDesc("weft_policy_applies_total", "Rule set rebuilds, by result (ok, error: previous rules kept).", []string{"result"}, nil),
 		duration: prometheus.NewDesc("weft_policy_last_apply_seconds", "Time the last rebuild took (compile and one nftables transaction).", nil, nil),
 		isolated: prometheus.NewDesc("weft_policy_isolated_containers", "This node's containers isolated by policy, by direction.", []string{"direction"}, nil),
@@ -194,6 +199,7 @@ func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(d.Ingress), "ingress")
 		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(d.Egress), "egress")
 		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(d.IPv6), "ipv6-bridged")
+		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(d.Spoofed), "spoofed-source")
 	}
 }
 

@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/cni"
 	"github.com/weftnet/weft/subnet"
 )
 
 func TestPolicyInputFromView(t *testing.T) {
 	v := subnet.View{
 		Endpoints: []subnet.Endpoint{
-			{IP: netip.MustParseAddr("10.244.1.2"), Namespace: "x", Pod: "a", Labels: map[string]string{"app": "web"}, Node: "192.0.2.1"},
+			{IP: netip.MustParseAddr("10.244.1.2"), Namespace: "x", Pod: "a", Labels: map[string]string{"app": "web"}, Node: "192.0.2.1", ContainerID: "c1", IfName: "eth0"},
 			{IP: netip.MustParseAddr("10.244.2.2"), Namespace: "y", Pod: "b", Node: "192.0.2.2"},
 		},
 		Namespaces: []subnet.Namespace{{Name: "x", Labels: map[string]string{"team": "red"}}, {Name: "y"}},
@@ -23,6 +24,9 @@ func TestPolicyInputFromView(t *testing.T) {
 	in, err := policyInput(v, "192.0.2.1")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if in.Endpoints[0].HostIf != cni.HostVethName("c1", "eth0") || in.Endpoints[1].HostIf != "" {
+		t.Errorf("host ports %q %q: want the plugin's veth name for the local container only", in.Endpoints[0].HostIf, in.Endpoints[1].HostIf)
 	}
 	if in.Node != "192.0.2.1" || len(in.Endpoints) != 2 || in.Endpoints[0].Name != "a" || in.Endpoints[0].Labels["app"] != "web" ||
 		len(in.Namespaces) != 2 || in.Namespaces[0].Labels["team"] != "red" || len(in.Policies) != 1 || in.Policies[0].Name != "deny" {
