@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -88,8 +89,8 @@ func waitRoutes(t *testing.T, n *cluster.Node, want []string, within time.Durati
 		if err != nil {
 			return err
 		}
-		got := strings.Join(strings.Fields(out), " ")
-		if exp := strings.Join(strings.Fields(strings.Join(want, "\n")), " "); got != exp {
+		got := normalRoutes(strings.Split(out, "\n"))
+		if exp := normalRoutes(want); got != exp {
 			return fmt.Errorf("node %d weft routes %q, want %q", n.Index+1, got, exp)
 		}
 		return nil
@@ -98,6 +99,18 @@ func waitRoutes(t *testing.T, n *cluster.Node, want []string, within time.Durati
 		t.Fatal(err)
 	}
 	return time.Since(start)
+}
+
+// normalRoutes renders route lines sorted, with single spaces.
+func normalRoutes(lines []string) string {
+	var out []string
+	for _, l := range lines {
+		if l = strings.Join(strings.Fields(l), " "); l != "" {
+			out = append(out, l)
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, "; ")
 }
 
 func directRoute(to *cluster.Node, subnet netip.Prefix) string {
@@ -264,9 +277,25 @@ func TestDirectRouting(t *testing.T) {
 		t.Errorf("node 1 UDP tx packets %v -> %v after 20 MB to host 3, want them to move", tx1, tx)
 	}
 
+	// A lease of a host on the L2 appears in etcd: its route is there
+	// within a second, and gone within a second of the lease's deletion.
+	cli := etcdClientIn(t, n1.Host.NS, c.EtcdEndpoint())
+	phantom := netip.MustParsePrefix("10.244.251.0/24")
+	if _, err := cli.Put(ctx, leaseKey(phantom), leaseValue("192.0.2.77")); err != nil {
+		t.Fatal(err)
+	}
+	took = waitRoutes(t, n1, []string{directRoute(n2, s2), phantom.String() + " via 192.0.2.77 dev eth0"}, 5*time.Second)
+	t.Logf("lease put: node 1 added the direct route after %v", took.Round(time.Millisecond))
+	if took > time.Second {
+		t.Errorf("route addition took %v, want within a second", took)
+	}
+	if _, err := cli.Delete(ctx, leaseKey(phantom)); err != nil {
+		t.Fatal(err)
+	}
+	waitRoutes(t, n1, []string{directRoute(n2, s2)}, time.Second)
+
 	// Host 2 leaves: its route goes from host 1 within a second of the
 	// lease's deletion; back when it returns.
-	cli := etcdClientIn(t, n1.Host.NS, c.EtcdEndpoint())
 	if err := n2.Stop(syscall.SIGKILL, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
