@@ -113,7 +113,7 @@ func (a *allocation) reclaim(ctx context.Context, junk storedLease) (Lease, bool
 	key := a.m.LeaseKey(junk.Subnet)
 	resp, err := a.m.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", junk.modRevision), clientv3.Compare(clientv3.LeaseValue(key), "=", 0)).
-		Then(clientv3.OpGet(key), clientv3.OpPut(key, a.value, clientv3.WithLease(a.grant))).
+		Then(clientv3.OpPut(key, a.value, clientv3.WithLease(a.grant))).
 		Commit()
 	if err != nil {
 		return Lease{}, false, fmt.Errorf("reclaim subnet %s: %w", junk.Subnet, err)
@@ -122,11 +122,7 @@ func (a *allocation) reclaim(ctx context.Context, junk storedLease) (Lease, bool
 	if !resp.Succeeded {
 		return Lease{}, false, nil
 	}
-	old := ""
-	if rr := resp.Responses[0].GetResponseRange(); rr != nil && len(rr.Kvs) > 0 {
-		old = quoteValue(rr.Kvs[0].Value)
-	}
-	a.m.log.Warn("pool full: took a subnet whose key held no usable lease and no TTL", "subnet", junk.Subnet, "old_value", old)
+	a.m.log.Warn("pool full: took a subnet whose key held no usable lease and no TTL", "subnet", junk.Subnet, "old_value", junk.junkValue)
 	return a.granted(junk.Subnet), true, nil
 }
 

@@ -618,3 +618,68 @@ func TestKeepLeaseRestoresJunkBeforeFirstRead(t *testing.T) {
 		return len(rs) > 0 && !rs[len(rs)-1].Reservation && !rs[len(rs)-1].Expiration.IsZero()
 	})
 }
+
+// Item 7: on an etcd whose --max-request-bytes is above the client's
+// receive cap, a single value larger than the cap is counted as junk
+// (read keys-only) instead of failing every listing for good.
+func TestListingSkipsValueOverReceiveCap(t *testing.T) {
+	srv := etcdtest.StartWith(t, func(o *subnet.EmbeddedOptions) { o.MaxRequestBytes = 24 << 20 })
+	writer, err := clientv3.New(clientv3.Config{Endpoints: srv.Endpoints(), DialTimeout: 5 * time.Second, MaxCallSendMsgSize: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { writer.Close() })
+	ctx := ctxFor(t, time.Minute)
+	huge := strings.Repeat("H", subnet.MaxRecvMsgSize+(1<<20))
+	if _, err := writer.Put(ctx, "/weft/network/subnets/10.244.100.0-24", huge); err != nil {
+		t.Fatal(err)
+	}
+	cli := srv.Client(t)
+	m := newManager(t, cli, subnet.Options{Logger: quietLogger()})
+	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.7.0/24")), leaseValue("192.0.2.7", "8285"))
+	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.200.0/24")), leaseValue("192.0.2.8", "8285"))
+	if _, err := cli.Get(ctx, "/weft/network/subnets/10.244.100.0-24"); err == nil {
+		t.Fatal("the huge value fit the receive cap; the test proves nothing")
+	}
+	tb := startWatch(t, m, netip.Prefix{})
+	if tb.size() != 2 || !tb.has("10.244.7.0/24") || !tb.has("10.244.200.0/24") {
+		t.Errorf("snapshot %v, want the two leases around the huge value", tb.leases)
+	}
+	if n := m.MalformedLeases(); n != 1 {
+		t.Errorf("MalformedLeases = %d, want 1 (the huge value)", n)
+	}
+	cfg := mustConfig(t, `{"Network":"10.244.0.0/16","SubnetMin":"10.244.100.0","SubnetMax":"10.244.100.0"}`)
+	l, err := m.AcquireLease(ctx, cfg, attrs(1), netip.Prefix{})
+	if err != nil {
+		t.Fatalf("AcquireLease with the huge TTL-less junk as the only subnet: %v (it should be taken over)", err)
+	}
+	// The same on this node's own key: the keeper reads it keys-only and
+	// puts its value back; CheckPrevious refuses it as junk.
+	key := m.LeaseKey(l.Subnet)
+	ours := string(getKey(t, cli, key).Kvs[0].Value)
+	startKeep(t, m, cfg, l)
+	if _, err := writer.Put(ctx, key, huge); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "huge value on our key replaced by ours", func() bool {
+		kv := getKey(t, writer, key).Kvs
+		return len(kv) == 1 && string(kv[0].Value) == ours
+	})
+	// The keeper still follows its key after the event it could not receive.
+	del, err := cli.Delete(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "deleted key re-taken after the huge value", func() bool {
+		kv := getKey(t, cli, key).Kvs
+		return len(kv) == 1 && kv[0].CreateRevision > del.Header.Revision
+	})
+	other := newManager(t, cli, subnet.Options{Logger: quietLogger()})
+	prev := netip.MustParsePrefix("10.244.101.0/24")
+	if _, err := writer.Put(ctx, other.LeaseKey(prev), huge); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.CheckPrevious(ctx, mustConfig(t, net16), prev, attrs(2)); !errors.Is(err, subnet.ErrWouldRenumber) {
+		t.Errorf("CheckPrevious on a huge value = %v, want ErrWouldRenumber", err)
+	}
+}

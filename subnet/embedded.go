@@ -50,6 +50,9 @@ type EmbeddedOptions struct {
 	UnsafeNoFsync bool
 	// ReadyTimeout bounds the wait for the member to serve (default 1m).
 	ReadyTimeout time.Duration
+	// MaxRequestBytes is etcd's --max-request-bytes (0: etcd's default,
+	// 1.5 MiB). Keep it below the client's MaxRecvMsgSize.
+	MaxRequestBytes uint
 }
 
 // Embedded is a running in-process etcd member.
@@ -142,6 +145,9 @@ func embeddedConfig(opts EmbeddedOptions) (*embed.Config, error) {
 		cfg.LogLevel = "warn"
 	}
 	cfg.UnsafeNoFsync = opts.UnsafeNoFsync
+	if opts.MaxRequestBytes > 0 {
+		cfg.MaxRequestBytes = opts.MaxRequestBytes
+	}
 	cfg.ClientTLSInfo.CertFile = opts.ServerCertFile
 	cfg.ClientTLSInfo.KeyFile = opts.ServerKeyFile
 	cfg.ClientTLSInfo.TrustedCAFile = opts.ClientCAFile

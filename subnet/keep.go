@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -66,9 +67,10 @@ type keeper struct {
 	onRenew func(Lease)
 	hooks   keepHooks
 
-	// readRev is the revision of the last read of the key; the watch
-	// starts after the first one.
-	readRev int64
+	// readRev is the revision of the last read of the key (written by
+	// run, read by watchKey); the watch starts after the first one, and
+	// resumes after the last one if that is later than its last event.
+	readRev atomic.Int64
 	// leaseID is the etcd lease the key was last seen on with our value.
 	leaseID clientv3.LeaseID
 	// restored is set by a restore, for run to hold off the next one.
@@ -104,11 +106,11 @@ func (k *keeper) run(ctx context.Context) error {
 			renew = true
 		}
 		err := k.reconcile(ctx, renew)
-		if !watching && k.readRev != 0 {
+		if !watching && k.readRev.Load() != 0 {
 			// Watch from just after the read reconciled from, so that a
 			// change in between is seen, however late the watch opens.
 			watching = true
-			go k.watchKey(watchCtx, k.readRev+1, changed)
+			go k.watchKey(watchCtx, k.readRev.Load()+1, changed)
 		}
 		switch {
 		case ctx.Err() != nil:
@@ -154,12 +156,11 @@ func (k *keeper) nextRenewal() time.Time {
 func (k *keeper) reconcile(ctx context.Context, renew bool) error {
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := k.m.cli.Get(rctx, k.key)
+	resp, err := k.m.getKey(rctx, k.key)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", k.key, err)
 	}
-	k.m.touch()
-	k.readRev = resp.Header.Revision
+	k.readRev.Store(resp.Header.Revision)
 	if k.hooks.afterRead != nil {
 		k.hooks.afterRead()
 	}
@@ -357,7 +358,9 @@ func (k *keeper) watchKey(ctx context.Context, rev int64, changed chan<- struct{
 				}
 			}
 		}
-		// The watch ended (etcd trouble): check the key once it is back.
+		// The watch ended (etcd trouble, or an event too large to receive):
+		// check the key once it is back, and resume after that read if it
+		// is later (the read reflects every event up to it).
 		select {
 		case changed <- struct{}{}:
 		default:
@@ -367,6 +370,7 @@ func (k *keeper) watchKey(ctx context.Context, rev int64, changed chan<- struct{
 			return
 		case <-time.After(delay):
 		}
+		rev = max(rev, k.readRev.Load()+1)
 		delay = min(delay*2, maxRetryDelay)
 	}
 }

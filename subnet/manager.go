@@ -177,6 +177,8 @@ type storedLease struct {
 	Lease
 	leaseID     clientv3.LeaseID
 	modRevision int64
+	// junkValue is the start of an unusable value, quoted, for logs.
+	junkValue string
 }
 
 // decodeLeaseKV turns a key-value into a lease; malformed keys or values
@@ -274,6 +276,7 @@ func (m *Manager) listStored(ctx context.Context, cfg *Config, onMalformed func(
 				examples = append(examples, err.Error())
 			}
 			if sl.Subnet.IsValid() && kv.Lease == 0 {
+				sl.junkValue = quoteValue(kv.Value)
 				l.junk = append(l.junk, sl)
 			}
 			return
@@ -343,6 +346,21 @@ func (m *Manager) scanPrefix(ctx context.Context, prefix string, fn func(*mvccpb
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 		limit = min(max(int64(listPageBytes*len(resp.Kvs)/max(size, 1)), 1), 2*limit, listPageSize)
 	}
+}
+
+// getKey reads one key. A value too large for the client's receive limit
+// comes back empty (keys only), so that callers take it as junk instead of
+// failing on it for good.
+func (m *Manager) getKey(ctx context.Context, key string) (*clientv3.GetResponse, error) {
+	resp, err := m.cli.Get(ctx, key)
+	if status.Code(err) == codes.ResourceExhausted {
+		resp, err = m.cli.Get(ctx, key, clientv3.WithKeysOnly())
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.touch()
+	return resp, nil
 }
 
 // ListLeases returns every well-formed lease, reservations included,

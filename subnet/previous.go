@@ -28,11 +28,10 @@ func (m *Manager) CheckPrevious(ctx context.Context, cfg *Config, previous netip
 			ErrWouldRenumber, previous, cfg.Network, cfg.SubnetLen, cfg.SubnetMin, cfg.SubnetMax)
 	}
 	key := m.LeaseKey(previous)
-	resp, err := m.cli.Get(ctx, key)
+	resp, err := m.getKey(ctx, key)
 	if err != nil {
 		return fmt.Errorf("read lease %s: %w", key, err)
 	}
-	m.touch()
 	if len(resp.Kvs) == 0 {
 		return m.checkOwnElsewhere(ctx, cfg, previous, attrs)
 	}

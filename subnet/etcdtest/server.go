@@ -28,9 +28,15 @@ type Server struct {
 }
 
 // Start runs a single-member etcd and stops it when the test ends.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { return StartWith(t, nil) }
+
+// StartWith is Start with the member's options changed by tweak first.
+func StartWith(t testing.TB, tweak func(*subnet.EmbeddedOptions)) *Server {
 	t.Helper()
 	s := &Server{opts: memberOptions(t, "m0", t.TempDir())}
+	if tweak != nil {
+		tweak(&s.opts)
+	}
 	s.opts.InitialCluster = s.opts.Name + "=" + s.opts.PeerURL
 	s.start(t)
 	t.Cleanup(s.Stop)
