@@ -542,6 +542,9 @@ func TestPrefixOnlyEtcdRole(t *testing.T) {
 		t.Fatal("the role is not limited to the prefix: a write outside it worked")
 	}
 	m := newManager(t, cli, subnet.Options{TTL: 2 * time.Second})
+	if err := m.RoundTrip(ctx); err != nil {
+		t.Fatalf("RoundTrip (weftd's etcd probe): %v", err)
+	}
 	cfg := mustConfig(t, net16)
 	if _, err := m.EnsureConfig(ctx, cfg); err != nil {
 		t.Fatalf("EnsureConfig: %v", err)

@@ -88,6 +88,17 @@ func (m *Manager) LeaseKey(subnet netip.Prefix) string {
 	return m.subnetsPrefix() + subnetKeyName(subnet)
 }
 
+// RoundTrip is one etcd round trip inside weft's prefix (a count-only read
+// of the config key, which a role limited to the prefix may read), for
+// callers that measure etcd's latency or reachability.
+func (m *Manager) RoundTrip(ctx context.Context) error {
+	if _, err := m.cli.Get(ctx, m.ConfigKey(), clientv3.WithCountOnly()); err != nil {
+		return fmt.Errorf("etcd round trip (%s): %w", m.ConfigKey(), err)
+	}
+	m.touch()
+	return nil
+}
+
 // LastContact is the time of the last successful etcd round trip (zero
 // before the first).
 func (m *Manager) LastContact() time.Time {

@@ -1,6 +1,7 @@
 package subnet_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,25 @@ func TestConfigInEtcd(t *testing.T) {
 	}
 	if m.LastContact().IsZero() {
 		t.Error("LastContact not set")
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	srv := etcdtest.Start(t)
+	m := newManager(t, srv.Client(t), subnet.Options{Prefix: "/test/net"})
+	if err := m.RoundTrip(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatalf("RoundTrip with etcd up (and no config yet): %v", err)
+	}
+	if m.LastContact().IsZero() {
+		t.Error("RoundTrip did not set LastContact")
+	}
+	srv.Stop()
+	ctx := ctxFor(t, 10*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	err := m.RoundTrip(rctx)
+	if err == nil || !strings.Contains(err.Error(), "/test/net/config") {
+		t.Fatalf("RoundTrip with etcd stopped: err = %v, want an error naming the key", err)
 	}
 }
 

@@ -332,7 +332,7 @@ func (d *weftd) probeEtcd(ctx context.Context) {
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		start := time.Now()
-		_, err := d.client.Get(rctx, d.opts.etcdPrefix+"/config", clientv3.WithCountOnly())
+		err := d.mgr.RoundTrip(rctx)
 		cancel()
 		if err == nil {
 			d.state.etcdLatency.Observe(time.Since(start).Seconds())
