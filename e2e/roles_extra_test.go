@@ -141,3 +141,51 @@ func rawSend(args []string) error {
 	fmt.Printf("sent=%d\n", count)
 	return nil
 }
+
+// arpSend IFACE SENDERIP TARGETIP COUNT: broadcast COUNT ARP requests on
+// IFACE from its own MAC address claiming SENDERIP (possibly another's:
+// ARP spoofing) and asking for TARGETIP, 10 ms apart. It prints "sent=COUNT".
+func arpSend(args []string) error {
+	if len(args) != 4 {
+		return errors.New("usage: arpsend IFACE SENDERIP TARGETIP COUNT")
+	}
+	ifc, err := net.InterfaceByName(args[0])
+	if err != nil {
+		return err
+	}
+	sender, target := net.ParseIP(args[1]).To4(), net.ParseIP(args[2]).To4()
+	if sender == nil || target == nil || len(ifc.HardwareAddr) != 6 {
+		return fmt.Errorf("arpsend: want IPv4 addresses and an Ethernet interface, got %q %q %v", args[1], args[2], ifc.HardwareAddr)
+	}
+	count, err := strconv.Atoi(args[3])
+	if err != nil {
+		return err
+	}
+	const ethPARP = 0x0806
+	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, int(htons(ethPARP)))
+	if err != nil {
+		return fmt.Errorf("packet socket: %w", err)
+	}
+	defer syscall.Close(fd)
+	frame := make([]byte, 0, 42)
+	frame = append(frame, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	frame = append(frame, ifc.HardwareAddr...)
+	frame = append(frame, 0x08, 0x06)                   // ARP
+	frame = append(frame, 0, 1, 0x08, 0x00, 6, 4, 0, 1) // Ethernet, IPv4, request
+	frame = append(frame, ifc.HardwareAddr...)
+	frame = append(frame, sender...)
+	frame = append(frame, 0, 0, 0, 0, 0, 0)
+	frame = append(frame, target...)
+	to := &syscall.SockaddrLinklayer{Protocol: htons(ethPARP), Ifindex: ifc.Index, Halen: 6,
+		Addr: [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
+	for i := 0; i < count; i++ {
+		if err := syscall.Sendto(fd, frame, 0, to); err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Printf("sent=%d\n", count)
+	return nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -38,6 +38,8 @@ func runRole(role string, args []string) int {
 		err = udpBlast(args)
 	case "rawsend":
 		err = rawSend(args)
+	case "arpsend":
+		err = arpSend(args)
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}

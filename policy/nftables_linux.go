@@ -281,7 +281,7 @@ func buildIPv6(c *nftables.Conn, t *nftables.Table, bridge string) {
 
 // buildSources queues the bridge table: an IPv4 frame entering the bridge
 // from a known container port must carry that container's address as its
-// source. It runs at bridge prerouting, before br_netfilter hands the frame
+// source, and an ARP packet as its sender address. It runs at bridge prerouting, before br_netfilter hands the frame
 // to the IPv4 hooks, so nothing downstream sees a borrowed source.
 func buildSources(c *nftables.Conn, t *nftables.Table, sources []SourceBinding) error {
 	c.AddObj(&nftables.CounterObj{Table: t, Name: spoofCounter})
@@ -314,21 +314,39 @@ func buildSources(c *nftables.Conn, t *nftables.Table, sources []SourceBinding) 
 	accept := nftables.ChainPolicyAccept
 	pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(-200), Policy: &accept})
-	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: []expr.Any{
-		// ether type ip
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x08, 0x00}},
-		// iifname @ports
-		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-		&expr.Lookup{SourceRegister: 1, SetName: ports.Name, SetID: ports.ID},
-		// iifname . ip saddr != @sources
-		&expr.Payload{DestRegister: 12, Base: expr.PayloadBaseNetworkHeader, Offset: ipSrc, Len: 4},
-		&expr.Lookup{SourceRegister: 1, SetName: bound.Name, SetID: bound.ID, Invert: true},
-		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: spoofCounter},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	}})
+	// ether type ip: iifname @ports iifname . ip saddr != @sources drop
+	// ether type arp: iifname @ports iifname . arp saddr ip != @sources drop
+	// (ARP claiming a neighbour's address would repoint the other
+	// containers' and the host's neighbour entries to this port: the
+	// neighbour's traffic would come here.)
+	// (An ARP probe's sender 0.0.0.0 claims nothing and passes.)
+	for _, r := range []struct {
+		etherType  []byte
+		srcOffset  uint32
+		probesPass bool
+	}{{[]byte{0x08, 0x00}, ipSrc, false}, {[]byte{0x08, 0x06}, arpSenderIP, true}} {
+		exprs := []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: r.etherType},
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Lookup{SourceRegister: 1, SetName: ports.Name, SetID: ports.ID},
+			&expr.Payload{DestRegister: 12, Base: expr.PayloadBaseNetworkHeader, Offset: r.srcOffset, Len: 4},
+		}
+		if r.probesPass {
+			exprs = append(exprs, &expr.Cmp{Op: expr.CmpOpNeq, Register: 12, Data: []byte{0, 0, 0, 0}})
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: append(exprs,
+			&expr.Lookup{SourceRegister: 1, SetName: bound.Name, SetID: bound.ID, Invert: true},
+			&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: spoofCounter},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		)})
+	}
 	return nil
 }
+
+// arpSenderIP is the offset of the sender protocol address in an
+// Ethernet/IPv4 ARP packet (the kernel takes no other on a bridge port).
+const arpSenderIP = 14
 
 // ifname is an interface name as the kernel compares it (IFNAMSIZ, NUL padded).
 func ifname(name string) []byte {
