@@ -150,9 +150,13 @@ func configSet(ctx context.Context, m *subnet.Manager, cfg *subnet.Config, stdou
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "wrote %s: %s\n", m.ConfigKey(), data)
+	// weftd reads the config once, at start: say so, or a changed
+	// Backend (DirectRouting, host-gw, a port) seems to do nothing.
+	_, err = fmt.Fprintf(stdout, "wrote %s: %s\n%s\n", m.ConfigKey(), data, configSetNote)
 	return err
 }
+
+const configSetNote = "weftd reads the network config when it starts: restart weftd on every host (systemctl restart weftd) to use it"
 
 // defaultTimeout bounds one command's etcd work.
 const defaultTimeout = 30 * time.Second

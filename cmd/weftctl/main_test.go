@@ -31,8 +31,8 @@ func TestConfigRoundTripAndLeases(t *testing.T) {
 		t.Fatalf("config get before set: code %d, stderr %q", code, stderr)
 	}
 	code, stdout, stderr := weftctl(t, ep, "config", "set", `{"Network":"10.244.0.0/16","Backend":{"Type":"udp","Port":9000}}`)
-	if code != 0 {
-		t.Fatalf("config set: code %d, stderr %q", code, stderr)
+	if code != 0 || !strings.Contains(stdout, "wrote /weft/network/config: ") || !strings.Contains(stdout, "restart weftd on every host") {
+		t.Fatalf("config set: code %d, stdout %q, stderr %q (want the key written and that weftd needs a restart)", code, stdout, stderr)
 	}
 	code, stdout, stderr = weftctl(t, "config", "get", ep) // flags after the command work too
 	want := `{"Network":"10.244.0.0/16","SubnetLen":24,"SubnetMin":"10.244.1.0","SubnetMax":"10.244.255.0","Backend":{"Type":"udp","Port":9000}}` + "\n"

@@ -95,7 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "(debugging) write a Go CPU profile to this file until weftd exits")
-	fs.BoolVar(&o.networkPolicy, "network-policy", true, "enforce NetworkPolicy for this node's containers (nftables table ip weft-policy)")
+	fs.BoolVar(&o.networkPolicy, "network-policy", true, "enforce NetworkPolicy for this node's containers (nftables tables ip, ip6 and bridge weft-policy, kept when weftd stops; false removes them)")
 	fs.StringVar(&o.policyBridge, "policy-bridge", "weftbr0", "bridge the CNI plugin attaches containers to (same-host traffic is filtered there)")
 	if err := subnet.FlagsFromEnv(fs, "WEFTD"); err != nil {
 		return nil, err
