@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// weftdFlags are the names of every flag weftd accepts, from its -h output.
+func weftdFlags(t *testing.T) []string {
+	t.Helper()
+	var usage bytes.Buffer
+	if _, err := parseFlags([]string{"-h"}, &usage); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("parseFlags -h: %v", err)
+	}
+	var names []string
+	for _, m := range regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`).FindAllStringSubmatch(usage.String(), -1) {
+		names = append(names, m[1])
+	}
+	if len(names) < 20 {
+		t.Fatalf("found only %d flags in weftd -h:\n%s", len(names), usage.String())
+	}
+	return names
+}
+
+func readDoc(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// The README's flag table names every flag, so a new flag is documented.
+func TestREADMEListsEveryFlag(t *testing.T) {
+	readme := readDoc(t, "../../README.md")
+	for _, name := range weftdFlags(t) {
+		if !strings.Contains(readme, "`--"+name+"`") {
+			t.Errorf("README.md's weftd flag table lacks `--%s`", name)
+		}
+	}
+}
+
+// scripts/weftd.default sets only variables weftd reads (WEFTD_<FLAG>).
+func TestWeftdDefaultNamesRealFlags(t *testing.T) {
+	known := map[string]bool{}
+	for _, name := range weftdFlags(t) {
+		known["WEFTD_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))] = true
+	}
+	vars := regexp.MustCompile(`(?m)^#?(WEFTD_[A-Z0-9_]+)=`).FindAllStringSubmatch(readDoc(t, "../../scripts/weftd.default"), -1)
+	if len(vars) == 0 {
+		t.Fatal("no WEFTD_ variables found in scripts/weftd.default")
+	}
+	for _, v := range vars {
+		if !known[v[1]] {
+			t.Errorf("scripts/weftd.default sets %s, which is no weftd flag", v[1])
+		}
+	}
+}
+
+// The README's Observability section names every weft_ metric weftd serves.
+func TestREADMEListsEveryMetric(t *testing.T) {
+	state := newDaemon(&options{}, nil).state
+	descs := make(chan *prometheus.Desc, 100)
+	for _, c := range []prometheus.Collector{state.etcdLatency, newStatsCollector(state), guardCollector{}, newPolicyCollector(state)} {
+		c.Describe(descs)
+	}
+	close(descs)
+	readme := readDoc(t, "../../README.md")
+	fqName := regexp.MustCompile(`fqName: "([a-z0-9_]+)"`)
+	n := 0
+	for d := range descs {
+		m := fqName.FindStringSubmatch(d.String())
+		if m == nil {
+			t.Fatalf("no fqName in %s", d)
+		}
+		n++
+		if !strings.Contains(readme, "`"+m[1]+"`") && !strings.Contains(readme, "`"+m[1]+"{") {
+			t.Errorf("README.md does not list the metric %s", m[1])
+		}
+	}
+	if n < 15 {
+		t.Fatalf("only %d metrics described", n)
+	}
+}
