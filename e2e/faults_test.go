@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -159,16 +158,7 @@ func (e *externalEtcd) client() *clientv3.Client {
 // dialled inside netns (a socket keeps the namespace it was made in).
 func etcdClientIn(t *testing.T, netns *testbed.NS, endpoint string) *clientv3.Client {
 	t.Helper()
-	path := netns.Path()
-	dial := func(ctx context.Context, addr string) (net.Conn, error) {
-		var conn net.Conn
-		err := ns.WithNetNSPath(path, func(ns.NetNS) error {
-			var err error
-			conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-			return err
-		})
-		return conn, err
-	}
+	dial := func(ctx context.Context, addr string) (net.Conn, error) { return netns.DialContext(ctx, "tcp", addr) }
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   []string{endpoint},
 		DialTimeout: 5 * time.Second,

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
 )
 
 // NetnsDir is where `ip netns` keeps its named namespaces.
@@ -62,6 +65,24 @@ func randomSuffix(bytes int) (string, error) {
 
 // Path is the namespace's bind mount, usable with setns(2) and CNI.
 func (n *NS) Path() string { return filepath.Join(NetnsDir, n.Name) }
+
+// DialContext connects from inside the namespace (a socket keeps the
+// namespace it was made in), so a client in the test process reaches what
+// only the namespace sees, e.g. a daemon's 127.0.0.1 or a host's etcd. It
+// fits http.Transport.DialContext; grpc.WithContextDialer wants network
+// "tcp" fixed.
+func (n *NS) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var conn net.Conn
+	err := ns.WithNetNSPath(n.Path(), func(ns.NetNS) error {
+		var err error
+		conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: dial %s %s: %w", n.Name, network, addr, err)
+	}
+	return conn, nil
+}
 
 // Command prepares `ip netns exec <name> name args...`.
 func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {

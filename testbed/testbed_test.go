@@ -3,6 +3,8 @@ package testbed
 import (
 	"context"
 	"errors"
+	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -317,5 +319,40 @@ func TestWaitFor(t *testing.T) {
 	err = WaitFor(ctx, 5*time.Millisecond, func() error { return last })
 	if !errors.Is(err, last) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("WaitFor on timeout = %v, want the last error and DeadlineExceeded", err)
+	}
+}
+
+func TestNSDialContextReachesTheNamespacesLoopback(t *testing.T) {
+	if err := CheckRoot(); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := NewNS("wt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Delete() })
+	srv, err := ServeEcho(ns.Path(), netip.MustParseAddr("127.0.0.1"), []uint16{7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := ns.DialContext(ctx, "tcp", "127.0.0.1:7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte("weft\n")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 5)
+	if _, err := io.ReadFull(conn, got); err != nil || string(got) != "weft\n" {
+		t.Fatalf("echo through the namespace's loopback: %q, %v", got, err)
+	}
+	// A refused dial says in which namespace it was made.
+	if _, err := ns.DialContext(ctx, "tcp", "127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), ns.Name) {
+		t.Errorf("dial to a closed port: err = %v, want an error naming %s", err, ns.Name)
 	}
 }

@@ -33,7 +33,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -152,16 +151,8 @@ func (b *bench) close() {
 
 // etcdClient dials etcd from host 1's namespace.
 func (b *bench) etcdClient() (*clientv3.Client, error) {
-	path := b.c.Nodes[0].Host.NS.Path()
-	dial := func(ctx context.Context, addr string) (net.Conn, error) {
-		var conn net.Conn
-		err := ns.WithNetNSPath(path, func(ns.NetNS) error {
-			var err error
-			conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-			return err
-		})
-		return conn, err
-	}
+	host := b.c.Nodes[0].Host.NS
+	dial := func(ctx context.Context, addr string) (net.Conn, error) { return host.DialContext(ctx, "tcp", addr) }
 	return clientv3.New(clientv3.Config{
 		Endpoints:   []string{b.c.EtcdEndpoint()},
 		DialTimeout: 5 * time.Second,

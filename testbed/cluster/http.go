@@ -5,11 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"time"
-
-	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/weftnet/weft/nodestatus"
 )
@@ -18,19 +15,9 @@ import (
 // network namespace, so a test process in the root namespace can reach the
 // daemon's 127.0.0.1 endpoint. A socket keeps the namespace it was created in.
 func (n *Node) HTTPClient() *http.Client {
-	path := n.Host.NS.Path()
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var conn net.Conn
-		err := ns.WithNetNSPath(path, func(ns.NetNS) error {
-			var err error
-			conn, err = (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
-			return err
-		})
-		return conn, err
-	}
 	return &http.Client{
 		Timeout:   10 * time.Second,
-		Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true},
+		Transport: &http.Transport{DialContext: n.Host.NS.DialContext, DisableKeepAlives: true},
 	}
 }
 
