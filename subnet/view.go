@@ -29,22 +29,7 @@ func (m *Manager) WatchView(ctx context.Context, debounce time.Duration, handle 
 		debounce = DefaultViewDebounce
 	}
 	w := &viewWatcher{m: m, debounce: debounce, handle: handle}
-	delay := minRetryDelay
-	for ctx.Err() == nil {
-		progressed, err := w.listAndWatch(ctx)
-		if ctx.Err() != nil {
-			break
-		}
-		if progressed {
-			delay = minRetryDelay
-		}
-		m.log.Warn("policy view watch interrupted, listing again", "err", err, "retry_in", delay)
-		select {
-		case <-ctx.Done():
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, maxRetryDelay)
-	}
+	m.relist(ctx, "policy view watch", w.listAndWatch)
 	return nil
 }
 

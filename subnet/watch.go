@@ -34,22 +34,7 @@ func (m *Manager) WatchLeases(ctx context.Context, cfg *Config, own netip.Prefix
 		return errors.New("watch leases: network config is nil")
 	}
 	w := &watcher{m: m, cfg: cfg, own: own, handle: handle, seed: maphash.MakeSeed()}
-	delay := minRetryDelay
-	for ctx.Err() == nil {
-		progressed, err := w.listAndWatch(ctx)
-		if ctx.Err() != nil {
-			break
-		}
-		if progressed {
-			delay = minRetryDelay
-		}
-		m.log.Warn("lease watch interrupted, listing again", "err", err, "retry_in", delay)
-		select {
-		case <-ctx.Done():
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, maxRetryDelay)
-	}
+	m.relist(ctx, "lease watch", w.listAndWatch)
 	return nil
 }
 
