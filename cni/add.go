@@ -47,15 +47,11 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	}
 	defer ctrNS.Close()
 
-	store, err := OpenStore(conf.DataDir)
+	store, err := OpenLockedStore(conf.DataDir)
 	if err != nil {
 		return internalError("%v", err)
 	}
 	defer store.Close()
-	if err := store.Lock(); err != nil {
-		return internalError("%v", err)
-	}
-	defer store.Unlock()
 
 	att := Attachment{ContainerID: args.ContainerID, IfName: args.IfName}
 	held, err := store.Lookup(att)

@@ -87,15 +87,11 @@ func expectedFromResult(result *current.Result, args *skel.CmdArgs) (expectation
 }
 
 func (p *Plugin) checkAllocation(conf *NetConf, args *skel.CmdArgs, ips []*current.IPConfig) error {
-	store, err := OpenStore(conf.DataDir)
+	store, err := OpenLockedStore(conf.DataDir)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if err := store.Lock(); err != nil {
-		return err
-	}
-	defer store.Unlock()
 	held, err := store.Lookup(Attachment{ContainerID: args.ContainerID, IfName: args.IfName})
 	if err != nil {
 		return err

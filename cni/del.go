@@ -15,15 +15,11 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	store, err := OpenStore(conf.DataDir)
+	store, err := OpenLockedStore(conf.DataDir)
 	if err != nil {
 		return internalError("%v", err)
 	}
 	defer store.Close()
-	if err := store.Lock(); err != nil {
-		return internalError("%v", err)
-	}
-	defer store.Unlock()
 
 	att := Attachment{ContainerID: args.ContainerID, IfName: args.IfName}
 	addrs, err := store.Lookup(att)

@@ -23,15 +23,11 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 	for _, v := range conf.ValidAttachments {
 		keep[Attachment{ContainerID: v.ContainerID, IfName: v.IfName}] = true
 	}
-	store, err := OpenStore(conf.DataDir)
+	store, err := OpenLockedStore(conf.DataDir)
 	if err != nil {
 		return internalError("%v", err)
 	}
 	defer store.Close()
-	if err := store.Lock(); err != nil {
-		return internalError("%v", err)
-	}
-	defer store.Unlock()
 
 	freed, err := store.ReleaseAllExcept(keep)
 	if err != nil {

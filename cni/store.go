@@ -44,7 +44,22 @@ func OpenStore(dir string) (*Store, error) {
 	return &Store{dir: dir, lock: f}, nil
 }
 
-// Close releases the lock file.
+// OpenLockedStore opens the store at dir and takes its lock (what every
+// verb does first); Close releases both.
+func OpenLockedStore(dir string) (*Store, error) {
+	s, err := OpenStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Lock(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the lock file, which also releases a lock taken by Lock
+// (flock(2) locks belong to the open file).
 func (s *Store) Close() error { return s.lock.Close() }
 
 // Lock takes the store's exclusive lock, waiting for other processes.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -48,16 +49,40 @@ func TestPool(t *testing.T) {
 
 func allocate(t *testing.T, dir string, a Attachment, pool Pool) (netip.Addr, error) {
 	t.Helper()
-	s, err := OpenStore(dir)
+	s, err := OpenLockedStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Lock(); err != nil {
+	return s.Allocate(a, pool)
+}
+
+// OpenLockedStore holds the store's lock until Close, and Close alone
+// releases it.
+func TestOpenLockedStoreHoldsTheLockUntilClose(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenLockedStore(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Unlock()
-	return s.Allocate(a, pool)
+	other, err := os.Open(filepath.Join(dir, lockFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tryLock := func() error { return syscall.Flock(int(other.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) }
+	if err := tryLock(); !errors.Is(err, syscall.EWOULDBLOCK) {
+		t.Fatalf("lock while OpenLockedStore holds it: %v, want EWOULDBLOCK", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tryLock(); err != nil {
+		t.Fatalf("lock after Close: %v", err)
+	}
+	if _, err := OpenLockedStore(filepath.Join(dir, lockFileName, "x")); err == nil {
+		t.Error("OpenLockedStore under a file: no error")
+	}
 }
 
 func TestStoreConcurrentAllocationsAreDistinct(t *testing.T) {
