@@ -22,6 +22,7 @@ const (
 	mLatP99    = "latency_p99_us"
 	mCPUPerGB  = "cpu_s_per_gb"
 	mFixedLoss = "udp_fixed_loss_pct"
+	mFixedRate = "udp_fixed_kpps"
 	mLoadP50   = "latency_load_p50_us"
 	mLoadP99   = "latency_load_p99_us"
 	// weftd's CPU use (both daemons together, % of one core) while idle and
@@ -44,7 +45,8 @@ var allMetrics = []metric{
 	{mLatP50, "ICMP RTT p50", "µs", false, false},
 	{mLatP99, "ICMP RTT p99", "µs", false, false},
 	{mCPUPerGB, "CPU per GB (TCP)", "CPU s/GB", false, false},
-	{mFixedLoss, "UDP 1400 B at 90 % of VXLAN's rate, loss", "%", false, false},
+	{mFixedRate, "UDP 1400 B fixed rate offered (VXLAN's <= 1 % loss rate)", "kpkt/s", true, false},
+	{mFixedLoss, "UDP 1400 B at the fixed rate, loss", "%", false, false},
 	{mLoadP50, "ICMP RTT p50 under a TCP stream", "µs", false, false},
 	{mLoadP99, "ICMP RTT p99 under a TCP stream", "µs", false, false},
 	{mWeftIdle, "weftd CPU, no traffic (max of the two)", "% of a core", false, true},
@@ -69,7 +71,7 @@ func workloadOf(key string) string {
 		return "latency"
 	case mCPUPerGB:
 		return "tcp-1" // and tcp-4
-	case mFixedLoss:
+	case mFixedLoss, mFixedRate:
 		return "udp-fixed"
 	case mLoadP50, mLoadP99:
 		return "latency-load"

@@ -55,3 +55,15 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("p50 of nothing = %v", got)
 	}
 }
+
+func TestNextFixedRate(t *testing.T) {
+	if pps, done := nextFixedRate(1000, 0.5, 0); !done || pps != 1000 {
+		t.Fatalf("low loss: %v %v, want 1000 and done", pps, done)
+	}
+	if pps, done := nextFixedRate(1000, 5, 0); done || pps != 700 {
+		t.Fatalf("high loss: %v %v, want 700 and not done", pps, done)
+	}
+	if pps, done := nextFixedRate(1000, 5, fixedRateTries-1); !done || pps != 1000 {
+		t.Fatalf("last try: %v %v, want the rate kept and done", pps, done)
+	}
+}

@@ -33,6 +33,8 @@ type runner struct {
 	// measured per workload.
 	weft *cluster.Cluster
 	only map[string]bool // workloads to run, nil for all
+	// fixedPPS is this repetition's fixed UDP rate (calibrateFixedRate).
+	fixedPPS float64
 }
 
 type tcpTally struct {
@@ -56,6 +58,7 @@ var workloads = []workload{
 	{"udp-1400", func(ctx context.Context, r *runner, p *path) error {
 		return r.runUDP(ctx, p, 1400, mUDP1400, mUDP14Loss)
 	}, mWeftUDP14},
+	{"udp-rate", func(ctx context.Context, r *runner, p *path) error { return r.calibrateFixedRate(ctx, p) }, ""},
 	{"udp-fixed", func(ctx context.Context, r *runner, p *path) error { return r.runFixedRate(ctx, p) }, ""},
 	{"latency", func(ctx context.Context, r *runner, p *path) error { return r.runLatency(ctx, p) }, ""},
 	{"latency-load", func(ctx context.Context, r *runner, p *path) error { return r.runLatencyUnderLoad(ctx, p) }, ""},
@@ -83,6 +86,7 @@ func (r *runner) run(ctx context.Context, paths []*path, reps int) error {
 	}
 	for rep := 1; rep <= reps; rep++ {
 		r.tcp = map[string]*tcpTally{}
+		r.fixedPPS = 0
 		for _, w := range workloads {
 			if r.only != nil && !r.only[w.name] {
 				continue
@@ -335,20 +339,58 @@ func (r *runner) runIdle(ctx context.Context, p *path) error {
 	return nil
 }
 
-// fixedRateShare is the share of kernel VXLAN's unlimited UDP 1400 B rate
-// (same repetition) that the fixed-rate workload offers on every path.
-const fixedRateShare = 0.9
+// Fixed-rate UDP: the rate is the one kernel VXLAN carries with at most
+// fixedRateMaxLoss % loss in the same repetition, found from its unlimited
+// UDP 1400 B rate: start at fixedRateShare of it and step down by
+// fixedRateStep until the loss is low enough (at most fixedRateTries runs).
+const (
+	fixedRateShare   = 0.9
+	fixedRateStep    = 0.7
+	fixedRateTries   = 4
+	fixedRateMaxLoss = 1.0
+)
 
-// runFixedRate offers UDP 1400 B at 90 % of the packet rate kernel VXLAN
-// carried unlimited in this repetition, and records the loss.
-func (r *runner) runFixedRate(ctx context.Context, p *path) error {
+// nextFixedRate is the rate to try after offering pps with loss (percent),
+// and whether the search is over.
+func nextFixedRate(pps, loss float64, try int) (float64, bool) {
+	if loss <= fixedRateMaxLoss || try+1 >= fixedRateTries {
+		return pps, true
+	}
+	return pps * fixedRateStep, false
+}
+
+// calibrateFixedRate (kernel VXLAN only) finds this repetition's fixed rate.
+func (r *runner) calibrateFixedRate(ctx context.Context, p *path) error {
+	if p.Name != pathVXLAN {
+		return nil
+	}
 	vx := r.res.samples[pathVXLAN][mUDP1400]
 	if len(vx) == 0 {
 		return errors.New("no kernel VXLAN UDP 1400 B sample yet to derive the rate from")
 	}
 	pps := vx[len(vx)-1] * 1e3 * fixedRateShare
-	bits := int64(pps * 1400 * 8)
-	res, err := r.iperf(ctx, p, "-u", "-b", strconv.FormatInt(bits, 10), "-l", "1400")
+	for try := 0; ; try++ {
+		res, err := r.iperf(ctx, p, "-u", "-b", strconv.FormatInt(int64(pps*1400*8), 10), "-l", "1400")
+		if err != nil {
+			return err
+		}
+		next, done := nextFixedRate(pps, res.LostPercent, try)
+		slog.Info("fixed rate search", "offered_kpps", pps/1e3, "vxlan_loss_pct", res.LostPercent, "done", done)
+		if done {
+			r.fixedPPS = pps
+			return nil
+		}
+		pps = next
+	}
+}
+
+// runFixedRate offers UDP 1400 B at the calibrated rate and records the loss.
+func (r *runner) runFixedRate(ctx context.Context, p *path) error {
+	if r.fixedPPS <= 0 {
+		return errors.New("no fixed rate calibrated on kernel VXLAN in this repetition")
+	}
+	pps := r.fixedPPS
+	res, err := r.iperf(ctx, p, "-u", "-b", strconv.FormatInt(int64(pps*1400*8), 10), "-l", "1400")
 	if err != nil {
 		return err
 	}
@@ -356,6 +398,7 @@ func (r *runner) runFixedRate(ctx context.Context, p *path) error {
 		return errors.New("iperf3 UDP: nothing received")
 	}
 	r.res.add(p.Name, mFixedLoss, res.LostPercent)
+	r.res.add(p.Name, mFixedRate, pps/1e3)
 	slog.Info("fixed rate", "path", p.Name, "offered_kpps", pps/1e3, "loss_pct", res.LostPercent)
 	return nil
 }
