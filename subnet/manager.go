@@ -92,11 +92,19 @@ func (m *Manager) LeaseKey(subnet netip.Prefix) string {
 // of the config key, which a role limited to the prefix may read), for
 // callers that measure etcd's latency or reachability.
 func (m *Manager) RoundTrip(ctx context.Context) error {
-	if _, err := m.cli.Get(ctx, m.ConfigKey(), clientv3.WithCountOnly()); err != nil {
-		return fmt.Errorf("etcd round trip (%s): %w", m.ConfigKey(), err)
+	_, err := m.Revision(ctx)
+	return err
+}
+
+// Revision is etcd's current revision, read with one round trip as
+// RoundTrip makes it (a write anywhere in etcd raises it).
+func (m *Manager) Revision(ctx context.Context) (int64, error) {
+	resp, err := m.cli.Get(ctx, m.ConfigKey(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("etcd round trip (%s): %w", m.ConfigKey(), err)
 	}
 	m.touch()
-	return nil
+	return resp.Header.Revision, nil
 }
 
 // LastContact is the time of the last successful etcd round trip (zero

@@ -56,18 +56,27 @@ func TestConfigInEtcd(t *testing.T) {
 
 func TestRoundTrip(t *testing.T) {
 	srv := etcdtest.Start(t)
-	m := newManager(t, srv.Client(t), subnet.Options{Prefix: "/test/net"})
+	cli := srv.Client(t)
+	m := newManager(t, cli, subnet.Options{Prefix: "/test/net"})
 	if err := m.RoundTrip(ctxFor(t, 10*time.Second)); err != nil {
 		t.Fatalf("RoundTrip with etcd up (and no config yet): %v", err)
 	}
 	if m.LastContact().IsZero() {
 		t.Error("RoundTrip did not set LastContact")
 	}
+	before, err := m.Revision(ctxFor(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, cli, "/elsewhere", "x")
+	if after, err := m.Revision(ctxFor(t, 10*time.Second)); err != nil || after <= before {
+		t.Errorf("Revision after a write = %d, %v; want above %d", after, err, before)
+	}
 	srv.Stop()
 	ctx := ctxFor(t, 10*time.Second)
 	rctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	err := m.RoundTrip(rctx)
+	err = m.RoundTrip(rctx)
 	if err == nil || !strings.Contains(err.Error(), "/test/net/config") {
 		t.Fatalf("RoundTrip with etcd stopped: err = %v, want an error naming the key", err)
 	}

@@ -281,11 +281,7 @@ func (b *bench) deletePolicies(ctx context.Context) error {
 
 // revision is etcd's current revision.
 func (b *bench) revision(ctx context.Context) (int64, error) {
-	resp, err := b.cli.Get(ctx, subnet.DefaultPrefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		return 0, err
-	}
-	return resp.Header.Revision, nil
+	return b.m.Revision(ctx)
 }
 
 // metric reads one unlabelled gauge from a node's /metrics.

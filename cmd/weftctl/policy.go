@@ -130,14 +130,13 @@ func policyList(ctx context.Context, m *subnet.Manager, o *options, stdout io.Wr
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAMESPACE\tNAME\tPOLICY TYPES")
 	for _, p := range ps {
-		var np struct {
-			Spec struct {
-				PolicyTypes []string `json:"policyTypes"`
-			} `json:"spec"`
-		}
-		types := "-"
-		if json.Unmarshal(p.JSON, &np) == nil && len(np.Spec.PolicyTypes) > 0 {
-			types = strings.Join(np.Spec.PolicyTypes, ",")
+		types := "-" // a stored policy policy.ParseManifests refuses (another writer's)
+		if nps, err := policy.ParseManifests(p.JSON); err == nil && len(nps) == 1 {
+			var names []string
+			for _, pt := range nps[0].Spec.PolicyTypes {
+				names = append(names, string(pt))
+			}
+			types = strings.Join(names, ",")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Namespace, p.Name, types)
 	}
