@@ -75,7 +75,7 @@ type Enforcer struct {
 type DropCounts struct {
 	Ingress uint64 // a new connection to an isolated pod that no rule allows
 	Egress  uint64 // a new connection from an isolated pod that no rule allows
-	IPv6    uint64 // IPv6 (not ICMPv6) bridged between two containers
+	IPv6    uint64 // IPv6 (not ICMPv6) bridged between two containers or from one to this host
 	Spoofed uint64 // IPv4 from a container port with another source than the container's
 }
 
@@ -260,7 +260,7 @@ func (e *Enforcer) kernelDrops(c *nftables.Conn) (DropCounts, error) {
 }
 
 // buildIPv6 queues the IPv6 table: IPv6 other than ICMPv6 between two
-// ports of the bridge is dropped. br_netfilter passes bridged frames to the
+// ports of the bridge, or from the bridge to this host, is dropped. br_netfilter passes bridged frames to the
 // forward hook with the bridge as input and output device.
 func buildIPv6(c *nftables.Conn, t *nftables.Table, bridge string) {
 	c.AddObj(&nftables.CounterObj{Table: t, Name: ipv6Counter})
@@ -271,6 +271,20 @@ func buildIPv6(c *nftables.Conn, t *nftables.Table, bridge string) {
 		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(bridge)},
 		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(bridge)},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: ipv6Counter},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}})
+	// input: IPv6 other than ICMPv6 from the bridge to this host. The
+	// host's services listening on [::] answer on the bridge's link-local
+	// address, where the IPv4 rules (egress of an isolated container to
+	// its node) do not look.
+	input := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(bridge)},
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
