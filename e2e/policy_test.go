@@ -80,6 +80,9 @@ func (e *matrixEnv) waitInForce(rev int64, start time.Time) {
 			fams := metrics(e.t, n)
 			got := gauge(fams, "weft_policy_revision")
 			if got >= float64(rev) {
+				if d := time.Since(start); d > time.Second {
+					e.t.Logf("node %d reached revision %d after %v (its revision %v)", n.Index+1, rev, d, got)
+				}
 				break
 			}
 			if time.Now().After(deadline) {
@@ -88,7 +91,11 @@ func (e *matrixEnv) waitInForce(rev int64, start time.Time) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	e.propagation = append(e.propagation, time.Since(start))
+	took := time.Since(start)
+	if took > time.Second {
+		e.t.Logf("revision %d took %v to be in force on both nodes", rev, took)
+	}
+	e.propagation = append(e.propagation, took)
 }
 
 // apply writes manifests to a file, applies them with weftctl and waits
@@ -99,8 +106,8 @@ func (e *matrixEnv) apply(name, manifests string) {
 	if err := os.WriteFile(path, []byte(manifests), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
-	start := time.Now()
 	out := e.weftctl("policy", "apply", "-f", path)
+	start := time.Now() // the write is in etcd
 	rev := e.revision()
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if f := strings.Fields(line); len(f) == 3 && f[0] == "networkpolicy" && !slices.Contains(e.applied, f[1]) {
@@ -112,8 +119,8 @@ func (e *matrixEnv) apply(name, manifests string) {
 
 func (e *matrixEnv) deletePolicy(nsName string) {
 	e.t.Helper()
-	start := time.Now()
 	e.weftctl("policy", "delete", nsName)
+	start := time.Now()
 	e.applied = slices.DeleteFunc(e.applied, func(s string) bool { return s == nsName })
 	e.waitInForce(e.revision(), start)
 }
@@ -175,9 +182,8 @@ type probeKey struct {
 	port     int // index into matrixPorts
 }
 
-// probeAll runs every probe in parallel and returns what got through.
-func (e *matrixEnv) probeAll() map[probeKey]bool {
-	e.t.Helper()
+// allKeys is every probe between two different pods.
+func (e *matrixEnv) allKeys() []probeKey {
 	var keys []probeKey
 	for _, from := range e.pods {
 		for _, to := range e.pods {
@@ -189,6 +195,12 @@ func (e *matrixEnv) probeAll() map[probeKey]bool {
 			}
 		}
 	}
+	return keys
+}
+
+// probeAll runs the probes in parallel and returns what got through.
+func (e *matrixEnv) probeAll(keys []probeKey, timeout time.Duration) map[probeKey]bool {
+	e.t.Helper()
 	got := make(map[probeKey]bool, len(keys))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -200,7 +212,7 @@ func (e *matrixEnv) probeAll() map[probeKey]bool {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			mp := matrixPorts[k.port]
-			err := testbed.Probe(k.from.ctr.NS.Path(), mp.proto, netip.AddrPortFrom(k.to.ctr.IP, mp.port), 3*time.Second)
+			err := testbed.Probe(k.from.ctr.NS.Path(), mp.proto, netip.AddrPortFrom(k.to.ctr.IP, mp.port), timeout)
 			if err != nil && err != testbed.ErrNoEcho {
 				e.t.Errorf("probe %s -> %s %s/%d: %v", k.from, k.to, mp.proto, mp.port, err)
 			}
@@ -218,21 +230,34 @@ func (e *matrixEnv) probeAll() map[probeKey]bool {
 func (e *matrixEnv) check(name string) {
 	e.t.Helper()
 	in := e.input()
-	got := e.probeAll()
+	got := e.probeAll(e.allKeys(), 3*time.Second)
 	want := map[probeKey]bool{}
-	wrong := 0
+	var missed []probeKey
 	for k, ok := range got {
 		proto := uint8(policy.ProtoTCP)
 		if matrixPorts[k.port].proto == "udp" {
 			proto = policy.ProtoUDP
 		}
 		want[k] = policy.Reachable(in, k.from.ctr.IP, k.to.ctr.IP, proto, matrixPorts[k.port].port)
+		if want[k] && !ok {
+			missed = append(missed, k)
+		}
+	}
+	// An allowed probe may time out on a loaded machine: probe those again,
+	// once, with more time. A refused probe that got through is never
+	// retried: that is a leak.
+	retried := len(missed)
+	for k, ok := range e.probeAll(missed, 10*time.Second) {
+		got[k] = ok
+	}
+	wrong := 0
+	for k, ok := range got {
 		if want[k] != ok {
 			wrong++
 		}
 	}
 	if wrong == 0 {
-		e.t.Logf("%s: %d probes match the truth table", name, len(got))
+		e.t.Logf("%s: %d probes match the truth table (%d allowed probes needed a second try)", name, len(got), retried)
 		return
 	}
 	var b strings.Builder
@@ -359,16 +384,31 @@ func TestPolicyConformanceMatrix(t *testing.T) {
 		{"a container added after the policy", func() {
 			e.apply("late", npYAML("x", "late", "  podSelector: {}\n  ingress:\n  - from: [{podSelector: {matchLabels: {pod: d}}}, {namespaceSelector: {matchLabels: {ns: z}}}]"))
 			d := e.addPod("x", "d", c.Nodes[1])
-			start := time.Now()
+			rev := e.revision()
 			// The plugin's ADD returned only once d's node enforced the
 			// policy selecting d: a probe right now is already refused.
 			ya := pod("y", "a")
 			if err := testbed.Probe(ya.ctr.NS.Path(), "tcp", netip.AddrPortFrom(d.ctr.IP, 80), 3*time.Second); err != testbed.ErrNoEcho {
 				t.Errorf("y/a -> x/d right after the ADD: %v, want refused (isolated from the start)", err)
 			}
-			e.waitInForce(e.revision(), start)
+			e.waitInForce(rev, time.Now())
+			// The probe above took the time: this wait is no propagation figure.
+			e.propagation = e.propagation[:len(e.propagation)-1]
 			e.check("a container added after the policy")
 			e.removePod(d)
+		}},
+		{"a namespace labelled after the policy", func() {
+			e.apply("by-team", npYAML("x", "by-team", "  podSelector: {}\n  ingress:\n  - from: [{namespaceSelector: {matchLabels: {team: blue}}}]"))
+			e.check("a namespace labelled after the policy (before the label)")
+			e.weftctl("namespace", "label", "z", "team=blue")
+			start := time.Now()
+			e.nsLabel["z"]["team"] = "blue"
+			e.waitInForce(e.revision(), start)
+			e.check("a namespace labelled after the policy")
+			e.weftctl("namespace", "label", "z", "team-")
+			start = time.Now()
+			delete(e.nsLabel["z"], "team")
+			e.waitInForce(e.revision(), start)
 		}},
 		{"ingress and egress together, both nodes", func() {
 			e.apply("both", npYAML("y", "both", "  podSelector: {matchExpressions: [{key: pod, operator: In, values: [a, c]}]}\n  policyTypes: [Ingress, Egress]\n  ingress:\n  - from: [{namespaceSelector: {}, podSelector: {matchLabels: {pod: a}}}]\n  egress:\n  - to: [{ipBlock: {cidr: 10.0.0.0/8}}]\n    ports: [{port: 80, protocol: UDP}, {port: 81}]"))
@@ -376,7 +416,7 @@ func TestPolicyConformanceMatrix(t *testing.T) {
 	}
 	for _, tc := range cases {
 		tc.run()
-		if tc.name != "a container added after the policy" {
+		if tc.name != "a container added after the policy" && tc.name != "a namespace labelled after the policy" {
 			e.check(tc.name)
 		}
 		e.deleteAll()
@@ -384,7 +424,7 @@ func TestPolicyConformanceMatrix(t *testing.T) {
 	e.check("all policies deleted")
 	slices.Sort(e.propagation)
 	if n := len(e.propagation); n > 0 {
-		t.Logf("policy changes in force on both nodes (from weftctl start): %d changes, median %v, max %v", n, e.propagation[n/2], e.propagation[n-1])
+		t.Logf("changes in force on both nodes, from the write in etcd (weftctl returned): %d changes, median %v, max %v", n, e.propagation[n/2], e.propagation[n-1])
 	}
 }
 
