@@ -119,7 +119,14 @@ func (p *Podman) AddNetwork(name string, conflist any) error {
 
 // Run runs podman with args and returns its combined output.
 func (p *Podman) Run(ctx context.Context, args ...string) (string, error) {
+	return p.RunEnv(ctx, nil, args...)
+}
+
+// RunEnv is Run with extra environment variables for podman (e.g. a
+// CNI_ARGS it passes on to the plugins).
+func (p *Podman) RunEnv(ctx context.Context, env []string, args ...string) (string, error) {
 	full := append([]string{"--target", fmt.Sprint(p.holder.Pid), "--mount", "--net", "env"}, p.env...)
+	full = append(full, env...)
 	full = append(full, "podman", "--root", filepath.Join(p.Dir, "root"), "--runroot", filepath.Join(p.Dir, "run"),
 		"--storage-driver", "vfs")
 	full = append(full, args...)
@@ -132,7 +139,12 @@ func (p *Podman) Run(ctx context.Context, args ...string) (string, error) {
 
 // RunDetached starts a container (podman run -d) and returns its ID.
 func (p *Podman) RunDetached(ctx context.Context, args ...string) (string, error) {
-	out, err := p.Run(ctx, append([]string{"run", "-d"}, args...)...)
+	return p.RunDetachedEnv(ctx, nil, args...)
+}
+
+// RunDetachedEnv is RunDetached with extra environment variables for podman.
+func (p *Podman) RunDetachedEnv(ctx context.Context, env []string, args ...string) (string, error) {
+	out, err := p.RunEnv(ctx, env, append([]string{"run", "-d"}, args...)...)
 	if err != nil {
 		return "", err
 	}
