@@ -190,3 +190,31 @@ func countDrop(counter string) []expr.Any {
 		&expr.Verdict{Kind: expr.VerdictDrop},
 	}
 }
+
+// Present tells whether the guard's table is in the kernel with its rules
+// (false after `nft flush ruleset`, a deleted table or a flushed chain).
+func Present(o Options) (bool, error) {
+	c, err := o.conn()
+	if err != nil {
+		return false, err
+	}
+	return tablePresent(c, o.table(), "prerouting")
+}
+
+// tablePresent tells whether table t exists and its chain has rules.
+func tablePresent(c *nftables.Conn, t *nftables.Table, chain string) (bool, error) {
+	if _, err := c.ListTableOfFamily(t.Name, t.Family); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, nil
+		}
+		return false, fmt.Errorf("guard: list table %s: %w", t.Name, err)
+	}
+	rules, err := c.GetRules(t, &nftables.Chain{Name: chain, Table: t})
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, nil
+		}
+		return false, fmt.Errorf("guard: rules of %s %s: %w", t.Name, chain, err)
+	}
+	return len(rules) > 0, nil
+}

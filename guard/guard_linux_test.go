@@ -44,6 +44,9 @@ func TestInstallReplaceRemove(t *testing.T) {
 	if err := Install(spec, opts); err != nil {
 		t.Fatal(err)
 	}
+	if ok, err := Present(opts); err != nil || !ok {
+		t.Fatalf("Present after Install = %v, %v", ok, err)
+	}
 	out := nft("list", "table", "ip", DefaultTable)
 	for _, want := range []string{
 		`iifname "weftbr0" ip saddr != 10.244.7.0/24 counter name "bridge_spoofed_source" drop`,
@@ -68,6 +71,9 @@ func TestInstallReplaceRemove(t *testing.T) {
 	}
 	if err := Remove(opts); err != nil {
 		t.Fatal(err)
+	}
+	if ok, err := Present(opts); err != nil || ok {
+		t.Fatalf("Present after Remove = %v, %v", ok, err)
 	}
 	tables := nft("list", "tables")
 	if strings.Contains(tables, DefaultTable) || !strings.Contains(tables, "someone-else") {

@@ -69,6 +69,10 @@ type Enforcer struct {
 	// dropped counts drops of earlier generations of the table (the kernel
 	// counters restart with each replacement), so Drops never goes back.
 	dropped DropCounts
+	// seen is the current generation's counters as last read: when the
+	// table vanished (nft flush ruleset) before Apply could read them, the
+	// next Apply carries these on instead.
+	seen DropCounts
 }
 
 // DropCounts are packets dropped by policy, by direction.
@@ -77,6 +81,12 @@ type DropCounts struct {
 	Egress  uint64 // a new connection from an isolated pod that no rule allows
 	IPv6    uint64 // IPv6 (not ICMPv6) bridged between two containers or from one to this host
 	Spoofed uint64 // IPv4 from a container port with another source than the container's
+}
+
+// atLeast is d with each field raised to m's where m's is larger.
+func (d DropCounts) atLeast(m DropCounts) DropCounts {
+	return DropCounts{Ingress: max(d.Ingress, m.Ingress), Egress: max(d.Egress, m.Egress),
+		IPv6: max(d.IPv6, m.IPv6), Spoofed: max(d.Spoofed, m.Spoofed)}
 }
 
 // NewEnforcer returns an Enforcer; it touches the kernel only in Apply.
@@ -162,6 +172,7 @@ func (e *Enforcer) Apply(rs RuleSet) error {
 	if err != nil {
 		return err
 	}
+	previous = previous.atLeast(e.seen)
 	t := e.table()
 	replace(c, t)
 	if err := build(c, t, rs); err != nil {
@@ -184,6 +195,7 @@ func (e *Enforcer) Apply(rs RuleSet) error {
 	e.dropped.Egress += previous.Egress
 	e.dropped.IPv6 += previous.IPv6
 	e.dropped.Spoofed += previous.Spoofed
+	e.seen = DropCounts{}
 	return nil
 }
 
@@ -220,6 +232,8 @@ func (e *Enforcer) Drops() (DropCounts, error) {
 	if err != nil {
 		return DropCounts{}, err
 	}
+	now = now.atLeast(e.seen) // a vanished table reads 0 until the next Apply
+	e.seen = now
 	return DropCounts{Ingress: e.dropped.Ingress + now.Ingress, Egress: e.dropped.Egress + now.Egress,
 		IPv6: e.dropped.IPv6 + now.IPv6, Spoofed: e.dropped.Spoofed + now.Spoofed}, nil
 }
@@ -492,4 +506,45 @@ func vmapLookup(offset uint32, m *nftables.Set) []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
 		&expr.Lookup{SourceRegister: 1, SetName: m.Name, SetID: m.ID, DestRegister: 0, IsDestRegSet: true},
 	}
+}
+
+// Present tells whether the tables Apply installs are all in the kernel
+// with their rules (false after `nft flush ruleset`, a deleted table or a
+// flushed chain): then the caller applies again.
+func (e *Enforcer) Present() (bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, err := e.conn()
+	if err != nil {
+		return false, err
+	}
+	want := []struct {
+		t     *nftables.Table
+		chain string
+	}{{e.table(), "forward"}, {e.tableBridge(), "prerouting"}}
+	if e.opts.Bridge != "" {
+		want = append(want, struct {
+			t     *nftables.Table
+			chain string
+		}{e.table6(), "forward"})
+	}
+	for _, w := range want {
+		if _, err := c.ListTableOfFamily(w.t.Name, w.t.Family); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return false, nil
+			}
+			return false, fmt.Errorf("policy: list table %s: %w", w.t.Name, err)
+		}
+		rules, err := c.GetRules(w.t, &nftables.Chain{Name: w.chain, Table: w.t})
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return false, nil
+			}
+			return false, fmt.Errorf("policy: rules of %s %s: %w", w.t.Name, w.chain, err)
+		}
+		if len(rules) == 0 {
+			return false, nil
+		}
+	}
+	return true, nil
 }

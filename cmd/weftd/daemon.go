@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/weftnet/weft/guard"
 	"github.com/weftnet/weft/overlay"
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/subnetfile"
@@ -28,9 +29,11 @@ type daemonState struct {
 	paths       atomic.Pointer[peerPaths] // per peer: udp, direct or unreachable
 	data        atomic.Pointer[overlay.Overlay]
 	dataRunning atomic.Bool
-	guarded     atomic.Bool  // the container guard's table is installed
-	deviceLost  atomic.Bool  // the TUN was deleted, renamed or set down
-	etcdOK      atomic.Int64 // unix nanoseconds of the last successful etcd round trip
+	guarded     atomic.Bool                // the container guard's table is installed
+	guardSpec   atomic.Pointer[guard.Spec] // what it enforces, to put it back
+	guardDrops  guardCounts                // its counters across reinstalls
+	deviceLost  atomic.Bool                // the TUN was deleted, renamed or set down
+	etcdOK      atomic.Int64               // unix nanoseconds of the last successful etcd round trip
 	etcdLatency prometheus.Histogram
 	leaseExpiry atomic.Int64                   // unix seconds, 0 for a reservation
 	endpoint    atomic.Pointer[netip.AddrPort] // this node's public IP and UDP port
@@ -270,6 +273,7 @@ func (d *weftd) run(ctx context.Context) error {
 
 	// Containers: publish what this node had, then take CNI requests.
 	d.startPolicy(ctx, &wg, attrs.PublicIP) // rules from the views below; the previous run's stay until then
+	wg.Go(func() { d.keepTables(ctx, tableCheckInterval) })
 	if err := d.startEndpoints(ctx, &wg, attrs.PublicIP); err != nil {
 		return err
 	}

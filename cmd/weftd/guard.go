@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,6 +22,7 @@ func (d *weftd) installGuard(network, subnet netip.Prefix, port int) error {
 	if err := guard.Install(spec, guard.Options{}); err != nil {
 		return fmt.Errorf("container guard (nftables table ip %s; --policy-bridge \"\" runs without it): %w", guard.DefaultTable, err)
 	}
+	d.state.guardSpec.Store(&spec)
 	d.state.guarded.Store(true)
 	d.log.Info("container guard in force", "table", guard.DefaultTable, "bridge", spec.Bridge,
 		"allowedSources", spec.Subnet, "weftPort", spec.Port)
@@ -41,6 +43,7 @@ func (d *weftd) collectGuardDrops(ch chan<- prometheus.Metric) {
 		d.log.Debug("read guard counters", "err", err)
 		return
 	}
+	drops = d.state.guardDrops.total(drops)
 	for _, r := range guard.Reasons {
 		ch <- prometheus.MustNewConstMetric(guardDropsDesc, prometheus.CounterValue, float64(drops[r]), r)
 	}
@@ -51,3 +54,42 @@ type guardCollector struct{ d *weftd }
 
 func (c guardCollector) Describe(ch chan<- *prometheus.Desc) { ch <- guardDropsDesc }
 func (c guardCollector) Collect(ch chan<- prometheus.Metric) { c.d.collectGuardDrops(ch) }
+
+// guardCounts carries the guard's kernel counters across reinstalls (a
+// table put back after `nft flush ruleset` counts from 0 again), so that
+// weft_guard_drops_total never goes back.
+type guardCounts struct {
+	mu   sync.Mutex
+	base map[string]uint64 // drops of earlier generations of the table
+	seen map[string]uint64 // the current generation's, as last read
+}
+
+// total returns base + now (now raised to what was seen, as a vanished
+// table reads 0) and remembers now.
+func (g *guardCounts) total(now map[string]uint64) map[string]uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.seen == nil {
+		g.base, g.seen = map[string]uint64{}, map[string]uint64{}
+	}
+	out := make(map[string]uint64, len(now))
+	for r, n := range now {
+		n = max(n, g.seen[r])
+		g.seen[r] = n
+		out[r] = g.base[r] + n
+	}
+	return out
+}
+
+// reinstalled starts a new generation: what was seen moves to base.
+func (g *guardCounts) reinstalled() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for r, n := range g.seen {
+		if g.base == nil {
+			g.base = map[string]uint64{}
+		}
+		g.base[r] += n
+	}
+	g.seen = map[string]uint64{}
+}

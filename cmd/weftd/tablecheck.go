@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/weftnet/weft/guard"
+)
+
+// tableCheckInterval is how often weftd checks that its nftables tables
+// are still in the kernel (as it does for its routes).
+const tableCheckInterval = 5 * time.Second
+
+// keepTables puts back the container guard's table and re-applies network
+// policy when their tables went missing (`nft flush ruleset`, which
+// nftables.service runs at every start and reload, deletes every table),
+// every interval until ctx ends. Until then containers could forge sources
+// and isolated containers were open.
+func (d *weftd) keepTables(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.checkGuardTable()
+		if p := d.state.policy.Load(); p != nil {
+			p.checkTables()
+		}
+	}
+}
+
+// checkGuardTable reinstalls the guard if its table is gone.
+func (d *weftd) checkGuardTable() {
+	spec := d.state.guardSpec.Load()
+	if spec == nil {
+		return
+	}
+	ok, err := guard.Present(guard.Options{})
+	if err != nil {
+		d.log.Warn("cannot check the container guard's table", "err", err)
+		return
+	}
+	if ok {
+		return
+	}
+	d.state.guardDrops.reinstalled()
+	if err := guard.Install(*spec, guard.Options{}); err != nil {
+		d.log.Error("container guard's table went missing and could not be put back", "table", guard.DefaultTable, "err", err)
+		return
+	}
+	d.log.Warn("container guard's table went missing (nft flush ruleset?); put back", "table", guard.DefaultTable)
+}
+
+// checkTables re-applies the latest view when the policy tables are gone
+// (only once a view was applied: before that there is nothing to restore).
+func (p *policyEngine) checkTables() {
+	if p.applied.Load() == 0 {
+		return
+	}
+	ok, err := p.enf.Present()
+	if err != nil {
+		p.log.Warn("cannot check the policy tables", "err", err)
+		return
+	}
+	if ok {
+		return
+	}
+	p.log.Warn("policy tables went missing (nft flush ruleset?); applying again")
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}

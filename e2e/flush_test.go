@@ -1,0 +1,57 @@
+package e2e
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/guard"
+	"github.com/weftnet/weft/policy"
+	"github.com/weftnet/weft/testbed"
+	"github.com/weftnet/weft/testbed/cluster"
+)
+
+// An operator's `nft flush ruleset` (what Debian's nftables.service does at
+// every start and reload: /etc/nftables.conf begins with it) removes weft's
+// tables with everything else. weftd must notice and put them back, so the
+// container guard and isolation by policy return within seconds, without
+// waiting for the next policy change.
+func TestTablesComeBackAfterFlush(t *testing.T) {
+	c := newCluster(t, 2, cluster.Options{})
+	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}}
+	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
+	n2 := c.Nodes[1]
+	a := e.addPod("x", "a", n2)
+	b := e.addPod("x", "b", n2)
+	e.apply("deny", npYAML("x", "deny", "  podSelector: {matchLabels: {pod: b}}\n  policyTypes: [Ingress]"))
+	dst := netip.AddrPortFrom(b.ctr.IP, 80)
+	if err := testbed.Probe(a.ctr.NS.Path(), "tcp", dst, 3*time.Second); err != testbed.ErrNoEcho {
+		t.Fatalf("x/a -> x/b with the policy: %v, want refused", err)
+	}
+	before := counter(metrics(t, n2), "weft_policy_drops_total", "ingress")
+	runIn(t, ctxFor(t, 10*time.Second), n2.Host.NS, "nft", "flush", "ruleset")
+	if err := testbed.Probe(a.ctr.NS.Path(), "tcp", dst, 3*time.Second); err != nil {
+		t.Fatalf("control: x/a -> x/b right after the flush: %v, want open (the flush removed the rules)", err)
+	}
+	start := time.Now()
+	err := testbed.WaitFor(ctxFor(t, 30*time.Second), 500*time.Millisecond, func() error {
+		for _, tbl := range [][]string{{"ip", guard.DefaultTable}, {"ip", policy.DefaultTable}, {"ip6", policy.DefaultTable}, {"bridge", policy.DefaultTable}} {
+			if _, err := n2.Host.NS.Run(ctxFor(t, 10*time.Second), "nft", "list", "table", tbl[0], tbl[1]); err != nil {
+				return fmt.Errorf("table %s %s: %w", tbl[0], tbl[1], err)
+			}
+		}
+		if err := testbed.Probe(a.ctr.NS.Path(), "tcp", dst, 2*time.Second); err != testbed.ErrNoEcho {
+			return fmt.Errorf("x/a -> x/b: %v, want refused", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("30 s after nft flush ruleset: %v\n%s", err, n2.Log(10))
+	}
+	t.Logf("weft's tables and the policy were back %v after the flush", time.Since(start).Round(100*time.Millisecond))
+	// The counters carry on across the lost table.
+	if after := counter(metrics(t, n2), "weft_policy_drops_total", "ingress"); after <= before {
+		t.Errorf("weft_policy_drops_total{direction=ingress} %v after the flush and a refused probe, want more than %v (never backwards)", after, before)
+	}
+}
