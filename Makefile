@@ -71,13 +71,14 @@ install: build
 	install -D -m 0755 $(BIN)/weftctl $(DESTDIR)$(PREFIX)/bin/weftctl
 	install -D -m 0755 $(BIN)/weft $(DESTDIR)$(CNI_BIN)/weft
 	install -D -m 0644 scripts/weftd.service $(DESTDIR)/etc/systemd/system/weftd.service
+	install -D -m 0644 scripts/weft-modules.conf $(DESTDIR)/etc/modules-load.d/weft.conf
 	test -e $(DESTDIR)/etc/default/weftd || install -D -m 0644 scripts/weftd.default $(DESTDIR)/etc/default/weftd
 	test -e $(DESTDIR)$(CNI_CONF)/10-weft.conflist || install -D -m 0644 scripts/10-weft.conflist $(DESTDIR)$(CNI_CONF)/10-weft.conflist
 	@echo "installed; edit /etc/default/weftd, then: systemctl daemon-reload && systemctl enable --now weftd"
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/weftd $(DESTDIR)$(PREFIX)/bin/weftctl $(DESTDIR)$(CNI_BIN)/weft
-	rm -f $(DESTDIR)/etc/systemd/system/weftd.service
+	rm -f $(DESTDIR)/etc/systemd/system/weftd.service $(DESTDIR)/etc/modules-load.d/weft.conf
 
 clean:
 	rm -rf $(BIN) bench/out

@@ -3,6 +3,8 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -61,4 +63,15 @@ func EnableBridgeFiltering(nsFd int, name string) (bool, error) {
 		return false, fmt.Errorf("policy: set nf_call_iptables on bridge %s: %w", name, err)
 	}
 	return true, nil
+}
+
+// BridgeNetfilterLoaded tells whether br_netfilter is in the kernel (it
+// creates sys/net/bridge/bridge-nf-call-iptables under procRoot, normally
+// /proc, in every network namespace). Without it a bridge's
+// nf_call_iptables option does nothing and frames between two containers
+// on one bridge pass no IPv4 hook: same-host traffic is not policed.
+// Debian's kernels build it as a module that nothing loads by default.
+func BridgeNetfilterLoaded(procRoot string) bool {
+	_, err := os.Stat(filepath.Join(procRoot, "sys", "net", "bridge", "bridge-nf-call-iptables"))
+	return err == nil
 }

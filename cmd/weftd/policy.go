@@ -250,6 +250,12 @@ func (d *weftd) startPolicy(ctx context.Context, wg *sync.WaitGroup, node string
 		d.log.Info("network policy enforcement off (--network-policy=false): tables ip/ip6 " + policy.DefaultTable + " removed")
 		return
 	}
+	if d.opts.policyBridge != "" && !policy.BridgeNetfilterLoaded("/proc") {
+		d.log.Error("br_netfilter is not loaded: traffic between containers on the same host is NOT policed "+
+			"(only traffic to and from other hosts is); load it with 'modprobe br_netfilter' and at boot "+
+			"with /etc/modules-load.d/weft.conf (make install puts it there), then restart weftd",
+			"missing", "/proc/sys/net/bridge/bridge-nf-call-iptables")
+	}
 	p := newPolicyEngine(node, d.opts.policyBridge, d.log.With("component", "policy"))
 	d.state.policy.Store(p)
 	wg.Go(func() { p.run(ctx) })
