@@ -113,8 +113,11 @@ func normalRoutes(lines []string) string {
 	return strings.Join(out, "; ")
 }
 
-func directRoute(to *cluster.Node, subnet netip.Prefix) string {
-	return fmt.Sprintf("%s via %s dev eth0", subnet, to.Host.IP)
+// directRoute is the route on node from to subnet, held by node to: its
+// preferred source is from's TUN address.
+func directRoute(t *testing.T, from, to *cluster.Node, subnet netip.Prefix) string {
+	t.Helper()
+	return fmt.Sprintf("%s via %s dev eth0 src %s", subnet, to.Host.IP, tunAddr(t, from))
 }
 
 // capture runs tcpdump on n's underlay with filter; stop waits (up to ten
@@ -192,8 +195,8 @@ func TestDirectRouting(t *testing.T) {
 	waitModes(t, n1, map[string]string{s2.String(): "direct 192.0.2.2", s3.String(): "udp 198.51.100.3:8285"})
 	waitModes(t, n2, map[string]string{s1.String(): "direct 192.0.2.1", s3.String(): "udp 198.51.100.3:8285"})
 	waitModes(t, n3, map[string]string{s1.String(): "udp 192.0.2.1:8285", s2.String(): "udp 192.0.2.2:8285"})
-	waitRoutes(t, n1, []string{directRoute(n2, s2)}, 5*time.Second)
-	waitRoutes(t, n2, []string{directRoute(n1, s1)}, 5*time.Second)
+	waitRoutes(t, n1, []string{directRoute(t, n1, n2, s2)}, 5*time.Second)
+	waitRoutes(t, n2, []string{directRoute(t, n2, n1, s1)}, 5*time.Second)
 	waitRoutes(t, n3, nil, 5*time.Second)
 	if table := strings.Join(routes(t, n2.Host.NS), "\n"); !strings.Contains(table, hand) {
 		t.Errorf("hand-made route %q gone:\n%s", hand, table)
@@ -215,7 +218,7 @@ func TestDirectRouting(t *testing.T) {
 
 	// A weft route deleted by hand is put back by the periodic check.
 	runIn(t, ctx, n1.Host.NS, "ip", "route", "del", s2.String(), "proto", "119")
-	took := waitRoutes(t, n1, []string{directRoute(n2, s2)}, 15*time.Second)
+	took := waitRoutes(t, n1, []string{directRoute(t, n1, n2, s2)}, 15*time.Second)
 	t.Logf("weft route deleted by hand: back after %v", took.Round(time.Millisecond))
 	// The underlay goes down and up: the kernel flushes the routes through
 	// it; weft puts its own back (the host's default route is the host's
@@ -224,7 +227,7 @@ func TestDirectRouting(t *testing.T) {
 	waitRoutes(t, n1, nil, 5*time.Second)
 	runIn(t, ctx, n1.Host.NS, "ip", "link", "set", "eth0", "up")
 	runIn(t, ctx, n1.Host.NS, "ip", "route", "replace", "default", "via", n1.Host.Gateway.String(), "dev", "eth0")
-	took = waitRoutes(t, n1, []string{directRoute(n2, s2)}, 15*time.Second)
+	took = waitRoutes(t, n1, []string{directRoute(t, n1, n2, s2)}, 15*time.Second)
 	t.Logf("underlay down and up: route back after %v", took.Round(time.Millisecond))
 	runIn(t, ctx, n1.Host.NS, "ping", "-c", "2", "-i", "0.2", "-W", "2", tunAddr(t, n2).String())
 
@@ -266,6 +269,7 @@ func TestDirectRouting(t *testing.T) {
 		t.Errorf("underlay capture on host 2: %d UDP packets between hosts 1 and 2 on port 8285, want only the 3 probes (%s)", got, strings.TrimSpace(out))
 	}
 
+	checkWildcardUDPService(t, n1, n2, ctrs[0])
 	checkUnderlaySources(t, n1, ctrs, s2, s3)
 	checkL2Source(t, c, ctrs, s1, s2)
 
@@ -284,7 +288,7 @@ func TestDirectRouting(t *testing.T) {
 	if _, err := cli.Put(ctx, leaseKey(phantom), leaseValue("192.0.2.77")); err != nil {
 		t.Fatal(err)
 	}
-	took = waitRoutes(t, n1, []string{directRoute(n2, s2), phantom.String() + " via 192.0.2.77 dev eth0"}, 5*time.Second)
+	took = waitRoutes(t, n1, []string{directRoute(t, n1, n2, s2), phantom.String() + " via 192.0.2.77 dev eth0 src " + tunAddr(t, n1).String()}, 5*time.Second)
 	t.Logf("lease put: node 1 added the direct route after %v", took.Round(time.Millisecond))
 	if took > time.Second {
 		t.Errorf("route addition took %v, want within a second", took)
@@ -292,7 +296,7 @@ func TestDirectRouting(t *testing.T) {
 	if _, err := cli.Delete(ctx, leaseKey(phantom)); err != nil {
 		t.Fatal(err)
 	}
-	waitRoutes(t, n1, []string{directRoute(n2, s2)}, time.Second)
+	waitRoutes(t, n1, []string{directRoute(t, n1, n2, s2)}, time.Second)
 
 	// Host 2 leaves: its route goes from host 1 within a second of the
 	// lease's deletion; back when it returns.
@@ -309,8 +313,8 @@ func TestDirectRouting(t *testing.T) {
 	}
 	startNodes(t, []*cluster.Node{n2})
 	s2 = nodeSubnet(t, n2)
-	waitRoutes(t, n1, []string{directRoute(n2, s2)}, 5*time.Second)
-	waitRoutes(t, n2, []string{directRoute(n1, s1)}, 5*time.Second)
+	waitRoutes(t, n1, []string{directRoute(t, n1, n2, s2)}, 5*time.Second)
+	waitRoutes(t, n2, []string{directRoute(t, n2, n1, s1)}, 5*time.Second)
 	runIn(t, ctx, n1.Host.NS, "ping", "-c", "2", "-i", "0.2", "-W", "2", tunAddr(t, n2).String())
 
 	// A clean stop removes weft's routes and only those.
@@ -336,7 +340,7 @@ func TestHostGW(t *testing.T) {
 	waitModes(t, n1, map[string]string{s2.String(): "direct 192.0.2.2", s3.String(): "unreachable "})
 	waitModes(t, n2, map[string]string{s1.String(): "direct 192.0.2.1", s3.String(): "unreachable "})
 	waitModes(t, n3, map[string]string{s1.String(): "unreachable ", s2.String(): "unreachable "})
-	waitRoutes(t, n1, []string{directRoute(n2, s2)}, 5*time.Second)
+	waitRoutes(t, n1, []string{directRoute(t, n1, n2, s2)}, 5*time.Second)
 	waitRoutes(t, n3, nil, 5*time.Second)
 	if v := labelled(metrics(t, n1), "weft_peers", "mode", "unreachable"); v != 1 {
 		t.Errorf("node 1 weft_peers{mode=\"unreachable\"} = %v, want 1", v)
@@ -367,6 +371,48 @@ func TestHostGW(t *testing.T) {
 			t.Errorf("ping node %d -> node %d (off-L2, host-gw) succeeded:\n%s", pair[0]+1, pair[1]+1, out)
 		} else if !strings.Contains(out, "Destination Net Unreachable") {
 			t.Errorf("ping node %d -> node %d: want \"Destination Net Unreachable\", got:\n%s", pair[0]+1, pair[1]+1, out)
+		}
+	}
+}
+
+// checkWildcardUDPService: a UDP service on host 2 listening on the
+// wildcard address (a node-local DNS cache, say) is asked through host 2's
+// TUN address from a direct peer, by a container and by host 1 itself
+// bound to its own TUN address (as iperf3 -B does). The answers leave
+// from the address the kernel picks for the route back; unless the direct
+// route carries the TUN address as its source, that is the underlay
+// address, and the asker's connected socket drops the answer (iperf3 -u
+// between TUN addresses failed with "unable to read from stream socket").
+func checkWildcardUDPService(t *testing.T, n1, n2 *cluster.Node, ctr *cluster.Container) {
+	t.Helper()
+	ctx := ctxFor(t, time.Minute)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo := n2.Host.NS.Command(ctx, "env", roleEnv+"=udpecho", self, "0.0.0.0:7777", "30")
+	out, err := echo.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := echo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		echo.Process.Kill()
+		echo.Wait()
+	}()
+	if lines := bufio.NewScanner(out); !lines.Scan() || lines.Text() != "listening" {
+		t.Fatalf("udpecho did not start: %q", lines.Text())
+	}
+	server := netip.AddrPortFrom(tunAddr(t, n2), 7777).String()
+	for _, ask := range []struct {
+		who   string
+		ns    *testbed.NS
+		local string
+	}{{"container on host 1", ctr.NS, "-"}, {"host 1 from its TUN address", n1.Host.NS, tunAddr(t, n1).String()}} {
+		if got, err := ask.ns.Run(ctx, "env", roleEnv+"=udpask", self, server, ask.local); err != nil {
+			t.Errorf("%s asks the wildcard UDP service at %s on host 2: %v\n%s", ask.who, server, err, got)
 		}
 	}
 }

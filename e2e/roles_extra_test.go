@@ -189,3 +189,85 @@ func arpSend(args []string) error {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// udpEcho ADDR SECONDS: send every UDP datagram that arrives on ADDR back
+// to its sender for SECONDS, as most UDP services do: through the one
+// unconnected socket, leaving the source address to the kernel (no
+// IP_PKTINFO). It prints "listening" first.
+func udpEcho(args []string) error {
+	if len(args) != 2 {
+		return errors.New("usage: udpecho ADDR SECONDS")
+	}
+	d, err := time.ParseDuration(args[1] + "s")
+	if err != nil {
+		return err
+	}
+	conn, err := net.ListenPacket("udp", args[0])
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	fmt.Println("listening")
+	if err := conn.SetReadDeadline(time.Now().Add(d)); err != nil {
+		return err
+	}
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := conn.ReadFrom(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return nil
+			}
+			return err
+		}
+		if _, err := conn.WriteTo(buf[:n], from); err != nil {
+			return err
+		}
+	}
+}
+
+// udpAsk SERVER LOCAL: send a datagram to SERVER from a socket connected
+// to it (bound to the address LOCAL, "-" for any), as a DNS client does,
+// and wait for the answer; up to 5 tries, a second apart. A connected
+// socket takes only datagrams from SERVER's address and port. It prints
+// "answered from SERVER".
+func udpAsk(args []string) error {
+	if len(args) != 2 {
+		return errors.New("usage: udpask SERVER LOCAL")
+	}
+	server, err := net.ResolveUDPAddr("udp", args[0])
+	if err != nil {
+		return err
+	}
+	var local *net.UDPAddr
+	if args[1] != "-" {
+		if local, err = net.ResolveUDPAddr("udp", net.JoinHostPort(args[1], "0")); err != nil {
+			return err
+		}
+	}
+	conn, err := net.DialUDP("udp", local, server)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	buf := make([]byte, 64)
+	var lastErr error
+	for try := 0; try < 5; try++ {
+		if _, err := conn.Write([]byte("anyone?")); err != nil {
+			lastErr = err // ECONNREFUSED: an ICMP error for the last try
+			time.Sleep(time.Second)
+			continue
+		}
+		if err := conn.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+			return err
+		}
+		if n, err := conn.Read(buf); err == nil && string(buf[:n]) == "anyone?" {
+			fmt.Printf("answered from %s\n", server)
+			return nil
+		} else if err != nil {
+			lastErr = err
+		}
+	}
+	return fmt.Errorf("no answer from %s to %s in 5 tries (last: %v)", server, conn.LocalAddr(), lastErr)
+}

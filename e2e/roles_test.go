@@ -36,6 +36,10 @@ func runRole(role string, args []string) int {
 		err = udpCount(args)
 	case "udpblast":
 		err = udpBlast(args)
+	case "udpecho":
+		err = udpEcho(args)
+	case "udpask":
+		err = udpAsk(args)
 	case "rawsend":
 		err = rawSend(args)
 	case "arpsend":

@@ -74,8 +74,8 @@ type Changes struct {
 func (k *Kernel) Sync(want []Route) (Changes, error) {
 	var c Changes
 	for _, r := range want {
-		if !r.Subnet.Addr().Is4() || !r.Gateway.Is4() {
-			return c, fmt.Errorf("routing: %v: want an IPv4 subnet and gateway", r)
+		if !r.Subnet.Addr().Is4() || !r.Gateway.Is4() || (r.Source.IsValid() && !r.Source.Is4()) {
+			return c, fmt.Errorf("routing: %v: want an IPv4 subnet, gateway and source", r)
 		}
 	}
 	k.mu.Lock()
@@ -129,6 +129,9 @@ func (k *Kernel) route(r Route) *netlink.Route {
 		nr.LinkIndex = k.link
 		nr.Gw = r.Gateway.AsSlice()
 	}
+	if r.Source.IsValid() {
+		nr.Src = r.Source.AsSlice()
+	}
 	return nr
 }
 
@@ -157,7 +160,8 @@ func (k *Kernel) list() (owned []Route, foreign []netip.Prefix, err error) {
 			continue
 		}
 		gw, _ := netip.AddrFromSlice(r.Gw)
-		owned = append(owned, Route{Subnet: dst, Gateway: gw.Unmap()})
+		src, _ := netip.AddrFromSlice(r.Src)
+		owned = append(owned, Route{Subnet: dst, Gateway: gw.Unmap(), Source: src.Unmap()})
 	}
 	return owned, foreign, nil
 }

@@ -145,6 +145,28 @@ func TestKernelSync(t *testing.T) {
 		}
 	}
 
+	// With a source (an address of this host, as weftd's TUN address): the
+	// route carries it as its preferred source, Owned reads it back, and a
+	// route of ours without it (an older weft) is replaced.
+	run("addr", "add", "10.244.7.0/32", "dev", "lo")
+	run("route", "add", "10.244.2.0/24", "via", "192.0.2.2", "dev", "eth0", "proto", "119")
+	sourced := []Route{withSource(r("10.244.2.0/24", "192.0.2.2"), "10.244.7.0")}
+	if c, err := k.Sync(sourced); err != nil || !slices.Equal(c.Added, sourced) || len(c.Deleted) != 1 {
+		t.Errorf("Sync with a source: %+v, %v; want the route without it replaced", c, err)
+	}
+	if table := ipRoutes(t, ns); !strings.Contains(table, "10.244.2.0/24 via 192.0.2.2 dev eth0 proto 119 src 10.244.7.0") {
+		t.Errorf("route with the source missing:\n%s", table)
+	}
+	if owned, err := k.Owned(); err != nil || !slices.Equal(owned, sourced) {
+		t.Errorf("Owned = %v, %v; want %v", owned, err, sourced)
+	}
+	if c, err := k.Sync(sourced); err != nil || len(c.Added)+len(c.Deleted) != 0 {
+		t.Errorf("Sync with a source, nothing to do: %+v, %v", c, err)
+	}
+	if _, err := k.Sync(nil); err != nil {
+		t.Fatal(err)
+	}
+
 	// A gateway off the link is refused by the kernel, reported as an error.
 	if _, err := k.Sync([]Route{r("10.244.5.0/24", "198.51.100.5")}); err == nil {
 		t.Error("route via an off-link gateway accepted")

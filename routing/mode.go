@@ -101,12 +101,25 @@ func broadcast(p netip.Prefix) netip.Addr {
 }
 
 // Route is one of weft's kernel routes: Subnet via Gateway on the underlay.
+// Source, when valid, is the preferred source address of packets this host
+// sends along it (`src` in `ip route`): weftd sets its TUN's address, the
+// source the kernel picks for peers reached through the TUN, so that this
+// host's own packets to a peer's subnet leave with the same source whether
+// the peer is direct or UDP, and a reply from a service listening on the
+// wildcard address to a request for that address comes from it.
 type Route struct {
 	Subnet  netip.Prefix
 	Gateway netip.Addr
+	Source  netip.Addr
 }
 
-func (r Route) String() string { return r.Subnet.String() + " via " + r.Gateway.String() }
+func (r Route) String() string {
+	s := r.Subnet.String() + " via " + r.Gateway.String()
+	if r.Source.IsValid() {
+		s += " src " + r.Source.String()
+	}
+	return s
+}
 
 // plan compares the routes weft wants with what the kernel's main table
 // holds. owned are weft's routes there (by protocol), foreign the
@@ -114,27 +127,27 @@ func (r Route) String() string { return r.Subnet.String() + " via " + r.Gateway.
 // (unwanted or wrong), the routes to install, and the wanted routes that
 // are not installed because someone else's route has their destination.
 func plan(want, owned []Route, foreign []netip.Prefix) (del []netip.Prefix, add, blocked []Route) {
-	wanted := make(map[netip.Prefix]netip.Addr, len(want))
+	wanted := make(map[netip.Prefix]Route, len(want))
 	for _, r := range want {
-		wanted[r.Subnet] = r.Gateway
+		wanted[r.Subnet] = r
 	}
 	taken := make(map[netip.Prefix]bool, len(foreign))
 	for _, p := range foreign {
 		taken[p] = true
 	}
-	have := make(map[netip.Prefix]netip.Addr, len(owned))
+	have := make(map[netip.Prefix]Route, len(owned))
 	for _, r := range owned {
-		if gw, ok := wanted[r.Subnet]; !ok || gw != r.Gateway || taken[r.Subnet] {
+		if w, ok := wanted[r.Subnet]; !ok || w != r || taken[r.Subnet] {
 			del = append(del, r.Subnet)
 			continue
 		}
-		have[r.Subnet] = r.Gateway
+		have[r.Subnet] = r
 	}
 	for _, r := range want {
 		switch {
 		case taken[r.Subnet]:
 			blocked = append(blocked, r)
-		case have[r.Subnet] != r.Gateway:
+		case have[r.Subnet] != r:
 			add = append(add, r)
 		}
 	}

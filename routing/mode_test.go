@@ -51,6 +51,21 @@ func TestModeStrings(t *testing.T) {
 	}
 }
 
+func withSource(r Route, src string) Route {
+	r.Source = netip.MustParseAddr(src)
+	return r
+}
+
+func TestRouteString(t *testing.T) {
+	r := Route{Subnet: netip.MustParsePrefix("10.244.1.0/24"), Gateway: netip.MustParseAddr("192.0.2.1")}
+	if got := r.String(); got != "10.244.1.0/24 via 192.0.2.1" {
+		t.Errorf("String() = %q", got)
+	}
+	if got := withSource(r, "10.244.7.0").String(); got != "10.244.1.0/24 via 192.0.2.1 src 10.244.7.0" {
+		t.Errorf("String() with a source = %q", got)
+	}
+}
+
 func TestPlan(t *testing.T) {
 	r := func(subnet, gw string) Route {
 		return Route{Subnet: netip.MustParsePrefix(subnet), Gateway: netip.MustParseAddr(gw)}
@@ -79,6 +94,14 @@ func TestPlan(t *testing.T) {
 			owned: []Route{r("10.244.1.0/24", "192.0.2.1")},
 			del:   []netip.Prefix{p("10.244.1.0/24")},
 			add:   []Route{r("10.244.1.0/24", "192.0.2.7")}},
+		{name: "source changed (or missing, from an older weft): replaced",
+			want:  []Route{withSource(r("10.244.1.0/24", "192.0.2.1"), "10.244.7.0")},
+			owned: []Route{r("10.244.1.0/24", "192.0.2.1")},
+			del:   []netip.Prefix{p("10.244.1.0/24")},
+			add:   []Route{withSource(r("10.244.1.0/24", "192.0.2.1"), "10.244.7.0")}},
+		{name: "same source: nothing to do",
+			want:  []Route{withSource(r("10.244.1.0/24", "192.0.2.1"), "10.244.7.0")},
+			owned: []Route{withSource(r("10.244.1.0/24", "192.0.2.1"), "10.244.7.0")}},
 		{name: "someone else's route is never touched and blocks ours",
 			want:    []Route{r("10.244.1.0/24", "192.0.2.1"), r("10.244.2.0/24", "192.0.2.2")},
 			foreign: []netip.Prefix{p("10.244.2.0/24"), p("192.0.2.0/24"), p("10.244.0.0/16")},

@@ -196,7 +196,7 @@ func (d *weftd) run(ctx context.Context) error {
 		return fmt.Errorf("peer table: %w", err)
 	}
 	d.state.peers.Store(peers)
-	paths, err := newPeerPaths(cfg.Backend, underlay.name, peers, d.log.With("component", "paths"))
+	paths, err := newPeerPaths(cfg.Backend, underlay.name, lease.Subnet.Masked().Addr(), peers, d.log.With("component", "paths"))
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,14 @@ type peerPaths struct {
 	onLink []netip.Prefix
 	udp    *overlay.PeerTable
 	kernel *routing.Kernel // nil when the policy never routes directly
+	// source is the preferred source of the direct routes: this node's
+	// TUN address, the source the kernel picks for packets this host sends
+	// through the TUN. Without it, the host's own packets to a direct
+	// peer's subnet would leave from the underlay address, and a UDP
+	// service listening on the wildcard address would answer a request
+	// for the TUN address from the underlay address, which the client
+	// drops (iperf3 -u between TUN addresses failed this way).
+	source netip.Addr
 	log    *slog.Logger
 	// check binds each direct peer's subnet to its MAC address in the
 	// kernel (nil when the policy never routes directly); macs are the
@@ -64,9 +72,11 @@ type peerPaths struct {
 	list  atomic.Pointer[[]peerPath]
 }
 
-// newPeerPaths prepares the paths for backend on the underlay interface.
-// With direct routing it removes weft routes an earlier run left behind.
-func newPeerPaths(backend subnet.Backend, underlayDev string, udp *overlay.PeerTable, log *slog.Logger) (*peerPaths, error) {
+// newPeerPaths prepares the paths for backend on the underlay interface;
+// source is the address the TUN will have (the direct routes' preferred
+// source; the TUN must have it before the first peer is applied). With
+// direct routing it removes weft routes an earlier run left behind.
+func newPeerPaths(backend subnet.Backend, underlayDev string, source netip.Addr, udp *overlay.PeerTable, log *slog.Logger) (*peerPaths, error) {
 	policy := routing.Policy{HostGW: backend.Type == subnet.BackendHostGW, DirectRouting: backend.DirectRouting}
 	if !policy.Direct() {
 		return makePeerPaths(policy, nil, nil, udp, log), nil
@@ -106,6 +116,7 @@ func newPeerPaths(backend subnet.Backend, underlayDev string, udp *overlay.PeerT
 	log.Info("direct routing", "hostGW", policy.HostGW, "underlay", underlayDev, "onLink", onLink,
 		"routeProtocol", routing.Protocol, "sourceCheck", "table ip "+routing.SourceTable)
 	p := makePeerPaths(policy, onLink, k, udp, log)
+	p.source = source
 	p.check = check
 	p.release = func() {
 		if err := check.Close(); err != nil {
@@ -272,7 +283,7 @@ func (p *peerPaths) syncRoutes(repair bool) {
 	var want []routing.Route
 	for _, pp := range p.known {
 		if pp.Mode == routing.ModeDirect {
-			want = append(want, routing.Route{Subnet: pp.Subnet, Gateway: pp.PublicIP})
+			want = append(want, routing.Route{Subnet: pp.Subnet, Gateway: pp.PublicIP, Source: p.source})
 		}
 	}
 	c, err := p.kernel.Sync(want)

@@ -89,6 +89,9 @@ func describe(t *testing.T, p *peerPaths) string {
 		}
 		if i := slices.IndexFunc(routes, func(r routing.Route) bool { return r.Subnet == pp.Subnet }); i >= 0 {
 			s += " route=" + routes[i].Gateway.String()
+			if routes[i].Source.IsValid() {
+				s += " src=" + routes[i].Source.String()
+			}
 			routes = slices.Delete(routes, i, i+1)
 		}
 		out = append(out, s)
@@ -165,10 +168,15 @@ func TestPeerPathsDirectRouting(t *testing.T) {
 }
 
 func TestPeerPathsHostGW(t *testing.T) {
-	k, _ := kernelInNS(t)
+	k, ns := kernelInNS(t)
 	p := newTestPaths(t, routing.Policy{HostGW: true}, k)
+	// The routes' preferred source is this node's TUN address (here on lo).
+	if out, err := ns.Run(context.Background(), "ip", "addr", "add", "10.244.9.0/32", "dev", "lo"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	p.source = netip.MustParseAddr("10.244.9.0")
 	p.apply([]subnet.Lease{hostGWLease("10.244.1.0/24", "192.0.2.2"), hostGWLease("10.244.2.0/24", "198.51.100.3"), udpLease("10.244.3.0/24", "192.0.2.3")}, nil)
-	want := "10.244.1.0/24 direct 192.0.2.2 route=192.0.2.2; 10.244.2.0/24 unreachable ; 10.244.3.0/24 direct 192.0.2.3 route=192.0.2.3"
+	want := "10.244.1.0/24 direct 192.0.2.2 route=192.0.2.2 src=10.244.9.0; 10.244.2.0/24 unreachable ; 10.244.3.0/24 direct 192.0.2.3 route=192.0.2.3 src=10.244.9.0"
 	if got := describe(t, p); got != want {
 		t.Errorf("\n got  %s\n want %s", got, want)
 	}
