@@ -50,6 +50,38 @@ type matrixEnv struct {
 	applied []string // ns/name of policies in force, for cleanup between cases
 	// propagation records how long each change took to be in force on both nodes.
 	propagation []time.Duration
+	// udpPorts hands out the local ports of UDP probes, each used once.
+	udpPorts udpPortSource
+}
+
+// udpPortSource gives every UDP probe of a test its own local port, below
+// the kernel's ephemeral range (32768-60999). A UDP probe must be a new
+// flow: with a port of the kernel's choosing it can, by chance, reuse the
+// address and port pair of an earlier probe whose conntrack entry still
+// lives (30 s after its last datagram), continue that flow and pass a
+// policy that refuses new flows (existing connections keep going,
+// docs/policy.md). Counted in one run: the refused UDP probes had about
+// 2,000 such live pairs to hit among 28,232 ephemeral ports, so about 7 %
+// of runs would fail (seen once in CI: x/c -> y/a udp/81 after an update).
+type udpPortSource struct {
+	mu   sync.Mutex
+	next uint16
+}
+
+const firstProbePort, lastProbePort = 10000, 32767
+
+func (s *udpPortSource) take() (uint16, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.next == 0 {
+		s.next = firstProbePort
+	}
+	if s.next > lastProbePort {
+		return 0, fmt.Errorf("all %d UDP probe ports used", lastProbePort-firstProbePort+1)
+	}
+	p := s.next
+	s.next++
+	return p, nil
 }
 
 func (e *matrixEnv) weftctl(args ...string) string {
@@ -212,7 +244,16 @@ func (e *matrixEnv) probeAll(keys []probeKey, timeout time.Duration) map[probeKe
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			mp := matrixPorts[k.port]
-			err := testbed.Probe(k.from.ctr.NS.Path(), mp.proto, netip.AddrPortFrom(k.to.ctr.IP, mp.port), timeout)
+			var local uint16 // TCP: the kernel's choice (a SYN on a closed pair is a new connection)
+			if mp.proto == "udp" {
+				p, err := e.udpPorts.take()
+				if err != nil {
+					e.t.Error(err)
+					return
+				}
+				local = p
+			}
+			err := testbed.ProbeFrom(k.from.ctr.NS.Path(), mp.proto, local, netip.AddrPortFrom(k.to.ctr.IP, mp.port), timeout)
 			if err != nil && err != testbed.ErrNoEcho {
 				e.t.Errorf("probe %s -> %s %s/%d: %v", k.from, k.to, mp.proto, mp.port, err)
 			}

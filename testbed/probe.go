@@ -100,8 +100,18 @@ var ErrNoEcho = errors.New("no echo")
 // Probe sends a random token from the namespace at nsPath to dst over
 // network ("tcp" or "udp") and waits up to timeout for the same token to
 // come back: nil means the path works both ways. UDP is tried three times
-// within the timeout (a lost datagram is not a verdict).
+// within the timeout (a lost datagram is not a verdict). The local port is
+// the kernel's choice: a UDP probe may then reuse the address and port
+// pair of an earlier probe whose conntrack entry still lives (30 s after
+// its last datagram), and so continue that flow instead of starting a new
+// one; use ProbeFrom where that matters.
 func Probe(nsPath, network string, dst netip.AddrPort, timeout time.Duration) error {
+	return ProbeFrom(nsPath, network, 0, dst, timeout)
+}
+
+// ProbeFrom is Probe sent from localPort (0: the kernel chooses). A local
+// port not used before towards dst makes a new flow for conntrack.
+func ProbeFrom(nsPath, network string, localPort uint16, dst netip.AddrPort, timeout time.Duration) error {
 	token := make([]byte, 16)
 	rand.Read(token)
 	var conn net.Conn
@@ -110,6 +120,14 @@ func Probe(nsPath, network string, dst netip.AddrPort, timeout time.Duration) er
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
 		var d net.Dialer
+		if localPort != 0 {
+			switch network {
+			case "udp":
+				d.LocalAddr = &net.UDPAddr{Port: int(localPort)}
+			case "tcp":
+				d.LocalAddr = &net.TCPAddr{Port: int(localPort)}
+			}
+		}
 		c, err := d.DialContext(ctx, network, dst.String())
 		conn = c
 		return err
