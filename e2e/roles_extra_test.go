@@ -271,3 +271,46 @@ func udpAsk(args []string) error {
 	}
 	return fmt.Errorf("no answer from %s to %s in 5 tries (last: %v)", server, conn.LocalAddr(), lastErr)
 }
+
+// udpBroadcast DST COUNT: send COUNT small UDP datagrams to DST (a
+// broadcast or multicast address and port) from a socket with SO_BROADCAST.
+// It prints "sent=COUNT".
+func udpBroadcast(args []string) error {
+	if len(args) != 2 {
+		return errors.New("usage: udpbcast DST COUNT")
+	}
+	dst, err := net.ResolveUDPAddr("udp4", args[0])
+	if err != nil {
+		return err
+	}
+	count, err := strconv.Atoi(args[1])
+	if err != nil {
+		return err
+	}
+	conn, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return serr
+	}
+	for i := 0; i < count; i++ {
+		if _, err := conn.WriteToUDP([]byte("broadcast"), dst); err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	fmt.Printf("sent=%d\n", count)
+	return nil
+}

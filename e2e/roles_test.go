@@ -44,6 +44,8 @@ func runRole(role string, args []string) int {
 		err = rawSend(args)
 	case "arpsend":
 		err = arpSend(args)
+	case "udpbcast":
+		err = udpBroadcast(args)
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}

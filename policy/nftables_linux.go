@@ -185,7 +185,7 @@ func (e *Enforcer) Apply(rs RuleSet) error {
 	}
 	tb := e.tableBridge()
 	replace(c, tb)
-	if err := buildSources(c, tb, rs.Sources); err != nil {
+	if err := buildSources(c, tb, rs); err != nil {
 		return err
 	}
 	if err := c.Flush(); err != nil {
@@ -260,13 +260,13 @@ func (e *Enforcer) kernelDrops(c *nftables.Conn) (DropCounts, error) {
 			}
 			switch n.Name {
 			case ingressCounter:
-				d.Ingress = ctr.Packets
+				d.Ingress += ctr.Packets
 			case egressCounter:
-				d.Egress = ctr.Packets
+				d.Egress += ctr.Packets
 			case ipv6Counter:
-				d.IPv6 = ctr.Packets
+				d.IPv6 += ctr.Packets
 			case spoofCounter:
-				d.Spoofed = ctr.Packets
+				d.Spoofed += ctr.Packets
 			}
 		}
 	}
@@ -311,7 +311,8 @@ func buildIPv6(c *nftables.Conn, t *nftables.Table, bridge string) {
 // from a known container port must carry that container's address as its
 // source, and an ARP packet as its sender address. It runs at bridge prerouting, before br_netfilter hands the frame
 // to the IPv4 hooks, so nothing downstream sees a borrowed source.
-func buildSources(c *nftables.Conn, t *nftables.Table, sources []SourceBinding) error {
+func buildSources(c *nftables.Conn, t *nftables.Table, rs RuleSet) error {
+	sources := rs.Sources
 	c.AddObj(&nftables.CounterObj{Table: t, Name: spoofCounter})
 	ports := &nftables.Set{Table: t, Name: "ports", KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian} // host order: how nft prints names
 	bound := &nftables.Set{Table: t, Name: "sources", Concatenation: true,
@@ -369,6 +370,55 @@ func buildSources(c *nftables.Conn, t *nftables.Table, sources []SourceBinding) 
 			&expr.Verdict{Kind: expr.VerdictDrop},
 		)})
 	}
+	return buildIsolatedPorts(c, t, rs, bound)
+}
+
+// buildIsolatedPorts queues the bridge forward chain: out of the port of a
+// container isolated for ingress, IPv4 must be addressed to that container
+// (oifname . ip daddr in the bindings set). The bridge floods broadcast and
+// multicast to every port, and a datagram to the subnet's broadcast
+// address or to 255.255.255.255 carries no isolated container's address
+// for the ip table's ingress map to find: isolated containers received
+// broadcast from containers no policy admits.
+func buildIsolatedPorts(c *nftables.Conn, t *nftables.Table, rs RuleSet, bound *nftables.Set) error {
+	c.AddObj(&nftables.CounterObj{Table: t, Name: ingressCounter})
+	isolated := map[netip.Addr]bool{}
+	for _, cl := range rs.Ingress {
+		for _, pod := range cl.Pods {
+			isolated[pod] = true
+		}
+	}
+	ports := &nftables.Set{Table: t, Name: "ingress_isolated", KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
+	var elems []nftables.SetElement
+	seen := map[string]bool{}
+	for _, s := range rs.Sources {
+		if isolated[s.IP] && !seen[s.Port] {
+			seen[s.Port] = true
+			elems = append(elems, nftables.SetElement{Key: ifname(s.Port)})
+		}
+	}
+	if err := c.AddSet(ports, nil); err != nil {
+		return fmt.Errorf("policy: set %s: %w", ports.Name, err)
+	}
+	for start := 0; start < len(elems); start += elementsPerMessage {
+		if err := c.SetAddElements(ports, elems[start:min(start+elementsPerMessage, len(elems))]); err != nil {
+			return fmt.Errorf("policy: elements of set %s: %w", ports.Name, err)
+		}
+	}
+	accept := nftables.ChainPolicyAccept
+	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-200), Policy: &accept})
+	// ether type ip oifname @ingress_isolated oifname . ip daddr != @sources drop
+	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x08, 0x00}},
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: ports.Name, SetID: ports.ID},
+		&expr.Payload{DestRegister: 12, Base: expr.PayloadBaseNetworkHeader, Offset: ipDst, Len: 4},
+		&expr.Lookup{SourceRegister: 1, SetName: bound.Name, SetID: bound.ID, Invert: true},
+		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: ingressCounter},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}})
 	return nil
 }
 
