@@ -36,6 +36,7 @@ type podRef struct {
 	ns, name string
 	ctr      *cluster.Container
 	labels   map[string]string
+	removed  bool // by removePod; the cleanup skips it
 }
 
 func (p *podRef) String() string { return p.ns + "/" + p.name }
@@ -191,12 +192,21 @@ func (e *matrixEnv) addPod(ns, name string, node *cluster.Node) *podRef {
 	if err != nil {
 		e.t.Fatalf("add %s/%s on node %d: %v", ns, name, node.Index+1, err)
 	}
+	p := &podRef{ns: ns, name: name, ctr: ctr, labels: labels}
+	// Registered first, so it runs after the echo server's close.
+	e.t.Cleanup(func() {
+		if p.removed {
+			return
+		}
+		if err := ctr.Remove(ctxFor(e.t, 60*time.Second)); err != nil {
+			e.t.Errorf("remove %s: %v", p, err)
+		}
+	})
 	srv, err := testbed.ServeEcho(ctr.NS.Path(), ctr.IP, []uint16{80, 81})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { srv.Close() })
-	p := &podRef{ns: ns, name: name, ctr: ctr, labels: labels}
 	e.pods = append(e.pods, p)
 	return p
 }
@@ -206,6 +216,7 @@ func (e *matrixEnv) removePod(p *podRef) {
 	if err := p.ctr.Remove(ctxFor(e.t, 60*time.Second)); err != nil {
 		e.t.Fatal(err)
 	}
+	p.removed = true
 	e.pods = slices.DeleteFunc(e.pods, func(q *podRef) bool { return q == p })
 }
 

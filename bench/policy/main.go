@@ -147,6 +147,16 @@ func (b *bench) close() {
 	if b.cli != nil {
 		b.cli.Close()
 	}
+	for _, ctr := range []*cluster.Container{b.client, b.server} {
+		if ctr == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := ctr.Remove(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "bench-policy: remove container %s: %v\n", ctr.Name, err)
+		}
+		cancel()
+	}
 }
 
 // etcdClient dials etcd from host 1's namespace.
