@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +54,54 @@ func TestTablesComeBackAfterFlush(t *testing.T) {
 	// The counters carry on across the lost table.
 	if after := counter(metrics(t, n2), "weft_policy_drops_total", "ingress"); after <= before {
 		t.Errorf("weft_policy_drops_total{direction=ingress} %v after the flush and a refused probe, want more than %v (never backwards)", after, before)
+	}
+}
+
+// With --ip-masq, `nft flush ruleset` also takes weftd's masquerading table:
+// containers would leave the overlay with their own addresses until weftd
+// restarts. The table check puts it back like the guard's.
+func TestIPMasqTableComesBackAfterFlush(t *testing.T) {
+	c := newCluster(t, 2, cluster.Options{ExtraArgs: []string{"--ip-masq"}})
+	ctr := addContainer(t, c.Nodes[0], "mq")
+	host1, host2 := c.Nodes[0].Host, c.Nodes[1].Host
+	fromHost1, fromCtr := countICMPFrom(t, host2.NS, host1.IP), countICMPFrom(t, host2.NS, ctr.IP)
+	ping := func() {
+		t.Helper()
+		runIn(t, ctxFor(t, 30*time.Second), ctr.NS, "ping", "-c", "2", "-i", "0.2", "-W", "2", host2.IP.String())
+	}
+	ping()
+	if a, b := fromHost1(), fromCtr(); a < 2 || b != 0 {
+		t.Fatalf("before the flush: host 2 saw %d pings from %s and %d from the container's %s: want them masqueraded", a, host1.IP, b, ctr.IP)
+	}
+	runIn(t, ctxFor(t, 10*time.Second), host1.NS, "nft", "flush", "ruleset")
+	// Control: without the table the container's own address shows.
+	ping()
+	if b := fromCtr(); b < 2 {
+		t.Fatalf("control: right after the flush host 2 saw %d pings from the container's %s, want 2 (the flush removed masquerading)", b, ctr.IP)
+	}
+	start := time.Now()
+	err := testbed.WaitFor(ctxFor(t, 30*time.Second), 500*time.Millisecond, func() error {
+		out, err := host1.NS.Run(ctxFor(t, 10*time.Second), "nft", "list", "table", "ip", "weft-masq")
+		if err != nil {
+			return fmt.Errorf("table ip weft-masq: %w", err)
+		}
+		if n := strings.Count(out, "masquerade"); n != 2 {
+			return fmt.Errorf("table ip weft-masq has %d masquerade rules, want 2:\n%s", n, out)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("30 s after nft flush ruleset: %v\n%s", err, c.Nodes[0].Log(10))
+	}
+	t.Logf("table ip weft-masq was back %v after the flush", time.Since(start).Round(100*time.Millisecond))
+	// Conntrack remembers the unmasqueraded ping flow (same ICMP id) for
+	// 30 s; ping afresh (a new id each run) and expect host 1's address.
+	a0, b0 := fromHost1(), fromCtr()
+	ping()
+	if a, b := fromHost1()-a0, fromCtr()-b0; a < 2 || b != 0 {
+		t.Fatalf("after the table came back: host 2 saw %d pings from %s and %d from the container's %s: want them masqueraded", a, host1.IP, b, ctr.IP)
+	}
+	if !strings.Contains(c.Nodes[0].Log(50), "masquerading table went missing") {
+		t.Errorf("no WARN about the missing masquerading table in host 1's log:\n%s", c.Nodes[0].Log(20))
 	}
 }

@@ -32,6 +32,7 @@ type daemonState struct {
 	guarded     atomic.Bool                // the container guard's table is installed
 	guardSpec   atomic.Pointer[guard.Spec] // what it enforces, to put it back
 	guardDrops  guardCounts                // its counters across reinstalls
+	masq        masqKeeper                 // --ip-masq: what the masquerading table holds, to put it back
 	deviceLost  atomic.Bool                // the TUN was deleted, renamed or set down
 	etcdOK      atomic.Int64               // unix nanoseconds of the last successful etcd round trip
 	etcdLatency prometheus.Histogram

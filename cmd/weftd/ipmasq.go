@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sync"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -47,6 +48,39 @@ type ipMasq struct {
 	table *nftables.Table
 }
 
+// masqKeeper remembers what the masquerading table was installed for, so
+// that the table check can put it back; the lock keeps a check from putting
+// it back while weftd removes it at exit.
+type masqKeeper struct {
+	mu              sync.Mutex
+	on              bool
+	network, subnet netip.Prefix
+}
+
+// ipMasqPresent tells whether weftd's masquerading table is in the kernel
+// with its rules (false after `nft flush ruleset` or a flushed chain).
+func ipMasqPresent() (bool, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return false, fmt.Errorf("--ip-masq: nftables: %w", err)
+	}
+	t := &nftables.Table{Name: ipMasqTable, Family: nftables.TableFamilyIPv4}
+	if _, err := c.ListTableOfFamily(t.Name, t.Family); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, nil
+		}
+		return false, fmt.Errorf("--ip-masq: list table ip %s: %w", ipMasqTable, err)
+	}
+	rules, err := c.GetRules(t, &nftables.Chain{Name: "postrouting", Table: t})
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, nil
+		}
+		return false, fmt.Errorf("--ip-masq: rules of table ip %s: %w", ipMasqTable, err)
+	}
+	return len(rules) > 0, nil
+}
+
 // installIPMasq (re)creates weftd's masquerading table with masqRules in one
 // transaction: a table left by a crashed weftd is replaced, not added to.
 func installIPMasq(network, subnet netip.Prefix) (*ipMasq, error) {
@@ -87,8 +121,15 @@ func (d *weftd) startIPMasq(network, subnet netip.Prefix) (stop func(), err erro
 	if err != nil {
 		return nil, err
 	}
+	k := &d.state.masq
+	k.mu.Lock()
+	k.on, k.network, k.subnet = true, network, subnet
+	k.mu.Unlock()
 	d.log.Info("masquerading traffic leaving the overlay", "network", network, "table", "ip "+ipMasqTable)
 	return func() {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		k.on = false // the table check must not put it back
 		if err := m.remove(); err != nil {
 			d.log.Warn("remove masquerading rules", "err", err)
 		}

@@ -11,7 +11,8 @@ import (
 // are still in the kernel (as it does for its routes).
 const tableCheckInterval = 5 * time.Second
 
-// keepTables puts back the container guard's table and re-applies network
+// keepTables puts back the container guard's table (and, with --ip-masq,
+// the masquerading table) and re-applies network
 // policy when their tables went missing (`nft flush ruleset`, which
 // nftables.service runs at every start and reload, deletes every table),
 // every interval until ctx ends. Until then containers could forge sources
@@ -26,6 +27,7 @@ func (d *weftd) keepTables(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		d.checkGuardTable()
+		d.checkIPMasqTable()
 		if p := d.state.policy.Load(); p != nil {
 			p.checkTables()
 		}
@@ -52,6 +54,30 @@ func (d *weftd) checkGuardTable() {
 		return
 	}
 	d.log.Warn("container guard's table went missing (nft flush ruleset?); put back", "table", guard.DefaultTable)
+}
+
+// checkIPMasqTable reinstalls the masquerading table (--ip-masq) if it is
+// gone: until then containers leave the overlay with their own addresses.
+func (d *weftd) checkIPMasqTable() {
+	k := &d.state.masq
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.on {
+		return
+	}
+	ok, err := ipMasqPresent()
+	if err != nil {
+		d.log.Warn("cannot check the masquerading table", "err", err)
+		return
+	}
+	if ok {
+		return
+	}
+	if _, err := installIPMasq(k.network, k.subnet); err != nil {
+		d.log.Error("masquerading table went missing and could not be put back", "table", "ip "+ipMasqTable, "err", err)
+		return
+	}
+	d.log.Warn("masquerading table went missing (nft flush ruleset?); put back", "table", "ip "+ipMasqTable)
 }
 
 // checkTables re-applies the latest view when the policy tables are gone
