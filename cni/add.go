@@ -30,6 +30,9 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
+	if err := req.checkPrefixLength(env.Subnet); err != nil {
+		return err
+	}
 	if err := checkSubnetFree(env.Subnet, conf.Bridge); err != nil {
 		return err
 	}

@@ -32,6 +32,30 @@ type addressRequest struct {
 	IP     netip.Addr       // invalid: allocate one
 	IPFrom string           // where IP came from, for error messages
 	MAC    net.HardwareAddr // nil: the kernel picks one
+	// lengths are the prefix lengths given with IP ("10.244.7.9/24"), by
+	// source; a bare address gives none. See checkPrefixLength.
+	lengths []givenLength
+}
+
+// givenLength is a prefix length a source gave with the static address.
+type givenLength struct {
+	from string
+	bits int
+}
+
+// checkPrefixLength refuses a static address whose given prefix length is
+// not the node subnet's: the container gets the subnet's length whatever
+// was asked, so "10.244.7.9/16" on a /24 node would silently become
+// 10.244.7.9/24 (and the runtime, which records what it asked for, would
+// disagree with the container about its network).
+func (r addressRequest) checkPrefixLength(subnet netip.Prefix) error {
+	for _, l := range r.lengths {
+		if l.bits != subnet.Bits() {
+			return invalidConfig(l.from, fmt.Sprintf("asks for %s/%d but this node's subnet is %s: give the address with /%d (or bare)",
+				r.IP, l.bits, subnet.Masked(), subnet.Bits()))
+		}
+	}
+	return nil
 }
 
 // requestedAddress merges the static address and MAC a runtime may ask for
@@ -61,7 +85,7 @@ func requestedAddress(conf *NetConf, cniArgs string) (addressRequest, error) {
 	var macFrom string
 	for _, s := range sources {
 		if len(s.ips) > 0 {
-			ip, err := parseStaticIP(s.name, s.ips)
+			ip, bits, err := parseStaticIP(s.name, s.ips)
 			if err != nil {
 				return addressRequest{}, err
 			}
@@ -69,6 +93,9 @@ func requestedAddress(conf *NetConf, cniArgs string) (addressRequest, error) {
 				return addressRequest{}, invalidConfig(s.name, fmt.Sprintf("asks for %s but %s asks for %s", ip, req.IPFrom, req.IP))
 			}
 			req.IP, req.IPFrom = ip, s.name
+			if bits >= 0 {
+				req.lengths = append(req.lengths, givenLength{s.name, bits})
+			}
 		}
 		if s.mac != "" {
 			mac, err := parseStaticMAC(s.name, s.mac)
@@ -106,28 +133,30 @@ func parseCNIArgs(s string) (ip, mac string, err error) {
 }
 
 // parseStaticIP accepts exactly one IPv4 address, bare or with a prefix
-// length ("10.244.7.9" or "10.244.7.9/24").
-func parseStaticIP(from string, ips []string) (netip.Addr, error) {
+// length ("10.244.7.9" or "10.244.7.9/24"), and returns the length given
+// (-1 for a bare address).
+func parseStaticIP(from string, ips []string) (netip.Addr, int, error) {
 	if len(ips) != 1 {
-		return netip.Addr{}, invalidConfig(from, fmt.Sprintf("asks for %d addresses %q; weft gives a container one IPv4 address", len(ips), ips))
+		return netip.Addr{}, -1, invalidConfig(from, fmt.Sprintf("asks for %d addresses %q; weft gives a container one IPv4 address", len(ips), ips))
 	}
 	s := strings.TrimSpace(ips[0])
 	var ip netip.Addr
+	bits := -1
 	var err error
 	if strings.Contains(s, "/") {
 		var p netip.Prefix
 		p, err = netip.ParsePrefix(s)
-		ip = p.Addr()
+		ip, bits = p.Addr(), p.Bits()
 	} else {
 		ip, err = netip.ParseAddr(s)
 	}
 	if err != nil {
-		return netip.Addr{}, invalidConfig(from, fmt.Sprintf("%q is not an IP address", s))
+		return netip.Addr{}, -1, invalidConfig(from, fmt.Sprintf("%q is not an IP address", s))
 	}
 	if !ip.Is4() {
-		return netip.Addr{}, invalidConfig(from, fmt.Sprintf("%s is not IPv4; weft is IPv4-only", ip))
+		return netip.Addr{}, -1, invalidConfig(from, fmt.Sprintf("%s is not IPv4; weft is IPv4-only", ip))
 	}
-	return ip, nil
+	return ip, bits, nil
 }
 
 // parseStaticMAC accepts a unicast EUI-48 address.
