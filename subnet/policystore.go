@@ -1,6 +1,7 @@
 package subnet
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -153,33 +154,93 @@ func (m *Manager) namespaceFromKV(kv *mvccpb.KeyValue) (Namespace, bool) {
 	return ns, true
 }
 
+// PolicyOutcome says what ApplyPolicies did with one policy (kubectl
+// apply's words).
+type PolicyOutcome string
+
+const (
+	PolicyCreated    PolicyOutcome = "created"    // there was none
+	PolicyConfigured PolicyOutcome = "configured" // replaced a different value
+	PolicyUnchanged  PolicyOutcome = "unchanged"  // the stored value was byte-identical: not written
+)
+
 // ApplyPolicies stores every policy (creating or replacing) in one etcd
-// transaction: all are written or none. Each is validated first.
-func (m *Manager) ApplyPolicies(ctx context.Context, policies []Policy) error {
+// transaction: all are written or none. Each is validated first. A policy
+// whose stored value is byte-identical is not written again (every node
+// would rebuild its rules for a write that changes nothing). The
+// transaction holds only if no policy changed since it was read (each key's
+// ModRevision compared), so a concurrent write is never lost or overwritten
+// unseen: on a conflict ApplyPolicies reads again and decides again. The
+// outcomes are in the order of policies.
+func (m *Manager) ApplyPolicies(ctx context.Context, policies []Policy) ([]PolicyOutcome, error) {
+	return m.applyPolicies(ctx, policies, nil)
+}
+
+// applyPolicies is ApplyPolicies with a test hook run after each read.
+func (m *Manager) applyPolicies(ctx context.Context, policies []Policy, afterRead func()) ([]PolicyOutcome, error) {
 	if len(policies) == 0 {
-		return errors.New("apply policies: none given")
+		return nil, errors.New("apply policies: none given")
 	}
 	if len(policies) > MaxPoliciesPerApply {
-		return fmt.Errorf("apply policies: %d policies in one apply, at most %d (etcd's limit on one transaction); split the file", len(policies), MaxPoliciesPerApply)
+		return nil, fmt.Errorf("apply policies: %d policies in one apply, at most %d (etcd's limit on one transaction); split the file", len(policies), MaxPoliciesPerApply)
 	}
 	seen := map[string]bool{}
-	ops := make([]clientv3.Op, 0, len(policies))
+	keys := make([]string, 0, len(policies))
+	gets := make([]clientv3.Op, 0, len(policies))
 	for _, p := range policies {
 		if err := p.Validate(); err != nil {
-			return fmt.Errorf("apply policies: %w", err)
+			return nil, fmt.Errorf("apply policies: %w", err)
 		}
 		key := m.policyKey(p.Namespace, p.Name)
 		if seen[key] {
-			return fmt.Errorf("apply policies: policy %s/%s given twice", p.Namespace, p.Name)
+			return nil, fmt.Errorf("apply policies: policy %s/%s given twice", p.Namespace, p.Name)
 		}
 		seen[key] = true
-		ops = append(ops, clientv3.OpPut(key, string(p.JSON)))
+		keys = append(keys, key)
+		gets = append(gets, clientv3.OpGet(key))
 	}
-	if _, err := m.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
-		return fmt.Errorf("apply policies (nothing written): %w", err)
+	for range maxAllocAttempts {
+		// One read of every key, at one revision.
+		read, err := m.cli.Txn(ctx).Then(gets...).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("apply policies (nothing written): read stored policies: %w", err)
+		}
+		m.touch()
+		if afterRead != nil {
+			afterRead()
+		}
+		outcomes := make([]PolicyOutcome, len(policies))
+		cmps := make([]clientv3.Cmp, 0, len(policies))
+		var puts []clientv3.Op
+		for i, r := range read.Responses {
+			kvs := r.GetResponseRange().GetKvs()
+			var modRev int64
+			switch {
+			case len(kvs) == 0:
+				outcomes[i] = PolicyCreated
+			case bytes.Equal(kvs[0].Value, policies[i].JSON):
+				outcomes[i], modRev = PolicyUnchanged, kvs[0].ModRevision
+			default:
+				outcomes[i], modRev = PolicyConfigured, kvs[0].ModRevision
+			}
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(keys[i]), "=", modRev))
+			if outcomes[i] != PolicyUnchanged {
+				puts = append(puts, clientv3.OpPut(keys[i], string(policies[i].JSON)))
+			}
+		}
+		if len(puts) == 0 {
+			return outcomes, nil // all as stored, as of one revision
+		}
+		txn, err := m.cli.Txn(ctx).If(cmps...).Then(puts...).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("apply policies (nothing written): %w", err)
+		}
+		m.touch()
+		if txn.Succeeded {
+			return outcomes, nil
+		}
 	}
-	m.touch()
-	return nil
+	return nil, fmt.Errorf("apply policies (nothing written): gave up after %d conflicting writes", maxAllocAttempts)
 }
 
 // GetPolicy reads one policy; found is false when there is none.

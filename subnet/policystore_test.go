@@ -92,7 +92,7 @@ func TestPoliciesAllOrNothing(t *testing.T) {
 		{Namespace: "y", Name: "allow.web", JSON: policyJSON("y", "allow.web")},
 		{Namespace: "x", Name: "allow-a", JSON: policyJSON("x", "allow-a")},
 	}
-	if err := m.ApplyPolicies(ctx, ps); err != nil {
+	if _, err := m.ApplyPolicies(ctx, ps); err != nil {
 		t.Fatal(err)
 	}
 	all, err := m.ListPolicies(ctx, "")
@@ -132,7 +132,7 @@ func TestPoliciesAllOrNothing(t *testing.T) {
 		{nil, "none given"},
 		{make([]subnet.Policy, subnet.MaxPoliciesPerApply+1), "at most 128"},
 	} {
-		if err := m.ApplyPolicies(ctx, bad.ps); err == nil || !strings.Contains(err.Error(), bad.errHas) {
+		if _, err := m.ApplyPolicies(ctx, bad.ps); err == nil || !strings.Contains(err.Error(), bad.errHas) {
 			t.Errorf("apply: err %v, want %q", err, bad.errHas)
 		}
 	}
@@ -146,7 +146,7 @@ func TestPoliciesAllOrNothing(t *testing.T) {
 		name := fmt.Sprintf("p%d", i)
 		many = append(many, subnet.Policy{Namespace: "z", Name: name, JSON: policyJSON("z", name)})
 	}
-	if err := m.ApplyPolicies(ctx, many); err != nil {
+	if _, err := m.ApplyPolicies(ctx, many); err != nil {
 		t.Fatal(err)
 	}
 	if z, _ := m.ListPolicies(ctx, "z"); len(z) != subnet.MaxPoliciesPerApply {
@@ -352,7 +352,7 @@ func TestWatchView(t *testing.T) {
 
 	// Each kind of change arrives, in one view with what preceded it.
 	rev := v.Revision
-	if err := m.ApplyPolicies(ctx, []subnet.Policy{{Namespace: "z", Name: "deny", JSON: policyJSON("z", "deny")}}); err != nil {
+	if _, err := m.ApplyPolicies(ctx, []subnet.Policy{{Namespace: "z", Name: "deny", JSON: policyJSON("z", "deny")}}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "policy reaches the view", func() bool { return len(last().Policies) == 1 })
@@ -399,7 +399,7 @@ func TestWatchView(t *testing.T) {
 
 	// After an etcd restart the view follows again.
 	srv.Restart(t)
-	if err := m.ApplyPolicies(ctx, []subnet.Policy{{Namespace: "x", Name: "after", JSON: policyJSON("x", "after")}}); err != nil {
+	if _, err := m.ApplyPolicies(ctx, []subnet.Policy{{Namespace: "x", Name: "after", JSON: policyJSON("x", "after")}}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "change after etcd restart", func() bool { return len(last().Policies) == 1 })
@@ -483,5 +483,107 @@ func TestWithdrawRetriedAfterOutage(t *testing.T) {
 	})
 	if n := len(pub.Endpoints()); n != 1 {
 		t.Fatalf("publisher still lists %d endpoints", n)
+	}
+}
+
+// Applying what is stored writes nothing (every node would rebuild its
+// rules for it); a changed policy among unchanged ones is the only write.
+func TestApplyPoliciesSkipsUnchanged(t *testing.T) {
+	srv := etcdtest.Start(t)
+	m := newManager(t, srv.Client(t), subnet.Options{})
+	ctx := ctxFor(t, 30*time.Second)
+	a := subnet.Policy{Namespace: "x", Name: "a", JSON: policyJSON("x", "a")}
+	b := subnet.Policy{Namespace: "x", Name: "b", JSON: policyJSON("x", "b")}
+	apply := func(want ...subnet.PolicyOutcome) {
+		t.Helper()
+		got, err := m.ApplyPolicies(ctx, []subnet.Policy{a, b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("outcomes %v, want %v", got, want)
+		}
+	}
+	revision := func() int64 {
+		t.Helper()
+		r, err := m.Revision(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	stored := func(p subnet.Policy) subnet.Policy {
+		t.Helper()
+		s, found, err := m.GetPolicy(ctx, p.Namespace, p.Name)
+		if err != nil || !found {
+			t.Fatalf("get %s/%s: %v %v", p.Namespace, p.Name, found, err)
+		}
+		return s
+	}
+
+	apply(subnet.PolicyCreated, subnet.PolicyCreated)
+	rev, aRev := revision(), stored(a).Revision
+	apply(subnet.PolicyUnchanged, subnet.PolicyUnchanged)
+	if r := revision(); r != rev {
+		t.Fatalf("applying the stored policies again moved etcd's revision %d -> %d", rev, r)
+	}
+
+	b.JSON = []byte(strings.Replace(string(b.JSON), `"podSelector":{}`, `"podSelector":{"matchLabels":{"app":"db"}}`, 1))
+	apply(subnet.PolicyUnchanged, subnet.PolicyConfigured)
+	if r := revision(); r != rev+1 {
+		t.Fatalf("one changed policy: revision %d -> %d, want one write", rev, r)
+	}
+	if s := stored(a); s.Revision != aRev {
+		t.Fatalf("x/a was rewritten (revision %d -> %d) though unchanged", aRev, s.Revision)
+	}
+	if s := stored(b); string(s.JSON) != string(b.JSON) {
+		t.Fatalf("x/b stored %s, want %s", s.JSON, b.JSON)
+	}
+}
+
+// A policy changed by another writer between ApplyPolicies' read and its
+// write is not lost unseen: the transaction fails on its ModRevision, and
+// the apply reads again and decides again.
+func TestApplyPoliciesConcurrentChange(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	m := newManager(t, cli, subnet.Options{})
+	other := newManager(t, srv.Client(t), subnet.Options{})
+	ctx := ctxFor(t, 30*time.Second)
+	a := subnet.Policy{Namespace: "x", Name: "a", JSON: policyJSON("x", "a")}
+	b := subnet.Policy{Namespace: "x", Name: "b", JSON: policyJSON("x", "b")}
+	if _, err := m.ApplyPolicies(ctx, []subnet.Policy{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	// The other writer changes x/b (which this apply finds unchanged) after
+	// the first read: the apply must not report "unchanged" over the other
+	// writer's value, but see it and put its own back.
+	b2 := b
+	b2.JSON = []byte(strings.Replace(string(b.JSON), `"podSelector":{}`, `"podSelector":{"matchLabels":{"other":"writer"}}`, 1))
+	a2 := a
+	a2.JSON = []byte(strings.Replace(string(a.JSON), `"podSelector":{}`, `"podSelector":{"matchLabels":{"app":"new"}}`, 1))
+	reads := 0
+	got, err := m.ApplyPoliciesWithHook(ctx, []subnet.Policy{a2, b}, func() {
+		reads++
+		if reads == 1 {
+			if _, err := other.ApplyPolicies(ctx, []subnet.Policy{b2}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reads != 2 {
+		t.Fatalf("%d reads, want 2 (the first write must fail on the concurrent change)", reads)
+	}
+	if want := []subnet.PolicyOutcome{subnet.PolicyConfigured, subnet.PolicyConfigured}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("outcomes %v, want %v", got, want)
+	}
+	for _, p := range []subnet.Policy{a2, b} {
+		s, _, err := m.GetPolicy(ctx, p.Namespace, p.Name)
+		if err != nil || string(s.JSON) != string(p.JSON) {
+			t.Fatalf("%s/%s stored %s (%v), want %s", p.Namespace, p.Name, s.JSON, err, p.JSON)
+		}
 	}
 }

@@ -35,7 +35,7 @@ func BenchmarkViewPropagation1000(b *testing.B) {
 		name := fmt.Sprintf("p%d", i)
 		ps = append(ps, subnet.Policy{Namespace: "ns0", Name: name, JSON: policyJSON("ns0", name)})
 	}
-	if err := m.ApplyPolicies(ctx, ps); err != nil {
+	if _, err := m.ApplyPolicies(ctx, ps); err != nil {
 		b.Fatal(err)
 	}
 
@@ -68,7 +68,7 @@ func BenchmarkViewPropagation1000(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		gen++
-		if err := m.ApplyPolicies(ctx, []subnet.Policy{{Namespace: "ns0", Name: "gen", JSON: fmt.Appendf(nil, `{"gen":%d}`, gen)}}); err != nil {
+		if _, err := m.ApplyPolicies(ctx, []subnet.Policy{{Namespace: "ns0", Name: "gen", JSON: fmt.Appendf(nil, `{"gen":%d}`, gen)}}); err != nil {
 			b.Fatal(err)
 		}
 		mu.Lock()

@@ -273,7 +273,8 @@ func (b *bench) applyPolicies(ctx context.Context, variant int) error {
 	if err != nil {
 		return err
 	}
-	return b.m.ApplyPolicies(ctx, ps)
+	_, err = b.m.ApplyPolicies(ctx, ps)
+	return err
 }
 
 func (b *bench) deletePolicies(ctx context.Context) error {

@@ -34,11 +34,12 @@ func policyCommand(ctx context.Context, o *options, args []string, stdin io.Read
 			return err
 		}
 		return withManager(ctx, o, func(m *subnet.Manager) error {
-			if err := m.ApplyPolicies(ctx, policies); err != nil {
+			outcomes, err := m.ApplyPolicies(ctx, policies)
+			if err != nil {
 				return err
 			}
-			for _, p := range policies {
-				fmt.Fprintf(stdout, "networkpolicy %s/%s applied\n", p.Namespace, p.Name)
+			for i, p := range policies {
+				fmt.Fprintf(stdout, "networkpolicy %s/%s %s\n", p.Namespace, p.Name, outcomes[i])
 			}
 			return nil
 		})

@@ -52,8 +52,13 @@ func TestPolicyCommands(t *testing.T) {
 	ep := "--etcd-endpoints=" + srv.Endpoints()[0]
 
 	code, stdout, stderr := weftctl(t, ep, "policy", "apply", "-f", writeFile(t, twoPolicies))
-	if code != 0 || stdout != "networkpolicy x/deny-all applied\nnetworkpolicy default/allow-web applied\n" {
+	if code != 0 || stdout != "networkpolicy x/deny-all created\nnetworkpolicy default/allow-web created\n" {
 		t.Fatalf("apply: code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	// The same file again writes nothing; one policy changed is the only write.
+	code, stdout, stderr = weftctl(t, ep, "policy", "apply", "-f", writeFile(t, twoPolicies))
+	if code != 0 || stdout != "networkpolicy x/deny-all unchanged\nnetworkpolicy default/allow-web unchanged\n" {
+		t.Fatalf("apply again: code %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	code, stdout, _ = weftctl(t, ep, "policy", "list")
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
@@ -81,6 +86,10 @@ func TestPolicyCommands(t *testing.T) {
 	if np.APIVersion != "networking.k8s.io/v1" || np.Kind != "NetworkPolicy" || np.Metadata.Namespace != "default" ||
 		len(np.Spec.Ingress) != 1 || np.Spec.Ingress[0].Ports[0].Port != 80 || np.Spec.Ingress[0].Ports[0].Protocol != "TCP" {
 		t.Fatalf("get: %s", stdout)
+	}
+	code, stdout, stderr = weftctl(t, ep, "policy", "apply", "-f", writeFile(t, strings.Replace(twoPolicies, "port: 80", "port: 8080", 1)))
+	if code != 0 || stdout != "networkpolicy x/deny-all unchanged\nnetworkpolicy default/allow-web configured\n" {
+		t.Fatalf("apply with allow-web changed: code %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	if code, stdout, _ := weftctl(t, ep, "policy", "get", "x/deny-all"); code != 0 || !strings.Contains(stdout, `"deny-all"`) {
 		t.Fatalf("get x/deny-all: %d %s", code, stdout)
