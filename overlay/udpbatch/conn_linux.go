@@ -74,6 +74,42 @@ var cmsgSpace2 = unix.CmsgSpace(2)
 // current network namespace. maxBatch is the largest number of datagrams
 // one ReadBatch or WriteBatch call handles.
 func Listen(addr netip.AddrPort, maxBatch int, log *slog.Logger) (*Conn, error) {
+	return listen(addr, maxBatch, false, log)
+}
+
+// ListenGroup opens n sockets bound to the same address with SO_REUSEPORT
+// (with port 0 the first one picks the port and the others take it). The
+// kernel hands each incoming datagram to one of them by a hash of its
+// address 4-tuple, so all datagrams from one source address and port
+// arrive, in order, on the same socket. With n == 1 it is Listen (no
+// SO_REUSEPORT: a second socket on the port is refused, as before).
+func ListenGroup(addr netip.AddrPort, n, maxBatch int, log *slog.Logger) ([]*Conn, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("udpbatch: %d sockets", n)
+	}
+	if n == 1 {
+		c, err := Listen(addr, maxBatch, log)
+		if err != nil {
+			return nil, err
+		}
+		return []*Conn{c}, nil
+	}
+	conns := make([]*Conn, 0, n)
+	for range n {
+		c, err := listen(addr, maxBatch, true, log)
+		if err != nil {
+			for _, c := range conns {
+				_ = c.Close()
+			}
+			return nil, fmt.Errorf("socket %d of %d: %w", len(conns)+1, n, err)
+		}
+		conns = append(conns, c)
+		addr = netip.AddrPortFrom(addr.Addr(), c.LocalAddr().Port())
+	}
+	return conns, nil
+}
+
+func listen(addr netip.AddrPort, maxBatch int, reusePort bool, log *slog.Logger) (*Conn, error) {
 	if maxBatch < 1 {
 		return nil, fmt.Errorf("udpbatch: batch size %d", maxBatch)
 	}
@@ -99,6 +135,11 @@ func Listen(addr netip.AddrPort, maxBatch int, log *slog.Logger) (*Conn, error) 
 				return
 			}
 			gro = unix.SetsockoptInt(s, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+			if reusePort {
+				if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+					optErr = fmt.Errorf("set SO_REUSEPORT: %w", err)
+				}
+			}
 		})
 		if err != nil {
 			return err
@@ -135,7 +176,7 @@ func Listen(addr netip.AddrPort, maxBatch int, log *slog.Logger) (*Conn, error) 
 		msgs:  make([]Message, maxBatch),
 	}
 	c.w.fn = c.sendmmsg
-	log.Info("udp socket open", "addr", udp.LocalAddr(), "gso", c.gso.Load(), "gro", gro)
+	log.Info("udp socket open", "addr", udp.LocalAddr(), "gso", c.gso.Load(), "gro", gro, "reuseport", reusePort)
 	return c, nil
 }
 

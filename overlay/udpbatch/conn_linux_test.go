@@ -202,3 +202,81 @@ func TestRoundTripTails(t *testing.T) {
 		}
 	}
 }
+
+// TestListenGroup: the sockets of a group share one port; everything one
+// source sends arrives on one of them, in order (the kernel's reuseport
+// hash of the address 4-tuple), and a plain Listen on that port is refused.
+func TestListenGroup(t *testing.T) {
+	group, err := ListenGroup(netip.MustParseAddrPort("127.0.0.1:0"), 3, testBatch, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range group {
+		t.Cleanup(func() { _ = c.Close() })
+	}
+	port := group[0].LocalAddr().Port()
+	for i, c := range group {
+		if c.LocalAddr().Port() != port {
+			t.Fatalf("socket %d on port %d, socket 0 on %d", i, c.LocalAddr().Port(), port)
+		}
+	}
+	if c, err := Listen(group[0].LocalAddr(), testBatch, quietLog()); err == nil {
+		_ = c.Close()
+		t.Fatal("Listen on a group's port succeeded; want EADDRINUSE")
+	}
+	src, err := Listen(netip.MustParseAddrPort("127.0.0.1:0"), testBatch, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.Close() })
+	const n = 500
+	pkts := make([][]byte, 50)
+	dsts := make([]netip.AddrPort, len(pkts))
+	errs := make([]error, len(pkts))
+	for round := 0; round < n/len(pkts); round++ {
+		for i := range pkts {
+			pkts[i] = []byte{byte(round), byte(i), 'x'}
+			dsts[i] = group[0].LocalAddr()
+		}
+		if err := src.WriteBatch(pkts, nil, dsts, errs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Find the socket that got the first datagram; it must get all of them, in order.
+	var got [][]byte
+	var owner *Conn
+	for deadline := time.Now().Add(30 * time.Second); owner == nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("no socket of the group received anything")
+		}
+		for _, c := range group {
+			_ = c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+			bt := newBatch()
+			k, err := c.ReadBatch(bt.bufs, bt.out, bt.srcs)
+			if err != nil {
+				continue
+			}
+			owner = c
+			for i := 0; i < k; i++ {
+				got = append(got, bytes.Clone(bt.out[i]))
+			}
+			break
+		}
+	}
+	got = append(got, readN(t, owner, newBatch(), n-len(got))...)
+	for i, g := range got {
+		if g[0] != byte(i/50) || g[1] != byte(i%50) {
+			t.Fatalf("datagram %d is % x: out of order", i, g)
+		}
+	}
+	for _, c := range group {
+		if c == owner {
+			continue
+		}
+		_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		bt := newBatch()
+		if k, err := c.ReadBatch(bt.bufs, bt.out, bt.srcs); err == nil {
+			t.Fatalf("another socket of the group got %d datagrams of the same source", k)
+		}
+	}
+}
