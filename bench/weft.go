@@ -14,10 +14,11 @@ import (
 )
 
 // weftPath starts weftd on both hosts through testbed/cluster (host 1 also
-// runs the embedded etcd) and returns the path between their weft0
-// addresses, and the cluster (to stop it and to read weftd's CPU use).
-func weftPath(ctx context.Context, bed *testbed.Bed, binDir, stateDir string) (*path, *cluster.Cluster, error) {
-	c, err := cluster.New(bed, cluster.Options{Bin: binDir, WorkDir: stateDir})
+// runs the embedded etcd), with --queues queues when not 0, and returns the
+// path between their weft0 addresses, and the cluster (to stop it and to
+// read weftd's CPU use).
+func weftPath(ctx context.Context, bed *testbed.Bed, binDir, stateDir string, queues int) (*path, *cluster.Cluster, error) {
+	c, err := cluster.New(bed, cluster.Options{Bin: binDir, WorkDir: stateDir, Queues: queues})
 	if err != nil {
 		return nil, nil, fmt.Errorf("weft: %w", err)
 	}
@@ -32,8 +33,11 @@ func weftPath(ctx context.Context, bed *testbed.Bed, binDir, stateDir string) (*
 			return nil, nil, fmt.Errorf("weft: host %d: %w", i+1, err)
 		}
 	}
-	return &path{Name: pathWeft, A: addrs[0], B: addrs[1],
-		Note: fmt.Sprintf("weftd (UDP backend, port 8285) on both hosts; host-to-host between the weft0 addresses %s <-> %s on the hosts' own stacks", addrs[0], addrs[1])}, c, nil
+	note := fmt.Sprintf("weftd (UDP backend, port 8285) on both hosts; host-to-host between the weft0 addresses %s <-> %s on the hosts' own stacks", addrs[0], addrs[1])
+	if queues > 0 {
+		note += fmt.Sprintf("; weftd --queues %d", queues)
+	}
+	return &path{Name: pathWeft, A: addrs[0], B: addrs[1], Note: note}, c, nil
 }
 
 // copyWeftLogs keeps the weftd logs of the run in logDir.

@@ -74,7 +74,10 @@ func requireIntegration(t *testing.T) {
 
 // newPair builds two namespaces joined by a veth pair (192.0.2.1/24,
 // 192.0.2.2/24) and runs one Overlay in each with static peer tables.
-func newPair(t *testing.T) (a, b *node) {
+func newPair(t *testing.T) (a, b *node) { return newPairQueues(t, 1) }
+
+// newPairQueues is newPair with queues TUN queues and sockets per node.
+func newPairQueues(t *testing.T, queues int) (a, b *node) {
 	requireIntegration(t)
 	var rnd [3]byte
 	_, _ = rand.Read(rnd[:])
@@ -95,12 +98,12 @@ func newPair(t *testing.T) (a, b *node) {
 		mustRun(t, "ip", "-n", x.n.ns, "link", "set", x.link, "up")
 		mustRun(t, "ip", "-n", x.n.ns, "link", "set", "lo", "up")
 	}
-	start(t, a, b)
-	start(t, b, a)
+	start(t, a, b, queues)
+	start(t, b, a, queues)
 	return a, b
 }
 
-func start(t *testing.T, self, peer *node) {
+func start(t *testing.T, self, peer *node, queues int) {
 	table, err := NewPeerTable(testNetwork, 24)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +116,7 @@ func start(t *testing.T, self, peer *node) {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", self.ns)
 	}
 	self.do(t, func() error {
-		o, err := New(Config{Network: testNetwork, Subnet: self.subnet, MTU: OverlayMTU(1500), Port: 8285, Logger: log}, table)
+		o, err := New(Config{Network: testNetwork, Subnet: self.subnet, MTU: OverlayMTU(1500), Port: 8285, Queues: queues, Logger: log}, table)
 		self.overlay = o
 		return err
 	})
@@ -148,7 +151,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestOverlayBetweenNamespaces(t *testing.T) {
-	a, b := newPair(t)
+	for _, queues := range []int{1, 2} {
+		t.Run(fmt.Sprintf("queues=%d", queues), func(t *testing.T) { overlayBetweenNamespaces(t, queues) })
+	}
+}
+
+func overlayBetweenNamespaces(t *testing.T, queues int) {
+	a, b := newPairQueues(t, queues)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -15,7 +16,7 @@ import (
 
 // newLoneNode starts no loops: it creates one namespace with an Overlay in it
 // (weft0 up, socket bound) and returns the node; the caller runs it.
-func newLoneNode(t *testing.T) *node {
+func newLoneNode(t *testing.T, queues int) *node {
 	t.Helper()
 	requireIntegration(t)
 	var rnd [3]byte
@@ -29,7 +30,7 @@ func newLoneNode(t *testing.T) *node {
 		t.Fatal(err)
 	}
 	n.do(t, func() error {
-		o, err := New(Config{Network: testNetwork, Subnet: n.subnet, MTU: OverlayMTU(1500), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, table)
+		o, err := New(Config{Network: testNetwork, Subnet: n.subnet, MTU: OverlayMTU(1500), Queues: queues, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, table)
 		n.overlay = o
 		return err
 	})
@@ -60,7 +61,13 @@ func waitRun(t *testing.T, done <-chan error, what string) error {
 // read; Run must return an error at once, not wait forever for the
 // loop that already ended nor report a clean stop.
 func TestRunReturnsErrorWhenDeviceRemoved(t *testing.T) {
-	n := newLoneNode(t)
+	for _, queues := range []int{1, 2} {
+		t.Run(fmt.Sprintf("queues=%d", queues), func(t *testing.T) { runReturnsErrorWhenDeviceRemoved(t, queues) })
+	}
+}
+
+func runReturnsErrorWhenDeviceRemoved(t *testing.T, queues int) {
+	n := newLoneNode(t, queues)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := runInBackground(ctx, n.overlay)
@@ -76,7 +83,13 @@ func TestRunReturnsErrorWhenDeviceRemoved(t *testing.T) {
 // Closing the overlay under a running Run (the device and socket go away)
 // also ends Run with an error while the context is live.
 func TestRunReturnsErrorWhenClosedUnderIt(t *testing.T) {
-	n := newLoneNode(t)
+	for _, queues := range []int{1, 2} {
+		t.Run(fmt.Sprintf("queues=%d", queues), func(t *testing.T) { runReturnsErrorWhenClosedUnderIt(t, queues) })
+	}
+}
+
+func runReturnsErrorWhenClosedUnderIt(t *testing.T, queues int) {
+	n := newLoneNode(t, queues)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := runInBackground(ctx, n.overlay)
@@ -89,7 +102,13 @@ func TestRunReturnsErrorWhenClosedUnderIt(t *testing.T) {
 
 // Cancelling the context always ends Run with nil, also right after start.
 func TestRunStopsOnCancel(t *testing.T) {
-	n := newLoneNode(t)
+	for _, queues := range []int{1, 2} {
+		t.Run(fmt.Sprintf("queues=%d", queues), func(t *testing.T) { runStopsOnCancel(t, queues) })
+	}
+}
+
+func runStopsOnCancel(t *testing.T, queues int) {
+	n := newLoneNode(t, queues)
 	for i := range 3 {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := runInBackground(ctx, n.overlay)
@@ -106,6 +125,12 @@ func TestRunStopsOnCancel(t *testing.T) {
 // TestNewRefusesForeignLink: New must not delete a link of its device's
 // name that is not a stale TUN, and must replace a stale one.
 func TestNewRefusesForeignLink(t *testing.T) {
+	for _, queues := range []int{1, 2} {
+		t.Run(fmt.Sprintf("queues=%d", queues), func(t *testing.T) { newRefusesForeignLink(t, queues) })
+	}
+}
+
+func newRefusesForeignLink(t *testing.T, queues int) {
 	requireIntegration(t)
 	var rnd [3]byte
 	_, _ = rand.Read(rnd[:])
@@ -120,7 +145,7 @@ func TestNewRefusesForeignLink(t *testing.T) {
 		var o *Overlay
 		var nerr error
 		n.do(t, func() error {
-			o, nerr = New(Config{DeviceName: "weftx", Network: testNetwork, Subnet: n.subnet, MTU: OverlayMTU(1500), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, table)
+			o, nerr = New(Config{DeviceName: "weftx", Network: testNetwork, Subnet: n.subnet, MTU: OverlayMTU(1500), Queues: queues, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, table)
 			return nil
 		})
 		return o, nerr
@@ -166,14 +191,16 @@ func TestNewRefusesForeignLink(t *testing.T) {
 	}
 	_ = first.Close()
 
-	// A persistent TUN nobody holds is stale: replaced.
-	mustRun(t, "ip", "-n", n.ns, "tuntap", "add", "weftx", "mode", "tun")
-	o, err := newOverlay()
-	if err != nil {
-		t.Fatalf("New over a stale TUN: %v", err)
-	}
-	_ = o.Close()
-	if lt := linkType(); lt != "absent" {
-		t.Fatalf("the stale persistent TUN survived (it should have been replaced, then closed): %s", lt)
+	// A persistent TUN nobody holds is stale (single- or multi-queue): replaced.
+	for _, stale := range [][]string{{"mode", "tun"}, {"mode", "tun", "multi_queue"}} {
+		mustRun(t, "ip", append([]string{"-n", n.ns, "tuntap", "add", "weftx"}, stale...)...)
+		o, err := newOverlay()
+		if err != nil {
+			t.Fatalf("New over a stale TUN (%s): %v", strings.Join(stale, " "), err)
+		}
+		_ = o.Close()
+		if lt := linkType(); lt != "absent" {
+			t.Fatalf("the stale persistent TUN (%s) survived (it should have been replaced, then closed): %s", strings.Join(stale, " "), lt)
+		}
 	}
 }

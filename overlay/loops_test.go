@@ -15,19 +15,33 @@ import (
 
 type fakeRig struct {
 	o    *Overlay
-	tun  *fakeTUN
-	udp  *fakeUDP
+	tun  *fakeTUN // queue 0
+	udp  *fakeUDP // queue 0
+	tuns []*fakeTUN
+	udps []*fakeUDP
 	stop context.CancelFunc
 	done chan error
 }
 
-func startFakeRig(t *testing.T) *fakeRig {
+func startFakeRig(t *testing.T) *fakeRig { return startFakeRigQueues(t, 1) }
+
+// startFakeRigQueues runs an overlay with n queues, each a fake TUN queue
+// and a fake socket.
+func startFakeRigQueues(t *testing.T, n int) *fakeRig {
 	t.Helper()
 	tab := newTestTable(t)
-	cfg := Config{Network: testNetwork, Subnet: testLocal, MTU: 1400, Port: 8285,
+	cfg := Config{Network: testNetwork, Subnet: testLocal, MTU: 1400, Port: 8285, Queues: n,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	r := &fakeRig{tun: newFakeTUN(), udp: newFakeUDP(), done: make(chan error, 1)}
-	r.o = newOverlay(cfg, tab, r.tun, r.udp)
+	r := &fakeRig{done: make(chan error, 1)}
+	var tuns []tunDevice
+	var udps []udpSocket
+	for range n {
+		tun, udp := newFakeTUN(), newFakeUDP()
+		r.tuns, r.udps = append(r.tuns, tun), append(r.udps, udp)
+		tuns, udps = append(tuns, tun), append(udps, udp)
+	}
+	r.tun, r.udp = r.tuns[0], r.udps[0]
+	r.o = newOverlay(cfg, tab, tuns, udps)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
 	go func() { r.done <- r.o.Run(ctx) }()
@@ -162,5 +176,68 @@ func TestFakeRunFailsWhenDeviceGoes(t *testing.T) {
 		r.done <- nil
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run hung after the TUN closed under it")
+	}
+}
+
+// Several queues: each TUN queue's packets leave on its own socket in the
+// order they were read, each socket's datagrams are written into its own
+// TUN queue in order, the counters add up over the queues, and a queue
+// whose TUN goes away ends Run with ErrLoopStopped (the others are
+// unblocked, Run returns).
+func TestLoopsSeveralQueues(t *testing.T) {
+	const queues, n = 3, 400
+	r := startFakeRigQueues(t, queues)
+	for q := range queues {
+		for i := range n {
+			pkt := putIPv4(make([]byte, 100), 100, "10.244.1.5", "10.244.2.9", 64)
+			pkt[20], pkt[21], pkt[22] = byte(q), byte(i>>8), byte(i) // queue and sequence in the payload
+			r.tuns[q].queue(pkt)
+			d := datagram(200, "10.244.2.5", "10.244.1.9", 64)
+			d[HeaderLen+20], d[HeaderLen+21], d[HeaderLen+22] = byte(q), byte(i>>8), byte(i)
+			r.udps[q].deliver(d, testPeerEP)
+		}
+	}
+	waitUntil(t, "every queue's packets sent and written", func() bool {
+		st := r.o.Stats()
+		return st.TX.Packets == queues*n && st.RX.Packets == queues*n
+	})
+	st := r.o.Stats()
+	if st.TX.Bytes != queues*n*100 || st.RX.Bytes != queues*n*200 {
+		t.Fatalf("bytes TX %d RX %d, want %d and %d", st.TX.Bytes, st.RX.Bytes, queues*n*100, queues*n*200)
+	}
+	for q := range queues {
+		r.udps[q].mu.Lock()
+		sent := r.udps[q].sent
+		r.udps[q].mu.Unlock()
+		if len(sent) != n {
+			t.Fatalf("socket %d sent %d datagrams, want %d", q, len(sent), n)
+		}
+		for i, d := range sent {
+			inner := d.data[HeaderLen:]
+			if int(inner[20]) != q || int(inner[21])<<8|int(inner[22]) != i {
+				t.Fatalf("socket %d datagram %d carries queue %d packet %d: another queue's or out of order", q, i, inner[20], int(inner[21])<<8|int(inner[22]))
+			}
+		}
+		r.tuns[q].mu.Lock()
+		written := r.tuns[q].written
+		r.tuns[q].mu.Unlock()
+		if len(written) != n {
+			t.Fatalf("TUN queue %d got %d packets, want %d", q, len(written), n)
+		}
+		for i, p := range written {
+			if int(p[20]) != q || int(p[21])<<8|int(p[22]) != i {
+				t.Fatalf("TUN queue %d packet %d is socket %d's packet %d: another socket's or out of order", q, i, p[20], int(p[21])<<8|int(p[22]))
+			}
+		}
+	}
+	_ = r.tuns[queues-1].Close()
+	select {
+	case err := <-r.done:
+		if !errors.Is(err, ErrLoopStopped) {
+			t.Fatalf("Run after TUN queue %d closed = %v, want ErrLoopStopped", queues-1, err)
+		}
+		r.done <- nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run hung after one TUN queue closed under it")
 	}
 }

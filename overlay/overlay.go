@@ -28,7 +28,11 @@ type Config struct {
 	Subnet     netip.Prefix // this node's lease, network form, e.g. 10.244.7.0/24
 	MTU        int          // overlay MTU for the TUN (see OverlayMTU)
 	Port       uint16       // UDP port, default 8285
-	Logger     *slog.Logger
+	// Queues is the number of TUN queues (IFF_MULTI_QUEUE when > 1), each
+	// with its own UDP socket on Port (SO_REUSEPORT) and its own TX and RX
+	// workers; 0 means 1.
+	Queues int
+	Logger *slog.Logger
 }
 
 // Overlay is a running data path in one network namespace.
@@ -36,18 +40,30 @@ type Overlay struct {
 	cfg   Config
 	log   *slog.Logger
 	peers *PeerTable
-	tun   tunDevice
-	udp   udpSocket
 
-	txRing []*txPath // batches of the TUN->UDP pipeline
-	rx     *rxPath   // state of the UDP->TUN loop
-	send   *sender
-	txStat dirCounters
-	rxStat dirCounters
+	queues []*queue
+	txStat dirCounters // all queues' TX workers add here
+	rxStat dirCounters // all queues' RX workers add here
 
 	runMu     sync.Mutex // one Run at a time
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// queue is one TUN queue, its UDP socket and the state of its two workers:
+// TX reads this TUN queue and sends on this socket, RX receives on this
+// socket and writes into this TUN queue. The kernel picks the TUN queue per
+// flow and the receiving socket per sending address, so the packets of one
+// flow pass through one worker of each direction, in order.
+type queue struct {
+	log    *slog.Logger
+	tun    tunDevice
+	udp    udpSocket
+	txRing []*txPath // batches of the TUN->UDP pipeline
+	rx     *rxPath   // state of the UDP->TUN loop
+	send   *sender
+	txStat *dirCounters
+	rxStat *dirCounters
 }
 
 // ErrForeignLink is wrapped in New's error when a link of the device's name
@@ -66,6 +82,12 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Queues == 0 {
+		cfg.Queues = 1
+	}
+	if cfg.Queues < 1 || cfg.Queues > MaxQueues {
+		return nil, fmt.Errorf("overlay: %d queues (1 to %d)", cfg.Queues, MaxQueues)
+	}
 	if peers == nil {
 		return nil, errors.New("overlay: nil peer table")
 	}
@@ -79,61 +101,87 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 	if cfg.MTU < 576 || cfg.MTU > 65535-HeaderLen-outerIPv4HeaderLen-udpHeaderLen {
 		return nil, fmt.Errorf("overlay: MTU %d out of range", cfg.MTU)
 	}
-	dev, err := tundev.Create(cfg.DeviceName, cfg.MTU, cfg.Subnet, cfg.Network, batchSize, cfg.Logger)
+	dev, err := tundev.Create(cfg.DeviceName, cfg.MTU, cfg.Subnet, cfg.Network, batchSize, cfg.Queues, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("overlay: %w", err)
 	}
-	udp, err := udpbatch.Listen(netip.AddrPortFrom(netip.IPv4Unspecified(), cfg.Port), txBatches*batchSize, cfg.Logger)
+	udps, err := udpbatch.ListenGroup(netip.AddrPortFrom(netip.IPv4Unspecified(), cfg.Port), cfg.Queues, txBatches*batchSize, cfg.Logger)
 	if err != nil {
 		_ = dev.Close()
 		return nil, fmt.Errorf("overlay: %w", err)
 	}
-	return newOverlay(cfg, peers, dev, udp), nil
+	tuns := make([]tunDevice, 0, cfg.Queues)
+	for _, q := range dev.Queues() {
+		tuns = append(tuns, q)
+	}
+	socks := make([]udpSocket, 0, cfg.Queues)
+	for _, u := range udps {
+		socks = append(socks, u)
+	}
+	return newOverlay(cfg, peers, tuns, socks), nil
 }
 
-// newOverlay wires the loops to a TUN device and a UDP socket (real ones
-// from New, in-memory fakes in tests).
-func newOverlay(cfg Config, peers *PeerTable, dev tunDevice, udp udpSocket) *Overlay {
-	o := &Overlay{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		peers: peers,
-		tun:   dev,
-		udp:   udp,
-		rx:    newRXPath(peers, cfg.Subnet),
-		send:  newSender(udp, txBatches*batchSize),
-	}
-	icmp := newICMPResponder(dev)
-	for range txBatches {
-		o.txRing = append(o.txRing, newTXPath(peers, cfg.MTU, icmp))
+// MaxQueues is the largest Config.Queues.
+const MaxQueues = 64
+
+// newOverlay wires the loops to TUN queues and UDP sockets, pairwise (real
+// ones from New, in-memory fakes in tests; len(tuns) == len(udps) >= 1).
+func newOverlay(cfg Config, peers *PeerTable, tuns []tunDevice, udps []udpSocket) *Overlay {
+	o := &Overlay{cfg: cfg, log: cfg.Logger, peers: peers}
+	for i, dev := range tuns {
+		q := &queue{
+			log:    cfg.Logger,
+			tun:    dev,
+			udp:    udps[i],
+			rx:     newRXPath(peers, cfg.Subnet),
+			send:   newSender(udps[i], txBatches*batchSize),
+			txStat: &o.txStat,
+			rxStat: &o.rxStat,
+		}
+		icmp := newICMPResponder(dev)
+		for range txBatches {
+			q.txRing = append(q.txRing, newTXPath(peers, cfg.MTU, icmp))
+		}
+		o.queues = append(o.queues, q)
 	}
 	return o
 }
 
-// Run forwards packets in both directions until ctx is done (then it returns
-// nil) or a loop ends while ctx is live (then it returns an error: the loop's
-// own, or ErrLoopStopped when the device or socket went away under it, e.g.
-// `ip link del` of the TUN or Close). It always returns once both loops ended.
+// Run forwards packets in both directions, two workers per queue, until ctx
+// is done (then it returns nil) or a worker ends while ctx is live (then it
+// returns an error: the worker's own, or ErrLoopStopped when the device or
+// socket went away under it, e.g. `ip link del` of the TUN or Close). It
+// always returns once all workers ended.
 func (o *Overlay) Run(ctx context.Context) error {
 	o.runMu.Lock()
 	defer o.runMu.Unlock()
-	_ = o.tun.SetReadDeadline(time.Time{})
-	_ = o.udp.SetReadDeadline(time.Time{})
+	for _, q := range o.queues {
+		_ = q.tun.SetReadDeadline(time.Time{})
+		_ = q.udp.SetReadDeadline(time.Time{})
+	}
 
-	errc := make(chan error, 2)
-	go func() { errc <- loopEnded("TUN->UDP", o.runTX()) }()
-	go func() { errc <- loopEnded("UDP->TUN", o.runRX()) }()
+	running := 2 * len(o.queues)
+	errc := make(chan error, running)
+	for i, q := range o.queues {
+		tx, rx := "TUN->UDP", "UDP->TUN"
+		if len(o.queues) > 1 {
+			tx, rx = fmt.Sprintf("TUN->UDP (queue %d)", i), fmt.Sprintf("UDP->TUN (queue %d)", i)
+		}
+		go func() { errc <- loopEnded(tx, q.runTX()) }()
+		go func() { errc <- loopEnded(rx, q.runRX()) }()
+	}
 
 	var first error
-	running := 2
 	select {
 	case <-ctx.Done():
 	case first = <-errc:
 		running--
 	}
-	// Unblock whichever loop still sits in a read.
-	_ = o.tun.SetReadDeadline(time.Now())
-	_ = o.udp.SetReadDeadline(time.Now())
+	// Unblock every worker that still sits in a read.
+	for _, q := range o.queues {
+		_ = q.tun.SetReadDeadline(time.Now())
+		_ = q.udp.SetReadDeadline(time.Now())
+	}
 	for ; running > 0; running-- {
 		<-errc
 	}
@@ -165,18 +213,22 @@ func (o *Overlay) Stats() Stats {
 	return Stats{TX: o.txStat.snapshot(), RX: o.rxStat.snapshot()}
 }
 
-// Close removes the TUN device (and so its address and route) and closes the socket.
+// Close removes the TUN device (and so its address and route: the kernel
+// deletes it with its last queue) and closes the sockets.
 func (o *Overlay) Close() error {
 	o.closeOnce.Do(func() {
-		errTr := o.udp.Close()
-		errDev := o.tun.Close()
-		if errTr != nil {
-			errTr = fmt.Errorf("close UDP socket: %w", errTr)
+		var errs []error
+		for i, q := range o.queues {
+			if err := q.udp.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close UDP socket %d: %w", i, err))
+			}
 		}
-		if errDev != nil {
-			errDev = fmt.Errorf("close TUN: %w", errDev)
+		for i, q := range o.queues {
+			if err := q.tun.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close TUN queue %d: %w", i, err))
+			}
 		}
-		o.closeErr = errors.Join(errTr, errDev)
+		o.closeErr = errors.Join(errs...)
 	})
 	return o.closeErr
 }

@@ -31,24 +31,24 @@ const txBatches = 4
 // a flood) still go through the pipeline so the two syscalls overlap.
 const directSendMax = 1
 
-// runTX is the TUN->UDP direction: it returns when reading the TUN stops.
-func (o *Overlay) runTX() error {
-	free := make(chan *txPath, len(o.txRing))
-	full := make(chan *txPath, len(o.txRing))
-	for _, p := range o.txRing {
+// runTX is the TUN->UDP worker of one queue: it returns when reading its TUN queue stops.
+func (q *queue) runTX() error {
+	free := make(chan *txPath, len(q.txRing))
+	full := make(chan *txPath, len(q.txRing))
+	for _, p := range q.txRing {
 		free <- p
 	}
 	// queued counts batches handed to the sender and not yet sent: only the
 	// reader adds, only the sender subtracts (after its send), so when the
 	// reader sees 0 the sender is idle and no older packet can still be on
-	// its way out, and the reader may use o.send itself without reordering.
+	// its way out, and the reader may use q.send itself without reordering.
 	var queued atomic.Int32
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		o.sendTX(free, full, &queued)
+		q.sendTX(free, full, &queued)
 	}()
-	err := o.readTX(free, full, &queued)
+	err := q.readTX(free, full, &queued)
 	close(full)
 	<-done
 	return err
@@ -56,14 +56,14 @@ func (o *Overlay) runTX() error {
 
 // readTX reads and encapsulates batches until the TUN read fails. Small
 // batches are sent inline when the sender is idle (see directSendMax).
-func (o *Overlay) readTX(free <-chan *txPath, full chan<- *txPath, queued *atomic.Int32) error {
+func (q *queue) readTX(free <-chan *txPath, full chan<- *txPath, queued *atomic.Int32) error {
 	var directTally batchTally
 	var p *txPath
 	for {
 		if p == nil {
 			p = <-free
 		}
-		n, malformed, err := o.tun.Read(p.bufs, p.sizes, p.partial, p.tails)
+		n, malformed, err := q.tun.Read(p.bufs, p.sizes, p.partial, p.tails)
 		for range malformed {
 			p.tally.drop(DropTruncated)
 		}
@@ -76,11 +76,11 @@ func (o *Overlay) readTX(free <-chan *txPath, full chan<- *txPath, queued *atomi
 		p.read = n
 		p.out = p.encapBatch(n)
 		if n <= directSendMax && queued.Load() == 0 {
-			if err := o.send.send(p.pkts[:p.out], p.ptails[:p.out], p.dsts[:p.out], &directTally); err != nil {
-				o.log.Debug("UDP send", "err", err)
+			if err := q.send.send(p.pkts[:p.out], p.ptails[:p.out], p.dsts[:p.out], &directTally); err != nil {
+				q.log.Debug("UDP send", "err", err)
 			}
-			o.txStat.flush(&p.tally, p.read)
-			o.txStat.flush(&directTally, 0)
+			q.txStat.flush(&p.tally, p.read)
+			q.txStat.flush(&directTally, 0)
 			continue
 		}
 		queued.Add(1)
@@ -91,7 +91,7 @@ func (o *Overlay) readTX(free <-chan *txPath, full chan<- *txPath, queued *atomi
 
 // sendTX sends full batches (several at once when they queue up) and
 // returns them to free, until full is closed.
-func (o *Overlay) sendTX(free chan<- *txPath, full <-chan *txPath, queued *atomic.Int32) {
+func (q *queue) sendTX(free chan<- *txPath, full <-chan *txPath, queued *atomic.Int32) {
 	group := make([]*txPath, 0, cap(full))
 	pkts := make([][]byte, 0, cap(full)*batchSize)
 	tails := make([][]byte, 0, cap(full)*batchSize)
@@ -101,19 +101,19 @@ func (o *Overlay) sendTX(free chan<- *txPath, full <-chan *txPath, queued *atomi
 		group = append(group[:0], p)
 		group = gatherTX(group, full)
 		pkts, tails, dsts = pkts[:0], tails[:0], dsts[:0]
-		for _, q := range group {
-			pkts = append(pkts, q.pkts[:q.out]...)
-			tails = append(tails, q.ptails[:q.out]...)
-			dsts = append(dsts, q.dsts[:q.out]...)
+		for _, b := range group {
+			pkts = append(pkts, b.pkts[:b.out]...)
+			tails = append(tails, b.ptails[:b.out]...)
+			dsts = append(dsts, b.dsts[:b.out]...)
 		}
-		if err := o.send.send(pkts, tails, dsts, &sendTally); err != nil {
-			o.log.Debug("UDP send", "err", err)
+		if err := q.send.send(pkts, tails, dsts, &sendTally); err != nil {
+			q.log.Debug("UDP send", "err", err)
 		}
-		for _, q := range group {
-			o.txStat.flush(&q.tally, q.read)
-			free <- q
+		for _, b := range group {
+			q.txStat.flush(&b.tally, b.read)
+			free <- b
 		}
-		o.txStat.flush(&sendTally, 0)
+		q.txStat.flush(&sendTally, 0)
 		queued.Add(-int32(len(group)))
 	}
 }
@@ -134,12 +134,12 @@ func gatherTX(group []*txPath, full <-chan *txPath) []*txPath {
 	return group
 }
 
-// runRX is the UDP->TUN direction: one loop (receive, decap, TUN write;
+// runRX is the UDP->TUN worker of one queue: one loop (receive, decap, TUN write;
 // TCP runs written as GSO superpackets by tundev).
-func (o *Overlay) runRX() error {
-	p := o.rx
+func (q *queue) runRX() error {
+	p := q.rx
 	for {
-		n, err := o.udp.ReadBatch(p.bufs, p.views, p.srcs)
+		n, err := q.udp.ReadBatch(p.bufs, p.views, p.srcs)
 		if err != nil {
 			if isStopError(err) {
 				return nil
@@ -149,7 +149,7 @@ func (o *Overlay) runRX() error {
 		p.read = n
 		p.out = p.decapBatch(n)
 		if p.out > 0 {
-			failed, err := o.tun.Write(p.writes[:p.out], p.partial)
+			failed, err := q.tun.Write(p.writes[:p.out], p.partial)
 			for range failed {
 				p.tally.drop(DropTUNWriteError)
 			}
@@ -160,6 +160,6 @@ func (o *Overlay) runRX() error {
 				return err
 			}
 		}
-		o.rxStat.flush(&p.tally, n)
+		q.rxStat.flush(&p.tally, n)
 	}
 }

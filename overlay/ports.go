@@ -26,7 +26,7 @@ type udpSocket interface {
 var _ udpSocket = (*udpbatch.Conn)(nil)
 
 // tunDevice is what the forwarding loops need from the TUN side; the real one
-// is *tundev.Device, tests use an in-memory fake. Packets sit at
+// is a *tundev.Queue, tests use an in-memory fake. Packets sit at
 // buf[bufOffset:] in every buffer.
 type tunDevice interface {
 	// Read blocks until packets arrive and reads them into bufs, their
@@ -44,4 +44,4 @@ type tunDevice interface {
 	Close() error
 }
 
-var _ tunDevice = (*tundev.Device)(nil)
+var _ tunDevice = (*tundev.Queue)(nil)

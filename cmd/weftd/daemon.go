@@ -213,6 +213,7 @@ func (d *weftd) run(ctx context.Context) error {
 		Subnet:     lease.Subnet,
 		MTU:        mtu,
 		Port:       uint16(cfg.Backend.Port),
+		Queues:     d.opts.queues,
 		Logger:     d.log.With("component", "overlay"),
 	}, peers)
 	if err != nil {

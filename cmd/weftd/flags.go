@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/cni/daemonsock"
+	"github.com/weftnet/weft/overlay"
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/subnetfile"
 )
@@ -29,6 +30,7 @@ type options struct {
 	publicIP   string
 	subnetFile string
 	tunName    string
+	queues     int // TUN queues, each with its own UDP socket and workers
 	lockFile   string
 	ipMasq     bool
 
@@ -76,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.publicIP, "public-ip", "", "IP address other nodes use to reach this one; default: the first IPv4 address of --iface")
 	fs.StringVar(&o.subnetFile, "subnet-file", subnetfile.DefaultPath, "file to write this node's subnet, network and MTU to")
 	fs.StringVar(&o.tunName, "tun-name", "weft0", "name of the TUN device")
+	fs.IntVar(&o.queues, "queues", 1, fmt.Sprintf("TUN queues (IFF_MULTI_QUEUE when > 1), each with its own SO_REUSEPORT UDP socket and forwarding workers; a flow always uses one queue (1 to %d)", overlay.MaxQueues))
 	fs.StringVar(&o.lockFile, "lock-file", "", "lock file that keeps a second weftd from starting (default: /run/weft/weftd-netns-<inode>.lock, one per network namespace)")
 	fs.StringVar(&o.flannelSubnetFile, "flannel-subnet-file", "", "also write the subnet in flannel's format (FLANNEL_NETWORK, FLANNEL_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ) to this file, e.g. /run/flannel/subnet.env for flannel's CNI plugin (default: off)")
 	fs.BoolVar(&o.ipMasq, "ip-masq", false, "masquerade traffic from the overlay network to destinations outside it, as flanneld --ip-masq (nftables table ip "+ipMasqTable+", removed on exit, or at the next start without the flag); the subnet files say so (WEFT_IPMASQ/FLANNEL_IPMASQ=true) and the CNI plugin then adds no rules of its own")
@@ -123,6 +126,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.flannelSubnetFile != "" && filepath.Clean(o.flannelSubnetFile) == filepath.Clean(o.subnetFile) {
 		return nil, fmt.Errorf("--flannel-subnet-file and --subnet-file are both %s: they need separate files", o.subnetFile)
+	}
+	if o.queues < 1 || o.queues > overlay.MaxQueues {
+		return nil, fmt.Errorf("--queues %d: want 1 to %d", o.queues, overlay.MaxQueues)
 	}
 	if o.leaseTTL < 2*time.Second {
 		return nil, fmt.Errorf("--subnet-lease-ttl %s too short (minimum 2s)", o.leaseTTL)

@@ -15,9 +15,16 @@ import (
 )
 
 // Device is a TUN device with its address and route, read and written in
-// batches. Read is owned by one goroutine and Write by another; Inject may be
-// called from any goroutine.
+// batches through one or more queues (IFF_MULTI_QUEUE when more than one).
 type Device struct {
+	queues []*Queue
+}
+
+// Queue is one queue of the device: its own file descriptor, reader and
+// writer. The kernel hands every packet it sends into the device to one
+// queue, chosen per flow. Read is owned by one goroutine and Write by
+// another; Inject may be called from any goroutine.
+type Queue struct {
 	dev  tun.Device
 	vnet bool
 	r    *reader // nil without virtio headers: the library reads
@@ -28,36 +35,118 @@ type Device struct {
 // TSO/USO on read and GRO on write when the kernel allows), assigns the
 // node subnet's network address /32, brings it up and routes the overlay
 // network through it, all in the current network namespace. maxBatch is the
-// largest batch Read fills and Write takes.
-func Create(name string, mtu int, subnet, network netip.Prefix, maxBatch int, log *slog.Logger) (*Device, error) {
+// largest batch Read fills and Write takes. With queues > 1 the device is
+// created with IFF_MULTI_QUEUE and that many queues attached.
+func Create(name string, mtu int, subnet, network netip.Prefix, maxBatch, queues int, log *slog.Logger) (*Device, error) {
+	if queues < 1 || queues > maxQueues {
+		return nil, fmt.Errorf("create TUN %s: %d queues (1 to %d)", name, queues, maxQueues)
+	}
 	if err := removeStaleTUN(name); err != nil {
 		return nil, err
 	}
-	dev, err := tun.CreateTUN(name, mtu)
+	devs, err := createQueues(name, mtu, queues)
 	if err != nil {
 		return nil, fmt.Errorf("create TUN %s: %w", name, err)
 	}
-	if err := configure(name, subnet, network); err != nil {
-		_ = dev.Close()
-		return nil, err
-	}
-	go drainEvents(dev)
-	d := &Device{dev: dev, vnet: hasVnetHeader(dev.File())}
-	if d.w, err = newWriter(dev, d.vnet, maxBatch); err != nil {
-		_ = dev.Close()
-		return nil, err
-	}
-	if d.vnet {
-		if d.r, err = newReader(dev.File()); err != nil {
+	d := &Device{}
+	fail := func(err error) (*Device, error) {
+		for _, dev := range devs {
 			_ = dev.Close()
-			return nil, err
 		}
+		return nil, err
 	}
+	if err := configure(name, subnet, network); err != nil {
+		return fail(err)
+	}
+	for _, dev := range devs {
+		q := &Queue{dev: dev, vnet: hasVnetHeader(dev.File())}
+		if q.w, err = newWriter(dev, q.vnet, maxBatch); err != nil {
+			return fail(err)
+		}
+		if q.vnet {
+			if q.r, err = newReader(dev.File()); err != nil {
+				return fail(err)
+			}
+		}
+		d.queues = append(d.queues, q)
+	}
+	go drainEvents(devs[0])
 	if log != nil {
 		log.Info("TUN device up", "device", name, "address", subnet.Masked().Addr(), "mtu", mtu,
-			"route", network, "tun_batch", dev.BatchSize(), "tun_vnet_hdr", d.vnet)
+			"route", network, "tun_batch", devs[0].BatchSize(), "tun_vnet_hdr", d.queues[0].vnet, "queues", queues)
 	}
 	return d, nil
+}
+
+// maxQueues bounds --queues (the kernel allows 256 per TUN).
+const maxQueues = 64
+
+// createQueues creates the TUN: with one queue through the tun library as
+// before; with several, each queue is attached here (the library has no
+// multi-queue flag) and wrapped: queue 0 with CreateTUNFromFile (MTU, link
+// events), the others unmonitored.
+func createQueues(name string, mtu, queues int) ([]tun.Device, error) {
+	if queues == 1 {
+		dev, err := tun.CreateTUN(name, mtu)
+		if err != nil {
+			return nil, err
+		}
+		return []tun.Device{dev}, nil
+	}
+	var devs []tun.Device
+	fail := func(err error) ([]tun.Device, error) {
+		for _, dev := range devs {
+			_ = dev.Close()
+		}
+		return nil, err
+	}
+	for i := range queues {
+		fd, err := attachQueue(name)
+		if err != nil {
+			return fail(fmt.Errorf("queue %d: %w", i, err))
+		}
+		var dev tun.Device
+		if i == 0 {
+			f := os.NewFile(uintptr(fd), "/dev/net/tun")
+			if dev, err = tun.CreateTUNFromFile(f, mtu); err != nil {
+				_ = f.Close()
+			}
+		} else {
+			// On error the library may have wrapped fd in a file already
+			// (closed by its finalizer): not closed here, never twice.
+			dev, _, err = tun.CreateUnmonitoredTUNFromFD(fd)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("queue %d: %w", i, err))
+		}
+		devs = append(devs, dev)
+	}
+	return devs, nil
+}
+
+// attachQueue opens /dev/net/tun and attaches it as a queue of the
+// multi-queue TUN name (creating the device on the first call), with
+// virtio-net headers, non-blocking.
+func attachQueue(name string) (int, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open /dev/net/tun: %w", err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		_ = unix.Close(fd)
+		return -1, err
+	}
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_VNET_HDR | unix.IFF_MULTI_QUEUE)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		_ = unix.Close(fd)
+		return -1, fmt.Errorf("TUNSETIFF multi-queue: %w", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 // drainEvents consumes the TUN's link events so its listener never blocks.
@@ -113,7 +202,22 @@ func hasVnetHeader(f *os.File) bool {
 }
 
 // VnetHeader reports whether the device carries virtio-net headers (offloads on).
-func (d *Device) VnetHeader() bool { return d.vnet }
+func (d *Device) VnetHeader() bool { return d.queues[0].vnet }
+
+// Queues returns the device's queues (one unless created with several).
+func (d *Device) Queues() []*Queue { return d.queues }
+
+// Close removes the device (and so its address and route): it closes every
+// queue; the kernel deletes the device with the last one.
+func (d *Device) Close() error {
+	var errs []error
+	for _, q := range d.queues {
+		if err := q.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // Read blocks until packets arrive and reads them into bufs[i][Headroom:]
 // (each buffer BufSize bytes), their lengths in sizes; partial[i] reports a
@@ -124,13 +228,13 @@ func (d *Device) VnetHeader() bool { return d.vnet }
 // returns how many packets it read and how many frames the kernel handed over
 // malformed (dropped). After the first packet it drains what is already
 // queued without blocking; it stops after a TSO superpacket.
-func (d *Device) Read(bufs [][]byte, sizes []int, partial []bool, tails [][]byte) (n, malformed int, err error) {
-	if d.r != nil {
-		return d.r.read(bufs, sizes, partial, tails)
+func (q *Queue) Read(bufs [][]byte, sizes []int, partial []bool, tails [][]byte) (n, malformed int, err error) {
+	if q.r != nil {
+		return q.r.read(bufs, sizes, partial, tails)
 	}
 	clear(partial)
 	clear(tails)
-	n, err = d.dev.Read(bufs, sizes, Headroom)
+	n, err = q.dev.Read(bufs, sizes, Headroom)
 	if errors.Is(err, tun.ErrTooManySegments) {
 		return 0, 1, nil
 	}
@@ -141,19 +245,19 @@ func (d *Device) Read(bufs [][]byte, sizes []int, partial []bool, tails [][]byte
 // coalescing TCP runs into GSO superpackets without copying them (writev).
 // It may rewrite the headers of the packets it coalesces. It returns how many
 // writes failed, and an error only when the device is closed.
-func (d *Device) Write(pkts [][]byte, partial []bool) (int, error) {
-	return d.w.write(pkts, partial)
+func (q *Queue) Write(pkts [][]byte, partial []bool) (int, error) {
+	return q.w.write(pkts, partial)
 }
 
 // Inject writes locally generated packets (bufs[i][offset:]) through the tun
 // library; it is safe to call concurrently with Write.
-func (d *Device) Inject(bufs [][]byte, offset int) (int, error) { return d.dev.Write(bufs, offset) }
+func (q *Queue) Inject(bufs [][]byte, offset int) (int, error) { return q.dev.Write(bufs, offset) }
 
 // SetReadDeadline unblocks Read at t (os.ErrDeadlineExceeded); the zero time clears it.
-func (d *Device) SetReadDeadline(t time.Time) error { return d.dev.File().SetReadDeadline(t) }
+func (q *Queue) SetReadDeadline(t time.Time) error { return q.dev.File().SetReadDeadline(t) }
 
-// Close removes the device (and so its address and route).
-func (d *Device) Close() error { return d.dev.Close() }
+// Close detaches and closes this queue (the device goes with its last queue).
+func (q *Queue) Close() error { return q.dev.Close() }
 
 // ErrForeignLink is wrapped in Create's error when a link of the device's name
 // exists and is not a stale TUN: weft leaves it alone and does not start.

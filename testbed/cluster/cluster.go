@@ -36,6 +36,9 @@ type Options struct {
 	NetworkConfig string
 	// LeaseTTL is passed as --subnet-lease-ttl when set.
 	LeaseTTL time.Duration
+	// Queues is passed as --queues when set (TUN queues, UDP sockets and
+	// forwarding workers per node).
+	Queues int
 	// ExtraArgs are appended to every weftd command line.
 	ExtraArgs []string
 	// EtcdEndpoint overrides the etcd all nodes use; when empty the first
@@ -163,6 +166,9 @@ func (n *Node) Args() []string {
 	}
 	if c.opts.FlannelSubnetFile {
 		args = append(args, "--flannel-subnet-file", n.FlannelSubnetFile)
+	}
+	if c.opts.Queues > 0 {
+		args = append(args, "--queues", strconv.Itoa(c.opts.Queues))
 	}
 	return append(args, c.opts.ExtraArgs...)
 }
