@@ -118,11 +118,19 @@ func udpStats(t *testing.T, netns *testbed.NS) map[string]int64 {
 // 100k hostile datagrams at full rate from an address with no lease: none
 // reaches a container, the daemon stays up and forwards a TCP transfer and
 // pings meanwhile, and weft_drops_total accounts for every datagram the
-// kernel handed it, by reason.
+// kernel handed it, by reason; with one queue and with --queues 2 (the
+// drops of all sockets' workers add up).
 func TestHostileDatagrams(t *testing.T) {
 	t.Parallel()
+	for _, queues := range []int{1, 2} {
+		t.Run(fmt.Sprintf("queues=%d", queues), func(t *testing.T) { hostileDatagrams(t, queues) })
+	}
+}
+
+func hostileDatagrams(t *testing.T, queues int) {
 	const total = 100_000
-	c := newCluster(t, 2, cluster.Options{})
+	c := newCluster(t, 2, cluster.Options{Queues: queues})
+	requireQueues(t, c, queues)
 	attacker, victim := c.Nodes[0], c.Nodes[1]
 	a := addContainer(t, attacker, "wa")
 	b := addContainer(t, victim, "wb")

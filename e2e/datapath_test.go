@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -19,11 +20,19 @@ func tunAddr(t *testing.T, n *cluster.Node) netip.Addr {
 }
 
 // Two hosts on a veth underlay: ping both ways between the hosts' overlay
-// addresses and a 200 MB TCP transfer that must arrive byte-identical.
+// addresses and a 200 MB TCP transfer that must arrive byte-identical, with
+// one queue and with a multi-queue data path (--queues 2).
 func TestTwoHostsPingAndTransfer(t *testing.T) {
-	c := newCluster(t, 2, cluster.Options{})
+	for _, queues := range []int{1, 2} {
+		t.Run(fmt.Sprintf("queues=%d", queues), func(t *testing.T) { twoHostsPingAndTransfer(t, queues) })
+	}
+}
+
+func twoHostsPingAndTransfer(t *testing.T, queues int) {
+	c := newCluster(t, 2, cluster.Options{Queues: queues})
 	ctx := ctxFor(t, 2*time.Minute)
 	a, b := c.Nodes[0], c.Nodes[1]
+	requireQueues(t, c, queues)
 	runIn(t, ctx, a.Host.NS, "ping", "-c", "3", "-i", "0.2", "-W", "2", tunAddr(t, b).String())
 	runIn(t, ctx, b.Host.NS, "ping", "-c", "3", "-i", "0.2", "-W", "2", tunAddr(t, a).String())
 	transfer(t, a.Host.NS, b.Host.NS, tunAddr(t, b).String(), 200<<20)

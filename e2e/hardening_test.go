@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,9 +54,17 @@ func linkLine(t *testing.T, n *cluster.Node, name string) string {
 
 // Issue 11 item 2: `ip link del weft0` (or setting it down) under a running
 // weftd must not leave a daemon that says ready and never stops: weftd exits
-// non-zero (systemd restarts it) and the restart forwards again.
+// non-zero (systemd restarts it) and the restart forwards again; with one
+// queue and with a multi-queue TUN (--queues 2).
 func TestTUNRemovedExitsNonZero(t *testing.T) {
-	c := newCluster(t, 2, cluster.Options{})
+	for _, queues := range []int{1, 2} {
+		t.Run(fmt.Sprintf("queues=%d", queues), func(t *testing.T) { tunRemovedExitsNonZero(t, queues) })
+	}
+}
+
+func tunRemovedExitsNonZero(t *testing.T, queues int) {
+	c := newCluster(t, 2, cluster.Options{Queues: queues})
+	requireQueues(t, c, queues)
 	a, b := c.Nodes[0], c.Nodes[1]
 	ctx := ctxFor(t, 4*time.Minute)
 	for _, how := range [][]string{

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/weftnet/weft/testbed"
 )
 
@@ -77,12 +79,19 @@ func sink(args []string) error {
 	return nil
 }
 
-// source ADDR BYTES: connect and send BYTES pseudo-random bytes, print the
-// byte count and SHA-256.
+// source ADDR BYTES [RATE]: connect and send BYTES pseudo-random bytes, print
+// the byte count and SHA-256. With RATE (bytes per second) the kernel paces
+// the connection (SO_MAX_PACING_RATE: TCP's internal pacing).
 func source(args []string) error {
 	total, err := strconv.ParseInt(args[1], 10, 64)
 	if err != nil {
 		return err
+	}
+	var rate int64
+	if len(args) > 2 {
+		if rate, err = strconv.ParseInt(args[2], 10, 64); err != nil {
+			return err
+		}
 	}
 	var conn net.Conn
 	for i := 0; i < 50; i++ {
@@ -94,6 +103,11 @@ func source(args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if rate > 0 {
+		if err := setPacingRate(conn.(*net.TCPConn), rate); err != nil {
+			return err
+		}
 	}
 	rng := rand.NewChaCha8([32]byte{'w', 'e', 'f', 't'})
 	h := sha256.New()
@@ -139,6 +153,13 @@ func floodArgs(args []string) (count int, payloads [][]byte, err error) {
 // the same bytes arrived.
 func transfer(t *testing.T, srcNS, dstNS *testbed.NS, dst string, size int64) {
 	t.Helper()
+	transferPaced(t, srcNS, dstNS, dst, size, 0)
+}
+
+// transferPaced is transfer with the sender paced at rate bytes per second
+// (0: as fast as it goes).
+func transferPaced(t *testing.T, srcNS, dstNS *testbed.NS, dst string, size, rate int64) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	self, err := os.Executable()
@@ -160,7 +181,7 @@ func transfer(t *testing.T, srcNS, dstNS *testbed.NS, dst string, size int64) {
 	if !lines.Scan() || lines.Text() != "listening" {
 		t.Fatalf("sink did not start: %q", lines.Text())
 	}
-	out, err := srcNS.Run(ctx, "env", roleEnv+"=source", self, addr, strconv.FormatInt(size, 10))
+	out, err := srcNS.Run(ctx, "env", roleEnv+"=source", self, addr, strconv.FormatInt(size, 10), strconv.FormatInt(rate, 10))
 	if err != nil {
 		t.Fatalf("source: %v", err)
 	}
@@ -187,4 +208,22 @@ func runIn(t *testing.T, ctx context.Context, ns *testbed.NS, name string, args 
 		t.Fatalf("%s %s in %s: %v\n%s", name, strings.Join(args, " "), ns.Name, err, out)
 	}
 	return out
+}
+
+// setPacingRate caps conn's sending rate in the kernel (SO_MAX_PACING_RATE).
+func setPacingRate(conn *net.TCPConn, rate int64) error {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_MAX_PACING_RATE, uint64(rate))
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("SO_MAX_PACING_RATE %d: %w", rate, serr)
+	}
+	return nil
 }

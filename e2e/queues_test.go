@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/testbed"
+	"github.com/weftnet/weft/testbed/cluster"
+)
+
+// requireQueues fails unless every node's weft0 has the queues asked for:
+// a multi-queue TUN with that many queues attached, or a single-queue one.
+func requireQueues(t *testing.T, c *cluster.Cluster, queues int) {
+	t.Helper()
+	for _, n := range c.Nodes {
+		out := runIn(t, ctxFor(t, 10*time.Second), n.Host.NS, "ip", "-d", "link", "show", "weft0")
+		multi := strings.Contains(out, "multi_queue")
+		if queues == 1 && multi {
+			t.Fatalf("node %d: weft0 is multi-queue with --queues 1:\n%s", n.Index+1, out)
+		}
+		if queues > 1 && (!multi || !strings.Contains(out, fmt.Sprintf("numqueues %d ", queues))) {
+			t.Fatalf("node %d: weft0 has not %d queues attached:\n%s", n.Index+1, queues, out)
+		}
+	}
+}
+
+// tcpCounters reads the TCP counters of a network namespace: TcpExt.* from
+// /proc/net/netstat and Tcp.* from /proc/net/snmp, as "TcpExt.TCPOFOQueue".
+func tcpCounters(t *testing.T, ns *testbed.NS) map[string]int64 {
+	t.Helper()
+	stats := map[string]int64{}
+	for _, file := range []string{"/proc/net/netstat", "/proc/net/snmp"} {
+		lines := strings.Split(runIn(t, ctxFor(t, 10*time.Second), ns, "cat", file), "\n")
+		for i := 0; i+1 < len(lines); i += 2 {
+			names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+			if len(names) != len(values) || len(names) == 0 || names[0] != values[0] {
+				continue
+			}
+			proto := strings.TrimSuffix(names[0], ":")
+			for j := 1; j < len(names); j++ {
+				v, err := strconv.ParseInt(values[j], 10, 64)
+				if err != nil {
+					continue
+				}
+				stats[proto+"."+names[j]] = v
+			}
+		}
+	}
+	return stats
+}
+
+// counterDeltas returns after-before for each name, failing the test when a
+// counter is missing (a test that cannot read them must not pass).
+func counterDeltas(t *testing.T, what string, before, after map[string]int64, names ...string) map[string]int64 {
+	t.Helper()
+	d := map[string]int64{}
+	for _, name := range names {
+		b, okB := before[name]
+		a, okA := after[name]
+		if !okB || !okA {
+			t.Fatalf("%s: counter %s not found in /proc/net/netstat or /proc/net/snmp", what, name)
+		}
+		d[name] = a - b
+	}
+	return d
+}
+
+// One TCP flow through a multi-queue data path (--queues 4 on both nodes)
+// arrives in order: between two containers, the receiver queues no segment
+// out of order (TcpExt.TCPOFOQueue) and the sender detects no reordering
+// (TcpExt.TCPSACKReorder, TCPTSReorder, TCPRenoReorder). A lost segment
+// also puts the ones after it out of order at the receiver, so the receiver's
+// count is judged only in a transfer the sender did not retransmit in
+// (Tcp.RetransSegs); the transfer is paced to keep losses rare, and tried
+// up to three times.
+func TestOneFlowInOrderWithQueues(t *testing.T) {
+	const queues = 4
+	c := newCluster(t, 2, cluster.Options{Queues: queues})
+	requireQueues(t, c, queues)
+	snd := addContainer(t, c.Nodes[0], "wq")
+	rcv := addContainer(t, c.Nodes[1], "wq")
+	senderReorder := []string{"TcpExt.TCPSACKReorder", "TcpExt.TCPTSReorder", "TcpExt.TCPRenoReorder", "Tcp.RetransSegs"}
+	receiverOOO := []string{"TcpExt.TCPOFOQueue"}
+	const size, rate = 64 << 20, 50_000_000 // 64 MiB at 400 Mbit/s
+	for attempt := 1; attempt <= 3; attempt++ {
+		sb, rb := tcpCounters(t, snd.NS), tcpCounters(t, rcv.NS)
+		transferPaced(t, snd.NS, rcv.NS, rcv.IP.String(), size, rate)
+		sd := counterDeltas(t, "sender", sb, tcpCounters(t, snd.NS), senderReorder...)
+		rd := counterDeltas(t, "receiver", rb, tcpCounters(t, rcv.NS), receiverOOO...)
+		t.Logf("attempt %d: sender %v, receiver %v", attempt, sd, rd)
+		for _, name := range senderReorder[:3] {
+			if sd[name] != 0 {
+				t.Fatalf("the sender detected reordering: %s +%d", name, sd[name])
+			}
+		}
+		if sd["Tcp.RetransSegs"] > 0 {
+			t.Logf("attempt %d: %d segments retransmitted (a loss): the receiver's out-of-order count is not attributable, again", attempt, sd["Tcp.RetransSegs"])
+			continue
+		}
+		if rd["TcpExt.TCPOFOQueue"] != 0 {
+			t.Fatalf("the receiver queued %d segments out of order without any loss: the flow was reordered", rd["TcpExt.TCPOFOQueue"])
+		}
+		return
+	}
+	t.Fatal("three transfers each lost segments: could not judge the receiver's order")
+}
