@@ -24,10 +24,16 @@ const (
 	// ReasonWeftPort: from the bridge, UDP to weft's port on this host or
 	// on an address outside the overlay network (another node's weftd).
 	ReasonWeftPort = "bridge_to_weft_port"
+	// ReasonEtcd: TCP from a container (a source in the overlay network,
+	// from this node's bridge or another node's containers through weft0
+	// or the underlay) to the embedded etcd's client or peer port on this
+	// host. Its etcd has no authentication: a container could rewrite
+	// leases and policies.
+	ReasonEtcd = "container_to_embedded_etcd"
 )
 
 // Reasons lists the drop reasons in a fixed order.
-var Reasons = [...]string{ReasonSpoofedSource, ReasonWeftPort}
+var Reasons = [...]string{ReasonSpoofedSource, ReasonWeftPort, ReasonEtcd}
 
 // Spec is what the guard enforces for one node.
 type Spec struct {
@@ -35,6 +41,10 @@ type Spec struct {
 	Subnet  netip.Prefix // this node's subnet: the only sources allowed from the bridge
 	Network netip.Prefix // the overlay network: UDP to weft's port inside it is container traffic
 	Port    uint16       // weft's UDP port
+	// EtcdPorts are the TCP ports of the embedded etcd weftd runs (client
+	// and peer), which containers may not reach on this host; none when
+	// weftd runs no etcd.
+	EtcdPorts []uint16
 }
 
 // Validate checks that s describes a node.
@@ -48,6 +58,11 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("guard: subnet %v is not inside network %v", s.Subnet, s.Network)
 	case s.Port == 0:
 		return errors.New("guard: port 0")
+	}
+	for _, p := range s.EtcdPorts {
+		if p == 0 {
+			return errors.New("guard: etcd port 0")
+		}
 	}
 	return nil
 }

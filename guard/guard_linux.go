@@ -85,6 +85,19 @@ func Install(s Spec, o Options) error {
 		udpDport(s.Port),
 		countDrop(ReasonWeftPort),
 	)})
+	// iifname != "lo" ip saddr NETWORK tcp dport ETCDPORT drop: containers
+	// of this node (the bridge) and of others (through weft0, or the
+	// underlay when not masqueraded) to the embedded etcd on any of this
+	// host's addresses; the host's own processes (lo) and other hosts
+	// (underlay sources) keep it.
+	for _, p := range s.EtcdPorts {
+		c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: concat(
+			notFromLoopback(),
+			prefixCmp(ipSrcOffset, s.Network, expr.CmpOpEq),
+			tcpDport(p),
+			countDrop(ReasonEtcd),
+		)})
+	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("guard: nftables transaction for table %s: %w", t.Name, err)
 	}
@@ -171,6 +184,26 @@ func prefixCmp(offset uint32, p netip.Prefix, op expr.CmpOp) []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask[:], Xor: []byte{0, 0, 0, 0}},
 		&expr.Cmp{Op: op, Register: 1, Data: addr[:]},
+	}
+}
+
+// notFromLoopback matches packets whose input interface is not lo.
+func notFromLoopback() []expr.Any {
+	name := make([]byte, unix.IFNAMSIZ)
+	copy(name, "lo")
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: name},
+	}
+}
+
+// tcpDport matches TCP to port.
+func tcpDport(port uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(port >> 8), byte(port)}},
 	}
 }
 

@@ -57,13 +57,22 @@ func TestInstallReplaceRemove(t *testing.T) {
 			t.Errorf("rule %q missing:\n%s", want, out)
 		}
 	}
-	spec.Subnet, spec.Port = netip.MustParsePrefix("10.244.9.0/24"), 9000
+	if strings.Contains(out, "tcp dport") {
+		t.Errorf("etcd rules without an embedded etcd:\n%s", out)
+	}
+	spec.Subnet, spec.Port, spec.EtcdPorts = netip.MustParsePrefix("10.244.9.0/24"), 9000, []uint16{2379, 2380}
 	if err := Install(spec, opts); err != nil {
 		t.Fatal(err)
 	}
 	out = nft("list", "table", "ip", DefaultTable)
 	if strings.Contains(out, "10.244.7.0/24") || !strings.Contains(out, "ip saddr != 10.244.9.0/24") || !strings.Contains(out, "dport 9000") {
 		t.Fatalf("the second Install did not replace the rules:\n%s", out)
+	}
+	for _, port := range []string{"2379", "2380"} {
+		want := `iifname != "lo" ip saddr 10.244.0.0/16 tcp dport ` + port + ` counter name "container_to_embedded_etcd" drop`
+		if !strings.Contains(out, want) {
+			t.Errorf("rule %q missing:\n%s", want, out)
+		}
 	}
 	drops, err := Drops(opts)
 	if err != nil || len(drops) != len(Reasons) {

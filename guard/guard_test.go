@@ -19,6 +19,7 @@ func TestSpecValidate(t *testing.T) {
 		"subnet outside":   func(s *Spec) { s.Subnet = netip.MustParsePrefix("10.245.7.0/24") },
 		"network narrower": func(s *Spec) { s.Network = netip.MustParsePrefix("10.244.7.0/25") },
 		"port 0":           func(s *Spec) { s.Port = 0 },
+		"etcd port 0":      func(s *Spec) { s.EtcdPorts = []uint16{2379, 0} },
 	} {
 		s := good
 		mutate(&s)

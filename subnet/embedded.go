@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -59,6 +60,7 @@ type EmbeddedOptions struct {
 type Embedded struct {
 	etcd      *embed.Etcd
 	clientURL string
+	ports     []uint16 // TCP ports it listens on, client and peer
 	log       *slog.Logger
 	stop      context.CancelFunc // ends client streams and quiets etcd's shutdown errors
 }
@@ -102,7 +104,7 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	}
 	clientURL := cfg.AdvertiseClientUrls[0].String()
 	log.Info("embedded etcd ready", "dir", opts.Dir, "client_url", clientURL, "name", cfg.Name)
-	return &Embedded{etcd: e, clientURL: clientURL, log: log, stop: stop}, nil
+	return &Embedded{etcd: e, clientURL: clientURL, ports: listenPorts(cfg), log: log, stop: stop}, nil
 }
 
 func embeddedConfig(opts EmbeddedOptions) (*embed.Config, error) {
@@ -174,6 +176,23 @@ func peerURLFor(raw string, client *url.URL) (*url.URL, error) {
 	}
 	return &url.URL{Scheme: "http", Host: net.JoinHostPort(host, strconv.Itoa(port+1))}, nil
 }
+
+// listenPorts returns the TCP ports of cfg's client and peer URLs, once each.
+func listenPorts(cfg *embed.Config) []uint16 {
+	var ports []uint16
+	for _, u := range append(append([]url.URL{}, cfg.ListenClientUrls...), cfg.ListenPeerUrls...) {
+		p, err := strconv.ParseUint(u.Port(), 10, 16)
+		if err != nil || p == 0 || slices.Contains(ports, uint16(p)) {
+			continue
+		}
+		ports = append(ports, uint16(p))
+	}
+	return ports
+}
+
+// ListenPorts are the TCP ports the member listens on (client and peer),
+// for the container guard to keep containers from.
+func (e *Embedded) ListenPorts() []uint16 { return slices.Clone(e.ports) }
 
 // Endpoints returns the client URL(s) to give NewClient.
 func (e *Embedded) Endpoints() []string { return []string{e.clientURL} }

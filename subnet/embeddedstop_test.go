@@ -3,6 +3,8 @@ package subnet_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/netip"
 	"log/slog"
 	"strings"
 	"sync"
@@ -14,6 +16,15 @@ import (
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/etcdtest"
 )
+
+func portOf(t *testing.T, hostPort string) uint16 {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(hostPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ap.Port()
+}
 
 // lockedBuffer is a log sink safe for concurrent writers.
 type lockedBuffer struct {
@@ -41,10 +52,11 @@ func (b *lockedBuffer) String() string {
 func TestEmbeddedCloseWithWatchersIsQuickAndQuiet(t *testing.T) {
 	var out lockedBuffer
 	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	clientAddr, peerAddr := etcdtest.FreeAddr(t), etcdtest.FreeAddr(t)
 	emb, err := subnet.StartEmbedded(subnet.EmbeddedOptions{
 		Dir:           t.TempDir(),
-		ClientURL:     "http://" + etcdtest.FreeAddr(t),
-		PeerURL:       "http://" + etcdtest.FreeAddr(t),
+		ClientURL:     "http://" + clientAddr,
+		PeerURL:       "http://" + peerAddr,
 		Logger:        log,
 		EtcdLogLevel:  "info",
 		UnsafeNoFsync: true,
@@ -59,6 +71,10 @@ func TestEmbeddedCloseWithWatchersIsQuickAndQuiet(t *testing.T) {
 			emb.Close()
 		}
 	}()
+	// The ports the container guard keeps containers from.
+	if got, want := fmt.Sprint(emb.ListenPorts()), fmt.Sprint([]uint16{portOf(t, clientAddr), portOf(t, peerAddr)}); got != want {
+		t.Errorf("ListenPorts %s, want %s (client, peer)", got, want)
+	}
 	cli := etcdtest.NewClient(t, subnet.ClientOptions{Endpoints: emb.Endpoints()})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

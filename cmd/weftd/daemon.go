@@ -48,6 +48,9 @@ type weftd struct {
 	state  *daemonState
 	client *clientv3.Client
 	mgr    *subnet.Manager
+	// etcdPorts are the embedded etcd's TCP ports (none without one),
+	// which the container guard keeps containers from.
+	etcdPorts []uint16
 }
 
 func newDaemon(opts *options, log *slog.Logger) *weftd {
@@ -104,6 +107,7 @@ func (d *weftd) run(ctx context.Context) error {
 			return fmt.Errorf("start embedded etcd: %w", err)
 		}
 		defer emb.Close()
+		d.etcdPorts = emb.ListenPorts()
 		d.log.Info("embedded etcd running", "endpoints", emb.Endpoints(), "dir", d.opts.embeddedEtcdDir)
 	}
 

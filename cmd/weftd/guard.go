@@ -12,26 +12,27 @@ import (
 
 // installGuard puts the container guard in force for this node's subnet:
 // nothing from the CNI bridge (--policy-bridge) may pass as underlay
-// traffic. The table stays when weftd stops (the containers stay too).
+// traffic, and no container (of any node) may reach the embedded etcd. The table stays when weftd stops (the containers stay too).
 func (d *weftd) installGuard(network, subnet netip.Prefix, port int) error {
 	if d.opts.policyBridge == "" {
 		d.log.Warn("no container bridge named (--policy-bridge \"\"): containers are not kept from forging underlay traffic")
 		return nil
 	}
-	spec := guard.Spec{Bridge: d.opts.policyBridge, Subnet: subnet.Masked(), Network: network.Masked(), Port: uint16(port)}
+	spec := guard.Spec{Bridge: d.opts.policyBridge, Subnet: subnet.Masked(), Network: network.Masked(), Port: uint16(port),
+		EtcdPorts: d.etcdPorts}
 	if err := guard.Install(spec, guard.Options{}); err != nil {
 		return fmt.Errorf("container guard (nftables table ip %s; --policy-bridge \"\" runs without it): %w", guard.DefaultTable, err)
 	}
 	d.state.guardSpec.Store(&spec)
 	d.state.guarded.Store(true)
 	d.log.Info("container guard in force", "table", guard.DefaultTable, "bridge", spec.Bridge,
-		"allowedSources", spec.Subnet, "weftPort", spec.Port)
+		"allowedSources", spec.Subnet, "weftPort", spec.Port, "embeddedEtcdPorts", spec.EtcdPorts)
 	return nil
 }
 
 // guardDropsDesc is weft_guard_drops_total{reason}.
 var guardDropsDesc = prometheus.NewDesc("weft_guard_drops_total",
-	"Packets from the container bridge dropped by the container guard (nftables), by reason.", []string{"reason"}, nil)
+	"Packets from containers dropped by the container guard (nftables), by reason.", []string{"reason"}, nil)
 
 // collectGuardDrops reads the guard's kernel counters at scrape time.
 func (d *weftd) collectGuardDrops(ch chan<- prometheus.Metric) {

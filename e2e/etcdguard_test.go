@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/guard"
+	"github.com/weftnet/weft/testbed"
+	"github.com/weftnet/weft/testbed/cluster"
+)
+
+// tcpConnect opens a TCP connection from ns to dst (and closes it).
+func tcpConnect(ns *testbed.NS, dst netip.AddrPort, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	conn, err := ns.DialContext(ctx, "tcp", dst.String())
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// The embedded etcd has no authentication: a container that reaches it
+// rewrites leases and policies (a container on host 2 deleted a
+// NetworkPolicy through it). weftd's guard keeps every container, of its
+// own node or of another (through the underlay or the overlay), from the
+// embedded etcd's ports, while the hosts keep them: host 2's weftd works
+// through it throughout.
+func TestContainersCannotReachEmbeddedEtcd(t *testing.T) {
+	c := newCluster(t, 2, cluster.Options{}) // node 1 runs the embedded etcd on its underlay address
+	n1, n2 := c.Nodes[0], c.Nodes[1]
+	ctr1 := addContainer(t, n1, "ec")
+	ctr2 := addContainer(t, n2, "ec")
+	etcdIP := n1.Host.IP
+	client, peer := netip.AddrPortFrom(etcdIP, 2379), netip.AddrPortFrom(etcdIP, 2380)
+
+	// Through the overlay: host 1 serves the etcd ports (and a control
+	// port) on its weft0 address, where host 2's containers arrive
+	// through weft0.
+	tun1, err := n1.TunAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo, err := testbed.ServeEcho(n1.Host.NS.Path(), tun1, []uint16{2379, 2390})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { echo.Close() })
+
+	check := func(when string) {
+		t.Helper()
+		for _, h := range []*testbed.Host{n1.Host, n2.Host} {
+			for _, dst := range []netip.AddrPort{client, peer} {
+				if err := tcpConnect(h.NS, dst, 10*time.Second); err != nil {
+					t.Fatalf("%s: host %s -> embedded etcd %s: %v, want connected", when, h.IP, dst, err)
+				}
+			}
+		}
+		for _, ctr := range []*cluster.Container{ctr1, ctr2} {
+			for _, dst := range []netip.AddrPort{client, peer} {
+				if err := tcpConnect(ctr.NS, dst, 3*time.Second); err == nil {
+					t.Fatalf("%s: container %s on node %d connected to the embedded etcd at %s", when, ctr.IP, ctr.Node.Index+1, dst)
+				}
+			}
+		}
+		if err := testbed.Probe(ctr2.NS.Path(), "tcp", netip.AddrPortFrom(tun1, 2390), 10*time.Second); err != nil {
+			t.Fatalf("%s: control: container on node 2 -> host 1's weft0 %s:2390: %v, want echoed", when, tun1, err)
+		}
+		if err := testbed.Probe(ctr2.NS.Path(), "tcp", netip.AddrPortFrom(tun1, 2379), 3*time.Second); err != testbed.ErrNoEcho {
+			t.Fatalf("%s: container on node 2 -> host 1's weft0 %s:2379 through the overlay: %v, want refused", when, tun1, err)
+		}
+		st, err := n2.Status(ctxFor(t, 10*time.Second))
+		if err != nil || len(st.Peers) != 1 {
+			t.Fatalf("%s: node 2 (whose weftd uses the embedded etcd over the underlay): status %+v, %v", when, st, err)
+		}
+	}
+	before := guardDrops(metrics(t, n1), guard.ReasonEtcd)
+	check("guarded")
+	if after := guardDrops(metrics(t, n1), guard.ReasonEtcd); after <= before {
+		t.Errorf("weft_guard_drops_total{reason=%q} %v after refused connections, want more than %v", guard.ReasonEtcd, after, before)
+	}
+
+	// After `nft flush ruleset` the guard comes back with the etcd rules.
+	runIn(t, ctxFor(t, 10*time.Second), n1.Host.NS, "nft", "flush", "ruleset")
+	if err := tcpConnect(ctr1.NS, client, 10*time.Second); err != nil {
+		t.Fatalf("control: right after the flush the container on node 1 -> %s: %v, want connected (the flush removed the guard)", client, err)
+	}
+	err = testbed.WaitFor(ctxFor(t, 30*time.Second), 500*time.Millisecond, func() error {
+		if err := tcpConnect(ctr1.NS, client, 2*time.Second); err == nil {
+			return fmt.Errorf("container on node 1 still reaches %s", client)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("30 s after nft flush ruleset: %v\n%s", err, n1.Log(10))
+	}
+	check("after the flush")
+	// Writes from node 2 still go through: a namespace label.
+	out := runIn(t, ctxFor(t, 30*time.Second), n2.Host.NS, filepath.Join(binDir, "weftctl"), "--etcd-endpoints", c.EtcdEndpoint(), "namespace", "label", "guarded", "k=v")
+	t.Logf("from host 2: %s", out)
+}
