@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/weftnet/weft/cni"
 	"github.com/weftnet/weft/cni/daemonsock"
@@ -27,6 +28,10 @@ type endpointRegistry struct {
 
 	mu    sync.Mutex // serialises requests and file writes
 	local map[netip.Addr]localEndpoint
+	// current is a copy of local (as subnet.Endpoints, sorted) for the
+	// policy engine, which must not wait for mu: a request holds it while
+	// etcd does not answer.
+	current atomic.Pointer[[]subnet.Endpoint]
 	// enforced, if set, returns once policy rules include a new container.
 	enforced func(context.Context, netip.Addr)
 }
@@ -57,6 +62,10 @@ func (d *weftd) startEndpoints(ctx context.Context, wg *sync.WaitGroup, node str
 	}
 	r.local = r.stillAttached(local)
 	r.pub = d.mgr.NewEndpointPublisher(node, d.opts.endpointTTL)
+	r.snapshot()
+	if p := d.state.policy.Load(); p != nil {
+		p.local.Store(r) // this node's rules always include its own containers
+	}
 	eps := make([]subnet.Endpoint, 0, len(r.local))
 	for _, le := range r.local {
 		eps = append(eps, le.Endpoint)
@@ -119,6 +128,7 @@ func (r *endpointRegistry) handle(ctx context.Context, req daemonsock.Request) e
 func (r *endpointRegistry) record(ctx context.Context, req daemonsock.Request) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.snapshot()
 	switch req.Op {
 	case daemonsock.OpAdd:
 		le := localEndpoint{Endpoint: subnet.Endpoint{
@@ -167,6 +177,28 @@ func (r *endpointRegistry) record(ctx context.Context, req daemonsock.Request) e
 		return errors.Join(errs...)
 	}
 	return fmt.Errorf("unknown op %q", req.Op)
+}
+
+// snapshot publishes a copy of local for endpoints. Call with mu held
+// (or before the registry serves).
+func (r *endpointRegistry) snapshot() {
+	eps := make([]subnet.Endpoint, 0, len(r.local))
+	for _, le := range r.local {
+		ep := le.Endpoint
+		ep.Node = r.pub.Node()
+		eps = append(eps, ep)
+	}
+	sort.Slice(eps, func(i, j int) bool { return eps[i].IP.Less(eps[j].IP) })
+	r.current.Store(&eps)
+}
+
+// endpoints returns this node's containers as the plugin registered them
+// (without waiting for a request in progress).
+func (r *endpointRegistry) endpoints() []subnet.Endpoint {
+	if eps := r.current.Load(); eps != nil {
+		return *eps
+	}
+	return nil
 }
 
 // save writes the local records (atomically: temporary file and rename).

@@ -64,6 +64,8 @@ func TestEndpointRegistry(t *testing.T) {
 	ipam := filepath.Join(dir, "ipam")
 	os.MkdirAll(ipam, 0o755)
 	d := registryDaemon(t, srv, dir)
+	engine := newPolicyEngine("192.0.2.1", "", d.log) // not run: it only receives the registry
+	d.state.policy.Store(engine)
 	stop := runRegistry(t, d)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -96,6 +98,21 @@ func TestEndpointRegistry(t *testing.T) {
 	want := "10.244.1.2 x/a c1; 10.244.1.4 y/c c3"
 	if got := published(t, d.mgr); got != want {
 		t.Fatalf("published: %s, want %s", got, want)
+	}
+	// The policy engine sees the same, from the registry itself.
+	r := engine.local.Load()
+	if r == nil {
+		t.Fatal("the registry was not handed to the policy engine")
+	}
+	var local []string
+	for _, e := range r.endpoints() {
+		if e.Node != "192.0.2.1" {
+			t.Errorf("local endpoint %s names node %q", e.IP, e.Node)
+		}
+		local = append(local, e.IP.String()+" "+e.Namespace+"/"+e.Pod+" "+e.ContainerID)
+	}
+	if got := strings.Join(local, "; "); got != want {
+		t.Fatalf("registry's endpoints for the policy engine: %s, want %s", got, want)
 	}
 	stop()
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,9 @@ type policyEngine struct {
 
 	latest atomic.Pointer[subnet.View]
 	kick   chan struct{}
+	// local is the CNI socket's registry (nil without one): this node's
+	// containers as the plugin registered them, merged into every view.
+	local atomic.Pointer[endpointRegistry]
 
 	// enforced is this node's endpoints in the rules in force; appliedC is
 	// closed and replaced after every successful apply.
@@ -69,6 +73,9 @@ func (p *policyEngine) applyView(v subnet.View) error {
 }
 
 func (p *policyEngine) apply(v subnet.View) error {
+	if r := p.local.Load(); r != nil {
+		v = withLocalEndpoints(v, r.endpoints())
+	}
 	in, err := policyInput(v, p.node)
 	if err != nil {
 		return err
@@ -125,6 +132,33 @@ func (p *policyEngine) waitEnforced(ctx context.Context, ip netip.Addr) error {
 		case <-next:
 		}
 	}
+}
+
+// withLocalEndpoints returns v with this node's containers as the local
+// registry holds them: the etcd view loses them when the node's endpoint
+// lease expires (an etcd partition longer than --endpoint-ttl) until weftd
+// publishes them again, and this node's own rules must not drop them
+// meanwhile (a container isolated by policy would be open). An endpoint of
+// the registry replaces the view's of the same IP (addresses of this
+// node's subnet are its own); the view's others stay. v is not modified.
+func withLocalEndpoints(v subnet.View, local []subnet.Endpoint) subnet.View {
+	if len(local) == 0 {
+		return v
+	}
+	mine := make(map[netip.Addr]bool, len(local))
+	for _, ep := range local {
+		mine[ep.IP] = true
+	}
+	eps := make([]subnet.Endpoint, 0, len(v.Endpoints)+len(local))
+	for _, ep := range v.Endpoints {
+		if !mine[ep.IP] {
+			eps = append(eps, ep)
+		}
+	}
+	eps = append(eps, local...)
+	sort.Slice(eps, func(i, j int) bool { return eps[i].IP.Less(eps[j].IP) })
+	v.Endpoints = eps
+	return v
 }
 
 // policyInput converts the stored view into policy.Input. A stored policy

@@ -64,3 +64,42 @@ func TestWaitEnforced(t *testing.T) {
 		t.Fatal("waited for a container never enforced and got nil")
 	}
 }
+
+// This node's containers stay in the view its rules are built from when
+// etcd lost them (the endpoint lease expired during a partition), and the
+// registry's record wins over the view's for the same address.
+func TestWithLocalEndpoints(t *testing.T) {
+	const node, other = "192.0.2.1", "192.0.2.2"
+	ip := netip.MustParseAddr
+	remote := subnet.Endpoint{IP: ip("10.244.2.2"), Namespace: "y", Node: other}
+	stale := subnet.Endpoint{IP: ip("10.244.1.3"), Namespace: "x", Labels: map[string]string{"app": "old"}, Node: node}
+	v := subnet.View{Endpoints: []subnet.Endpoint{stale, remote}, Revision: 7}
+	local := []subnet.Endpoint{
+		{IP: ip("10.244.1.2"), Namespace: "x", Labels: map[string]string{"app": "db"}, Node: node, ContainerID: "c2", IfName: "eth0"},
+		{IP: ip("10.244.1.3"), Namespace: "x", Labels: map[string]string{"app": "web"}, Node: node, ContainerID: "c3", IfName: "eth0"},
+	}
+	got := withLocalEndpoints(v, local)
+	var ips []string
+	for _, ep := range got.Endpoints {
+		ips = append(ips, ep.IP.String()+"/"+ep.Node+"/"+ep.Labels["app"])
+	}
+	want := "10.244.1.2/192.0.2.1/db 10.244.1.3/192.0.2.1/web 10.244.2.2/192.0.2.2/"
+	if strings.Join(ips, " ") != want {
+		t.Fatalf("merged endpoints %v, want %s", ips, want)
+	}
+	if got.Revision != 7 || len(v.Endpoints) != 2 || v.Endpoints[0].Labels["app"] != "old" {
+		t.Fatalf("merge changed the view it was given or its revision: %+v -> %+v", v, got)
+	}
+	// The view without them (what etcd holds after the lease expired):
+	// the rules still isolate them.
+	in, err := policyInput(withLocalEndpoints(subnet.View{Endpoints: []subnet.Endpoint{remote}}, local), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Endpoints) != 3 || in.Endpoints[0].HostIf != cni.HostVethName("c2", "eth0") {
+		t.Fatalf("policy input %+v: want both local containers with their bridge ports", in.Endpoints)
+	}
+	if same := withLocalEndpoints(v, nil); len(same.Endpoints) != 2 {
+		t.Fatalf("no local registry: %+v", same.Endpoints)
+	}
+}
