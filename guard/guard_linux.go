@@ -8,6 +8,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/weftnet/weft/nfttable"
 )
 
 // Options say where the guard's table lives.
@@ -51,10 +53,7 @@ func Install(s Spec, o Options) error {
 		return err
 	}
 	t := o.table()
-	// Create-then-delete makes the delete succeed whether or not the table exists.
-	c.AddTable(t)
-	c.DelTable(t)
-	c.AddTable(t)
+	nfttable.Replace(c, t)
 	for _, r := range Reasons {
 		c.AddObj(&nftables.CounterObj{Table: t, Name: r})
 	}
@@ -111,8 +110,7 @@ func Remove(o Options) error {
 		return err
 	}
 	t := o.table()
-	c.AddTable(t)
-	c.DelTable(t)
+	nfttable.Delete(c, t)
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("guard: delete table %s: %w", t.Name, err)
 	}
@@ -231,23 +229,9 @@ func Present(o Options) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return tablePresent(c, o.table(), "prerouting")
-}
-
-// tablePresent tells whether table t exists and its chain has rules.
-func tablePresent(c *nftables.Conn, t *nftables.Table, chain string) (bool, error) {
-	if _, err := c.ListTableOfFamily(t.Name, t.Family); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return false, nil
-		}
-		return false, fmt.Errorf("guard: list table %s: %w", t.Name, err)
-	}
-	rules, err := c.GetRules(t, &nftables.Chain{Name: chain, Table: t})
+	ok, err := nfttable.HasRules(c, o.table(), "prerouting")
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return false, nil
-		}
-		return false, fmt.Errorf("guard: rules of %s %s: %w", t.Name, chain, err)
+		return false, fmt.Errorf("guard: %w", err)
 	}
-	return len(rules) > 0, nil
+	return ok, nil
 }

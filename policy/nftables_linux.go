@@ -12,6 +12,8 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/weftnet/weft/nfttable"
 )
 
 // DefaultTable is the nftables table (family ip) weft's policy lives in.
@@ -151,14 +153,6 @@ func (e *Enforcer) tables() []*nftables.Table {
 	return []*nftables.Table{e.table(), e.table6(), e.tableBridge()}
 }
 
-// replace queues "create, delete, create" of t: the delete succeeds whether
-// or not t exists, and the kernel applies the whole batch or nothing.
-func replace(c *nftables.Conn, t *nftables.Table) {
-	c.AddTable(t)
-	c.DelTable(t)
-	c.AddTable(t)
-}
-
 // Apply replaces this Enforcer's table with one enforcing rs, atomically.
 // On error the previous table stays in force unchanged.
 func (e *Enforcer) Apply(rs RuleSet) error {
@@ -174,17 +168,17 @@ func (e *Enforcer) Apply(rs RuleSet) error {
 	}
 	previous = previous.atLeast(e.seen)
 	t := e.table()
-	replace(c, t)
+	nfttable.Replace(c, t)
 	if err := build(c, t, rs); err != nil {
 		return err
 	}
 	if e.opts.Bridge != "" {
 		t6 := e.table6()
-		replace(c, t6)
+		nfttable.Replace(c, t6)
 		buildIPv6(c, t6, e.opts.Bridge)
 	}
 	tb := e.tableBridge()
-	replace(c, tb)
+	nfttable.Replace(c, tb)
 	if err := buildSources(c, tb, rs); err != nil {
 		return err
 	}
@@ -209,8 +203,7 @@ func (e *Enforcer) Remove() error {
 		return err
 	}
 	for _, t := range e.tables() {
-		c.AddTable(t)
-		c.DelTable(t)
+		nfttable.Delete(c, t)
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("policy: delete table %s: %w", e.opts.Table, err)
@@ -579,20 +572,11 @@ func (e *Enforcer) Present() (bool, error) {
 		}{e.table6(), "forward"})
 	}
 	for _, w := range want {
-		if _, err := c.ListTableOfFamily(w.t.Name, w.t.Family); err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				return false, nil
-			}
-			return false, fmt.Errorf("policy: list table %s: %w", w.t.Name, err)
-		}
-		rules, err := c.GetRules(w.t, &nftables.Chain{Name: w.chain, Table: w.t})
+		ok, err := nfttable.HasRules(c, w.t, w.chain)
 		if err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				return false, nil
-			}
-			return false, fmt.Errorf("policy: rules of %s %s: %w", w.t.Name, w.chain, err)
+			return false, fmt.Errorf("policy: %w", err)
 		}
-		if len(rules) == 0 {
+		if !ok {
 			return false, nil
 		}
 	}

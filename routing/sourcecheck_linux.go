@@ -2,17 +2,17 @@ package routing
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/weftnet/weft/nfttable"
 )
 
 // SourceTable is the nftables table (family ip) of the L2 source check.
@@ -54,9 +54,7 @@ func NewSourceCheck(dev string, opts ...nftables.ConnOption) (*SourceCheck, erro
 	if err != nil {
 		return nil, fmt.Errorf("source check: nftables: %w", err)
 	}
-	c.AddTable(s.table)
-	c.DelTable(s.table)
-	c.AddTable(s.table)
+	nfttable.Replace(c, s.table)
 	accept := nftables.ChainPolicyAccept
 	s.chain = c.AddChain(&nftables.Chain{Name: "underlay-in", Table: s.table, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: &accept})
@@ -121,8 +119,8 @@ func (s *SourceCheck) Close() error {
 	if err != nil {
 		return fmt.Errorf("source check: nftables: %w", err)
 	}
-	c.DelTable(s.table)
-	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, os.ErrNotExist) {
+	nfttable.Delete(c, s.table)
+	if err := c.Flush(); err != nil {
 		return fmt.Errorf("source check: delete table ip %s: %w", SourceTable, err)
 	}
 	return nil

@@ -1,16 +1,14 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"sync"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"golang.org/x/sys/unix"
 
+	"github.com/weftnet/weft/nfttable"
 	"github.com/weftnet/weft/subnet/subnetfile"
 )
 
@@ -64,21 +62,11 @@ func ipMasqPresent() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("--ip-masq: nftables: %w", err)
 	}
-	t := &nftables.Table{Name: ipMasqTable, Family: nftables.TableFamilyIPv4}
-	if _, err := c.ListTableOfFamily(t.Name, t.Family); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return false, nil
-		}
-		return false, fmt.Errorf("--ip-masq: list table ip %s: %w", ipMasqTable, err)
-	}
-	rules, err := c.GetRules(t, &nftables.Chain{Name: "postrouting", Table: t})
+	ok, err := nfttable.HasRules(c, &nftables.Table{Name: ipMasqTable, Family: nftables.TableFamilyIPv4}, "postrouting")
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return false, nil
-		}
-		return false, fmt.Errorf("--ip-masq: rules of table ip %s: %w", ipMasqTable, err)
+		return false, fmt.Errorf("--ip-masq: %w", err)
 	}
-	return len(rules) > 0, nil
+	return ok, nil
 }
 
 // installIPMasq (re)creates weftd's masquerading table with masqRules in one
@@ -89,9 +77,7 @@ func installIPMasq(network, subnet netip.Prefix) (*ipMasq, error) {
 		return nil, fmt.Errorf("--ip-masq: nftables: %w", err)
 	}
 	t := &nftables.Table{Name: ipMasqTable, Family: nftables.TableFamilyIPv4}
-	c.AddTable(t)
-	c.DelTable(t)
-	c.AddTable(t)
+	nfttable.Replace(c, t)
 	accept := nftables.ChainPolicyAccept
 	chain := c.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept})
@@ -154,8 +140,8 @@ func (m *ipMasq) remove() error {
 	if err != nil {
 		return fmt.Errorf("--ip-masq: nftables: %w", err)
 	}
-	c.DelTable(m.table)
-	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, os.ErrNotExist) {
+	nfttable.Delete(c, m.table)
+	if err := c.Flush(); err != nil {
 		return fmt.Errorf("--ip-masq: remove table ip %s: %w", ipMasqTable, err)
 	}
 	return nil
