@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"time"
@@ -28,6 +29,17 @@ type ClientOptions struct {
 	Username, Password        string
 	// DialTimeout (default 5s).
 	DialTimeout time.Duration
+}
+
+// AddCredentialFlags defines the flags that weftd and weftctl share for
+// etcd's TLS and authentication, bound to o's fields: --etcd-cafile,
+// --etcd-certfile, --etcd-keyfile, --etcd-username, --etcd-password.
+func (o *ClientOptions) AddCredentialFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.CAFile, "etcd-cafile", "", "CA file to verify etcd servers (TLS)")
+	fs.StringVar(&o.CertFile, "etcd-certfile", "", "client certificate for etcd (TLS)")
+	fs.StringVar(&o.KeyFile, "etcd-keyfile", "", "client key for etcd (TLS)")
+	fs.StringVar(&o.Username, "etcd-username", "", "username for etcd authentication")
+	fs.StringVar(&o.Password, "etcd-password", "", "password for etcd authentication")
 }
 
 // Liveness of the etcd connection: ping every keepAliveTime, give up on a

@@ -37,3 +37,23 @@ func TestFlagsFromEnv(t *testing.T) {
 		t.Errorf("bad value: err = %v, want it to name the variable", err)
 	}
 }
+
+// The credential flags weftd and weftctl share fill ClientOptions, from
+// the command line or the environment (the command line wins).
+func TestAddCredentialFlags(t *testing.T) {
+	var o ClientOptions
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	o.AddCredentialFlags(fs)
+	t.Setenv("WEFTCTL_ETCD_PASSWORD", "from-env")
+	t.Setenv("WEFTCTL_ETCD_USERNAME", "env-user")
+	if err := FlagsFromEnv(fs, "WEFTCTL"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Parse([]string{"--etcd-cafile", "ca.pem", "--etcd-certfile", "c.pem", "--etcd-keyfile", "k.pem", "--etcd-username", "weft-node"}); err != nil {
+		t.Fatal(err)
+	}
+	want := ClientOptions{CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem", Username: "weft-node", Password: "from-env"}
+	if o.CAFile != want.CAFile || o.CertFile != want.CertFile || o.KeyFile != want.KeyFile || o.Username != want.Username || o.Password != want.Password {
+		t.Fatalf("options %+v, want %+v", o, want)
+	}
+}

@@ -14,11 +14,7 @@ import (
 type options struct {
 	etcdEndpoints string
 	prefix        string
-	caFile        string
-	certFile      string
-	keyFile       string
-	username      string
-	password      string
+	etcd          subnet.ClientOptions // TLS and authentication flags
 	dialTimeout   time.Duration
 	timeout       time.Duration
 	daemonURL     string
@@ -32,11 +28,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.etcdEndpoints, "etcd-endpoints", "http://127.0.0.1:2379", "comma-separated list of etcd endpoints")
 	fs.StringVar(&o.prefix, "etcd-prefix", subnet.DefaultPrefix, "etcd prefix under which config and leases live")
-	fs.StringVar(&o.caFile, "etcd-cafile", "", "CA file to verify etcd servers (TLS)")
-	fs.StringVar(&o.certFile, "etcd-certfile", "", "client certificate for etcd (TLS)")
-	fs.StringVar(&o.keyFile, "etcd-keyfile", "", "client key for etcd (TLS)")
-	fs.StringVar(&o.username, "etcd-username", "", "username for etcd authentication")
-	fs.StringVar(&o.password, "etcd-password", "", "password for etcd authentication")
+	o.etcd.AddCredentialFlags(fs)
 	fs.DurationVar(&o.dialTimeout, "etcd-dial-timeout", subnet.DefaultDialTimeout, "how long to wait for etcd to answer")
 	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "time limit of the whole command")
 	fs.StringVar(&o.daemonURL, "daemon-url", "http://127.0.0.1:8286", "weftd's health/status address (status command)")

@@ -113,15 +113,9 @@ func dispatch(ctx context.Context, o *options, cmd []string, stdout io.Writer) e
 func withManager(ctx context.Context, o *options, f func(*subnet.Manager) error) error {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	cli, err := subnet.Connect(ctx, subnet.ClientOptions{
-		Endpoints:   o.endpoints(),
-		CAFile:      o.caFile,
-		CertFile:    o.certFile,
-		KeyFile:     o.keyFile,
-		Username:    o.username,
-		Password:    o.password,
-		DialTimeout: o.dialTimeout,
-	})
+	copts := o.etcd
+	copts.Endpoints, copts.DialTimeout = o.endpoints(), o.dialTimeout
+	cli, err := subnet.Connect(ctx, copts)
 	if err != nil {
 		return err
 	}

@@ -13,14 +13,9 @@ const probeTimeout = 3 * time.Second
 
 // clientOptions are the etcd client settings from the flags.
 func (d *weftd) clientOptions() subnet.ClientOptions {
-	return subnet.ClientOptions{
-		Endpoints: d.opts.endpoints(),
-		CAFile:    d.opts.etcdCAFile,
-		CertFile:  d.opts.etcdCertFile,
-		KeyFile:   d.opts.etcdKeyFile,
-		Username:  d.opts.etcdUsername,
-		Password:  d.opts.etcdPassword,
-	}
+	o := d.opts.etcd
+	o.Endpoints = d.opts.endpoints()
+	return o
 }
 
 // attempts is how weftd retries etcd calls while it starts: each bounded

@@ -20,11 +20,8 @@ import (
 type options struct {
 	etcdEndpoints string
 	etcdPrefix    string
-	etcdCAFile    string
-	etcdCertFile  string
-	etcdKeyFile   string
-	etcdUsername  string
-	etcdPassword  string
+	// etcd holds the TLS and authentication flags (Endpoints: see endpoints).
+	etcd subnet.ClientOptions
 
 	iface      string
 	publicIP   string
@@ -69,11 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.etcdEndpoints, "etcd-endpoints", "http://127.0.0.1:2379", "comma-separated list of etcd endpoints")
 	fs.StringVar(&o.etcdPrefix, "etcd-prefix", "/weft/network", "etcd prefix under which config and leases live")
-	fs.StringVar(&o.etcdCAFile, "etcd-cafile", "", "CA file to verify etcd servers (TLS)")
-	fs.StringVar(&o.etcdCertFile, "etcd-certfile", "", "client certificate for etcd (TLS)")
-	fs.StringVar(&o.etcdKeyFile, "etcd-keyfile", "", "client key for etcd (TLS)")
-	fs.StringVar(&o.etcdUsername, "etcd-username", "", "username for etcd authentication")
-	fs.StringVar(&o.etcdPassword, "etcd-password", "", "password for etcd authentication")
+	o.etcd.AddCredentialFlags(fs)
 	fs.StringVar(&o.iface, "iface", "", "underlay interface (name or IP address); default: the interface of the default route")
 	fs.StringVar(&o.publicIP, "public-ip", "", "IP address other nodes use to reach this one; default: the first IPv4 address of --iface")
 	fs.StringVar(&o.subnetFile, "subnet-file", subnetfile.DefaultPath, "file to write this node's subnet, network and MTU to")
