@@ -223,15 +223,22 @@ func countDrop(counter string) []expr.Any {
 }
 
 // Present tells whether the guard's table is in the kernel with its rules
-// (false after `nft flush ruleset`, a deleted table or a flushed chain).
+// (false after `nft flush ruleset`, a deleted table or a flushed chain:
+// both chains are looked at, since input alone holds the rules that keep
+// containers from weft's port on this host and from the embedded etcd).
 func Present(o Options) (bool, error) {
 	c, err := o.conn()
 	if err != nil {
 		return false, err
 	}
-	ok, err := nfttable.HasRules(c, o.table(), "prerouting")
-	if err != nil {
-		return false, fmt.Errorf("guard: %w", err)
+	for _, chain := range []string{"prerouting", "input"} {
+		ok, err := nfttable.HasRules(c, o.table(), chain)
+		if err != nil {
+			return false, fmt.Errorf("guard: %w", err)
+		}
+		if !ok {
+			return false, nil
+		}
 	}
-	return ok, nil
+	return true, nil
 }

@@ -92,3 +92,45 @@ func TestInstallReplaceRemove(t *testing.T) {
 		t.Fatalf("Drops without a table = %v, %v", drops, err)
 	}
 }
+
+// Present looks at both chains: with the input chain flushed (or deleted)
+// the rules keeping containers from weft's port on this host and from the
+// embedded etcd are gone, and the table check must put them back.
+func TestPresentSeesEveryChain(t *testing.T) {
+	if err := testbed.CheckRoot(); err != nil {
+		t.Fatalf("guard test needs root and nft: %v", err)
+	}
+	ns, err := testbed.NewNS("wg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ns.Delete() })
+	f, err := os.Open(ns.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := Options{NetNS: int(f.Fd())}
+	spec := Spec{Bridge: "weftbr0", Subnet: netip.MustParsePrefix("10.244.7.0/24"), Network: netip.MustParsePrefix("10.244.0.0/16"),
+		Port: 8285, EtcdPorts: []uint16{2379, 2380}}
+	for _, damage := range [][]string{
+		{"flush", "chain", "ip", DefaultTable, "input"},
+		{"flush", "chain", "ip", DefaultTable, "prerouting"},
+		{"delete", "table", "ip", DefaultTable},
+	} {
+		if err := Install(spec, opts); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := Present(opts); err != nil || !ok {
+			t.Fatalf("Present after Install = %v, %v", ok, err)
+		}
+		if out, err := ns.Run(ctx, "nft", damage...); err != nil {
+			t.Fatalf("nft %s: %v\n%s", strings.Join(damage, " "), err, out)
+		}
+		if ok, err := Present(opts); err != nil || ok {
+			t.Errorf("Present after nft %s = %v, %v; want false", strings.Join(damage, " "), ok, err)
+		}
+	}
+}
