@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,4 +103,74 @@ func TestContainersCannotReachEmbeddedEtcd(t *testing.T) {
 	// Writes from node 2 still go through: a namespace label.
 	out := runIn(t, ctxFor(t, 30*time.Second), n2.Host.NS, filepath.Join(binDir, "weftctl"), "--etcd-endpoints", c.EtcdEndpoint(), "namespace", "label", "guarded", "k=v")
 	t.Logf("from host 2: %s", out)
+}
+
+// bridgeLinkLocal returns the IPv6 link-local address of node n's bridge,
+// as ctr reaches it: with the index of its eth0 as zone (a zone name is
+// looked up in a process-wide cache, whichever namespace filled it).
+func bridgeLinkLocal(t *testing.T, n *cluster.Node, ctr *cluster.Container) netip.Addr {
+	t.Helper()
+	out := runIn(t, ctxFor(t, 10*time.Second), ctr.NS, "cat", "/sys/class/net/eth0/ifindex")
+	zone := strings.TrimSpace(out)
+	var ll netip.Addr
+	err := testbed.WaitFor(ctxFor(t, 30*time.Second), 200*time.Millisecond, func() error {
+		out, err := n.Host.NS.Run(ctxFor(t, 10*time.Second), "ip", "-6", "-o", "addr", "show", "dev", "weftbr0", "scope", "link")
+		if err != nil {
+			return err
+		}
+		for _, f := range strings.Fields(out) {
+			if p, err := netip.ParsePrefix(f); err == nil && p.Addr().IsLinkLocalUnicast() {
+				ll = p.Addr().WithZone(zone)
+				return nil
+			}
+		}
+		return fmt.Errorf("no link-local address on weftbr0: %s", out)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ll
+}
+
+// Go listens on both families for a 0.0.0.0 address, so an embedded etcd
+// given --embedded-etcd-listen http://0.0.0.0:2379 also answers on the
+// host's IPv6 addresses, among them the bridge's link-local one, which
+// every container on it can reach (with --network-policy=false nothing
+// else drops IPv6 from the bridge). The guard drops it there too.
+func TestContainersCannotReachEmbeddedEtcdOverIPv6(t *testing.T) {
+	c := newCluster(t, 2, cluster.Options{ExtraArgs: []string{"--network-policy=false", "--embedded-etcd-listen", "http://0.0.0.0:2379"}})
+	n1 := c.Nodes[0]
+	ctr := addContainer(t, n1, "e6")
+	ll := bridgeLinkLocal(t, n1, ctr)
+	// Control: a service on the host's IPv6 wildcard answers the container
+	// at the bridge's link-local address (once duplicate address detection
+	// is done), so the path to the host is open.
+	echo, err := testbed.ServeEcho(n1.Host.NS.Path(), netip.IPv6Unspecified(), []uint16{2390})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { echo.Close() })
+	err = testbed.WaitFor(ctxFor(t, 30*time.Second), 500*time.Millisecond, func() error {
+		return testbed.Probe(ctr.NS.Path(), "tcp", netip.AddrPortFrom(ll, 2390), 2*time.Second)
+	})
+	if err != nil {
+		t.Fatalf("control: container -> host [%s]:2390: %v", ll, err)
+	}
+	before := guardDrops(metrics(t, n1), guard.ReasonEtcd)
+	for _, port := range []uint16{2379, 2380} {
+		dst := netip.AddrPortFrom(ll, port)
+		err := tcpConnect(ctr.NS, dst, 3*time.Second)
+		if err == nil {
+			t.Fatalf("container %s connected to the embedded etcd at %s", ctr.IP, dst)
+		}
+		t.Logf("container -> %s: %v", dst, err)
+	}
+	if after := guardDrops(metrics(t, n1), guard.ReasonEtcd); after <= before {
+		t.Errorf("weft_guard_drops_total{reason=%q} %v after refused connections, want more than %v", guard.ReasonEtcd, after, before)
+	}
+	// The hosts keep it: host 2's weftd and weftctl use it over the underlay.
+	out := runIn(t, ctxFor(t, 30*time.Second), c.Nodes[1].Host.NS, filepath.Join(binDir, "weftctl"), "--etcd-endpoints", c.EtcdEndpoint(), "leases")
+	if strings.Count(out, "192.0.2.") < 2 {
+		t.Errorf("weftctl leases from host 2: %s", out)
+	}
 }

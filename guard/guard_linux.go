@@ -26,6 +26,16 @@ func (o Options) table() *nftables.Table {
 	return &nftables.Table{Name: name, Family: nftables.TableFamilyIPv4}
 }
 
+// table6 is the IPv6 table of the same name, which holds only the embedded
+// etcd's rule: containers have IPv6 link-local addresses on the bridge, and
+// an etcd listening on a wildcard address (Go listens on both families for
+// 0.0.0.0) answers them there.
+func (o Options) table6() *nftables.Table {
+	t := o.table()
+	t.Family = nftables.TableFamilyIPv6
+	return t
+}
+
 func (o Options) conn() (*nftables.Conn, error) {
 	var opts []nftables.ConnOption
 	if o.NetNS != 0 {
@@ -97,13 +107,30 @@ func Install(s Spec, o Options) error {
 			countDrop(ReasonEtcd),
 		)})
 	}
+	// table ip6: iifname BRIDGE tcp dport ETCDPORT drop (IPv6 reaches no
+	// further than the bridge: weft carries IPv4 only).
+	t6 := o.table6()
+	nfttable.Delete(c, t6)
+	if len(s.EtcdPorts) > 0 {
+		c.AddTable(t6)
+		c.AddObj(&nftables.CounterObj{Table: t6, Name: ReasonEtcd})
+		input6 := c.AddChain(&nftables.Chain{Name: "input", Table: t6, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRaw, Policy: &accept})
+		for _, p := range s.EtcdPorts {
+			c.AddRule(&nftables.Rule{Table: t6, Chain: input6, Exprs: concat(
+				fromBridge(s.Bridge),
+				tcpDport(p),
+				countDrop(ReasonEtcd),
+			)})
+		}
+	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("guard: nftables transaction for table %s: %w", t.Name, err)
 	}
 	return nil
 }
 
-// Remove deletes the guard's table (tests and uninstall; weftd never does).
+// Remove deletes the guard's tables (tests and uninstall; weftd never does).
 func Remove(o Options) error {
 	c, err := o.conn()
 	if err != nil {
@@ -111,6 +138,7 @@ func Remove(o Options) error {
 	}
 	t := o.table()
 	nfttable.Delete(c, t)
+	nfttable.Delete(c, o.table6())
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("guard: delete table %s: %w", t.Name, err)
 	}
@@ -128,18 +156,20 @@ func Drops(o Options) (map[string]uint64, error) {
 	for _, r := range Reasons {
 		drops[r] = 0
 	}
-	objs, err := c.GetNamedObjects(o.table())
-	if errors.Is(err, unix.ENOENT) {
-		return drops, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("guard: read counters: %w", err)
-	}
-	for _, obj := range objs {
-		if n, ok := obj.(*nftables.NamedObj); ok {
-			if ctr, ok := n.Obj.(*expr.Counter); ok {
-				if _, known := drops[n.Name]; known {
-					drops[n.Name] = ctr.Packets
+	for _, t := range []*nftables.Table{o.table(), o.table6()} {
+		objs, err := c.GetNamedObjects(t)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("guard: read counters: %w", err)
+		}
+		for _, obj := range objs {
+			if n, ok := obj.(*nftables.NamedObj); ok {
+				if ctr, ok := n.Obj.(*expr.Counter); ok {
+					if _, known := drops[n.Name]; known {
+						drops[n.Name] += ctr.Packets
+					}
 				}
 			}
 		}
@@ -222,17 +252,26 @@ func countDrop(counter string) []expr.Any {
 	}
 }
 
-// Present tells whether the guard's table is in the kernel with its rules
-// (false after `nft flush ruleset`, a deleted table or a flushed chain:
-// both chains are looked at, since input alone holds the rules that keep
-// containers from weft's port on this host and from the embedded etcd).
-func Present(o Options) (bool, error) {
+// Present tells whether the guard's tables for s are in the kernel with
+// their rules (false after `nft flush ruleset`, a deleted table or a
+// flushed chain: every chain is looked at, since input alone holds the
+// rules that keep containers from weft's port on this host and from the
+// embedded etcd).
+func Present(s Spec, o Options) (bool, error) {
 	c, err := o.conn()
 	if err != nil {
 		return false, err
 	}
-	for _, chain := range []string{"prerouting", "input"} {
-		ok, err := nfttable.HasRules(c, o.table(), chain)
+	type chain struct {
+		t    *nftables.Table
+		name string
+	}
+	want := []chain{{o.table(), "prerouting"}, {o.table(), "input"}}
+	if len(s.EtcdPorts) > 0 {
+		want = append(want, chain{o.table6(), "input"})
+	}
+	for _, w := range want {
+		ok, err := nfttable.HasRules(c, w.t, w.name)
 		if err != nil {
 			return false, fmt.Errorf("guard: %w", err)
 		}

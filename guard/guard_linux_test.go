@@ -44,7 +44,7 @@ func TestInstallReplaceRemove(t *testing.T) {
 	if err := Install(spec, opts); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := Present(opts); err != nil || !ok {
+	if ok, err := Present(spec, opts); err != nil || !ok {
 		t.Fatalf("Present after Install = %v, %v", ok, err)
 	}
 	out := nft("list", "table", "ip", DefaultTable)
@@ -60,6 +60,9 @@ func TestInstallReplaceRemove(t *testing.T) {
 	if strings.Contains(out, "tcp dport") {
 		t.Errorf("etcd rules without an embedded etcd:\n%s", out)
 	}
+	if tables := nft("list", "tables"); strings.Contains(tables, "ip6 "+DefaultTable) {
+		t.Errorf("table ip6 %s without an embedded etcd:\n%s", DefaultTable, tables)
+	}
 	spec.Subnet, spec.Port, spec.EtcdPorts = netip.MustParsePrefix("10.244.9.0/24"), 9000, []uint16{2379, 2380}
 	if err := Install(spec, opts); err != nil {
 		t.Fatal(err)
@@ -68,10 +71,16 @@ func TestInstallReplaceRemove(t *testing.T) {
 	if strings.Contains(out, "10.244.7.0/24") || !strings.Contains(out, "ip saddr != 10.244.9.0/24") || !strings.Contains(out, "dport 9000") {
 		t.Fatalf("the second Install did not replace the rules:\n%s", out)
 	}
+	out6 := nft("list", "table", "ip6", DefaultTable)
 	for _, port := range []string{"2379", "2380"} {
 		want := `iifname != "lo" ip saddr 10.244.0.0/16 tcp dport ` + port + ` counter name "container_to_embedded_etcd" drop`
 		if !strings.Contains(out, want) {
 			t.Errorf("rule %q missing:\n%s", want, out)
+		}
+		// IPv6: containers' link-local addresses on the bridge.
+		want6 := `iifname "weftbr0" tcp dport ` + port + ` counter name "container_to_embedded_etcd" drop`
+		if !strings.Contains(out6, want6) {
+			t.Errorf("rule %q missing:\n%s", want6, out6)
 		}
 	}
 	drops, err := Drops(opts)
@@ -81,7 +90,7 @@ func TestInstallReplaceRemove(t *testing.T) {
 	if err := Remove(opts); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := Present(opts); err != nil || ok {
+	if ok, err := Present(spec, opts); err != nil || ok {
 		t.Fatalf("Present after Remove = %v, %v", ok, err)
 	}
 	tables := nft("list", "tables")
@@ -119,17 +128,18 @@ func TestPresentSeesEveryChain(t *testing.T) {
 		{"flush", "chain", "ip", DefaultTable, "input"},
 		{"flush", "chain", "ip", DefaultTable, "prerouting"},
 		{"delete", "table", "ip", DefaultTable},
+		{"delete", "table", "ip6", DefaultTable},
 	} {
 		if err := Install(spec, opts); err != nil {
 			t.Fatal(err)
 		}
-		if ok, err := Present(opts); err != nil || !ok {
+		if ok, err := Present(spec, opts); err != nil || !ok {
 			t.Fatalf("Present after Install = %v, %v", ok, err)
 		}
 		if out, err := ns.Run(ctx, "nft", damage...); err != nil {
 			t.Fatalf("nft %s: %v\n%s", strings.Join(damage, " "), err, out)
 		}
-		if ok, err := Present(opts); err != nil || ok {
+		if ok, err := Present(spec, opts); err != nil || ok {
 			t.Errorf("Present after nft %s = %v, %v; want false", strings.Join(damage, " "), ok, err)
 		}
 	}

@@ -40,7 +40,7 @@ func (d *weftd) checkGuardTable() {
 	if spec == nil {
 		return
 	}
-	ok, err := guard.Present(guard.Options{})
+	ok, err := guard.Present(*spec, guard.Options{})
 	if err != nil {
 		d.log.Warn("cannot check the container guard's table", "err", err)
 		return
