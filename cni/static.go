@@ -112,8 +112,11 @@ func requestedAddress(conf *NetConf, cniArgs string) (addressRequest, error) {
 }
 
 // parseCNIArgs picks IP and MAC out of CNI_ARGS ("K=V;K=V"). Other keys
-// (IgnoreUnknown, K8S_POD_NAME, ...) are for others and ignored.
+// (IgnoreUnknown, K8S_POD_NAME, ...) are for others and ignored. An empty
+// value or a key given twice is refused: it would otherwise give the
+// container an address (or MAC) other than the one the runtime meant.
 func parseCNIArgs(s string) (ip, mac string, err error) {
+	seen := map[string]bool{}
 	for _, pair := range strings.Split(s, ";") {
 		if pair == "" {
 			continue
@@ -122,10 +125,19 @@ func parseCNIArgs(s string) (ip, mac string, err error) {
 		if !ok {
 			return "", "", invalidConfig("CNI_ARGS", fmt.Sprintf("%q is not KEY=VALUE", pair))
 		}
-		switch k {
-		case "IP":
+		if k != "IP" && k != "MAC" {
+			continue
+		}
+		if seen[k] {
+			return "", "", invalidConfig("CNI_ARGS", k+" given twice")
+		}
+		seen[k] = true
+		if strings.TrimSpace(v) == "" {
+			return "", "", invalidConfig("CNI_ARGS "+k, "empty; leave "+k+" out to let weft choose")
+		}
+		if k == "IP" {
 			ip = v
-		case "MAC":
+		} else {
 			mac = v
 		}
 	}
