@@ -280,7 +280,7 @@ func (d *weftd) run(ctx context.Context) error {
 	// Containers: publish what this node had, then take CNI requests.
 	d.startPolicy(ctx, &wg, attrs.PublicIP) // rules from the views below; the previous run's stay until then
 	wg.Go(func() { d.keepTables(ctx, tableCheckInterval) })
-	if err := d.startEndpoints(ctx, &wg, attrs.PublicIP); err != nil {
+	if err := d.startEndpoints(ctx, &wg, attrs.PublicIP, lease.Subnet); err != nil {
 		return err
 	}
 	wg.Go(func() { d.watchPolicyView(ctx) })

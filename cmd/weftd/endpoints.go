@@ -25,6 +25,10 @@ type endpointRegistry struct {
 	pub  *subnet.EndpointPublisher
 	file string
 	log  *slog.Logger
+	// subnet is this node's: an endpoint outside it would take over
+	// another node's container's key in etcd (and, merged into this
+	// node's views, override its record here).
+	subnet netip.Prefix
 
 	mu    sync.Mutex // serialises requests and file writes
 	local map[netip.Addr]localEndpoint
@@ -49,13 +53,15 @@ type endpointsFile struct {
 }
 
 // startEndpoints publishes the containers this node had before a restart,
-// then serves the CNI socket. It returns once the socket listens.
-func (d *weftd) startEndpoints(ctx context.Context, wg *sync.WaitGroup, node string) error {
+// then serves the CNI socket. It returns once the socket listens. sub is
+// the node's subnet: containers outside it are refused.
+func (d *weftd) startEndpoints(ctx context.Context, wg *sync.WaitGroup, node string, sub netip.Prefix) error {
 	if d.opts.cniSocket == "" {
 		d.log.Warn("--cni-socket is empty: containers are not published, network policy cannot apply to them")
 		return nil
 	}
-	r := &endpointRegistry{file: d.opts.endpointsFile, log: d.log.With("component", "endpoints"), enforced: d.waitPolicyFor}
+	r := &endpointRegistry{file: d.opts.endpointsFile, log: d.log.With("component", "endpoints"), enforced: d.waitPolicyFor,
+		subnet: sub.Masked()}
 	local, err := loadEndpointsFile(r.file)
 	if err != nil {
 		return configErrorf("%w (fix or remove the file; it lists this node's containers)", err)
@@ -97,6 +103,10 @@ func (d *weftd) startEndpoints(ctx context.Context, wg *sync.WaitGroup, node str
 func (r *endpointRegistry) stillAttached(local map[netip.Addr]localEndpoint) map[netip.Addr]localEndpoint {
 	out := make(map[netip.Addr]localEndpoint, len(local))
 	for ip, le := range local {
+		if !r.subnet.Contains(ip) {
+			r.log.Warn("dropping a container outside this node's subnet", "ip", ip, "subnet", r.subnet, "container", le.ContainerID)
+			continue
+		}
 		if le.DataDir != "" {
 			owner, held, err := cni.HeldBy(le.DataDir, ip)
 			if err != nil {
@@ -131,6 +141,9 @@ func (r *endpointRegistry) record(ctx context.Context, req daemonsock.Request) e
 	defer r.snapshot()
 	switch req.Op {
 	case daemonsock.OpAdd:
+		if !r.subnet.Contains(req.IP) {
+			return fmt.Errorf("container address %s is not in this node's subnet %s", req.IP, r.subnet)
+		}
 		le := localEndpoint{Endpoint: subnet.Endpoint{
 			IP: req.IP, Namespace: req.Namespace, Pod: req.Pod, Labels: req.Labels,
 			Node: r.pub.Node(), ContainerID: req.ContainerID, IfName: req.IfName,

@@ -31,12 +31,15 @@ func registryDaemon(t *testing.T, srv *etcdtest.Server, dir string) *weftd {
 	return d
 }
 
+// testSubnet is the node subnet the registry tests run with.
+var testSubnet = netip.MustParsePrefix("10.244.1.0/24")
+
 // runRegistry starts the registry and returns a function stopping it.
 func runRegistry(t *testing.T, d *weftd) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	if err := d.startEndpoints(ctx, &wg, "192.0.2.1"); err != nil {
+	if err := d.startEndpoints(ctx, &wg, "192.0.2.1", testSubnet); err != nil {
 		cancel()
 		t.Fatal(err)
 	}
@@ -86,6 +89,11 @@ func TestEndpointRegistry(t *testing.T) {
 	var refused *daemonsock.RefusedError
 	if err := add("10.244.1.5", "Bad", "d", "c4"); !errors.As(err, &refused) || !strings.Contains(refused.Msg, `namespace "Bad"`) {
 		t.Fatalf("bad namespace: %v", err)
+	}
+	// An address outside this node's subnet (another node's container, whose
+	// endpoint key it would take over) is refused and nothing is published.
+	if err := add("10.244.2.7", "x", "e", "c5"); !errors.As(err, &refused) || !strings.Contains(refused.Msg, "not in this node's subnet 10.244.1.0/24") {
+		t.Fatalf("address outside the subnet: %v", err)
 	}
 	// DEL of one interface; a DEL naming another container's IP changes nothing.
 	if err := daemonsock.Send(ctx, sock, daemonsock.Request{Op: "del", IP: netip.MustParseAddr("10.244.1.3"), ContainerID: "c2", IfName: "eth0"}); err != nil {
@@ -147,7 +155,7 @@ func TestEndpointRegistry(t *testing.T) {
 	os.WriteFile(d3.opts.endpointsFile, []byte("{not json"), 0o600)
 	d4 := registryDaemon(t, srv, dir)
 	var wg sync.WaitGroup
-	err := d4.startEndpoints(ctx, &wg, "192.0.2.1")
+	err := d4.startEndpoints(ctx, &wg, "192.0.2.1", testSubnet)
 	if !isConfigError(err) || !strings.Contains(err.Error(), "endpoints file") {
 		t.Fatalf("damaged endpoints file: %v", err)
 	}
