@@ -79,17 +79,24 @@ func sink(args []string) error {
 	return nil
 }
 
-// source ADDR BYTES [RATE]: connect and send BYTES pseudo-random bytes, print
-// the byte count and SHA-256. With RATE (bytes per second) the kernel paces
-// the connection (SO_MAX_PACING_RATE: TCP's internal pacing).
+// source ADDR BYTES [RATE [WAIT]]: connect and send BYTES pseudo-random
+// bytes, print the byte count and SHA-256. With RATE (bytes per second, 0
+// none) the kernel paces the connection (SO_MAX_PACING_RATE: TCP's internal
+// pacing); with WAIT (a duration) it sends only that long after connecting.
 func source(args []string) error {
 	total, err := strconv.ParseInt(args[1], 10, 64)
 	if err != nil {
 		return err
 	}
 	var rate int64
+	var wait time.Duration
 	if len(args) > 2 {
 		if rate, err = strconv.ParseInt(args[2], 10, 64); err != nil {
+			return err
+		}
+	}
+	if len(args) > 3 {
+		if wait, err = time.ParseDuration(args[3]); err != nil {
 			return err
 		}
 	}
@@ -109,6 +116,7 @@ func source(args []string) error {
 			return err
 		}
 	}
+	time.Sleep(wait)
 	rng := rand.NewChaCha8([32]byte{'w', 'e', 'f', 't'})
 	h := sha256.New()
 	buf := make([]byte, 256<<10)
@@ -153,12 +161,12 @@ func floodArgs(args []string) (count int, payloads [][]byte, err error) {
 // the same bytes arrived.
 func transfer(t *testing.T, srcNS, dstNS *testbed.NS, dst string, size int64) {
 	t.Helper()
-	transferPaced(t, srcNS, dstNS, dst, size, 0)
+	transferPaced(t, srcNS, dstNS, dst, size, 0, 0)
 }
 
 // transferPaced is transfer with the sender paced at rate bytes per second
-// (0: as fast as it goes).
-func transferPaced(t *testing.T, srcNS, dstNS *testbed.NS, dst string, size, rate int64) {
+// (0: as fast as it goes), sending only wait after it connected.
+func transferPaced(t *testing.T, srcNS, dstNS *testbed.NS, dst string, size, rate int64, wait time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -181,7 +189,7 @@ func transferPaced(t *testing.T, srcNS, dstNS *testbed.NS, dst string, size, rat
 	if !lines.Scan() || lines.Text() != "listening" {
 		t.Fatalf("sink did not start: %q", lines.Text())
 	}
-	out, err := srcNS.Run(ctx, "env", roleEnv+"=source", self, addr, strconv.FormatInt(size, 10), strconv.FormatInt(rate, 10))
+	out, err := srcNS.Run(ctx, "env", roleEnv+"=source", self, addr, strconv.FormatInt(size, 10), strconv.FormatInt(rate, 10), wait.String())
 	if err != nil {
 		t.Fatalf("source: %v", err)
 	}
