@@ -427,3 +427,37 @@ func TestSpoofedSourceDropped(t *testing.T) {
 		t.Errorf("drops %+v (%v): want the spoofed datagrams counted", d, err)
 	}
 }
+
+// Present looks at every chain Apply fills: any one flushed (the IPv6
+// input chain keeps containers from the host's IPv6 services, the ip
+// input chain isolated containers from their node, the bridge forward
+// chain broadcast from isolated containers) makes it false, so the table
+// check applies the rules again.
+func TestPresentSeesEveryChain(t *testing.T) {
+	nd := newNode(t)
+	e := NewEnforcer(EnforcerOptions{NetNS: int(nd.nsFd.Fd()), Bridge: testBridge})
+	defer e.Remove()
+	for _, chain := range [][]string{
+		{"ip", "forward"}, {"ip", "input"}, {"ip6", "forward"}, {"ip6", "input"},
+		{"bridge", "prerouting"}, {"bridge", "forward"},
+	} {
+		nd.apply(t, e, "")
+		if ok, err := e.Present(); err != nil || !ok {
+			t.Fatalf("Present after Apply = %v, %v", ok, err)
+		}
+		if out, err := nd.host.Run(context.Background(), "nft", "flush", "chain", chain[0], e.Table(), chain[1]); err != nil {
+			t.Fatalf("flush chain %v: %v\n%s", chain, err, out)
+		}
+		if ok, err := e.Present(); err != nil || ok {
+			t.Errorf("Present with chain %s %s flushed = %v, %v; want false", chain[0], chain[1], ok, err)
+		}
+	}
+	// Without a bridge (no IPv6 table) every chain looked at is filled too:
+	// Present is true after Apply, or the table check would apply forever.
+	e0 := NewEnforcer(EnforcerOptions{NetNS: int(nd.nsFd.Fd()), Table: "weft-policy-nobridge"})
+	defer e0.Remove()
+	nd.apply(t, e0, "")
+	if ok, err := e0.Present(); err != nil || !ok {
+		t.Errorf("Present after Apply without a bridge = %v, %v", ok, err)
+	}
+}

@@ -561,18 +561,17 @@ func (e *Enforcer) Present() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	want := []struct {
-		t     *nftables.Table
-		chain string
-	}{{e.table(), "forward"}, {e.tableBridge(), "prerouting"}}
+	type chain struct {
+		t    *nftables.Table
+		name string
+	}
+	// Every chain Apply fills: each holds rules the others do not.
+	want := []chain{{e.table(), "forward"}, {e.table(), "input"}, {e.tableBridge(), "prerouting"}, {e.tableBridge(), "forward"}}
 	if e.opts.Bridge != "" {
-		want = append(want, struct {
-			t     *nftables.Table
-			chain string
-		}{e.table6(), "forward"})
+		want = append(want, chain{e.table6(), "forward"}, chain{e.table6(), "input"})
 	}
 	for _, w := range want {
-		ok, err := nfttable.HasRules(c, w.t, w.chain)
+		ok, err := nfttable.HasRules(c, w.t, w.name)
 		if err != nil {
 			return false, fmt.Errorf("policy: %w", err)
 		}
