@@ -262,7 +262,7 @@ func (d *weftd) run(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() {
-		err := watchDevice(ctx, d.opts.tunName, func(err error) {
+		err := watchDevice(ctx, d.opts.tunName, d.opts.queues, func(err error) {
 			d.state.deviceLost.Store(true)
 			cancel(err)
 		})

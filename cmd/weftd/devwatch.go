@@ -16,8 +16,11 @@ var errDeviceGone = errors.New("TUN device removed or down")
 
 // watchDevice follows the link called name (weftd's TUN, up and running when
 // the watch starts) with netlink and calls lost once when it is deleted,
-// renamed or set down. It returns when ctx ends or after lost.
-func watchDevice(ctx context.Context, name string, lost func(error)) error {
+// renamed or set down, or, for a multi-queue TUN (queues > 1), when it has
+// more queues attached than weftd's: any root process of the namespace can
+// attach one, and the kernel then sends some flows into it, where weftd
+// never reads them. It returns when ctx ends or after lost.
+func watchDevice(ctx context.Context, name string, queues int, lost func(error)) error {
 	updates := make(chan netlink.LinkUpdate, 16)
 	done := make(chan struct{})
 	defer close(done)
@@ -40,6 +43,10 @@ func watchDevice(ctx context.Context, name string, lost func(error)) error {
 		return nil
 	}
 	index := link.Attrs().Index
+	if err := foreignQueue(link, name, queues); err != nil {
+		lost(err)
+		return nil
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -64,6 +71,21 @@ func watchDevice(ctx context.Context, name string, lost func(error)) error {
 				lost(fmt.Errorf("%w: %s was set down", errDeviceGone, name))
 				return nil
 			}
+			if err := foreignQueue(u.Link, name, queues); err != nil {
+				lost(err)
+				return nil
+			}
 		}
 	}
+}
+
+// foreignQueue reports a multi-queue TUN with more queues attached than
+// weftd's own (the kernel reports attached queues of multi-queue TUNs only).
+func foreignQueue(link netlink.Link, name string, queues int) error {
+	t, ok := link.(*netlink.Tuntap)
+	if !ok || queues < 2 || t.Flags&netlink.TUNTAP_MULTI_QUEUE == 0 || t.Queues <= queues {
+		return nil
+	}
+	return fmt.Errorf("%w: another process attached a queue to %s (%d queues attached, weftd holds %d): flows the kernel sends into it are lost",
+		errDeviceGone, name, t.Queues, queues)
 }
