@@ -156,17 +156,41 @@ func TestContainersCannotReachEmbeddedEtcdOverIPv6(t *testing.T) {
 	if err != nil {
 		t.Fatalf("control: container -> host [%s]:2390: %v", ll, err)
 	}
-	before := guardDrops(metrics(t, n1), guard.ReasonEtcd)
-	for _, port := range []uint16{2379, 2380} {
-		dst := netip.AddrPortFrom(ll, port)
-		err := tcpConnect(ctr.NS, dst, 3*time.Second)
-		if err == nil {
-			t.Fatalf("container %s connected to the embedded etcd at %s", ctr.IP, dst)
+	check := func(when string) {
+		t.Helper()
+		before := guardDrops(metrics(t, n1), guard.ReasonEtcd)
+		for _, port := range []uint16{2379, 2380} {
+			dst := netip.AddrPortFrom(ll, port)
+			if err := tcpConnect(ctr.NS, dst, 3*time.Second); err == nil {
+				t.Fatalf("%s: container %s connected to the embedded etcd at %s", when, ctr.IP, dst)
+			}
 		}
-		t.Logf("container -> %s: %v", dst, err)
+		if after := guardDrops(metrics(t, n1), guard.ReasonEtcd); after <= before {
+			t.Errorf("%s: weft_guard_drops_total{reason=%q} %v after refused connections, want more than %v", when, guard.ReasonEtcd, after, before)
+		}
 	}
-	if after := guardDrops(metrics(t, n1), guard.ReasonEtcd); after <= before {
-		t.Errorf("weft_guard_drops_total{reason=%q} %v after refused connections, want more than %v", guard.ReasonEtcd, after, before)
+	check("guarded")
+	// The IPv6 table comes back with the guard: after the whole ruleset is
+	// flushed, and when only it is deleted.
+	for _, damage := range [][]string{{"flush", "ruleset"}, {"delete", "table", "ip6", guard.DefaultTable}} {
+		runIn(t, ctxFor(t, 10*time.Second), n1.Host.NS, "nft", damage...)
+		// Control: the damage opened the port (unless the 5 s check put the
+		// table back in between, which then shows in the ruleset).
+		if err := tcpConnect(ctr.NS, netip.AddrPortFrom(ll, 2379), 3*time.Second); err != nil {
+			if _, lerr := n1.Host.NS.Run(ctxFor(t, 10*time.Second), "nft", "list", "table", "ip6", guard.DefaultTable); lerr != nil {
+				t.Fatalf("control: right after nft %s the container -> [%s]:2379: %v, and no table ip6 %s", strings.Join(damage, " "), ll, err, guard.DefaultTable)
+			}
+		}
+		err := testbed.WaitFor(ctxFor(t, 30*time.Second), 500*time.Millisecond, func() error {
+			if err := tcpConnect(ctr.NS, netip.AddrPortFrom(ll, 2379), 2*time.Second); err == nil {
+				return fmt.Errorf("container still reaches [%s]:2379", ll)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("30 s after nft %s: %v\n%s", strings.Join(damage, " "), err, n1.Log(10))
+		}
+		check("after nft " + strings.Join(damage, " "))
 	}
 	// The hosts keep it: host 2's weftd and weftctl use it over the underlay.
 	out := runIn(t, ctxFor(t, 30*time.Second), c.Nodes[1].Host.NS, filepath.Join(binDir, "weftctl"), "--etcd-endpoints", c.EtcdEndpoint(), "leases")
