@@ -94,6 +94,9 @@ func ListenGroup(addr netip.AddrPort, n, maxBatch int, log *slog.Logger) ([]*Con
 		}
 		return []*Conn{c}, nil
 	}
+	if err := portFree(addr); err != nil {
+		return nil, err
+	}
 	conns := make([]*Conn, 0, n)
 	for range n {
 		c, err := listen(addr, maxBatch, true, log)
@@ -107,6 +110,22 @@ func ListenGroup(addr netip.AddrPort, n, maxBatch int, log *slog.Logger) ([]*Con
 		addr = netip.AddrPortFrom(addr.Addr(), c.LocalAddr().Port())
 	}
 	return conns, nil
+}
+
+// portFree refuses a port some socket already holds. A group's sockets set
+// SO_REUSEPORT, so they would join a socket of the same user that set it
+// too (any root process) and the kernel would hand it a share of the
+// datagrams; a bind without SO_REUSEPORT fails on any holder, as a single
+// socket's would. (A socket that binds after the group is not seen.)
+func portFree(addr netip.AddrPort) error {
+	if addr.Port() == 0 {
+		return nil
+	}
+	probe, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		return fmt.Errorf("udp port %d: another socket already holds it (SO_REUSEPORT would share its datagrams with it): %w", addr.Port(), err)
+	}
+	return probe.Close()
 }
 
 func listen(addr netip.AddrPort, maxBatch int, reusePort bool, log *slog.Logger) (*Conn, error) {

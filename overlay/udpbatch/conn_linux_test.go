@@ -2,11 +2,17 @@ package udpbatch
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const testBatch = 128
@@ -278,5 +284,40 @@ func TestListenGroup(t *testing.T) {
 		if k, err := c.ReadBatch(bt.bufs, bt.out, bt.srcs); err == nil {
 			t.Fatalf("another socket of the group got %d datagrams of the same source", k)
 		}
+	}
+}
+
+// A port another socket already holds is refused, even when that socket set
+// SO_REUSEPORT (as root's can): the group would otherwise join it silently
+// and the kernel would hand it a share of the datagrams, where a single
+// socket (n == 1) gets EADDRINUSE.
+func TestListenGroupRefusesTakenPort(t *testing.T) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) {
+			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	for _, holder := range []string{"127.0.0.1:0", "0.0.0.0:0"} {
+		pc, err := lc.ListenPacket(context.Background(), "udp4", holder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+		for _, addr := range []string{"127.0.0.1", "0.0.0.0"} {
+			group, err := ListenGroup(netip.AddrPortFrom(netip.MustParseAddr(addr), port), 2, testBatch, quietLog())
+			if err == nil {
+				for _, c := range group {
+					_ = c.Close()
+				}
+				t.Errorf("ListenGroup on %s:%d, held by a SO_REUSEPORT socket on %s, succeeded; want refused", addr, port, holder)
+			} else if !strings.Contains(err.Error(), "already holds") {
+				t.Errorf("ListenGroup on a held port: %v; want it to say another socket already holds the port", err)
+			}
+		}
+		_ = pc.Close()
 	}
 }
