@@ -42,7 +42,7 @@ func TestBadInputsGetCNIErrors(t *testing.T) {
 		{"CNI_ARGS not K=V", pluginCall{args: "IP", stdin: []byte(good)}, 7, `"CNI_ARGS"`},
 		{"CNI_ARGS empty IP", pluginCall{args: "K8S_POD_NAME=p;IP=", stdin: []byte(good)}, 7, `"CNI_ARGS IP": empty`},
 		{"CNI_ARGS empty MAC", pluginCall{args: "MAC=", stdin: []byte(good)}, 7, `"CNI_ARGS MAC": empty`},
-		{"CNI_ARGS IP twice", pluginCall{args: "IP=10.244.7.5;IP=10.244.7.6", stdin: []byte(good)}, 7, `"CNI_ARGS": IP given twice`},
+		{"CNI_ARGS IP twice", pluginCall{args: "IP=10.244.7.5;IP=10.244.7.6", stdin: []byte(good)}, 7, `"CNI_ARGS": IP given twice ("10.244.7.5" and "10.244.7.6")`},
 		{"CNI_ARGS MAC twice", pluginCall{args: "MAC=02:00:00:00:00:01;MAC=02:00:00:00:00:02", stdin: []byte(good)}, 7, `"CNI_ARGS": MAC given twice`},
 		{"future cniVersion", pluginCall{stdin: []byte(strings.Replace(good, `"1.1.0"`, `"9.0.0"`, 1))}, 1, "incompatible CNI versions"},
 		{"missing CNI_CONTAINERID", pluginCall{containerID: "-", stdin: []byte(good)}, 4, "CNI_CONTAINERID"},

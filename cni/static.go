@@ -113,10 +113,10 @@ func requestedAddress(conf *NetConf, cniArgs string) (addressRequest, error) {
 
 // parseCNIArgs picks IP and MAC out of CNI_ARGS ("K=V;K=V"). Other keys
 // (IgnoreUnknown, K8S_POD_NAME, ...) are for others and ignored. An empty
-// value or a key given twice is refused: it would otherwise give the
+// value or a key given twice with different values is refused: it would otherwise give the
 // container an address (or MAC) other than the one the runtime meant.
 func parseCNIArgs(s string) (ip, mac string, err error) {
-	seen := map[string]bool{}
+	seen := map[string]string{}
 	for _, pair := range strings.Split(s, ";") {
 		if pair == "" {
 			continue
@@ -128,10 +128,10 @@ func parseCNIArgs(s string) (ip, mac string, err error) {
 		if k != "IP" && k != "MAC" {
 			continue
 		}
-		if seen[k] {
-			return "", "", invalidConfig("CNI_ARGS", k+" given twice")
+		if prev, twice := seen[k]; twice && prev != v {
+			return "", "", invalidConfig("CNI_ARGS", fmt.Sprintf("%s given twice (%q and %q)", k, prev, v))
 		}
-		seen[k] = true
+		seen[k] = v
 		if strings.TrimSpace(v) == "" {
 			return "", "", invalidConfig("CNI_ARGS "+k, "empty; leave "+k+" out to let weft choose")
 		}
