@@ -78,13 +78,17 @@ func counterDeltas(t *testing.T, what string, before, after map[string]int64, na
 // (TcpExt.TCPSACKReorder, TCPTSReorder, TCPRenoReorder). A lost segment also
 // puts the ones after it out of order at the receiver, and a loss with a
 // delayed segment can look like reordering to the sender, so a transfer is
-// judged only when the sender retransmitted nothing (Tcp.RetransSegs); it is
-// paced to keep losses rare and tried up to five times.
+// judged only when the sender retransmitted nothing (Tcp.RetransSegs).
 //
-// The sender starts sending 200 ms after connecting: a connection that
-// sends at once was measured reordered with several queues (3 of 14
-// loss-free transfers; 0 of 23 that waited, 0 of 25 with one queue), a known
-// defect of --queues > 1 (docs/design.md, "Data path queues").
+// The testbed reorders now and then by itself (veth hands packets to per-CPU
+// backlogs): measured without weft's data path (DirectRouting: kernel routes
+// over the same veths) in 1 of 20 loss-free transfers, with one queue in 2 of
+// 27 under load. So one reordered transfer proves nothing; a flow split over
+// the workers of several queues is reordered in every transfer. The test
+// passes with the first loss-free transfer in order and fails when five
+// transfers are all reordered or lossy. The transfers are paced and start
+// 200 ms after connecting (a connection that sends at once was reordered more
+// often with several queues: docs/design.md, "Data path queues").
 func TestOneFlowInOrderWithQueues(t *testing.T) {
 	const queues = 4
 	c := newCluster(t, 2, cluster.Options{Queues: queues})
@@ -93,6 +97,7 @@ func TestOneFlowInOrderWithQueues(t *testing.T) {
 	rcv := addContainer(t, c.Nodes[1], "wq")
 	senderNames := []string{"TcpExt.TCPSACKReorder", "TcpExt.TCPTSReorder", "TcpExt.TCPRenoReorder", "Tcp.RetransSegs"}
 	const size, rate = 64 << 20, 50_000_000 // 64 MiB at 400 Mbit/s
+	reordered := 0
 	for attempt := 1; attempt <= 5; attempt++ {
 		sb, rb := tcpCounters(t, snd.NS), tcpCounters(t, rcv.NS)
 		transferPaced(t, snd.NS, rcv.NS, rcv.IP.String(), size, rate, 200*time.Millisecond)
@@ -103,17 +108,14 @@ func TestOneFlowInOrderWithQueues(t *testing.T) {
 			t.Logf("attempt %d: %d segments retransmitted (a loss): reordering not attributable, again", attempt, sd["Tcp.RetransSegs"])
 			continue
 		}
-		for _, name := range senderNames[:3] {
-			if sd[name] != 0 {
-				t.Fatalf("the sender detected reordering without any loss: %s +%d", name, sd[name])
-			}
-		}
-		if rd["TcpExt.TCPOFOQueue"] != 0 {
-			t.Fatalf("the receiver queued %d segments out of order without any loss: the flow was reordered", rd["TcpExt.TCPOFOQueue"])
+		if sd["TcpExt.TCPSACKReorder"]+sd["TcpExt.TCPTSReorder"]+sd["TcpExt.TCPRenoReorder"]+rd["TcpExt.TCPOFOQueue"] > 0 {
+			reordered++
+			t.Logf("attempt %d: reordered without any loss, again", attempt)
+			continue
 		}
 		return
 	}
-	t.Fatal("five transfers each lost segments: could not judge the order")
+	t.Fatalf("no loss-free transfer in order in five (%d loss-free ones reordered)", reordered)
 }
 
 // attachTUNQueue attaches a queue to the multi-queue TUN name in netns, as
