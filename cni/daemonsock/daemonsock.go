@@ -114,7 +114,8 @@ type RefusedError struct{ Msg string }
 func (e *RefusedError) Error() string { return "weftd: " + e.Msg }
 
 // Listen creates the socket at path (its directory too), replacing a
-// stale socket left by an earlier run; only root may connect (0600).
+// stale socket left by an earlier run; only root may connect (0600), and
+// Serve answers only processes of weftd's own user (SO_PEERCRED).
 func Listen(path string) (net.Listener, error) {
 	if len(path) >= 108 {
 		return nil, fmt.Errorf("cni socket %s: path longer than 107 bytes", path)
@@ -180,7 +181,9 @@ func serveConn(ctx context.Context, conn net.Conn, timeout time.Duration, handle
 	conn.SetDeadline(time.Now().Add(timeout))
 	var req Request
 	var a answer
-	if err := readJSON(conn, &req); err != nil {
+	if err := checkPeer(conn); err != nil {
+		a.Error = "refused: " + err.Error()
+	} else if err := readJSON(conn, &req); err != nil {
 		a.Error = "malformed request: " + err.Error()
 	} else if err := req.Validate(); err != nil {
 		a.Error = err.Error()
