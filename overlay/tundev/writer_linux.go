@@ -80,8 +80,24 @@ func (w *writer) write(pkts [][]byte, partial []bool) (int, error) {
 	w.staged = w.staged[:0]
 	for i := 0; i < len(pkts); {
 		pkt := pkts[i]
-		if len(pkt) < ipv4HeaderLen || pkt[9] != protoTCP {
+		if len(pkt) < ipv4HeaderLen || pkt[9] == protoUDP {
+			// UDP goes through the library, which coalesces it (USO).
 			w.stage(pkt)
+			i++
+			continue
+		}
+		if pkt[9] != protoTCP {
+			// ICMP and the rest: one writev, no offload (the library's
+			// write would enter a blocking syscall and wake sysmon).
+			clear(w.vhdr[:virtioNetHdrLen])
+			w.setIov(0, w.vhdr[:virtioNetHdrLen])
+			w.setIov(1, pkt)
+			w.niov = 2
+			bad, err := w.flush()
+			if err != nil {
+				return failed, err
+			}
+			failed += bad
 			i++
 			continue
 		}
@@ -146,9 +162,11 @@ func (w *writer) flush() (int, error) {
 }
 
 // writev runs inside RawConn.Write: false (wait for writability) on EAGAIN.
+// The TUN file is non-blocking, so RawSyscall (see readNonblocking: no sysmon
+// wakeup after an idle spell).
 func (w *writer) writev(fd uintptr) bool {
 	for {
-		_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iovs[0])), uintptr(w.niov))
+		_, _, e := unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iovs[0])), uintptr(w.niov))
 		switch e {
 		case unix.EINTR:
 			continue

@@ -371,10 +371,16 @@ func (c *Conn) WriteBatch(pkts, tails [][]byte, dsts []netip.AddrPort, errs []er
 }
 
 // sendmmsg runs inside RawConn.Write: false (wait for writability) on EAGAIN.
+// The socket is non-blocking, so the call never sleeps: RawSyscall skips the
+// runtime's syscall entry, which on a quiet process wakes the sysmon thread
+// (a futex wake, on a VM an IPI to an idle vCPU) on the first syscall after
+// every idle spell, i.e. once per packet of a request/reply flow. The call
+// may still run long (the kernel delivers to a local receiver inline); the
+// goroutine keeps its P meanwhile, as the readers do.
 func (c *Conn) sendmmsg(fd uintptr) bool {
 	w := &c.w
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hdrs[w.from])),
+		n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hdrs[w.from])),
 			uintptr(w.count), 0, 0, 0)
 		switch e {
 		case 0:
