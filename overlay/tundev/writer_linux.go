@@ -87,13 +87,8 @@ func (w *writer) write(pkts [][]byte, partial []bool) (int, error) {
 			continue
 		}
 		if pkt[9] != protoTCP {
-			// ICMP and the rest: one writev, no offload (the library's
-			// write would enter a blocking syscall and wake sysmon).
-			clear(w.vhdr[:virtioNetHdrLen])
-			w.setIov(0, w.vhdr[:virtioNetHdrLen])
-			w.setIov(1, pkt)
-			w.niov = 2
-			bad, err := w.flush()
+			// ICMP and the rest: one writev, no offload.
+			bad, err := w.writePlain(pkt)
 			if err != nil {
 				return failed, err
 			}
@@ -130,8 +125,25 @@ func (w *writer) write(pkts [][]byte, partial []bool) (int, error) {
 		failed += bad
 		i += segs
 	}
+	if len(w.staged) == 1 {
+		// A lone UDP packet (a request or its answer): nothing to coalesce.
+		bad, err := w.writePlain(w.staged[0][Headroom:])
+		return failed + bad, err
+	}
 	bad, err := w.writeLibrary(w.staged)
 	return failed + bad, err
+}
+
+// writePlain writes one packet with a virtio header asking for nothing, in
+// weft's own writev: the library's write is a blocking-style syscall, whose
+// entry wakes the runtime's sysmon thread after every idle spell (once per
+// packet of a request/reply flow).
+func (w *writer) writePlain(pkt []byte) (int, error) {
+	clear(w.vhdr[:virtioNetHdrLen])
+	w.setIov(0, w.vhdr[:virtioNetHdrLen])
+	w.setIov(1, pkt)
+	w.niov = 2
+	return w.flush()
 }
 
 // stage copies pkt behind Headroom bytes for the library.

@@ -42,3 +42,26 @@ func TestWriterWritesICMPItself(t *testing.T) {
 		t.Fatal("packet changed on the way")
 	}
 }
+
+// TestWriterWritesLoneUDPItself: a batch holding one UDP packet has nothing
+// to coalesce and goes out in weft's own writev too (the library is nil).
+func TestWriterWritesLoneUDPItself(t *testing.T) {
+	f, peer := seqpacketPair(t)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWriterOn(rc, nil, true, batchSize)
+	udp := putUDP(make([]byte, 100), 100)
+	if bad, err := w.write([][]byte{udp}, []bool{false}); bad != 0 || err != nil {
+		t.Fatalf("write = %d, %v", bad, err)
+	}
+	frame := make([]byte, 256)
+	n, err := unix.Read(peer, frame)
+	if err != nil || n != virtioNetHdrLen+len(udp) {
+		t.Fatalf("read %d, %v", n, err)
+	}
+	if !bytes.Equal(frame[:virtioNetHdrLen], make([]byte, virtioNetHdrLen)) || !bytes.Equal(frame[virtioNetHdrLen:n], udp) {
+		t.Fatalf("frame % x", frame[:n])
+	}
+}
