@@ -174,11 +174,20 @@ func (w *writer) flush() (int, error) {
 }
 
 // writev runs inside RawConn.Write: false (wait for writability) on EAGAIN.
-// The TUN file is non-blocking, so RawSyscall (see readNonblocking: no sysmon
-// wakeup after an idle spell).
+// A single packet (header and packet: two iovecs) goes in with RawSyscall:
+// the TUN file is non-blocking and one packet is quick, and the runtime's
+// syscall entry would wake sysmon after every idle spell (see
+// readNonblocking). A superpacket may run long (the kernel delivers it to a
+// local socket inline), so it goes through the runtime, which lets another
+// thread run the goroutines of this one's P meanwhile.
 func (w *writer) writev(fd uintptr) bool {
 	for {
-		_, _, e := unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iovs[0])), uintptr(w.niov))
+		var e unix.Errno
+		if w.niov == 2 {
+			_, _, e = unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iovs[0])), uintptr(w.niov))
+		} else {
+			_, _, e = unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iovs[0])), uintptr(w.niov))
+		}
 		switch e {
 		case unix.EINTR:
 			continue
