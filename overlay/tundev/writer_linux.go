@@ -80,19 +80,8 @@ func (w *writer) write(pkts [][]byte, partial []bool) (int, error) {
 	w.staged = w.staged[:0]
 	for i := 0; i < len(pkts); {
 		pkt := pkts[i]
-		if len(pkt) < ipv4HeaderLen || pkt[9] == protoUDP {
-			// UDP goes through the library, which coalesces it (USO).
+		if len(pkt) < ipv4HeaderLen || pkt[9] != protoTCP {
 			w.stage(pkt)
-			i++
-			continue
-		}
-		if pkt[9] != protoTCP {
-			// ICMP and the rest: one writev, no offload.
-			bad, err := w.writePlain(pkt)
-			if err != nil {
-				return failed, err
-			}
-			failed += bad
 			i++
 			continue
 		}
@@ -125,25 +114,8 @@ func (w *writer) write(pkts [][]byte, partial []bool) (int, error) {
 		failed += bad
 		i += segs
 	}
-	if len(w.staged) == 1 {
-		// A lone UDP packet (a request or its answer): nothing to coalesce.
-		bad, err := w.writePlain(w.staged[0][Headroom:])
-		return failed + bad, err
-	}
 	bad, err := w.writeLibrary(w.staged)
 	return failed + bad, err
-}
-
-// writePlain writes one packet with a virtio header asking for nothing, in
-// weft's own writev: the library's write is a blocking-style syscall, whose
-// entry wakes the runtime's sysmon thread after every idle spell (once per
-// packet of a request/reply flow).
-func (w *writer) writePlain(pkt []byte) (int, error) {
-	clear(w.vhdr[:virtioNetHdrLen])
-	w.setIov(0, w.vhdr[:virtioNetHdrLen])
-	w.setIov(1, pkt)
-	w.niov = 2
-	return w.flush()
 }
 
 // stage copies pkt behind Headroom bytes for the library.
@@ -174,20 +146,9 @@ func (w *writer) flush() (int, error) {
 }
 
 // writev runs inside RawConn.Write: false (wait for writability) on EAGAIN.
-// A single packet (header and packet: two iovecs) goes in with RawSyscall:
-// the TUN file is non-blocking and one packet is quick, and the runtime's
-// syscall entry would wake sysmon after every idle spell (see
-// readNonblocking). A superpacket may run long (the kernel delivers it to a
-// local socket inline), so it goes through the runtime, which lets another
-// thread run the goroutines of this one's P meanwhile.
 func (w *writer) writev(fd uintptr) bool {
 	for {
-		var e unix.Errno
-		if w.niov == 2 {
-			_, _, e = unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iovs[0])), uintptr(w.niov))
-		} else {
-			_, _, e = unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iovs[0])), uintptr(w.niov))
-		}
+		_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iovs[0])), uintptr(w.niov))
 		switch e {
 		case unix.EINTR:
 			continue

@@ -63,7 +63,6 @@ type writer struct {
 	msgs  []Message
 	// the sendmmsg in progress
 	from, count, sent int
-	lone              bool // one datagram: a raw syscall (see sendmmsg)
 	err               unix.Errno
 	fn                func(fd uintptr) bool
 }
@@ -333,7 +332,6 @@ func (c *Conn) WriteBatch(pkts, tails [][]byte, dsts []netip.AddrPort, errs []er
 		}
 	}
 	var lastErr error
-	w.lone = len(pkts) == 1
 	for start := 0; start < nm; {
 		w.from, w.count = start, nm-start
 		if err := c.rc.Write(w.fn); err != nil {
@@ -373,25 +371,11 @@ func (c *Conn) WriteBatch(pkts, tails [][]byte, dsts []netip.AddrPort, errs []er
 }
 
 // sendmmsg runs inside RawConn.Write: false (wait for writability) on EAGAIN.
-// A lone datagram goes out with RawSyscall: the socket is non-blocking and
-// one datagram is quick, and the runtime's syscall entry would wake the
-// sysmon thread (a futex wake, on a VM an IPI to an idle vCPU) on the first
-// syscall after every idle spell, i.e. once per packet of a request/reply
-// flow. A batch may run long (the kernel delivers to a local receiver
-// inline), so it goes through the runtime, which lets another thread run
-// the goroutines of this one's P meanwhile.
 func (c *Conn) sendmmsg(fd uintptr) bool {
 	w := &c.w
 	for {
-		var n uintptr
-		var e unix.Errno
-		if w.lone {
-			n, _, e = unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hdrs[w.from])),
-				uintptr(w.count), 0, 0, 0)
-		} else {
-			n, _, e = unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hdrs[w.from])),
-				uintptr(w.count), 0, 0, 0)
-		}
+		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hdrs[w.from])),
+			uintptr(w.count), 0, 0, 0)
 		switch e {
 		case 0:
 			w.sent, w.err = int(n), 0
