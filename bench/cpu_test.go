@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -52,5 +53,31 @@ func TestParseProcessStat(t *testing.T) {
 	}
 	if p := cpuPercent(50, 10*time.Second); p != 5 {
 		t.Fatalf("cpuPercent(50 ticks, 10 s) = %v, want 5", p)
+	}
+}
+
+func TestPacedCPUPerGB(t *testing.T) {
+	// 3 CPU s over 5 s with 0.2 CPU s of background per 5 s, 1.25 GB.
+	got, err := pacedCPUPerGB(3, 5*time.Second, 0.2, 5*time.Second, 1.25e9)
+	if err != nil || math.Abs(got-2.24) > 1e-9 {
+		t.Fatalf("pacedCPUPerGB = %v, %v; want 2.24", got, err)
+	}
+	// A quiet window twice as long counts at its rate.
+	got, err = pacedCPUPerGB(3, 5*time.Second, 0.4, 10*time.Second, 1.25e9)
+	if err != nil || math.Abs(got-2.24) > 1e-9 {
+		t.Fatalf("pacedCPUPerGB (longer quiet window) = %v, %v; want 2.24", got, err)
+	}
+	for _, c := range []struct {
+		busy, quietBusy, bytes float64
+		ran, quiet             time.Duration
+	}{
+		{3, 0.2, 0, 5 * time.Second, 5 * time.Second},     // nothing received
+		{3, 0.2, 1e9, 0, 5 * time.Second},                 // no run
+		{3, 0.2, 1e9, 5 * time.Second, 0},                 // no quiet window
+		{0.5, 0.6, 1e9, 5 * time.Second, 5 * time.Second}, // busier before than during
+	} {
+		if got, err := pacedCPUPerGB(c.busy, c.ran, c.quietBusy, c.quiet, c.bytes); err == nil {
+			t.Errorf("pacedCPUPerGB(%+v) = %v, want an error", c, got)
+		}
 	}
 }

@@ -21,6 +21,7 @@ const (
 	mLatP50    = "latency_p50_us"
 	mLatP99    = "latency_p99_us"
 	mCPUPerGB  = "cpu_s_per_gb"
+	mCPUPaced  = "cpu_s_per_gb_paced"
 	mFixedLoss = "udp_fixed_loss_pct"
 	mFixedRate = "udp_fixed_kpps"
 	mLoadP50   = "latency_load_p50_us"
@@ -45,6 +46,7 @@ var allMetrics = []metric{
 	{mLatP50, "ICMP RTT p50", "µs", false, false},
 	{mLatP99, "ICMP RTT p99", "µs", false, false},
 	{mCPUPerGB, "CPU per GB (TCP)", "CPU s/GB", false, false},
+	{mCPUPaced, "CPU per GB, TCP paced at 2 Gbit/s, above idle", "CPU s/GB", false, false},
 	{mFixedRate, "UDP 1400 B fixed rate offered (VXLAN's <= 1 % loss rate)", "kpkt/s", true, false},
 	{mFixedLoss, "UDP 1400 B at the fixed rate, loss", "%", false, false},
 	{mLoadP50, "ICMP RTT p50 under a TCP stream", "µs", false, false},
@@ -71,6 +73,8 @@ func workloadOf(key string) string {
 		return "latency"
 	case mCPUPerGB:
 		return "tcp-1" // and tcp-4
+	case mCPUPaced:
+		return "tcp-paced"
 	case mFixedLoss, mFixedRate:
 		return "udp-fixed"
 	case mLoadP50, mLoadP99:

@@ -183,7 +183,12 @@ func (rep *report) markdown(image string) string {
 	w("  in %% of one core (both daemons added up); with no traffic, the larger of the two over 10 s.\n")
 	w("- CPU per GB: busy time of the whole machine (all cores, `/proc/stat`: everything but idle and\n")
 	w("  iowait) during the two TCP runs of a repetition, divided by the gigabytes (10^9 B) received.\n")
-	w("  Sender, receiver and (for weft) both daemons share the same cores.\n")
+	w("  Sender, receiver and (for weft) both daemons share the same cores. Every path keeps both\n")
+	w("  cores busy in these unlimited runs, so this figure is about cores x 8 / (Gbit/s): the\n")
+	w("  inverse of the throughput, not a cost.\n")
+	w("- CPU per GB, TCP paced: one stream with `iperf3 --fq-rate %.0fG` (kernel pacing; `-b` busy-waits in iperf3) (every path carries it, no path\n", pacedRate/1e9)
+	w("  saturates the machine): busy time during the run minus the busy rate of an equally long\n")
+	w("  quiet window just before it, per GB received. This is the cost per byte.\n")
 	w("- Every figure is the median over the repetitions; the spread is min–max. Short runs keep\n")
 	w("  `make bench` under ten minutes; expect a few percent of noise between runs.\n\n")
 	if rep.Tried != "" {

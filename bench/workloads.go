@@ -54,6 +54,7 @@ var workloads = []workload{
 	{"idle", func(ctx context.Context, r *runner, p *path) error { return r.runIdle(ctx, p) }, ""},
 	{"tcp-1", func(ctx context.Context, r *runner, p *path) error { return r.runTCP(ctx, p, 1, mTCP1) }, mWeftTCP1},
 	{"tcp-4", func(ctx context.Context, r *runner, p *path) error { return r.runTCP(ctx, p, 4, mTCP4) }, mWeftTCP4},
+	{"tcp-paced", func(ctx context.Context, r *runner, p *path) error { return r.runTCPPaced(ctx, p) }, ""},
 	{"udp-64", func(ctx context.Context, r *runner, p *path) error { return r.runUDP(ctx, p, 64, mUDP64, mUDP64Loss) }, mWeftUDP64},
 	{"udp-1400", func(ctx context.Context, r *runner, p *path) error {
 		return r.runUDP(ctx, p, 1400, mUDP1400, mUDP14Loss)
@@ -218,6 +219,73 @@ func (r *runner) runTCP(ctx context.Context, p *path, streams int, key string) e
 	t.cpuSeconds += busySeconds(before, after)
 	t.bytes += res.Bytes
 	return nil
+}
+
+// pacedRate is the TCP rate of the tcp-paced workload: below what every
+// path carries on the development machine (weft: 8-10 Gbit/s), so that no
+// path saturates the cores and the CPU figure is a cost, not 1/throughput.
+const pacedRate = 2e9
+
+// runTCPPaced measures the CPU cost per byte of one TCP stream paced at
+// pacedRate: the machine's busy time during the run minus its busy time
+// in an equally long quiet window just before, per GB received. With the
+// unlimited runs every path keeps both cores busy, so there CPU per GB is
+// about cores*8/Gbit/s whatever the path does.
+func (r *runner) runTCPPaced(ctx context.Context, p *path) error {
+	quiet := time.Duration(r.seconds) * time.Second
+	q0, err := readCPU()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(quiet):
+	}
+	q1, err := readCPU()
+	if err != nil {
+		return err
+	}
+	quietTook := time.Since(start)
+	before, err := readCPU()
+	if err != nil {
+		return err
+	}
+	start = time.Now()
+	res, err := r.iperf(ctx, p, "--fq-rate", strconv.FormatInt(int64(pacedRate), 10))
+	if err != nil {
+		return err
+	}
+	after, err := readCPU()
+	if err != nil {
+		return err
+	}
+	ran := time.Since(start)
+	if res.BitsPerSecond < 0.9*pacedRate {
+		return fmt.Errorf("paced TCP: the path carried %.2f Gbit/s of the %.1f offered", res.BitsPerSecond/1e9, pacedRate/1e9)
+	}
+	cost, err := pacedCPUPerGB(busySeconds(before, after), ran, busySeconds(q0, q1), quietTook, res.Bytes)
+	if err != nil {
+		return err
+	}
+	r.res.add(p.Name, mCPUPaced, cost)
+	return nil
+}
+
+// pacedCPUPerGB is the CPU seconds per GB above the quiet rate: busy
+// seconds over the run, minus the quiet window's busy rate times the run's
+// length, per 10^9 bytes.
+func pacedCPUPerGB(busy float64, ran time.Duration, quietBusy float64, quiet time.Duration, bytes float64) (float64, error) {
+	if bytes <= 0 || ran <= 0 || quiet <= 0 {
+		return 0, fmt.Errorf("paced TCP: nothing to divide (bytes %v, run %v, quiet %v)", bytes, ran, quiet)
+	}
+	net := busy - quietBusy*ran.Seconds()/quiet.Seconds()
+	if net <= 0 {
+		return 0, fmt.Errorf("paced TCP: the machine was busier before the run (%.2f CPU s in %v) than during it (%.2f in %v): other load, measure again",
+			quietBusy, quiet.Round(time.Millisecond), busy, ran.Round(time.Millisecond))
+	}
+	return net / (bytes / 1e9), nil
 }
 
 func (r *runner) runUDP(ctx context.Context, p *path, payload int, rateKey, lossKey string) error {
