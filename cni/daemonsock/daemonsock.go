@@ -181,10 +181,13 @@ func serveConn(ctx context.Context, conn net.Conn, timeout time.Duration, handle
 	conn.SetDeadline(time.Now().Add(timeout))
 	var req Request
 	var a answer
+	// The request is read before the peer is judged: answering and closing
+	// first would make the client's write fail (EPIPE) and hide the answer.
+	readErr := readJSON(conn, &req)
 	if err := checkPeer(conn); err != nil {
 		a.Error = "refused: " + err.Error()
-	} else if err := readJSON(conn, &req); err != nil {
-		a.Error = "malformed request: " + err.Error()
+	} else if readErr != nil {
+		a.Error = "malformed request: " + readErr.Error()
 	} else if err := req.Validate(); err != nil {
 		a.Error = err.Error()
 	} else if err := handle(ctx, req); err != nil {
