@@ -15,14 +15,7 @@ import (
 // the rules, a second Install replaces them (one table, new values), another
 // table in the namespace is left alone, Remove deletes only the guard's.
 func TestInstallReplaceRemove(t *testing.T) {
-	if err := testbed.CheckRoot(); err != nil {
-		t.Fatalf("guard test needs root and nft: %v", err)
-	}
-	ns, err := testbed.NewNS("wg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ns.Delete() })
+	ns := testbed.NSForTest(t, "wg")
 	f, err := os.Open(ns.Path())
 	if err != nil {
 		t.Fatal(err)
@@ -106,14 +99,7 @@ func TestInstallReplaceRemove(t *testing.T) {
 // the rules keeping containers from weft's port on this host and from the
 // embedded etcd are gone, and the table check must put them back.
 func TestPresentSeesEveryChain(t *testing.T) {
-	if err := testbed.CheckRoot(); err != nil {
-		t.Fatalf("guard test needs root and nft: %v", err)
-	}
-	ns, err := testbed.NewNS("wg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ns.Delete() })
+	ns := testbed.NSForTest(t, "wg")
 	f, err := os.Open(ns.Path())
 	if err != nil {
 		t.Fatal(err)

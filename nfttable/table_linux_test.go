@@ -19,14 +19,7 @@ import (
 // exists, and another table is never touched.
 func TestReplaceDeleteHasRules(t *testing.T) {
 	tbl := &nftables.Table{Name: "weft-nfttable-test", Family: nftables.TableFamilyIPv4}
-	if err := testbed.CheckRoot(); err != nil {
-		t.Fatalf("nfttable test needs root and nft: %v", err)
-	}
-	ns, err := testbed.NewNS("wn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ns.Delete() })
+	ns := testbed.NSForTest(t, "wn")
 	f, err := os.Open(ns.Path())
 	if err != nil {
 		t.Fatal(err)

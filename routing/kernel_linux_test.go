@@ -17,14 +17,7 @@ import (
 // (one end of a veth pair) has 192.0.2.1/24.
 func kernelInNS(t *testing.T) (*Kernel, *testbed.NS) {
 	t.Helper()
-	if err := testbed.CheckRoot(); err != nil {
-		t.Fatal(err)
-	}
-	ns, err := testbed.NewNS("wrt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Delete() })
+	ns := testbed.NSForTest(t, "wrt")
 	for _, args := range [][]string{
 		{"ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"},
 		{"ip", "link", "set", "eth0p", "up"},

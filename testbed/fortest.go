@@ -26,3 +26,23 @@ func ForTestWith(t testing.TB, prefix string, hosts int, opts Options) *Bed {
 	})
 	return b
 }
+
+// NSForTest creates one network namespace for a test: it fails the test
+// (never skips) when the machine cannot run it and deletes the namespace
+// when the test ends.
+func NSForTest(t testing.TB, prefix string) *NS {
+	t.Helper()
+	if err := CheckRoot(); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := NewNS(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ns.Delete(); err != nil {
+			t.Errorf("delete namespace %s: %v", ns.Name, err)
+		}
+	})
+	return ns
+}

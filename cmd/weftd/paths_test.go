@@ -23,14 +23,7 @@ import (
 // of a veth pair) has 192.0.2.1/24.
 func kernelInNS(t *testing.T) (*routing.Kernel, *testbed.NS) {
 	t.Helper()
-	if err := testbed.CheckRoot(); err != nil {
-		t.Fatal(err)
-	}
-	ns, err := testbed.NewNS("wpp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Delete() })
+	ns := testbed.NSForTest(t, "wpp")
 	for _, args := range [][]string{
 		{"link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"},
 		{"addr", "add", "192.0.2.1/24", "dev", "eth0"},
