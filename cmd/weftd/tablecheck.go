@@ -40,20 +40,12 @@ func (d *weftd) checkGuardTable() {
 	if spec == nil {
 		return
 	}
-	ok, err := guard.Present(*spec, guard.Options{})
-	if err != nil {
-		d.log.Warn("cannot check the container guard's table", "err", err)
-		return
-	}
-	if ok {
-		return
-	}
-	d.state.guardDrops.reinstalled()
-	if err := guard.Install(*spec, guard.Options{}); err != nil {
-		d.log.Error("container guard's table went missing and could not be put back", "table", guard.DefaultTable, "err", err)
-		return
-	}
-	d.log.Warn("container guard's table went missing (nft flush ruleset?); put back", "table", guard.DefaultTable)
+	d.restoreTable("container guard's table", guard.DefaultTable,
+		func() (bool, error) { return guard.Present(*spec, guard.Options{}) },
+		func() error {
+			d.state.guardDrops.reinstalled()
+			return guard.Install(*spec, guard.Options{})
+		})
 }
 
 // checkIPMasqTable reinstalls the masquerading table (--ip-masq) if it is
@@ -65,19 +57,26 @@ func (d *weftd) checkIPMasqTable() {
 	if !k.on {
 		return
 	}
-	ok, err := ipMasqPresent()
+	d.restoreTable("masquerading table", "ip "+ipMasqTable, ipMasqPresent,
+		func() error { _, err := installIPMasq(k.network, k.subnet); return err })
+}
+
+// restoreTable puts a table back with install when present says it is gone,
+// and logs what it found and did.
+func (d *weftd) restoreTable(what, table string, present func() (bool, error), install func() error) {
+	ok, err := present()
 	if err != nil {
-		d.log.Warn("cannot check the masquerading table", "err", err)
+		d.log.Warn("cannot check the "+what, "err", err)
 		return
 	}
 	if ok {
 		return
 	}
-	if _, err := installIPMasq(k.network, k.subnet); err != nil {
-		d.log.Error("masquerading table went missing and could not be put back", "table", "ip "+ipMasqTable, "err", err)
+	if err := install(); err != nil {
+		d.log.Error(what+" went missing and could not be put back", "table", table, "err", err)
 		return
 	}
-	d.log.Warn("masquerading table went missing (nft flush ruleset?); put back", "table", "ip "+ipMasqTable)
+	d.log.Warn(what+" went missing (nft flush ruleset?); put back", "table", table)
 }
 
 // checkTables re-applies the latest view when the policy tables are gone
