@@ -36,6 +36,8 @@ type Backend struct {
 	// DirectRouting (udp only): route to peers on the same L2 directly,
 	// encapsulate only to the others (flannel's key).
 	DirectRouting bool
+	// WireGuard holds the wireguard backend's keys (zero for the others).
+	WireGuard WireGuardConfig
 }
 
 // Config is the network config stored at <prefix>/config.
@@ -232,16 +234,18 @@ func decodeBackend(raw json.RawMessage, c *Config) error {
 	if err != nil {
 		return fmt.Errorf("Backend: want an object like {\"Type\":\"udp\"}: %w", err)
 	}
+	portSet := false
 	for _, name := range sortedKeys(fields) {
 		switch {
 		case strings.EqualFold(name, "Type"):
 			if err := json.Unmarshal(fields[name], &c.Backend.Type); err != nil {
 				return fmt.Errorf("Backend.Type: want a string: %w", err)
 			}
-			if c.Backend.Type != BackendUDP && c.Backend.Type != BackendHostGW {
-				return fmt.Errorf("Backend.Type %q is not supported (only %q and %q)", c.Backend.Type, BackendUDP, BackendHostGW)
+			if c.Backend.Type != BackendUDP && c.Backend.Type != BackendHostGW && c.Backend.Type != BackendWireGuard {
+				return fmt.Errorf("Backend.Type %q is not supported (only %q, %q and %q)", c.Backend.Type, BackendUDP, BackendHostGW, BackendWireGuard)
 			}
 		case strings.EqualFold(name, "Port"):
+			portSet = true
 			if err := json.Unmarshal(fields[name], &c.Backend.Port); err != nil {
 				return fmt.Errorf("Backend.Port: want an integer: %w", err)
 			}
@@ -253,13 +257,19 @@ func decodeBackend(raw json.RawMessage, c *Config) error {
 				return fmt.Errorf("Backend.DirectRouting: want true or false: %w", err)
 			}
 		default:
-			return fmt.Errorf("Backend: unknown field %q", name)
+			known, err := decodeWireGuardField(name, fields[name], &c.Backend.WireGuard)
+			if err != nil {
+				return err
+			}
+			if !known {
+				return fmt.Errorf("Backend: unknown field %q", name)
+			}
 		}
 	}
 	if c.Backend.DirectRouting && c.Backend.Type == BackendHostGW {
 		return errors.New("Backend.DirectRouting applies to Type \"udp\" only: \"host-gw\" routes every peer directly")
 	}
-	return nil
+	return c.Backend.checkWireGuard(portSet)
 }
 
 // applyDefaults fills in flannel's defaults and checks the result with
@@ -329,8 +339,24 @@ type configJSON struct {
 
 type backendJSON struct {
 	Type          string
-	Port          int
+	Port          int  `json:",omitempty"`
 	DirectRouting bool `json:",omitempty"`
+
+	// wireguard only (flannel's keys)
+	ListenPort                  int    `json:",omitempty"`
+	ListenPortV6                int    `json:",omitempty"`
+	PSK                         string `json:",omitempty"`
+	PersistentKeepaliveInterval int    `json:",omitempty"`
+	Mode                        string `json:",omitempty"`
+}
+
+func toBackendJSON(b Backend) backendJSON {
+	if b.Type == BackendWireGuard {
+		w := b.WireGuard
+		return backendJSON{Type: b.Type, ListenPort: w.ListenPort, ListenPortV6: w.ListenPortV6, PSK: w.PSK,
+			PersistentKeepaliveInterval: w.PersistentKeepaliveInterval, Mode: w.Mode}
+	}
+	return backendJSON{Type: b.Type, Port: b.Port, DirectRouting: b.DirectRouting}
 }
 
 // MarshalJSON renders the config in flannel's schema.
@@ -340,7 +366,7 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 		SubnetLen: c.SubnetLen,
 		SubnetMin: c.SubnetMin.String(),
 		SubnetMax: c.SubnetMax.String(),
-		Backend:   backendJSON(c.Backend),
+		Backend:   toBackendJSON(c.Backend),
 	})
 }
 

@@ -142,8 +142,8 @@ func checkUnicast(ip netip.Addr) error {
 }
 
 // sameEndpoint tells whether a and b send peers to the same place: same
-// PublicIP, backend type and (for udp) port; BackendData may differ in
-// spelling.
+// PublicIP, backend type, (for udp and wireguard) port and (for wireguard)
+// PublicKey; BackendData may differ in spelling.
 func (a LeaseAttrs) sameEndpoint(b LeaseAttrs) bool {
 	if a.PublicIP != b.PublicIP || a.BackendType != b.BackendType {
 		return false
@@ -153,6 +153,9 @@ func (a LeaseAttrs) sameEndpoint(b LeaseAttrs) bool {
 	}
 	pa, erra := a.Port()
 	pb, errb := b.Port()
+	if a.BackendType == BackendWireGuard && a.rawPublicKey() != b.rawPublicKey() {
+		return false // peers would encrypt to another key
+	}
 	return erra == nil && errb == nil && pa == pb
 }
 
