@@ -90,11 +90,24 @@ func TestConfigErrorsExit78(t *testing.T) {
 		"unknown flag":       {"--no-such-flag"},
 		"bad network config": {"--network-config", `{"Network":"10.244.0.0/16"`},
 		"bad log level":      {"--log-level", "loud"},
+		// Issue 25 item 6: loopback, and a Network holding the underlay.
+		"loopback network": {"--network-config", `{"Network":"127.0.0.0/8"}`},
+		"network holding the underlay": {"--network-config", `{"Network":"192.0.0.0/16"}`,
+			"--embedded-etcd-dir", "ETCDDIR", "--embedded-etcd-listen", "http://127.0.0.1:2379"},
 	} {
 		t.Run(strings.ReplaceAll(name, " ", "_"), func(t *testing.T) {
-			p := startLoneWeftd(t, append([]string{"--etcd-endpoints", unreachableEtcd}, args...)...)
+			etcd := unreachableEtcd
+			for i, a := range args {
+				if a == "ETCDDIR" {
+					args[i], etcd = filepath.Join(t.TempDir(), "etcd"), "http://127.0.0.1:2379"
+				}
+			}
+			p := startLoneWeftd(t, append([]string{"--etcd-endpoints", etcd}, args...)...)
 			if code := exitStatus(t, p, 30*time.Second); code != 78 {
 				t.Fatalf("exit code %d, want 78 (EX_CONFIG)\n%s", code, tailFile(p.LogPath))
+			}
+			if log := tailFile(p.LogPath); name == "network holding the underlay" && !strings.Contains(log, "contains this node's PublicIP 192.0.2.1") {
+				t.Fatalf("exit 78 for another reason:\n%s", log)
 			}
 		})
 	}

@@ -153,7 +153,53 @@ func decodeNetwork(raw json.RawMessage, c *Config) error {
 	if p.Masked() != p {
 		return fmt.Errorf("Network %s has host bits set (did you mean %s?)", s, p.Masked())
 	}
+	if err := checkOverlayRange(p); err != nil {
+		return err
+	}
 	c.Network = p
+	return nil
+}
+
+// unusableNetworks are the IPv4 ranges a Network may not overlap: their
+// addresses never reach another host (loopback, "this network",
+// link-local), are not unicast (multicast, and 240.0.0.0/4 with the
+// broadcast address), so containers numbered in them would be cut off or
+// would capture the host's own traffic.
+var unusableNetworks = [...]struct {
+	prefix netip.Prefix
+	what   string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "\"this network\" (0.0.0.0/8)"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback (127.0.0.0/8)"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local (169.254.0.0/16)"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast (224.0.0.0/4)"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved and broadcast (240.0.0.0/4, 255.255.255.255)"},
+}
+
+// checkOverlayRange refuses a Network that overlaps an unusableNetworks
+// range.
+func checkOverlayRange(p netip.Prefix) error {
+	for _, u := range unusableNetworks {
+		if p.Overlaps(u.prefix) {
+			return fmt.Errorf("Network %s overlaps %s addresses: containers cannot use them; choose a private range such as 10.244.0.0/16", p, u.what)
+		}
+	}
+	return nil
+}
+
+// CheckUnderlay refuses a Network that would capture this node's own
+// underlay: one containing publicIP, or overlapping underlay (the
+// prefixes of the underlay interface's addresses). Routes to such a
+// Network would send the node's traffic to its peers into the overlay.
+func (c *Config) CheckUnderlay(publicIP netip.Addr, underlay []netip.Prefix) error {
+	if c.Network.Contains(publicIP) {
+		return fmt.Errorf("Network %s contains this node's PublicIP %s: the overlay would capture the underlay's own traffic; choose a Network apart from the hosts' addresses", c.Network, publicIP)
+	}
+	for _, u := range underlay {
+		if c.Network.Overlaps(u.Masked()) {
+			return fmt.Errorf("Network %s overlaps this node's underlay network %s: the overlay would capture the underlay's own traffic; choose a Network apart from the hosts' addresses", c.Network, u.Masked())
+		}
+	}
 	return nil
 }
 

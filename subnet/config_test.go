@@ -93,6 +93,16 @@ func TestParseConfigErrors(t *testing.T) {
 		{"network not a prefix", `{"Network":"10.244.0.0"}`, "Network"},
 		{"network IPv6", `{"Network":"fd00::/64"}`, "Network fd00::/64: only IPv4"},
 		{"network host bits", `{"Network":"10.244.1.0/16"}`, "host bits"},
+		// Issue 25 item 6: ranges no container can use.
+		{"network loopback", `{"Network":"127.0.0.0/8"}`, "Network 127.0.0.0/8 overlaps loopback"},
+		{"network inside loopback", `{"Network":"127.1.0.0/16"}`, "overlaps loopback"},
+		{"network this-network", `{"Network":"0.0.0.0/8"}`, `overlaps "this network"`},
+		{"network everything", `{"Network":"0.0.0.0/0"}`, `overlaps "this network"`},
+		{"network link-local", `{"Network":"169.254.0.0/16"}`, "overlaps link-local"},
+		{"network multicast", `{"Network":"224.0.0.0/16"}`, "overlaps multicast"},
+		{"network reserved", `{"Network":"240.0.0.0/16"}`, "overlaps reserved"},
+		{"network with broadcast", `{"Network":"255.255.255.0/24"}`, "overlaps reserved and broadcast"},
+		{"network spanning multicast", `{"Network":"192.0.0.0/2"}`, "overlaps multicast"},
 		{"network too small", `{"Network":"10.244.0.0/29"}`, "too small"},
 		{"subnetlen not a number", `{"Network":"10.244.0.0/16","SubnetLen":"24"}`, "SubnetLen"},
 		{"subnetlen negative", `{"Network":"10.244.0.0/16","SubnetLen":-1}`, "SubnetLen -1"},
@@ -251,5 +261,28 @@ func TestLeaseAttrsFor(t *testing.T) {
 	// A host-gw lease needs no port, but still a valid PublicIP.
 	if _, err := parseLeaseAttrs([]byte(`{"PublicIP":"nope","BackendType":"host-gw"}`)); err == nil {
 		t.Error("host-gw lease with a bad PublicIP accepted")
+	}
+}
+
+// Issue 25 item 6: a Network that holds this node's underlay address or
+// overlaps its underlay network is refused; one apart from both is not.
+func TestConfigCheckUnderlay(t *testing.T) {
+	c, err := ParseConfig([]byte(`{"Network":"192.0.0.0/16"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := netip.MustParseAddr("192.0.2.1")
+	if err := c.CheckUnderlay(pub, nil); err == nil || !strings.Contains(err.Error(), "contains this node's PublicIP 192.0.2.1") {
+		t.Fatalf("Network holding the PublicIP: %v", err)
+	}
+	other := netip.MustParseAddr("198.51.100.7")
+	if err := c.CheckUnderlay(other, []netip.Prefix{netip.MustParsePrefix("192.0.0.0/8")}); err == nil || !strings.Contains(err.Error(), "overlaps this node's underlay network 192.0.0.0/8") {
+		t.Fatalf("Network inside the underlay network: %v", err)
+	}
+	if err := c.CheckUnderlay(other, []netip.Prefix{netip.MustParsePrefix("192.0.3.9/24")}); err == nil || !strings.Contains(err.Error(), "192.0.3.0/24") {
+		t.Fatalf("underlay network inside the Network: %v", err)
+	}
+	if err := c.CheckUnderlay(other, []netip.Prefix{netip.MustParsePrefix("198.51.100.7/24")}); err != nil {
+		t.Fatalf("a Network apart from the underlay refused: %v", err)
 	}
 }

@@ -46,6 +46,12 @@ func TestConfigRoundTripAndLeases(t *testing.T) {
 		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}`: "Backend.Type",
 		`{"Network":"10.244.0.0/16","EnableIPv6":true}`:          "EnableIPv6",
 		`{"Network":`: "malformed JSON",
+		// Issue 25 item 6: networks no container can use.
+		`{"Network":"127.0.0.0/8"}`:    "overlaps loopback",
+		`{"Network":"169.254.0.0/16"}`: "overlaps link-local",
+		`{"Network":"224.0.0.0/8"}`:    "overlaps multicast",
+		`{"Network":"240.0.0.0/8"}`:    "overlaps reserved",
+		`{"Network":"0.0.0.0/8"}`:      `overlaps "this network"`,
 	} {
 		code, _, stderr := weftctl(t, ep, "config", "set", cfg)
 		if code == 0 || !strings.Contains(stderr, field) {

@@ -164,6 +164,9 @@ func (d *weftd) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.CheckUnderlay(underlay.publicIP, underlay.prefixes); err != nil {
+		return configErrorf("network config: %w", err)
+	}
 	ep := netip.AddrPortFrom(underlay.publicIP, uint16(cfg.Backend.Port))
 	d.state.endpoint.Store(&ep)
 	d.log.Info("underlay", "iface", underlay.name, "publicIP", underlay.publicIP, "mtu", underlay.mtu)

@@ -14,6 +14,8 @@ type underlay struct {
 	name     string
 	publicIP netip.Addr
 	mtu      int
+	// prefixes are the interface's IPv4 networks (address and mask).
+	prefixes []netip.Prefix
 }
 
 // findUnderlay resolves --iface (a name or an address; empty means the
@@ -25,6 +27,19 @@ func findUnderlay(iface, publicIP string) (underlay, error) {
 		return underlay{}, err
 	}
 	u := underlay{name: link.Attrs().Name, mtu: link.Attrs().MTU}
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return underlay{}, fmt.Errorf("addresses of %s: %w", u.name, err)
+	}
+	for _, a := range addrs {
+		if a.IPNet == nil {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			u.prefixes = append(u.prefixes, netip.PrefixFrom(ip.Unmap(), ones).Masked())
+		}
+	}
 	if publicIP != "" {
 		ip, err := netip.ParseAddr(publicIP)
 		if err != nil || !ip.Is4() {
@@ -32,10 +47,6 @@ func findUnderlay(iface, publicIP string) (underlay, error) {
 		}
 		u.publicIP = ip
 	} else {
-		addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
-		if err != nil {
-			return underlay{}, fmt.Errorf("addresses of %s: %w", u.name, err)
-		}
 		for _, a := range addrs {
 			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap().IsGlobalUnicast() {
 				u.publicIP = ip.Unmap()
