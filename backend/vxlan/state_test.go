@@ -45,10 +45,26 @@ func (f *fakeKernel) SetNeigh(n Neigh) error {
 	f.neighs[n.IP] = n.MAC
 	return nil
 }
-func (f *fakeKernel) DelNeigh(n Neigh) error { f.ops = append(f.ops, "neigh-"); delete(f.neighs, n.IP); return nil }
-func (f *fakeKernel) SetFDB(x FDB) error     { f.ops = append(f.ops, "fdb+"); f.fdbs[x.MAC] = x.Dst; return nil }
-func (f *fakeKernel) DelFDB(x FDB) error     { f.ops = append(f.ops, "fdb-"); delete(f.fdbs, x.MAC); return nil }
-func (f *fakeKernel) SetRoute(r Route) error { f.ops = append(f.ops, "route+"); f.routes[r.Dst] = r.Gw; return nil }
+func (f *fakeKernel) DelNeigh(n Neigh) error {
+	f.ops = append(f.ops, "neigh-")
+	delete(f.neighs, n.IP)
+	return nil
+}
+func (f *fakeKernel) SetFDB(x FDB) error {
+	f.ops = append(f.ops, "fdb+")
+	f.fdbs[x.MAC] = x.Dst
+	return nil
+}
+func (f *fakeKernel) DelFDB(x FDB) error {
+	f.ops = append(f.ops, "fdb-")
+	delete(f.fdbs, x.MAC)
+	return nil
+}
+func (f *fakeKernel) SetRoute(r Route) error {
+	f.ops = append(f.ops, "route+")
+	f.routes[r.Dst] = r.Gw
+	return nil
+}
 func (f *fakeKernel) DelRoute(r Route) error {
 	f.ops = append(f.ops, "route-")
 	delete(f.routes, r.Dst)
