@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -155,46 +154,6 @@ func (d *demo) pingMatrix(ctx context.Context) error {
 		return fmt.Errorf("%d of %d pings failed", failed, len(d.containers)*(len(d.containers)-1))
 	}
 	fmt.Printf("    all %d pairs reachable\n", len(d.containers)*(len(d.containers)-1))
-	return nil
-}
-
-func (d *demo) iperf(ctx context.Context) error {
-	server := d.containers[len(d.containers)-1]
-	client := d.containers[0]
-	srv, err := d.bed.Start(&testbed.Host{NS: server.NS}, filepath.Join(d.workDir, "iperf3-server.log"), "iperf3", "-s", "-1")
-	if err != nil {
-		return err
-	}
-	defer srv.Kill()
-	var out string
-	err = testbed.WaitFor(ctx, 200*time.Millisecond, func() error {
-		var err error
-		out, err = client.NS.Run(ctx, "iperf3", "-c", server.IP.String(), "-t", fmt.Sprint(d.iperfSeconds), "-J")
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("iperf3: %w: %s", err, out)
-	}
-	var res struct {
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-				Bytes         float64 `json:"bytes"`
-			} `json:"sum_received"`
-			SumSent struct {
-				Retransmits int `json:"retransmits"`
-			} `json:"sum_sent"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		return fmt.Errorf("iperf3 output: %w", err)
-	}
-	gbps := res.End.SumReceived.BitsPerSecond / 1e9
-	fmt.Printf("    %s -> %s: %.2f Gbit/s received (%.0f MB, %d retransmits)\n", client.IP, server.IP, gbps,
-		res.End.SumReceived.Bytes/1e6, res.End.SumSent.Retransmits)
-	if gbps <= 0 {
-		return errors.New("iperf3 measured zero throughput")
-	}
 	return nil
 }
 
