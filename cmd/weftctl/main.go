@@ -12,6 +12,8 @@
 //	weftctl [flags] namespace list [-o json]   (labelled ones and those named by containers or policies)
 //	weftctl [flags] namespace delete NAME
 //	weftctl [flags] endpoints [-n NS] [-o json]
+//	weftctl help [COMMAND]                      (also --help, COMMAND --help)
+//	weftctl version                             (also --version)
 //
 // Every flag can also be set as WEFTCTL_<FLAG> in the environment
 // (WEFTCTL_ETCD_ENDPOINTS, ...); the command line wins.
@@ -43,14 +45,45 @@ func main() {
 
 // run is the whole CLI; it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, cmd, err := parseArgs(args, stderr)
+	o, cmd, err := parseArgs(args)
 	if errors.Is(err, flag.ErrHelp) {
+		if len(cmd) > 0 && findCommand(cmd[0]) != nil {
+			err = printCommandHelp(stdout, cmd[0])
+		} else {
+			err = printUsage(stdout)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "weftctl: %v\n", err)
+			return 1
+		}
 		return 0
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "weftctl: %v\n", err)
 		fmt.Fprint(stderr, usageLine)
 		return 2
+	}
+	switch cmd[0] {
+	case "help":
+		if len(cmd) > 2 {
+			err = fmt.Errorf("help takes at most one command, got %q", cmd[1:])
+		} else if len(cmd) == 2 {
+			err = printCommandHelp(stdout, cmd[1])
+		} else {
+			err = printUsage(stdout)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "weftctl: %v\n", err)
+			return 2
+		}
+		return 0
+	case "version":
+		if len(cmd) != 1 {
+			fmt.Fprintf(stderr, "weftctl: version takes no arguments, got %q\n", cmd[1:])
+			return 2
+		}
+		fmt.Fprintln(stdout, "weftctl", version)
+		return 0
 	}
 	if err := dispatch(ctx, o, cmd, stdout); err != nil {
 		fmt.Fprintf(stderr, "weftctl: %v\n", err)
@@ -59,10 +92,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-const usageLine = `usage: weftctl [flags] config get | config set JSON | leases [-o json] | status [--daemon-url URL] [-o json]
-       weftctl [flags] policy apply -f FILE | policy list [-n NS] | policy get|delete [NS/]NAME [-n NS]
-       weftctl [flags] namespace label NAME KEY=VALUE... [KEY-]... | namespace list | namespace delete NAME
-       weftctl [flags] endpoints [-n NS] [-o json]
+const usageLine = `usage: weftctl [flags] COMMAND [ARGS]
+commands: config get | config set JSON | leases | status | policy apply|list|get|delete | namespace label|list|delete | endpoints | help [COMMAND] | version
+run "weftctl help" for every command and flag
 `
 
 func dispatch(ctx context.Context, o *options, cmd []string, stdout io.Writer) error {
@@ -106,7 +138,7 @@ func dispatch(ctx context.Context, o *options, cmd []string, stdout io.Writer) e
 	case "config":
 		return errors.New("config: want \"config get\" or \"config set JSON\"")
 	}
-	return fmt.Errorf("unknown command %q", strings.Join(cmd, " "))
+	return fmt.Errorf("unknown command %q (commands: %s; see weftctl help)", strings.Join(cmd, " "), commandNames())
 }
 
 // withManager connects to etcd, runs f, and closes the client.

@@ -93,6 +93,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "(debugging) write a Go CPU profile to this file until weftd exits")
 	fs.BoolVar(&o.networkPolicy, "network-policy", true, "enforce NetworkPolicy for this node's containers (nftables tables ip, ip6 and bridge weft-policy, kept when weftd stops; false removes them)")
 	fs.StringVar(&o.policyBridge, "policy-bridge", "weftbr0", "bridge the CNI plugin attaches containers to (same-host traffic is filtered there)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: weftd [flags]
+
+weftd is weft's node daemon: it leases this host's subnet from etcd and
+carries its containers' traffic to the other nodes.
+
+Every flag can also be set in the environment as WEFTD_<FLAG>: the flag's
+name in upper case with "-" as "_" (--etcd-endpoints is %s,
+--ip-masq is %s=true); the command line wins over the environment.
+
+Flags:
+`, subnet.FlagEnvName("WEFTD", "etcd-endpoints"), subnet.FlagEnvName("WEFTD", "ip-masq"))
+		fs.PrintDefaults()
+	}
 	if err := subnet.FlagsFromEnv(fs, "WEFTD"); err != nil {
 		return nil, err
 	}

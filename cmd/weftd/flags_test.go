@@ -70,3 +70,21 @@ func TestRunRejectsBadConfigBeforeTouchingAnything(t *testing.T) {
 		t.Fatalf("error does not name the field: %s", stderr.String())
 	}
 }
+
+func TestHelpNamesTheEnvironment(t *testing.T) {
+	var usage strings.Builder
+	code := run([]string{"--help"}, &usage)
+	out := usage.String()
+	if code != exitClean || !strings.Contains(out, "WEFTD_<FLAG>") || !strings.Contains(out, "WEFTD_ETCD_ENDPOINTS") ||
+		!strings.Contains(out, "-etcd-endpoints") {
+		t.Fatalf("weftd --help: exit %d, does not say that each flag is also WEFTD_<FLAG>:\n%s", code, out)
+	}
+	// What the help says holds: the environment sets the flag, the
+	// command line wins.
+	t.Setenv("WEFTD_IP_MASQ", "true")
+	t.Setenv("WEFTD_TUN_NAME", "envtun")
+	o, err := parseFlags([]string{"--tun-name", "flagtun"}, io.Discard)
+	if err != nil || !o.ipMasq || o.tunName != "flagtun" {
+		t.Fatalf("WEFTD_IP_MASQ=true, WEFTD_TUN_NAME with --tun-name: %+v, %v", o, err)
+	}
+}
