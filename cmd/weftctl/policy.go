@@ -71,19 +71,31 @@ func policyCommand(ctx context.Context, o *options, args []string, stdin io.Read
 	return fmt.Errorf("policy %s: unknown (want apply, list, get or delete)", args[0])
 }
 
+// maxManifest bounds what policy apply reads (a file, a device such as
+// /dev/zero, standard input): 3 MiB, the request body limit of
+// Kubernetes' API server; a policy of 2,000 peers and 1,000 ports is
+// about 112 KB.
+const maxManifest = 3 << 20
+
 // readPolicies parses the file with the policy package (strict: unknown
 // fields, named ports and invalid policies are refused) and turns each
 // policy into what subnet stores.
 func readPolicies(file string, stdin io.Reader) ([]subnet.Policy, error) {
-	var data []byte
-	var err error
-	if file == "-" {
-		data, err = io.ReadAll(stdin)
-	} else {
-		data, err = os.ReadFile(file)
+	in := stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("policy apply: %w", err)
+		}
+		defer f.Close()
+		in = f
 	}
+	data, err := io.ReadAll(io.LimitReader(in, maxManifest+1))
 	if err != nil {
-		return nil, fmt.Errorf("policy apply: %w", err)
+		return nil, fmt.Errorf("policy apply: read %s: %w", file, err)
+	}
+	if len(data) > maxManifest {
+		return nil, fmt.Errorf("policy apply %s (nothing applied): input larger than %d bytes (%d MiB), the most weftctl reads; split the manifests", file, maxManifest, maxManifest>>20)
 	}
 	nps, err := policy.ParseManifests(data)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/weftnet/weft/cni"
 	"github.com/weftnet/weft/cni/daemonsock"
@@ -228,20 +230,37 @@ func (r *endpointRegistry) save() error {
 	if err := os.MkdirAll(filepath.Dir(r.file), 0o755); err != nil {
 		return fmt.Errorf("endpoints file: %w", err)
 	}
-	tmp := r.file + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+	if err := checkRegular(r.file); err != nil {
 		return fmt.Errorf("endpoints file: %w", err)
 	}
-	if err := os.Rename(tmp, r.file); err != nil {
-		os.Remove(tmp)
+	// A fresh temporary name: a fixed one could be a link someone placed.
+	tmp, err := os.CreateTemp(filepath.Dir(r.file), "."+filepath.Base(r.file)+"-*")
+	if err != nil {
+		return fmt.Errorf("endpoints file: %w", err)
+	}
+	_, err = tmp.Write(append(data, '\n'))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), r.file)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
 		return fmt.Errorf("endpoints file: %w", err)
 	}
 	return nil
 }
 
+// maxEndpointsFile bounds the endpoints file weftd reads at start: a
+// record is about 300 bytes, so this holds some 100,000 containers, far
+// more than a node's subnet has addresses.
+const maxEndpointsFile = 32 << 20
+
 // loadEndpointsFile reads the records; a missing file is an empty list.
+// The file must be a regular file of at most maxEndpointsFile bytes.
 func loadEndpointsFile(path string) (map[netip.Addr]localEndpoint, error) {
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path, maxEndpointsFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return map[netip.Addr]localEndpoint{}, nil
 	}
@@ -260,4 +279,31 @@ func loadEndpointsFile(path string) (map[netip.Addr]localEndpoint, error) {
 		out[le.IP] = le
 	}
 	return out, nil
+}
+
+// readBounded reads a regular file of at most limit bytes; anything else
+// (a device such as /dev/zero, a FIFO, a larger file) is an error naming
+// the limit, never an endless read. It opens without blocking, so a FIFO
+// does not wait for a writer.
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fileKind(fi.Mode()))
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes (%d MiB), the most weftd reads", path, limit, limit>>20)
+	}
+	return data, nil
 }

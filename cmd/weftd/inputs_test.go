@@ -1,9 +1,12 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/weftnet/weft/subnet/etcdtest"
 )
@@ -28,5 +31,68 @@ func TestRunRefusesNetworkHoldingPublicIP(t *testing.T) {
 		"--iface", "lo", "--public-ip", "192.0.2.77", "--network-config", `{"Network":"192.0.0.0/16"}`), &stderr)
 	if code != exitConfig || !strings.Contains(stderr.String(), "Network 192.0.0.0/16 contains this node's PublicIP 192.0.2.77") {
 		t.Fatalf("exit code %d, want %d naming the Network and the PublicIP; log:\n%s", code, exitConfig, stderr.String())
+	}
+}
+
+// charDevice makes a character device node (the same as /dev/zero) in a
+// temporary directory, so that a regression replaces only that node.
+func charDevice(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "zero")
+	if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 5))); err != nil {
+		t.Fatalf("mknod (needs root): %v", err)
+	}
+	return p
+}
+
+// Issue 25 item 5: weftd's own files pointing at a device or a FIFO: exit
+// 78 naming the flag, before etcd (unreachable here) and without touching
+// the node (it replaced a host's /dev/zero with its subnet file).
+func TestRunRefusesNonRegularOwnFiles(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ flag, path string }{
+		{"--subnet-file", charDevice(t)},
+		{"--flannel-subnet-file", charDevice(t)},
+		{"--endpoints-file", charDevice(t)},
+		{"--lock-file", charDevice(t)},
+		{"--subnet-file", fifo},
+	} {
+		t.Run(tc.flag, func(t *testing.T) {
+			var stderr strings.Builder
+			code := run(weftdArgs(t.TempDir(), "--etcd-endpoints", "http://127.0.0.1:1", tc.flag, tc.path), &stderr)
+			if code != exitConfig || !strings.Contains(stderr.String(), tc.flag+": "+tc.path+" is not a regular file") {
+				t.Errorf("exit code %d, want %d naming %s; log:\n%s", code, exitConfig, tc.flag, stderr.String())
+			}
+			if fi, err := os.Stat(tc.path); err != nil || fi.Mode().IsRegular() {
+				t.Errorf("%s was replaced: %v %v", tc.path, fi.Mode(), err)
+			}
+		})
+	}
+}
+
+// Issue 25 item 5: the endpoints file is read only if it is a regular
+// file of at most maxEndpointsFile bytes (--endpoints-file /dev/zero read
+// until weftd was killed at 1.47 GB).
+func TestLoadEndpointsFileIsBounded(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "endpoints.json")
+	if err := os.WriteFile(big, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, maxEndpointsFile+1); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"/dev/zero": "/dev/zero is not a regular file (a character device)",
+		big:         "larger than 33554432 bytes (32 MiB)",
+	} {
+		if _, err := loadEndpointsFile(path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("loadEndpointsFile(%s) = %v, want an error containing %q", path, err, want)
+		}
+	}
+	if got, err := loadEndpointsFile(filepath.Join(t.TempDir(), "missing")); err != nil || len(got) != 0 {
+		t.Errorf("a missing file: %v %v, want no records", got, err)
 	}
 }

@@ -46,7 +46,9 @@ func acquireLock(path string) (*nodeLock, error) {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(path)
+		holder := make([]byte, 32) // a pid and a newline
+		n, _ := f.ReadAt(holder, 0)
+		holder = holder[:n]
 		_ = f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, fmt.Errorf("another weftd (pid %s) runs in this network namespace: it holds %s; refusing to start",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -15,28 +16,34 @@ type writableDir struct {
 	// private: create the directory 0700, not 0755 (etcd warns about a
 	// data directory others can read).
 	private bool
+	// file, if set, is the file in dir that weftd replaces or writes: if
+	// it exists it must be a regular file (a rename would replace a device
+	// such as /dev/zero; a read of one would never end).
+	file string
 }
 
 // writableDirs lists every directory this configuration makes weftd write
 // to. Whoever adds a file weftd writes adds its directory here, so that
 // checkWritable covers it.
 func (o *options) writableDirs() []writableDir {
-	dirs := []writableDir{{flag: "--subnet-file", dir: filepath.Dir(o.subnetFile)}}
+	dirs := []writableDir{{flag: "--subnet-file", dir: filepath.Dir(o.subnetFile), file: o.subnetFile}}
 	if o.flannelSubnetFile != "" {
-		dirs = append(dirs, writableDir{flag: "--flannel-subnet-file", dir: filepath.Dir(o.flannelSubnetFile)})
+		dirs = append(dirs, writableDir{flag: "--flannel-subnet-file", dir: filepath.Dir(o.flannelSubnetFile), file: o.flannelSubnetFile})
 	}
-	lockFile := o.lockFile
-	if lockFile == "" {
-		lockFile = filepath.Join(lockDir, "weftd.lock")
+	lock := writableDir{flag: "--lock-file", dir: lockDir}
+	if o.lockFile != "" {
+		lock.dir, lock.file = filepath.Dir(o.lockFile), o.lockFile
+	} else if path, err := defaultLockPath(); err == nil {
+		lock.file = path // an error is for d.lock to report
 	}
-	dirs = append(dirs, writableDir{flag: "--lock-file", dir: filepath.Dir(lockFile)})
+	dirs = append(dirs, lock)
 	if o.embeddedEtcdDir != "" {
 		dirs = append(dirs, writableDir{flag: "--embedded-etcd-dir", dir: o.embeddedEtcdDir, private: true})
 	}
 	if o.cniSocket != "" {
 		dirs = append(dirs,
 			writableDir{flag: "--cni-socket", dir: filepath.Dir(o.cniSocket)},
-			writableDir{flag: "--endpoints-file", dir: filepath.Dir(o.endpointsFile)})
+			writableDir{flag: "--endpoints-file", dir: filepath.Dir(o.endpointsFile), file: o.endpointsFile})
 	}
 	return dirs
 }
@@ -61,8 +68,46 @@ func checkWritable(dirs []writableDir) error {
 			}
 			return configErrorf("%s: directory %s is not writable: %w%s", d.flag, d.dir, err, hint)
 		}
+		if d.file != "" {
+			if err := checkRegular(d.file); err != nil {
+				return configErrorf("%s: %w", d.flag, err)
+			}
+		}
 	}
 	return nil
+}
+
+// checkRegular accepts a missing file or a regular one (a symbolic link
+// is followed: replacing the link is harmless, what it points to counts).
+func checkRegular(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file (%s): weftd will neither read it nor replace it", path, fileKind(fi.Mode()))
+	}
+	return nil
+}
+
+// fileKind names a file type for an error message.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	}
+	return m.Type().String()
 }
 
 // tryWrite creates dir (with perm) if needed, then creates and removes a

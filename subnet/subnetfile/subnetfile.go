@@ -169,11 +169,16 @@ func Write(path string, e Env) error {
 }
 
 // writeAtomic replaces path with data: temporary file in the same
-// directory, fsync, rename; the directory is created if needed.
+// directory, fsync, rename; the directory is created if needed. An
+// existing path must be a regular file (or a link to one): a rename would
+// replace a device, a FIFO or a socket.
 func writeAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s exists and is not a regular file (%s): not replacing it", path, fi.Mode().Type())
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
 	if err != nil {
