@@ -17,6 +17,25 @@ type Status struct {
 	Peers     []Peer         `json:"peers"`
 	Counters  map[string]any `json:"counters"` // overlay counters, nested by direction
 	Readiness Readiness      `json:"readiness"`
+	// Policy is network policy's state (absent when enforcement is off).
+	Policy *Policy `json:"policy,omitempty"`
+}
+
+// Policy is the rules in force on this node.
+type Policy struct {
+	// Revision is the etcd revision of the view they were built from (0
+	// before the first).
+	Revision int64 `json:"revision"`
+	// Rejected lists stored policies left out because they do not parse or
+	// validate: their namespaces are isolated (fail closed) until fixed.
+	Rejected []RejectedPolicy `json:"rejected"`
+}
+
+// RejectedPolicy is one stored policy weftd could not use, and why.
+type RejectedPolicy struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Reason    string `json:"reason"`
 }
 
 // Node is this node's lease and endpoint. Subnet is empty until weftd

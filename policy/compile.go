@@ -54,6 +54,11 @@ type Input struct {
 	Namespaces []Namespace
 	Endpoints  []Endpoint
 	Node       string
+	// FailClosed names namespaces whose policies weft could not read
+	// (a stored value that does not parse): this node's containers in them
+	// are isolated in both directions with nothing allowed, until the
+	// policy is fixed or deleted.
+	FailClosed []string
 }
 
 // IPRange is an inclusive range of IPv4 addresses.
@@ -66,22 +71,38 @@ func (r IPRange) String() string {
 	return r.First.String() + "-" + r.Last.String()
 }
 
-// PortRule allows peers in Peers on protocol Protocol, ports First..Last.
-type PortRule struct {
-	Peers       IPRange
+// PortRange is protocol Protocol, ports First..Last.
+type PortRange struct {
 	Protocol    uint8
 	First, Last uint16
 }
 
+// PortGroup allows every peer in Peers on every port range in Ports. Peers
+// and ports are kept apart (not a list of peer x port boxes), so a policy
+// of P ipBlocks and Q ports costs P + Q elements, not P x Q.
+type PortGroup struct {
+	Peers []IPRange   // sorted, disjoint, not adjacent
+	Ports []PortRange // sorted by protocol then port, merged
+}
+
 // Class is a group of this node's containers that the same policies select
-// in one direction, and what they may exchange. Any and Ports are disjoint:
-// no address is in two Any ranges, no (address, protocol, port) in two Ports
-// rules, and no Ports rule overlaps an Any range. An empty Class allows
-// nothing.
+// in one direction, and what they may exchange. Any and the groups' peers
+// are disjoint: no address is in two Any ranges or in two groups, and no
+// group's peer overlaps an Any range. An empty Class allows nothing.
 type Class struct {
 	Pods  []netip.Addr // sorted
 	Any   []IPRange    // peers allowed on every protocol and port, sorted
-	Ports []PortRule   // peers allowed on some ports, sorted
+	Ports []PortGroup  // peers allowed on some ports, one group per set of ports
+}
+
+// Elements counts the peer ranges and port ranges of the class: what its
+// kernel sets hold, linear in the policies' peers plus ports.
+func (c Class) Elements() int {
+	n := len(c.Any)
+	for _, g := range c.Ports {
+		n += len(g.Peers) + len(g.Ports)
+	}
+	return n
 }
 
 // RuleSet is what one node enforces: for each direction, its isolated
@@ -94,6 +115,15 @@ type RuleSet struct {
 	// Sources binds this node's container ports to their addresses
 	// (endpoints with HostIf), sorted by port.
 	Sources []SourceBinding
+	// Rejected is the policies Compile left out because they do not
+	// validate; their namespaces failed closed as Input.FailClosed's.
+	Rejected []RejectedPolicy
+}
+
+// RejectedPolicy is a policy Compile could not use, and why.
+type RejectedPolicy struct {
+	Namespace, Name string
+	Err             error
 }
 
 // SourceBinding is a bridge port and the only IPv4 source it may send.
@@ -132,14 +162,33 @@ func classAllows(classes []Class, pod, peer netip.Addr, proto uint8, port uint16
 				return true
 			}
 		}
-		for _, r := range c.Ports {
-			if r.Peers.contains(peer) && r.Protocol == proto && port >= r.First && port <= r.Last {
-				return true
+		for _, g := range c.Ports {
+			if !rangesContain(g.Peers, peer) {
+				continue
+			}
+			for _, r := range g.Ports {
+				if r.Protocol == proto && port >= r.First && port <= r.Last {
+					return true
+				}
 			}
 		}
 		return false
 	}
 	return true
+}
+
+// rangesContain tells whether a is in one of rs (sorted, disjoint).
+func rangesContain(rs []IPRange, a netip.Addr) bool {
+	i, _ := slices.BinarySearchFunc(rs, a, func(r IPRange, a netip.Addr) int {
+		switch {
+		case r.Last.Less(a):
+			return -1
+		case a.Less(r.First):
+			return 1
+		}
+		return 0
+	})
+	return i < len(rs) && rs[i].contains(a)
 }
 
 func (r IPRange) contains(a netip.Addr) bool {
@@ -152,15 +201,16 @@ func (r IPRange) contains(a netip.Addr) bool {
 // namespace selects it with that policy type; it may then exchange what the
 // union of those policies' rules in that direction allows. Policies are
 // defaulted (SetDefaults) and validated; a policy that does not validate is
-// an error, and nothing is returned, so a caller keeps its previous rules.
+// left out and listed in RuleSet.Rejected, and its namespace fails closed:
+// this node's containers in it (and in every namespace of
+// in.FailClosed) are isolated in both directions with nothing allowed.
+// One bad policy never stops the others from applying.
 func Compile(in Input) (RuleSet, error) {
-	c, err := newCompiler(in)
-	if err != nil {
-		return RuleSet{}, err
-	}
+	c := newCompiler(in)
 	rs := RuleSet{
-		Ingress: c.direction(networkingv1.PolicyTypeIngress),
-		Egress:  c.direction(networkingv1.PolicyTypeEgress),
+		Ingress:  c.direction(networkingv1.PolicyTypeIngress),
+		Egress:   c.direction(networkingv1.PolicyTypeEgress),
+		Rejected: c.rejected,
 	}
 	for _, ep := range c.local {
 		if ep.HostIf != "" {
@@ -193,14 +243,19 @@ type portSpan struct {
 }
 
 type compiler struct {
-	in       Input
-	nsLabels map[string]labels.Set
-	policies []compiledPolicy
-	local    []Endpoint
+	in         Input
+	nsLabels   map[string]labels.Set
+	policies   []compiledPolicy
+	local      []Endpoint
+	rejected   []RejectedPolicy
+	failClosed map[string]bool
 }
 
-func newCompiler(in Input) (*compiler, error) {
-	c := &compiler{in: in, nsLabels: map[string]labels.Set{}}
+func newCompiler(in Input) *compiler {
+	c := &compiler{in: in, nsLabels: map[string]labels.Set{}, failClosed: map[string]bool{}}
+	for _, ns := range in.FailClosed {
+		c.failClosed[ns] = true
+	}
 	for _, ns := range in.Namespaces {
 		set := labels.Set{}
 		for k, v := range ns.Labels {
@@ -226,18 +281,22 @@ func newCompiler(in Input) (*compiler, error) {
 			np.Namespace = DefaultNamespace
 		}
 		SetDefaults(np)
-		if err := Validate(np); err != nil {
-			return nil, fmt.Errorf("NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)
-		}
 		implicit(np.Namespace)
-		cp, err := c.compilePolicy(np)
+		err := Validate(np)
+		var cp compiledPolicy
+		if err == nil {
+			cp, err = c.compilePolicy(np)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)
+			c.rejected = append(c.rejected, RejectedPolicy{Namespace: np.Namespace, Name: np.Name,
+				Err: fmt.Errorf("NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)})
+			c.failClosed[np.Namespace] = true
+			continue
 		}
 		c.policies = append(c.policies, cp)
 	}
 	slices.SortFunc(c.local, func(a, b Endpoint) int { return a.IP.Compare(b.IP) })
-	return c, nil
+	return c
 }
 
 func (c *compiler) compilePolicy(np *networkingv1.NetworkPolicy) (compiledPolicy, error) {
@@ -416,12 +475,25 @@ func mergeSpans(spans []span) []span {
 // policies that select them and computes each group's allowed traffic.
 func (c *compiler) direction(t networkingv1.PolicyType) []Class {
 	type group struct {
-		policies []int
-		pods     []netip.Addr
+		policies   []int
+		pods       []netip.Addr
+		failClosed bool
 	}
 	groups := map[string]*group{}
 	var order []string
 	for _, ep := range c.local {
+		if c.failClosed[ep.Namespace] {
+			// Fails closed: a class of its own that allows nothing.
+			const key = "fail-closed"
+			g, ok := groups[key]
+			if !ok {
+				g = &group{failClosed: true}
+				groups[key] = g
+				order = append(order, key)
+			}
+			g.pods = append(g.pods, ep.IP)
+			continue
+		}
 		var sel []int
 		for i, cp := range c.policies {
 			if cp.types[t] && cp.np.Namespace == ep.Namespace && cp.podSelector.Matches(labels.Set(ep.Labels)) {
@@ -443,6 +515,10 @@ func (c *compiler) direction(t networkingv1.PolicyType) []Class {
 	classes := make([]Class, 0, len(order))
 	for _, key := range order {
 		g := groups[key]
+		if g.failClosed {
+			classes = append(classes, Class{Pods: g.pods})
+			continue
+		}
 		var rules []resolvedRule
 		for _, i := range g.policies {
 			rules = append(rules, c.policies[i].rules[t]...)
@@ -465,8 +541,9 @@ func intsKey(xs []int) string {
 
 // buildClass makes the union of rules disjoint: the address line is cut at
 // every rule boundary into elementary spans; each gets the union of the
-// rules covering it (all traffic, or merged port spans per protocol);
-// neighbours with the same allowance are joined again.
+// rules covering it (all traffic, or merged port ranges per protocol).
+// Spans allowed everything go to Any; the others are grouped by their port
+// ranges (peers and ports kept apart), and neighbours in one group joined.
 func buildClass(rules []resolvedRule) Class {
 	var cuts []uint64 // elementary span starts; a span ends before the next cut
 	for _, r := range rules {
@@ -476,51 +553,83 @@ func buildClass(rules []resolvedRule) Class {
 	}
 	slices.Sort(cuts)
 	cuts = slices.Compact(cuts)
-	type allowance struct {
-		all   bool
-		ports []portSpan // canonical: sorted, merged per protocol
+	type group struct {
+		peers []span
+		ports []portSpan
 	}
-	var spans []span
-	var allows []allowance
+	var anySpans []span
+	groups := map[string]*group{}
+	var order []string
+	// The allowance of a set of covering rules is computed once: a policy
+	// of many peers and many ports has one set of ports for all of them.
+	memo := map[string]string{}
+	var covering []byte
 	for i := 0; i+1 < len(cuts); i++ {
 		s := span{uint32(cuts[i]), uint32(cuts[i+1] - 1)}
-		var a allowance
-		var ports []portSpan
-		for _, r := range rules {
+		covering = covering[:0]
+		all := false
+		for ri, r := range rules {
 			if !covers(r.peers, s.first) {
 				continue
 			}
 			if r.all {
-				a.all = true
+				all = true
 				break
 			}
-			ports = append(ports, r.ports...)
+			covering = strconv.AppendInt(covering, int64(ri), 10)
+			covering = append(covering, ',')
 		}
-		if !a.all {
-			a.ports = mergePorts(ports)
-			if len(a.ports) == 0 {
-				continue
+		if all {
+			anySpans = append(anySpans, s)
+			continue
+		}
+		if len(covering) == 0 {
+			continue
+		}
+		key, ok := memo[string(covering)]
+		if !ok {
+			var ports []portSpan
+			for _, f := range strings.Split(strings.TrimSuffix(string(covering), ","), ",") {
+				ri, _ := strconv.Atoi(f)
+				ports = append(ports, rules[ri].ports...)
+			}
+			ports = mergePorts(ports)
+			key = portsKey(ports)
+			memo[string(covering)] = key
+			if _, ok := groups[key]; !ok && len(ports) > 0 {
+				groups[key] = &group{ports: ports}
+				order = append(order, key)
 			}
 		}
-		if n := len(spans); n > 0 && spans[n-1].last+1 == s.first && allows[n-1].all == a.all && slices.Equal(allows[n-1].ports, a.ports) {
-			spans[n-1].last = s.last
-			continue
+		if g, ok := groups[key]; ok {
+			g.peers = append(g.peers, s)
 		}
-		spans = append(spans, s)
-		allows = append(allows, a)
 	}
 	var cl Class
-	for i, s := range spans {
-		r := IPRange{u32Addr(s.first), u32Addr(s.last)}
-		if allows[i].all {
-			cl.Any = append(cl.Any, r)
-			continue
-		}
-		for _, p := range allows[i].ports {
-			cl.Ports = append(cl.Ports, PortRule{Peers: r, Protocol: p.proto, First: p.first, Last: p.last})
-		}
+	for _, s := range mergeSpans(anySpans) {
+		cl.Any = append(cl.Any, IPRange{u32Addr(s.first), u32Addr(s.last)})
 	}
+	for _, key := range order {
+		g := groups[key]
+		pg := PortGroup{}
+		for _, s := range mergeSpans(g.peers) {
+			pg.Peers = append(pg.Peers, IPRange{u32Addr(s.first), u32Addr(s.last)})
+		}
+		for _, p := range g.ports {
+			pg.Ports = append(pg.Ports, PortRange{Protocol: p.proto, First: p.first, Last: p.last})
+		}
+		cl.Ports = append(cl.Ports, pg)
+	}
+	slices.SortFunc(cl.Ports, func(a, b PortGroup) int { return a.Peers[0].First.Compare(b.Peers[0].First) })
 	return cl
+}
+
+func portsKey(ports []portSpan) string {
+	var b strings.Builder
+	for _, p := range ports {
+		fmt.Fprintf(&b, "%d/%d-%d,", p.proto, p.first, p.last)
+	}
+	return b.String()
 }
 
 func covers(spans []span, a uint32) bool {

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/weftnet/weft/nfttable"
 	"github.com/weftnet/weft/testbed"
 )
 
@@ -428,36 +431,137 @@ func TestSpoofedSourceDropped(t *testing.T) {
 	}
 }
 
-// Present looks at every chain Apply fills: any one flushed (the IPv6
-// input chain keeps containers from the host's IPv6 services, the ip
-// input chain isolated containers from their node, the bridge forward
-// chain broadcast from isolated containers) makes it false, so the table
-// check applies the rules again.
-func TestPresentSeesEveryChain(t *testing.T) {
+// A policy of 2,000 ipBlock peers and 1,000 ports (once compiled to two
+// million peer x port boxes) is installed as a few thousand set elements,
+// and real packets get what the reference model allows: x's pods admit
+// y/c and the remote pod on TCP 80 only.
+func TestPeersAndPortsEnforced(t *testing.T) {
 	nd := newNode(t)
 	e := NewEnforcer(EnforcerOptions{NetNS: int(nd.nsFd.Fd()), Bridge: testBridge})
 	defer e.Remove()
-	for _, chain := range [][]string{
-		{"ip", "forward"}, {"ip", "input"}, {"ip6", "forward"}, {"ip6", "input"},
-		{"bridge", "prerouting"}, {"bridge", "forward"},
-	} {
-		nd.apply(t, e, "")
-		if ok, err := e.Present(); err != nil || !ok {
-			t.Fatalf("Present after Apply = %v, %v", ok, err)
-		}
-		if out, err := nd.host.Run(context.Background(), "nft", "flush", "chain", chain[0], e.Table(), chain[1]); err != nil {
-			t.Fatalf("flush chain %v: %v\n%s", chain, err, out)
-		}
-		if ok, err := e.Present(); err != nil || ok {
-			t.Errorf("Present with chain %s %s flushed = %v, %v; want false", chain[0], chain[1], ok, err)
+	const peers, ports = 2000, 1000
+	in := nd.in
+	in.Policies = []networkingv1.NetworkPolicy{PeersTimesPorts("x", peers, ports, []netip.Addr{nd.ips["c"], nd.ips["r"]})}
+	rs, err := Compile(in)
+	if err != nil || len(rs.Rejected) > 0 {
+		t.Fatal(err, rs.Rejected)
+	}
+	if len(rs.Ingress) != 1 || rs.Ingress[0].Elements() > peers+2+ports+1 {
+		t.Fatalf("classes %d, elements %d: want one class of at most peers + ports elements", len(rs.Ingress), rs.Ingress[0].Elements())
+	}
+	if _, err := EnableBridgeFiltering(int(nd.nsFd.Fd()), testBridge); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := e.Apply(rs); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("compiled %d elements, applied in %v", rs.Ingress[0].Elements(), time.Since(start))
+	c, err := e.conn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := nfttable.Contents(c, e.table())
+	if err != nil {
+		t.Fatal(err)
+	}
+	elems := strings.Count(text, "\n  elem ")
+	rules := strings.Count(text, "\n  rule ")
+	t.Logf("kernel: %d rules, %d set elements", rules, elems)
+	// Peer intervals are a start and an end element each.
+	if elems > 2*(peers+2)+ports+1+10 || rules > 20 {
+		t.Errorf("kernel holds %d elements and %d rules: want O(peers + ports), at most %d elements", elems, rules, 2*(peers+2)+ports+11)
+	}
+	nd.expect(t, in, nd.matrix(t))
+}
+
+// tamperings are what someone else may do to the tables (nft commands
+// run in the table's namespace): each must make Changed report a change,
+// so the table check applies the rules again.
+var tamperings = [][]string{
+	{"flush", "chain", "ip", "T", "forward"},
+	{"flush", "chain", "ip", "T", "input"},
+	{"flush", "chain", "ip", "T", "in_0"},
+	{"flush", "chain", "ip", "T", "out_0"},
+	{"flush", "map", "ip", "T", "ingress"},
+	{"flush", "map", "ip", "T", "egress"},
+	{"flush", "set", "ip", "T", "in_0_peers_0"},
+	{"delete", "rule", "ip", "T", "forward", "handle", "@vmap @ingress"},
+	{"insert", "rule", "ip", "T", "forward", "accept"},
+	{"insert", "rule", "ip", "T", "in_0", "accept"},
+	{"add", "element", "ip", "T", "ingress", "{ 10.244.1.99 : accept }"},
+	{"flush", "chain", "ip6", "T", "forward"},
+	{"flush", "chain", "ip6", "T", "input"},
+	{"flush", "chain", "bridge", "T", "prerouting"},
+	{"flush", "chain", "bridge", "T", "forward"},
+	{"flush", "set", "bridge", "T", "sources"},
+	{"delete", "table", "ip", "T"},
+	{"flush", "ruleset"},
+}
+
+// Tamper runs one of tamperings against table (T) in the namespace of
+// host: "handle @X" is the handle of the chain's rule containing X.
+func Tamper(t *testing.T, host *testbed.NS, table string, args []string) {
+	t.Helper()
+	args = slices.Clone(args)
+	for i, a := range args {
+		if a == "T" {
+			args[i] = table
 		}
 	}
-	// Without a bridge (no IPv6 table) every chain looked at is filled too:
-	// Present is true after Apply, or the table check would apply forever.
+	if n := len(args); n > 2 && args[n-2] == "handle" && strings.HasPrefix(args[n-1], "@") {
+		want := args[n-1][1:]
+		out, err := host.Run(context.Background(), "nft", "-a", "list", "chain", args[2], table, args[4])
+		if err != nil {
+			t.Fatalf("list chain: %v\n%s", err, out)
+		}
+		handle := ""
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, want) {
+				if _, h, ok := strings.Cut(line, "# handle "); ok {
+					handle = strings.TrimSpace(h)
+				}
+			}
+		}
+		if handle == "" {
+			t.Fatalf("no rule with %q in:\n%s", want, out)
+		}
+		args[n-1] = handle
+	}
+	if out, err := host.Run(context.Background(), "nft", args...); err != nil {
+		t.Fatalf("nft %v: %v\n%s", args, err, out)
+	}
+}
+
+// Changed sees every tampering of the tables (chains, rules, maps and
+// sets), and nothing when nobody touched them.
+func TestChangedSeesTampering(t *testing.T) {
+	nd := newNode(t)
+	e := NewEnforcer(EnforcerOptions{NetNS: int(nd.nsFd.Fd()), Bridge: testBridge})
+	defer e.Remove()
+	policies := np + "metadata: {name: d, namespace: x}\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n" +
+		"  ingress: [{from: [{ipBlock: {cidr: 10.244.2.0/24}}], ports: [{port: 80}]}]\n" +
+		"  egress: [{to: [{ipBlock: {cidr: 10.244.2.0/24}}], ports: [{port: 81}]}]\n"
+	for _, tamper := range tamperings {
+		nd.apply(t, e, policies)
+		for range 2 {
+			if d, err := e.Changed(); err != nil || d != "" {
+				t.Fatalf("Changed after Apply = %q, %v; want nothing", d, err)
+			}
+		}
+		Tamper(t, nd.host, e.Table(), tamper)
+		if d, err := e.Changed(); err != nil || d == "" {
+			t.Errorf("Changed after nft %v = %q, %v; want the change", tamper, d, err)
+		} else {
+			t.Logf("nft %v: %s", tamper, d)
+		}
+	}
+	// Without a bridge (no IPv6 table) Changed is empty after Apply too, or
+	// the table check would apply forever.
 	e0 := NewEnforcer(EnforcerOptions{NetNS: int(nd.nsFd.Fd()), Table: "weft-policy-nobridge"})
 	defer e0.Remove()
 	nd.apply(t, e0, "")
-	if ok, err := e0.Present(); err != nil || !ok {
-		t.Errorf("Present after Apply without a bridge = %v, %v", ok, err)
+	if d, err := e0.Changed(); err != nil || d != "" {
+		t.Errorf("Changed after Apply without a bridge = %q, %v", d, err)
 	}
 }

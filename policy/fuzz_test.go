@@ -42,8 +42,8 @@ func FuzzParseManifests(f *testing.F) {
 			}
 		}
 		in.Policies = nps
-		if _, err := Compile(in); err != nil {
-			t.Fatalf("accepted policies do not compile: %v", err)
+		if rs, err := Compile(in); err != nil || len(rs.Rejected) > 0 {
+			t.Fatalf("accepted policies do not compile: %v %+v", err, rs.Rejected)
 		}
 	})
 }

@@ -56,9 +56,11 @@ type EnforcerOptions struct {
 //
 // Per packet: connections already accepted pass on their conntrack state
 // (established, related); a new one costs one verdict-map lookup per
-// direction on the local pod address and, for an isolated pod, one lookup
-// in its class's concatenated interval set (peer . protocol . port). Neither
-// grows with the number of pods or policies.
+// direction on the local pod address and, for an isolated pod, lookups in
+// its class's sets: the peer in an interval set of addresses allowed
+// everything, then, per distinct set of ports the class allows, the peer
+// in that group's address set and protocol . port in its port set. None
+// grows with the number of pods, policies or peers.
 //
 // Apply replaces the whole table in one netlink batch, which the kernel
 // commits as one transaction: packets see the old rules or the new ones,
@@ -75,6 +77,9 @@ type Enforcer struct {
 	// table vanished (nft flush ruleset) before Apply could read them, the
 	// next Apply carries these on instead.
 	seen DropCounts
+	// installed is the tables' contents (nfttable.Contents) as read back
+	// right after the last Apply; Changed compares the kernel's with it.
+	installed string
 }
 
 // DropCounts are packets dropped by policy, by direction.
@@ -184,6 +189,12 @@ func (e *Enforcer) Apply(rs RuleSet) error {
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("policy: nftables transaction for table %s: %w", t.Name, err)
+	}
+	// What is in force now, as the kernel reads it back: Changed compares
+	// with this. After a failed read anything read later differs, so the
+	// next check applies again.
+	if e.installed, err = nfttable.Contents(c, e.installedTables()...); err != nil {
+		e.installed = "unreadable: " + err.Error()
 	}
 	e.dropped.Ingress += previous.Ingress
 	e.dropped.Egress += previous.Egress
@@ -467,28 +478,44 @@ const (
 	ipDst = 16
 )
 
+// addClasses queues one chain per class (prefix + index), jumped to from
+// vmap for the class's pods. A class's chain returns (the packet may pass)
+// when the peer is in its Any set, or in one of its groups' peer sets with
+// the protocol and port in the same group's port set; else it counts and
+// drops. Peers and ports are separate sets: elements grow with peers +
+// ports, not their product.
 func addClasses(c *nftables.Conn, t *nftables.Table, vmap *nftables.Set, prefix string, classes []Class, peerOffset uint32, counter string) error {
 	var vmapElems []nftables.SetElement
 	for i, cl := range classes {
 		name := prefix + strconv.Itoa(i)
 		chain := c.AddChain(&nftables.Chain{Name: name, Table: t})
-		elems := classElements(cl)
-		if len(elems) > 0 {
-			set := &nftables.Set{Table: t, Name: name, Interval: true, Concatenation: true,
-				KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)}
-			if err := c.AddSet(set, nil); err != nil {
-				return fmt.Errorf("policy: set %s: %w", name, err)
-			}
-			for start := 0; start < len(elems); start += elementsPerMessage {
-				if err := c.SetAddElements(set, elems[start:min(start+elementsPerMessage, len(elems))]); err != nil {
-					return fmt.Errorf("policy: elements of set %s: %w", name, err)
-				}
+		if len(cl.Any) > 0 {
+			set, err := addPeerSet(c, t, name+"_any", cl.Any)
+			if err != nil {
+				return err
 			}
 			c.AddRule(&nftables.Rule{Table: t, Chain: chain, Exprs: []expr.Any{
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: peerOffset, Len: 4},
+				&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+				&expr.Verdict{Kind: expr.VerdictReturn},
+			}})
+		}
+		for j, g := range cl.Ports {
+			peers, err := addPeerSet(c, t, name+"_peers_"+strconv.Itoa(j), g.Peers)
+			if err != nil {
+				return err
+			}
+			ports, err := addPortSet(c, t, name+"_ports_"+strconv.Itoa(j), g.Ports)
+			if err != nil {
+				return err
+			}
+			// ip saddr/daddr @peers meta l4proto . th dport @ports return
+			c.AddRule(&nftables.Rule{Table: t, Chain: chain, Exprs: []expr.Any{
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: peerOffset, Len: 4},
+				&expr.Lookup{SourceRegister: 1, SetName: peers.Name, SetID: peers.ID},
 				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
 				&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-				&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+				&expr.Lookup{SourceRegister: 9, SetName: ports.Name, SetID: ports.ID},
 				&expr.Verdict{Kind: expr.VerdictReturn},
 			}})
 		}
@@ -501,35 +528,58 @@ func addClasses(c *nftables.Conn, t *nftables.Table, vmap *nftables.Set, prefix 
 			vmapElems = append(vmapElems, nftables.SetElement{Key: a[:], VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: name}})
 		}
 	}
-	for start := 0; start < len(vmapElems); start += elementsPerMessage {
-		if err := c.SetAddElements(vmap, vmapElems[start:min(start+elementsPerMessage, len(vmapElems))]); err != nil {
-			return fmt.Errorf("policy: elements of map %s: %w", vmap.Name, err)
+	return addElements(c, vmap, vmapElems)
+}
+
+// addPeerSet queues an interval set of IPv4 ranges (start element, end
+// element one past the range flagged as the interval's end).
+func addPeerSet(c *nftables.Conn, t *nftables.Table, name string, ranges []IPRange) (*nftables.Set, error) {
+	set := &nftables.Set{Table: t, Name: name, Interval: true, KeyType: nftables.TypeIPAddr}
+	if err := c.AddSet(set, nil); err != nil {
+		return nil, fmt.Errorf("policy: set %s: %w", name, err)
+	}
+	elems := make([]nftables.SetElement, 0, 2*len(ranges))
+	for _, r := range ranges {
+		first := r.First.As4()
+		elems = append(elems, nftables.SetElement{Key: first[:]})
+		if end := r.Last.Next(); end.IsValid() && end.Is4() {
+			e := end.As4()
+			elems = append(elems, nftables.SetElement{Key: e[:], IntervalEnd: true})
+		}
+	}
+	return set, addElements(c, set, elems)
+}
+
+// addPortSet queues an interval set of protocol . port ranges.
+func addPortSet(c *nftables.Conn, t *nftables.Table, name string, ports []PortRange) (*nftables.Set, error) {
+	set := &nftables.Set{Table: t, Name: name, Interval: true, Concatenation: true,
+		KeyType: nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)}
+	if err := c.AddSet(set, nil); err != nil {
+		return nil, fmt.Errorf("policy: set %s: %w", name, err)
+	}
+	elems := make([]nftables.SetElement, 0, len(ports))
+	for _, p := range ports {
+		elems = append(elems, nftables.SetElement{Key: portKey(p.Protocol, p.First), KeyEnd: portKey(p.Protocol, p.Last)})
+	}
+	return set, addElements(c, set, elems)
+}
+
+// addElements queues elems into set, a bounded number per message.
+func addElements(c *nftables.Conn, set *nftables.Set, elems []nftables.SetElement) error {
+	for start := 0; start < len(elems); start += elementsPerMessage {
+		if err := c.SetAddElements(set, elems[start:min(start+elementsPerMessage, len(elems))]); err != nil {
+			return fmt.Errorf("policy: elements of set %s: %w", set.Name, err)
 		}
 	}
 	return nil
 }
 
-// classElements turns a class into peer . protocol . port intervals; an Any
-// range covers every protocol and port.
-func classElements(cl Class) []nftables.SetElement {
-	elems := make([]nftables.SetElement, 0, len(cl.Any)+len(cl.Ports))
-	for _, r := range cl.Any {
-		elems = append(elems, nftables.SetElement{Key: concatKey(r.First, 0, 0), KeyEnd: concatKey(r.Last, 255, 65535)})
-	}
-	for _, p := range cl.Ports {
-		elems = append(elems, nftables.SetElement{Key: concatKey(p.Peers.First, p.Protocol, p.First), KeyEnd: concatKey(p.Peers.Last, p.Protocol, p.Last)})
-	}
-	return elems
-}
-
-// concatKey lays out ipv4_addr . inet_proto . inet_service in 4-byte
-// registers, as the kernel compares them.
-func concatKey(a netip.Addr, proto uint8, port uint16) []byte {
-	b := make([]byte, 12)
-	a4 := a.As4()
-	copy(b, a4[:])
-	b[4] = proto
-	copy(b[8:], binaryutil.BigEndian.PutUint16(port))
+// portKey lays out inet_proto . inet_service in 4-byte registers, as the
+// kernel compares them.
+func portKey(proto uint8, port uint16) []byte {
+	b := make([]byte, 8)
+	b[0] = proto
+	copy(b[4:], binaryutil.BigEndian.PutUint16(port))
 	return b
 }
 
@@ -551,33 +601,32 @@ func vmapLookup(offset uint32, m *nftables.Set) []expr.Any {
 	}
 }
 
-// Present tells whether the tables Apply installs are all in the kernel
-// with their rules (false after `nft flush ruleset`, a deleted table or a
-// flushed chain): then the caller applies again.
-func (e *Enforcer) Present() (bool, error) {
+// installedTables are the tables Apply fills.
+func (e *Enforcer) installedTables() []*nftables.Table {
+	if e.opts.Bridge != "" {
+		return e.tables()
+	}
+	return []*nftables.Table{e.table(), e.tableBridge()}
+}
+
+// Changed compares the tables in the kernel with what the last Apply
+// installed, chain by chain, rule by rule, element by element: it returns
+// "" when they are the same, else where they first differ (a flushed chain
+// or map, a deleted or inserted rule, a deleted table after `nft flush
+// ruleset`). The caller then applies again. Before any Apply it returns "".
+func (e *Enforcer) Changed() (string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.installed == "" {
+		return "", nil
+	}
 	c, err := e.conn()
 	if err != nil {
-		return false, err
+		return "", err
 	}
-	type chain struct {
-		t    *nftables.Table
-		name string
+	now, err := nfttable.Contents(c, e.installedTables()...)
+	if err != nil {
+		return "", fmt.Errorf("policy: %w", err)
 	}
-	// Every chain Apply fills: each holds rules the others do not.
-	want := []chain{{e.table(), "forward"}, {e.table(), "input"}, {e.tableBridge(), "prerouting"}, {e.tableBridge(), "forward"}}
-	if e.opts.Bridge != "" {
-		want = append(want, chain{e.table6(), "forward"}, chain{e.table6(), "input"})
-	}
-	for _, w := range want {
-		ok, err := nfttable.HasRules(c, w.t, w.name)
-		if err != nil {
-			return false, fmt.Errorf("policy: %w", err)
-		}
-		if !ok {
-			return false, nil
-		}
-	}
-	return true, nil
+	return nfttable.Diff(e.installed, now), nil
 }

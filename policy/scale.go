@@ -74,3 +74,30 @@ func SyntheticWorld(endpoints, policies, nodes int) Input {
 	}
 	return in
 }
+
+// PeersTimesPorts is a policy of namespace that isolates all its pods for
+// ingress and admits, in one rule, peers ipBlocks (/32s at every other
+// address from 172.16.0.0, so none merge) plus also's addresses, on ports
+// TCP ports (every other port from 1000, so none merge) plus TCP 80: the
+// shape that once compiled to peers x ports boxes.
+func PeersTimesPorts(namespace string, peers, ports int, also []netip.Addr) networkingv1.NetworkPolicy {
+	np := networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "peers-times-ports", Namespace: namespace}}
+	np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+	var rule networkingv1.NetworkPolicyIngressRule
+	for i := range peers {
+		a := u32Addr(addrU32(netip.AddrFrom4([4]byte{172, 16, 0, 0})) + uint32(2*i))
+		rule.From = append(rule.From, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: a.String() + "/32"}})
+	}
+	for _, a := range also {
+		rule.From = append(rule.From, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: a.String() + "/32"}})
+	}
+	tcp := corev1.ProtocolTCP
+	for i := range ports {
+		p := intstr.FromInt32(int32(1000 + 2*i))
+		rule.Ports = append(rule.Ports, networkingv1.NetworkPolicyPort{Protocol: &tcp, Port: &p})
+	}
+	p80 := intstr.FromInt32(80)
+	rule.Ports = append(rule.Ports, networkingv1.NetworkPolicyPort{Protocol: &tcp, Port: &p80})
+	np.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{rule}
+	return np
+}

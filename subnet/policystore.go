@@ -260,7 +260,8 @@ func (m *Manager) GetPolicy(ctx context.Context, namespace, name string) (p Poli
 	return Policy{Namespace: namespace, Name: name, JSON: kv.Value, Revision: kv.ModRevision}, true, nil
 }
 
-// ListPolicies returns the policies of namespace ("" for all), sorted.
+// ListPolicies returns the policies of namespace ("" for all), sorted,
+// including values that are no valid policy (see policyFromKV).
 func (m *Manager) ListPolicies(ctx context.Context, namespace string) ([]Policy, error) {
 	prefix := m.policiesPrefix()
 	if namespace != "" {
@@ -297,13 +298,25 @@ func (m *Manager) DeletePolicy(ctx context.Context, namespace, name string) (fou
 	return resp.Deleted > 0, nil
 }
 
+// policyFromKV reads one stored policy. A key whose namespace part is no
+// namespace name is skipped (no container can be in it). Any other is
+// returned even when its name or value is malformed (another writer's):
+// the policy engine and weftctl judge the value, and a namespace whose
+// policy cannot be read fails closed rather than losing it unseen.
 func (m *Manager) policyFromKV(kv *mvccpb.KeyValue) (Policy, bool) {
 	rest, _ := strings.CutPrefix(string(kv.Key), m.policiesPrefix())
-	ns, name, _ := strings.Cut(rest, "/")
+	ns, name, slash := strings.Cut(rest, "/")
 	p := Policy{Namespace: ns, Name: name, JSON: kv.Value, Revision: kv.ModRevision}
-	if err := p.Validate(); err != nil {
-		m.log.Warn("ignoring malformed policy", "key", string(kv.Key), "err", err)
+	if !slash {
+		m.log.Warn("ignoring a policy key outside any namespace", "key", string(kv.Key))
 		return Policy{}, false
+	}
+	if err := ValidateNamespaceName(ns); err != nil {
+		m.log.Warn("ignoring a policy key outside any namespace", "key", string(kv.Key), "err", err)
+		return Policy{}, false
+	}
+	if err := p.Validate(); err != nil {
+		m.log.Warn("malformed policy: its namespace fails closed", "key", string(kv.Key), "err", err)
 	}
 	return p, true
 }

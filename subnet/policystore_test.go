@@ -314,6 +314,10 @@ func TestWatchView(t *testing.T) {
 	put(t, cli, "/weft/network/endpoints/10.244.1.66", `{"ip":"10.244.1.67","namespace":"x","node":"n"}`)
 	put(t, cli, "/weft/network/namespaces/q", `{"labels":{"bad key!":"v"}}`)
 	put(t, cli, "/weft/network/policies/x", `{}`)
+	// A malformed policy value under a namespace is kept: the policy
+	// engine rejects it and isolates x (fails closed), not loses it unseen.
+	put(t, cli, "/weft/network/policies/x/arr", `[1]`)
+	put(t, cli, "/weft/network/policies/x/junk", `{"spec":{"bogus":1}}`)
 
 	var mu sync.Mutex
 	var views []subnet.View
@@ -346,9 +350,14 @@ func TestWatchView(t *testing.T) {
 		v.Namespaces[1].Name != "y" || v.Namespaces[1].Labels[subnet.NamespaceNameLabel] != "y" || len(v.Namespaces[1].Labels) != 1 {
 		t.Fatalf("namespaces %+v", v.Namespaces)
 	}
-	if len(v.Policies) != 0 {
-		t.Fatalf("policies %+v", v.Policies)
+	if len(v.Policies) != 2 || v.Policies[0].Name != "arr" || v.Policies[1].Name != "junk" || string(v.Policies[0].JSON) != "[1]" {
+		t.Fatalf("policies %+v, want the two malformed ones of x", v.Policies)
 	}
+	if _, err := cli.Delete(ctx, "/weft/network/policies/x/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "malformed policies deleted", func() bool { return len(last().Policies) == 0 })
+	v = last()
 
 	// Each kind of change arrives, in one view with what preceded it.
 	rev := v.Revision

@@ -133,25 +133,44 @@ func policyList(ctx context.Context, m *subnet.Manager, o *options, stdout io.Wr
 	if err != nil {
 		return err
 	}
+	// A stored value weftd cannot use (another writer's) is shown as
+	// rejected with the reason: weftd isolates its namespace until it is
+	// fixed or deleted.
+	type rejected struct {
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
+		Reason    string `json:"reason"`
+	}
 	if o.output == "json" {
 		items := make([]json.RawMessage, 0, len(ps))
+		bad := []rejected{}
 		for _, p := range ps {
+			if _, err := policy.CheckStored(p.Namespace, p.Name, p.JSON); err != nil {
+				bad = append(bad, rejected{p.Namespace, p.Name, err.Error()})
+				continue
+			}
 			items = append(items, p.JSON)
 		}
-		return writeJSON(stdout, map[string]any{"apiVersion": policy.APIVersion, "kind": "NetworkPolicyList", "items": items})
+		return writeJSON(stdout, map[string]any{"apiVersion": policy.APIVersion, "kind": "NetworkPolicyList", "items": items, "rejected": bad})
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAMESPACE\tNAME\tPOLICY TYPES")
 	for _, p := range ps {
-		types := "-" // a stored policy policy.ParseManifests refuses (another writer's)
-		if nps, err := policy.ParseManifests(p.JSON); err == nil && len(nps) == 1 {
-			var names []string
-			for _, pt := range nps[0].Spec.PolicyTypes {
-				names = append(names, string(pt))
+		np, err := policy.CheckStored(p.Namespace, p.Name, p.JSON)
+		if err != nil {
+			reason := strings.Join(strings.Fields(err.Error()), " ")
+			if len(reason) > 200 {
+				reason = reason[:200] + "..."
 			}
-			types = strings.Join(names, ",")
+			fmt.Fprintf(tw, "%s\t%s\tREJECTED (namespace %s isolated until fixed or deleted): %s\n", p.Namespace, p.Name, p.Namespace, reason)
+			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Namespace, p.Name, types)
+		policy.SetDefaults(&np)
+		var names []string
+		for _, pt := range np.Spec.PolicyTypes {
+			names = append(names, string(pt))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Namespace, p.Name, strings.Join(names, ","))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/weftnet/weft/guard"
 	"github.com/weftnet/weft/overlay"
+	"github.com/weftnet/weft/policy/engine"
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/subnetfile"
 )
@@ -38,7 +39,7 @@ type daemonState struct {
 	etcdLatency prometheus.Histogram
 	leaseExpiry atomic.Int64                   // unix seconds, 0 for a reservation
 	endpoint    atomic.Pointer[netip.AddrPort] // this node's public IP and UDP port
-	policy      atomic.Pointer[policyEngine]   // nil until the first policy view (or --network-policy=false)
+	policy      atomic.Pointer[engine.Engine]  // nil until the first policy view (or --network-policy=false)
 	mgr         atomic.Pointer[subnet.Manager] // for the control plane's gauges
 }
 

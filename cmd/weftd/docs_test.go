@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weftnet/weft/policy/engine"
 )
 
 // weftdFlags are the names of every flag weftd accepts, from its -h output.
@@ -69,7 +71,7 @@ func TestWeftdDefaultNamesRealFlags(t *testing.T) {
 func TestREADMEListsEveryMetric(t *testing.T) {
 	state := newDaemon(&options{}, nil).state
 	descs := make(chan *prometheus.Desc, 100)
-	for _, c := range []prometheus.Collector{state.etcdLatency, newStatsCollector(state), guardCollector{}, newPolicyCollector(state)} {
+	for _, c := range []prometheus.Collector{state.etcdLatency, newStatsCollector(state), guardCollector{}, engine.NewCollector(state.policy.Load)} {
 		c.Describe(descs)
 	}
 	close(descs)

@@ -38,8 +38,11 @@ type endpointRegistry struct {
 	// policy engine, which must not wait for mu: a request holds it while
 	// etcd does not answer.
 	current atomic.Pointer[[]subnet.Endpoint]
-	// enforced, if set, returns once policy rules include a new container.
-	enforced func(context.Context, netip.Addr)
+	// enforced, if set, returns nil once policy rules include a new
+	// container, an error if they are not in force in time.
+	enforced func(context.Context, netip.Addr) error
+	// changed, if set, is called after every change of local.
+	changed func()
 }
 
 // localEndpoint is one record of the endpoints file.
@@ -72,7 +75,8 @@ func (d *weftd) startEndpoints(ctx context.Context, wg *sync.WaitGroup, node str
 	r.pub = d.mgr.NewEndpointPublisher(node, d.opts.endpointTTL)
 	r.snapshot()
 	if p := d.state.policy.Load(); p != nil {
-		p.local.Store(r) // this node's rules always include its own containers
+		p.SetLocal(r.endpoints) // this node's rules always include its own containers
+		r.changed = p.LocalChanged
 	}
 	eps := make([]subnet.Endpoint, 0, len(r.local))
 	for _, le := range r.local {
@@ -125,13 +129,27 @@ func (r *endpointRegistry) stillAttached(local map[netip.Addr]localEndpoint) map
 
 // handle does one plugin request. An ADD returns once the container is
 // published and (waiting outside the lock, so ADDs do not queue behind
-// each other) the node's policy rules include it.
+// each other) the node's policy rules include it. When they do not in
+// time, the container is withdrawn again and the ADD fails (fails closed:
+// the plugin removes its interface, never attached unpoliced).
 func (r *endpointRegistry) handle(ctx context.Context, req daemonsock.Request) error {
 	if err := r.record(ctx, req); err != nil {
 		return err
 	}
+	if r.changed != nil {
+		r.changed()
+	}
 	if req.Op == daemonsock.OpAdd && r.enforced != nil {
-		r.enforced(ctx, req.IP)
+		if err := r.enforced(ctx, req.IP); err != nil {
+			del := daemonsock.Request{Op: daemonsock.OpDel, IP: req.IP, ContainerID: req.ContainerID, IfName: req.IfName}
+			if derr := r.record(context.WithoutCancel(ctx), del); derr != nil {
+				r.log.Warn("withdraw a refused container", "ip", req.IP, "err", derr)
+			}
+			if r.changed != nil {
+				r.changed()
+			}
+			return err
+		}
 	}
 	return nil
 }

@@ -8,12 +8,16 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/weftnet/weft/cni/daemonsock"
+	"github.com/weftnet/weft/policy"
+	"github.com/weftnet/weft/policy/engine"
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/etcdtest"
 )
@@ -61,14 +65,47 @@ func published(t *testing.T, m *subnet.Manager) string {
 	return strings.Join(s, "; ")
 }
 
+// fakeInstaller records the rule sets the engine installs.
+type fakeInstaller struct {
+	mu   sync.Mutex
+	rs   policy.RuleSet
+	fail atomic.Bool
+}
+
+func (f *fakeInstaller) Apply(rs policy.RuleSet) error {
+	if f.fail.Load() {
+		return errors.New("fake: cannot install")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rs = rs
+	return nil
+}
+
+func (f *fakeInstaller) last() policy.RuleSet {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rs
+}
+
+func (f *fakeInstaller) Changed() (string, error)          { return "", nil }
+func (f *fakeInstaller) Drops() (policy.DropCounts, error) { return policy.DropCounts{}, nil }
+
 func TestEndpointRegistry(t *testing.T) {
 	srv := etcdtest.Start(t)
 	dir := t.TempDir()
 	ipam := filepath.Join(dir, "ipam")
 	os.MkdirAll(ipam, 0o755)
 	d := registryDaemon(t, srv, dir)
-	engine := newPolicyEngine("192.0.2.1", "", d.log) // not run: it only receives the registry
-	d.state.policy.Store(engine)
+	// The engine runs with a fake installer: an ADD returns once the
+	// container's rules are "in force".
+	fake := &fakeInstaller{}
+	pe := engine.New(engine.Options{Node: "192.0.2.1", Log: d.log, Enforcer: fake, EnableBridgeFiltering: func() error { return nil }})
+	d.state.policy.Store(pe)
+	pe.Offer(subnet.View{})
+	ectx, ecancel := context.WithCancel(context.Background())
+	defer ecancel()
+	go pe.Run(ectx, 0)
 	stop := runRegistry(t, d)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -107,21 +144,28 @@ func TestEndpointRegistry(t *testing.T) {
 	if got := published(t, d.mgr); got != want {
 		t.Fatalf("published: %s, want %s", got, want)
 	}
-	// The policy engine sees the same, from the registry itself.
-	r := engine.local.Load()
-	if r == nil {
-		t.Fatal("the registry was not handed to the policy engine")
-	}
+	// The policy engine sees the same, from the registry itself: the last
+	// rules it installed were built with this node's containers.
 	var local []string
-	for _, e := range r.endpoints() {
-		if e.Node != "192.0.2.1" {
-			t.Errorf("local endpoint %s names node %q", e.IP, e.Node)
-		}
-		local = append(local, e.IP.String()+" "+e.Namespace+"/"+e.Pod+" "+e.ContainerID)
+	for _, ip := range fake.last().Sources {
+		local = append(local, ip.IP.String())
 	}
-	if got := strings.Join(local, "; "); got != want {
-		t.Fatalf("registry's endpoints for the policy engine: %s, want %s", got, want)
+	slices.Sort(local)
+	if got := strings.Join(local, "; "); got != "10.244.1.2; 10.244.1.4" {
+		t.Fatalf("the policy engine's rules bind %s, want the registry's 10.244.1.2 and 10.244.1.4", got)
 	}
+	// Rules that cannot be installed: the ADD fails after waiting (the
+	// plugin then removes the interface) and nothing stays published.
+	fake.fail.Store(true)
+	start := time.Now()
+	if err := add("10.244.1.7", "x", "f", "c7"); !errors.As(err, &refused) || !strings.Contains(refused.Msg, "not in force") {
+		t.Fatalf("ADD while rules cannot be installed: %v, want refused", err)
+	}
+	t.Logf("refused after %v", time.Since(start).Round(time.Millisecond))
+	if got := published(t, d.mgr); got != want {
+		t.Fatalf("published after a refused ADD: %s, want %s", got, want)
+	}
+	fake.fail.Store(false)
 	stop()
 
 	// While weftd is down, c3 is deleted (its address freed in the store)

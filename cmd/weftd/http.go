@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/weftnet/weft/nodestatus"
+	"github.com/weftnet/weft/policy/engine"
 )
 
 // startHTTP serves /healthz, /readyz, /metrics and /status.
@@ -25,7 +26,7 @@ func (d *weftd) startHTTP() (*http.Server, error) {
 		d.state.etcdLatency,
 		newStatsCollector(d.state),
 		guardCollector{d},
-		newPolicyCollector(d.state),
+		engine.NewCollector(d.state.policy.Load),
 	)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -103,6 +104,13 @@ func (d *weftd) serveStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	if o := d.state.data.Load(); o != nil {
 		st.Counters = countersOf(o.Stats())
+	}
+	if p := d.state.policy.Load(); p != nil {
+		ps := p.Status()
+		st.Policy = &nodestatus.Policy{Revision: ps.Revision, Rejected: []nodestatus.RejectedPolicy{}}
+		for _, r := range ps.Rejected {
+			st.Policy.Rejected = append(st.Policy.Rejected, nodestatus.RejectedPolicy(r))
+		}
 	}
 	writeJSON(w, st)
 }

@@ -12,11 +12,11 @@ import (
 const tableCheckInterval = 5 * time.Second
 
 // keepTables puts back the container guard's table (and, with --ip-masq,
-// the masquerading table) and re-applies network
-// policy when their tables went missing (`nft flush ruleset`, which
-// nftables.service runs at every start and reload, deletes every table),
-// every interval until ctx ends. Until then containers could forge sources
-// and isolated containers were open.
+// the masquerading table) when they went missing (`nft flush ruleset`,
+// which nftables.service runs at every start and reload, deletes every
+// table),
+// every interval until ctx ends. Until then containers could forge sources.
+// (The policy engine checks its own tables: policy/engine.)
 func (d *weftd) keepTables(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -28,9 +28,6 @@ func (d *weftd) keepTables(ctx context.Context, interval time.Duration) {
 		}
 		d.checkGuardTable()
 		d.checkIPMasqTable()
-		if p := d.state.policy.Load(); p != nil {
-			p.checkTables()
-		}
 	}
 }
 
@@ -77,25 +74,4 @@ func (d *weftd) restoreTable(what, table string, present func() (bool, error), i
 		return
 	}
 	d.log.Warn(what+" went missing (nft flush ruleset?); put back", "table", table)
-}
-
-// checkTables re-applies the latest view when the policy tables are gone
-// (only once a view was applied: before that there is nothing to restore).
-func (p *policyEngine) checkTables() {
-	if p.applied.Load() == 0 {
-		return
-	}
-	ok, err := p.enf.Present()
-	if err != nil {
-		p.log.Warn("cannot check the policy tables", "err", err)
-		return
-	}
-	if ok {
-		return
-	}
-	p.log.Warn("policy tables went missing (nft flush ruleset?); applying again")
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
 }

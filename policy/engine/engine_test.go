@@ -1,9 +1,10 @@
-package main
+package engine
 
 import (
 	"context"
-	"log/slog"
+	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,9 +22,9 @@ func TestPolicyInputFromView(t *testing.T) {
 		Namespaces: []subnet.Namespace{{Name: "x", Labels: map[string]string{"team": "red"}}, {Name: "y"}},
 		Policies:   []subnet.Policy{{Namespace: "x", Name: "deny", JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny","namespace":"x"},"spec":{"podSelector":{}}}`)}},
 	}
-	in, err := policyInput(v, "192.0.2.1")
-	if err != nil {
-		t.Fatal(err)
+	in, rejected := Input(v, "192.0.2.1")
+	if len(rejected) != 0 || len(in.FailClosed) != 0 {
+		t.Fatalf("rejected %+v", rejected)
 	}
 	if in.Endpoints[0].HostIf != cni.HostVethName("c1", "eth0") || in.Endpoints[1].HostIf != "" {
 		t.Errorf("host ports %q %q: want the plugin's veth name for the local container only", in.Endpoints[0].HostIf, in.Endpoints[1].HostIf)
@@ -33,34 +34,45 @@ func TestPolicyInputFromView(t *testing.T) {
 		t.Fatalf("input %+v", in)
 	}
 
+	// A stored value that does not parse (a foreign writer's: an unknown
+	// field, or another object) is left out and named; its namespace fails
+	// closed; the other policies stay.
 	v.Policies = append(v.Policies,
-		subnet.Policy{Namespace: "x", Name: "bad", JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"bad","namespace":"x"},"spec":{"podSelector":{},"ingress":[{"ports":[{"port":"http"}]}]}}`)},
-		subnet.Policy{Namespace: "x", Name: "other", JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny","namespace":"x"},"spec":{"podSelector":{}}}`)},
+		subnet.Policy{Namespace: "x", Name: "bad", JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"bad","namespace":"x"},"spec":{"podSelector":{},"bogus":1}}`)},
+		subnet.Policy{Namespace: "y", Name: "other", JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny","namespace":"x"},"spec":{"podSelector":{}}}`)},
+		subnet.Policy{Namespace: "y", Name: "junk", JSON: []byte(`[1,2]`)},
 	)
-	_, err = policyInput(v, "192.0.2.1")
-	if err == nil || !strings.Contains(err.Error(), "x/bad") || !strings.Contains(err.Error(), "x/other") {
-		t.Fatalf("err %v, want both stored policies named", err)
+	in, rejected = Input(v, "192.0.2.1")
+	if len(in.Policies) != 1 || in.Policies[0].Name != "deny" {
+		t.Errorf("policies %+v, want the good one only", in.Policies)
+	}
+	if len(rejected) != 3 || rejected[0].Namespace != "x" || rejected[0].Name != "bad" || rejected[1].Name != "other" || rejected[2].Name != "junk" ||
+		!strings.Contains(rejected[0].Reason, "bogus") || !strings.Contains(rejected[1].Reason, "another object") {
+		t.Errorf("rejected %+v", rejected)
+	}
+	if !slices.Equal(in.FailClosed, []string{"x", "y"}) {
+		t.Errorf("fail closed %v, want x y", in.FailClosed)
 	}
 }
 
 func TestWaitEnforced(t *testing.T) {
-	p := newPolicyEngine("192.0.2.1", "weftbr0", slog.New(slog.DiscardHandler))
+	p := New(Options{Node: "192.0.2.1", Bridge: "weftbr0"})
 	ip := netip.MustParseAddr("10.244.1.2")
 	done := make(chan error, 1)
-	go func() { done <- p.waitEnforced(context.Background(), ip) }()
-	p.markEnforced(map[netip.Addr]bool{netip.MustParseAddr("10.244.1.3"): true}) // another container
+	go func() { done <- p.WaitEnforced(context.Background(), ip) }()
+	p.markEnforced(map[netip.Addr]bool{netip.MustParseAddr("10.244.1.3"): true}, nil) // another container
 	select {
 	case err := <-done:
 		t.Fatalf("returned %v before the container's rules were in force", err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	p.markEnforced(map[netip.Addr]bool{ip: true})
+	p.markEnforced(map[netip.Addr]bool{ip: true}, nil)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	if err := p.waitEnforced(ctx, netip.MustParseAddr("10.244.1.9")); err == nil {
+	if err := p.WaitEnforced(ctx, netip.MustParseAddr("10.244.1.9")); !errors.Is(err, ErrNotEnforced) {
 		t.Fatal("waited for a container never enforced and got nil")
 	}
 }
@@ -78,7 +90,7 @@ func TestWithLocalEndpoints(t *testing.T) {
 		{IP: ip("10.244.1.2"), Namespace: "x", Labels: map[string]string{"app": "db"}, Node: node, ContainerID: "c2", IfName: "eth0"},
 		{IP: ip("10.244.1.3"), Namespace: "x", Labels: map[string]string{"app": "web"}, Node: node, ContainerID: "c3", IfName: "eth0"},
 	}
-	got := withLocalEndpoints(v, local)
+	got := WithLocalEndpoints(v, local)
 	var ips []string
 	for _, ep := range got.Endpoints {
 		ips = append(ips, ep.IP.String()+"/"+ep.Node+"/"+ep.Labels["app"])
@@ -92,14 +104,11 @@ func TestWithLocalEndpoints(t *testing.T) {
 	}
 	// The view without them (what etcd holds after the lease expired):
 	// the rules still isolate them.
-	in, err := policyInput(withLocalEndpoints(subnet.View{Endpoints: []subnet.Endpoint{remote}}, local), node)
-	if err != nil {
-		t.Fatal(err)
-	}
+	in, _ := Input(WithLocalEndpoints(subnet.View{Endpoints: []subnet.Endpoint{remote}}, local), node)
 	if len(in.Endpoints) != 3 || in.Endpoints[0].HostIf != cni.HostVethName("c2", "eth0") {
 		t.Fatalf("policy input %+v: want both local containers with their bridge ports", in.Endpoints)
 	}
-	if same := withLocalEndpoints(v, nil); len(same.Endpoints) != 2 {
+	if same := WithLocalEndpoints(v, nil); len(same.Endpoints) != 2 {
 		t.Fatalf("no local registry: %+v", same.Endpoints)
 	}
 }
