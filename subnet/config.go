@@ -36,8 +36,6 @@ type Backend struct {
 	// DirectRouting (udp only): route to peers on the same L2 directly,
 	// encapsulate only to the others (flannel's key).
 	DirectRouting bool
-	// WireGuard holds the wireguard backend's keys (zero for the others).
-	WireGuard WireGuardConfig
 }
 
 // Config is the network config stored at <prefix>/config.
@@ -280,18 +278,16 @@ func decodeBackend(raw json.RawMessage, c *Config) error {
 	if err != nil {
 		return fmt.Errorf("Backend: want an object like {\"Type\":\"udp\"}: %w", err)
 	}
-	portSet := false
 	for _, name := range sortedKeys(fields) {
 		switch {
 		case strings.EqualFold(name, "Type"):
 			if err := json.Unmarshal(fields[name], &c.Backend.Type); err != nil {
 				return fmt.Errorf("Backend.Type: want a string: %w", err)
 			}
-			if c.Backend.Type != BackendUDP && c.Backend.Type != BackendHostGW && c.Backend.Type != BackendWireGuard {
-				return fmt.Errorf("Backend.Type %q is not supported (only %q, %q and %q)", c.Backend.Type, BackendUDP, BackendHostGW, BackendWireGuard)
+			if c.Backend.Type != BackendUDP && c.Backend.Type != BackendHostGW {
+				return fmt.Errorf("Backend.Type %q is not supported (only %q and %q)", c.Backend.Type, BackendUDP, BackendHostGW)
 			}
 		case strings.EqualFold(name, "Port"):
-			portSet = true
 			if err := json.Unmarshal(fields[name], &c.Backend.Port); err != nil {
 				return fmt.Errorf("Backend.Port: want an integer: %w", err)
 			}
@@ -303,19 +299,13 @@ func decodeBackend(raw json.RawMessage, c *Config) error {
 				return fmt.Errorf("Backend.DirectRouting: want true or false: %w", err)
 			}
 		default:
-			known, err := decodeWireGuardField(name, fields[name], &c.Backend.WireGuard)
-			if err != nil {
-				return err
-			}
-			if !known {
-				return fmt.Errorf("Backend: unknown field %q", name)
-			}
+			return fmt.Errorf("Backend: unknown field %q", name)
 		}
 	}
 	if c.Backend.DirectRouting && c.Backend.Type == BackendHostGW {
 		return errors.New("Backend.DirectRouting applies to Type \"udp\" only: \"host-gw\" routes every peer directly")
 	}
-	return c.Backend.checkWireGuard(portSet)
+	return nil
 }
 
 // applyDefaults fills in flannel's defaults and checks the result with
@@ -385,24 +375,8 @@ type configJSON struct {
 
 type backendJSON struct {
 	Type          string
-	Port          int  `json:",omitempty"`
+	Port          int
 	DirectRouting bool `json:",omitempty"`
-
-	// wireguard only (flannel's keys)
-	ListenPort                  int    `json:",omitempty"`
-	ListenPortV6                int    `json:",omitempty"`
-	PSK                         string `json:",omitempty"`
-	PersistentKeepaliveInterval int    `json:",omitempty"`
-	Mode                        string `json:",omitempty"`
-}
-
-func toBackendJSON(b Backend) backendJSON {
-	if b.Type == BackendWireGuard {
-		w := b.WireGuard
-		return backendJSON{Type: b.Type, ListenPort: w.ListenPort, ListenPortV6: w.ListenPortV6, PSK: w.PSK,
-			PersistentKeepaliveInterval: w.PersistentKeepaliveInterval, Mode: w.Mode}
-	}
-	return backendJSON{Type: b.Type, Port: b.Port, DirectRouting: b.DirectRouting}
 }
 
 // MarshalJSON renders the config in flannel's schema.
@@ -412,7 +386,7 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 		SubnetLen: c.SubnetLen,
 		SubnetMin: c.SubnetMin.String(),
 		SubnetMax: c.SubnetMax.String(),
-		Backend:   toBackendJSON(c.Backend),
+		Backend:   backendJSON(c.Backend),
 	})
 }
 

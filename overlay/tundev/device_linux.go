@@ -326,3 +326,14 @@ func probeTUNHeld(name string) error {
 	}
 	return nil
 }
+
+// PrepareName makes name free for a new TUN: a stale TUN of that name (no
+// process holds it) is removed; any other link there is refused with
+// ErrForeignLink. For a TUN made by another library (the wireguard backend's).
+func PrepareName(name string) error { return removeStaleTUN(name) }
+
+// Configure gives the TUN name this node's address (the subnet's network
+// address /32), brings it up and routes network through it, as Create does.
+func Configure(name string, subnet, network netip.Prefix) error {
+	return configure(name, subnet, network)
+}

@@ -1,0 +1,171 @@
+package wireguard
+
+import (
+	"encoding/hex"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/weftnet/weft/backend"
+	"github.com/weftnet/weft/backend/wireguard/keyfile"
+	"github.com/weftnet/weft/subnet"
+)
+
+// peer is another node as a WireGuard peer: its key, where it listens and
+// the subnet it may send from (its only allowed IP).
+type peer struct {
+	Subnet   netip.Prefix
+	Key      keyfile.Key
+	Endpoint netip.AddrPort
+}
+
+// peerSet turns lease events into the wanted set of WireGuard peers and the
+// device configuration (UAPI "set" text) that gets the device from what it
+// has to that set. It is pure (no device): the backend feeds its output to
+// device.IpcSet. Not safe for concurrent use (Apply's goroutine only).
+type peerSet struct {
+	own       keyfile.Key // this node's public key: a lease carrying it is no peer
+	keepalive int         // PersistentKeepaliveInterval, seconds
+	psk       keyfile.Key // zero: none
+	log       *slog.Logger
+
+	bySubnet map[netip.Prefix]peer // what the device holds
+	// badKeys counts leases ignored for their PublicKey (malformed, this
+	// node's own, or one another subnet already uses); loggedBad holds
+	// each (subnet, BackendData) already logged, so a lease is logged once.
+	badKeys   uint64
+	loggedBad map[string]struct{}
+}
+
+func newPeerSet(own keyfile.Key, keepalive int, psk keyfile.Key, log *slog.Logger) *peerSet {
+	return &peerSet{own: own, keepalive: keepalive, psk: psk, log: log,
+		bySubnet: map[netip.Prefix]peer{}, loggedBad: map[string]struct{}{}}
+}
+
+// peerOf reads a lease as a peer; ok is false (logged once, counted) for a
+// lease this backend cannot use.
+func (s *peerSet) peerOf(l subnet.Lease) (peer, bool) {
+	if l.Attrs.BackendType != subnet.BackendWireGuard {
+		s.ignore(l, "lease of another backend: no WireGuard key to reach it with", nil)
+		return peer{}, false
+	}
+	ip, err := netip.ParseAddr(l.Attrs.PublicIP)
+	if err != nil || !ip.Is4() {
+		s.ignore(l, "lease with a bad PublicIP", err)
+		return peer{}, false
+	}
+	port, err := l.Attrs.Port()
+	if err != nil {
+		s.ignore(l, "lease with a bad Port", err)
+		return peer{}, false
+	}
+	k, err := l.Attrs.WireGuardPublicKey()
+	if err != nil {
+		s.badKeys++
+		s.ignore(l, "lease with a malformed PublicKey", err)
+		return peer{}, false
+	}
+	if k == s.own {
+		s.badKeys++
+		s.ignore(l, "lease carrying this node's own PublicKey", nil)
+		return peer{}, false
+	}
+	return peer{Subnet: l.Subnet, Key: keyfile.Key(k), Endpoint: netip.AddrPortFrom(ip, uint16(port))}, true
+}
+
+func (s *peerSet) ignore(l subnet.Lease, why string, err error) {
+	id := l.Subnet.String() + " " + l.Attrs.BackendType + " " + string(l.Attrs.BackendData)
+	if _, seen := s.loggedBad[id]; seen {
+		return
+	}
+	if len(s.loggedBad) > 4096 { // bounded: a writer churning junk leases
+		clear(s.loggedBad)
+	}
+	s.loggedBad[id] = struct{}{}
+	s.log.Warn("ignoring "+why, "subnet", l.Subnet, "publicIP", l.Attrs.PublicIP, "backend", l.Attrs.BackendType, "err", err)
+}
+
+// apply computes the wanted peers from a snapshot (non-nil: the whole
+// table) or events, and returns the UAPI text that makes the device hold
+// exactly them ("" when nothing changes). A peer whose lease went is
+// removed; one whose key changed is removed and added with the new key.
+// Two leases with one key: the first (lowest subnet) keeps it, the other
+// is ignored and counted (a WireGuard peer is one key).
+func (s *peerSet) apply(snapshot []subnet.Lease, events []subnet.Event) string {
+	want := maps.Clone(s.bySubnet)
+	if snapshot != nil {
+		want = map[netip.Prefix]peer{}
+		for _, l := range snapshot {
+			if p, ok := s.peerOf(l); ok {
+				want[p.Subnet] = p
+			}
+		}
+	}
+	for _, ev := range events {
+		if ev.Type == subnet.EventRemoved {
+			delete(want, ev.Lease.Subnet)
+			continue
+		}
+		if p, ok := s.peerOf(ev.Lease); ok {
+			want[p.Subnet] = p
+		} else {
+			delete(want, ev.Lease.Subnet)
+		}
+	}
+	// One subnet per key.
+	owner := map[keyfile.Key]netip.Prefix{}
+	for _, sub := range slices.SortedFunc(maps.Keys(want), netip.Prefix.Compare) {
+		p := want[sub]
+		if first, dup := owner[p.Key]; dup {
+			s.badKeys++
+			s.ignore(subnet.Lease{Subnet: sub, Attrs: subnet.LeaseAttrs{PublicIP: p.Endpoint.Addr().String(), BackendType: subnet.BackendWireGuard,
+				BackendData: []byte("duplicate key of " + first.String())}}, "lease whose PublicKey another subnet ("+first.String()+") already has", nil)
+			delete(want, sub)
+			continue
+		}
+		owner[p.Key] = sub
+	}
+
+	var b strings.Builder
+	// Removals first: a key that moved to another subnet is free again.
+	for _, sub := range slices.SortedFunc(maps.Keys(s.bySubnet), netip.Prefix.Compare) {
+		old := s.bySubnet[sub]
+		if n, ok := want[sub]; ok && n.Key == old.Key {
+			continue
+		}
+		if owned, ok := owner[old.Key]; ok && owned != sub {
+			// The key is wanted for another subnet: re-set below with
+			// replace_allowed_ips, no removal (its session survives).
+			continue
+		}
+		b.WriteString("public_key=" + hex.EncodeToString(old.Key[:]) + "\nremove=true\n")
+	}
+	for _, sub := range slices.SortedFunc(maps.Keys(want), netip.Prefix.Compare) {
+		p := want[sub]
+		if old, ok := s.bySubnet[sub]; ok && old == p {
+			continue
+		}
+		b.WriteString("public_key=" + hex.EncodeToString(p.Key[:]) + "\n")
+		b.WriteString("endpoint=" + p.Endpoint.String() + "\n")
+		if !s.psk.IsZero() {
+			b.WriteString("preshared_key=" + hex.EncodeToString(s.psk[:]) + "\n")
+		}
+		b.WriteString("persistent_keepalive_interval=" + strconv.Itoa(s.keepalive) + "\n")
+		b.WriteString("replace_allowed_ips=true\nallowed_ip=" + p.Subnet.String() + "\n")
+	}
+	s.bySubnet = want
+	return b.String()
+}
+
+// list is the peers for /status, sorted by subnet.
+func (s *peerSet) list() []backend.Peer {
+	out := make([]backend.Peer, 0, len(s.bySubnet))
+	for _, sub := range slices.SortedFunc(maps.Keys(s.bySubnet), netip.Prefix.Compare) {
+		p := s.bySubnet[sub]
+		out = append(out, backend.Peer{Subnet: sub, PublicIP: p.Endpoint.Addr(), Endpoint: p.Endpoint.String(), Mode: Mode})
+	}
+	return out
+}
