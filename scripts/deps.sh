@@ -24,6 +24,8 @@ command -v busybox >/dev/null || need+=(busybox-static)
 [ -x /usr/lib/cni/portmap ] || need+=(containernetworking-plugins)
 command -v nft >/dev/null || need+=(nftables)
 command -v nsenter >/dev/null || need+=(util-linux)
+# The interoperability tests build a real flanneld (testbed/flannel) with cgo.
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
 # `make systemd-check` (scripts/deps.sh systemd-check) also boots a Debian
 # rootfs under systemd-nspawn.
 if [ "${1:-}" = systemd-check ]; then

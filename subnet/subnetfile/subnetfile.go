@@ -75,7 +75,14 @@ func (e Env) Marshal() []byte {
 
 // Parse parses file content. Unknown keys are ignored (forward
 // compatibility); missing or malformed known keys are errors.
-func Parse(data []byte) (Env, error) {
+func Parse(data []byte) (Env, error) { return parse(data, "WEFT_") }
+
+// ParseFlannel parses flannel's subnet.env (FLANNEL_NETWORK, FLANNEL_SUBNET,
+// FLANNEL_MTU, FLANNEL_IPMASQ; flanneld's other keys are ignored).
+func ParseFlannel(data []byte) (Env, error) { return parse(data, "FLANNEL_") }
+
+// parse parses KEY=VALUE lines whose keys carry prefix.
+func parse(data []byte, prefix string) (Env, error) {
 	var e Env
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -88,15 +95,19 @@ func Parse(data []byte) (Env, error) {
 		if !ok {
 			return Env{}, fmt.Errorf("line %d: expected KEY=VALUE, got %q", line, text)
 		}
+		name, ours := strings.CutPrefix(key, prefix)
+		if !ours {
+			continue
+		}
 		var err error
-		switch key {
-		case "WEFT_NETWORK":
+		switch name {
+		case "NETWORK":
 			e.Network, err = netip.ParsePrefix(value)
-		case "WEFT_SUBNET":
+		case "SUBNET":
 			e.Subnet, err = netip.ParsePrefix(value)
-		case "WEFT_MTU":
+		case "MTU":
 			e.MTU, err = strconv.Atoi(value)
-		case "WEFT_IPMASQ":
+		case "IPMASQ":
 			e.IPMasq, err = strconv.ParseBool(value)
 		default:
 			continue
@@ -109,8 +120,8 @@ func Parse(data []byte) (Env, error) {
 	if err := sc.Err(); err != nil {
 		return Env{}, err
 	}
-	for _, k := range []string{"WEFT_NETWORK", "WEFT_SUBNET", "WEFT_MTU"} {
-		if !seen[k] {
+	for _, k := range []string{"NETWORK", "SUBNET", "MTU"} {
+		if k = prefix + k; !seen[k] {
 			return Env{}, fmt.Errorf("%s missing", k)
 		}
 	}
@@ -128,7 +139,13 @@ const MaxSize = 4 << 10
 // that matches os.ErrNotExist with errors.Is. The file must be a regular file
 // of at most MaxSize bytes (a device such as /dev/zero, a FIFO or a huge file
 // is an error, not an endless read).
-func Read(path string) (Env, error) {
+func Read(path string) (Env, error) { return read(path, Parse) }
+
+// ReadFlannel reads flannel's subnet.env at path (ParseFlannel), with
+// Read's limits.
+func ReadFlannel(path string) (Env, error) { return read(path, ParseFlannel) }
+
+func read(path string, parse func([]byte) (Env, error)) (Env, error) {
 	// Non-blocking: opening a FIFO must not wait for a writer.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -149,7 +166,7 @@ func Read(path string) (Env, error) {
 	if len(data) > MaxSize {
 		return Env{}, fmt.Errorf("subnet file %s is larger than %d bytes: not weftd's", path, MaxSize)
 	}
-	e, err := Parse(data)
+	e, err := parse(data)
 	if err != nil {
 		return Env{}, fmt.Errorf("subnet file %s: %w", path, err)
 	}

@@ -101,3 +101,19 @@ func TestWriteFlannel(t *testing.T) {
 		t.Fatal("WriteFlannel accepted an invalid Env")
 	}
 }
+
+// flanneld's subnet.env as flanneld v0.28.10 writes it (its IPv6 keys
+// included) parses with ParseFlannel; weft's keys are not flannel's.
+func TestParseFlannel(t *testing.T) {
+	data := "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.100.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\nFLANNEL_IPV6_NETWORK=::/0\n"
+	e, err := ParseFlannel([]byte(data))
+	if err != nil || e.Subnet.String() != "10.244.100.1/24" || e.MTU != 1450 || e.Network.String() != "10.244.0.0/16" {
+		t.Fatalf("%+v %v", e, err)
+	}
+	if _, err := ParseFlannel([]byte("WEFT_NETWORK=10.244.0.0/16\nWEFT_SUBNET=10.244.7.1/24\nWEFT_MTU=1468\n")); err == nil {
+		t.Fatal("weft's keys parsed as flannel's")
+	}
+	if _, err := Parse([]byte(data)); err == nil {
+		t.Fatal("flannel's keys parsed as weft's")
+	}
+}
