@@ -36,7 +36,7 @@ func TestEncapZeroAllocs(t *testing.T) {
 }
 
 func TestDecapZeroAllocs(t *testing.T) {
-	p := newRXPath(newTestTable(t), testLocal)
+	p := newRXPath(newTestTable(t), testLocal, DefaultSourcePorts)
 	allocs := testing.AllocsPerRun(100, func() {
 		fillRX(p, batchSize, 1400) // refresh the TTL decap decrements
 		if p.decapBatch(batchSize) != batchSize {
@@ -99,7 +99,7 @@ func BenchmarkEncap(b *testing.B) {
 }
 
 func BenchmarkDecap(b *testing.B) {
-	p := newRXPath(newTestTable(b), testLocal)
+	p := newRXPath(newTestTable(b), testLocal, DefaultSourcePorts)
 	fillRX(p, batchSize, 1400)
 	for i := 0; i < batchSize; i++ {
 		p.views[i][HeaderLen+8] = 255 // high TTL so repeated decaps keep passing

@@ -7,6 +7,7 @@ type rxPath struct {
 	table     *PeerTable
 	local     uint32 // this node's subnet (network address)
 	localMask uint32
+	ports     int // a peer sends from its endpoint's port .. port+ports-1 (flow.go)
 
 	bufs    [][]byte // receive buffers (a UDP GRO message may hold many datagrams)
 	views   [][]byte // the datagrams received: views into bufs
@@ -18,9 +19,10 @@ type rxPath struct {
 	out     int // inner packets put into writes
 }
 
-func newRXPath(table *PeerTable, local netip.Prefix) *rxPath {
+func newRXPath(table *PeerTable, local netip.Prefix, ports int) *rxPath {
 	p := &rxPath{
 		table:     table,
+		ports:     max(ports, 1),
 		local:     addrToUint32(local.Masked().Addr()),
 		localMask: prefixMask(local.Bits()),
 		bufs:      newBuffers(batchSize),
@@ -91,20 +93,30 @@ func (p *rxPath) decap(d []byte, src netip.AddrPort) (int, DropReason) {
 }
 
 // checkSource attributes an inner source address to the peer that sent the
-// datagram from src. Accepted are addresses in the subnet src leases, and
-// src's own address (the peer's PublicIP: its host answering one of our
-// containers, as a host service or a hostPort does without masquerading).
-// Nothing else: not another peer's subnet, not another peer's host.
+// datagram from src. The sender must be the peer's lease endpoint: its
+// address, from one of its source ports (the endpoint's port and the
+// ports-1 above it, all held by the peer's weftd, see flow.go). Accepted are
+// inner sources in the subnet src leases, and src's own address (the peer's
+// PublicIP: its host answering one of our containers, as a host service or a
+// hostPort does without masquerading). Nothing else: not another peer's
+// subnet, not another peer's host.
 func (p *rxPath) checkSource(innerSrc uint32, src netip.AddrPort) DropReason {
 	peer := p.table.LookupIPv4(innerSrc)
-	if peer != nil && peer.Endpoint == src {
+	if peer != nil && p.fromEndpoint(peer.Endpoint, src) {
 		return notDropped
 	}
-	if !p.table.knownEndpoint(src) {
+	if !p.table.knownSender(src, p.ports) {
 		return DropUnknownPeer
 	}
 	if peer == nil && innerSrc == addrToUint32(src.Addr()) {
 		return notDropped // known endpoint, so src.Addr() is IPv4
 	}
 	return DropSpoofedInnerSource
+}
+
+// fromEndpoint reports whether src is ep's address with one of the source
+// ports ep.Port() .. ep.Port()+p.ports-1.
+func (p *rxPath) fromEndpoint(ep, src netip.AddrPort) bool {
+	d := int(src.Port()) - int(ep.Port())
+	return d >= 0 && d < p.ports && src.Addr() == ep.Addr()
 }

@@ -8,7 +8,7 @@ import (
 
 func TestDecapChecks(t *testing.T) {
 	tab := newTestTable(t)
-	p := newRXPath(tab, testLocal)
+	p := newRXPath(tab, testLocal, DefaultSourcePorts)
 	good := func() []byte { return datagram(60, "10.244.2.5", "10.244.1.9", 64) }
 	mutate := func(f func(d []byte)) []byte { d := good(); f(d); return d }
 	tests := []struct {
@@ -32,6 +32,15 @@ func TestDecapChecks(t *testing.T) {
 		{"total length long", mutate(func(d []byte) { binary.BigEndian.PutUint16(d[HeaderLen+2:], 61) }), testPeerEP, DropLengthMismatch},
 		{"non-peer address", good(), netip.MustParseAddrPort("192.0.2.99:8285"), DropUnknownPeer},
 		{"peer address wrong port", good(), netip.MustParseAddrPort("192.0.2.2:9999"), DropUnknownPeer},
+		{"peer's next source port", good(), netip.MustParseAddrPort("192.0.2.2:8286"), notDropped},
+		{"peer's last source port", good(), netip.MustParseAddrPort("192.0.2.2:8292"), notDropped},
+		{"peer address, port above its source ports", good(), netip.MustParseAddrPort("192.0.2.2:8293"), DropUnknownPeer},
+		{"peer address, port below its endpoint's", good(), netip.MustParseAddrPort("192.0.2.2:8284"), DropUnknownPeer},
+		{"peer address, ephemeral port", good(), netip.MustParseAddrPort("192.0.2.2:40000"), DropUnknownPeer},
+		{"peer address, port 0", good(), netip.MustParseAddrPort("192.0.2.2:0"), DropUnknownPeer},
+		{"other peer's source port spoofing", good(), netip.MustParseAddrPort("192.0.2.3:8290"), DropSpoofedInnerSource},
+		{"peer's host address from a source port", datagram(60, "192.0.2.2", "10.244.1.9", 64), netip.MustParseAddrPort("192.0.2.2:8287"), notDropped},
+		{"peer's host address from above its source ports", datagram(60, "192.0.2.2", "10.244.1.9", 64), netip.MustParseAddrPort("192.0.2.2:8293"), DropUnknownPeer},
 		{"peer spoofing other peer's subnet", good(), testOtherEP, DropSpoofedInnerSource},
 		{"peer spoofing unleased subnet", datagram(60, "10.244.77.5", "10.244.1.9", 64), testPeerEP, DropSpoofedInnerSource},
 		{"peer spoofing outside network", datagram(60, "8.8.8.8", "10.244.1.9", 64), testPeerEP, DropSpoofedInnerSource},
@@ -67,7 +76,7 @@ func TestDecapChecks(t *testing.T) {
 }
 
 func TestDecapTTLChecksum(t *testing.T) {
-	p := newRXPath(newTestTable(t), testLocal)
+	p := newRXPath(newTestTable(t), testLocal, DefaultSourcePorts)
 	for _, ttl := range []byte{2, 64, 128, 255} {
 		d := datagram(40, "10.244.2.5", "10.244.1.9", ttl)
 		binary.BigEndian.PutUint16(d[HeaderLen+4:], 0xfffe) // vary the id so folding is exercised
@@ -87,7 +96,7 @@ func TestDecapTTLChecksum(t *testing.T) {
 }
 
 func TestDecapBatchCounts(t *testing.T) {
-	p := newRXPath(newTestTable(t), testLocal)
+	p := newRXPath(newTestTable(t), testLocal, DefaultSourcePorts)
 	in := [][]byte{
 		datagram(100, "10.244.2.5", "10.244.1.9", 64),
 		datagram(100, "10.244.2.5", "10.244.1.9", 1),
@@ -131,7 +140,7 @@ func withOptions(d []byte) []byte {
 // TestL4PartialFlag: the receiver accepts the partial flag on TCP only and
 // reports it per packet.
 func TestL4PartialFlag(t *testing.T) {
-	p := newRXPath(newTestTable(t), testLocal)
+	p := newRXPath(newTestTable(t), testLocal, DefaultSourcePorts)
 	putHeaderL4Partial(p.views[0])
 	putTCPPacket(p.views[0][HeaderLen:], 152, "10.244.2.5", "10.244.1.9")
 	p.views[0], p.srcs[0] = p.bufs[0][:HeaderLen+152], testPeerEP

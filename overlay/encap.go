@@ -9,6 +9,7 @@ type txPath struct {
 	mtu        int // TUN MTU: the largest inner packet that fits the path
 	subnetMask uint32
 	icmp       *icmpResponder
+	ports      int // source ports to spread flows over (flowBucket)
 
 	bufs    [][]byte // full packet buffers; the TUN reads into bufs[i][bufOffset:]
 	sizes   []int
@@ -17,15 +18,17 @@ type txPath struct {
 	pkts    [][]byte         // datagrams to send: bufs[i][bufOffset-HeaderLen : bufOffset+size-len(tails[i])]...
 	ptails  [][]byte         // ... followed by ptails[i]
 	dsts    []netip.AddrPort // their destinations
+	buckets []uint8          // their flow buckets: the source port to send from
 	tally   batchTally
 	read    int // packets read into this batch
 	out     int // datagrams encapsulated into pkts/dsts
 }
 
-func newTXPath(table *PeerTable, mtu int, icmp *icmpResponder) *txPath {
+func newTXPath(table *PeerTable, mtu, ports int, icmp *icmpResponder) *txPath {
 	return &txPath{
 		table:      table,
 		mtu:        mtu,
+		ports:      ports,
 		subnetMask: prefixMask(table.subnetLen),
 		icmp:       icmp,
 		bufs:       newBuffers(batchSize),
@@ -35,6 +38,7 @@ func newTXPath(table *PeerTable, mtu int, icmp *icmpResponder) *txPath {
 		pkts:       make([][]byte, batchSize),
 		ptails:     make([][]byte, batchSize),
 		dsts:       make([]netip.AddrPort, batchSize),
+		buckets:    make([]uint8, batchSize),
 	}
 }
 
@@ -65,6 +69,7 @@ func (p *txPath) encapBatch(n int) int {
 		p.pkts[out] = buf[bufOffset-HeaderLen : bufOffset+head]
 		p.ptails[out] = p.tails[i]
 		p.dsts[out] = peer.Endpoint
+		p.buckets[out] = flowBucket(buf[bufOffset:bufOffset+head], p.ports)
 		out++ // counted as forwarded by the sender once the kernel took it
 	}
 	return out

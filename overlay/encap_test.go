@@ -7,7 +7,7 @@ import (
 
 func newTestTX(t testing.TB) (*txPath, *captureWriter) {
 	w := &captureWriter{}
-	return newTXPath(newTestTable(t), 1400, newICMPResponder(w)), w
+	return newTXPath(newTestTable(t), 1400, DefaultSourcePorts, newICMPResponder(w)), w
 }
 
 func TestEncapBatch(t *testing.T) {

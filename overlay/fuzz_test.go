@@ -13,7 +13,7 @@ func FuzzDecap(f *testing.F) {
 	f.Add([]byte{}, []byte{}, uint16(0))
 	f.Add([]byte{0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 244, 2, 5, 10, 244, 1, 9}, []byte{192, 0, 2, 2}, uint16(8285))
 	tab := newTestTable(f)
-	p := newRXPath(tab, testLocal)
+	p := newRXPath(tab, testLocal, DefaultSourcePorts)
 	f.Fuzz(func(t *testing.T, d []byte, srcIP []byte, port uint16) {
 		var src netip.AddrPort
 		if a, ok := netip.AddrFromSlice(srcIP); ok {

@@ -14,6 +14,8 @@ const (
 	ipv4DstOffset = 16
 	protoICMP     = 1
 	protoTCP      = 6
+	protoUDP      = 17
+	protoSCTP     = 132
 	// tcpMinHeaderLen is the length of a TCP header without options.
 	tcpMinHeaderLen = 20
 )

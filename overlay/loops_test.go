@@ -34,11 +34,11 @@ func startFakeRigQueues(t *testing.T, n int) *fakeRig {
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	r := &fakeRig{done: make(chan error, 1)}
 	var tuns []tunDevice
-	var udps []udpSocket
+	var udps [][]udpSocket
 	for range n {
 		tun, udp := newFakeTUN(), newFakeUDP()
 		r.tuns, r.udps = append(r.tuns, tun), append(r.udps, udp)
-		tuns, udps = append(tuns, tun), append(udps, udp)
+		tuns, udps = append(tuns, tun), append(udps, []udpSocket{udp})
 	}
 	r.tun, r.udp = r.tuns[0], r.udps[0]
 	r.o = newOverlay(cfg, tab, tuns, udps)

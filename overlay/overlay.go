@@ -32,7 +32,14 @@ type Config struct {
 	// with its own UDP socket on Port (SO_REUSEPORT) and its own TX and RX
 	// workers; 0 means 1.
 	Queues int
-	Logger *slog.Logger
+	// SourcePorts is how many outer source ports the flows are spread over
+	// by a hash of the inner flow: Port .. Port+SourcePorts-1, each held by a
+	// socket of this node (flow.go). Receivers accept a peer's datagrams from
+	// the same range above its endpoint's port, so every node of a network
+	// must use the same value. 0 means DefaultSourcePorts; 1 sends
+	// everything from Port, as weft before 2026-12 did.
+	SourcePorts int
+	Logger      *slog.Logger
 }
 
 // Overlay is a running data path in one network namespace.
@@ -58,9 +65,10 @@ type Overlay struct {
 type queue struct {
 	log    *slog.Logger
 	tun    tunDevice
-	udp    udpSocket
-	txRing []*txPath // batches of the TUN->UDP pipeline
-	rx     *rxPath   // state of the UDP->TUN loop
+	udp    udpSocket   // receives, and sends flow bucket 0
+	extra  []udpSocket // send-only sockets of flow buckets 1.. (Port+1..)
+	txRing []*txPath   // batches of the TUN->UDP pipeline
+	rx     *rxPath     // state of the UDP->TUN loop
 	send   *sender
 	txStat *dirCounters
 	rxStat *dirCounters
@@ -88,6 +96,12 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 	if cfg.Queues < 1 || cfg.Queues > MaxQueues {
 		return nil, fmt.Errorf("overlay: %d queues (1 to %d)", cfg.Queues, MaxQueues)
 	}
+	if cfg.SourcePorts == 0 {
+		cfg.SourcePorts = DefaultSourcePorts
+	}
+	if cfg.SourcePorts < 1 || cfg.SourcePorts > MaxSourcePorts || int(cfg.Port)+cfg.SourcePorts-1 > 65535 {
+		return nil, fmt.Errorf("overlay: %d source ports from port %d (1 to %d, up to port 65535)", cfg.SourcePorts, cfg.Port, MaxSourcePorts)
+	}
 	if peers == nil {
 		return nil, errors.New("overlay: nil peer table")
 	}
@@ -114,9 +128,33 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 	for _, q := range dev.Queues() {
 		tuns = append(tuns, q)
 	}
-	socks := make([]udpSocket, 0, cfg.Queues)
-	for _, u := range udps {
-		socks = append(socks, u)
+	// socks[q][k] sends queue q's flows of bucket k from Port+k; socks[q][0]
+	// also receives.
+	socks := make([][]udpSocket, cfg.Queues)
+	closeAll := func() {
+		for _, qs := range socks {
+			for _, s := range qs {
+				_ = s.Close()
+			}
+		}
+		_ = dev.Close()
+	}
+	for q, u := range udps {
+		socks[q] = append(socks[q], u)
+	}
+	for k := 1; k < cfg.SourcePorts; k++ {
+		port := cfg.Port + uint16(k)
+		senders, err := udpbatch.ListenSendOnly(netip.AddrPortFrom(netip.IPv4Unspecified(), port), cfg.Queues, txBatches*batchSize, cfg.Logger)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("overlay: source port %d (Port+%d of %d source ports): %w", port, k, cfg.SourcePorts, err)
+		}
+		for q, s := range senders {
+			socks[q] = append(socks[q], s)
+		}
+	}
+	if cfg.SourcePorts > 1 {
+		cfg.Logger.Info("outer source ports by inner flow", "from", cfg.Port, "to", int(cfg.Port)+cfg.SourcePorts-1)
 	}
 	return newOverlay(cfg, peers, tuns, socks), nil
 }
@@ -125,22 +163,25 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 const MaxQueues = 64
 
 // newOverlay wires the loops to TUN queues and UDP sockets, pairwise (real
-// ones from New, in-memory fakes in tests; len(tuns) == len(udps) >= 1).
-func newOverlay(cfg Config, peers *PeerTable, tuns []tunDevice, udps []udpSocket) *Overlay {
+// ones from New, in-memory fakes in tests; len(tuns) == len(socks) >= 1):
+// queue q receives on socks[q][0] and sends flow bucket k on socks[q][k]
+// (len(socks[q]) source ports; the receive check uses cfg.SourcePorts).
+func newOverlay(cfg Config, peers *PeerTable, tuns []tunDevice, socks [][]udpSocket) *Overlay {
 	o := &Overlay{cfg: cfg, log: cfg.Logger, peers: peers}
 	for i, dev := range tuns {
 		q := &queue{
 			log:    cfg.Logger,
 			tun:    dev,
-			udp:    udps[i],
-			rx:     newRXPath(peers, cfg.Subnet),
-			send:   newSender(udps[i], txBatches*batchSize),
+			udp:    socks[i][0],
+			extra:  socks[i][1:],
+			rx:     newRXPath(peers, cfg.Subnet, cfg.SourcePorts),
+			send:   newSender(socks[i], txBatches*batchSize),
 			txStat: &o.txStat,
 			rxStat: &o.rxStat,
 		}
 		icmp := newICMPResponder(dev)
 		for range txBatches {
-			q.txRing = append(q.txRing, newTXPath(peers, cfg.MTU, icmp))
+			q.txRing = append(q.txRing, newTXPath(peers, cfg.MTU, len(socks[i]), icmp))
 		}
 		o.queues = append(o.queues, q)
 	}
@@ -221,6 +262,11 @@ func (o *Overlay) Close() error {
 		for i, q := range o.queues {
 			if err := q.udp.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close UDP socket %d: %w", i, err))
+			}
+			for k, s := range q.extra {
+				if err := s.Close(); err != nil {
+					errs = append(errs, fmt.Errorf("close UDP socket %d of source port %d: %w", i, k+1, err))
+				}
 			}
 		}
 		for i, q := range o.queues {

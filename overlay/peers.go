@@ -198,8 +198,19 @@ func (t *PeerTable) Peers() []Peer {
 }
 
 // knownEndpoint reports whether ep is the endpoint of any peer (drop path only).
-func (t *PeerTable) knownEndpoint(ep netip.AddrPort) bool {
-	return (*t.endpoints.Load())[endpointKey(ep)] > 0
+func (t *PeerTable) knownEndpoint(ep netip.AddrPort) bool { return t.knownSender(ep, 1) }
+
+// knownSender reports whether src is a source port of some peer's endpoint:
+// its address with a port from the endpoint's up to ports-1 above it (drop
+// path only).
+func (t *PeerTable) knownSender(src netip.AddrPort, ports int) bool {
+	m := *t.endpoints.Load()
+	for d := 0; d < ports && d < int(src.Port()); d++ {
+		if m[endpointKey(netip.AddrPortFrom(src.Addr(), src.Port()-uint16(d)))] > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // updateEndpoints applies change to a copy of the endpoint index and publishes it.

@@ -76,7 +76,7 @@ func (q *queue) readTX(free <-chan *txPath, full chan<- *txPath, queued *atomic.
 		p.read = n
 		p.out = p.encapBatch(n)
 		if n <= directSendMax && queued.Load() == 0 {
-			if err := q.send.send(p.pkts[:p.out], p.ptails[:p.out], p.dsts[:p.out], &directTally); err != nil {
+			if err := q.send.send(p.pkts[:p.out], p.ptails[:p.out], p.dsts[:p.out], p.buckets[:p.out], &directTally); err != nil {
 				q.log.Debug("UDP send", "err", err)
 			}
 			q.txStat.flush(&p.tally, p.read)
@@ -96,17 +96,19 @@ func (q *queue) sendTX(free chan<- *txPath, full <-chan *txPath, queued *atomic.
 	pkts := make([][]byte, 0, cap(full)*batchSize)
 	tails := make([][]byte, 0, cap(full)*batchSize)
 	dsts := make([]netip.AddrPort, 0, cap(full)*batchSize)
+	buckets := make([]uint8, 0, cap(full)*batchSize)
 	var sendTally batchTally
 	for p := range full {
 		group = append(group[:0], p)
 		group = gatherTX(group, full)
-		pkts, tails, dsts = pkts[:0], tails[:0], dsts[:0]
+		pkts, tails, dsts, buckets = pkts[:0], tails[:0], dsts[:0], buckets[:0]
 		for _, b := range group {
 			pkts = append(pkts, b.pkts[:b.out]...)
 			tails = append(tails, b.ptails[:b.out]...)
 			dsts = append(dsts, b.dsts[:b.out]...)
+			buckets = append(buckets, b.buckets[:b.out]...)
 		}
-		if err := q.send.send(pkts, tails, dsts, &sendTally); err != nil {
+		if err := q.send.send(pkts, tails, dsts, buckets, &sendTally); err != nil {
 			q.log.Debug("UDP send", "err", err)
 		}
 		for _, b := range group {

@@ -13,7 +13,7 @@ func TestSenderCountsAfterTheSend(t *testing.T) {
 	udp := newFakeUDP()
 	udp.failAt[1] = errFakeSend
 	udp.failAt[2] = syscall.EMSGSIZE
-	s := newSender(udp, 8)
+	s := newSender([]udpSocket{udp}, 8)
 	pkts := [][]byte{make([]byte, HeaderLen+100), make([]byte, HeaderLen+200), make([]byte, HeaderLen+300), make([]byte, HeaderLen+400)}
 	dsts := []netip.AddrPort{testPeerEP, testPeerEP, testPeerEP, testPeerEP}
 	tails := [][]byte{nil, nil, nil, make([]byte, 50)} // the last datagram continues in a tail
@@ -21,7 +21,7 @@ func TestSenderCountsAfterTheSend(t *testing.T) {
 	var prev DirStats
 	for round := 1; round <= 3; round++ {
 		var tally batchTally
-		if err := s.send(pkts, tails, dsts, &tally); err == nil {
+		if err := s.send(pkts, tails, dsts, nil, &tally); err == nil {
 			t.Fatal("no error reported for the failed datagrams")
 		}
 		c.flush(&tally, len(pkts))

@@ -74,8 +74,41 @@ var cmsgSpace2 = unix.CmsgSpace(2)
 // current network namespace. maxBatch is the largest number of datagrams
 // one ReadBatch or WriteBatch call handles.
 func Listen(addr netip.AddrPort, maxBatch int, log *slog.Logger) (*Conn, error) {
-	return listen(addr, maxBatch, false, log)
+	return listen(addr, maxBatch, false, false, log)
 }
+
+// ListenSendOnly binds addr for sending only: a socket filter drops every
+// datagram that arrives on it (nothing is queued, nothing needs reading),
+// so it lends its port to WriteBatch as a source port. With n > 1 it opens
+// n sockets on the port with SO_REUSEPORT (one per sending worker), after
+// checking that no socket holds the port yet (see ListenGroup). The socket
+// holds its port: no other process can send from it (a process of the same
+// user could join a group opened with n > 1, as with ListenGroup).
+func ListenSendOnly(addr netip.AddrPort, n, maxBatch int, log *slog.Logger) ([]*Conn, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("udpbatch: %d sockets", n)
+	}
+	if n > 1 {
+		if err := portFree(addr); err != nil {
+			return nil, err
+		}
+	}
+	conns := make([]*Conn, 0, n)
+	for range n {
+		c, err := listen(addr, maxBatch, n > 1, true, log)
+		if err != nil {
+			for _, c := range conns {
+				_ = c.Close()
+			}
+			return nil, fmt.Errorf("send-only socket %d of %d: %w", len(conns)+1, n, err)
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
+}
+
+// dropAll is a classic BPF socket filter that accepts nothing (ret 0).
+var dropAll = []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
 
 // ListenGroup opens n sockets bound to the same address with SO_REUSEPORT
 // (with port 0 the first one picks the port and the others take it). The
@@ -99,7 +132,7 @@ func ListenGroup(addr netip.AddrPort, n, maxBatch int, log *slog.Logger) ([]*Con
 	}
 	conns := make([]*Conn, 0, n)
 	for range n {
-		c, err := listen(addr, maxBatch, true, log)
+		c, err := listen(addr, maxBatch, true, false, log)
 		if err != nil {
 			for _, c := range conns {
 				_ = c.Close()
@@ -128,7 +161,7 @@ func portFree(addr netip.AddrPort) error {
 	return probe.Close()
 }
 
-func listen(addr netip.AddrPort, maxBatch int, reusePort bool, log *slog.Logger) (*Conn, error) {
+func listen(addr netip.AddrPort, maxBatch int, reusePort, sendOnly bool, log *slog.Logger) (*Conn, error) {
 	if maxBatch < 1 {
 		return nil, fmt.Errorf("udpbatch: batch size %d", maxBatch)
 	}
@@ -140,11 +173,21 @@ func listen(addr netip.AddrPort, maxBatch int, reusePort bool, log *slog.Logger)
 	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
 		err := c.Control(func(fd uintptr) {
 			s := int(fd)
-			_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBufferSize)
-			_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUF, socketBufferSize)
-			if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBufferSize); err != nil {
-				log.Warn("SO_RCVBUFFORCE refused, receive buffer capped by net.core.rmem_max", "err", err)
+			if sendOnly {
+				// Before the bind: from then on nothing is queued on it.
+				prog := unix.SockFprog{Len: uint16(len(dropAll)), Filter: &dropAll[0]}
+				if err := unix.SetsockoptSockFprog(s, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
+					optErr = fmt.Errorf("attach the drop-all filter: %w", err)
+					return
+				}
 			}
+			if !sendOnly {
+				_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBufferSize)
+				if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBufferSize); err != nil {
+					log.Warn("SO_RCVBUFFORCE refused, receive buffer capped by net.core.rmem_max", "err", err)
+				}
+			}
+			_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUF, socketBufferSize)
 			if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBufferSize); err != nil {
 				log.Warn("SO_SNDBUFFORCE refused, send buffer capped by net.core.wmem_max", "err", err)
 			}
@@ -153,7 +196,7 @@ func listen(addr netip.AddrPort, maxBatch int, reusePort bool, log *slog.Logger)
 				optErr = fmt.Errorf("set IP_MTU_DISCOVER=IP_PMTUDISC_DO: %w", err)
 				return
 			}
-			gro = unix.SetsockoptInt(s, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+			gro = !sendOnly && unix.SetsockoptInt(s, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
 			if reusePort {
 				if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
 					optErr = fmt.Errorf("set SO_REUSEPORT: %w", err)
@@ -195,7 +238,11 @@ func listen(addr netip.AddrPort, maxBatch int, reusePort bool, log *slog.Logger)
 		msgs:  make([]Message, maxBatch),
 	}
 	c.w.fn = c.sendmmsg
-	log.Info("udp socket open", "addr", udp.LocalAddr(), "gso", c.gso.Load(), "gro", gro, "reuseport", reusePort)
+	level := slog.LevelInfo
+	if sendOnly {
+		level = slog.LevelDebug
+	}
+	log.Log(context.Background(), level, "udp socket open", "addr", udp.LocalAddr(), "gso", c.gso.Load(), "gro", gro, "reuseport", reusePort, "send_only", sendOnly)
 	return c, nil
 }
 

@@ -321,3 +321,59 @@ func TestListenGroupRefusesTakenPort(t *testing.T) {
 		_ = pc.Close()
 	}
 }
+
+// A send-only socket sends from its own port, holds that port against other
+// sockets, and queues nothing that arrives on it (its filter drops it).
+func TestListenSendOnly(t *testing.T) {
+	_, b := pair(t)
+	for _, n := range []int{1, 2} {
+		so, err := ListenSendOnly(netip.MustParseAddrPort("127.0.0.1:0"), 1, testBatch, quietLog())
+		if n == 2 && err == nil {
+			port := so[0].LocalAddr().Port()
+			_ = so[0].Close()
+			so, err = ListenSendOnly(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port), 2, testBatch, quietLog())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(so) != n {
+			t.Fatalf("%d sockets, want %d", len(so), n)
+		}
+		from := so[0].LocalAddr()
+		for _, c := range so {
+			if c.LocalAddr() != from {
+				t.Fatalf("send-only group on %v and %v", from, c.LocalAddr())
+			}
+			errs := make([]error, 1)
+			if err := c.WriteBatch([][]byte{[]byte("x")}, nil, []netip.AddrPort{b.LocalAddr()}, errs); err != nil {
+				t.Fatal(err)
+			}
+			bt := newBatch()
+			_ = readN(t, b, bt, 1)
+			if bt.srcs[0] != from {
+				t.Fatalf("source %v, want the send-only port %v", bt.srcs[0], from)
+			}
+		}
+		if pc, err := net.ListenPacket("udp4", from.String()); err == nil {
+			_ = pc.Close()
+			t.Fatalf("another socket could bind the send-only port %v", from)
+		}
+		// Datagrams to it are dropped, not queued.
+		errs := make([]error, 3)
+		if err := b.WriteBatch([][]byte{[]byte("a"), []byte("b"), []byte("c")}, nil, []netip.AddrPort{from, from, from}, errs); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // loopback delivers within the send; this only adds margin
+		for _, c := range so {
+			var queued int
+			var ioErr error
+			if err := c.rc.Control(func(fd uintptr) { queued, ioErr = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil || ioErr != nil {
+				t.Fatal(err, ioErr)
+			}
+			if queued != 0 {
+				t.Fatalf("a send-only socket queued %d bytes", queued)
+			}
+			_ = c.Close()
+		}
+	}
+}
