@@ -26,6 +26,11 @@ const (
 	mFixedRate = "udp_fixed_kpps"
 	mLoadP50   = "latency_load_p50_us"
 	mLoadP99   = "latency_load_p99_us"
+	// The ping under a TCP stream over the ping on the idle path, p50 and
+	// p99, from the same repetition (issue 22: weft's loaded p50 at most
+	// 2x and p99 at most 3x its idle ones).
+	mLoadRatioP50 = "latency_load_idle_ratio_p50"
+	mLoadRatioP99 = "latency_load_idle_ratio_p99"
 	// weftd's CPU use (both daemons together, % of one core) while idle and
 	// during each workload.
 	mWeftIdle  = "weftd_cpu_idle_pct"
@@ -51,6 +56,8 @@ var allMetrics = []metric{
 	{mFixedLoss, "UDP 1400 B at the fixed rate, loss", "%", false, false},
 	{mLoadP50, "ICMP RTT p50 under a TCP stream", "µs", false, false},
 	{mLoadP99, "ICMP RTT p99 under a TCP stream", "µs", false, false},
+	{mLoadRatioP50, "ICMP RTT p50 under a TCP stream / idle p50", "×", false, false},
+	{mLoadRatioP99, "ICMP RTT p99 under a TCP stream / idle p99", "×", false, false},
 	{mWeftIdle, "weftd CPU, no traffic (max of the two)", "% of a core", false, true},
 	{mWeftTCP1, "weftd CPU, TCP 1 stream (both)", "% of a core", false, true},
 	{mWeftTCP4, "weftd CPU, TCP 4 streams (both)", "% of a core", false, true},
@@ -77,12 +84,30 @@ func workloadOf(key string) string {
 		return "tcp-paced"
 	case mFixedLoss, mFixedRate:
 		return "udp-fixed"
-	case mLoadP50, mLoadP99:
-		return "latency-load"
+	case mLoadP50, mLoadP99, mLoadRatioP50, mLoadRatioP99:
+		return "latency-load" // the ratios need "latency" too (needsIdleLatency)
 	case mWeftIdle:
 		return "idle"
 	}
 	return ""
+}
+
+// needsIdleLatency reports whether metric key is derived from the idle
+// latency workload as well as from its own.
+func needsIdleLatency(key string) bool { return key == mLoadRatioP50 || key == mLoadRatioP99 }
+
+// loadRatios are one repetition's idle and loaded ping percentiles of a
+// path, to derive the loaded/idle ratios from.
+type loadRatios struct {
+	idleP50, idleP99, loadP50, loadP99 float64
+}
+
+// add records the ratios into res when the repetition measured both.
+func (l loadRatios) add(res *results, path string) {
+	if l.idleP50 > 0 && l.idleP99 > 0 && l.loadP50 > 0 && l.loadP99 > 0 {
+		res.add(path, mLoadRatioP50, l.loadP50/l.idleP50)
+		res.add(path, mLoadRatioP99, l.loadP99/l.idleP99)
+	}
 }
 
 // Path names of the built-in paths.

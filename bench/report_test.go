@@ -98,3 +98,17 @@ func TestKeepSection(t *testing.T) {
 		t.Fatalf("without a section: %q", got)
 	}
 }
+
+// The loaded/idle ping ratios come from one repetition's two ping runs,
+// and only when both measured.
+func TestLoadRatios(t *testing.T) {
+	res := newResults([]string{pathWeft})
+	loadRatios{idleP50: 300, idleP99: 700, loadP50: 600, loadP99: 2800}.add(res, pathWeft)
+	loadRatios{idleP50: 300, idleP99: 700}.add(res, pathWeft) // the loaded run failed
+	if got := res.samples[pathWeft][mLoadRatioP50]; len(got) != 1 || got[0] != 2 {
+		t.Errorf("p50 ratio samples %v, want [2]", got)
+	}
+	if got := res.samples[pathWeft][mLoadRatioP99]; len(got) != 1 || got[0] != 4 {
+		t.Errorf("p99 ratio samples %v, want [4]", got)
+	}
+}

@@ -286,7 +286,7 @@ func (rep *report) verdict() error {
 			if m.WeftOnly && p != pathWeft {
 				continue
 			}
-			if rep.Only != nil && !rep.Only[workloadOf(m.Key)] {
+			if rep.Only != nil && (!rep.Only[workloadOf(m.Key)] || needsIdleLatency(m.Key) && !rep.Only["latency"]) {
 				continue
 			}
 			if rep.Results.summary(p, m.Key).N == 0 {

@@ -35,6 +35,9 @@ type runner struct {
 	only map[string]bool // workloads to run, nil for all
 	// fixedPPS is this repetition's fixed UDP rate (calibrateFixedRate).
 	fixedPPS float64
+	// pings holds this repetition's idle and loaded ping percentiles per
+	// path (the loaded/idle ratios).
+	pings map[string]*loadRatios
 }
 
 type tcpTally struct {
@@ -88,6 +91,7 @@ func (r *runner) run(ctx context.Context, paths []*path, reps int) error {
 	for rep := 1; rep <= reps; rep++ {
 		r.tcp = map[string]*tcpTally{}
 		r.fixedPPS = 0
+		r.pings = map[string]*loadRatios{}
 		for _, w := range workloads {
 			if r.only != nil && !r.only[w.name] {
 				continue
@@ -112,6 +116,11 @@ func (r *runner) run(ctx context.Context, paths []*path, reps int) error {
 					continue
 				}
 				slog.Info("done", "rep", rep, "workload", w.name, "path", p.Name, "took", time.Since(start).Round(time.Millisecond))
+			}
+		}
+		for _, p := range paths {
+			if l := r.pings[p.Name]; l != nil {
+				l.add(r.res, p.Name)
 			}
 		}
 		for name, t := range r.tcp {
@@ -308,8 +317,11 @@ func (r *runner) runLatency(ctx context.Context, p *path) error {
 	if err != nil {
 		return err
 	}
-	r.res.add(p.Name, mLatP50, percentile(rtts, 50))
-	r.res.add(p.Name, mLatP99, percentile(rtts, 99))
+	p50, p99 := percentile(rtts, 50), percentile(rtts, 99)
+	r.res.add(p.Name, mLatP50, p50)
+	r.res.add(p.Name, mLatP99, p99)
+	l := r.pingsOf(p.Name)
+	l.idleP50, l.idleP99 = p50, p99
 	return nil
 }
 
@@ -495,7 +507,23 @@ func (r *runner) runLatencyUnderLoad(ctx context.Context, p *path) error {
 	if werr != nil {
 		return fmt.Errorf("iperf3 under the pings: %w", werr)
 	}
-	r.res.add(p.Name, mLoadP50, percentile(rtts, 50))
-	r.res.add(p.Name, mLoadP99, percentile(rtts, 99))
+	p50, p99 := percentile(rtts, 50), percentile(rtts, 99)
+	r.res.add(p.Name, mLoadP50, p50)
+	r.res.add(p.Name, mLoadP99, p99)
+	l := r.pingsOf(p.Name)
+	l.loadP50, l.loadP99 = p50, p99
 	return nil
+}
+
+// pingsOf is this repetition's ping record of a path.
+func (r *runner) pingsOf(path string) *loadRatios {
+	if r.pings == nil {
+		r.pings = map[string]*loadRatios{}
+	}
+	l := r.pings[path]
+	if l == nil {
+		l = &loadRatios{}
+		r.pings[path] = l
+	}
+	return l
 }
