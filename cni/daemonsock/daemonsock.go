@@ -31,8 +31,26 @@ const (
 	OpDel = "del"
 )
 
-// maxMessage bounds a request or answer.
-const maxMessage = 1 << 20
+// MaxRequest bounds a request: a larger one (or one without a newline
+// within it) is answered with an error naming the bound and the connection
+// closed. A request is a few hundred bytes; labels are bounded by
+// Kubernetes' rules (63-byte names, 63-byte values), so 64 KiB holds
+// hundreds of them.
+const MaxRequest = 64 << 10
+
+// maxAnswer bounds an answer the plugin reads.
+const maxAnswer = 1 << 20
+
+// MaxInFlight is how many connections Serve reads and answers at once;
+// further ones wait in the kernel's listen queue (their bytes in the
+// kernel's socket buffers, not in weftd) until one ends, so the memory a
+// burst of connections costs weftd is bounded by MaxInFlight requests.
+const MaxInFlight = 32
+
+// requestTimeout is how long a connection may take to send its request
+// (the plugin writes it at once): a client that connects and sends
+// nothing, or trickles, holds one of the MaxInFlight places this long.
+const requestTimeout = 5 * time.Second
 
 // Request tells weftd about one container interface.
 type Request struct {
@@ -81,6 +99,9 @@ func Send(ctx context.Context, path string, req Request) error {
 	if err := req.Validate(); err != nil {
 		return err
 	}
+	if data, err := json.Marshal(req); err != nil || len(data)+1 > MaxRequest {
+		return fmt.Errorf("%s: request of %d bytes is larger than %d (too many or too long labels?)", req.Op, len(data)+1, MaxRequest)
+	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
@@ -96,7 +117,7 @@ func Send(ctx context.Context, path string, req Request) error {
 		return fmt.Errorf("weftd at %s: send %s: %w", path, req.Op, err)
 	}
 	var a answer
-	if err := readJSON(conn, &a); err != nil {
+	if err := readJSON(conn, &a, maxAnswer); err != nil {
 		return fmt.Errorf("weftd at %s: no answer to %s: %w", path, req.Op, err)
 	}
 	if a.Error != "" {
@@ -149,18 +170,28 @@ func Listen(path string) (net.Listener, error) {
 // Handler does what a request asks; its error goes back to the plugin.
 type Handler func(context.Context, Request) error
 
-// Serve answers requests on ln with handle, one goroutine per connection,
-// until ctx ends; then it closes ln and returns nil. A connection gets
-// timeout (default 30s) for the whole exchange.
+// Serve answers requests on ln with handle, one goroutine per connection
+// and at most MaxInFlight at once, until ctx ends; then it closes ln and
+// returns nil. A connection gets requestTimeout to send its request (at
+// most MaxRequest bytes) and timeout (default 30s) for the whole exchange.
 func Serve(ctx context.Context, ln net.Listener, timeout time.Duration, handle Handler) error {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	slots := make(chan struct{}, MaxInFlight)
 	for {
+		// Wait for a place before accepting: the connections beyond
+		// MaxInFlight stay in the listen queue.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
 		conn, err := ln.Accept()
 		if err != nil {
+			<-slots
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -170,7 +201,10 @@ func Serve(ctx context.Context, ln net.Listener, timeout time.Duration, handle H
 			}
 			return fmt.Errorf("cni socket: accept: %w", err)
 		}
-		go serveConn(ctx, conn, timeout, handle)
+		go func() {
+			defer func() { <-slots }()
+			serveConn(ctx, conn, timeout, handle)
+		}()
 	}
 }
 
@@ -178,12 +212,14 @@ func serveConn(ctx context.Context, conn net.Conn, timeout time.Duration, handle
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn.SetDeadline(time.Now().Add(timeout))
+	start := time.Now()
+	conn.SetDeadline(start.Add(min(requestTimeout, timeout)))
 	var req Request
 	var a answer
 	// The request is read before the peer is judged: answering and closing
 	// first would make the client's write fail (EPIPE) and hide the answer.
-	readErr := readJSON(conn, &req)
+	readErr := readJSON(conn, &req, MaxRequest)
+	conn.SetDeadline(start.Add(timeout))
 	if err := checkPeer(conn); err != nil {
 		a.Error = "refused: " + err.Error()
 	} else if readErr != nil {
@@ -194,6 +230,27 @@ func serveConn(ctx context.Context, conn net.Conn, timeout time.Duration, handle
 		a.Error = err.Error()
 	}
 	_ = writeJSON(conn, a)
+	if readErr != nil {
+		drain(conn)
+	}
+}
+
+// maxDrain is how much of an unread request Serve discards after its
+// answer, within drainTimeout: closing a unix socket with unread input
+// resets the connection, and the client would never see why.
+const (
+	maxDrain     = 1 << 20
+	drainTimeout = time.Second
+)
+
+// drain ends the answer (shutdown for writing) and discards what is left
+// of the request, without keeping it, so that the peer reads the answer.
+func drain(conn net.Conn) {
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	conn.SetReadDeadline(time.Now().Add(drainTimeout))
+	_, _ = io.CopyN(io.Discard, conn, maxDrain)
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -205,8 +262,13 @@ func writeJSON(w io.Writer, v any) error {
 	return err
 }
 
-func readJSON(r io.Reader, v any) error {
-	line, err := bufio.NewReader(io.LimitReader(r, maxMessage)).ReadBytes('\n')
+// readJSON reads one line of at most limit bytes (newline included) and
+// decodes it into v.
+func readJSON(r io.Reader, v any, limit int64) error {
+	line, err := bufio.NewReader(io.LimitReader(r, limit)).ReadBytes('\n')
+	if errors.Is(err, io.EOF) && int64(len(line)) == limit {
+		return fmt.Errorf("larger than %d bytes (the most weftd reads) or without a newline", limit)
+	}
 	if err != nil {
 		return err
 	}
