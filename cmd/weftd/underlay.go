@@ -20,7 +20,10 @@ type underlay struct {
 
 // findUnderlay resolves --iface (a name or an address; empty means the
 // interface of the IPv4 default route) and --public-ip (empty means the
-// interface's first IPv4 address).
+// interface's first IPv4 address). What only a change of configuration
+// can fix (no default route and no --iface, an --iface or --public-ip that
+// names nothing here) is a configError: weftd exits 78 and systemd does
+// not restart it forever (weftd.service starts after network-online).
 func findUnderlay(iface, publicIP string) (underlay, error) {
 	link, err := underlayLink(iface, publicIP)
 	if err != nil {
@@ -43,7 +46,7 @@ func findUnderlay(iface, publicIP string) (underlay, error) {
 	if publicIP != "" {
 		ip, err := netip.ParseAddr(publicIP)
 		if err != nil || !ip.Is4() {
-			return underlay{}, fmt.Errorf("--public-ip %q: not an IPv4 address", publicIP)
+			return underlay{}, configErrorf("--public-ip %q: not an IPv4 address", publicIP)
 		}
 		u.publicIP = ip
 	} else {
@@ -69,6 +72,10 @@ func underlayLink(iface, publicIP string) (netlink.Link, error) {
 			return linkWithAddr(ip)
 		}
 		link, err := netlink.LinkByName(iface)
+		var notFound netlink.LinkNotFoundError
+		if errors.As(err, &notFound) {
+			return nil, configErrorf("--iface %s: no such interface in this network namespace", iface)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("--iface %s: %w", iface, err)
 		}
@@ -94,7 +101,8 @@ func underlayLink(iface, publicIP string) (netlink.Link, error) {
 			return link, nil
 		}
 	}
-	return nil, errors.New("no default route to pick the underlay interface from; set --iface")
+	return nil, configErrorf("no IPv4 default route to pick the underlay interface from: " +
+		"set --iface (WEFTD_IFACE) to the interface or address other nodes reach this one on")
 }
 
 func linkWithAddr(ip netip.Addr) (netlink.Link, error) {
@@ -113,5 +121,5 @@ func linkWithAddr(ip netip.Addr) (netlink.Link, error) {
 			}
 		}
 	}
-	return nil, fmt.Errorf("no interface has address %s", ip)
+	return nil, configErrorf("no interface has address %s (--iface or --public-ip)", ip)
 }
