@@ -281,3 +281,19 @@ func Present(s Spec, o Options) (bool, error) {
 	}
 	return true, nil
 }
+
+// Contents reads the guard's tables back as the kernel holds them
+// (nfttable.Contents: chains, rules, sets; no counter values). weftd keeps
+// the read taken right after Install and compares later reads with it: a
+// deleted or inserted rule, a flushed chain or a deleted table differ.
+func Contents(o Options) (string, error) {
+	c, err := o.conn()
+	if err != nil {
+		return "", err
+	}
+	s, err := nfttable.Contents(c, o.table(), o.table6())
+	if err != nil {
+		return "", fmt.Errorf("guard: %w", err)
+	}
+	return s, nil
+}

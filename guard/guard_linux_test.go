@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +98,8 @@ func TestInstallReplaceRemove(t *testing.T) {
 
 // Present looks at both chains: with the input chain flushed (or deleted)
 // the rules keeping containers from weft's port on this host and from the
-// embedded etcd are gone, and the table check must put them back.
+// embedded etcd are gone, and the table check must put them back. Contents
+// sees those and one deleted or inserted rule too.
 func TestPresentSeesEveryChain(t *testing.T) {
 	ns := testbed.NSForTest(t, "wg")
 	f, err := os.Open(ns.Path())
@@ -115,6 +117,10 @@ func TestPresentSeesEveryChain(t *testing.T) {
 		{"flush", "chain", "ip", DefaultTable, "prerouting"},
 		{"delete", "table", "ip", DefaultTable},
 		{"delete", "table", "ip6", DefaultTable},
+		{"delete", "rule", "ip", DefaultTable, "input", "handle", "@2380"},
+		{"delete", "rule", "ip", DefaultTable, "prerouting", "handle", "@8285"},
+		{"insert", "rule", "ip", DefaultTable, "prerouting", "accept"},
+		{"delete", "rule", "ip6", DefaultTable, "input", "handle", "@2379"},
 	} {
 		if err := Install(spec, opts); err != nil {
 			t.Fatal(err)
@@ -122,11 +128,41 @@ func TestPresentSeesEveryChain(t *testing.T) {
 		if ok, err := Present(spec, opts); err != nil || !ok {
 			t.Fatalf("Present after Install = %v, %v", ok, err)
 		}
+		installed, err := Contents(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again, err := Contents(opts); err != nil || again != installed {
+			t.Fatalf("two reads of an untouched guard differ (%v):\n%s\n%s", err, installed, again)
+		}
+		damage = slices.Clone(damage)
+		if n := len(damage); damage[n-2] == "handle" {
+			damage[n-1] = handleOf(t, ns, damage[2], damage[4], damage[n-1][1:])
+		}
 		if out, err := ns.Run(ctx, "nft", damage...); err != nil {
 			t.Fatalf("nft %s: %v\n%s", strings.Join(damage, " "), err, out)
 		}
-		if ok, err := Present(spec, opts); err != nil || ok {
-			t.Errorf("Present after nft %s = %v, %v; want false", strings.Join(damage, " "), ok, err)
+		if now, err := Contents(opts); err != nil || now == installed {
+			t.Errorf("Contents after nft %s unchanged (%v)", strings.Join(damage, " "), err)
 		}
 	}
+}
+
+// handleOf is the handle of the rule of family/table chain whose listing
+// contains want (a port number).
+func handleOf(t *testing.T, ns *testbed.NS, family, chain, want string) string {
+	t.Helper()
+	out, err := ns.Run(context.Background(), "nft", "-a", "list", "chain", family, DefaultTable, chain)
+	if err != nil {
+		t.Fatalf("list chain: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, want) {
+			if _, h, ok := strings.Cut(line, "# handle "); ok {
+				return strings.TrimSpace(h)
+			}
+		}
+	}
+	t.Fatalf("no rule with %q in:\n%s", want, out)
+	return ""
 }

@@ -33,6 +33,7 @@ type daemonState struct {
 	guarded     atomic.Bool                // the container guard's table is installed
 	guardSpec   atomic.Pointer[guard.Spec] // what it enforces, to put it back
 	guardDrops  guardCounts                // its counters across reinstalls
+	guardTable  atomic.Pointer[string]     // its tables as read back right after installing (guard.Contents)
 	masq        masqKeeper                 // --ip-masq: what the masquerading table holds, to put it back
 	deviceLost  atomic.Bool                // the TUN was deleted, renamed or set down
 	etcdOK      atomic.Int64               // unix nanoseconds of the last successful etcd round trip

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -23,11 +24,23 @@ func (d *weftd) installGuard(network, subnet netip.Prefix, port int) error {
 	if err := guard.Install(spec, guard.Options{}); err != nil {
 		return fmt.Errorf("container guard (nftables table ip %s; --policy-bridge \"\" runs without it): %w", guard.DefaultTable, err)
 	}
+	d.recordGuardTable()
 	d.state.guardSpec.Store(&spec)
 	d.state.guarded.Store(true)
 	d.log.Info("container guard in force", "table", guard.DefaultTable, "bridge", spec.Bridge,
 		"allowedSources", spec.Subnet, "weftPort", spec.Port, "embeddedEtcdPorts", spec.EtcdPorts)
 	return nil
+}
+
+// recordGuardTable keeps the guard's tables as just installed, for the
+// table check to compare with. An unreadable table records a text that
+// no later read equals (the check then installs again).
+func (d *weftd) recordGuardTable() {
+	s, err := guard.Contents(guard.Options{})
+	if err != nil {
+		s = "unreadable: " + err.Error()
+	}
+	d.state.guardTable.Store(&s)
 }
 
 // guardDropsDesc is weft_guard_drops_total{reason}.
@@ -50,16 +63,32 @@ func (d *weftd) collectGuardDrops(ch chan<- prometheus.Metric) {
 	}
 }
 
-// guardCollector exports weft_guard_drops_total.
+// guardRestoredDesc is weft_guard_tables_restored_total.
+var guardRestoredDesc = prometheus.NewDesc("weft_guard_tables_restored_total",
+	"Times the container guard's tables were found changed by someone else (deleted or added rule, flushed chain, deleted table) and installed again.", nil, nil)
+
+// guardCollector exports weft_guard_drops_total and
+// weft_guard_tables_restored_total.
 type guardCollector struct{ d *weftd }
 
-func (c guardCollector) Describe(ch chan<- *prometheus.Desc) { ch <- guardDropsDesc }
-func (c guardCollector) Collect(ch chan<- prometheus.Metric) { c.d.collectGuardDrops(ch) }
+func (c guardCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- guardDropsDesc
+	ch <- guardRestoredDesc
+}
+
+func (c guardCollector) Collect(ch chan<- prometheus.Metric) {
+	c.d.collectGuardDrops(ch)
+	if c.d.state.guarded.Load() {
+		ch <- prometheus.MustNewConstMetric(guardRestoredDesc, prometheus.CounterValue, float64(c.d.state.guardDrops.restored.Load()))
+	}
+}
 
 // guardCounts carries the guard's kernel counters across reinstalls (a
 // table put back after `nft flush ruleset` counts from 0 again), so that
 // weft_guard_drops_total never goes back.
 type guardCounts struct {
+	restored atomic.Uint64 // tables found changed and installed again
+
 	mu   sync.Mutex
 	base map[string]uint64 // drops of earlier generations of the table
 	seen map[string]uint64 // the current generation's, as last read

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/guard"
+	"github.com/weftnet/weft/nfttable"
 )
 
 // tableCheckInterval is how often weftd checks that its nftables tables
@@ -31,18 +32,33 @@ func (d *weftd) keepTables(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// checkGuardTable reinstalls the guard if its table is gone.
+// checkGuardTable reinstalls the guard when its tables are not what weftd
+// installed: gone (nft flush ruleset), a chain flushed, one rule deleted or
+// another inserted. It compares the kernel's tables read back
+// (guard.Contents) with the read taken right after installing.
 func (d *weftd) checkGuardTable() {
 	spec := d.state.guardSpec.Load()
-	if spec == nil {
+	want := d.state.guardTable.Load()
+	if spec == nil || want == nil {
 		return
 	}
-	d.restoreTable("container guard's table", guard.DefaultTable,
-		func() (bool, error) { return guard.Present(*spec, guard.Options{}) },
-		func() error {
-			d.state.guardDrops.reinstalled()
-			return guard.Install(*spec, guard.Options{})
-		})
+	now, err := guard.Contents(guard.Options{})
+	if err != nil {
+		d.log.Warn("cannot check the container guard's table", "err", err)
+		return
+	}
+	diff := nfttable.Diff(*want, now)
+	if diff == "" {
+		return
+	}
+	d.state.guardDrops.restored.Add(1)
+	d.state.guardDrops.reinstalled()
+	if err := guard.Install(*spec, guard.Options{}); err != nil {
+		d.log.Error("container guard's table was changed by someone else and could not be put back", "table", guard.DefaultTable, "change", diff, "err", err)
+		return
+	}
+	d.recordGuardTable()
+	d.log.Warn("container guard's table was changed by someone else (nft flush ruleset, a deleted or added rule?); put back", "table", guard.DefaultTable, "change", diff)
 }
 
 // checkIPMasqTable reinstalls the masquerading table (--ip-masq) if it is
