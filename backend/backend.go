@@ -170,6 +170,20 @@ func (r Registry) Check(cfg *subnet.Config) error {
 	return nil
 }
 
+// ParseConfig parses a network config (subnet.ParseConfig) and checks its
+// Backend section with Check: what weftctl config set and weftd
+// --network-config accept.
+func (r Registry) ParseConfig(data []byte) (*subnet.Config, error) {
+	cfg, err := subnet.ParseConfig(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Check(cfg); err != nil {
+		return nil, ConfigError(fmt.Errorf("network config: %w", err))
+	}
+	return cfg, nil
+}
+
 // New checks node.Config and makes its backend.
 func (r Registry) New(node Node) (Backend, error) {
 	if err := r.Check(node.Config); err != nil {
@@ -178,7 +192,11 @@ func (r Registry) New(node Node) (Backend, error) {
 	if node.Log == nil {
 		node.Log = slog.Default()
 	}
-	b, err := r[node.Config.Backend.Type].New(node)
+	f := r[node.Config.Backend.Type]
+	if f.New == nil {
+		return nil, fmt.Errorf("backend %s: no constructor registered", node.Config.Backend.Type)
+	}
+	b, err := f.New(node)
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", node.Config.Backend.Type, err)
 	}

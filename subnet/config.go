@@ -29,13 +29,21 @@ const (
 	BackendHostGW = "host-gw"
 )
 
-// Backend is the "Backend" object of the network config.
+// Backend is the "Backend" object of the network config: the fields
+// several backends share, and the rest as JSON for the backend of Type to
+// decode (DecodeRaw) and validate (package backend's registry: ParseConfig
+// checks only the shared fields, so any Type parses here).
 type Backend struct {
 	Type string
+	// Port is the backend's UDP port; flannel's default 8285 is filled in
+	// for "udp" and "host-gw", other types keep 0 for their own default.
 	Port int
-	// DirectRouting (udp only): route to peers on the same L2 directly,
-	// encapsulate only to the others (flannel's key).
+	// DirectRouting: route to peers on the same L2 directly, encapsulate
+	// only to the others (flannel's key; udp and vxlan).
 	DirectRouting bool
+	// Raw holds the section's other fields (VNI, PSK, ...) as a JSON
+	// object with sorted keys, "" when there are none.
+	Raw string
 }
 
 // Config is the network config stored at <prefix>/config.
@@ -278,14 +286,12 @@ func decodeBackend(raw json.RawMessage, c *Config) error {
 	if err != nil {
 		return fmt.Errorf("Backend: want an object like {\"Type\":\"udp\"}: %w", err)
 	}
+	rest := map[string]json.RawMessage{}
 	for _, name := range sortedKeys(fields) {
 		switch {
 		case strings.EqualFold(name, "Type"):
 			if err := json.Unmarshal(fields[name], &c.Backend.Type); err != nil {
 				return fmt.Errorf("Backend.Type: want a string: %w", err)
-			}
-			if c.Backend.Type != BackendUDP && c.Backend.Type != BackendHostGW {
-				return fmt.Errorf("Backend.Type %q is not supported (only %q and %q)", c.Backend.Type, BackendUDP, BackendHostGW)
 			}
 		case strings.EqualFold(name, "Port"):
 			if err := json.Unmarshal(fields[name], &c.Backend.Port); err != nil {
@@ -299,11 +305,49 @@ func decodeBackend(raw json.RawMessage, c *Config) error {
 				return fmt.Errorf("Backend.DirectRouting: want true or false: %w", err)
 			}
 		default:
-			return fmt.Errorf("Backend: unknown field %q", name)
+			if _, dup := rest[name]; dup {
+				return fmt.Errorf("Backend: field %q given twice", name)
+			}
+			rest[name] = fields[name]
 		}
 	}
-	if c.Backend.DirectRouting && c.Backend.Type == BackendHostGW {
-		return errors.New("Backend.DirectRouting applies to Type \"udp\" only: \"host-gw\" routes every peer directly")
+	if len(rest) == 0 {
+		return nil
+	}
+	// The backend-specific rest, in one canonical form (sorted keys,
+	// compact values), so that a config survives MarshalJSON and
+	// ParseConfig unchanged.
+	data, err := json.Marshal(rest)
+	if err != nil {
+		return fmt.Errorf("Backend: %w", err)
+	}
+	if len(data) > maxBackendRaw {
+		return fmt.Errorf("Backend: %d bytes of backend-specific fields, more than %d", len(data), maxBackendRaw)
+	}
+	c.Backend.Raw = string(data)
+	return nil
+}
+
+// maxBackendRaw bounds the backend-specific fields of the Backend section.
+const maxBackendRaw = 4096
+
+// DecodeRaw decodes the backend-specific fields of the section (Raw) into
+// v, a pointer to a struct of the backend's fields; a field v does not
+// have is an error naming it (`Backend: unknown field "VNI"`). Field names
+// match case-insensitively, as in flannel.
+func (b Backend) DecodeRaw(v any) error {
+	if b.Raw == "" {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(b.Raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		// Name the field as written rather than encoding/json's wording.
+		const prefix = "json: unknown field "
+		if msg := err.Error(); strings.HasPrefix(msg, prefix) {
+			return fmt.Errorf("Backend: unknown field %s", strings.TrimPrefix(msg, prefix))
+		}
+		return fmt.Errorf("Backend: %w", err)
 	}
 	return nil
 }
@@ -358,7 +402,7 @@ func (c *Config) applyDefaults() error {
 	if c.Backend.Type == "" {
 		c.Backend.Type = DefaultBackendType
 	}
-	if c.Backend.Port == 0 {
+	if c.Backend.Port == 0 && (c.Backend.Type == BackendUDP || c.Backend.Type == BackendHostGW) {
 		c.Backend.Port = DefaultBackendPort
 	}
 	return nil
@@ -370,12 +414,12 @@ type configJSON struct {
 	SubnetLen int
 	SubnetMin string
 	SubnetMax string
-	Backend   backendJSON
+	Backend   json.RawMessage
 }
 
 type backendJSON struct {
 	Type          string
-	Port          int
+	Port          int  `json:",omitempty"`
 	DirectRouting bool `json:",omitempty"`
 }
 
@@ -386,8 +430,18 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 		SubnetLen: c.SubnetLen,
 		SubnetMin: c.SubnetMin.String(),
 		SubnetMax: c.SubnetMax.String(),
-		Backend:   backendJSON(c.Backend),
+		Backend:   backendSection(c.Backend),
 	})
+}
+
+// backendSection renders the Backend section: the shared fields first,
+// then the backend-specific ones of Raw.
+func backendSection(b Backend) json.RawMessage {
+	data, _ := json.Marshal(backendJSON{Type: b.Type, Port: b.Port, DirectRouting: b.DirectRouting})
+	if b.Raw == "" || b.Raw == "{}" {
+		return data
+	}
+	return append(append(data[:len(data)-1:len(data)-1], ','), b.Raw[1:]...)
 }
 
 // Validate re-checks a config built in code (not parsed) by a JSON round

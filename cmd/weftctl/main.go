@@ -33,6 +33,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/weftnet/weft/backend/all"
 	"github.com/weftnet/weft/subnet"
 )
 
@@ -109,7 +110,7 @@ func dispatch(ctx context.Context, o *options, cmd []string, stdout io.Writer) e
 			return errors.New("config set takes one argument: the network config JSON (quote it)")
 		}
 		// Validate before touching etcd.
-		cfg, err := subnet.ParseConfig([]byte(cmd[2]))
+		cfg, err := all.Registry().ParseConfig([]byte(cmd[2]))
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/weftnet/weft/backend"
+	"github.com/weftnet/weft/backend/all"
 	"github.com/weftnet/weft/guard"
 	"github.com/weftnet/weft/overlay"
 	"github.com/weftnet/weft/policy/engine"
@@ -50,13 +52,15 @@ type weftd struct {
 	state  *daemonState
 	client *clientv3.Client
 	mgr    *subnet.Manager
+	// backends are the data paths weftd can run, by Backend.Type.
+	backends backend.Registry
 	// etcdPorts are the embedded etcd's TCP ports (none without one),
 	// which the container guard keeps containers from.
 	etcdPorts []uint16
 }
 
 func newDaemon(opts *options, log *slog.Logger) *weftd {
-	return &weftd{opts: opts, log: log, state: &daemonState{etcdLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+	return &weftd{opts: opts, log: log, backends: all.Registry(), state: &daemonState{etcdLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "weft_etcd_request_duration_seconds",
 		Help:    "Round-trip time of weftd's periodic etcd probe.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
@@ -69,7 +73,7 @@ func (d *weftd) run(ctx context.Context) error {
 	// Check what can be checked before touching anything.
 	var wanted *subnet.Config
 	if d.opts.networkConfig != "" {
-		cfg, err := subnet.ParseConfig([]byte(d.opts.networkConfig))
+		cfg, err := d.backends.ParseConfig([]byte(d.opts.networkConfig))
 		if err != nil {
 			return configErrorf("--network-config: %w", err)
 		}
@@ -156,7 +160,13 @@ func (d *weftd) run(ctx context.Context) error {
 		}
 	}
 	cfg, err := retry(ctx, try, "read network config", func(ctx context.Context) (*subnet.Config, error) {
-		return d.mgr.GetConfig(ctx)
+		cfg, err := d.mgr.GetConfig(ctx)
+		if err == nil {
+			// A config this weftd cannot run is retried like an
+			// unparsable one: weftctl config set may fix it.
+			err = d.backends.Check(cfg)
+		}
+		return cfg, err
 	})
 	if err != nil {
 		return err
