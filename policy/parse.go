@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"reflect"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -136,6 +137,15 @@ func parseDocument(doc []byte) ([]networkingv1.NetworkPolicy, error) {
 	var h typeHeader
 	if err := yaml.Unmarshal(doc, &h); err != nil {
 		return nil, fmt.Errorf("not a manifest: %w", err)
+	}
+	// A value YAML types as a boolean, number or null where a string is
+	// wanted would be converted silently (namespace: y to "true").
+	schema := reflect.TypeFor[networkingv1.NetworkPolicy]()
+	if h.Kind == "List" || h.Kind == "NetworkPolicyList" {
+		schema = reflect.TypeFor[networkingv1.NetworkPolicyList]()
+	}
+	if err := checkStringScalars(doc, schema); err != nil {
+		return nil, err
 	}
 	switch {
 	case h.Kind == "List" && h.APIVersion == "v1",

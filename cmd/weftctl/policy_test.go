@@ -240,3 +240,23 @@ func TestPolicyApplyReadIsBounded(t *testing.T) {
 		t.Fatalf("a file under the bound: %v %v", ps, err)
 	}
 }
+
+// Issue 24 item 9, issue 25 item 8: an unquoted `namespace: y` (a YAML
+// 1.1 boolean) is refused with a hint to quote it, and nothing is stored;
+// it used to be created as networkpolicy true/default-deny-ingress.
+func TestPolicyApplyRefusesUnquotedBoolean(t *testing.T) {
+	srv := etcdtest.Start(t)
+	ep := "--etcd-endpoints=" + srv.Endpoints()[0]
+	doc := strings.Replace(twoPolicies, "namespace: x", "namespace: y", 1)
+	code, stdout, stderr := weftctl(t, ep, "policy", "apply", "-f", writeFile(t, doc))
+	if code == 0 || !strings.Contains(stderr, "metadata.namespace: YAML reads this value as the boolean true") || !strings.Contains(stderr, "quote it") || !strings.Contains(stderr, "nothing applied") {
+		t.Fatalf("apply: code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if _, stdout, _ := weftctl(t, ep, "policy", "list"); strings.Contains(stdout, "deny-all") || strings.Contains(stdout, "allow-web") {
+		t.Fatalf("something was stored: %s", stdout)
+	}
+	code, stdout, stderr = weftctl(t, ep, "policy", "apply", "-f", writeFile(t, strings.Replace(doc, "namespace: y", `namespace: "y"`, 1)))
+	if code != 0 || !strings.Contains(stdout, "networkpolicy y/deny-all created") {
+		t.Fatalf("quoted: code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
