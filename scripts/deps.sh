@@ -26,6 +26,9 @@ command -v nft >/dev/null || need+=(nftables)
 command -v nsenter >/dev/null || need+=(util-linux)
 # The interoperability tests build a real flanneld (testbed/flannel) with cgo.
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
+# The wireguard backend: Debian's `wg` reads and sets its device (UAPI),
+# and configures the hand-made WireGuard peer of the interop test.
+command -v wg >/dev/null || need+=(wireguard-tools)
 # `make systemd-check` (scripts/deps.sh systemd-check) also boots a Debian
 # rootfs under systemd-nspawn.
 if [ "${1:-}" = systemd-check ]; then

@@ -1,0 +1,133 @@
+package wireguard
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/ipc"
+	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/weftnet/weft/backend"
+	"github.com/weftnet/weft/overlay/tundev"
+	"github.com/weftnet/weft/subnet"
+)
+
+// running is what Start made.
+type running struct {
+	tun  tun.Device
+	dev  *device.Device
+	uapi net.Listener // nil when the UAPI socket could not be opened
+	name string
+}
+
+// Start creates the TUN (wireguard-go's, with offloads), gives it this
+// node's address and the overlay route, starts the WireGuard device on
+// ListenPort with this node's key, and opens the UAPI socket.
+func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
+	if err := b.loadKeys(); err != nil {
+		return err
+	}
+	name := b.node.Options.DeviceName
+	if name == "" {
+		name = "weft0"
+	}
+	network := b.node.Config.Network
+	b.mtu = mtuFor(b.node.Underlay.MTU)
+	if err := tundev.PrepareName(name); err != nil {
+		if errors.Is(err, tundev.ErrForeignLink) {
+			return backend.ConfigError(err)
+		}
+		return err
+	}
+	t, err := tun.CreateTUN(name, b.mtu)
+	if err != nil {
+		return fmt.Errorf("wireguard: create TUN %s: %w", name, err)
+	}
+	r := &running{tun: t, name: name}
+	b.run = r
+	r.dev = device.NewDevice(t, conn.NewStdNetBind(), newDeviceLogger(b.log.With("component", "wireguard-go"), &b.evs))
+	b.keyMu.Lock()
+	priv, psk := b.priv, b.psk
+	b.keyMu.Unlock()
+	if err := r.dev.IpcSet("private_key=" + hex.EncodeToString(priv[:]) + "\nlisten_port=" + strconv.Itoa(b.cfg.ListenPort) + "\n"); err != nil {
+		return fmt.Errorf("wireguard: configure device (port %d): %w", b.cfg.ListenPort, err)
+	}
+	if err := tundev.Configure(name, lease.Subnet, network); err != nil {
+		return fmt.Errorf("wireguard: %w", err)
+	}
+	if err := r.dev.Up(); err != nil {
+		return fmt.Errorf("wireguard: device up (UDP port %d): %w", b.cfg.ListenPort, err)
+	}
+	b.mu.Lock()
+	b.dev = r.dev
+	b.set = newPeerSet(priv.Public(), b.cfg.PersistentKeepaliveInterval, psk, b.log)
+	b.mu.Unlock()
+	// Operators look with `wg show`: the UAPI socket where wireguard-go
+	// puts it. Not having it is no reason to stop forwarding.
+	if f, err := ipc.UAPIOpen(name); err != nil {
+		b.log.Warn("wireguard: no UAPI socket: `wg show` will not see the device", "device", name, "err", err)
+	} else if l, err := ipc.UAPIListen(name, f); err != nil {
+		f.Close()
+		b.log.Warn("wireguard: no UAPI socket: `wg show` will not see the device", "device", name, "err", err)
+	} else {
+		f.Close()
+		r.uapi = l
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go r.dev.IpcHandle(c)
+			}
+		}()
+	}
+	b.log.Info("wireguard device up", "device", name, "address", lease.Subnet.Masked().Addr(), "route", network,
+		"mtu", b.mtu, "listenPort", b.cfg.ListenPort, "publicKey", priv.Public(), "psk", !psk.IsZero(),
+		"persistentKeepalive", b.cfg.PersistentKeepaliveInterval, "tunBatch", t.BatchSize())
+	return nil
+}
+
+// Run waits until ctx ends (nil) or the device closes under it: wireguard-go
+// closes the device when reading the TUN fails, which is what a deleted
+// TUN does (ErrDeviceLost).
+func (b *Backend) Run(ctx context.Context) error {
+	r := b.run
+	if r == nil {
+		return errors.New("wireguard: Run before Start")
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-r.dev.Wait():
+		return fmt.Errorf("wireguard device %s closed: %w", r.name, backend.ErrDeviceLost)
+	}
+}
+
+// Close stops the device and removes the TUN (with its address and route)
+// and the UAPI socket; the key file stays for the restart.
+func (b *Backend) Close() error {
+	r := b.run
+	if r == nil {
+		return nil
+	}
+	b.run = nil
+	b.mu.Lock()
+	b.dev = nil
+	b.mu.Unlock()
+	if r.uapi != nil {
+		_ = r.uapi.Close()
+	}
+	if r.dev != nil {
+		r.dev.Close() // closes the TUN and the bind
+	} else if r.tun != nil {
+		_ = r.tun.Close()
+	}
+	return nil
+}
