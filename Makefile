@@ -23,11 +23,14 @@ export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 
 all: build
 
+# bin/wireguard-go is the standalone wireguard-go of the module weft embeds
+# (same version): the interop test's hand-made peer, the benchmark's reference.
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/weftd ./cmd/weftd
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/weftctl ./cmd/weftctl
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/weft ./cmd/weft-cni
+	$(GO) build -trimpath -o $(BIN)/wireguard-go golang.zx2c4.com/wireguard
 
 deps:
 	@bash scripts/deps.sh
