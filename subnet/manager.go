@@ -319,9 +319,14 @@ func (m *Manager) listStored(ctx context.Context, cfg *Config, onMalformed func(
 // empty value), so that it counts as malformed instead of stopping the
 // listing for good.
 func (m *Manager) scanPrefix(ctx context.Context, prefix string, fn func(*mvccpb.KeyValue)) (int64, error) {
+	return m.scanPrefixAt(ctx, prefix, 0, fn)
+}
+
+// scanPrefixAt is scanPrefix at revision rev (0: the first page's), so
+// that several prefixes are read at one revision.
+func (m *Manager) scanPrefixAt(ctx context.Context, prefix string, rev int64, fn func(*mvccpb.KeyValue)) (int64, error) {
 	from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
 	limit := int64(firstPageSize)
-	var rev int64
 	total := 0
 	at := func(opts ...clientv3.OpOption) []clientv3.OpOption {
 		opts = append(opts, clientv3.WithRange(end))

@@ -596,3 +596,43 @@ func TestApplyPoliciesConcurrentChange(t *testing.T) {
 		}
 	}
 }
+
+// Issue 25 item 3: more than the client's 16 MiB receive limit of policy
+// data (here 20 policies of 1 MiB) used to stop the view from loading
+// ("received message larger than max"), and a restarted node ran without
+// it. The view is read in pages at one revision: it loads, whole.
+func TestViewLoadsBeyondReceiveLimit(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	m := newManager(t, cli, subnet.Options{Logger: quietLogger()})
+	ctx := ctxFor(t, 2*time.Minute)
+	if _, err := m.LabelNamespace(ctx, "x", map[string]string{"team": "a"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	pub := m.NewEndpointPublisher("192.0.2.1", 0)
+	if err := pub.Start(ctx, []subnet.Endpoint{ep("10.244.1.2", "y", "a", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	big := `{"metadata":{"annotations":{"a":"` + strings.Repeat("B", 1<<20) + `"}}}`
+	for i := range 20 {
+		put(t, cli, fmt.Sprintf("/weft/network/policies/z/p%02d", i), big)
+	}
+	if resp, err := cli.Get(ctx, "/weft/network/policies/", clientv3.WithPrefix()); err == nil {
+		t.Fatalf("an unpaged listing of %d policies fit the receive limit; the test proves nothing", len(resp.Kvs))
+	}
+	v, err := m.GetView(ctx)
+	if err != nil {
+		t.Fatalf("GetView: %v", err)
+	}
+	if len(v.Policies) != 20 || len(v.Endpoints) != 1 || len(v.Namespaces) != 3 || len(v.Policies[19].JSON) != len(big) {
+		t.Fatalf("view: %d policies, %d endpoints, %d namespaces; want 20, 1, 3 (x, y, z)", len(v.Policies), len(v.Endpoints), len(v.Namespaces))
+	}
+	// The view's revision covers every directory: a write after it is newer.
+	resp, err := cli.Put(ctx, "/weft/network/namespaces/w", `{"labels":{}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Revision == 0 || v.Revision >= resp.Header.Revision {
+		t.Errorf("view revision %d, next write %d", v.Revision, resp.Header.Revision)
+	}
+}

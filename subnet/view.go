@@ -53,28 +53,22 @@ type viewWatcher struct {
 	rev        int64
 }
 
-// list reads the three directories at one revision.
+// list reads the three directories at one revision, in pages that fit
+// the client's receive limit (scanPrefixAt): however much is stored, the
+// view loads, and no single response holds it all.
 func (w *viewWatcher) list(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, listTimeout)
 	defer cancel()
 	w.endpoints, w.namespaces, w.policies = map[string]Endpoint{}, map[string]Namespace{}, map[string]Policy{}
-	resp, err := w.m.cli.Get(ctx, w.m.endpointsPrefix(), clientv3.WithPrefix())
-	if err != nil {
-		return fmt.Errorf("list endpoints: %w", err)
-	}
-	w.rev = resp.Header.Revision
-	kvs := resp.Kvs
-	for _, dir := range []string{w.m.namespacesPrefix(), w.m.policiesPrefix()} {
-		resp, err := w.m.cli.Get(ctx, dir, clientv3.WithPrefix(), clientv3.WithRev(w.rev))
+	rev := int64(0)
+	for _, dir := range []string{w.m.endpointsPrefix(), w.m.namespacesPrefix(), w.m.policiesPrefix()} {
+		r, err := w.m.scanPrefixAt(ctx, dir, rev, w.put)
 		if err != nil {
 			return fmt.Errorf("list %s: %w", dir, err)
 		}
-		kvs = append(kvs, resp.Kvs...)
+		rev = r
 	}
-	w.m.touch()
-	for _, kv := range kvs {
-		w.put(kv)
-	}
+	w.rev = rev
 	return nil
 }
 

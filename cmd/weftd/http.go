@@ -71,10 +71,19 @@ func (d *weftd) readiness(now time.Time) nodestatus.Readiness {
 		r.Status, r.Reason = nodestatus.NotReady, "TUN device removed or down"
 	case !r.DataPath:
 		r.Status, r.Reason = nodestatus.NotReady, "data path not running"
+	case !d.policyInForce():
+		r.Status, r.Reason = nodestatus.NotReady, "network policy not in force yet (the policy view did not load or its rules could not be installed; see the log): new containers are refused"
 	case last == 0 || now.Sub(time.Unix(0, last)) > d.opts.etcdGrace:
 		r.Status, r.Reason = nodestatus.Degraded, fmt.Sprintf("etcd unreachable for more than %s; forwarding on the last known peers", d.opts.etcdGrace)
 	}
 	return r
+}
+
+// policyInForce tells whether network policy, when enforced, has rules
+// built from a view in force.
+func (d *weftd) policyInForce() bool {
+	p := d.state.policy.Load()
+	return p == nil || p.Status().Applied > 0
 }
 
 func (d *weftd) serveReadyz(w http.ResponseWriter, r *http.Request) {
