@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +23,6 @@ func TestNoDefaultRouteNoIfaceExits78(t *testing.T) {
 	p, err := bed.Start(bed.Hosts[0], filepath.Join(dir, "weftd.log"), filepath.Join(binDir, "weftd"),
 		"--healthz-port", "0", "--subnet-file", filepath.Join(dir, "subnet.env"),
 		"--cni-socket", filepath.Join(dir, "cni.sock"), "--endpoints-file", filepath.Join(dir, "endpoints.json"),
-		"--lock-file", filepath.Join(dir, "weftd.lock"),
 		"--embedded-etcd-dir", filepath.Join(dir, "etcd"), "--network-config", `{"Network":"10.244.0.0/16"}`)
 	if err != nil {
 		t.Fatal(err)
@@ -29,5 +32,18 @@ func TestNoDefaultRouteNoIfaceExits78(t *testing.T) {
 	}
 	if log := tailFile(p.LogPath); !strings.Contains(log, "no IPv4 default route") || !strings.Contains(log, "set --iface") {
 		t.Fatalf("exit 78 without saying what to set:\n%s", log)
+	}
+	// Issue 24 item 6: the run (it took the lock before it looked for the
+	// underlay) leaves no lock file behind.
+	fi, err := os.Stat(bed.Hosts[0].NS.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := fmt.Sprintf("/run/weft/weftd-netns-%d.lock", fi.Sys().(*syscall.Stat_t).Ino)
+	if _, err := os.Stat(lock); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("weftd left its lock file %s: %v", lock, err)
+	}
+	if log := tailFile(p.LogPath); !strings.Contains(log, "embedded etcd running") {
+		t.Fatalf("weftd stopped before it took its lock:\n%s", log)
 	}
 }

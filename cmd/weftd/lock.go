@@ -32,8 +32,24 @@ func defaultLockPath() (string, error) {
 }
 
 // nodeLock is an exclusive flock held for the daemon's lifetime; the kernel
-// releases it when the process ends, however it ends.
-type nodeLock struct{ f *os.File }
+// releases it when the process ends, however it ends. release removes the
+// file, so runs do not leave one lock file each behind (a network
+// namespace's inode, and so its lock's name, is new for every namespace).
+//
+// Removing a lock file races with a daemon that opened it just before:
+// it would lock the removed file while a third daemon creates and locks a
+// new one. So the file is removed only while its lock is held, and
+// acquireLock, once it holds a lock, checks that the path still names the
+// file it locked, and starts again otherwise.
+type nodeLock struct {
+	path string
+	f    *os.File
+}
+
+// lockAttempts bounds acquireLock's retries when the file it locked was
+// removed or replaced in between (each retry means another daemon came and
+// went at that very moment).
+const lockAttempts = 100
 
 // acquireLock takes the lock at path without waiting. Another weftd holding
 // it is an error naming that daemon's pid (recorded in the file).
@@ -41,6 +57,19 @@ func acquireLock(path string) (*nodeLock, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
+	for range lockAttempts {
+		l, err := tryLock(path)
+		if err != nil || l != nil {
+			return l, err
+		}
+	}
+	return nil, fmt.Errorf("lock %s: removed or replaced %d times while weftd took it", path, lockAttempts)
+}
+
+// tryLock opens and locks path. It returns nil and no error when the file
+// it locked is no longer the one at path (removed by the daemon that held
+// it, then perhaps created anew): the caller tries again.
+func tryLock(path string) (*nodeLock, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
@@ -56,11 +85,39 @@ func acquireLock(path string) (*nodeLock, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
+	same, err := sameFile(f, path)
+	if err != nil || !same {
+		_ = f.Close()
+		return nil, err
+	}
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
-	return &nodeLock{f: f}, nil
+	return &nodeLock{path: path, f: f}, nil
 }
 
-// release unlocks (the file stays: removing it would race with a new daemon).
-func (l *nodeLock) release() { _ = l.f.Close() }
+// sameFile reports whether path names the open file f (false when path
+// no longer exists).
+func sameFile(f *os.File, path string) (bool, error) {
+	held, err := f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("lock %s: %w", path, err)
+	}
+	now, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return os.SameFile(held, now), nil
+}
+
+// release removes the lock file while still holding its lock, then
+// unlocks.
+func (l *nodeLock) release() {
+	if same, _ := sameFile(l.f, l.path); same {
+		_ = os.Remove(l.path)
+	}
+	_ = l.f.Close()
+}
