@@ -1,0 +1,117 @@
+package wireguard
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/weftnet/weft/backend"
+	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/testbed"
+)
+
+// uniqueDevice names a device so that its UAPI socket, in the one
+// /var/run/wireguard of all namespaces, is the test's own.
+func uniqueDevice(t *testing.T) string {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return "wgt" + hex.EncodeToString(b[:])
+}
+
+type testNode struct {
+	b     *Backend
+	host  *testbed.Host
+	lease subnet.Lease
+	dev   string
+}
+
+// startNode runs a wireguard backend in host's namespace: the device, its
+// sockets and its netlink handles are made there.
+func startNode(t *testing.T, host *testbed.Host, sub string) *testNode {
+	t.Helper()
+	cfg, err := subnet.ParseConfig([]byte(`{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := uniqueDevice(t)
+	be, err := New(backend.Node{Config: cfg, Underlay: backend.Underlay{Name: host.Dev, PublicIP: host.IP, MTU: host.MTU},
+		Options: backend.Options{DeviceName: dev, StateDir: t.TempDir()}, Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := be.(*Backend)
+	attrs, err := b.LeaseAttrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &testNode{b: b, host: host, dev: dev, lease: subnet.Lease{Subnet: netip.MustParsePrefix(sub), Attrs: attrs}}
+	err = ns.WithNetNSPath(host.NS.Path(), func(ns.NetNS) error { return b.Start(context.Background(), n.lease) })
+	t.Cleanup(func() { _ = b.Close() })
+	if err != nil {
+		t.Fatalf("Start in %s: %v", host.NS.Name, err)
+	}
+	return n
+}
+
+func TestTwoDevicesTalk(t *testing.T) {
+	bed := testbed.ForTest(t, "wgdev", 2)
+	n1 := startNode(t, bed.Hosts[0], "10.244.1.0/24")
+	n2 := startNode(t, bed.Hosts[1], "10.244.2.0/24")
+	n1.b.Apply([]subnet.Lease{n2.lease}, nil)
+	n2.b.Apply([]subnet.Lease{n1.lease}, nil)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- n2.b.Run(ctx) }()
+
+	out, err := bed.Hosts[0].NS.Run(ctx, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.244.2.0")
+	if err != nil {
+		t.Fatalf("ping over WireGuard: %v\n%s", err, out)
+	}
+	// Operators look with Debian's wg: the device, the peer, a handshake.
+	show, err := exec.CommandContext(ctx, "wg", "show", n1.dev, "dump").CombinedOutput()
+	if err != nil {
+		t.Fatalf("wg show %s: %v\n%s", n1.dev, err, show)
+	}
+	pub2 := n2.b.PublicKey().String()
+	if !strings.Contains(string(show), pub2) || !strings.Contains(string(show), "10.244.2.0/24") || !strings.Contains(string(show), bed.Hosts[1].IP.String()+":51820") {
+		t.Errorf("wg show dump lacks the peer %s:\n%s", pub2, show)
+	}
+	st, err := n1.b.Status()
+	if err != nil || len(st) != 1 || st[0].LastHandshake == "" || st[0].RxBytes == 0 || st[0].TxBytes == 0 {
+		t.Errorf("status %+v, %v; want one peer with a handshake and bytes", st, err)
+	}
+	if evs := n1.b.evs.snapshot(); evs[EventInitiationSent]+evs[EventInitiationReceived] == 0 {
+		t.Errorf("no handshake counted: %v", evs)
+	}
+	// The lease goes: the peer goes at once, nothing passes.
+	n1.b.Apply(nil, []subnet.Event{{Type: subnet.EventRemoved, Lease: n2.lease}})
+	if out, err := bed.Hosts[0].NS.Run(ctx, "ping", "-c", "1", "-W", "1", "10.244.2.0"); err == nil {
+		t.Errorf("ping passed after the peer's lease went:\n%s", out)
+	}
+	// Deleting the device ends Run with ErrDeviceLost.
+	if out, err := bed.Hosts[1].NS.Run(ctx, "ip", "link", "del", n2.dev); err != nil {
+		t.Fatalf("ip link del: %v\n%s", err, out)
+	}
+	select {
+	case err := <-runErr:
+		if !errors.Is(err, backend.ErrDeviceLost) {
+			t.Errorf("Run after the device was deleted: %v, want ErrDeviceLost", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("Run did not end after the device was deleted")
+	}
+}
