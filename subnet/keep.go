@@ -32,7 +32,16 @@ const (
 // wrapping ErrLeaseLost. etcd errors are retried with backoff. onRenew, if
 // not nil, is called after every renewal, re-take or restore.
 func (m *Manager) KeepLease(ctx context.Context, cfg *Config, lease Lease, onRenew func(Lease)) error {
-	return m.keepLease(ctx, cfg, lease, onRenew, keepHooks{})
+	return m.keepLease(ctx, cfg, lease, onRenew, nil, keepHooks{})
+}
+
+// KeepLeaseUpdating is KeepLease for a node whose attributes change while
+// it runs (the wireguard backend's rotated key): each value received on
+// updates becomes this node's value, written to the key at once (on the
+// same subnet and etcd lease) and kept from then on like the first. An
+// update with another PublicIP is refused (logged): it would be another node.
+func (m *Manager) KeepLeaseUpdating(ctx context.Context, cfg *Config, lease Lease, onRenew func(Lease), updates <-chan LeaseAttrs) error {
+	return m.keepLease(ctx, cfg, lease, onRenew, updates, keepHooks{})
 }
 
 // keepHooks let tests act at the points where races live; nil in
@@ -42,7 +51,7 @@ type keepHooks struct {
 	beforeWatch func() // before each watch of the key is opened
 }
 
-func (m *Manager) keepLease(ctx context.Context, cfg *Config, lease Lease, onRenew func(Lease), hooks keepHooks) error {
+func (m *Manager) keepLease(ctx context.Context, cfg *Config, lease Lease, onRenew func(Lease), updates <-chan LeaseAttrs, hooks keepHooks) error {
 	if cfg == nil {
 		return errors.New("keep lease: network config is nil")
 	}
@@ -50,7 +59,7 @@ func (m *Manager) keepLease(ctx context.Context, cfg *Config, lease Lease, onRen
 	if err != nil {
 		return err
 	}
-	k := &keeper{m: m, cfg: cfg, lease: lease, value: value, key: m.LeaseKey(lease.Subnet), onRenew: onRenew, hooks: hooks}
+	k := &keeper{m: m, cfg: cfg, lease: lease, value: value, key: m.LeaseKey(lease.Subnet), onRenew: onRenew, hooks: hooks, updates: updates}
 	return k.run(ctx)
 }
 
@@ -66,6 +75,7 @@ type keeper struct {
 	key     string
 	onRenew func(Lease)
 	hooks   keepHooks
+	updates <-chan LeaseAttrs // new values for this node's key (nil: none)
 
 	// readRev is the revision of the last read of the key (written by
 	// run, read by watchKey); the watch starts after the first one, and
@@ -102,6 +112,13 @@ func (k *keeper) run(ctx context.Context) error {
 				next = holdoff
 				continue
 			}
+		case a := <-k.updates:
+			timer.Stop()
+			if err := k.update(a); err != nil {
+				k.m.log.Error("not publishing new lease attributes", "subnet", k.lease.Subnet, "err", err)
+				continue
+			}
+			holdoff = time.Time{} // our own change: reconcile now
 		case <-timer.C:
 			renew = true
 		}
@@ -131,6 +148,24 @@ func (k *keeper) run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// update makes a the value kept from now on; the next reconcile writes it
+// (the stored value is then another endpoint: restore puts ours).
+func (k *keeper) update(a LeaseAttrs) error {
+	if a.PublicIP != k.lease.Attrs.PublicIP {
+		return fmt.Errorf("PublicIP %s is not this node's %s", a.PublicIP, k.lease.Attrs.PublicIP)
+	}
+	if err := a.validate(); err != nil {
+		return err
+	}
+	value, err := a.marshal()
+	if err != nil {
+		return err
+	}
+	k.lease.Attrs, k.value = a, value
+	k.m.log.Info("publishing new lease attributes", "subnet", k.lease.Subnet, "backend", a.BackendType)
+	return nil
 }
 
 func (k *keeper) logRetry(err error, delay time.Duration) {

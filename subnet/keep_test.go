@@ -2,8 +2,10 @@ package subnet_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -221,5 +223,50 @@ func TestKeepLeaseSurvivesEtcdRestart(t *testing.T) {
 	}
 	if len(r.renewals()) <= n {
 		t.Errorf("no renewal after the etcd restart")
+	}
+}
+
+func TestKeepLeaseUpdatingPublishesNewAttrs(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	cfg := mustConfig(t, `{"Network":"10.244.0.0/16"}`)
+	m := newManager(t, cli, subnet.Options{TTL: time.Hour})
+	ip := netip.MustParseAddr("192.0.2.1")
+	var k1, k2 [32]byte
+	k1[0], k2[0] = 1, 2
+	first := subnet.NewWireGuardLeaseAttrs(ip, 51820, k1)
+	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, first, netip.Prefix{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	updates := make(chan subnet.LeaseAttrs)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.KeepLeaseUpdating(ctx, cfg, l, nil, updates) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("KeepLeaseUpdating: %v", err)
+		}
+	}()
+	key := m.LeaseKey(l.Subnet)
+	before := getKey(t, cli, key).Kvs[0]
+	// A rotated key: published at once, on the same etcd lease.
+	second := subnet.NewWireGuardLeaseAttrs(ip, 51820, k2)
+	updates <- second
+	eventually(t, 3*time.Second, "new PublicKey in the lease", func() bool {
+		kv := getKey(t, cli, key).Kvs[0]
+		return string(kv.Value) != string(before.Value) && strings.Contains(string(kv.Value), base64.StdEncoding.EncodeToString(k2[:])) && kv.Lease == before.Lease
+	})
+	// A writer putting the old key back is overruled: the new one is ours.
+	put(t, cli, key, string(before.Value), clientv3.WithLease(clientv3.LeaseID(before.Lease)))
+	eventually(t, 3*time.Second, "the new PublicKey restored over the old", func() bool {
+		return strings.Contains(string(getKey(t, cli, key).Kvs[0].Value), base64.StdEncoding.EncodeToString(k2[:]))
+	})
+	// Attributes of another PublicIP are refused (another node's).
+	updates <- subnet.NewWireGuardLeaseAttrs(netip.MustParseAddr("192.0.2.9"), 51820, k1)
+	time.Sleep(300 * time.Millisecond)
+	if v := string(getKey(t, cli, key).Kvs[0].Value); !strings.Contains(v, "192.0.2.1") || !strings.Contains(v, base64.StdEncoding.EncodeToString(k2[:])) {
+		t.Errorf("after an update with another PublicIP the lease is %s", v)
 	}
 }
