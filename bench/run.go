@@ -96,7 +96,7 @@ func run(ctx context.Context, cfg config) (err error) {
 
 	rep := &report{Date: started, Machine: describeMachine(iperfVersion), Reps: cfg.reps,
 		Seconds: cfg.seconds, PingCount: cfg.pingCount, Only: cfg.only}
-	paths, weft, skipped, stopDirect, err := setupPaths(ctx, bed, binDir, stateDir, logDir, extras, cfg.queues)
+	paths, weft, skipped, stopDirect, err := setupPaths(ctx, bed, binDir, stateDir, logDir, extras, weftOptions{queues: cfg.queues, txqlen: cfg.txqlen})
 	if stopDirect != nil {
 		closeBedOnly := closeBed
 		closeBed = func() {
@@ -173,7 +173,7 @@ func run(ctx context.Context, cfg config) (err error) {
 // exists) and the extra paths, and checks that each one carries traffic.
 // The weft cluster and what stops weft direct (its cluster and bed) are
 // returned (even with an error) so that the caller stops them.
-func setupPaths(ctx context.Context, bed *testbed.Bed, binDir, stateDir, logDir string, extras [][2]string, queues int) (paths []*path, weft *cluster.Cluster, skipped []string, stopDirect func() error, err error) {
+func setupPaths(ctx context.Context, bed *testbed.Bed, binDir, stateDir, logDir string, extras [][2]string, wo weftOptions) (paths []*path, weft *cluster.Cluster, skipped []string, stopDirect func() error, err error) {
 	paths = append(paths, rawPath(bed))
 	slog.Info("setting up kernel VXLAN")
 	vx, err := vxlanPath(ctx, bed)
@@ -188,7 +188,7 @@ func setupPaths(ctx context.Context, bed *testbed.Bed, binDir, stateDir, logDir 
 		skipped = append(skipped, msg)
 	} else {
 		slog.Info("starting weftd on both hosts", "weftd", weftd)
-		wp, c, err := weftPath(ctx, bed, binDir, stateDir, queues)
+		wp, c, err := weftPath(ctx, bed, binDir, stateDir, wo)
 		if err != nil {
 			return nil, nil, nil, nil, err
 		}

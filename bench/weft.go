@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,11 +14,18 @@ import (
 	"github.com/weftnet/weft/testbed/cluster"
 )
 
+// weftOptions are the weft path's knobs (bench flags).
+type weftOptions struct {
+	queues int // weftd --queues (0: weftd's default)
+	txqlen int // weft0 txqueuelen set after the start (0: leave it)
+}
+
 // weftPath starts weftd on both hosts through testbed/cluster (host 1 also
 // runs the embedded etcd), with --queues queues when not 0, and returns the
 // path between their weft0 addresses, and the cluster (to stop it and to
 // read weftd's CPU use).
-func weftPath(ctx context.Context, bed *testbed.Bed, binDir, stateDir string, queues int) (*path, *cluster.Cluster, error) {
+func weftPath(ctx context.Context, bed *testbed.Bed, binDir, stateDir string, wo weftOptions) (*path, *cluster.Cluster, error) {
+	queues := wo.queues
 	c, err := cluster.New(bed, cluster.Options{Bin: binDir, WorkDir: stateDir, Queues: queues})
 	if err != nil {
 		return nil, nil, fmt.Errorf("weft: %w", err)
@@ -36,6 +44,15 @@ func weftPath(ctx context.Context, bed *testbed.Bed, binDir, stateDir string, qu
 	note := fmt.Sprintf("weftd (UDP backend, port 8285) on both hosts; host-to-host between the weft0 addresses %s <-> %s on the hosts' own stacks", addrs[0], addrs[1])
 	if queues > 0 {
 		note += fmt.Sprintf("; weftd --queues %d", queues)
+	}
+	if wo.txqlen > 0 {
+		for i := range 2 {
+			if _, err := bed.Hosts[i].NS.Run(ctx, "ip", "link", "set", "weft0", "txqueuelen", strconv.Itoa(wo.txqlen)); err != nil {
+				_ = c.Close()
+				return nil, nil, fmt.Errorf("weft: host %d: %w", i+1, err)
+			}
+		}
+		note += fmt.Sprintf("; weft0 txqueuelen %d", wo.txqlen)
 	}
 	return &path{Name: pathWeft, A: addrs[0], B: addrs[1], Note: note}, c, nil
 }
