@@ -61,6 +61,7 @@ type Engine struct {
 
 	latest atomic.Pointer[subnet.View]
 	kick   chan struct{}
+	parsed parsed // the stored policies as last parsed (Run's goroutine only)
 	// local returns this node's containers as the CNI socket registered
 	// them, merged into every view (nil without a socket).
 	local atomic.Pointer[func() []subnet.Endpoint]
@@ -106,7 +107,7 @@ func New(o Options) *Engine {
 		}
 	}
 	return &Engine{enf: o.Enforcer, node: o.Node, log: o.Log, bridge: o.EnableBridgeFiltering,
-		kick: make(chan struct{}, 1), appliedC: make(chan struct{})}
+		kick: make(chan struct{}, 1), appliedC: make(chan struct{}), parsed: parsed{}}
 }
 
 // SetLocal gives the engine this node's containers as registered locally:
@@ -188,7 +189,7 @@ func (p *Engine) apply(v subnet.View) error {
 	if l := p.local.Load(); l != nil {
 		v = WithLocalEndpoints(v, (*l)())
 	}
-	in, rejected := Input(v, p.node)
+	in, rejected := p.parsed.input(v, p.node)
 	rs, err := policy.Compile(in)
 	if err != nil {
 		return err

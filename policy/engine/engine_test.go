@@ -112,3 +112,26 @@ func TestWithLocalEndpoints(t *testing.T) {
 		t.Fatalf("no local registry: %+v", same.Endpoints)
 	}
 }
+
+// The engine's parse cache gives what a fresh parse gives: a policy whose
+// stored bytes change (same name) is parsed again, one deleted is dropped.
+func TestParsedCacheFollowsChanges(t *testing.T) {
+	good := []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"p","namespace":"x"},"spec":{"podSelector":{}}}`)
+	bad := []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"p","namespace":"x"},"spec":{"podSelector":{},"bogus":1}}`)
+	cache := parsed{}
+	for i, step := range []struct {
+		json      []byte
+		policies  int
+		rejected  int
+		cacheSize int
+	}{{good, 1, 0, 1}, {good, 1, 0, 1}, {bad, 0, 1, 1}, {good, 1, 0, 1}, {nil, 0, 0, 0}} {
+		v := subnet.View{}
+		if step.json != nil {
+			v.Policies = []subnet.Policy{{Namespace: "x", Name: "p", JSON: step.json}}
+		}
+		in, rej := cache.input(v, "n")
+		if len(in.Policies) != step.policies || len(rej) != step.rejected || len(cache) != step.cacheSize {
+			t.Fatalf("step %d: %d policies, %d rejected, cache %d; want %d, %d, %d", i, len(in.Policies), len(rej), len(cache), step.policies, step.rejected, step.cacheSize)
+		}
+	}
+}
