@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
@@ -102,12 +105,27 @@ func (b *Backend) Run(ctx context.Context) error {
 	if r == nil {
 		return errors.New("wireguard: Run before Start")
 	}
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-r.dev.Wait():
-		return fmt.Errorf("wireguard device %s closed: %w", r.name, backend.ErrDeviceLost)
+	t := time.NewTicker(KeyCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.dev.Wait():
+			return fmt.Errorf("wireguard device %s closed: %w", r.name, backend.ErrDeviceLost)
+		case <-t.C:
+			b.checkKey()
+		}
 	}
+}
+
+// stampOf identifies the current version of the file at path.
+func stampOf(path string) (fileStamp, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fileStamp{}, err
+	}
+	return fileStamp{ino: st.Ino, mtime: time.Unix(st.Mtim.Unix()), size: st.Size}, nil
 }
 
 // Close stops the device and removes the TUN (with its address and route)

@@ -16,6 +16,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/weftnet/weft/backend"
+	"github.com/weftnet/weft/backend/wireguard/keyfile"
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/testbed"
 )
@@ -97,6 +98,49 @@ func TestTwoDevicesTalk(t *testing.T) {
 	if evs := n1.b.evs.snapshot(); evs[EventInitiationSent]+evs[EventInitiationReceived] == 0 {
 		t.Errorf("no handshake counted: %v", evs)
 	}
+	// Rotation: a new key file; the device takes it, the lease attributes
+	// change, the peer follows the lease event, traffic continues.
+	oldPub := n1.b.PublicKey()
+	if _, err := keyfile.Rotate(n1.b.keyPath); err != nil {
+		t.Fatal(err)
+	}
+	n1.b.checkKey()
+	select {
+	case <-n1.b.LeaseAttrsChanged():
+	default:
+		t.Fatal("no LeaseAttrsChanged after the key file was replaced")
+	}
+	attrs, err := n1.b.LeaseAttrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := attrs.WireGuardPublicKey(); err != nil || keyfile.Key(k) == oldPub || keyfile.Key(k) != n1.b.PublicKey() {
+		t.Fatalf("lease attributes after rotation: %s, %v", attrs.BackendData, err)
+	}
+	n1.lease.Attrs = attrs
+	n2.b.Apply(nil, []subnet.Event{{Type: subnet.EventAdded, Lease: n1.lease}})
+	if out, err := bed.Hosts[0].NS.Run(ctx, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.244.2.0"); err != nil {
+		t.Fatalf("ping after rotation: %v\n%s", err, out)
+	}
+	// A loosened key file is refused; the running key stays.
+	if err := os.Chmod(n1.b.keyPath, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cur := n1.b.PublicKey()
+	if _, err := keyfile.Rotate(n1.b.keyPath + ".other"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(n1.b.keyPath+".other", n1.b.keyPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(n1.b.keyPath, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n1.b.checkKey()
+	if n1.b.PublicKey() != cur {
+		t.Error("a key file readable by others was taken")
+	}
+
 	// The lease goes: the peer goes at once, nothing passes.
 	n1.b.Apply(nil, []subnet.Event{{Type: subnet.EventRemoved, Lease: n2.lease}})
 	if out, err := bed.Hosts[0].NS.Run(ctx, "ping", "-c", "1", "-W", "1", "10.244.2.0"); err == nil {

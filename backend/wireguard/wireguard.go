@@ -11,6 +11,7 @@
 package wireguard
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -63,7 +64,11 @@ type Backend struct {
 
 	dev deviceOps // nil before Start
 	mtu int
-	run *running // what Start made (device_linux.go)
+	// keyStamp identifies the key file last read (rotation: a new file);
+	// attrsChanged is signalled when this node's lease attributes change.
+	keyStamp     fileStamp
+	attrsChanged chan struct{}
+	run          *running // what Start made (device_linux.go)
 }
 
 // deviceOps is what the backend needs of the running device: the real one
@@ -106,6 +111,7 @@ func New(node backend.Node) (backend.Backend, error) {
 		log:     node.Log,
 	}
 	b.list.Store(&[]backend.Peer{})
+	b.attrsChanged = make(chan struct{}, 1)
 	return b, nil
 }
 
@@ -138,6 +144,7 @@ func (b *Backend) loadKeys() error {
 		return backend.ConfigError(fmt.Errorf("pre-shared key: %w", err))
 	}
 	b.priv, b.psk = priv, psk
+	b.keyStamp, _ = stampOf(b.keyPath)
 	if created {
 		b.log.Info("generated the WireGuard private key", "file", b.keyPath, "publicKey", priv.Public())
 	} else {
@@ -293,6 +300,75 @@ func (b *Backend) Counters() map[string]any {
 		"peers":           peers,
 	}
 	return map[string]any{"wireguard": out}
+}
+
+// KeyCheckInterval is how often Run looks whether the key file was
+// replaced (weftctl wireguard rotate-key).
+const KeyCheckInterval = 2 * time.Second
+
+// fileStamp tells two versions of a file apart (a rename makes a new inode).
+type fileStamp struct {
+	ino   uint64
+	mtime time.Time
+	size  int64
+}
+
+// LeaseAttrsChanged is signalled when this node's lease attributes changed
+// (a rotated key): weftd then publishes LeaseAttrs again.
+func (b *Backend) LeaseAttrsChanged() <-chan struct{} { return b.attrsChanged }
+
+// checkKey reloads the private key when the key file changed: the device
+// takes the new key at once (its sessions end; the next packet makes a new
+// handshake), then the new public key is announced for the lease. A
+// replaced file that cannot be used (loose mode, junk) is refused and the
+// running key kept.
+func (b *Backend) checkKey() {
+	st, err := stampOf(b.keyPath)
+	if err != nil {
+		b.log.Error("wireguard: key file", "file", b.keyPath, "err", err)
+		return
+	}
+	b.keyMu.Lock()
+	same := st == b.keyStamp
+	b.keyMu.Unlock()
+	if same {
+		return
+	}
+	k, err := keyfile.Load(b.keyPath)
+	if err != nil {
+		b.log.Error("wireguard: the key file changed but cannot be used; keeping the running key", "err", err)
+		b.keyMu.Lock()
+		b.keyStamp = st // logged once per version of the file
+		b.keyMu.Unlock()
+		return
+	}
+	b.keyMu.Lock()
+	old := b.priv
+	b.keyStamp = st
+	b.keyMu.Unlock()
+	if k == old {
+		return
+	}
+	b.mu.Lock()
+	if b.dev != nil {
+		if err := b.dev.IpcSet("private_key=" + hex.EncodeToString(k[:]) + "\n"); err != nil {
+			b.mu.Unlock()
+			b.log.Error("wireguard: set the new private key; keeping the running key", "err", err)
+			return
+		}
+	}
+	if b.set != nil {
+		b.set.own = k.Public()
+	}
+	b.keyMu.Lock()
+	b.priv = k
+	b.keyMu.Unlock()
+	b.mu.Unlock()
+	b.log.Info("wireguard: key rotated", "file", b.keyPath, "publicKey", k.Public(), "was", old.Public())
+	select {
+	case b.attrsChanged <- struct{}{}:
+	default:
+	}
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -22,6 +22,7 @@ type options struct {
 	output        string
 	file          string
 	namespace     string
+	stateDir      string
 	version       bool
 }
 
@@ -40,6 +41,7 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.output, "o", "table", "output format: table or json (leases, status, endpoints, namespace list, policy list)")
 	fs.StringVar(&o.file, "f", "", "policy apply: file of NetworkPolicy manifests, YAML or JSON (- for standard input)")
 	fs.BoolVar(&o.version, "version", false, "print weftctl's version and exit")
+	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/weft", "weftd's --state-dir (wireguard rotate-key: the private key is there)")
 	fs.StringVar(&o.namespace, "n", "", "namespace (policy get/delete NAME, policy list, endpoints); default: all, or \"default\" for a policy NAME")
 	return fs
 }

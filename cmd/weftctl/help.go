@@ -51,6 +51,13 @@ containers.`},
 	{name: "endpoints", etcd: true, flags: []string{"n", "o"}, forms: [][2]string{
 		{"endpoints [-n NS] [-o json]", "list the containers the nodes publish (address, namespace, labels)"},
 	}},
+	{name: "wireguard", flags: []string{"state-dir"}, forms: [][2]string{
+		{"wireguard rotate-key [--state-dir DIR]", "replace this node's WireGuard private key (weftd publishes the new public key; peers follow)"},
+	}, more: `Run it on the node, as the user weftd runs as, with weftd's --state-dir. The
+new key replaces DIR/wireguard.key atomically; the running weftd sees the
+file change within 2 s, uses the new key and publishes its public key in the
+node's lease, and every peer follows from the lease. Traffic continues: the
+next packet between two nodes makes a new handshake with the new key.`},
 	{name: "help", forms: [][2]string{
 		{"help [COMMAND]", "show this help, or a command's"},
 	}},

@@ -94,7 +94,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 const usageLine = `usage: weftctl [flags] COMMAND [ARGS]
-commands: config get | config set JSON | leases | status | policy apply|list|get|delete | namespace label|list|delete | endpoints | help [COMMAND] | version
+commands: config get | config set JSON | leases | status | policy apply|list|get|delete | namespace label|list|delete | endpoints | wireguard rotate-key | help [COMMAND] | version
 run "weftctl help" for every command and flag
 `
 
@@ -138,6 +138,11 @@ func dispatch(ctx context.Context, o *options, cmd []string, stdout io.Writer) e
 		return status(ctx, o.daemonURL, o.output, stdout)
 	case "config":
 		return errors.New("config: want \"config get\" or \"config set JSON\"")
+	case "wireguard":
+		if len(cmd) != 2 || cmd[1] != "rotate-key" {
+			return fmt.Errorf("wireguard: want \"wireguard rotate-key\", got %q", cmd[1:])
+		}
+		return rotateKey(o.stateDir, stdout)
 	}
 	return fmt.Errorf("unknown command %q (commands: %s; see weftctl help)", strings.Join(cmd, " "), commandNames())
 }
