@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -192,6 +193,12 @@ func (a *allocation) reuse(ctx context.Context, own storedLease) (Lease, bool, e
 		a.m.log.Info("using reserved subnet", "subnet", own.Subnet)
 		return Lease{Subnet: own.Subnet, Attrs: a.attrs, Reservation: true}, true, nil
 	}
+	// The key's own etcd lease, renewed, when it is alive and of the
+	// configured TTL: a restart grants nothing, so a start killed at any
+	// point leaves no etcd lease without a key behind.
+	if l, renewed, raced, err := a.renewOwn(ctx, own); renewed || raced || err != nil {
+		return l, renewed, err
+	}
 	if err := a.ensureGrant(ctx); err != nil {
 		return Lease{}, false, err
 	}
@@ -214,6 +221,43 @@ func (a *allocation) reuse(ctx context.Context, own storedLease) (Lease, bool, e
 	}
 	a.m.log.Info("reusing subnet lease", "subnet", own.Subnet)
 	return a.granted(own.Subnet), true, nil
+}
+
+// renewOwn renews the etcd lease own's key is on and puts this node's
+// value on the key (same lease) if the key is unchanged since it was read.
+// Neither renewed nor raced (the key changed since it was read: look
+// again) nor an error means: grant a new lease instead (the old one is
+// gone, or has another TTL than configured).
+func (a *allocation) renewOwn(ctx context.Context, own storedLease) (l Lease, renewed, raced bool, err error) {
+	if own.leaseID == 0 {
+		return Lease{}, false, false, nil
+	}
+	start := time.Now()
+	ka, err := a.m.cli.KeepAliveOnce(ctx, own.leaseID)
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return Lease{}, false, false, nil
+	}
+	if err != nil {
+		return Lease{}, false, false, fmt.Errorf("renew etcd lease of %s: %w", own.Subnet, err)
+	}
+	a.m.touch()
+	if want := a.m.ttlSeconds(); ka.TTL < want-1 || ka.TTL > want {
+		return Lease{}, false, false, nil // --subnet-lease-ttl changed: a new lease, the old one revoked
+	}
+	key := a.m.LeaseKey(own.Subnet)
+	resp, err := a.m.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", own.modRevision)).
+		Then(clientv3.OpPut(key, a.value, clientv3.WithLease(own.leaseID))).
+		Commit()
+	if err != nil {
+		return Lease{}, false, false, fmt.Errorf("refresh lease %s: %w", own.Subnet, err)
+	}
+	a.m.touch()
+	if !resp.Succeeded {
+		return Lease{}, false, true, nil
+	}
+	a.m.log.Info("reusing subnet lease", "subnet", own.Subnet, "etcdLease", fmt.Sprintf("%x", int64(own.leaseID)))
+	return Lease{Subnet: own.Subnet, Attrs: a.attrs, Expiration: start.Add(time.Duration(ka.TTL) * time.Second)}, true, false, nil
 }
 
 // create takes a free subnet if it is still free.

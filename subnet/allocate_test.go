@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/etcdtest"
 )
@@ -106,9 +108,11 @@ func TestAcquireReusesOwnLease(t *testing.T) {
 	if again.Subnet != first.Subnet {
 		t.Fatalf("restart got %s, want %s back", again.Subnet, first.Subnet)
 	}
+	// The key's etcd lease is renewed, not replaced: a restart grants
+	// nothing, so one killed at any point leaves no orphan (issue 25 item 10).
 	after := getKey(t, cli, m.LeaseKey(first.Subnet)).Kvs[0]
-	if after.Lease == 0 || after.Lease == before.Lease {
-		t.Errorf("lease not re-attached: etcd lease %x -> %x", before.Lease, after.Lease)
+	if after.Lease == 0 || after.Lease != before.Lease {
+		t.Errorf("etcd lease %x -> %x, want the same one renewed", before.Lease, after.Lease)
 	}
 	if !again.Expiration.After(first.Expiration) {
 		t.Errorf("expiration not refreshed: %s -> %s", first.Expiration, again.Expiration)
@@ -118,7 +122,24 @@ func TestAcquireReusesOwnLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(ll.Leases) != 1 {
-		t.Errorf("%d etcd leases, want 1 (old one revoked)", len(ll.Leases))
+		t.Errorf("%d etcd leases, want 1", len(ll.Leases))
+	}
+	// Another --subnet-lease-ttl: a new etcd lease of that TTL, the old
+	// one revoked.
+	m3 := newManager(t, cli, subnet.Options{TTL: 2 * time.Hour})
+	if _, err := m3.AcquireLease(ctx, cfg, attrs(1), netip.Prefix{}); err != nil {
+		t.Fatal(err)
+	}
+	kv := getKey(t, cli, m.LeaseKey(first.Subnet)).Kvs[0]
+	ttl, err := cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kv.Lease == after.Lease || ttl.GrantedTTL != 7200 {
+		t.Errorf("after a TTL change: etcd lease %x (was %x), granted TTL %d, want a new lease of 7200 s", kv.Lease, after.Lease, ttl.GrantedTTL)
+	}
+	if ll, err := cli.Leases(ctx); err != nil || len(ll.Leases) != 1 {
+		t.Errorf("after a TTL change: %v leases (%v), want 1 (the old one revoked)", ll, err)
 	}
 	// A changed port is written on reuse.
 	newPort := subnet.NewLeaseAttrs(netip.MustParseAddr("192.0.2.1"), 9999)

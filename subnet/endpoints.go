@@ -248,34 +248,79 @@ func (p *EndpointPublisher) keepAlive(ctx context.Context, lease clientv3.LeaseI
 // retryWithdrawEvery is how often Run retries failed withdrawals.
 const retryWithdrawEvery = 2 * time.Second
 
-// grantAndPublishAll takes a new lease and puts every wanted endpoint on
-// it. Call with p.mu held.
+// livenessKey names node's liveness lease: a key attached to it, so that
+// a restarted weftd (even one killed with SIGKILL) finds the lease its
+// previous run left and takes it over instead of granting another one
+// (every start used to leave an orphan lease behind, kept for its TTL and
+// renewed by every restart of an embedded etcd).
+func (m *Manager) livenessKey(node string) string { return m.prefix + "/liveness/" + node }
+
+// grantAndPublishAll takes a lease (the one the node's liveness key holds,
+// if it is alive and of the right TTL; else a new one) and puts the
+// liveness key and every wanted endpoint on it. Call with p.mu held.
 func (p *EndpointPublisher) grantAndPublishAll(ctx context.Context) error {
-	grant, err := p.m.cli.Grant(ctx, int64((p.ttl+time.Second-1)/time.Second))
+	ttl := int64((p.ttl + time.Second - 1) / time.Second)
+	lease, fresh, err := p.takeLease(ctx, ttl)
 	if err != nil {
-		return fmt.Errorf("grant endpoint liveness lease: %w", err)
+		return err
 	}
-	p.m.touch()
 	eps := slices.Collect(maps.Values(p.want))
 	sortEndpoints(eps)
-	for batch := range slices.Chunk(eps, maxTxnOps) {
-		ops := make([]clientv3.Op, 0, len(batch))
-		for _, ep := range batch {
-			data, err := json.Marshal(ep)
-			if err != nil {
-				return err
-			}
-			ops = append(ops, clientv3.OpPut(p.m.endpointKey(ep.IP), string(data), clientv3.WithLease(grant.ID)))
+	ops := []clientv3.Op{clientv3.OpPut(p.m.livenessKey(p.node), "endpoint liveness lease of node "+p.node, clientv3.WithLease(lease))}
+	for _, ep := range eps {
+		data, err := json.Marshal(ep)
+		if err != nil {
+			return err
 		}
-		if _, err := p.m.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
-			if _, rerr := p.m.cli.Revoke(context.WithoutCancel(ctx), grant.ID); rerr != nil {
-				p.m.log.Debug("revoke unused endpoint lease", "err", rerr)
+		ops = append(ops, clientv3.OpPut(p.m.endpointKey(ep.IP), string(data), clientv3.WithLease(lease)))
+	}
+	for batch := range slices.Chunk(ops, maxTxnOps) {
+		if _, err := p.m.cli.Txn(ctx).Then(batch...).Commit(); err != nil {
+			if fresh {
+				if _, rerr := p.m.cli.Revoke(context.WithoutCancel(ctx), lease); rerr != nil {
+					p.m.log.Debug("revoke unused endpoint lease", "err", rerr)
+				}
 			}
 			return fmt.Errorf("publish %d endpoints: %w", len(eps), err)
 		}
 	}
-	p.lease = grant.ID
+	p.lease = lease
 	return nil
+}
+
+// takeLease returns the lease of the node's liveness key when it is alive
+// and was granted with ttl seconds (renewed at once), else a new lease
+// (fresh), revoking an old one of another TTL.
+func (p *EndpointPublisher) takeLease(ctx context.Context, ttl int64) (id clientv3.LeaseID, fresh bool, err error) {
+	resp, err := p.m.cli.Get(ctx, p.m.livenessKey(p.node))
+	if err != nil {
+		return 0, false, fmt.Errorf("read endpoint liveness key: %w", err)
+	}
+	p.m.touch()
+	if len(resp.Kvs) == 1 && resp.Kvs[0].Lease != 0 {
+		old := clientv3.LeaseID(resp.Kvs[0].Lease)
+		ka, err := p.m.cli.KeepAliveOnce(ctx, old)
+		switch {
+		case err == nil && ka.TTL > 0 && ka.TTL <= ttl && ka.TTL >= ttl-1:
+			p.m.log.Debug("took over the endpoint liveness lease of an earlier run", "lease", old)
+			return old, false, nil
+		case err == nil:
+			// Another --endpoint-ttl: a new lease, and the old one goes.
+			defer func() {
+				if err == nil {
+					if _, rerr := p.m.cli.Revoke(ctx, old); rerr != nil {
+						p.m.log.Debug("revoke the endpoint lease of an earlier run", "lease", old, "err", rerr)
+					}
+				}
+			}()
+		}
+	}
+	grant, err := p.m.cli.Grant(ctx, ttl)
+	if err != nil {
+		return 0, false, fmt.Errorf("grant endpoint liveness lease: %w", err)
+	}
+	p.m.touch()
+	return grant.ID, true, nil
 }
 
 // deleteStale deletes endpoints naming this node that it does not want.
