@@ -146,12 +146,12 @@ func sortedKeys(m map[string]json.RawMessage) []string {
 
 func decodeNetwork(raw json.RawMessage, c *Config) error {
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return fmt.Errorf("Network: want a string like \"10.244.0.0/16\": %w", err)
+	if err := unmarshalField("Network", "a string like \"10.244.0.0/16\"", raw, &s); err != nil {
+		return err
 	}
-	p, err := netip.ParsePrefix(s)
+	p, err := parsePrefix("Network", s)
 	if err != nil {
-		return fmt.Errorf("Network: %w", err)
+		return err
 	}
 	if !p.Addr().Is4() {
 		return fmt.Errorf("Network %s: only IPv4 is supported (IPv6 not supported yet)", s)
@@ -210,8 +210,8 @@ func (c *Config) CheckUnderlay(publicIP netip.Addr, underlay []netip.Prefix) err
 }
 
 func decodeSubnetLen(raw json.RawMessage, c *Config) error {
-	if err := json.Unmarshal(raw, &c.SubnetLen); err != nil {
-		return fmt.Errorf("SubnetLen: want an integer: %w", err)
+	if err := unmarshalField("SubnetLen", "an integer", raw, &c.SubnetLen); err != nil {
+		return err
 	}
 	if c.SubnetLen < 0 {
 		return fmt.Errorf("SubnetLen %d is negative", c.SubnetLen)
@@ -222,12 +222,12 @@ func decodeSubnetLen(raw json.RawMessage, c *Config) error {
 func decodeAddrField(name string, field func(*Config) *netip.Addr) fieldDecoder {
 	return func(raw json.RawMessage, c *Config) error {
 		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return fmt.Errorf("%s: want a string like \"10.244.1.0\": %w", name, err)
+		if err := unmarshalField(name, "a string like \"10.244.1.0\"", raw, &s); err != nil {
+			return err
 		}
-		a, err := netip.ParseAddr(s)
+		a, err := parseAddr(name, s)
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return err
 		}
 		if !a.Is4() {
 			return fmt.Errorf("%s %s: only IPv4 is supported", name, s)
@@ -239,8 +239,8 @@ func decodeAddrField(name string, field func(*Config) *netip.Addr) fieldDecoder 
 
 func decodeEnableIPv4(raw json.RawMessage, _ *Config) error {
 	var on bool
-	if err := json.Unmarshal(raw, &on); err != nil {
-		return fmt.Errorf("EnableIPv4: want true or false: %w", err)
+	if err := unmarshalField("EnableIPv4", "true or false", raw, &on); err != nil {
+		return err
 	}
 	if !on {
 		return errors.New("EnableIPv4: false is not supported (weft is IPv4-only for now)")
@@ -282,6 +282,9 @@ func isZeroJSON(v any) bool {
 }
 
 func decodeBackend(raw json.RawMessage, c *Config) error {
+	if s := strings.TrimSpace(string(raw)); s == "" || s[0] != '{' {
+		return fmt.Errorf("Backend: want an object like {\"Type\":\"udp\"}, got %s", describeJSON(raw))
+	}
 	fields, err := decodeObject(raw)
 	if err != nil {
 		return fmt.Errorf("Backend: want an object like {\"Type\":\"udp\"}: %w", err)
@@ -290,19 +293,19 @@ func decodeBackend(raw json.RawMessage, c *Config) error {
 	for _, name := range sortedKeys(fields) {
 		switch {
 		case strings.EqualFold(name, "Type"):
-			if err := json.Unmarshal(fields[name], &c.Backend.Type); err != nil {
-				return fmt.Errorf("Backend.Type: want a string: %w", err)
+			if err := unmarshalField("Backend.Type", "a string", fields[name], &c.Backend.Type); err != nil {
+				return err
 			}
 		case strings.EqualFold(name, "Port"):
-			if err := json.Unmarshal(fields[name], &c.Backend.Port); err != nil {
-				return fmt.Errorf("Backend.Port: want an integer: %w", err)
+			if err := unmarshalField("Backend.Port", "an integer", fields[name], &c.Backend.Port); err != nil {
+				return err
 			}
 			if c.Backend.Port < 0 || c.Backend.Port > 65535 {
 				return fmt.Errorf("Backend.Port %d out of range [1, 65535]", c.Backend.Port)
 			}
 		case strings.EqualFold(name, "DirectRouting"):
-			if err := json.Unmarshal(fields[name], &c.Backend.DirectRouting); err != nil {
-				return fmt.Errorf("Backend.DirectRouting: want true or false: %w", err)
+			if err := unmarshalField("Backend.DirectRouting", "true or false", fields[name], &c.Backend.DirectRouting); err != nil {
+				return err
 			}
 		default:
 			if _, dup := rest[name]; dup {

@@ -1,7 +1,9 @@
 package subnet
 
 import (
+	"errors"
 	"flag"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -55,5 +57,46 @@ func TestAddCredentialFlags(t *testing.T) {
 	want := ClientOptions{CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem", Username: "weft-node", Password: "from-env"}
 	if o.CAFile != want.CAFile || o.CertFile != want.CertFile || o.KeyFile != want.KeyFile || o.Username != want.Username || o.Password != want.Password {
 		t.Fatalf("options %+v, want %+v", o, want)
+	}
+}
+
+// Issue 24 item 8: a bad flag value said only "parse error".
+func TestExplainFlagError(t *testing.T) {
+	newFS := func() *flag.FlagSet {
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		fs.Duration("subnet-lease-ttl", time.Hour, "")
+		fs.Int("queues", 1, "")
+		fs.Bool("ip-masq", false, "")
+		fs.String("iface", "", "")
+		return fs
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--subnet-lease-ttl", "banana"}, `--subnet-lease-ttl "banana": want a duration such as 30s, 5m or 24h`},
+		{[]string{"--subnet-lease-ttl=24"}, `--subnet-lease-ttl "24": want a duration such as 30s, 5m or 24h`},
+		{[]string{"--queues", "two"}, `--queues "two": want an integer`},
+		{[]string{"--queues", "99999999999999999999"}, `--queues "99999999999999999999": want an integer`},
+		{[]string{"--ip-masq=maybe"}, `--ip-masq "maybe": want true or false`},
+		{[]string{"--ip-masq=\"q\\\""}, `--ip-masq "\"q\\\"": want true or false`},
+		{[]string{"--nope"}, "flag provided but not defined: -nope"},
+		{[]string{"--iface"}, "flag needs an argument: -iface"},
+	} {
+		fs := newFS()
+		err := ExplainFlagError(fs, fs.Parse(tc.args))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%q: %v, want %s", tc.args, err, tc.want)
+		}
+	}
+	fs := newFS()
+	if err := ExplainFlagError(fs, fs.Parse([]string{"-h"})); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v, want flag.ErrHelp as it is", err)
+	}
+	t.Setenv("WEFTD_SUBNET_LEASE_TTL", "banana")
+	err := FlagsFromEnv(newFS(), "WEFTD")
+	if want := `environment variable WEFTD_SUBNET_LEASE_TTL="banana" (flag --subnet-lease-ttl): want a duration such as 30s, 5m or 24h`; err == nil || err.Error() != want {
+		t.Errorf("from the environment: %v, want %s", err, want)
 	}
 }

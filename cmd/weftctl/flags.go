@@ -68,7 +68,7 @@ func parseArgs(args []string) (*options, []string, error) {
 				}
 				return o, words, err
 			}
-			return nil, nil, err
+			return nil, nil, subnet.ExplainFlagError(fs, err)
 		}
 		if fs.NArg() == 0 {
 			break

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -110,8 +111,15 @@ Flags:
 	if err := subnet.FlagsFromEnv(fs, "WEFTD"); err != nil {
 		return nil, err
 	}
+	// The flag package would print a bad flag's error and the whole usage:
+	// run prints the error alone; -h prints the usage.
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.Usage()
+		}
+		return nil, subnet.ExplainFlagError(fs, err)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))

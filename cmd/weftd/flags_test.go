@@ -88,3 +88,22 @@ func TestHelpNamesTheEnvironment(t *testing.T) {
 		t.Fatalf("WEFTD_IP_MASQ=true, WEFTD_TUN_NAME with --tun-name: %+v, %v", o, err)
 	}
 }
+
+// Issue 24 item 8: a bad flag value printed the flag package's "parse
+// error" and the whole usage; now one line says what the flag wants.
+func TestBadFlagValueSaysWhatItWants(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--subnet-lease-ttl", "banana"}, `weftd: --subnet-lease-ttl "banana": want a duration such as 30s, 5m or 24h`},
+		{[]string{"--queues", "many"}, `weftd: --queues "many": want an integer`},
+		{[]string{"--ip-masq=yes please"}, `weftd: --ip-masq "yes please": want true or false`},
+		{[]string{"--public-ip", "192.0.2.1", "--no-such-flag"}, "weftd: flag provided but not defined: -no-such-flag"},
+	} {
+		var stderr strings.Builder
+		if code := run(tc.args, &stderr); code != exitConfig || strings.TrimSpace(stderr.String()) != tc.want {
+			t.Errorf("%q: exit %d, stderr:\n%s\nwant exit 78 and only: %s", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+}
