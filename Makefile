@@ -19,7 +19,7 @@ FUZZ_CNICFG    ?= 120000x
 FUZZ_POLICY    ?= 60000x
 export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 
-.PHONY: all build deps test unit fuzz demo bench bench-policy soak systemd-check install uninstall clean vet
+.PHONY: all build deps test unit unit-nobody fuzz demo bench bench-policy soak systemd-check install uninstall clean vet
 
 all: build
 
@@ -42,7 +42,23 @@ vet:
 # All tests: unit, integration (real etcd, TUN, namespaces) and e2e (real
 # daemons, cnitool). Needs root; fails (never skips) without it.
 test: deps vet build
-	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -count=1 -timeout 25m $(GOTESTFLAGS) ./...
+
+# The tests that need no root, no network namespace and no network: any user,
+# offline, a few minutes. A test file that needs root starts with
+# `//go:build !unit`; -tags unit leaves it out, so it is not compiled here and
+# nothing is skipped (make test compiles and runs it). GOTESTFLAGS goes to
+# go test, e.g. GOTESTFLAGS='-v -run Config' (extra tags: -tags unit,<tag>).
+# Needs only Go and a module cache: as a user who cannot read root's cache,
+# point GOMODCACHE at a copy with GOPROXY=off, as `make unit-nobody` does.
+unit:
+	$(GO) test -count=1 -tags unit -timeout 10m $(GOTESTFLAGS) ./...
+
+# As root: `make unit` as uid 65534 with its own HOME, GOCACHE and a copy of
+# root's module cache (copied offline), GOPROXY=off; prints the time taken
+# and the number of tests that passed (scripts/unit-nobody.sh).
+unit-nobody:
+	bash scripts/unit-nobody.sh
 	$(MAKE) fuzz
 
 fuzz:

@@ -1,3 +1,5 @@
+//go:build !unit
+
 // Package e2e runs weft end to end: real weftd daemons in network
 // namespaces joined by veth underlays, a real embedded etcd, the real
 // cnitool with the weft CNI plugin, real traffic. It needs root and fails

@@ -1,3 +1,5 @@
+//go:build !unit
+
 package testbed
 
 import (
@@ -298,27 +300,6 @@ func TestRunErrorIncludesOutput(t *testing.T) {
 	_, err = ns.Run(context.Background(), "sh", "-c", "echo marker-output >&2; exit 3")
 	if err == nil || !strings.Contains(err.Error(), "marker-output") {
 		t.Errorf("Run error = %v, want it to include the output", err)
-	}
-}
-
-func TestWaitFor(t *testing.T) {
-	calls := 0
-	err := WaitFor(context.Background(), time.Millisecond, func() error {
-		calls++
-		if calls < 3 {
-			return errors.New("not yet")
-		}
-		return nil
-	})
-	if err != nil || calls != 3 {
-		t.Errorf("WaitFor = %v after %d calls, want nil after 3", err, calls)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-	defer cancel()
-	last := errors.New("last condition error")
-	err = WaitFor(ctx, 5*time.Millisecond, func() error { return last })
-	if !errors.Is(err, last) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("WaitFor on timeout = %v, want the last error and DeadlineExceeded", err)
 	}
 }
 
