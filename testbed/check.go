@@ -9,7 +9,11 @@ import (
 
 // CheckRoot reports, with a clear message, why the testbed cannot run here:
 // not root, no `ip` (iproute2) or no /dev/net/tun.
+// Built with -tags unit (make unit) it always fails: see unitTier.
 func CheckRoot() error {
+	if unitTier {
+		return errors.New("testbed: this test needs network namespaces and runs in the unit tier (go test -tags unit, make unit): start its file with //go:build !unit so that only make test builds it")
+	}
 	var errs []error
 	if os.Geteuid() != 0 {
 		errs = append(errs, errors.New("must run as root (network namespaces, veth pairs and TUN devices need it)"))

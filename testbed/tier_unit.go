@@ -1,0 +1,6 @@
+//go:build unit
+
+package testbed
+
+// unitTier: see tier.go.
+const unitTier = true
