@@ -48,6 +48,7 @@ type Manager struct {
 	log         *slog.Logger
 	lastContact atomic.Int64 // unix nanoseconds
 	malformed   atomic.Int64 // unusable lease keys seen by WatchLeases
+	bad         *badValueLog // malformed endpoint, namespace and policy values
 }
 
 // NewManager returns a Manager using cli.
@@ -74,6 +75,7 @@ func NewManager(cli *clientv3.Client, opts Options) *Manager {
 	if m.log == nil {
 		m.log = slog.Default()
 	}
+	m.bad = &badValueLog{log: m.log}
 	return m
 }
 

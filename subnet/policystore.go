@@ -143,12 +143,12 @@ func decodeNamespace(name string, value []byte) (Namespace, error) {
 func (m *Manager) namespaceFromKV(kv *mvccpb.KeyValue) (Namespace, bool) {
 	name, _ := strings.CutPrefix(string(kv.Key), m.namespacesPrefix())
 	if err := ValidateNamespaceName(name); err != nil {
-		m.log.Warn("ignoring malformed namespace key", "key", string(kv.Key), "err", err)
+		m.bad.report(KindNamespace, kv.Key, "ignoring malformed namespace key", err.Error())
 		return Namespace{}, false
 	}
 	ns, err := decodeNamespace(name, kv.Value)
 	if err != nil {
-		m.log.Warn("ignoring malformed namespace", "key", string(kv.Key), "err", err)
+		m.bad.report(KindNamespace, kv.Key, "ignoring malformed namespace", err.Error())
 		return Namespace{}, false
 	}
 	return ns, true
@@ -308,15 +308,15 @@ func (m *Manager) policyFromKV(kv *mvccpb.KeyValue) (Policy, bool) {
 	ns, name, slash := strings.Cut(rest, "/")
 	p := Policy{Namespace: ns, Name: name, JSON: kv.Value, Revision: kv.ModRevision}
 	if !slash {
-		m.log.Warn("ignoring a policy key outside any namespace", "key", string(kv.Key))
+		m.bad.report(KindPolicy, kv.Key, "ignoring a policy key outside any namespace", "no namespace/name")
 		return Policy{}, false
 	}
 	if err := ValidateNamespaceName(ns); err != nil {
-		m.log.Warn("ignoring a policy key outside any namespace", "key", string(kv.Key), "err", err)
+		m.bad.report(KindPolicy, kv.Key, "ignoring a policy key outside any namespace", err.Error())
 		return Policy{}, false
 	}
 	if err := p.Validate(); err != nil {
-		m.log.Warn("malformed policy: its namespace fails closed", "key", string(kv.Key), "err", err)
+		m.bad.report(KindPolicy, kv.Key, "malformed policy: its namespace fails closed", err.Error())
 	}
 	return p, true
 }
@@ -362,7 +362,7 @@ func (m *Manager) endpointFromKV(kv *mvccpb.KeyValue) (Endpoint, bool) {
 	name, _ := strings.CutPrefix(string(kv.Key), m.endpointsPrefix())
 	ip, err := netip.ParseAddr(name)
 	if err != nil {
-		m.log.Warn("ignoring malformed endpoint key", "key", string(kv.Key))
+		m.bad.report(KindEndpoint, kv.Key, "ignoring malformed endpoint key", "not an IP address")
 		return Endpoint{}, false
 	}
 	ep, err := decodeEndpoint(kv.Value)
@@ -370,7 +370,7 @@ func (m *Manager) endpointFromKV(kv *mvccpb.KeyValue) (Endpoint, bool) {
 		err = fmt.Errorf("value names IP %s", ep.IP)
 	}
 	if err != nil {
-		m.log.Warn("ignoring malformed endpoint", "key", string(kv.Key), "err", err)
+		m.bad.report(KindEndpoint, kv.Key, "ignoring malformed endpoint", err.Error())
 		return Endpoint{}, false
 	}
 	return ep, true

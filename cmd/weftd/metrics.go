@@ -5,6 +5,7 @@ import (
 
 	"github.com/weftnet/weft/overlay"
 	"github.com/weftnet/weft/routing"
+	"github.com/weftnet/weft/subnet"
 )
 
 // statsCollector turns the data path's counters and the daemon's state into
@@ -19,6 +20,8 @@ type statsCollector struct {
 	drops     *prometheus.Desc
 	peers     *prometheus.Desc
 	malformed *prometheus.Desc
+	// badValues: malformed endpoint, namespace and policy values read.
+	badValues *prometheus.Desc
 	// sourceDrops: packets from the underlay with a source in a direct
 	// peer's subnet but another MAC address (direct routing only).
 	sourceDrops *prometheus.Desc
@@ -39,13 +42,14 @@ func newStatsCollector(state *daemonState) *statsCollector {
 		expiry:    prometheus.NewDesc("weft_lease_expiry_timestamp_seconds", "When this node's subnet lease expires (0: a reservation, no expiry).", nil, nil),
 		ready:     prometheus.NewDesc("weft_lease_held", "1 when this node holds its subnet lease.", nil, nil),
 		malformed: prometheus.NewDesc("weft_malformed_leases", "Keys under the etcd lease prefix that are no usable lease (ignored).", nil, nil),
+		badValues: prometheus.NewDesc("weft_malformed_values_total", "Malformed endpoint, namespace and policy values read from etcd, by kind (a value read again counts again).", []string{"kind"}, nil),
 		sourceDrops: prometheus.NewDesc("weft_direct_source_drops_total",
 			"Packets from the underlay with a source in a direct peer's subnet but not that peer's MAC address, dropped by the kernel (nftables table ip weft-direct).", nil, nil),
 	}
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.batches, c.batchSize, c.drops, c.peers, c.sourceDrops, c.expiry, c.ready, c.malformed} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.batches, c.batchSize, c.drops, c.peers, c.sourceDrops, c.expiry, c.ready, c.malformed, c.badValues} {
 		ch <- d
 	}
 }
@@ -59,6 +63,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if m := c.state.mgr.Load(); m != nil {
 		ch <- prometheus.MustNewConstMetric(c.malformed, prometheus.GaugeValue, float64(m.MalformedLeases()))
+		for i, n := range m.MalformedValues() {
+			ch <- prometheus.MustNewConstMetric(c.badValues, prometheus.CounterValue, float64(n), subnet.ValueKinds[i])
+		}
 	}
 	if paths := c.state.paths.Load(); paths != nil && paths.check != nil {
 		ch <- prometheus.MustNewConstMetric(c.sourceDrops, prometheus.CounterValue, float64(paths.sourceDrops()))
