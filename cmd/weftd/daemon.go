@@ -314,6 +314,7 @@ func (d *weftd) run(ctx context.Context) error {
 	if err := d.writeSubnetFiles(env); err != nil {
 		return err
 	}
+	d.waitPolicyInForce(ctx)
 	d.log.Info("ready", "subnet", lease.Subnet, "tun", d.opts.tunName, "mtu", mtu, "subnetFile", d.opts.subnetFile)
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		d.log.Warn("systemd notify", "err", err)

@@ -59,6 +59,26 @@ func (d *weftd) waitPolicyFor(ctx context.Context, ip netip.Addr) error {
 	return nil
 }
 
+// policyStartWait bounds how long weftd waits, before it tells systemd it
+// is ready, for its first policy rules to be in force.
+const policyStartWait = 10 * time.Second
+
+// waitPolicyInForce waits (at most policyStartWait) until the engine has
+// rules from a view in force, so that READY=1 and /readyz agree at start.
+// If they are not in force by then weftd goes on: /readyz says not-ready
+// with the reason and CNI ADDs are refused until they are (fails closed).
+func (d *weftd) waitPolicyInForce(ctx context.Context) {
+	p := d.state.policy.Load()
+	if p == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, policyStartWait)
+	defer cancel()
+	if err := p.WaitApplied(ctx); err != nil && ctx.Err() != nil {
+		d.log.Warn("network policy not in force yet; new containers are refused until it is", "waited", policyStartWait)
+	}
+}
+
 // watchPolicyView follows the endpoints, namespaces and policies in etcd
 // and hands every new view to the engine until ctx ends.
 func (d *weftd) watchPolicyView(ctx context.Context) {

@@ -9,6 +9,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -266,7 +267,25 @@ func (p *Engine) WaitEnforced(ctx context.Context, ip netip.Addr) error {
 		}
 		select {
 		case <-ctx.Done():
-			return errors.Join(ErrNotEnforced, context.Cause(ctx))
+			return fmt.Errorf("%w: %w", ErrNotEnforced, context.Cause(ctx))
+		case <-next:
+		}
+	}
+}
+
+// WaitApplied returns nil once rules from some view are in force, or
+// ctx's error when it ends first.
+func (p *Engine) WaitApplied(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		done, next := p.enforced != nil, p.appliedC
+		p.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-next:
 		}
 	}

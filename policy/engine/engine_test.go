@@ -58,6 +58,11 @@ func TestPolicyInputFromView(t *testing.T) {
 func TestWaitEnforced(t *testing.T) {
 	p := New(Options{Node: "192.0.2.1", Bridge: "weftbr0"})
 	ip := netip.MustParseAddr("10.244.1.2")
+	short, cancelShort := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancelShort()
+	if err := p.WaitApplied(short); err == nil {
+		t.Fatal("WaitApplied returned nil before any apply")
+	}
 	done := make(chan error, 1)
 	go func() { done <- p.WaitEnforced(context.Background(), ip) }()
 	p.markEnforced(map[netip.Addr]bool{netip.MustParseAddr("10.244.1.3"): true}, nil) // another container
@@ -68,6 +73,9 @@ func TestWaitEnforced(t *testing.T) {
 	}
 	p.markEnforced(map[netip.Addr]bool{ip: true}, nil)
 	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitApplied(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
