@@ -9,6 +9,68 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 
+# le FILE OFFSET LENGTH: the little-endian unsigned integer at OFFSET.
+le() {
+	local v=0 i
+	local -a b
+	read -r -a b < <(od -An -v -tu1 -j "$2" -N "$3" "$1" | tr '\n' ' ')
+	for ((i = ${#b[@]} - 1; i >= 0; i--)); do
+		v=$((v * 256 + b[i]))
+	done
+	echo "$v"
+}
+
+# dynamic_elf FILE: succeeds when FILE is a (little-endian) ELF executable
+# that names a program interpreter (PT_INTERP): a dynamically linked one.
+dynamic_elf() {
+	local f=$1 phoff phentsize phnum i
+	[ "$(od -An -tx1 -N6 "$f" 2>/dev/null | tr -d ' \n')" = 7f454c460201 ] ||
+		[ "$(od -An -tx1 -N6 "$f" 2>/dev/null | tr -d ' \n')" = 7f454c460101 ] || return 1
+	if [ "$(le "$f" 4 1)" = 2 ]; then # ELFCLASS64
+		phoff=$(le "$f" 32 8) phentsize=$(le "$f" 54 2) phnum=$(le "$f" 56 2)
+	else
+		phoff=$(le "$f" 28 4) phentsize=$(le "$f" 42 2) phnum=$(le "$f" 44 2)
+	fi
+	for ((i = 0; i < phnum && i < 256; i++)); do
+		[ "$(le "$f" $((phoff + i * phentsize)) 4)" = 3 ] && return 0 # PT_INTERP
+	done
+	return 1
+}
+
+# apt_locks_held: the apt and dpkg lock files some process holds now (apt
+# and dpkg take them with fcntl, so they show in /proc/locks by inode).
+apt_locks_held() {
+	local f ino
+	for f in ${DEPS_APT_LOCKS:-/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock}; do
+		ino=$(stat -c %i "$f" 2>/dev/null) || continue
+		grep -Eq "[0-9a-f]+:[0-9a-f]+:$ino " /proc/locks && echo "$f"
+	done
+	return 0
+}
+
+# wait_for_apt: wait (up to DEPS_LOCK_TIMEOUT seconds, 600 by default) while
+# another apt-get, dpkg or unattended-upgrades holds the locks, instead of
+# failing at once with exit 100; apt-get waits too (DPkg::Lock::Timeout)
+# should one start in between.
+lock_timeout=${DEPS_LOCK_TIMEOUT:-600}
+wait_for_apt() {
+	local held waited=0
+	while held=$(apt_locks_held) && [ -n "$held" ]; do
+		if [ "$waited" -ge "$lock_timeout" ]; then
+			echo "deps: gave up after ${lock_timeout}s waiting for another apt/dpkg to release" $held >&2
+			exit 1
+		fi
+		[ "$waited" = 0 ] && echo "deps: another apt/dpkg holds" $held"; waiting for it (up to ${lock_timeout}s)"
+		sleep 1
+		waited=$((waited + 1))
+	done
+}
+
+apt_get() {
+	wait_for_apt
+	apt-get -o DPkg::Lock::Timeout="$lock_timeout" "$@"
+}
+
 need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v iperf3 >/dev/null || need+=(iperf3)
@@ -20,7 +82,15 @@ command -v bridge >/dev/null || need+=(iproute2)
 # busybox-static, Debian's bridge/host-local/portmap plugins, nft for
 # weftd --ip-masq, nsenter to run podman inside a test host.
 command -v podman >/dev/null || need+=(podman)
-command -v busybox >/dev/null || need+=(busybox-static)
+# The image needs a statically linked busybox: Debian's `busybox` package
+# is dynamically linked (every container of the image would exit at once:
+# "missing dynamic library?"); busybox-static replaces it.
+if ! command -v busybox >/dev/null; then
+	need+=(busybox-static)
+elif dynamic_elf "$(readlink -f "$(command -v busybox)")"; then
+	echo "deps: $(command -v busybox) is dynamically linked (Debian's busybox); installing busybox-static, which replaces it"
+	need+=(busybox-static)
+fi
 [ -x /usr/lib/cni/portmap ] || need+=(containernetworking-plugins)
 command -v nft >/dev/null || need+=(nftables)
 command -v nsenter >/dev/null || need+=(util-linux)
@@ -39,8 +109,12 @@ fi
 if [ ${#need[@]} -gt 0 ]; then
 	echo "deps: installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	apt_get update -qq
+	apt_get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if bb=$(command -v busybox) && dynamic_elf "$(readlink -f "$bb")"; then
+	echo "deps: $bb is still dynamically linked; the podman tests need a static busybox first on PATH (Debian: busybox-static)" >&2
+	exit 1
 fi
 
 gobin="$(go env GOPATH)/bin"

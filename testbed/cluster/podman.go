@@ -3,6 +3,7 @@ package cluster
 import (
 	"archive/tar"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +50,9 @@ func (n *Node) StartPodman(ctx context.Context) (*Podman, error) {
 	busybox, err := exec.LookPath("busybox")
 	if err != nil {
 		return nil, fmt.Errorf("busybox is not installed (Debian: apt-get install busybox-static): %w", err)
+	}
+	if err := checkStatic(busybox); err != nil {
+		return nil, err
 	}
 	dir := filepath.Join(n.Dir, "podman")
 	for _, d := range []string{"root", "run", "tmp", "net.d"} {
@@ -224,4 +228,27 @@ func writeBusyboxImage(path, busybox string) error {
 		err = errors.Join(err, add(&tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}, nil))
 	}
 	return errors.Join(err, tw.Close(), f.Close())
+}
+
+// checkStatic refuses a dynamically linked busybox: the image holds no
+// libraries, so every container made from it would exit at once ("exec
+// container process (missing dynamic library?)"), which the tests would
+// see only as a container without an address. Debian's busybox package is
+// dynamically linked; busybox-static replaces it.
+func checkStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("busybox %s: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			interp := make([]byte, min(p.Filesz, 256))
+			n, _ := p.ReadAt(interp, 0)
+			return fmt.Errorf("busybox %s is dynamically linked (interpreter %s): the podman test image needs a static busybox "+
+				"(Debian: apt-get install busybox-static, which replaces busybox; scripts/deps.sh does it)",
+				path, strings.TrimRight(string(interp[:n]), "\x00"))
+		}
+	}
+	return nil
 }
