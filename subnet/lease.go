@@ -1,6 +1,7 @@
 package subnet
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,12 +92,15 @@ func (a LeaseAttrs) validate() error {
 	if err := checkUnicast(ip); err != nil {
 		return err
 	}
-	if a.BackendType == BackendHostGW {
-		return nil // routes need the address only
+	switch a.BackendType {
+	case BackendUDP, "", BackendWireGuard:
+		if _, err := a.Port(); err != nil {
+			return err
+		}
 	}
-	if _, err := a.Port(); err != nil {
-		return err
-	}
+	// host-gw needs the address only; the BackendData of other types
+	// (vxlan's VNI and VtepMAC) is for their backend to check: a node
+	// of another backend holds its subnet all the same.
 	return nil
 }
 
@@ -148,8 +152,13 @@ func (a LeaseAttrs) sameEndpoint(b LeaseAttrs) bool {
 	if a.PublicIP != b.PublicIP || a.BackendType != b.BackendType {
 		return false
 	}
-	if a.BackendType == BackendHostGW {
+	switch a.BackendType {
+	case BackendHostGW:
 		return true
+	case BackendUDP, "", BackendWireGuard:
+	default:
+		// Another type (vxlan): the same BackendData, spelling aside.
+		return sameJSON(a.BackendData, b.BackendData)
 	}
 	pa, erra := a.Port()
 	pb, errb := b.Port()
@@ -167,6 +176,16 @@ func (a LeaseAttrs) endpoint() string {
 		return netip.AddrPortFrom(netip.MustParseAddr(a.PublicIP), uint16(p)).String()
 	}
 	return a.PublicIP + " (" + a.BackendType + ")"
+}
+
+// sameJSON tells whether a and b are the same JSON value, whitespace aside
+// (both invalid or empty: the same).
+func sameJSON(a, b json.RawMessage) bool {
+	var ca, cb bytes.Buffer
+	if json.Compact(&ca, a) != nil || json.Compact(&cb, b) != nil {
+		return bytes.Equal(a, b)
+	}
+	return bytes.Equal(ca.Bytes(), cb.Bytes())
 }
 
 func parseLeaseAttrs(value []byte) (LeaseAttrs, error) {
