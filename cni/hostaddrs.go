@@ -11,7 +11,8 @@ import (
 // address of another interface of the host: giving containers addresses
 // inside it would shadow the host's own (an underlay, a VPN, a service
 // address). The bridge's own gateway address and the subnet's network
-// address on weftd's TUN (a /32, as weftd assigns it) are weft's and allowed.
+// address on weftd's TUN or on the VXLAN device (a /32, as weftd and
+// flanneld assign it; never a container's) are weft's and allowed.
 func checkSubnetFree(subnet netip.Prefix, bridge string) error {
 	subnet = subnet.Masked()
 	links, err := netlinksafe.LinkList() // retries a dump the kernel interrupted (busy host)
@@ -32,7 +33,9 @@ func checkSubnetFree(subnet netip.Prefix, bridge string) error {
 				continue
 			}
 			ones, _ := a.Mask.Size()
-			if _, tun := l.(*netlink.Tuntap); tun && ones == 32 && ip.Unmap() == subnet.Addr() {
+			_, tun := l.(*netlink.Tuntap)
+			_, vxlan := l.(*netlink.Vxlan)
+			if (tun || vxlan) && ones == 32 && ip.Unmap() == subnet.Addr() {
 				continue
 			}
 			return internalError("the node subnet %s from the subnet file overlaps address %s of interface %s: refusing to give containers addresses there",

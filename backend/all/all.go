@@ -6,6 +6,7 @@ import (
 	"github.com/weftnet/weft/backend"
 	"github.com/weftnet/weft/backend/hostgw"
 	"github.com/weftnet/weft/backend/udp"
+	"github.com/weftnet/weft/backend/vxlan"
 )
 
 // Registry returns a new registry of weft's backends by Backend.Type.
@@ -13,5 +14,6 @@ func Registry() backend.Registry {
 	return backend.Registry{
 		udp.Type:    udp.Factory(),
 		hostgw.Type: hostgw.Factory(),
+		vxlan.Type:  vxlan.Factory(),
 	}
 }

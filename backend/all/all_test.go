@@ -17,7 +17,10 @@ func TestParseConfigBackendErrors(t *testing.T) {
 		wantErr    string
 	}{
 		{"unknown backend field", `{"Network":"10.244.0.0/16","Backend":{"Type":"udp","VNI":1}}`, `Backend: unknown field "VNI"`},
-		{"backend type vxlan", `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}`, `Backend.Type "vxlan" is not supported`},
+		{"backend type ipip", `{"Network":"10.244.0.0/16","Backend":{"Type":"ipip"}}`, `Backend.Type "ipip" is not supported`},
+		{"vxlan VNI out of range", `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":16777216}}`, `Backend.VNI 16777216 out of range`},
+		{"vxlan port out of range, as subnet refuses it", `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Port":70000}}`, `Backend.Port 70000`},
+		{"unknown vxlan field", `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","PSK":"x"}}`, `unknown field "PSK"`},
 		{"direct routing with host-gw", `{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw","DirectRouting":true}}`, `DirectRouting applies to Type "udp" only`},
 		{"unknown host-gw field", `{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw","PSK":"x"}}`, `Backend: unknown field "PSK"`},
 		{"what subnet refuses", `{"Network":"10.244.0.0/16","Backend":{"Port":70000}}`, "Backend.Port 70000"},
@@ -40,6 +43,9 @@ func TestParseConfigBackendErrors(t *testing.T) {
 		`{"Network":"10.244.0.0/16"}`,
 		`{"Network":"10.244.0.0/16","Backend":{"Type":"udp","Port":9000,"DirectRouting":true}}`,
 		`{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}`,
+		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}`,
+		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Directrouting":true}}`,
+		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":42,"Port":4789,"GBP":true,"Learning":false,"MTU":1400}}`,
 	} {
 		if _, err := Registry().ParseConfig([]byte(ok)); err != nil {
 			t.Errorf("ParseConfig(%s): %v", ok, err)

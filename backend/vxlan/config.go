@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/weftnet/weft/subnet"
 )
 
 // Type is the Backend.Type this package implements.
@@ -130,4 +132,34 @@ func (c Config) DeviceMTU(underlayMTU int) int {
 		m = c.MTU
 	}
 	return m - Overhead
+}
+
+// configOf decodes the vxlan section of a network config: the fields
+// shared by backends (Port, DirectRouting) and its own.
+func configOf(c *subnet.Config) (Config, error) {
+	if c == nil {
+		return Config{}, errors.New("vxlan: network config is nil")
+	}
+	fields := map[string]json.RawMessage{}
+	if raw := c.Backend.Raw; raw != "" {
+		if err := json.Unmarshal([]byte(raw), &fields); err != nil {
+			return Config{}, fmt.Errorf("Backend: %w", err)
+		}
+	}
+	put := func(k string, v any) {
+		b, _ := json.Marshal(v)
+		fields[k] = b
+	}
+	put("Type", c.Backend.Type)
+	if c.Backend.Port != 0 {
+		put("Port", c.Backend.Port)
+	}
+	if c.Backend.DirectRouting {
+		put("DirectRouting", true)
+	}
+	data, err := json.Marshal(fields)
+	if err != nil {
+		return Config{}, err
+	}
+	return ParseConfig(data)
 }

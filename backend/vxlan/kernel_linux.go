@@ -22,6 +22,9 @@ type DeviceSpec struct {
 // ErrNoVXLAN is wrapped when the kernel cannot make a VXLAN device.
 var ErrNoVXLAN = errors.New("the kernel cannot make VXLAN devices (module vxlan missing?)")
 
+// ErrNotVXLAN is wrapped when a device of the wanted name is not VXLAN.
+var ErrNotVXLAN = errors.New("not a VXLAN device: not weft's, left alone")
+
 // ErrPortInUse is wrapped when the VXLAN port is held by another socket.
 var ErrPortInUse = errors.New("the VXLAN UDP port is held by another socket")
 
@@ -55,7 +58,7 @@ func EnsureDevice(h *netlink.Handle, spec DeviceSpec) (dev *Device, reused bool,
 	case err == nil:
 		old, ok := link.(*netlink.Vxlan)
 		if !ok {
-			return nil, false, fmt.Errorf("vxlan: a %s device named %s exists: not weft's, left alone (remove it, or use another VNI)", link.Type(), want.Name)
+			return nil, false, fmt.Errorf("vxlan: a %s device named %s exists: %w (remove it, or use another VNI)", link.Type(), want.Name, ErrNotVXLAN)
 		}
 		if why := incompatible(old, want); why != "" {
 			if err := h.LinkDel(old); err != nil {

@@ -42,9 +42,9 @@ func TestConfigRoundTripAndLeases(t *testing.T) {
 
 	// Bad configs are rejected before anything is written, naming the field.
 	for cfg, field := range map[string]string{
-		`{"Network":"10.244.0.0/16","Bogus":1}`:                  `"Bogus"`,
-		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}`: "Backend.Type",
-		`{"Network":"10.244.0.0/16","EnableIPv6":true}`:          "EnableIPv6",
+		`{"Network":"10.244.0.0/16","Bogus":1}`:                 `"Bogus"`,
+		`{"Network":"10.244.0.0/16","Backend":{"Type":"ipip"}}`: "Backend.Type",
+		`{"Network":"10.244.0.0/16","EnableIPv6":true}`:         "EnableIPv6",
 		`{"Network":`: "malformed JSON",
 		// Issue 25 item 6: networks no container can use.
 		`{"Network":"127.0.0.0/8"}`:    "overlaps loopback",

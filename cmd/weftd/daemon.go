@@ -29,7 +29,8 @@ import (
 type daemonState struct {
 	lease       atomic.Pointer[subnet.Lease]
 	peers       atomic.Pointer[overlay.PeerTable]
-	paths       atomic.Pointer[peerPaths] // per peer: udp, direct or unreachable
+	paths       atomic.Pointer[peerPaths]     // per peer: udp, direct or unreachable
+	backend     atomic.Pointer[backendHolder] // a backend of the registry (vxlan), nil for udp and host-gw
 	data        atomic.Pointer[overlay.Overlay]
 	dataRunning atomic.Bool
 	guarded     atomic.Bool                // the container guard's table is installed
@@ -183,30 +184,15 @@ func (d *weftd) run(ctx context.Context) error {
 	d.state.endpoint.Store(&ep)
 	d.log.Info("underlay", "iface", underlay.name, "publicIP", underlay.publicIP, "mtu", underlay.mtu)
 
-	previous := previousSubnet(d.opts.subnetFile, d.log)
+	if f := d.backends[cfg.Backend.Type]; f.New != nil {
+		// A backend behind the seam (vxlan); udp and host-gw run below.
+		return d.runBackend(ctx, cancel, &wg, f, cfg, underlay, try)
+	}
 	attrs := subnet.LeaseAttrsFor(cfg.Backend, underlay.publicIP)
-	if err := attrs.Validate(); err != nil {
-		return fmt.Errorf("this node's lease: %w", err)
-	}
-	if previous.IsValid() {
-		if _, err := retry(ctx, try, "check previous subnet", func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, d.checkPrevious(ctx, cfg, previous, attrs)
-		}); err != nil {
-			return err
-		}
-	}
-	lease, err := retry(ctx, try, "acquire subnet lease", func(ctx context.Context) (subnet.Lease, error) {
-		l, err := d.mgr.AcquireLease(ctx, cfg, attrs, previous)
-		if errors.Is(err, subnet.ErrPoolExhausted) {
-			return l, permanent{err}
-		}
-		return l, err
-	})
+	lease, err := d.acquireLease(ctx, try, cfg, attrs)
 	if err != nil {
 		return err
 	}
-	d.setLease(lease)
-	d.log.Info("holding subnet lease", "subnet", lease.Subnet, "expires", lease.Expiration)
 	if err := d.installGuard(cfg.Network, lease.Subnet, cfg.Backend.Port); err != nil {
 		return err
 	}
@@ -292,10 +278,47 @@ func (d *weftd) run(ctx context.Context) error {
 		}
 	})
 
+	return d.serveContainers(ctx, &wg, cfg, attrs, lease, containerMTU(cfg.Backend, mtu, underlay.mtu),
+		"shutting down: lease kept for the restart, TUN and routes removed", "tun", d.opts.tunName, "mtu", mtu)
+}
+
+// acquireLease gets this node's lease for attrs (checking first that the
+// subnet of an earlier run, in the subnet file, can be taken again).
+func (d *weftd) acquireLease(ctx context.Context, try attempts, cfg *subnet.Config, attrs subnet.LeaseAttrs) (subnet.Lease, error) {
+	if err := attrs.Validate(); err != nil {
+		return subnet.Lease{}, fmt.Errorf("this node's lease: %w", err)
+	}
+	previous := d.previousSubnet()
+	if previous.IsValid() {
+		if _, err := retry(ctx, try, "check previous subnet", func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, d.checkPrevious(ctx, cfg, previous, attrs)
+		}); err != nil {
+			return subnet.Lease{}, err
+		}
+	}
+	lease, err := retry(ctx, try, "acquire subnet lease", func(ctx context.Context) (subnet.Lease, error) {
+		l, err := d.mgr.AcquireLease(ctx, cfg, attrs, previous)
+		if errors.Is(err, subnet.ErrPoolExhausted) {
+			return l, permanent{err}
+		}
+		return l, err
+	})
+	if err != nil {
+		return subnet.Lease{}, err
+	}
+	d.setLease(lease)
+	d.log.Info("holding subnet lease", "subnet", lease.Subnet, "expires", lease.Expiration)
+	return lease, nil
+}
+
+// serveContainers publishes this node's containers, takes CNI requests,
+// enforces policy, writes the subnet files (containers get mtu) and
+// blocks until ctx ends; the data path runs already.
+func (d *weftd) serveContainers(ctx context.Context, wg *sync.WaitGroup, cfg *subnet.Config, attrs subnet.LeaseAttrs, lease subnet.Lease, mtu int, bye string, readyArgs ...any) error {
 	// Containers: publish what this node had, then take CNI requests.
-	d.startPolicy(ctx, &wg, attrs.PublicIP) // rules from the views below; the previous run's stay until then
+	d.startPolicy(ctx, wg, attrs.PublicIP) // rules from the views below; the previous run's stay until then
 	wg.Go(func() { d.keepTables(ctx, tableCheckInterval) })
-	if err := d.startEndpoints(ctx, &wg, attrs.PublicIP, lease.Subnet); err != nil {
+	if err := d.startEndpoints(ctx, wg, attrs.PublicIP, lease.Subnet); err != nil {
 		return err
 	}
 	wg.Go(func() { d.watchPolicyView(ctx) })
@@ -303,7 +326,7 @@ func (d *weftd) run(ctx context.Context) error {
 	env := subnetfile.Env{
 		Network: cfg.Network,
 		Subnet:  netip.PrefixFrom(lease.Subnet.Addr().Next(), lease.Subnet.Bits()),
-		MTU:     containerMTU(cfg.Backend, mtu, underlay.mtu),
+		MTU:     mtu,
 		IPMasq:  d.opts.ipMasq,
 	}
 	stopMasq, err := d.startIPMasq(cfg.Network, lease.Subnet)
@@ -315,7 +338,7 @@ func (d *weftd) run(ctx context.Context) error {
 		return err
 	}
 	d.waitPolicyInForce(ctx)
-	d.log.Info("ready", "subnet", lease.Subnet, "tun", d.opts.tunName, "mtu", mtu, "subnetFile", d.opts.subnetFile)
+	d.log.Info("ready", append([]any{"subnet", lease.Subnet, "containerMTU", mtu, "subnetFile", d.opts.subnetFile}, readyArgs...)...)
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		d.log.Warn("systemd notify", "err", err)
 	}
@@ -325,7 +348,7 @@ func (d *weftd) run(ctx context.Context) error {
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause
 	}
-	d.log.Info("shutting down: lease kept for the restart, TUN and routes removed")
+	d.log.Info(bye)
 	return nil
 }
 
@@ -372,11 +395,21 @@ func (d *weftd) probeEtcd(ctx context.Context) {
 	}
 }
 
+// previousSubnet is the subnet of an earlier run: weft's subnet file, else
+// the flannel subnet file (--flannel-subnet-file) flanneld or weftd wrote
+// (a node moving from flanneld to weftd keeps its subnet).
+func (d *weftd) previousSubnet() netip.Prefix {
+	if p := previousSubnet(d.opts.subnetFile, subnetfile.Read, d.log); p.IsValid() || d.opts.flannelSubnetFile == "" {
+		return p
+	}
+	return previousSubnet(d.opts.flannelSubnetFile, subnetfile.ReadFlannel, d.log)
+}
+
 // previousSubnet returns the subnet recorded in an earlier run's subnet
 // file, if there is one (whether it fits the current network is for
 // checkPrevious to judge).
-func previousSubnet(path string, log *slog.Logger) netip.Prefix {
-	env, err := subnetfile.Read(path)
+func previousSubnet(path string, read func(string) (subnetfile.Env, error), log *slog.Logger) netip.Prefix {
+	env, err := read(path)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			log.Warn("ignoring unreadable subnet file from an earlier run", "err", err)

@@ -61,10 +61,10 @@ func TestFlagsErrors(t *testing.T) {
 
 func TestRunRejectsBadConfigBeforeTouchingAnything(t *testing.T) {
 	var stderr strings.Builder
-	code := run([]string{"--network-config", `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}`,
+	code := run([]string{"--network-config", `{"Network":"10.244.0.0/16","Backend":{"Type":"ipip"}}`,
 		"--healthz-port", "0", "--etcd-endpoints", "http://127.0.0.1:1"}, &stderr)
 	if code != exitConfig {
-		t.Fatalf("weftd exited %d on a vxlan backend, want %d (EX_CONFIG)", code, exitConfig)
+		t.Fatalf("weftd exited %d on an ipip backend (not one of weft's), want %d (EX_CONFIG)", code, exitConfig)
 	}
 	if !strings.Contains(stderr.String(), "Backend") {
 		t.Fatalf("error does not name the field: %s", stderr.String())

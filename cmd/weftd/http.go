@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/weftnet/weft/backend"
 	"net"
 	"net/http"
 	"strconv"
@@ -109,6 +110,14 @@ func (d *weftd) serveStatus(w http.ResponseWriter, r *http.Request) {
 	if paths := d.state.paths.Load(); paths != nil {
 		for _, p := range paths.view() {
 			st.Peers = append(st.Peers, nodestatus.Peer{Subnet: p.Subnet.String(), Endpoint: p.endpoint(), Mode: p.Mode.String()})
+		}
+	}
+	if b := d.state.backend.Load(); b != nil {
+		for _, p := range b.Peers() {
+			st.Peers = append(st.Peers, nodestatus.Peer{Subnet: p.Subnet.String(), Endpoint: p.Endpoint, Mode: p.Mode})
+		}
+		if c, ok := b.Backend.(backend.Counters); ok {
+			st.Counters = c.Counters()
 		}
 	}
 	if o := d.state.data.Load(); o != nil {

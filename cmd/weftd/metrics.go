@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/weftnet/weft/backend"
 
 	"github.com/weftnet/weft/overlay"
 	"github.com/weftnet/weft/routing"
@@ -77,6 +78,17 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, m := range routing.Modes {
 			ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(count[m]), m.String())
+		}
+	}
+	if b := c.state.backend.Load(); b != nil {
+		count := map[string]int{}
+		for _, p := range b.Peers() {
+			count[p.Mode]++
+		}
+		if m, ok := b.Backend.(backend.Modes); ok {
+			for _, mode := range m.Modes() {
+				ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(count[mode]), mode)
+			}
 		}
 	}
 	o := c.state.data.Load()

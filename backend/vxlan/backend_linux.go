@@ -1,0 +1,383 @@
+package vxlan
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/weftnet/weft/backend"
+	"github.com/weftnet/weft/routing"
+	"github.com/weftnet/weft/subnet"
+)
+
+// CheckInterval is how often the device, its entries and the direct
+// routes are compared with the leases and put back (deleted by hand,
+// flushed with the underlay).
+const CheckInterval = 5 * time.Second
+
+// Modes a peer can have.
+const (
+	ModeVXLAN  = "vxlan"
+	ModeDirect = "direct"
+)
+
+// Backend is the vxlan backend of one node.
+type Backend struct {
+	node backend.Node
+	cfg  Config
+	log  *slog.Logger
+	mac  MAC // this node's VtepMAC, chosen by LeaseAttrs
+
+	mu     sync.Mutex // everything below: Apply, the check, Close
+	h      *netlink.Handle
+	dev    *Device
+	direct *routing.Kernel // nil without DirectRouting
+	onLink []netip.Prefix
+	leases map[netip.Prefix]subnet.Lease
+	logged map[string]bool // skipped leases already logged, by subnet+detail
+
+	peers   atomic.Pointer[[]backend.Peer]
+	skipped [5]atomic.Uint64 // by SkipReasons' index
+}
+
+// Factory is the vxlan entry of a backend.Registry.
+func Factory() backend.Factory {
+	return backend.Factory{
+		Check: func(cfg *subnet.Config) error { _, err := configOf(cfg); return err },
+		New: func(node backend.Node) (backend.Backend, error) {
+			cfg, err := configOf(node.Config)
+			if err != nil {
+				return nil, backend.ConfigError(err)
+			}
+			return New(node, cfg), nil
+		},
+	}
+}
+
+// New makes the backend; it does not touch the host.
+func New(node backend.Node, cfg Config) *Backend {
+	b := &Backend{node: node, cfg: cfg, log: node.Log, leases: map[netip.Prefix]subnet.Lease{}, logged: map[string]bool{}}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	b.peers.Store(&[]backend.Peer{})
+	return b
+}
+
+// LeaseAttrs publishes the VNI and the VtepMAC: the MAC of a device
+// flannel.<VNI> that can be kept (left by flanneld or an earlier weftd, so
+// that the other nodes' entries stay right across the swap), else a new
+// random one that Start gives the device.
+func (b *Backend) LeaseAttrs() (subnet.LeaseAttrs, error) {
+	if b.mac == (MAC{}) {
+		m, err := b.existingMAC()
+		if err != nil {
+			return subnet.LeaseAttrs{}, err
+		}
+		if m == (MAC{}) {
+			if m, err = randomMAC(); err != nil {
+				return subnet.LeaseAttrs{}, err
+			}
+		}
+		b.mac = m
+	}
+	return subnet.LeaseAttrs{
+		PublicIP:    b.node.Underlay.PublicIP.String(),
+		BackendType: Type,
+		BackendData: LeaseData{VNI: b.cfg.VNI, VtepMAC: b.mac}.Marshal(),
+	}, nil
+}
+
+// existingMAC is the MAC of a compatible flannel.<VNI>, zero without one.
+func (b *Backend) existingMAC() (MAC, error) {
+	link, err := netlink.LinkByName(b.cfg.DeviceName())
+	if errors.As(err, new(netlink.LinkNotFoundError)) {
+		return MAC{}, nil
+	}
+	if err != nil {
+		return MAC{}, fmt.Errorf("vxlan: look up %s: %w", b.cfg.DeviceName(), err)
+	}
+	old, ok := link.(*netlink.Vxlan)
+	if !ok || incompatible(old, b.wantLink()) != "" {
+		return MAC{}, nil
+	}
+	m, err := MACFrom(old.HardwareAddr)
+	if err != nil || m.checkUnicast() != nil {
+		return MAC{}, nil
+	}
+	return m, nil
+}
+
+func (b *Backend) spec() DeviceSpec {
+	return DeviceSpec{Config: b.cfg, UnderlayIndex: b.node.Underlay.Index, PublicIP: b.node.Underlay.PublicIP, MTU: b.MTU()}
+}
+
+func (b *Backend) wantLink() *netlink.Vxlan {
+	s := b.spec()
+	return &netlink.Vxlan{VxlanId: s.VNI, VtepDevIndex: s.UnderlayIndex, SrcAddr: s.PublicIP.AsSlice(), Port: s.Port, GBP: s.GBP}
+}
+
+// randomMAC is a locally administered unicast address.
+func randomMAC() (MAC, error) {
+	var m MAC
+	if _, err := rand.Read(m[:]); err != nil {
+		return m, fmt.Errorf("vxlan: random MAC: %w", err)
+	}
+	m[0] = m[0]&^1 | 2
+	return m, nil
+}
+
+// UDPPort is the VXLAN port, which the container guard keeps containers
+// from (a container must not inject VXLAN frames).
+func (b *Backend) UDPPort() int { return b.cfg.Port }
+
+// MTU is the device's and the containers' MTU.
+func (b *Backend) MTU() int { return b.cfg.DeviceMTU(b.node.Underlay.MTU) }
+
+// Start makes (or keeps) flannel.<VNI> with the published MAC, gives it
+// the VTEP address of lease, and with DirectRouting prepares the direct
+// routes (removing weft's stale ones).
+func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
+	if _, err := b.LeaseAttrs(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("vxlan: netlink: %w", err)
+	}
+	b.h = h
+	dev, reused, err := EnsureDevice(h, b.spec())
+	if errors.Is(err, ErrNoVXLAN) || errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNotVXLAN) {
+		return backend.ConfigError(err) // not fixed by a restart
+	}
+	if err != nil {
+		return err
+	}
+	if dev.MAC != b.mac {
+		// A new device, or one replaced since LeaseAttrs: give it the
+		// MAC the lease publishes.
+		link, err := h.LinkByIndex(dev.Index)
+		if err == nil {
+			err = h.LinkSetHardwareAddr(link, b.mac.HardwareAddr())
+		}
+		if err != nil {
+			return fmt.Errorf("vxlan: set the MAC of %s to %s: %w", dev.Name, b.mac, err)
+		}
+		dev.MAC = b.mac
+	}
+	b.dev = dev
+	if err := dev.Configure(lease.Subnet, b.node.Config.Network); err != nil {
+		return err
+	}
+	if b.cfg.DirectRouting {
+		k, err := routing.NewKernel(h, b.node.Underlay.Name)
+		if err != nil {
+			return fmt.Errorf("vxlan: direct routing: %w", err)
+		}
+		if b.onLink, err = k.OnLinkPrefixes(); err != nil {
+			return fmt.Errorf("vxlan: direct routing: %w", err)
+		}
+		if _, err := k.Sync(nil); err != nil {
+			return fmt.Errorf("vxlan: direct routing: clean routes of an earlier run: %w", err)
+		}
+		b.direct = k
+	}
+	b.log.Info("vxlan device", "device", dev.Name, "vni", b.cfg.VNI, "port", b.cfg.Port, "vtepMAC", dev.MAC,
+		"kept", reused, "mtu", b.MTU(), "directRouting", b.cfg.DirectRouting, "onLink", b.onLink)
+	return nil
+}
+
+// Apply takes the lease table or events and brings the kernel in line.
+func (b *Backend) Apply(snapshot []subnet.Lease, events []subnet.Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if snapshot != nil {
+		b.leases = map[netip.Prefix]subnet.Lease{}
+		for _, l := range snapshot {
+			b.leases[l.Subnet] = l
+		}
+	}
+	for _, ev := range events {
+		if ev.Type == subnet.EventRemoved {
+			delete(b.leases, ev.Lease.Subnet)
+		} else {
+			b.leases[ev.Lease.Subnet] = ev.Lease
+		}
+	}
+	b.sync(false)
+}
+
+// sync computes the peers and makes the kernel match them. Runs under mu.
+func (b *Backend) sync(repair bool) {
+	if b.dev == nil {
+		return
+	}
+	leases := slices.Collect(maps.Values(b.leases))
+	peers, skips := PeersOf(leases, b.cfg, b.mac, b.onLink)
+	want, dups := Want(peers)
+	for _, d := range dups {
+		skips = append(skips, LeaseSkip{d.Peer.Subnet, SkipMAC, d.Reason})
+	}
+	b.noteSkips(skips)
+	skipped := map[netip.Prefix]bool{}
+	for _, d := range dups {
+		skipped[d.Peer.Subnet] = true
+	}
+
+	c, err := Sync(b.dev, want)
+	b.report(c, err, repair)
+	if b.direct != nil {
+		var routes []routing.Route
+		for _, p := range peers {
+			if p.Direct {
+				routes = append(routes, routing.Route{Subnet: p.Subnet, Gateway: p.PublicIP})
+			}
+		}
+		dc, err := b.direct.Sync(routes)
+		if err != nil {
+			b.log.Error("vxlan: direct routes", "err", err)
+		}
+		if repair && len(dc.Added) > 0 {
+			b.log.Warn("put back direct routes that were gone", "routes", dc.Added)
+		}
+		for _, r := range dc.Blocked {
+			b.log.Warn("a route weft did not create holds this peer's subnet: leaving it alone", "subnet", r.Subnet)
+		}
+		if len(c.Blocked) > 0 && len(dc.Deleted) > 0 {
+			// A peer moved from a direct route to the device: its direct
+			// route was in the way of the first pass.
+			c, err = Sync(b.dev, want)
+			b.report(c, err, repair)
+		}
+	}
+	list := make([]backend.Peer, 0, len(peers))
+	for _, p := range peers {
+		if skipped[p.Subnet] {
+			continue
+		}
+		bp := backend.Peer{Subnet: p.Subnet, PublicIP: p.PublicIP, Mode: ModeVXLAN, Endpoint: p.PublicIP.String()}
+		if p.Direct {
+			bp.Mode = ModeDirect
+		}
+		list = append(list, bp)
+	}
+	b.peers.Store(&list)
+}
+
+func (b *Backend) report(c Changes, err error, repair bool) {
+	if err != nil {
+		b.log.Error("vxlan: read the device's state", "err", err)
+		return
+	}
+	for _, e := range c.Errors {
+		b.log.Error("vxlan", "err", e)
+	}
+	for _, r := range c.Blocked {
+		b.log.Warn("a route weft did not create holds this peer's subnet: leaving it alone", "route", r.String())
+	}
+	if c.Empty() {
+		return
+	}
+	args := []any{"neighbours", len(c.Set.Neighs), "fdb", len(c.Set.FDBs), "routes", len(c.Set.Routes),
+		"removedNeighbours", len(c.Del.Neighs), "removedFDB", len(c.Del.FDBs), "removedRoutes", len(c.Del.Routes)}
+	if repair {
+		b.log.Warn("vxlan: put back entries that were gone or changed (by hand?), removed strays", args...)
+	} else {
+		b.log.Info("vxlan: peers applied", args...)
+	}
+}
+
+// noteSkips counts skipped leases and logs each (subnet, detail) once
+// while it stays the same. Runs under mu.
+func (b *Backend) noteSkips(skips []LeaseSkip) {
+	seen := map[string]bool{}
+	for _, s := range skips {
+		key := s.Subnet.String() + "\x00" + s.Detail
+		seen[key] = true
+		if b.logged[key] {
+			continue
+		}
+		b.logged[key] = true
+		if i := slices.Index(SkipReasons, s.Reason); i >= 0 {
+			b.skipped[i].Add(1)
+		}
+		b.log.Warn("ignoring lease", "subnet", s.Subnet, "reason", s.Reason, "detail", s.Detail)
+	}
+	for k := range b.logged {
+		if !seen[k] {
+			delete(b.logged, k)
+		}
+	}
+}
+
+// Run checks every CheckInterval that the device is there and up and puts
+// back what went missing. A device that is gone ends Run with
+// backend.ErrDeviceLost.
+func (b *Backend) Run(ctx context.Context) error {
+	t := time.NewTicker(CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		b.mu.Lock()
+		if b.dev == nil {
+			b.mu.Unlock()
+			return nil
+		}
+		err := b.dev.Present()
+		if err == nil {
+			b.sync(true)
+		}
+		b.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("vxlan: %w: %v", backend.ErrDeviceLost, err)
+		}
+	}
+}
+
+// Peers implements backend.Backend.
+func (b *Backend) Peers() []backend.Peer { return *b.peers.Load() }
+
+// Modes implements backend.Modes.
+func (b *Backend) Modes() []string { return []string{ModeVXLAN, ModeDirect} }
+
+// Counters implements backend.Counters: leases skipped, by reason (each
+// bad lease counted once while it stays the same).
+func (b *Backend) Counters() map[string]any {
+	m := map[string]any{}
+	for i, r := range SkipReasons {
+		m["skipped_leases_"+r] = b.skipped[i].Load()
+	}
+	return m
+}
+
+// Close leaves the device, its entries and the routes in place, as
+// flanneld does: the kernel forwards on while weftd restarts or while
+// flanneld takes the node over (docs/flannel-migration.md); the next
+// start keeps the device and corrects the entries. It frees the netlink
+// handle.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.h != nil {
+		b.h.Close()
+		b.h = nil
+	}
+	b.dev = nil
+	return nil
+}
