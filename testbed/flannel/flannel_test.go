@@ -45,7 +45,7 @@ func TestFlanneldVXLANOnTwoHosts(t *testing.T) {
 	bed := testbed.ForTest(t, "wfl", 2)
 	url := StartEtcd(t, bed.Hosts[0])
 	cli := etcdClient(t, bed.Hosts[0], url)
-	if _, err := cli.Put(ctx, DefaultPrefix+"/config", `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}`); err != nil {
+	if err := PutConfig(ctx, bed.Hosts[0], url, DefaultPrefix, `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}`); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
