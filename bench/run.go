@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/weftnet/weft/testbed"
@@ -215,7 +216,21 @@ func setupPaths(ctx context.Context, bed *testbed.Bed, binDir, stateDir, logDir 
 			return nil, weft, nil, stopDirect, derr
 		}
 		paths = append(paths, dp)
+		slog.Info("starting weftd with the vxlan backend on a third bed")
+		vp, vstop, verr := weftVXLANPath(ctx, binDir, stateDir, logDir)
+		stopDirect = chainStops(stopDirect, vstop)
+		if verr != nil {
+			return nil, weft, nil, stopDirect, verr
+		}
+		paths = append(paths, vp)
 	}
+	slog.Info("starting the real flanneld (udp backend) on a bed of its own")
+	fp, fstop, ferr := flannelUDPPath(ctx, stateDir)
+	stopDirect = chainStops(stopDirect, fstop)
+	if ferr != nil {
+		return nil, weft, nil, stopDirect, ferr
+	}
+	paths = append(paths, fp)
 	for _, e := range extras {
 		slog.Info("setting up extra path", "name", e[0])
 		p, err := extraPath(ctx, bed, e[0], e[1])
@@ -298,4 +313,24 @@ func (rep *report) verdict() error {
 		return fmt.Errorf("no samples for %s (see %d failures above)", strings.Join(missing, ", "), len(rep.Failures))
 	}
 	return nil
+}
+
+// chainStops runs both stops (either may be nil) once, however often it
+// is called (the run stops the side beds on every way out), and joins
+// their errors.
+func chainStops(a, b func() error) func() error {
+	var once sync.Once
+	var err error
+	return func() error {
+		once.Do(func() {
+			var errs []error
+			for _, f := range []func() error{a, b} {
+				if f != nil {
+					errs = append(errs, f())
+				}
+			}
+			err = errors.Join(errs...)
+		})
+		return err
+	}
 }
