@@ -358,8 +358,21 @@ func npYAML(ns, name, spec string) string {
 	return fmt.Sprintf("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: %s\n  namespace: %q\nspec:\n%s\n", name, ns, spec)
 }
 
+// backendsUnderTest are the network configs the backend-independent e2e
+// tests (policy matrix, container guard) run on.
+var backendsUnderTest = []struct{ name, config string }{
+	{"udp", cluster.DefaultNetworkConfig},
+	{"vxlan", vxlanConfig},
+}
+
 func TestPolicyConformanceMatrix(t *testing.T) {
-	c := newCluster(t, 2, cluster.Options{})
+	for _, b := range backendsUnderTest {
+		t.Run(b.name, func(t *testing.T) { policyConformanceMatrix(t, b.config) })
+	}
+}
+
+func policyConformanceMatrix(t *testing.T, networkConfig string) {
+	c := newCluster(t, 2, cluster.Options{NetworkConfig: networkConfig})
 	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}}
 	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
 	for _, ns := range []string{"x", "y", "z"} {
