@@ -91,3 +91,19 @@ func TestReplaceDeleteHasRules(t *testing.T) {
 		t.Fatalf("after Delete: %s", tables)
 	}
 }
+
+// Diff is empty for equal texts and otherwise names the first differing
+// line, cut to a log line's length.
+func TestDiff(t *testing.T) {
+	a := "table 2 t\n chain c\n  rule x\n"
+	if d := Diff(a, a); d != "" {
+		t.Fatalf("Diff of equal texts = %q", d)
+	}
+	if d := Diff(a, "table 2 t\n chain c\n"); !strings.Contains(d, "line 3") || !strings.Contains(d, `want "rule x", found ""`) {
+		t.Fatalf("Diff of a lost rule = %q", d)
+	}
+	long := strings.Repeat("y", 1000)
+	if d := Diff(a, "table 2 t\n"+long); len(d) > 500 || !strings.Contains(d, "line 2") {
+		t.Fatalf("Diff of a long line = %d bytes: %.100q", len(d), d)
+	}
+}

@@ -383,3 +383,47 @@ func TestCompileRandomPolicies(t *testing.T) {
 		}
 	}
 }
+
+// Peers and ports are compiled apart: 2,000 ipBlocks x 1,000 ports is one
+// group of about 2,000 + 1,000 elements (it was 2,000,000 boxes), and the
+// rule set allows exactly what the reference model does on a sample.
+func TestCompilePeersAndPortsApart(t *testing.T) {
+	const peers, ports = 2000, 1000
+	in := world()
+	in.Policies = []networkingv1.NetworkPolicy{PeersTimesPorts("x", peers, ports, []netip.Addr{in.Endpoints[1].IP})}
+	rs, err := Compile(in)
+	if err != nil || len(rs.Rejected) > 0 {
+		t.Fatal(err, rs.Rejected)
+	}
+	if len(rs.Ingress) != 1 || len(rs.Ingress[0].Ports) != 1 {
+		t.Fatalf("classes %+v: want one class with one port group", len(rs.Ingress))
+	}
+	if n := rs.Ingress[0].Elements(); n > peers+1+ports+1 {
+		t.Fatalf("%d elements, want at most peers + ports (%d)", n, peers+ports+2)
+	}
+	r := rand.New(rand.NewPCG(25, 2))
+	for range 5000 {
+		var peer netip.Addr
+		switch r.IntN(3) {
+		case 0: // one of the ipBlocks (every other address from 172.16.0.0)
+			peer = u32Addr(addrU32(netip.MustParseAddr("172.16.0.0")) + uint32(2*r.IntN(peers)))
+		case 1: // between them
+			peer = u32Addr(addrU32(netip.MustParseAddr("172.16.0.1")) + uint32(2*r.IntN(peers)))
+		default:
+			peer = in.Endpoints[r.IntN(len(in.Endpoints))].IP
+		}
+		port := uint16(999 + r.IntN(2*ports+2))
+		if r.IntN(10) == 0 {
+			port = 80
+		}
+		for _, ep := range in.Endpoints {
+			if ep.Node != in.Node || ep.IP == peer {
+				continue
+			}
+			got := rs.Allows(peer, ep.IP, ProtoTCP, port)
+			if want := Reachable(in, peer, ep.IP, ProtoTCP, port); got != want {
+				t.Fatalf("%s -> %s/%s tcp/%d: Allows %v, Reachable %v", peer, ep.Namespace, ep.Name, port, got, want)
+			}
+		}
+	}
+}
