@@ -47,7 +47,7 @@ func HasRules(c *nftables.Conn, t *nftables.Table, chain string) (bool, error) {
 
 // Contents reads back tables as the kernel holds them and returns one
 // canonical text of everything that decides a packet's fate: each table's
-// chains (type, hook, priority, policy), each chain's rules in order with
+// flags (a dormant table is not evaluated), its chains (type, hook, priority, policy), each chain's rules in order with
 // their expressions, and each set with its flags and elements (sorted).
 // Handles and counter values are left out, so two reads of unchanged
 // tables are equal, and a flushed chain or set, a deleted, replaced or
@@ -62,13 +62,17 @@ func Contents(c *nftables.Conn, tables ...*nftables.Table) (string, error) {
 	}
 	for _, t := range tables {
 		fmt.Fprintf(&b, "table %d %s\n", t.Family, t.Name)
-		if _, err := c.ListTableOfFamily(t.Name, t.Family); err != nil {
+		held, err := c.ListTableOfFamily(t.Name, t.Family)
+		if err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				b.WriteString(" absent\n")
 				continue
 			}
 			return "", fmt.Errorf("list table %s: %w", t.Name, err)
 		}
+		// A dormant table (flags dormant) keeps every chain and rule but
+		// none is evaluated: its flags decide as much as its rules.
+		fmt.Fprintf(&b, " flags %#x\n", held.Flags)
 		var mine []*nftables.Chain
 		for _, ch := range chains {
 			if ch.Table != nil && ch.Table.Name == t.Name && ch.Table.Family == t.Family {

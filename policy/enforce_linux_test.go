@@ -499,6 +499,10 @@ var tamperings = [][]string{
 	{"flush", "set", "bridge", "T", "sources"},
 	{"delete", "table", "ip", "T"},
 	{"flush", "ruleset"},
+	// a dormant table keeps every rule, none evaluated
+	{"add", "table", "ip", "T", "{ flags dormant; }"},
+	{"add", "table", "ip6", "T", "{ flags dormant; }"},
+	{"add", "table", "bridge", "T", "{ flags dormant; }"},
 }
 
 // Tamper runs one of tamperings against table (T) in the namespace of
@@ -556,6 +560,10 @@ func TestChangedSeesTampering(t *testing.T) {
 			t.Errorf("Changed after nft %v = %q, %v; want the change", tamper, d, err)
 		} else {
 			t.Logf("nft %v: %s", tamper, d)
+		}
+		nd.apply(t, e, policies)
+		if out, err := nd.host.Run(context.Background(), "nft", "list", "ruleset"); err != nil || strings.Contains(out, "dormant") {
+			t.Errorf("after nft %v and Apply: %v\n%s", tamper, err, out)
 		}
 	}
 	// Without a bridge (no IPv6 table) Changed is empty after Apply too, or
