@@ -13,7 +13,7 @@ import (
 // container it knew still holds its address). held is false when the
 // address is free or the store does not exist.
 func HeldBy(dataDir string, addr netip.Addr) (owner Attachment, held bool, err error) {
-	data, err := os.ReadFile(filepath.Join(dataDir, addr.String()))
+	data, err := readStoreFile(filepath.Join(dataDir, addr.String()))
 	if errors.Is(err, os.ErrNotExist) {
 		return Attachment{}, false, nil
 	}

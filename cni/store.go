@@ -3,6 +3,7 @@ package cni
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -113,7 +114,7 @@ func (s *Store) List() (map[netip.Addr]Attachment, error) {
 		if err != nil || e.IsDir() {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(s.dir, e.Name()))
+		data, err := readStoreFile(filepath.Join(s.dir, e.Name()))
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
@@ -123,6 +124,37 @@ func (s *Store) List() (map[netip.Addr]Attachment, error) {
 		out[addr] = parseOwner(string(data))
 	}
 	return out, nil
+}
+
+// maxStoreFile bounds a file of the address store: a container ID and an
+// interface name (or an address), a few hundred bytes at most.
+const maxStoreFile = 4 << 10
+
+// readStoreFile reads a file of the address store if it is a regular file
+// of at most maxStoreFile bytes (opened without blocking, so a FIFO does
+// not wait): a device or a huge file put there is an error, not an
+// endless read.
+func readStoreFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxStoreFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxStoreFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not an address record", path, maxStoreFile)
+	}
+	return data, nil
 }
 
 func parseOwner(content string) Attachment {
@@ -204,7 +236,7 @@ func (s *Store) reserve(addr netip.Addr, a Attachment) (bool, error) {
 }
 
 func (s *Store) lastReserved() (netip.Addr, error) {
-	data, err := os.ReadFile(filepath.Join(s.dir, lastIPFile))
+	data, err := readStoreFile(filepath.Join(s.dir, lastIPFile))
 	if err != nil {
 		return netip.Addr{}, err
 	}
