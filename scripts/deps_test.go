@@ -2,6 +2,7 @@
 package scripts
 
 import (
+	"bufio"
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
@@ -122,20 +123,39 @@ func TestDepsWaitsForTheAptLock(t *testing.T) {
 	if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &unix.Flock_t{Type: unix.F_WRLCK}); err != nil {
 		t.Fatal(err)
 	}
-	release := make(chan float64)
-	go func() {
-		time.Sleep(3 * time.Second)
-		at := float64(time.Now().UnixNano()) / 1e9
-		_ = unix.FcntlFlock(f.Fd(), unix.F_SETLK, &unix.Flock_t{Type: unix.F_UNLCK})
-		release <- at
-	}()
-	out, err := deps(t, fake, "DEPS_APT_LOCKS="+lockPath)
-	released := <-release
+	// The lock is released once deps.sh says it waits (however long a
+	// loaded machine takes it to get there), a second later.
+	cmd := exec.Command("bash", "scripts/deps.sh")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "DEPS_APT_LOCKS="+lockPath, "PATH="+fake+":"+os.Getenv("PATH"))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var output strings.Builder
+	var released float64
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		output.WriteString(sc.Text() + "\n")
+		if released == 0 && strings.Contains(sc.Text(), "another apt/dpkg holds "+lockPath+"; waiting for it (up to 600s)") {
+			time.Sleep(time.Second)
+			released = float64(time.Now().UnixNano()) / 1e9
+			if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &unix.Flock_t{Type: unix.F_UNLCK}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	err = cmd.Wait()
+	out := output.String()
 	if err != nil {
 		t.Fatalf("deps.sh: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "another apt/dpkg holds "+lockPath+"; waiting for it (up to 600s)") {
-		t.Errorf("deps.sh did not say it waits:\n%s", out)
+	if released == 0 {
+		t.Fatalf("deps.sh did not say it waits:\n%s", out)
 	}
 	first, _, _ := strings.Cut(aptLog(t, fake), " ")
 	if at, err := strconv.ParseFloat(first, 64); err != nil || at < released {
