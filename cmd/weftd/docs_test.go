@@ -40,12 +40,12 @@ func readDoc(t *testing.T, path string) string {
 	return string(data)
 }
 
-// The README's flag table names every flag, so a new flag is documented.
-func TestREADMEListsEveryFlag(t *testing.T) {
-	readme := readDoc(t, "../../README.md")
+// docs/flags.md's table names every flag, so a new flag is documented.
+func TestDocsListEveryFlag(t *testing.T) {
+	doc := readDoc(t, "../../docs/flags.md")
 	for _, name := range weftdFlags(t) {
-		if !strings.Contains(readme, "`--"+name+"`") {
-			t.Errorf("README.md's weftd flag table lacks `--%s`", name)
+		if !strings.Contains(doc, "`--"+name+"`") {
+			t.Errorf("docs/flags.md's weftd flag table lacks `--%s`", name)
 		}
 	}
 }
@@ -67,15 +67,15 @@ func TestWeftdDefaultNamesRealFlags(t *testing.T) {
 	}
 }
 
-// The README's Observability section names every weft_ metric weftd serves.
-func TestREADMEListsEveryMetric(t *testing.T) {
+// docs/metrics.md names every weft_ metric weftd serves.
+func TestDocsListEveryMetric(t *testing.T) {
 	state := newDaemon(&options{}, nil).state
 	descs := make(chan *prometheus.Desc, 100)
 	for _, c := range []prometheus.Collector{state.etcdLatency, newStatsCollector(state), guardCollector{}, engine.NewCollector(state.policy.Load)} {
 		c.Describe(descs)
 	}
 	close(descs)
-	readme := readDoc(t, "../../README.md")
+	doc := readDoc(t, "../../docs/metrics.md")
 	fqName := regexp.MustCompile(`fqName: "([a-z0-9_]+)"`)
 	n := 0
 	for d := range descs {
@@ -84,8 +84,8 @@ func TestREADMEListsEveryMetric(t *testing.T) {
 			t.Fatalf("no fqName in %s", d)
 		}
 		n++
-		if !strings.Contains(readme, "`"+m[1]+"`") && !strings.Contains(readme, "`"+m[1]+"{") {
-			t.Errorf("README.md does not list the metric %s", m[1])
+		if !strings.Contains(doc, "`"+m[1]+"`") && !strings.Contains(doc, "`"+m[1]+"{") {
+			t.Errorf("docs/metrics.md does not list the metric %s", m[1])
 		}
 	}
 	if n < 15 {
