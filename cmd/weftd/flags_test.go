@@ -60,14 +60,22 @@ func TestFlagsErrors(t *testing.T) {
 }
 
 func TestRunRejectsBadConfigBeforeTouchingAnything(t *testing.T) {
-	var stderr strings.Builder
-	code := run([]string{"--network-config", `{"Network":"10.244.0.0/16","Backend":{"Type":"ipip"}}`,
-		"--healthz-port", "0", "--etcd-endpoints", "http://127.0.0.1:1"}, &stderr)
-	if code != exitConfig {
-		t.Fatalf("weftd exited %d on an ipip backend (not one of weft's), want %d (EX_CONFIG)", code, exitConfig)
-	}
-	if !strings.Contains(stderr.String(), "Backend") {
-		t.Fatalf("error does not name the field: %s", stderr.String())
+	for cfg, want := range map[string]string{
+		`{"Network":"10.244.0.0/16","Backend":{"Type":"ipip"}}`:                 "Backend.Type",
+		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":16777216}}`: "Backend.VNI 16777216 out of range",
+		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Port":65536}}`:   "Backend.Port 65536",
+		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","MTU":100}}`:      "Backend.MTU 100 out of range",
+		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VtepMAC":"x"}}`:  `unknown field \"VtepMAC\"`,
+	} {
+		var stderr strings.Builder
+		code := run([]string{"--network-config", cfg,
+			"--healthz-port", "0", "--etcd-endpoints", "http://127.0.0.1:1"}, &stderr)
+		if code != exitConfig {
+			t.Errorf("weftd exited %d on %s, want %d (EX_CONFIG)", code, cfg, exitConfig)
+		}
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("%s: error does not say %q: %s", cfg, want, stderr.String())
+		}
 	}
 }
 
