@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	cnins "github.com/containernetworking/plugins/pkg/ns"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/weftnet/weft/testbed"
@@ -197,5 +199,54 @@ func TestVXLANContainerCannotInject(t *testing.T) {
 	after := metrics(t, h1)
 	if d := guardDrops(after, "bridge_to_weft_port") - guardDrops(before, "bridge_to_weft_port"); d < 2*count {
 		t.Errorf("guard counted %v drops to the VXLAN port, want at least %d", d, 2*count)
+	}
+}
+
+// This node's host cannot run the vxlan backend: the VXLAN port held by
+// another socket, a device named flannel.1 that is not VXLAN (left alone).
+// weftd says why and exits 78, without a half-configured network.
+func TestVXLANHostConflictsExit78(t *testing.T) {
+	for name, setup := range map[string]func(t *testing.T, h *testbed.Host){
+		"port held": func(t *testing.T, h *testbed.Host) {
+			var conn *net.UDPConn
+			if err := cnins.WithNetNSPath(h.NS.Path(), func(cnins.NetNS) error {
+				var err error
+				conn, err = net.ListenUDP("udp4", &net.UDPAddr{Port: 8472})
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.Close() })
+		},
+		"not a vxlan device": func(t *testing.T, h *testbed.Host) {
+			runIn(t, ctxFor(t, 10*time.Second), h.NS, "ip", "link", "add", "flannel.1", "type", "bridge")
+		},
+	} {
+		t.Run(strings.ReplaceAll(name, " ", "_"), func(t *testing.T) {
+			bed := testbed.ForTest(t, "wx", 2)
+			h := bed.Hosts[0]
+			setup(t, h)
+			dir := t.TempDir()
+			etcd := "http://" + h.IP.String() + ":2379"
+			p, err := bed.Start(h, filepath.Join(dir, "weftd.log"), filepath.Join(binDir, "weftd"),
+				"--healthz-port", "0", "--iface", h.Dev, "--subnet-file", filepath.Join(dir, "subnet.env"),
+				"--cni-socket", filepath.Join(dir, "cni.sock"), "--endpoints-file", filepath.Join(dir, "endpoints.json"),
+				"--embedded-etcd-dir", filepath.Join(dir, "etcd"), "--embedded-etcd-listen", etcd, "--network-config", vxlanConfig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code := exitStatus(t, p, 60*time.Second); code != 78 {
+				t.Fatalf("exit code %d, want 78\n%s", code, tailFile(p.LogPath))
+			}
+			log := tailFile(p.LogPath)
+			if want := map[string]string{"port held": "held by another socket", "not a vxlan device": "not a VXLAN device"}[name]; !strings.Contains(log, want) {
+				t.Fatalf("log does not say %q:\n%s", want, log)
+			}
+			if name == "not a vxlan device" {
+				if out := runIn(t, ctxFor(t, 10*time.Second), h.NS, "ip", "-d", "link", "show", "flannel.1"); !strings.Contains(out, "bridge") {
+					t.Fatalf("the bridge named flannel.1 was changed:\n%s", out)
+				}
+			}
+		})
 	}
 }

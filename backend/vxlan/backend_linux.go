@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/weftnet/weft/backend"
 	"github.com/weftnet/weft/routing"
@@ -85,6 +87,11 @@ func (b *Backend) LeaseAttrs() (subnet.LeaseAttrs, error) {
 			return subnet.LeaseAttrs{}, err
 		}
 		if m == (MAC{}) {
+			// A new device: its port must be free (checked before the
+			// lease is taken, so that nothing is half set up).
+			if err := portFree(b.cfg.Port); err != nil {
+				return subnet.LeaseAttrs{}, err
+			}
 			if m, err = randomMAC(); err != nil {
 				return subnet.LeaseAttrs{}, err
 			}
@@ -108,7 +115,10 @@ func (b *Backend) existingMAC() (MAC, error) {
 		return MAC{}, fmt.Errorf("vxlan: look up %s: %w", b.cfg.DeviceName(), err)
 	}
 	old, ok := link.(*netlink.Vxlan)
-	if !ok || incompatible(old, b.wantLink()) != "" {
+	if !ok {
+		return MAC{}, backend.ConfigError(fmt.Errorf("vxlan: a %s device named %s exists: %w (remove it, or use another VNI)", link.Type(), b.cfg.DeviceName(), ErrNotVXLAN))
+	}
+	if incompatible(old, b.wantLink()) != "" {
 		return MAC{}, nil
 	}
 	m, err := MACFrom(old.HardwareAddr)
@@ -125,6 +135,19 @@ func (b *Backend) spec() DeviceSpec {
 func (b *Backend) wantLink() *netlink.Vxlan {
 	s := b.spec()
 	return &netlink.Vxlan{VxlanId: s.VNI, VtepDevIndex: s.UnderlayIndex, SrcAddr: s.PublicIP.AsSlice(), Port: s.Port, GBP: s.GBP}
+}
+
+// portFree binds the UDP port for a moment: a port another socket holds
+// is a configuration error (the device could not be set up).
+func portFree(port int) error {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: port})
+	if errors.Is(err, unix.EADDRINUSE) {
+		return backend.ConfigError(fmt.Errorf("vxlan: UDP port %d: %w", port, ErrPortInUse))
+	}
+	if err != nil {
+		return fmt.Errorf("vxlan: UDP port %d: %w", port, err)
+	}
+	return c.Close()
 }
 
 // randomMAC is a locally administered unicast address.
