@@ -74,13 +74,25 @@ func TestTwoDevicesTalk(t *testing.T) {
 	n2 := startNode(t, bed.Hosts[1], "10.244.2.0/24")
 	n1.b.Apply([]subnet.Lease{n2.lease}, nil)
 	n2.b.Apply([]subnet.Lease{n1.lease}, nil)
+	// In this test both devices live in one process whose threads are in
+	// the root namespace: the library brings a device up again when its
+	// TUN reports "up" (within a second), on a thread of its own, and so
+	// may open the UDP sockets in the root namespace. weftd runs in its
+	// host's namespace and never sees this. Once those events are done,
+	// open the sockets again inside each host's namespace.
+	time.Sleep(1500 * time.Millisecond)
+	for _, n := range []*testNode{n1, n2} {
+		if err := ns.WithNetNSPath(n.host.NS.Path(), func(ns.NetNS) error { return n.b.run.dev.BindUpdate() }); err != nil {
+			t.Fatalf("rebind in %s: %v", n.host.NS.Name, err)
+		}
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	runErr := make(chan error, 1)
 	go func() { runErr <- n2.b.Run(ctx) }()
 
-	out, err := bed.Hosts[0].NS.Run(ctx, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.244.2.0")
+	out, err := bed.Hosts[0].NS.Run(ctx, "ping", "-c", "3", "-i", "0.2", "-w", "15", "10.244.2.0")
 	if err != nil {
 		t.Fatalf("ping over WireGuard: %v\n%s", err, out)
 	}
@@ -121,7 +133,7 @@ func TestTwoDevicesTalk(t *testing.T) {
 	}
 	n1.lease.Attrs = attrs
 	n2.b.Apply(nil, []subnet.Event{{Type: subnet.EventAdded, Lease: n1.lease}})
-	if out, err := bed.Hosts[0].NS.Run(ctx, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.244.2.0"); err != nil {
+	if out, err := bed.Hosts[0].NS.Run(ctx, "ping", "-c", "3", "-i", "0.2", "-w", "15", "10.244.2.0"); err != nil {
 		t.Fatalf("ping after rotation: %v\n%s", err, out)
 	}
 	// A loosened key file is refused; the running key stays.

@@ -7,12 +7,10 @@ import (
 )
 
 // parseSection reads this backend's fields out of the network config's
-// Backend section.
+// Backend section (the shared Port and DirectRouting, the rest in Raw).
 func parseSection(cfg *subnet.Config) (Config, error) {
 	if cfg == nil {
 		return Config{}, errors.New("network config is nil")
 	}
-	// Until the section's own fields reach backends (Backend.Raw), only
-	// the defaults; subnet fills in Port 8285 for every type for now.
-	return ParseConfig("", 0, cfg.Backend.DirectRouting)
+	return ParseConfig(cfg.Backend.Raw, cfg.Backend.Port, cfg.Backend.DirectRouting)
 }

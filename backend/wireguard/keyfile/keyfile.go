@@ -84,6 +84,9 @@ const maxFileSize = 256
 // group nor others can read or write, owned by this process's user.
 func Load(path string) (Key, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscallNoFollow, 0)
+	if isSymlinkRefused(err) {
+		return Key{}, fmt.Errorf("key file %s: %w: a symbolic link (whoever can write its directory could point it elsewhere)", path, ErrInsecure)
+	}
 	if err != nil {
 		return Key{}, fmt.Errorf("key file %s: %w", path, err)
 	}

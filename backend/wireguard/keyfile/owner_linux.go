@@ -1,9 +1,14 @@
 package keyfile
 
 import (
+	"errors"
 	"os"
 	"syscall"
 )
+
+// isSymlinkRefused tells whether an open with syscallNoFollow failed because
+// the path is a symbolic link.
+func isSymlinkRefused(err error) bool { return errors.Is(err, syscall.ELOOP) }
 
 // syscallNoFollow refuses a symbolic link as the key file: whoever can
 // write the directory could otherwise point weftd at another file.
