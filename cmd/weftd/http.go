@@ -84,7 +84,7 @@ func (d *weftd) readiness(now time.Time) nodestatus.Readiness {
 // built from a view in force.
 func (d *weftd) policyInForce() bool {
 	p := d.state.policy.Load()
-	return p == nil || p.Status().Applied > 0
+	return p == nil || p.InForce()
 }
 
 func (d *weftd) serveReadyz(w http.ResponseWriter, r *http.Request) {

@@ -178,8 +178,6 @@ func (p *Engine) ApplyView(v subnet.View) error {
 		p.log.Error("policy not applied; previous rules stay in force", "revision", v.Revision, "err", err)
 		return err
 	}
-	p.applied.Add(1)
-	p.lastRevision.Store(v.Revision)
 	p.log.Info("policy applied", "revision", v.Revision, "policies", len(v.Policies), "endpoints", len(v.Endpoints),
 		"isolatedIngress", p.isolatedIn.Load(), "isolatedEgress", p.isolatedOut.Load(), "rejected", p.rejectedN.Load(),
 		"took", time.Since(start).Round(time.Microsecond))
@@ -218,6 +216,11 @@ func (p *Engine) apply(v subnet.View) error {
 			local[ep.IP] = true
 		}
 	}
+	// Counted before WaitApplied and WaitEnforced wake, so that whoever
+	// they wake (weftd's READY=1, a CNI ADD) finds Status and InForce
+	// saying so.
+	p.applied.Add(1)
+	p.lastRevision.Store(v.Revision)
 	p.markEnforced(local, rejected)
 	return nil
 }
@@ -289,6 +292,14 @@ func (p *Engine) WaitApplied(ctx context.Context) error {
 		case <-next:
 		}
 	}
+}
+
+// InForce tells whether rules from some view are in force (WaitApplied
+// would return at once): weftd's readiness.
+func (p *Engine) InForce() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.enforced != nil
 }
 
 // Status is what /status shows of the engine.
