@@ -1,7 +1,8 @@
 // Package overlay is weft's data path: the wire format, the peer table and
 // the two forwarding loops (TUN->UDP, UDP->TUN), written against two small
-// interfaces (tunDevice, udpSocket) whose real implementations are
-// overlay/tundev and overlay/udpbatch.
+// interfaces (TUNDevice, UDPSocket) whose real implementations are
+// overlay/tundev and overlay/udpbatch (New) and whose in-memory fakes are
+// overlay/overlaytest (NewWith).
 package overlay
 
 import (
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -102,19 +104,10 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 	if cfg.SourcePorts < 1 || cfg.SourcePorts > MaxSourcePorts || int(cfg.Port)+cfg.SourcePorts-1 > 65535 {
 		return nil, fmt.Errorf("overlay: %d source ports from port %d (1 to %d, up to port 65535)", cfg.SourcePorts, cfg.Port, MaxSourcePorts)
 	}
-	if peers == nil {
-		return nil, errors.New("overlay: nil peer table")
-	}
-	if !cfg.Network.IsValid() || cfg.Network.Masked() != peers.Network() {
-		return nil, fmt.Errorf("overlay: network %v does not match the peer table's %v", cfg.Network, peers.Network())
-	}
-	if !cfg.Subnet.IsValid() || !cfg.Subnet.Addr().Is4() || cfg.Subnet.Bits() != peers.SubnetLen() || !cfg.Network.Contains(cfg.Subnet.Addr()) {
-		return nil, fmt.Errorf("overlay: subnet %v is not a /%d inside %v", cfg.Subnet, peers.SubnetLen(), cfg.Network)
+	if err := cfg.check(peers); err != nil {
+		return nil, err
 	}
 	cfg.Subnet = cfg.Subnet.Masked()
-	if cfg.MTU < 576 || cfg.MTU > 65535-HeaderLen-outerIPv4HeaderLen-udpHeaderLen {
-		return nil, fmt.Errorf("overlay: MTU %d out of range", cfg.MTU)
-	}
 	dev, err := tundev.Create(cfg.DeviceName, cfg.MTU, cfg.Subnet, cfg.Network, batchSize, cfg.Queues, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("overlay: %w", err)
@@ -155,6 +148,66 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 	}
 	if cfg.SourcePorts > 1 {
 		cfg.Logger.Info("outer source ports by inner flow", "from", cfg.Port, "to", int(cfg.Port)+cfg.SourcePorts-1)
+	}
+	return newOverlay(cfg, peers, tuns, socks), nil
+}
+
+// check validates cfg against peers (what New and NewWith need alike).
+func (cfg *Config) check(peers *PeerTable) error {
+	if peers == nil {
+		return errors.New("overlay: nil peer table")
+	}
+	if !cfg.Network.IsValid() || cfg.Network.Masked() != peers.Network() {
+		return fmt.Errorf("overlay: network %v does not match the peer table's %v", cfg.Network, peers.Network())
+	}
+	if !cfg.Subnet.IsValid() || !cfg.Subnet.Addr().Is4() || cfg.Subnet.Bits() != peers.SubnetLen() || !cfg.Network.Contains(cfg.Subnet.Addr()) {
+		return fmt.Errorf("overlay: subnet %v is not a /%d inside %v", cfg.Subnet, peers.SubnetLen(), cfg.Network)
+	}
+	if cfg.MTU < 576 || cfg.MTU > 65535-HeaderLen-outerIPv4HeaderLen-udpHeaderLen {
+		return fmt.Errorf("overlay: MTU %d out of range", cfg.MTU)
+	}
+	return nil
+}
+
+// Queue is one TUN queue and its UDP sockets, for NewWith: Sockets[0]
+// receives and sends the flows of source-port bucket 0 (Config.Port),
+// Sockets[k] sends bucket k (Port+k); len(Sockets) is Config.SourcePorts.
+type Queue struct {
+	TUN     TUNDevice
+	Sockets []UDPSocket
+}
+
+// NewWith builds the data path on devices the caller made: in-memory
+// fakes (overlay/overlaytest) run two nodes' forwarding in one process
+// without root. cfg.DeviceName and cfg.Port are not used; cfg.SourcePorts
+// (default DefaultSourcePorts) must match every queue's sockets. Close
+// closes the devices.
+func NewWith(cfg Config, peers *PeerTable, queues []Queue) (*Overlay, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SourcePorts == 0 {
+		cfg.SourcePorts = DefaultSourcePorts
+	}
+	if len(queues) < 1 || len(queues) > MaxQueues {
+		return nil, fmt.Errorf("overlay: %d queues (1 to %d)", len(queues), MaxQueues)
+	}
+	if cfg.SourcePorts < 1 || cfg.SourcePorts > MaxSourcePorts {
+		return nil, fmt.Errorf("overlay: %d source ports (1 to %d)", cfg.SourcePorts, MaxSourcePorts)
+	}
+	if err := cfg.check(peers); err != nil {
+		return nil, err
+	}
+	cfg.Subnet = cfg.Subnet.Masked()
+	cfg.Queues = len(queues)
+	tuns := make([]tunDevice, 0, len(queues))
+	socks := make([][]udpSocket, 0, len(queues))
+	for i, q := range queues {
+		if q.TUN == nil || len(q.Sockets) != cfg.SourcePorts || slices.Contains(q.Sockets, nil) {
+			return nil, fmt.Errorf("overlay: queue %d: want a TUN and %d sockets (SourcePorts)", i, cfg.SourcePorts)
+		}
+		tuns = append(tuns, q.TUN)
+		socks = append(socks, slices.Clone(q.Sockets))
 	}
 	return newOverlay(cfg, peers, tuns, socks), nil
 }

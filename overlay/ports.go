@@ -8,9 +8,9 @@ import (
 	"github.com/weftnet/weft/overlay/udpbatch"
 )
 
-// udpSocket is what the forwarding loops need from the UDP side; the real one
-// is *udpbatch.Conn, tests use an in-memory fake.
-type udpSocket interface {
+// UDPSocket is what the forwarding loops need from the UDP side; the real
+// one is *udpbatch.Conn, tests use an in-memory fake (overlay/overlaytest).
+type UDPSocket interface {
 	// ReadBatch blocks until datagrams arrive, receives them into bufs and
 	// returns them as views out[i] (into bufs) with their sources srcs[i];
 	// it returns how many.
@@ -23,12 +23,12 @@ type udpSocket interface {
 	Close() error
 }
 
-var _ udpSocket = (*udpbatch.Conn)(nil)
+var _ UDPSocket = (*udpbatch.Conn)(nil)
 
-// tunDevice is what the forwarding loops need from the TUN side; the real one
-// is a *tundev.Queue, tests use an in-memory fake. Packets sit at
-// buf[bufOffset:] in every buffer.
-type tunDevice interface {
+// TUNDevice is what the forwarding loops need from the TUN side (one queue);
+// the real one is a *tundev.Queue, tests use an in-memory fake
+// (overlay/overlaytest). Packets sit at buf[BufOffset:] in every buffer.
+type TUNDevice interface {
 	// Read blocks until packets arrive and reads them into bufs, their
 	// lengths in sizes (partial[i]: TCP checksum holds only the
 	// pseudo-header sum; a packet continues in tails[i] when that is not
@@ -44,4 +44,14 @@ type tunDevice interface {
 	Close() error
 }
 
-var _ tunDevice = (*tundev.Queue)(nil)
+var _ TUNDevice = (*tundev.Queue)(nil)
+
+// The loops' names for the two ports.
+type (
+	udpSocket = UDPSocket
+	tunDevice = TUNDevice
+)
+
+// BufOffset is where a packet starts in every buffer the loops hand to
+// TUNDevice.Read (room for the weft header before it).
+const BufOffset = bufOffset

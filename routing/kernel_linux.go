@@ -54,16 +54,6 @@ func (k *Kernel) OnLinkPrefixes() ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// Changes is what one Sync did.
-type Changes struct {
-	// Added and Deleted are the routes Sync installed and removed.
-	Added   []Route
-	Deleted []netip.Prefix
-	// Blocked are wanted routes whose destination already has a route
-	// weft did not create: left alone, not installed.
-	Blocked []Route
-}
-
 // Sync makes weft's routes in the main table exactly want: weft's routes
 // that are not wanted (a peer left, a stale one from an earlier run) are
 // deleted, missing ones are added (also ones someone deleted, or the

@@ -7,6 +7,7 @@ package routing
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 )
@@ -154,3 +155,22 @@ func plan(want, owned []Route, foreign []netip.Prefix) (del []netip.Prefix, add,
 	slices.SortFunc(del, netip.Prefix.Compare)
 	return del, add, blocked
 }
+
+// Changes is what one Sync did.
+type Changes struct {
+	// Added and Deleted are the routes Sync installed and removed.
+	Added   []Route
+	Deleted []netip.Prefix
+	// Blocked are wanted routes whose destination already has a route
+	// weft did not create: left alone, not installed.
+	Blocked []Route
+}
+
+// Binding ties a direct peer's subnet to its link-layer address: a packet
+// from the underlay with a source in Subnet must come from MAC.
+type Binding struct {
+	Subnet netip.Prefix
+	MAC    net.HardwareAddr
+}
+
+func (b Binding) String() string { return b.Subnet.String() + " from " + b.MAC.String() }

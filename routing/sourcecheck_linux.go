@@ -22,15 +22,6 @@ const SourceTable = "weft-direct"
 // it lives as long as the table, so replacing the rules keeps its count.
 const wrongSourceCounter = "wrong-l2-source"
 
-// Binding ties a direct peer's subnet to its link-layer address: a packet
-// from the underlay with a source in Subnet must come from MAC.
-type Binding struct {
-	Subnet netip.Prefix
-	MAC    net.HardwareAddr
-}
-
-func (b Binding) String() string { return b.Subnet.String() + " from " + b.MAC.String() }
-
 // SourceCheck keeps table ip weft-direct: one rule per direct peer that
 // drops packets arriving on the underlay with a source in the peer's
 // subnet and an Ethernet source other than the peer's.

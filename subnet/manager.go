@@ -417,3 +417,25 @@ func (m *Manager) ListLeases(ctx context.Context) ([]Lease, error) {
 func sortLeases(ls []Lease) {
 	sort.Slice(ls, func(i, j int) bool { return ls[i].Subnet.Addr().Less(ls[j].Subnet.Addr()) })
 }
+
+// Probe makes a RoundTrip every interval (each bounded by it) until ctx
+// ends and calls ok with the time of each that succeeded: weftd's
+// readiness and latency metric.
+func (m *Manager) Probe(ctx context.Context, interval time.Duration, ok func(rtt time.Duration)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, interval)
+		start := time.Now()
+		err := m.RoundTrip(rctx)
+		cancel()
+		if err == nil {
+			ok(time.Since(start))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

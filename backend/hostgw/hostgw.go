@@ -1,12 +1,17 @@
 // Package hostgw is the "host-gw" backend (flannel's): every peer is
 // reached through a plain kernel route via its PublicIP, so all nodes must
-// share one L2 network; a peer that is not on it is unreachable.
+// share one L2 network; a peer that is not on it is unreachable. It is the
+// udp backend's reconciler with every peer routed (routing.Policy.HostGW):
+// weft0 stays, for the network's route, the routes' preferred source and
+// ICMP errors for unreachable peers; containers get the underlay's MTU.
 package hostgw
 
 import (
 	"errors"
 
 	"github.com/weftnet/weft/backend"
+	"github.com/weftnet/weft/backend/udp"
+	"github.com/weftnet/weft/routing"
 
 	"github.com/weftnet/weft/subnet"
 )
@@ -24,4 +29,8 @@ func Check(cfg *subnet.Config) error {
 }
 
 // Factory is host-gw's entry in a backend.Registry.
-func Factory() backend.Factory { return backend.Factory{Check: Check} }
+func Factory() backend.Factory {
+	return backend.Factory{Check: Check, New: func(n backend.Node) (backend.Backend, error) {
+		return udp.New(n, routing.Policy{HostGW: true})
+	}}
+}

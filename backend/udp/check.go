@@ -1,9 +1,6 @@
 package udp
 
-import (
-	"github.com/weftnet/weft/backend"
-	"github.com/weftnet/weft/subnet"
-)
+import "github.com/weftnet/weft/subnet"
 
 // Type is the Backend.Type of this backend.
 const Type = subnet.BackendUDP
@@ -13,6 +10,3 @@ const Type = subnet.BackendUDP
 func Check(cfg *subnet.Config) error {
 	return cfg.Backend.DecodeRaw(&struct{}{})
 }
-
-// Factory is udp's entry in a backend.Registry.
-func Factory() backend.Factory { return backend.Factory{Check: Check} }

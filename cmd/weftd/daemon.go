@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,28 +17,24 @@ import (
 	"github.com/weftnet/weft/backend"
 	"github.com/weftnet/weft/backend/all"
 	"github.com/weftnet/weft/guard"
-	"github.com/weftnet/weft/overlay"
+	"github.com/weftnet/weft/guard/masq"
+	"github.com/weftnet/weft/nodelock"
 	"github.com/weftnet/weft/policy/engine"
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/subnetfile"
+	"github.com/weftnet/weft/underlay"
 )
 
 // daemonState is what the HTTP endpoints read; it is written by the daemon's
 // goroutines and read concurrently, so every field is atomic or immutable.
 type daemonState struct {
 	lease       atomic.Pointer[subnet.Lease]
-	peers       atomic.Pointer[overlay.PeerTable]
-	paths       atomic.Pointer[peerPaths]     // per peer: udp, direct or unreachable
-	backend     atomic.Pointer[backendHolder] // a backend of the registry (vxlan), nil for udp and host-gw
-	data        atomic.Pointer[overlay.Overlay]
+	backend     atomic.Pointer[backend.Backend] // once started
 	dataRunning atomic.Bool
-	guarded     atomic.Bool                // the container guard's table is installed
-	guardSpec   atomic.Pointer[guard.Spec] // what it enforces, to put it back
-	guardDrops  guardCounts                // its counters across reinstalls
-	guardTable  atomic.Pointer[string]     // its tables as read back right after installing (guard.Contents)
-	masq        masqKeeper                 // --ip-masq: what the masquerading table holds, to put it back
-	deviceLost  atomic.Bool                // the TUN was deleted, renamed or set down
-	etcdOK      atomic.Int64               // unix nanoseconds of the last successful etcd round trip
+	guard       guard.Keeper // the container guard: installed, checked, put back, its counters
+	masq        masq.Keeper  // --ip-masq: what the masquerading table holds, to put it back
+	deviceLost  atomic.Bool  // the TUN was deleted, renamed or set down
+	etcdOK      atomic.Int64 // unix nanoseconds of the last successful etcd round trip
 	etcdLatency prometheus.Histogram
 	leaseExpiry atomic.Int64                   // unix seconds, 0 for a reservation
 	endpoint    atomic.Pointer[netip.AddrPort] // this node's public IP and UDP port
@@ -69,32 +64,22 @@ func newDaemon(opts *options, log *slog.Logger) *weftd {
 }
 
 // run brings the node up and blocks until ctx is cancelled or something
-// fatal happens (lease lost, data path failed).
+// fatal happens (lease lost, data path failed). Its phases: check the
+// configuration, take the lock, reach etcd and read the network config,
+// take a lease with the backend's attributes, start the backend and
+// follow the leases, serve the containers, say ready; wait.
 func (d *weftd) run(ctx context.Context) error {
-	// Check what can be checked before touching anything.
-	var wanted *subnet.Config
-	if d.opts.networkConfig != "" {
-		cfg, err := d.backends.ParseConfig([]byte(d.opts.networkConfig))
-		if err != nil {
-			return configErrorf("--network-config: %w", err)
-		}
-		wanted = cfg
-	}
-
-	if err := d.clientOptions().Check(); err != nil {
-		return asConfigError(err)
-	}
-	if err := checkWritable(d.opts.writableDirs()); err != nil {
+	wanted, err := d.preflight()
+	if err != nil {
 		return err
 	}
-
 	// One weftd per network namespace: a second one exits here, before it
 	// touches the device, the port or etcd of the first.
 	lock, err := d.lock()
 	if err != nil {
 		return err
 	}
-	defer lock.release()
+	defer lock.Release()
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	// Every goroutine below ends on cancel; stop cancels and waits, and is
@@ -104,20 +89,12 @@ func (d *weftd) run(ctx context.Context) error {
 	defer stop()
 
 	if d.opts.embeddedEtcdDir != "" {
-		emb, err := subnet.StartEmbedded(subnet.EmbeddedOptions{
-			Dir:       d.opts.embeddedEtcdDir,
-			ClientURL: d.opts.embeddedEtcdListen,
-			PeerURL:   d.opts.embeddedEtcdPeerListen,
-			Logger:    d.log.With("component", "embedded-etcd"),
-		})
+		closeEtcd, err := d.startEmbeddedEtcd()
 		if err != nil {
-			return fmt.Errorf("start embedded etcd: %w", err)
+			return err
 		}
-		defer emb.Close()
-		d.etcdPorts = emb.ListenPorts()
-		d.log.Info("embedded etcd running", "endpoints", emb.Endpoints(), "dir", d.opts.embeddedEtcdDir)
+		defer closeEtcd()
 	}
-
 	// The HTTP endpoint comes up first so that /healthz answers while we
 	// wait for etcd or the network config.
 	if d.opts.healthzPort != 0 {
@@ -128,6 +105,125 @@ func (d *weftd) run(ctx context.Context) error {
 		defer srv.Close()
 	}
 
+	cli, cfg, err := d.connect(ctx, &wg, wanted)
+	if cli != nil {
+		defer cli.Close()
+		defer stop() // goroutines using the client end before it closes
+	}
+	if err != nil {
+		return err
+	}
+
+	// The backend: made for this node, it names what the lease carries.
+	be, lease, err := d.takeLease(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := be.Close(); err != nil {
+			d.log.Warn("close backend", "err", err)
+		}
+	}()
+	defer stop() // the backend's loops end before it closes
+	port := 0    // the container guard keeps containers from the backend's UDP port
+	if p, ok := be.(interface{ UDPPort() int }); ok {
+		port = p.UDPPort()
+	}
+	if err := d.installGuard(cfg.Network, lease.Subnet, port); err != nil {
+		return err
+	}
+	if err := be.Start(ctx, lease); err != nil {
+		if backend.IsConfigError(err) {
+			return asConfigError(err)
+		}
+		return err
+	}
+	d.state.backend.Store(&be)
+	d.follow(ctx, &wg, cancel, cfg, lease, be)
+
+	// Containers: publish what this node had, then take CNI requests.
+	publicIP := d.state.endpoint.Load().Addr().String()
+	d.startPolicy(ctx, &wg, publicIP) // rules from the views below; the previous run's stay until then
+	wg.Go(func() { d.keepTables(ctx, tableCheckInterval) })
+	if err := d.startEndpoints(ctx, &wg, publicIP, lease.Subnet); err != nil {
+		return err
+	}
+	wg.Go(func() { d.watchPolicyView(ctx) })
+	stopMasq, err := d.startIPMasq(cfg.Network, lease.Subnet)
+	if err != nil {
+		return err
+	}
+	defer stopMasq()
+
+	if err := d.writeSubnetFiles(subnetfile.Env{
+		Network: cfg.Network,
+		Subnet:  netip.PrefixFrom(lease.Subnet.Addr().Next(), lease.Subnet.Bits()),
+		MTU:     be.MTU(),
+		IPMasq:  d.opts.ipMasq,
+	}); err != nil {
+		return err
+	}
+	d.waitPolicyInForce(ctx)
+	d.log.Info("ready", "subnet", lease.Subnet, "backend", cfg.Backend.Type, "tun", d.opts.tunName, "containerMTU", be.MTU(), "subnetFile", d.opts.subnetFile)
+	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		d.log.Warn("systemd notify", "err", err)
+	}
+
+	<-ctx.Done()
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	if cfg.Backend.Type == subnet.BackendUDP || cfg.Backend.Type == subnet.BackendHostGW {
+		d.log.Info("shutting down: lease kept for the restart, TUN and routes removed")
+	} else {
+		d.log.Info("shutting down: lease kept for the restart; the " + cfg.Backend.Type + " backend's kernel state stays (the kernel forwards on)")
+	}
+	return nil
+}
+
+// preflight checks what can be checked before touching anything: the
+// --network-config to store, the etcd client options, the directories
+// weftd writes.
+func (d *weftd) preflight() (*subnet.Config, error) {
+	var wanted *subnet.Config
+	if d.opts.networkConfig != "" {
+		cfg, err := d.backends.ParseConfig([]byte(d.opts.networkConfig))
+		if err != nil {
+			return nil, configErrorf("--network-config: %w", err)
+		}
+		wanted = cfg
+	}
+	if err := d.clientOptions().Check(); err != nil {
+		return nil, asConfigError(err)
+	}
+	if err := checkWritable(d.opts.writableDirs()); err != nil {
+		return nil, err
+	}
+	return wanted, nil
+}
+
+// startEmbeddedEtcd runs the embedded etcd (--embedded-etcd-dir).
+func (d *weftd) startEmbeddedEtcd() (stop func(), err error) {
+	emb, err := subnet.StartEmbedded(subnet.EmbeddedOptions{
+		Dir:       d.opts.embeddedEtcdDir,
+		ClientURL: d.opts.embeddedEtcdListen,
+		PeerURL:   d.opts.embeddedEtcdPeerListen,
+		Logger:    d.log.With("component", "embedded-etcd"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd: %w", err)
+	}
+	d.etcdPorts = emb.ListenPorts()
+	d.log.Info("embedded etcd running", "endpoints", emb.Endpoints(), "dir", d.opts.embeddedEtcdDir)
+	return func() { emb.Close() }, nil
+}
+
+// connect makes the etcd client and the lease manager, starts the etcd
+// probe, stores --network-config if etcd has none and reads the network
+// config (retrying while one is missing or not one this weftd can run).
+// The client is returned (to close) even with an error.
+func (d *weftd) connect(ctx context.Context, wg *sync.WaitGroup, wanted *subnet.Config) (*clientv3.Client, *subnet.Config, error) {
 	// With credentials the client authenticates inside NewClient, so an
 	// etcd that is not there yet fails it: retry like any other call.
 	try := d.attempts()
@@ -135,10 +231,8 @@ func (d *weftd) run(ctx context.Context) error {
 		return subnet.NewClient(d.clientOptions())
 	})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer cli.Close()
-	defer stop() // goroutines using the client end before it closes
 	d.client = cli
 	d.mgr = subnet.NewManager(cli, subnet.Options{
 		Prefix:      d.opts.etcdPrefix,
@@ -154,7 +248,7 @@ func (d *weftd) run(ctx context.Context) error {
 			return d.mgr.EnsureConfig(ctx, wanted)
 		})
 		if err != nil {
-			return err
+			return cli, nil, err
 		}
 		if created {
 			d.log.Info("stored network config in etcd", "network", wanted.Network, "subnetLen", wanted.SubnetLen)
@@ -169,131 +263,51 @@ func (d *weftd) run(ctx context.Context) error {
 		}
 		return cfg, err
 	})
-	if err != nil {
-		return err
-	}
-
-	underlay, err := findUnderlay(d.opts.iface, d.opts.publicIP)
-	if err != nil {
-		return err
-	}
-	if err := cfg.CheckUnderlay(underlay.publicIP, underlay.prefixes); err != nil {
-		return configErrorf("network config: %w", err)
-	}
-	ep := netip.AddrPortFrom(underlay.publicIP, uint16(cfg.Backend.Port))
-	d.state.endpoint.Store(&ep)
-	d.log.Info("underlay", "iface", underlay.name, "publicIP", underlay.publicIP, "mtu", underlay.mtu)
-
-	if f := d.backends[cfg.Backend.Type]; f.New != nil {
-		// A backend behind the seam (vxlan); udp and host-gw run below.
-		return d.runBackend(ctx, cancel, &wg, f, cfg, underlay, try)
-	}
-	attrs := subnet.LeaseAttrsFor(cfg.Backend, underlay.publicIP)
-	lease, err := d.acquireLease(ctx, try, cfg, attrs)
-	if err != nil {
-		return err
-	}
-	if err := d.installGuard(cfg.Network, lease.Subnet, cfg.Backend.Port); err != nil {
-		return err
-	}
-
-	peers, err := overlay.NewPeerTable(cfg.Network, cfg.SubnetLen)
-	if err != nil {
-		return fmt.Errorf("peer table: %w", err)
-	}
-	d.state.peers.Store(peers)
-	paths, err := newPeerPaths(cfg.Backend, underlay.name, lease.Subnet.Masked().Addr(), peers, d.log.With("component", "paths"))
-	if err != nil {
-		return err
-	}
-	defer paths.close()
-	d.state.paths.Store(paths)
-	wg.Go(func() { paths.keepRoutes(ctx, routeCheckInterval) })
-	defer stop() // keepRoutes ends before the routes go
-
-	mtu := overlay.OverlayMTU(underlay.mtu)
-	data, err := overlay.New(overlay.Config{
-		DeviceName: d.opts.tunName,
-		Network:    cfg.Network,
-		Subnet:     lease.Subnet,
-		MTU:        mtu,
-		Port:       uint16(cfg.Backend.Port),
-		Queues:     d.opts.queues,
-		Logger:     d.log.With("component", "overlay"),
-	}, peers)
-	if err != nil {
-		if errors.Is(err, overlay.ErrForeignLink) {
-			return configErrorf("data path: %w", err)
-		}
-		return fmt.Errorf("data path: %w", err)
-	}
-	defer func() {
-		if err := data.Close(); err != nil {
-			d.log.Warn("close data path", "err", err)
-		}
-	}()
-	defer stop() // the loops end before the device closes
-	d.state.data.Store(data)
-
-	// Peers: the watcher's first snapshot fills the table. Forwarding
-	// starts at once; a packet for a peer not yet known gets ICMP net
-	// unreachable, exactly as it would for an unleased subnet.
-	wg.Go(func() {
-		err := d.mgr.WatchLeases(ctx, cfg, lease.Subnet, func(snapshot []subnet.Lease, events []subnet.Event) {
-			paths.apply(snapshot, events)
-		})
-		if err != nil && ctx.Err() == nil {
-			cancel(fmt.Errorf("watch leases: %w", err))
-		}
-	})
-	wg.Go(func() {
-		d.state.dataRunning.Store(true)
-		err := data.Run(ctx)
-		d.state.dataRunning.Store(false)
-		if ctx.Err() == nil {
-			if err == nil {
-				err = errors.New("stopped unexpectedly")
-			}
-			if errors.Is(err, overlay.ErrLoopStopped) {
-				// Only the device going away ends a loop while ctx is live.
-				d.state.deviceLost.Store(true)
-				err = fmt.Errorf("%w: %w", errDeviceGone, err)
-			}
-			cancel(fmt.Errorf("data path: %w", err))
-		}
-	})
-	wg.Go(func() {
-		err := watchDevice(ctx, d.opts.tunName, d.opts.queues, func(err error) {
-			d.state.deviceLost.Store(true)
-			cancel(err)
-		})
-		if err != nil && ctx.Err() == nil {
-			d.log.Warn("device watch ended; a removed TUN is still noticed by the data path", "err", err)
-		}
-	})
-	wg.Go(func() {
-		err := d.mgr.KeepLease(ctx, cfg, lease, d.setLease)
-		if err != nil && ctx.Err() == nil {
-			cancel(fmt.Errorf("subnet lease: %w", err))
-		}
-	})
-
-	return d.serveContainers(ctx, &wg, cfg, attrs, lease, containerMTU(cfg.Backend, mtu, underlay.mtu),
-		"shutting down: lease kept for the restart, TUN and routes removed", "tun", d.opts.tunName, "mtu", mtu)
+	return cli, cfg, err
 }
 
-// acquireLease gets this node's lease for attrs (checking first that the
-// subnet of an earlier run, in the subnet file, can be taken again).
-func (d *weftd) acquireLease(ctx context.Context, try attempts, cfg *subnet.Config, attrs subnet.LeaseAttrs) (subnet.Lease, error) {
-	if err := attrs.Validate(); err != nil {
-		return subnet.Lease{}, fmt.Errorf("this node's lease: %w", err)
+// takeLease finds the underlay, makes the backend of the network config
+// for this node and acquires the lease with the backend's attributes
+// (refusing to renumber a host that had another subnet).
+func (d *weftd) takeLease(ctx context.Context, cfg *subnet.Config) (backend.Backend, subnet.Lease, error) {
+	u, err := findUnderlay(d.opts.iface, d.opts.publicIP)
+	if err != nil {
+		return nil, subnet.Lease{}, err
 	}
-	previous := d.previousSubnet()
+	if err := cfg.CheckUnderlay(u.PublicIP, u.Prefixes); err != nil {
+		return nil, subnet.Lease{}, configErrorf("network config: %w", err)
+	}
+	ep := netip.AddrPortFrom(u.PublicIP, uint16(cfg.Backend.Port))
+	d.state.endpoint.Store(&ep)
+	d.log.Info("underlay", "iface", u.Name, "publicIP", u.PublicIP, "mtu", u.MTU)
+
+	be, err := d.backends.New(backend.Node{
+		Config:   cfg,
+		Underlay: backend.Underlay{Name: u.Name, Index: u.Index, PublicIP: u.PublicIP, MTU: u.MTU},
+		Options:  backend.Options{DeviceName: d.opts.tunName, Queues: d.opts.queues},
+		Log:      d.log.With("component", "backend"),
+	})
+	if err != nil {
+		return nil, subnet.Lease{}, asConfigError(err)
+	}
+	attrs, err := be.LeaseAttrs()
+	if err == nil {
+		err = attrs.Validate()
+	}
+	if err != nil {
+		_ = be.Close()
+		return nil, subnet.Lease{}, fmt.Errorf("this node's lease: %w", err)
+	}
+	try := d.attempts()
+	previous := subnetfile.Previous(d.opts.subnetFile, d.opts.flannelSubnetFile, func(err error) {
+		d.log.Warn("ignoring unreadable subnet file from an earlier run", "err", err)
+	})
 	if previous.IsValid() {
 		if _, err := retry(ctx, try, "check previous subnet", func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, d.checkPrevious(ctx, cfg, previous, attrs)
 		}); err != nil {
-			return subnet.Lease{}, err
+			_ = be.Close()
+			return nil, subnet.Lease{}, err
 		}
 	}
 	lease, err := retry(ctx, try, "acquire subnet lease", func(ctx context.Context) (subnet.Lease, error) {
@@ -304,65 +318,59 @@ func (d *weftd) acquireLease(ctx context.Context, try attempts, cfg *subnet.Conf
 		return l, err
 	})
 	if err != nil {
-		return subnet.Lease{}, err
+		_ = be.Close()
+		return nil, subnet.Lease{}, err
 	}
 	d.setLease(lease)
 	d.log.Info("holding subnet lease", "subnet", lease.Subnet, "expires", lease.Expiration)
-	return lease, nil
+	return be, lease, nil
 }
 
-// serveContainers publishes this node's containers, takes CNI requests,
-// enforces policy, writes the subnet files (containers get mtu) and
-// blocks until ctx ends; the data path runs already.
-func (d *weftd) serveContainers(ctx context.Context, wg *sync.WaitGroup, cfg *subnet.Config, attrs subnet.LeaseAttrs, lease subnet.Lease, mtu int, bye string, readyArgs ...any) error {
-	// Containers: publish what this node had, then take CNI requests.
-	d.startPolicy(ctx, wg, attrs.PublicIP) // rules from the views below; the previous run's stay until then
-	wg.Go(func() { d.keepTables(ctx, tableCheckInterval) })
-	if err := d.startEndpoints(ctx, wg, attrs.PublicIP, lease.Subnet); err != nil {
-		return err
-	}
-	wg.Go(func() { d.watchPolicyView(ctx) })
-
-	env := subnetfile.Env{
-		Network: cfg.Network,
-		Subnet:  netip.PrefixFrom(lease.Subnet.Addr().Next(), lease.Subnet.Bits()),
-		MTU:     mtu,
-		IPMasq:  d.opts.ipMasq,
-	}
-	stopMasq, err := d.startIPMasq(cfg.Network, lease.Subnet)
-	if err != nil {
-		return err
-	}
-	defer stopMasq()
-	if err := d.writeSubnetFiles(env); err != nil {
-		return err
-	}
-	d.waitPolicyInForce(ctx)
-	d.log.Info("ready", append([]any{"subnet", lease.Subnet, "containerMTU", mtu, "subnetFile", d.opts.subnetFile}, readyArgs...)...)
-	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
-		d.log.Warn("systemd notify", "err", err)
-	}
-
-	<-ctx.Done()
-	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		return cause
-	}
-	d.log.Info(bye)
-	return nil
+// follow starts the goroutines that keep the node in the network: the
+// lease watcher feeding the backend (its first snapshot fills the peers;
+// forwarding starts at once, and a packet for a peer not yet known gets
+// ICMP net unreachable, exactly as for an unleased subnet), the backend's
+// Run and the lease keeper. Each ends weftd (cancel) when it fails.
+func (d *weftd) follow(ctx context.Context, wg *sync.WaitGroup, cancel context.CancelCauseFunc, cfg *subnet.Config, lease subnet.Lease, be backend.Backend) {
+	wg.Go(func() {
+		err := d.mgr.WatchLeases(ctx, cfg, lease.Subnet, be.Apply)
+		if err != nil && ctx.Err() == nil {
+			cancel(fmt.Errorf("watch leases: %w", err))
+		}
+	})
+	wg.Go(func() {
+		d.state.dataRunning.Store(true)
+		err := be.Run(ctx)
+		d.state.dataRunning.Store(false)
+		if ctx.Err() == nil {
+			if err == nil {
+				err = errors.New("stopped unexpectedly")
+			}
+			if errors.Is(err, backend.ErrDeviceLost) {
+				d.state.deviceLost.Store(true)
+			}
+			cancel(fmt.Errorf("data path: %w", err))
+		}
+	})
+	wg.Go(func() {
+		err := d.mgr.KeepLease(ctx, cfg, lease, d.setLease)
+		if err != nil && ctx.Err() == nil {
+			cancel(fmt.Errorf("subnet lease: %w", err))
+		}
+	})
 }
 
 // lock takes the daemon's lock (--lock-file, or the lock of this network
 // namespace under /run/weft).
-func (d *weftd) lock() (*nodeLock, error) {
+func (d *weftd) lock() (*nodelock.Lock, error) {
 	path := d.opts.lockFile
 	if path == "" {
 		var err error
-		if path, err = defaultLockPath(); err != nil {
+		if path, err = nodelock.DefaultPath(); err != nil {
 			return nil, err
 		}
 	}
-	return acquireLock(path)
+	return nodelock.Acquire(path)
 }
 
 func (d *weftd) setLease(l subnet.Lease) {
@@ -376,47 +384,10 @@ func (d *weftd) setLease(l subnet.Lease) {
 
 // probeEtcd measures etcd round trips for /readyz and the latency metric.
 func (d *weftd) probeEtcd(ctx context.Context) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		start := time.Now()
-		err := d.mgr.RoundTrip(rctx)
-		cancel()
-		if err == nil {
-			d.state.etcdLatency.Observe(time.Since(start).Seconds())
-			d.state.etcdOK.Store(time.Now().UnixNano())
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// previousSubnet is the subnet of an earlier run: weft's subnet file, else
-// the flannel subnet file (--flannel-subnet-file) flanneld or weftd wrote
-// (a node moving from flanneld to weftd keeps its subnet).
-func (d *weftd) previousSubnet() netip.Prefix {
-	if p := previousSubnet(d.opts.subnetFile, subnetfile.Read, d.log); p.IsValid() || d.opts.flannelSubnetFile == "" {
-		return p
-	}
-	return previousSubnet(d.opts.flannelSubnetFile, subnetfile.ReadFlannel, d.log)
-}
-
-// previousSubnet returns the subnet recorded in an earlier run's subnet
-// file, if there is one (whether it fits the current network is for
-// checkPrevious to judge).
-func previousSubnet(path string, read func(string) (subnetfile.Env, error), log *slog.Logger) netip.Prefix {
-	env, err := read(path)
-	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			log.Warn("ignoring unreadable subnet file from an earlier run", "err", err)
-		}
-		return netip.Prefix{}
-	}
-	return env.Subnet.Masked()
+	d.mgr.Probe(ctx, 2*time.Second, func(rtt time.Duration) {
+		d.state.etcdLatency.Observe(rtt.Seconds())
+		d.state.etcdOK.Store(time.Now().UnixNano())
+	})
 }
 
 // checkPrevious refuses to start when this host cannot come back on the
@@ -430,4 +401,14 @@ func (d *weftd) checkPrevious(ctx context.Context, cfg *subnet.Config, previous 
 			"stop them and remove %s to take a new subnet", previous, d.opts.subnetFile, err, d.opts.subnetFile)}
 	}
 	return err
+}
+
+// findUnderlay is underlay.Find with its configuration errors marked as
+// weftd's (exit 78).
+func findUnderlay(iface, publicIP string) (underlay.Underlay, error) {
+	u, err := underlay.Find(iface, publicIP)
+	if errors.Is(err, underlay.ErrConfig) {
+		return u, asConfigError(err)
+	}
+	return u, err
 }

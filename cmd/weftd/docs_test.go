@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"net/netip"
 	"os"
 	"regexp"
 	"strings"
@@ -11,7 +12,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weftnet/weft/backend"
+	"github.com/weftnet/weft/backend/all"
+	"github.com/weftnet/weft/guard"
 	"github.com/weftnet/weft/policy/engine"
+	"github.com/weftnet/weft/subnet"
 )
 
 // weftdFlags are the names of every flag weftd accepts, from its -h output.
@@ -71,7 +76,8 @@ func TestWeftdDefaultNamesRealFlags(t *testing.T) {
 func TestDocsListEveryMetric(t *testing.T) {
 	state := newDaemon(&options{}, nil).state
 	descs := make(chan *prometheus.Desc, 100)
-	for _, c := range []prometheus.Collector{state.etcdLatency, newStatsCollector(state), guardCollector{}, engine.NewCollector(state.policy.Load)} {
+	for _, c := range append([]prometheus.Collector{state.etcdLatency, newStatsCollector(state), &guard.Keeper{}, engine.NewCollector(state.policy.Load)},
+		backendCollectors(t)...) {
 		c.Describe(descs)
 	}
 	close(descs)
@@ -91,4 +97,27 @@ func TestDocsListEveryMetric(t *testing.T) {
 	if n < 15 {
 		t.Fatalf("only %d metrics described", n)
 	}
+}
+
+// backendCollectors are the backends that export metrics of their own (a
+// backend made for each registered type, not started).
+func backendCollectors(t *testing.T) []prometheus.Collector {
+	t.Helper()
+	var out []prometheus.Collector
+	reg := all.Registry()
+	for _, typ := range reg.Types() {
+		cfg, err := subnet.ParseConfig([]byte(`{"Network":"10.244.0.0/16","Backend":{"Type":"` + typ + `"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		be, err := reg.New(backend.Node{Config: cfg, Underlay: backend.Underlay{Name: "eth0", PublicIP: netip.MustParseAddr("192.0.2.1"), MTU: 1500},
+			Options: backend.Options{StateDir: t.TempDir()}})
+		if err != nil {
+			t.Fatalf("backend %s: %v", typ, err)
+		}
+		if c, ok := be.(prometheus.Collector); ok {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/weftnet/weft/backend"
 	"net"
 	"net/http"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/weftnet/weft/backend"
 	"github.com/weftnet/weft/nodestatus"
 	"github.com/weftnet/weft/policy/engine"
 )
@@ -26,7 +26,7 @@ func (d *weftd) startHTTP() (*http.Server, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		d.state.etcdLatency,
 		newStatsCollector(d.state),
-		guardCollector{d},
+		&d.state.guard,
 		engine.NewCollector(d.state.policy.Load),
 	)
 	mux := http.NewServeMux()
@@ -107,21 +107,13 @@ func (d *weftd) serveStatus(w http.ResponseWriter, r *http.Request) {
 		st.Node.PublicIP = ep.Addr().String()
 		st.Node.Port = int(ep.Port())
 	}
-	if paths := d.state.paths.Load(); paths != nil {
-		for _, p := range paths.view() {
-			st.Peers = append(st.Peers, nodestatus.Peer{Subnet: p.Subnet.String(), Endpoint: p.endpoint(), Mode: p.Mode.String()})
-		}
-	}
-	if b := d.state.backend.Load(); b != nil {
-		for _, p := range b.Peers() {
+	if be := d.state.backend.Load(); be != nil {
+		for _, p := range (*be).Peers() {
 			st.Peers = append(st.Peers, nodestatus.Peer{Subnet: p.Subnet.String(), Endpoint: p.Endpoint, Mode: p.Mode})
 		}
-		if c, ok := b.Backend.(backend.Counters); ok {
+		if c, ok := (*be).(backend.Counters); ok {
 			st.Counters = c.Counters()
 		}
-	}
-	if o := d.state.data.Load(); o != nil {
-		st.Counters = countersOf(o.Stats())
 	}
 	if p := d.state.policy.Load(); p != nil {
 		ps := p.Status()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,29 +28,5 @@ func TestRunRefusesNetworkHoldingPublicIP(t *testing.T) {
 		"--iface", "lo", "--public-ip", "192.0.2.77", "--network-config", `{"Network":"192.0.0.0/16"}`), &stderr)
 	if code != exitConfig || !strings.Contains(stderr.String(), "Network 192.0.0.0/16 contains this node's PublicIP 192.0.2.77") {
 		t.Fatalf("exit code %d, want %d naming the Network and the PublicIP; log:\n%s", code, exitConfig, stderr.String())
-	}
-}
-
-// Issue 25 item 5: the endpoints file is read only if it is a regular
-// file of at most maxEndpointsFile bytes (--endpoints-file /dev/zero read
-// until weftd was killed at 1.47 GB).
-func TestLoadEndpointsFileIsBounded(t *testing.T) {
-	big := filepath.Join(t.TempDir(), "endpoints.json")
-	if err := os.WriteFile(big, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(big, maxEndpointsFile+1); err != nil {
-		t.Fatal(err)
-	}
-	for path, want := range map[string]string{
-		"/dev/zero": "/dev/zero is not a regular file (a character device)",
-		big:         "larger than 33554432 bytes (32 MiB)",
-	} {
-		if _, err := loadEndpointsFile(path); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("loadEndpointsFile(%s) = %v, want an error containing %q", path, err, want)
-		}
-	}
-	if got, err := loadEndpointsFile(filepath.Join(t.TempDir(), "missing")); err != nil || len(got) != 0 {
-		t.Errorf("a missing file: %v %v, want no records", got, err)
 	}
 }

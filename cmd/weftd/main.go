@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"github.com/coreos/go-systemd/v22/journal"
+
+	"github.com/weftnet/weft/logjournal"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -89,7 +91,7 @@ func newLogger(w io.Writer, format, level string, journal bool) (*slog.Logger, e
 		return slog.NewTextHandler(w, hopts)
 	}
 	if journal {
-		return slog.New(withPriorityPrefix(w, newHandler)), nil
+		return slog.New(logjournal.WithPriorityPrefix(w, newHandler)), nil
 	}
 	return slog.New(newHandler(w)), nil
 }

@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/weftnet/weft/guard"
-	"github.com/weftnet/weft/nfttable"
+	"github.com/weftnet/weft/guard/masq"
 )
 
 // tableCheckInterval is how often weftd checks that its nftables tables
@@ -37,41 +38,24 @@ func (d *weftd) keepTables(ctx context.Context, interval time.Duration) {
 // another inserted. It compares the kernel's tables read back
 // (guard.Contents) with the read taken right after installing.
 func (d *weftd) checkGuardTable() {
-	spec := d.state.guardSpec.Load()
-	want := d.state.guardTable.Load()
-	if spec == nil || want == nil {
-		return
-	}
-	now, err := guard.Contents(guard.Options{})
-	if err != nil {
+	change, err := d.state.guard.Check()
+	switch {
+	case err != nil && change == "":
 		d.log.Warn("cannot check the container guard's table", "err", err)
-		return
+	case err != nil:
+		d.log.Error("container guard's table was changed by someone else and could not be put back", "table", guard.DefaultTable, "change", change, "err", err)
+	case change != "":
+		d.log.Warn("container guard's table was changed by someone else (nft flush ruleset, a deleted or added rule?); put back", "table", guard.DefaultTable, "change", change)
 	}
-	diff := nfttable.Diff(*want, now)
-	if diff == "" {
-		return
-	}
-	d.state.guardDrops.restored.Add(1)
-	d.state.guardDrops.reinstalled()
-	if err := guard.Install(*spec, guard.Options{}); err != nil {
-		d.log.Error("container guard's table was changed by someone else and could not be put back", "table", guard.DefaultTable, "change", diff, "err", err)
-		return
-	}
-	d.recordGuardTable()
-	d.log.Warn("container guard's table was changed by someone else (nft flush ruleset, a deleted or added rule?); put back", "table", guard.DefaultTable, "change", diff)
 }
 
 // checkIPMasqTable reinstalls the masquerading table (--ip-masq) if it is
 // gone: until then containers leave the overlay with their own addresses.
 func (d *weftd) checkIPMasqTable() {
-	k := &d.state.masq
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if !k.on {
-		return
-	}
-	d.restoreTable("masquerading table", "ip "+ipMasqTable, ipMasqPresent,
-		func() error { _, err := installIPMasq(k.network, k.subnet); return err })
+	d.state.masq.WhileOn(func(network, subnet netip.Prefix) {
+		d.restoreTable("masquerading table", "ip "+masq.Table, masq.Present,
+			func() error { return masq.Install(network, subnet) })
+	})
 }
 
 // restoreTable puts a table back with install when present says it is gone,

@@ -2,10 +2,12 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/weftnet/weft/nodelock"
+	"github.com/weftnet/weft/subnet/subnetfile"
 )
 
 // writableDir is a directory weftd will write to, and the flag that
@@ -30,10 +32,10 @@ func (o *options) writableDirs() []writableDir {
 	if o.flannelSubnetFile != "" {
 		dirs = append(dirs, writableDir{flag: "--flannel-subnet-file", dir: filepath.Dir(o.flannelSubnetFile), file: o.flannelSubnetFile})
 	}
-	lock := writableDir{flag: "--lock-file", dir: lockDir}
+	lock := writableDir{flag: "--lock-file", dir: nodelock.Dir}
 	if o.lockFile != "" {
 		lock.dir, lock.file = filepath.Dir(o.lockFile), o.lockFile
-	} else if path, err := defaultLockPath(); err == nil {
+	} else if path, err := nodelock.DefaultPath(); err == nil {
 		lock.file = path // an error is for d.lock to report
 	}
 	dirs = append(dirs, lock)
@@ -69,45 +71,12 @@ func checkWritable(dirs []writableDir) error {
 			return configErrorf("%s: directory %s is not writable: %w%s", d.flag, d.dir, err, hint)
 		}
 		if d.file != "" {
-			if err := checkRegular(d.file); err != nil {
+			if err := subnetfile.CheckRegular(d.file); err != nil {
 				return configErrorf("%s: %w", d.flag, err)
 			}
 		}
 	}
 	return nil
-}
-
-// checkRegular accepts a missing file or a regular one (a symbolic link
-// is followed: replacing the link is harmless, what it points to counts).
-func checkRegular(path string) error {
-	fi, err := os.Stat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file (%s): weftd will neither read it nor replace it", path, fileKind(fi.Mode()))
-	}
-	return nil
-}
-
-// fileKind names a file type for an error message.
-func fileKind(m os.FileMode) string {
-	switch {
-	case m&os.ModeCharDevice != 0:
-		return "a character device"
-	case m&os.ModeDevice != 0:
-		return "a block device"
-	case m.IsDir():
-		return "a directory"
-	case m&os.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	}
-	return m.Type().String()
 }
 
 // tryWrite creates dir (with perm) if needed, then creates and removes a

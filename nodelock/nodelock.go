@@ -1,4 +1,7 @@
-package main
+// Package nodelock keeps a second weftd from running in the same network
+// namespace: an exclusive flock on a file that names the holder's pid,
+// held for the daemon's lifetime and removed when it stops.
+package nodelock
 
 import (
 	"errors"
@@ -12,14 +15,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockDir holds weftd's lock files by default.
-const lockDir = "/run/weft"
+// Dir holds weftd's lock files by default.
+const Dir = "/run/weft"
 
-// defaultLockPath is the lock of the network namespace weftd runs in: one
+// DefaultPath is the lock of the network namespace weftd runs in: one
 // weftd per namespace (a TUN name and a UDP port are per namespace), so
 // daemons in different namespaces (tests, benchmarks) do not exclude each
 // other. In the host namespace of a typical node this is the one lock.
-func defaultLockPath() (string, error) {
+func DefaultPath() (string, error) {
 	fi, err := os.Stat("/proc/self/ns/net")
 	if err != nil {
 		return "", fmt.Errorf("identify the network namespace: %w", err)
@@ -28,32 +31,32 @@ func defaultLockPath() (string, error) {
 	if !ok {
 		return "", errors.New("identify the network namespace: no inode")
 	}
-	return filepath.Join(lockDir, "weftd-netns-"+strconv.FormatUint(st.Ino, 10)+".lock"), nil
+	return filepath.Join(Dir, "weftd-netns-"+strconv.FormatUint(st.Ino, 10)+".lock"), nil
 }
 
-// nodeLock is an exclusive flock held for the daemon's lifetime; the kernel
-// releases it when the process ends, however it ends. release removes the
+// Lock is an exclusive flock held for the daemon's lifetime; the kernel
+// releases it when the process ends, however it ends. Release removes the
 // file, so runs do not leave one lock file each behind (a network
 // namespace's inode, and so its lock's name, is new for every namespace).
 //
 // Removing a lock file races with a daemon that opened it just before:
 // it would lock the removed file while a third daemon creates and locks a
 // new one. So the file is removed only while its lock is held, and
-// acquireLock, once it holds a lock, checks that the path still names the
+// Acquire, once it holds a lock, checks that the path still names the
 // file it locked, and starts again otherwise.
-type nodeLock struct {
+type Lock struct {
 	path string
 	f    *os.File
 }
 
-// lockAttempts bounds acquireLock's retries when the file it locked was
+// lockAttempts bounds Acquire's retries when the file it locked was
 // removed or replaced in between (each retry means another daemon came and
 // went at that very moment).
 const lockAttempts = 100
 
-// acquireLock takes the lock at path without waiting. Another weftd holding
+// Acquire takes the lock at path without waiting. Another weftd holding
 // it is an error naming that daemon's pid (recorded in the file).
-func acquireLock(path string) (*nodeLock, error) {
+func Acquire(path string) (*Lock, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
@@ -69,7 +72,7 @@ func acquireLock(path string) (*nodeLock, error) {
 // tryLock opens and locks path. It returns nil and no error when the file
 // it locked is no longer the one at path (removed by the daemon that held
 // it, then perhaps created anew): the caller tries again.
-func tryLock(path string) (*nodeLock, error) {
+func tryLock(path string) (*Lock, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
@@ -93,7 +96,7 @@ func tryLock(path string) (*nodeLock, error) {
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
-	return &nodeLock{path: path, f: f}, nil
+	return &Lock{path: path, f: f}, nil
 }
 
 // sameFile reports whether path names the open file f (false when path
@@ -113,9 +116,9 @@ func sameFile(f *os.File, path string) (bool, error) {
 	return os.SameFile(held, now), nil
 }
 
-// release removes the lock file while still holding its lock, then
+// Release removes the lock file while still holding its lock, then
 // unlocks.
-func (l *nodeLock) release() {
+func (l *Lock) Release() {
 	if same, _ := sameFile(l.f, l.path); same {
 		_ = os.Remove(l.path)
 	}

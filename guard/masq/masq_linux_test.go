@@ -1,6 +1,6 @@
 //go:build !unit
 
-package main
+package masq
 
 import (
 	"context"
@@ -52,14 +52,13 @@ func TestIPMasqRulesInstalledAndRemoved(t *testing.T) {
 	}
 	defer ns.Delete()
 	list := func() (string, error) {
-		return ns.Run(context.Background(), "nft", "list", "table", "ip", ipMasqTable)
+		return ns.Run(context.Background(), "nft", "list", "table", "ip", Table)
 	}
 	network, subnet := netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("10.244.7.0/24")
-	var m *ipMasq
 	inNetns(t, ns, func() {
 		// Twice: a table left by a crashed weftd is replaced, not doubled.
 		for range 2 {
-			if m, err = installIPMasq(network, subnet); err != nil {
+			if err = Install(network, subnet); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -81,10 +80,10 @@ func TestIPMasqRulesInstalledAndRemoved(t *testing.T) {
 		}
 	}
 	inNetns(t, ns, func() {
-		if err := m.remove(); err != nil {
+		if err := Remove(); err != nil {
 			t.Fatal(err)
 		}
-		if err := m.remove(); err != nil {
+		if err := Remove(); err != nil {
 			t.Fatalf("second remove: %v", err)
 		}
 	})
@@ -95,14 +94,14 @@ func TestIPMasqRulesInstalledAndRemoved(t *testing.T) {
 	// A table left by a killed weftd --ip-masq goes when weftd starts
 	// without the flag.
 	inNetns(t, ns, func() {
-		if _, err := installIPMasq(network, subnet); err != nil {
+		if err := Install(network, subnet); err != nil {
 			t.Fatal(err)
 		}
-		if removed, err := removeStaleIPMasq(); err != nil || !removed {
-			t.Fatalf("removeStaleIPMasq: %v %v", removed, err)
+		if removed, err := RemoveStale(); err != nil || !removed {
+			t.Fatalf("RemoveStale: %v %v", removed, err)
 		}
-		if removed, err := removeStaleIPMasq(); err != nil || removed {
-			t.Fatalf("removeStaleIPMasq with no table: %v %v", removed, err)
+		if removed, err := RemoveStale(); err != nil || removed {
+			t.Fatalf("RemoveStale with no table: %v %v", removed, err)
 		}
 	})
 	if out, err := list(); err == nil {

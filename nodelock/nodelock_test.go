@@ -1,4 +1,4 @@
-package main
+package nodelock
 
 import (
 	"os"
@@ -15,27 +15,27 @@ import (
 // /run/weft over one demo).
 func TestLockFileRemovedAtRelease(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "weft", "weftd.lock")
-	l, err := acquireLock(path)
+	l, err := Acquire(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if data, err := os.ReadFile(path); err != nil || strings.TrimSpace(string(data)) != strconv.Itoa(os.Getpid()) {
 		t.Fatalf("lock file holds %q, %v: want this pid", data, err)
 	}
-	second, err := acquireLock(path)
+	second, err := Acquire(path)
 	if err == nil || !strings.Contains(err.Error(), "another weftd (pid "+strconv.Itoa(os.Getpid())+")") {
 		t.Fatalf("a second lock while the first is held: %v, %v", second, err)
 	}
-	l.release()
+	l.Release()
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("lock file left after release: %v", err)
 	}
 	// And the next daemon takes it again.
-	l, err = acquireLock(path)
+	l, err = Acquire(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.release()
+	l.Release()
 }
 
 // Removing the file must not let two daemons hold "the" lock: one that
@@ -49,7 +49,7 @@ func TestLockExcludesWhileFilesAreRemoved(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 300 {
-				l, err := acquireLock(path)
+				l, err := Acquire(path)
 				if err != nil {
 					if !strings.Contains(err.Error(), "another weftd") {
 						t.Error(err)
@@ -64,7 +64,7 @@ func TestLockExcludesWhileFilesAreRemoved(t *testing.T) {
 				taken.Add(1)
 				time.Sleep(20 * time.Microsecond) // a holder holds a while
 				holders.Add(-1)
-				l.release()
+				l.Release()
 			}
 		})
 	}

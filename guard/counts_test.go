@@ -1,11 +1,11 @@
-package main
+package guard
 
 import "testing"
 
 // The guard's counters never go back: not when its table vanished (reads
 // 0), nor when a reinstalled table counts from 0 again.
 func TestGuardCountsNeverGoBack(t *testing.T) {
-	var g guardCounts
+	var g counts
 	steps := []struct {
 		reinstall bool
 		kernel    uint64

@@ -1,4 +1,8 @@
-package main
+// Package logjournal makes log/slog handlers for systemd's journal: every
+// record is one line starting with its syslog priority prefix ("<4>"), so
+// that `journalctl -p warning` shows warnings and errors; the format after
+// the prefix (text or JSON) is the inner handler's.
+package logjournal
 
 import (
 	"context"
@@ -31,11 +35,11 @@ func priorityPrefix(l slog.Level) string {
 	}
 }
 
-// withPriorityPrefix returns a handler made by newHandler (a text or JSON
+// WithPriorityPrefix returns a handler made by newHandler (a text or JSON
 // handler writing to the writer it is given) whose every line starts with
 // the record's syslog priority prefix. The format after the prefix is
 // unchanged.
-func withPriorityPrefix(w io.Writer, newHandler func(io.Writer) slog.Handler) slog.Handler {
+func WithPriorityPrefix(w io.Writer, newHandler func(io.Writer) slog.Handler) slog.Handler {
 	out := &prefixWriter{w: w}
 	return &priorityHandler{inner: newHandler(out), out: out}
 }

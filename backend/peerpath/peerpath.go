@@ -1,9 +1,15 @@
-package main
+// Package peerpath decides, per peer, how this node reaches it: through
+// the UDP data path's peer table, a direct kernel route via its PublicIP,
+// or not at all (routing.Choose), and keeps both in step with the lease
+// events: the reconciler behind the udp backend with and without
+// DirectRouting, and behind host-gw. It is written against three small
+// interfaces (the peer table, the route syncer, the source check), so its
+// logic is tested without root against fakes.
+package peerpath
 
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"maps"
 	"net"
@@ -13,24 +19,45 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/weftnet/weft/overlay"
 	"github.com/weftnet/weft/routing"
 	"github.com/weftnet/weft/subnet"
 )
 
-// peerPath is how one peer is reached.
-type peerPath struct {
+// Table is the UDP data path's peer table (*overlay.PeerTable).
+type Table interface {
+	Set(overlay.Peer) error
+	Remove(subnet netip.Prefix)
+	ResetChecked(peers []overlay.Peer) error
+}
+
+// Routes keeps weft's kernel routes (*routing.Kernel).
+type Routes interface {
+	// Sync makes weft's routes exactly want (see routing.Kernel.Sync).
+	Sync(want []routing.Route) (routing.Changes, error)
+	// Neighbours returns the link-layer addresses the neighbour table
+	// holds for addrs (those it has).
+	Neighbours(addrs []netip.Addr) (map[netip.Addr]net.HardwareAddr, error)
+}
+
+// SourceCheck binds direct peers' subnets to their MAC addresses
+// (*routing.SourceCheck).
+type SourceCheck interface {
+	Set(bindings []routing.Binding) error
+	Dropped() (uint64, error)
+}
+
+// Path is how one peer is reached.
+type Path struct {
 	Subnet   netip.Prefix
 	PublicIP netip.Addr
 	Port     int // the peer's UDP port; 0 for a host-gw lease
 	Mode     routing.Mode
 }
 
-// endpoint is where packets for the peer go: PublicIP:Port through UDP,
+// Endpoint is where packets for the peer go: PublicIP:Port through UDP,
 // the PublicIP as next hop of a direct route, nothing when unreachable.
-func (p peerPath) endpoint() string {
+func (p Path) Endpoint() string {
 	switch p.Mode {
 	case routing.ModeUDP:
 		return netip.AddrPortFrom(p.PublicIP, uint16(p.Port)).String()
@@ -40,127 +67,83 @@ func (p peerPath) endpoint() string {
 	return ""
 }
 
-// peerPaths turns lease events into either a peer in the UDP data path's
+// Config is what a Paths works with.
+type Config struct {
+	Policy routing.Policy
+	// OnLink are the connected prefixes of the underlay (routing.Choose).
+	OnLink []netip.Prefix
+	// Source is the preferred source of the direct routes: this node's
+	// TUN address, the source the kernel picks for packets this host
+	// sends through the TUN. Without it, the host's own packets to a
+	// direct peer's subnet would leave from the underlay address, and a
+	// UDP service listening on the wildcard address would answer a
+	// request for the TUN address from the underlay address, which the
+	// client drops (iperf3 -u between TUN addresses failed this way).
+	Source netip.Addr
+	Table  Table
+	// Routes and Check are nil when the policy never routes directly.
+	Routes Routes
+	Check  SourceCheck
+	Log    *slog.Logger
+}
+
+// Paths turns lease events into either a peer in the UDP data path's
 // table or a kernel route (routing.Choose decides), and publishes the
-// result for /status and /metrics. apply runs on the lease watcher's
-// goroutine only; view may be read from anywhere.
-type peerPaths struct {
+// result for /status and /metrics. Apply runs on the lease watcher's
+// goroutine only; View may be read from anywhere.
+type Paths struct {
 	policy routing.Policy
 	onLink []netip.Prefix
-	udp    *overlay.PeerTable
-	kernel *routing.Kernel // nil when the policy never routes directly
-	// source is the preferred source of the direct routes: this node's
-	// TUN address, the source the kernel picks for packets this host sends
-	// through the TUN. Without it, the host's own packets to a direct
-	// peer's subnet would leave from the underlay address, and a UDP
-	// service listening on the wildcard address would answer a request
-	// for the TUN address from the underlay address, which the client
-	// drops (iperf3 -u between TUN addresses failed this way).
+	udp    Table
+	kernel Routes // nil when the policy never routes directly
 	source netip.Addr
 	log    *slog.Logger
 	// check binds each direct peer's subnet to its MAC address in the
 	// kernel (nil when the policy never routes directly); macs are the
 	// last addresses seen in the neighbour table, by PublicIP.
-	check *routing.SourceCheck
+	check SourceCheck
 	macs  map[netip.Addr]net.HardwareAddr
-	// release removes the source check and frees the kernel's netlink
-	// handle (nil if none).
-	release func()
 
-	mu    sync.Mutex                // apply and keepRoutes
-	known map[netip.Prefix]peerPath // what the last apply decided
-	list  atomic.Pointer[[]peerPath]
+	mu    sync.Mutex            // Apply and Repair
+	known map[netip.Prefix]Path // what the last Apply decided
+	list  atomic.Pointer[[]Path]
 }
 
-// newPeerPaths prepares the paths for backend on the underlay interface;
-// source is the address the TUN will have (the direct routes' preferred
-// source; the TUN must have it before the first peer is applied). With
-// direct routing it removes weft routes an earlier run left behind.
-func newPeerPaths(backend subnet.Backend, underlayDev string, source netip.Addr, udp *overlay.PeerTable, log *slog.Logger) (*peerPaths, error) {
-	policy := routing.Policy{HostGW: backend.Type == subnet.BackendHostGW, DirectRouting: backend.DirectRouting}
-	if !policy.Direct() {
-		return makePeerPaths(policy, nil, nil, udp, log), nil
+// New makes a Paths from c (nothing is applied yet).
+func New(c Config) *Paths {
+	if c.Log == nil {
+		c.Log = slog.Default()
 	}
-	h, err := netlink.NewHandle()
-	if err != nil {
-		return nil, fmt.Errorf("direct routing: netlink: %w", err)
-	}
-	fail := func(err error) (*peerPaths, error) {
-		h.Close()
-		return nil, fmt.Errorf("direct routing: %w", err)
-	}
-	k, err := routing.NewKernel(h, underlayDev)
-	if err != nil {
-		return fail(err)
-	}
-	onLink, err := k.OnLinkPrefixes()
-	if err != nil {
-		return fail(err)
-	}
-	if err := acceptDirectTraffic(underlayDev); err != nil {
-		return fail(err)
-	}
-	if v := rpFilterAll(); v == "2" {
-		log.Warn("net.ipv4.conf.all.rp_filter=2 (loose) overrides the strict check on the underlay: sources in other peers' subnets are accepted from the underlay", "underlay", underlayDev)
-	}
-	if stale, err := k.Owned(); err == nil && len(stale) > 0 {
-		log.Info("removing weft routes left by an earlier run", "routes", len(stale))
-	}
-	if _, err := k.Sync(nil); err != nil {
-		return fail(fmt.Errorf("clean routes of an earlier run: %w", err))
-	}
-	check, err := routing.NewSourceCheck(underlayDev)
-	if err != nil {
-		return fail(err)
-	}
-	log.Info("direct routing", "hostGW", policy.HostGW, "underlay", underlayDev, "onLink", onLink,
-		"routeProtocol", routing.Protocol, "sourceCheck", "table ip "+routing.SourceTable)
-	p := makePeerPaths(policy, onLink, k, udp, log)
-	p.source = source
-	p.check = check
-	p.release = func() {
-		if err := check.Close(); err != nil {
-			log.Warn("remove the source check", "err", err)
-		}
-		h.Close()
-	}
-	return p, nil
-}
-
-// makePeerPaths assembles peerPaths from its parts (kernel nil when the
-// policy never routes directly).
-func makePeerPaths(policy routing.Policy, onLink []netip.Prefix, kernel *routing.Kernel, udp *overlay.PeerTable, log *slog.Logger) *peerPaths {
-	p := &peerPaths{policy: policy, onLink: onLink, kernel: kernel, udp: udp, log: log,
-		known: map[netip.Prefix]peerPath{}, macs: map[netip.Addr]net.HardwareAddr{}}
-	p.list.Store(&[]peerPath{})
+	p := &Paths{policy: c.Policy, onLink: c.OnLink, udp: c.Table, kernel: c.Routes, check: c.Check, source: c.Source, log: c.Log,
+		known: map[netip.Prefix]Path{}, macs: map[netip.Addr]net.HardwareAddr{}}
+	p.list.Store(&[]Path{})
 	return p
 }
 
-// view returns the current paths, sorted by subnet; do not modify it.
-func (p *peerPaths) view() []peerPath { return *p.list.Load() }
+// View returns the current paths, sorted by subnet; do not modify it.
+func (p *Paths) View() []Path { return *p.list.Load() }
 
-// close removes weft's routes (the TUN goes too when weftd stops).
-func (p *peerPaths) close() {
+// Clear removes weft's routes (the TUN goes too when weftd stops).
+func (p *Paths) Clear() {
 	if p.kernel == nil {
 		return
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if _, err := p.kernel.Sync(nil); err != nil {
 		p.log.Warn("remove direct routes", "err", err)
 	}
-	if p.release != nil {
-		p.release()
-	}
 }
 
-// routeCheckInterval is how often weft's routes are compared with the
+// RouteCheckInterval is how often weft's routes are compared with the
 // kernel's table and put back where they went missing (as flannel's
 // host-gw does every 10 s).
-const routeCheckInterval = 5 * time.Second
+const RouteCheckInterval = 5 * time.Second
 
-// keepRoutes puts back weft's routes that disappeared (someone deleted
+// KeepRoutes puts back weft's routes that disappeared (someone deleted
 // them, or the kernel flushed them with the underlay going down), every
 // interval until ctx ends.
-func (p *peerPaths) keepRoutes(ctx context.Context, interval time.Duration) {
+func (p *Paths) KeepRoutes(ctx context.Context, interval time.Duration) {
 	if p.kernel == nil {
 		return
 	}
@@ -172,19 +155,25 @@ func (p *peerPaths) keepRoutes(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		p.mu.Lock()
-		p.syncRoutes(true)
-		p.publish()
-		p.mu.Unlock()
+		p.Repair()
 	}
 }
 
-// apply takes a snapshot (the whole lease table) or a batch of events.
-func (p *peerPaths) apply(snapshot []subnet.Lease, events []subnet.Event) {
+// Repair runs the route sync once more, putting back weft's routes that
+// went missing, and follows the neighbour table in the source check.
+func (p *Paths) Repair() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.syncRoutes(true)
+	p.publish()
+}
+
+// Apply takes a snapshot (the whole lease table) or a batch of events.
+func (p *Paths) Apply(snapshot []subnet.Lease, events []subnet.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if snapshot != nil {
-		next := map[netip.Prefix]peerPath{}
+		next := map[netip.Prefix]Path{}
 		var udp []overlay.Peer
 		for _, l := range snapshot {
 			if pp, ok := p.pathOf(l); ok {
@@ -233,7 +222,7 @@ func (p *peerPaths) apply(snapshot []subnet.Lease, events []subnet.Event) {
 			}
 		}
 		p.known[subnetOf] = pp
-		p.log.Info("peer added", "subnet", pp.Subnet, "mode", pp.Mode, "endpoint", pp.endpoint())
+		p.log.Info("peer added", "subnet", pp.Subnet, "mode", pp.Mode, "endpoint", pp.Endpoint())
 	}
 	p.syncRoutes(false)
 	p.publish()
@@ -241,13 +230,13 @@ func (p *peerPaths) apply(snapshot []subnet.Lease, events []subnet.Event) {
 
 // pathOf decides how to reach the node holding lease l. A lease whose
 // attributes do not fit this node's backend is logged and left out.
-func (p *peerPaths) pathOf(l subnet.Lease) (peerPath, bool) {
+func (p *Paths) pathOf(l subnet.Lease) (Path, bool) {
 	ip, err := netip.ParseAddr(l.Attrs.PublicIP)
 	if err != nil || !ip.Is4() {
 		p.log.Warn("ignoring lease with a bad PublicIP", "subnet", l.Subnet, "publicIP", l.Attrs.PublicIP)
-		return peerPath{}, false
+		return Path{}, false
 	}
-	pp := peerPath{Subnet: l.Subnet, PublicIP: ip, Mode: routing.Choose(p.policy, ip, p.onLink)}
+	pp := Path{Subnet: l.Subnet, PublicIP: ip, Mode: routing.Choose(p.policy, ip, p.onLink)}
 	if p.policy.HostGW {
 		if pp.Mode == routing.ModeUnreachable {
 			p.log.Error("peer is not on this node's L2 network: host-gw cannot reach it (use Backend udp with DirectRouting to reach it through UDP)",
@@ -257,18 +246,18 @@ func (p *peerPaths) pathOf(l subnet.Lease) (peerPath, bool) {
 	}
 	if l.Attrs.BackendType != "" && l.Attrs.BackendType != subnet.BackendUDP {
 		p.log.Warn("ignoring lease of another backend", "subnet", l.Subnet, "backend", l.Attrs.BackendType)
-		return peerPath{}, false
+		return Path{}, false
 	}
 	port, err := l.Attrs.Port()
 	if err != nil || port <= 0 || port > 65535 {
 		p.log.Warn("ignoring lease with a bad port", "subnet", l.Subnet, "err", err)
-		return peerPath{}, false
+		return Path{}, false
 	}
 	pp.Port = port
 	return pp, true
 }
 
-func (pp peerPath) peer() overlay.Peer {
+func (pp Path) peer() overlay.Peer {
 	return overlay.Peer{Subnet: pp.Subnet, Endpoint: netip.AddrPortFrom(pp.PublicIP, uint16(pp.Port))}
 }
 
@@ -276,7 +265,7 @@ func (pp peerPath) peer() overlay.Peer {
 // peer whose subnet already has a route weft did not create keeps that
 // route: with DirectRouting it falls back to UDP, with host-gw it is
 // unreachable through weft.
-func (p *peerPaths) syncRoutes(repair bool) {
+func (p *Paths) syncRoutes(repair bool) {
 	if p.kernel == nil {
 		return
 	}
@@ -311,7 +300,7 @@ func (p *peerPaths) syncRoutes(repair bool) {
 // its PublicIP. A peer whose address is not resolved yet (no packet
 // exchanged) has no rule until it is; a MAC that changes (a new NIC) is
 // followed at the next check. Runs under p.mu.
-func (p *peerPaths) bindSources() {
+func (p *Paths) bindSources() {
 	if p.check == nil {
 		return
 	}
@@ -347,8 +336,8 @@ func (p *peerPaths) bindSources() {
 	}
 }
 
-// sourceDrops is how many packets the source check dropped (0 without one).
-func (p *peerPaths) sourceDrops() uint64 {
+// SourceDrops is how many packets the source check dropped (0 without one).
+func (p *Paths) SourceDrops() uint64 {
 	if p.check == nil {
 		return 0
 	}
@@ -359,12 +348,12 @@ func (p *peerPaths) sourceDrops() uint64 {
 	return n
 }
 
-func (p *peerPaths) publish() {
-	list := slices.SortedFunc(maps.Values(p.known), func(a, b peerPath) int { return a.Subnet.Compare(b.Subnet) })
+func (p *Paths) publish() {
+	list := slices.SortedFunc(maps.Values(p.known), func(a, b Path) int { return a.Subnet.Compare(b.Subnet) })
 	p.list.Store(&list)
 }
 
-func (p *peerPaths) count(m routing.Mode) int {
+func (p *Paths) count(m routing.Mode) int {
 	n := 0
 	for _, pp := range p.known {
 		if pp.Mode == m {
@@ -372,13 +361,4 @@ func (p *peerPaths) count(m routing.Mode) int {
 		}
 	}
 	return n
-}
-
-// containerMTU is the MTU containers get: the overlay's, except with
-// host-gw, where nothing is encapsulated.
-func containerMTU(b subnet.Backend, overlayMTU, underlayMTU int) int {
-	if b.Type == subnet.BackendHostGW {
-		return underlayMTU
-	}
-	return overlayMTU
 }

@@ -1,18 +1,14 @@
-package main
+package udp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-)
 
-// errDeviceGone is the cause weftd stops with when its TUN is removed or
-// taken down under it: it exits non-zero so that systemd restarts it and
-// the restart builds the data path again.
-var errDeviceGone = errors.New("TUN device removed or down")
+	"github.com/weftnet/weft/backend"
+)
 
 // watchDevice follows the link called name (weftd's TUN, up and running when
 // the watch starts) with netlink and calls lost once when it is deleted,
@@ -39,7 +35,7 @@ func watchDevice(ctx context.Context, name string, queues int, lost func(error))
 	// Subscribed first, then looked up: a removal in between is seen either way.
 	link, err := netlink.LinkByName(name)
 	if err != nil {
-		lost(fmt.Errorf("%w: %s: %v", errDeviceGone, name, err))
+		lost(fmt.Errorf("%w: %s: %v", backend.ErrDeviceLost, name, err))
 		return nil
 	}
 	index := link.Attrs().Index
@@ -62,13 +58,13 @@ func watchDevice(ctx context.Context, name string, queues int, lost func(error))
 			}
 			switch {
 			case u.Header.Type == unix.RTM_DELLINK:
-				lost(fmt.Errorf("%w: %s was deleted", errDeviceGone, name))
+				lost(fmt.Errorf("%w: %s was deleted", backend.ErrDeviceLost, name))
 				return nil
 			case u.Attrs().Name != name:
-				lost(fmt.Errorf("%w: %s was renamed to %s", errDeviceGone, name, u.Attrs().Name))
+				lost(fmt.Errorf("%w: %s was renamed to %s", backend.ErrDeviceLost, name, u.Attrs().Name))
 				return nil
 			case u.IfInfomsg.Flags&unix.IFF_UP == 0:
-				lost(fmt.Errorf("%w: %s was set down", errDeviceGone, name))
+				lost(fmt.Errorf("%w: %s was set down", backend.ErrDeviceLost, name))
 				return nil
 			}
 			if err := foreignQueue(u.Link, name, queues); err != nil {
@@ -87,5 +83,5 @@ func foreignQueue(link netlink.Link, name string, queues int) error {
 		return nil
 	}
 	return fmt.Errorf("%w: another process attached a queue to %s (%d queues attached, weftd holds %d): flows the kernel sends into it are lost",
-		errDeviceGone, name, t.Queues, queues)
+		backend.ErrDeviceLost, name, t.Queues, queues)
 }

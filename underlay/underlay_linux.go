@@ -1,4 +1,7 @@
-package main
+// Package underlay finds the interface and address other nodes reach this
+// one on: --iface (a name or an address), --public-ip, or the interface of
+// the IPv4 default route.
+package underlay
 
 import (
 	"errors"
@@ -9,30 +12,43 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// underlay is the interface and address other nodes reach this one on.
-type underlay struct {
-	name     string
-	publicIP netip.Addr
-	mtu      int
-	// prefixes are the interface's IPv4 networks (address and mask).
-	prefixes []netip.Prefix
+// Underlay is the interface and address other nodes reach this one on.
+type Underlay struct {
+	Name     string
+	Index    int
+	PublicIP netip.Addr
+	MTU      int
+	// Prefixes are the interface's IPv4 networks (address and mask).
+	Prefixes []netip.Prefix
 }
 
-// findUnderlay resolves --iface (a name or an address; empty means the
+// ErrConfig is wrapped by Find's errors that only a change of
+// configuration can fix.
+var ErrConfig = errors.New("configuration")
+
+// configError is such an error; its message is the wrapped one's.
+type configError struct{ err error }
+
+func (e configError) Error() string   { return e.err.Error() }
+func (e configError) Unwrap() []error { return []error{e.err, ErrConfig} }
+
+func configErrorf(format string, a ...any) error { return configError{fmt.Errorf(format, a...)} }
+
+// Find resolves --iface (a name or an address; empty means the
 // interface of the IPv4 default route) and --public-ip (empty means the
 // interface's first IPv4 address). What only a change of configuration
 // can fix (no default route and no --iface, an --iface or --public-ip that
-// names nothing here) is a configError: weftd exits 78 and systemd does
+// names nothing here) wraps ErrConfig: weftd exits 78 and systemd does
 // not restart it forever (weftd.service starts after network-online).
-func findUnderlay(iface, publicIP string) (underlay, error) {
+func Find(iface, publicIP string) (Underlay, error) {
 	link, err := underlayLink(iface, publicIP)
 	if err != nil {
-		return underlay{}, err
+		return Underlay{}, err
 	}
-	u := underlay{name: link.Attrs().Name, mtu: link.Attrs().MTU}
+	u := Underlay{Name: link.Attrs().Name, Index: link.Attrs().Index, MTU: link.Attrs().MTU}
 	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
 	if err != nil {
-		return underlay{}, fmt.Errorf("addresses of %s: %w", u.name, err)
+		return Underlay{}, fmt.Errorf("addresses of %s: %w", u.Name, err)
 	}
 	for _, a := range addrs {
 		if a.IPNet == nil {
@@ -40,28 +56,28 @@ func findUnderlay(iface, publicIP string) (underlay, error) {
 		}
 		ones, _ := a.Mask.Size()
 		if ip, ok := netip.AddrFromSlice(a.IP); ok {
-			u.prefixes = append(u.prefixes, netip.PrefixFrom(ip.Unmap(), ones).Masked())
+			u.Prefixes = append(u.Prefixes, netip.PrefixFrom(ip.Unmap(), ones).Masked())
 		}
 	}
 	if publicIP != "" {
 		ip, err := netip.ParseAddr(publicIP)
 		if err != nil || !ip.Is4() {
-			return underlay{}, configErrorf("--public-ip %q: not an IPv4 address", publicIP)
+			return Underlay{}, configErrorf("--public-ip %q: not an IPv4 address", publicIP)
 		}
-		u.publicIP = ip
+		u.PublicIP = ip
 	} else {
 		for _, a := range addrs {
 			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap().IsGlobalUnicast() {
-				u.publicIP = ip.Unmap()
+				u.PublicIP = ip.Unmap()
 				break
 			}
 		}
-		if !u.publicIP.IsValid() {
-			return underlay{}, fmt.Errorf("interface %s has no usable IPv4 address; set --public-ip", u.name)
+		if !u.PublicIP.IsValid() {
+			return Underlay{}, fmt.Errorf("interface %s has no usable IPv4 address; set --public-ip", u.Name)
 		}
 	}
-	if u.mtu < 576+28+8 {
-		return underlay{}, fmt.Errorf("interface %s MTU %d is too small for an overlay", u.name, u.mtu)
+	if u.MTU < 576+28+8 {
+		return Underlay{}, fmt.Errorf("interface %s MTU %d is too small for an overlay", u.Name, u.MTU)
 	}
 	return u, nil
 }
