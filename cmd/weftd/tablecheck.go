@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net/netip"
 	"time"
 
 	"github.com/weftnet/weft/guard"
@@ -52,26 +51,13 @@ func (d *weftd) checkGuardTable() {
 // checkIPMasqTable reinstalls the masquerading table (--ip-masq) if it is
 // gone: until then containers leave the overlay with their own addresses.
 func (d *weftd) checkIPMasqTable() {
-	d.state.masq.WhileOn(func(network, subnet netip.Prefix) {
-		d.restoreTable("masquerading table", "ip "+masq.Table, masq.Present,
-			func() error { return masq.Install(network, subnet) })
-	})
-}
-
-// restoreTable puts a table back with install when present says it is gone,
-// and logs what it found and did.
-func (d *weftd) restoreTable(what, table string, present func() (bool, error), install func() error) {
-	ok, err := present()
-	if err != nil {
+	const what, table = "masquerading table", "ip " + masq.Table
+	switch gone, err := d.state.masq.Restore(); {
+	case err != nil && !gone:
 		d.log.Warn("cannot check the "+what, "err", err)
-		return
-	}
-	if ok {
-		return
-	}
-	if err := install(); err != nil {
+	case err != nil:
 		d.log.Error(what+" went missing and could not be put back", "table", table, "err", err)
-		return
+	case gone:
+		d.log.Warn(what+" went missing (nft flush ruleset?); put back", "table", table)
 	}
-	d.log.Warn(what+" went missing (nft flush ruleset?); put back", "table", table)
 }

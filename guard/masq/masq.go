@@ -141,14 +141,20 @@ func (k *Keeper) Remove() error {
 	return Remove()
 }
 
-// WhileOn calls f with what the table was installed for, under the lock,
-// if it is installed.
-func (k *Keeper) WhileOn(f func(network, subnet netip.Prefix)) {
+// Restore puts the table back, if it is installed, when it is gone (or
+// its chain flushed): gone tells whether it was; err is the failure to
+// check (gone false) or to put it back (gone true).
+func (k *Keeper) Restore() (gone bool, err error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.on {
-		f(k.network, k.subnet)
+	if !k.on {
+		return false, nil
 	}
+	ok, err := Present()
+	if err != nil || ok {
+		return false, err
+	}
+	return true, Install(k.network, k.subnet)
 }
 
 func (r rule) exprs() []expr.Any {

@@ -108,3 +108,39 @@ func TestIPMasqRulesInstalledAndRemoved(t *testing.T) {
 		t.Fatalf("stale table still there:\n%s", out)
 	}
 }
+
+// The Keeper puts a table that went missing back, and not after Remove.
+func TestKeeperRestores(t *testing.T) {
+	ns := testbed.NSForTest(t, "wmk")
+	network, subnet := netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("10.244.7.0/24")
+	var k Keeper
+	inNetns(t, ns, func() {
+		if gone, err := k.Restore(); gone || err != nil {
+			t.Fatalf("Restore before Install: %v %v", gone, err)
+		}
+		if err := k.Install(network, subnet); err != nil {
+			t.Fatal(err)
+		}
+		if gone, err := k.Restore(); gone || err != nil {
+			t.Fatalf("Restore with the table there: %v %v", gone, err)
+		}
+		if err := Remove(); err != nil { // nft flush ruleset, say
+			t.Fatal(err)
+		}
+		if gone, err := k.Restore(); !gone || err != nil {
+			t.Fatalf("Restore of a missing table: %v %v", gone, err)
+		}
+		if ok, err := Present(); !ok || err != nil {
+			t.Fatalf("after Restore: present %v %v", ok, err)
+		}
+		if err := k.Remove(); err != nil {
+			t.Fatal(err)
+		}
+		if gone, err := k.Restore(); gone || err != nil {
+			t.Fatalf("Restore after Remove: %v %v", gone, err)
+		}
+		if ok, _ := Present(); ok {
+			t.Fatal("the table came back after Remove")
+		}
+	})
+}
