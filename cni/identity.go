@@ -13,6 +13,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/weftnet/weft/cni/daemonsock"
+	"github.com/weftnet/weft/k8sname"
 )
 
 // DefaultNamespace is the default of the defaultNamespace option.
@@ -36,8 +37,6 @@ const daemonTimeout = 15 * time.Second
 
 var (
 	namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	// podNameRE is a DNS-1123 subdomain, Kubernetes' rule for pod names.
-	podNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 )
 
 // validateNamespace applies Kubernetes' rule for namespace names, so that
@@ -110,7 +109,8 @@ type workload struct {
 // CNI_ARGS ("K=V;K=V"); other keys are ignored. podman sends its container
 // name as K8S_POD_NAME (and no K8S_POD_NAMESPACE); a name that is not a
 // Kubernetes object name there ("hungry_ride", "My.App") is no pod name and
-// is left out, instead of failing the ADD.
+// is left out, instead of failing the ADD. A pod name weftd's store would
+// refuse (k8sname.ValidatePodName, the one rule) is left out too.
 func workloadOf(conf *NetConf, cniArgs string) (workload, error) {
 	w := workload{namespace: conf.DefaultNamespace, labels: conf.Labels}
 	kubernetes := false
@@ -135,8 +135,12 @@ func workloadOf(conf *NetConf, cniArgs string) (workload, error) {
 			w.labels = labels
 		}
 	}
-	if !kubernetes && (len(w.pod) > 253 || !podNameRE.MatchString(w.pod)) {
-		w.pod = ""
+	switch {
+	case w.pod == "":
+	case !kubernetes && !k8sname.IsKubernetesName(w.pod):
+		w.pod = "" // a container name podman generated, no pod name
+	case k8sname.ValidatePodName(w.pod) != nil:
+		w.pod = "" // what weftd's store would refuse: left out, not a failed ADD
 	}
 	if err := validateNamespace(w.namespace); err != nil {
 		return w, types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_ARGS %s: %v", argPodNamespace, err), "")

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/weftnet/weft/k8sname"
 )
 
 // Workload identity and network policy as stored in etcd, for the policy
@@ -49,8 +51,11 @@ func (e Endpoint) Validate() error {
 	if err := ValidateNamespaceName(e.Namespace); err != nil {
 		return fmt.Errorf("endpoint %s: %w", e.IP, err)
 	}
-	if e.Pod != "" && (len(e.Pod) > 253 || !podNameRE.MatchString(e.Pod)) {
-		return fmt.Errorf("endpoint %s: pod name %q: want letters, digits, '_', '.' and '-', starting alphanumeric, at most 253 characters", e.IP, e.Pod)
+	if e.Pod != "" {
+		// The one pod-name rule; the CNI plugin reports no other names.
+		if err := k8sname.ValidatePodName(e.Pod); err != nil {
+			return fmt.Errorf("endpoint %s: %w", e.IP, err)
+		}
 	}
 	if err := ValidateLabels(e.Labels); err != nil {
 		return fmt.Errorf("endpoint %s: %w", e.IP, err)
@@ -112,9 +117,6 @@ var (
 	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	// DNS-1123 subdomain: policy names, label key prefixes.
 	dnsSubdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-	// Pod names: Kubernetes' (DNS subdomains) and podman's container names
-	// (K8S_POD_NAME is the container name there, e.g. "nice_lovelace").
-	podNameRE = regexp.MustCompile(`^[A-Za-z0-9][-A-Za-z0-9_.]*$`)
 	// Label names and values (qualified name part).
 	labelPartRE = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
 )
