@@ -5,6 +5,7 @@ package nfttable
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,8 +77,12 @@ table ip weft-contents-test {
 			t.Fatalf("two reads of unchanged tables differ: %s", Diff(want, again))
 		}
 		nft(tamper...)
-		if got := contents(); got == want {
+		got := contents()
+		if got == want {
 			t.Errorf("nft %s: Contents unchanged", strings.Join(tamper, " "))
+		}
+		if slices.Contains(tamper, "dormant") && !strings.Contains(got, " flags 0x1\n") {
+			t.Errorf("a dormant table reads:\n%s", got)
 		}
 	}
 }

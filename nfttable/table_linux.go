@@ -1,6 +1,7 @@
 package nfttable
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -26,14 +27,19 @@ func Delete(c *nftables.Conn, t *nftables.Table) {
 	c.DelTable(t)
 }
 
-// HasRules tells whether table t exists and its chain has rules: false
-// after `nft flush ruleset`, a deleted table or a flushed chain.
+// HasRules tells whether table t exists, is evaluated and its chain has
+// rules: false after `nft flush ruleset`, a deleted table, a flushed chain
+// or a table made dormant (`flags dormant`: its rules kept, none run).
 func HasRules(c *nftables.Conn, t *nftables.Table, chain string) (bool, error) {
-	if _, err := c.ListTableOfFamily(t.Name, t.Family); err != nil {
+	held, err := c.ListTableOfFamily(t.Name, t.Family)
+	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return false, nil
 		}
 		return false, fmt.Errorf("list table %s: %w", t.Name, err)
+	}
+	if tableFlags(held)&unix.NFT_TABLE_F_DORMANT != 0 {
+		return false, nil
 	}
 	rules, err := c.GetRules(t, &nftables.Chain{Name: chain, Table: t})
 	if err != nil {
@@ -43,6 +49,17 @@ func HasRules(c *nftables.Conn, t *nftables.Table, chain string) (bool, error) {
 		return false, fmt.Errorf("rules of table %s chain %s: %w", t.Name, chain, err)
 	}
 	return len(rules) > 0, nil
+}
+
+// tableFlags returns t's NFTA_TABLE_FLAGS as the kernel means them.
+// google/nftables v0.3.0 decodes that (big-endian) attribute in the host's
+// byte order, so a dormant table reads 0x1000000 on x86; undo that. The
+// tests (a table made dormant must read dormant) fail if the library
+// changes.
+func tableFlags(t *nftables.Table) uint32 {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], t.Flags)
+	return binary.BigEndian.Uint32(b[:])
 }
 
 // Contents reads back tables as the kernel holds them and returns one
@@ -72,7 +89,7 @@ func Contents(c *nftables.Conn, tables ...*nftables.Table) (string, error) {
 		}
 		// A dormant table (flags dormant) keeps every chain and rule but
 		// none is evaluated: its flags decide as much as its rules.
-		fmt.Fprintf(&b, " flags %#x\n", held.Flags)
+		fmt.Fprintf(&b, " flags %#x\n", tableFlags(held))
 		var mine []*nftables.Chain
 		for _, ch := range chains {
 			if ch.Table != nil && ch.Table.Name == t.Name && ch.Table.Family == t.Family {

@@ -78,6 +78,10 @@ func TestReplaceDeleteHasRules(t *testing.T) {
 	install(true)
 	install(true) // replaced, not added to
 	hasRules(true)
+	nft("add", "table", "ip", tbl.Name, "{ flags dormant; }") // rules kept, none evaluated
+	hasRules(false)
+	install(true) // Replace makes it evaluated again
+	hasRules(true)
 	if out := nft("list", "table", "ip", tbl.Name); strings.Count(out, "counter") != 1 {
 		t.Fatalf("after two Replace: want one rule:\n%s", out)
 	}
