@@ -296,7 +296,13 @@ func (d *weftd) takeLease(ctx context.Context, cfg *subnet.Config) (backend.Back
 	}
 	if err != nil {
 		_ = be.Close()
-		return nil, subnet.Lease{}, fmt.Errorf("this node's lease: %w", err)
+		err = fmt.Errorf("this node's lease: %w", err)
+		if backend.IsConfigError(err) {
+			// The host cannot run this backend (vxlan: its port held, its
+			// device name taken): found before the lease is taken.
+			err = asConfigError(err)
+		}
+		return nil, subnet.Lease{}, err
 	}
 	try := d.attempts()
 	previous := subnetfile.Previous(d.opts.subnetFile, d.opts.flannelSubnetFile, func(err error) {
