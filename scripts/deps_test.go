@@ -1,3 +1,5 @@
+//go:build !unit
+
 // Package scripts holds the tests of scripts/deps.sh (make deps).
 package scripts
 
