@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -143,6 +144,7 @@ func TestTamperedTablesPutBack(t *testing.T) {
 		{"flush map ingress", func() { nft("flush", "map", "ip", T, "ingress") }},
 		{"delete the verdict-map rule", func() { nft("delete", "rule", "ip", T, "forward", "handle", handle("ip", T, "forward", "@ingress")) }},
 		{"insert accept at the top", func() { nft("insert", "rule", "ip", T, "forward", "accept") }},
+		{"make the table dormant", func() { nft("add", "table", "ip", T, "{ flags dormant; }") }},
 	} {
 		before := plainCounter(metrics(t, n), "weft_policy_tables_restored_total")
 		tamper.do()
@@ -189,6 +191,22 @@ func TestTamperedTablesPutBack(t *testing.T) {
 	}
 	if !strings.Contains(n.Log(100), "container guard's table was changed by someone else") {
 		t.Errorf("no WARN about the changed guard table:\n%s", n.Log(20))
+	}
+
+	// The guard's table made dormant (every rule kept, none evaluated) is
+	// put back evaluated.
+	nft("add", "table", "ip", guard.DefaultTable, "{ flags dormant; }")
+	if !strings.Contains(nft("list", "table", "ip", guard.DefaultTable), "dormant") {
+		t.Fatal("control: the guard's table is not dormant")
+	}
+	err = testbed.WaitFor(ctxFor(t, 10*time.Second), 250*time.Millisecond, func() error {
+		if strings.Contains(nft("list", "table", "ip", guard.DefaultTable), "dormant") {
+			return errors.New("the guard's table is still dormant")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("10 s after making the guard's table dormant: %v\n%s", err, n.Log(10))
 	}
 }
 
