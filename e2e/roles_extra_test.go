@@ -114,33 +114,42 @@ func udpBlast(args []string) error {
 	return nil
 }
 
-// rawSend COUNT HEXPACKET: send an IPv4 packet (header included, its
-// source possibly forged) COUNT times through a raw socket; the kernel
-// routes it by its destination. It prints "sent=COUNT".
+// rawSend COUNT HEXPACKET...: send each IPv4 packet (header included, its
+// source possibly forged) COUNT times through a raw socket, in order (all
+// packets, COUNT rounds); the kernel routes each by its destination. It
+// prints "sent=N", the number of packets sent.
 func rawSend(args []string) error {
-	if len(args) != 2 {
-		return errors.New("usage: rawsend COUNT HEXPACKET")
+	if len(args) < 2 {
+		return errors.New("usage: rawsend COUNT HEXPACKET...")
 	}
 	count, err := strconv.Atoi(args[0])
 	if err != nil {
 		return err
 	}
-	pkt, err := hex.DecodeString(args[1])
-	if err != nil || len(pkt) < 20 {
-		return fmt.Errorf("packet %q: want hex of an IPv4 packet", args[1])
+	var pkts [][]byte
+	for _, a := range args[1:] {
+		pkt, err := hex.DecodeString(a)
+		if err != nil || len(pkt) < 20 {
+			return fmt.Errorf("packet %q: want hex of an IPv4 packet", a)
+		}
+		pkts = append(pkts, pkt)
 	}
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
 	if err != nil {
 		return fmt.Errorf("raw socket: %w", err)
 	}
 	defer syscall.Close(fd)
-	dst := &syscall.SockaddrInet4{Addr: [4]byte(pkt[16:20])}
+	sent := 0
 	for i := 0; i < count; i++ {
-		if err := syscall.Sendto(fd, pkt, 0, dst); err != nil {
-			return fmt.Errorf("send: %w", err)
+		for _, pkt := range pkts {
+			dst := &syscall.SockaddrInet4{Addr: [4]byte(pkt[16:20])}
+			if err := syscall.Sendto(fd, pkt, 0, dst); err != nil {
+				return fmt.Errorf("send: %w", err)
+			}
+			sent++
 		}
 	}
-	fmt.Printf("sent=%d\n", count)
+	fmt.Printf("sent=%d\n", sent)
 	return nil
 }
 

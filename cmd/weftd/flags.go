@@ -57,6 +57,9 @@ type options struct {
 
 	cpuProfile string // debugging: write a CPU profile here until exit
 
+	stateDir          string // state kept across restarts (the wireguard key)
+	wireguardUAPIName string // the wireguard backend's UAPI socket name (default: the device's)
+
 	networkPolicy bool   // enforce NetworkPolicy for this node's containers
 	policyBridge  string // the CNI bridge whose same-host traffic policy must see
 }
@@ -92,6 +95,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "(debugging) write a Go CPU profile to this file until weftd exits")
+	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/weft", "directory of state kept across restarts: the wireguard backend's private key (wireguard.key, mode 0600, made at the first start) and optional pre-shared key (wireguard.psk)")
+	fs.StringVar(&o.wireguardUAPIName, "wireguard-uapi-name", "", "wireguard backend: name of the UAPI socket /var/run/wireguard/NAME.sock that `wg show NAME` reads (default: the device name, --tun-name)")
 	fs.BoolVar(&o.networkPolicy, "network-policy", true, "enforce NetworkPolicy for this node's containers (nftables tables ip, ip6 and bridge weft-policy, kept when weftd stops; false removes them)")
 	fs.StringVar(&o.policyBridge, "policy-bridge", "weftbr0", "bridge the CNI plugin attaches containers to (same-host traffic is filtered there)")
 	fs.Usage = func() {

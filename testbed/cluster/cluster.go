@@ -6,6 +6,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -75,6 +77,12 @@ type Node struct {
 	// FlannelSubnetFile is where weftd writes flannel's subnet.env when
 	// Options.FlannelSubnetFile is set.
 	FlannelSubnetFile string
+	// StateDir is weftd's --state-dir (the wireguard backend's key).
+	StateDir string
+	// WireGuardName names the wireguard backend's UAPI socket
+	// (--wireguard-uapi-name; `wg show WireGuardName`): unique, as all
+	// namespaces share /var/run/wireguard.
+	WireGuardName string
 }
 
 // New prepares a cluster on bed without starting anything.
@@ -107,7 +115,13 @@ func New(bed *testbed.Bed, opts Options) (*Cluster, error) {
 			cluster:       c,
 
 			FlannelSubnetFile: filepath.Join(dir, "flannel", "subnet.env"),
+			StateDir:          filepath.Join(dir, "state"),
 		})
+		var r [4]byte
+		if _, err := rand.Read(r[:]); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		c.Nodes[i].WireGuardName = "wgt" + hex.EncodeToString(r[:])
 		if n := c.Nodes[i]; len(n.CNISocket) > maxSocketPath {
 			return nil, fmt.Errorf("cluster: socket path %s longer than %d bytes; use a shorter WorkDir", n.CNISocket, maxSocketPath)
 		}
@@ -153,6 +167,8 @@ func (n *Node) Args() []string {
 		"--endpoints-file", n.EndpointsFile,
 		"--healthz-ip", "127.0.0.1",
 		"--healthz-port", strconv.Itoa(HealthzPort),
+		"--state-dir", n.StateDir,
+		"--wireguard-uapi-name", n.WireGuardName,
 	}
 	if n.Index == 0 && c.opts.EtcdEndpoint == "" {
 		args = append(args,
