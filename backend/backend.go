@@ -60,6 +60,10 @@ type Options struct {
 	// StateDir is where a backend keeps state across restarts (e.g. a
 	// private key); "" when weftd has none to give.
 	StateDir string
+	// UAPIName names the wireguard backend's UAPI socket
+	// (/var/run/wireguard/NAME.sock, what `wg show NAME` reads); "" means
+	// DeviceName.
+	UAPIName string
 }
 
 // Backend is one node's data path for one Backend.Type. Its methods are

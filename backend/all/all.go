@@ -7,13 +7,15 @@ import (
 	"github.com/weftnet/weft/backend/hostgw"
 	"github.com/weftnet/weft/backend/udp"
 	"github.com/weftnet/weft/backend/vxlan"
+	"github.com/weftnet/weft/backend/wireguard"
 )
 
 // Registry returns a new registry of weft's backends by Backend.Type.
 func Registry() backend.Registry {
 	return backend.Registry{
-		udp.Type:    udp.Factory(),
-		hostgw.Type: hostgw.Factory(),
-		vxlan.Type:  vxlan.Factory(),
+		udp.Type:       udp.Factory(),
+		hostgw.Type:    hostgw.Factory(),
+		vxlan.Type:     vxlan.Factory(),
+		wireguard.Type: wireguard.Factory(),
 	}
 }

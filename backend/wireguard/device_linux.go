@@ -73,11 +73,15 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 	b.mu.Unlock()
 	// Operators look with `wg show`: the UAPI socket where wireguard-go
 	// puts it. Not having it is no reason to stop forwarding.
-	if f, err := ipc.UAPIOpen(name); err != nil {
-		b.log.Warn("wireguard: no UAPI socket: `wg show` will not see the device", "device", name, "err", err)
-	} else if l, err := ipc.UAPIListen(name, f); err != nil {
+	uapiName := b.node.Options.UAPIName
+	if uapiName == "" {
+		uapiName = name
+	}
+	if f, err := ipc.UAPIOpen(uapiName); err != nil {
+		b.log.Warn("wireguard: no UAPI socket: `wg show` will not see the device", "name", uapiName, "err", err)
+	} else if l, err := ipc.UAPIListen(uapiName, f); err != nil {
 		f.Close()
-		b.log.Warn("wireguard: no UAPI socket: `wg show` will not see the device", "device", name, "err", err)
+		b.log.Warn("wireguard: no UAPI socket: `wg show` will not see the device", "name", uapiName, "err", err)
 	} else {
 		f.Close()
 		r.uapi = l
@@ -91,7 +95,7 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 			}
 		}()
 	}
-	b.log.Info("wireguard device up", "device", name, "address", lease.Subnet.Masked().Addr(), "route", network,
+	b.log.Info("wireguard device up", "device", name, "uapi", uapiName, "address", lease.Subnet.Masked().Addr(), "route", network,
 		"mtu", b.mtu, "listenPort", b.cfg.ListenPort, "publicKey", priv.Public(), "psk", !psk.IsZero(),
 		"persistentKeepalive", b.cfg.PersistentKeepaliveInterval, "tunBatch", t.BatchSize())
 	return nil

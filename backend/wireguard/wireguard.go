@@ -201,6 +201,10 @@ func (b *Backend) Apply(snapshot []subnet.Lease, events []subnet.Event) {
 // Peers are the other nodes as WireGuard peers, sorted by subnet.
 func (b *Backend) Peers() []backend.Peer { return *b.list.Load() }
 
+// UDPPort is the port peers send to (ListenPort): the container guard
+// keeps containers from it.
+func (b *Backend) UDPPort() int { return b.cfg.ListenPort }
+
 // Modes is the one mode this backend reports.
 func (b *Backend) Modes() []string { return []string{Mode} }
 

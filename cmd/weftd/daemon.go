@@ -128,6 +128,8 @@ func (d *weftd) run(ctx context.Context) error {
 	port := 0    // the container guard keeps containers from the backend's UDP port
 	if p, ok := be.(interface{ UDPPort() int }); ok {
 		port = p.UDPPort()
+		ep := netip.AddrPortFrom(d.state.endpoint.Load().Addr(), uint16(port))
+		d.state.endpoint.Store(&ep) // /status: the port peers reach this node on
 	}
 	if err := d.installGuard(cfg.Network, lease.Subnet, port); err != nil {
 		return err
@@ -284,7 +286,7 @@ func (d *weftd) takeLease(ctx context.Context, cfg *subnet.Config) (backend.Back
 	be, err := d.backends.New(backend.Node{
 		Config:   cfg,
 		Underlay: backend.Underlay{Name: u.Name, Index: u.Index, PublicIP: u.PublicIP, MTU: u.MTU},
-		Options:  backend.Options{DeviceName: d.opts.tunName, Queues: d.opts.queues},
+		Options:  backend.Options{DeviceName: d.opts.tunName, Queues: d.opts.queues, StateDir: d.opts.stateDir, UAPIName: d.opts.wireguardUAPIName},
 		Log:      d.log.With("component", "backend"),
 	})
 	if err != nil {
@@ -359,7 +361,7 @@ func (d *weftd) follow(ctx context.Context, wg *sync.WaitGroup, cancel context.C
 		}
 	})
 	wg.Go(func() {
-		err := d.mgr.KeepLease(ctx, cfg, lease, d.setLease)
+		err := d.mgr.KeepLeaseUpdating(ctx, cfg, lease, d.setLease, d.attrsUpdates(ctx, wg, be))
 		if err != nil && ctx.Err() == nil {
 			cancel(fmt.Errorf("subnet lease: %w", err))
 		}
@@ -417,4 +419,40 @@ func findUnderlay(iface, publicIP string) (underlay.Underlay, error) {
 		return u, asConfigError(err)
 	}
 	return u, err
+}
+
+// attrsChanger is a backend whose lease attributes change while it runs
+// (the wireguard backend's rotated key).
+type attrsChanger interface {
+	LeaseAttrsChanged() <-chan struct{}
+}
+
+// attrsUpdates feeds the lease keeper the backend's new attributes each
+// time they change (nil: a backend whose attributes never change).
+func (d *weftd) attrsUpdates(ctx context.Context, wg *sync.WaitGroup, be backend.Backend) <-chan subnet.LeaseAttrs {
+	c, ok := be.(attrsChanger)
+	if !ok {
+		return nil
+	}
+	updates := make(chan subnet.LeaseAttrs)
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.LeaseAttrsChanged():
+			}
+			attrs, err := be.LeaseAttrs()
+			if err != nil {
+				d.log.Error("new lease attributes", "err", err)
+				continue
+			}
+			select {
+			case updates <- attrs:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	return updates
 }
