@@ -26,15 +26,23 @@ func tunAddr(t *testing.T, n *cluster.Node) netip.Addr {
 // one queue and with a multi-queue data path (--queues 2).
 func TestTwoHostsPingAndTransfer(t *testing.T) {
 	for _, queues := range []int{1, 2} {
-		t.Run(fmt.Sprintf("queues=%d", queues), func(t *testing.T) { twoHostsPingAndTransfer(t, queues) })
+		t.Run(fmt.Sprintf("queues=%d", queues), func(t *testing.T) {
+			twoHostsPingAndTransfer(t, cluster.Options{Queues: queues})
+		})
 	}
+	// The same over the encrypted backend (WireGuard, embedded).
+	t.Run("wireguard", func(t *testing.T) {
+		twoHostsPingAndTransfer(t, cluster.Options{NetworkConfig: wireGuardConfig})
+	})
 }
 
-func twoHostsPingAndTransfer(t *testing.T, queues int) {
-	c := newCluster(t, 2, cluster.Options{Queues: queues})
+func twoHostsPingAndTransfer(t *testing.T, opts cluster.Options) {
+	c := newCluster(t, 2, opts)
 	ctx := ctxFor(t, 2*time.Minute)
 	a, b := c.Nodes[0], c.Nodes[1]
-	requireQueues(t, c, queues)
+	if opts.Queues > 0 {
+		requireQueues(t, c, opts.Queues)
+	}
 	runIn(t, ctx, a.Host.NS, "ping", "-c", "3", "-i", "0.2", "-W", "2", tunAddr(t, b).String())
 	runIn(t, ctx, b.Host.NS, "ping", "-c", "3", "-i", "0.2", "-W", "2", tunAddr(t, a).String())
 	transfer(t, a.Host.NS, b.Host.NS, tunAddr(t, b).String(), 200<<20)

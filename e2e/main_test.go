@@ -38,7 +38,7 @@ func setupAndRun(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
-	for _, tool := range []string{"ping", "iperf3"} {
+	for _, tool := range []string{"ping", "iperf3", "wg", "tcpdump"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: %s not installed: run scripts/deps.sh\n", tool)
 			return 1
@@ -50,7 +50,9 @@ func setupAndRun(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	for name, pkg := range map[string]string{"weftd": "./cmd/weftd", "weftctl": "./cmd/weftctl", "weft": "./cmd/weft-cni"} {
+	for name, pkg := range map[string]string{"weftd": "./cmd/weftd", "weftctl": "./cmd/weftctl", "weft": "./cmd/weft-cni",
+		// the standalone daemon of the embedded module (interop peer)
+		"wireguard-go": "golang.zx2c4.com/wireguard"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
 		cmd.Dir = ".."
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -282,6 +282,17 @@ func TestWireGuardTwoHosts(t *testing.T) {
 	}
 	t.Logf("node 2 counters: %v", st.Counters["wireguard"])
 
+	// The container guard keeps containers from the WireGuard port: of
+	// their own host (through the bridge address) and of another host.
+	before := metrics(t, n1)
+	gw := nodeSubnet(t, n1).Addr().Next()
+	for _, dst := range []netip.Addr{gw, n2.Host.IP} {
+		runIn(t, ctx, a.NS, "env", roleEnv+"=udpblast", self, netip.AddrPortFrom(dst, wireGuardPort).String(), "20", hex.EncodeToString(wgInit))
+	}
+	if got := guardDrops(metrics(t, n1), "bridge_to_weft_port") - guardDrops(before, "bridge_to_weft_port"); got < 40 {
+		t.Errorf("guard drops of container datagrams to port %d: %v, want at least 40", wireGuardPort, got)
+	}
+
 	// Operators can look: Debian's wg shows node 1 as node 2's peer with
 	// a handshake.
 	show, err := exec.CommandContext(ctx, "wg", "show", n2.WireGuardName, "dump").CombinedOutput()
@@ -290,5 +301,113 @@ func TestWireGuardTwoHosts(t *testing.T) {
 	}
 	if !strings.Contains(string(show), n1.Host.IP.String()+":51820") || !strings.Contains(string(show), nodeSubnet(t, n1).String()) {
 		t.Errorf("wg show dump of node 2 lacks node 1:\n%s", show)
+	}
+}
+
+// Interop: the wire is standard WireGuard. A weft node and a plain
+// WireGuard peer (the standalone wireguard-go of the same module, configured
+// by hand with Debian's wg from the leases, standing in for a flannel
+// wireguard node) exchange traffic: the peer publishes a lease written by
+// hand, weft makes it a peer; the peer takes weft's key from weft's lease.
+func TestWireGuardInteropWithPlainPeer(t *testing.T) {
+	c := newStoppedCluster(t, 2, cluster.Options{NetworkConfig: wireGuardConfig})
+	n1, h2 := c.Nodes[0], c.Nodes[1].Host
+	startNodes(t, []*cluster.Node{n1})
+	ctx := ctxFor(t, 2*time.Minute)
+	weftLease := wireGuardLease(t, c, n1)
+	var weftData struct{ PublicKey string }
+	if err := json.Unmarshal(weftLease.BackendData, &weftData); err != nil {
+		t.Fatal(err)
+	}
+	own := nodeSubnet(t, n1)
+
+	// The plain peer on host 2: wireguard-go in the foreground, its key
+	// from wg genkey, a subnet of its own.
+	dev := c.Nodes[1].WireGuardName
+	wgd := h2.NS.Command(ctx, filepath.Join(binDir, "wireguard-go"), "-f", dev)
+	var wgdOut bytes.Buffer
+	wgd.Stdout, wgd.Stderr = &wgdOut, &wgdOut
+	if err := wgd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = wgd.Process.Signal(os.Interrupt)
+		_ = wgd.Wait()
+	})
+	sock := "/var/run/wireguard/" + dev + ".sock"
+	if err := testbed.WaitFor(ctx, 50*time.Millisecond, func() error { _, err := os.Stat(sock); return err }); err != nil {
+		t.Fatalf("wireguard-go made no UAPI socket %s: %v\n%s", sock, err, wgdOut.String())
+	}
+	priv := strings.TrimSpace(runIn(t, ctx, h2.NS, "wg", "genkey"))
+	pubCmd := exec.CommandContext(ctx, "wg", "pubkey")
+	pubCmd.Stdin = strings.NewReader(priv + "\n")
+	pubOut, err := pubCmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := strings.TrimSpace(string(pubOut))
+	peerSubnet := netip.MustParsePrefix("10.244.200.0/24")
+	conf := filepath.Join(t.TempDir(), "wg.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("[Interface]\nPrivateKey = %s\nListenPort = %d\n\n[Peer]\nPublicKey = %s\nEndpoint = %s:%d\nAllowedIPs = %s\n",
+		priv, wireGuardPort, weftData.PublicKey, n1.Host.IP, wireGuardPort, own)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runIn(t, ctx, h2.NS, "wg", "setconf", dev, conf)
+	runIn(t, ctx, h2.NS, "ip", "addr", "add", peerSubnet.Addr().String()+"/32", "dev", dev)
+	runIn(t, ctx, h2.NS, "ip", "link", "set", dev, "up")
+	runIn(t, ctx, h2.NS, "ip", "route", "add", "10.244.0.0/16", "dev", dev)
+
+	// Its lease, by hand, as a flannel wireguard node writes it.
+	cli := etcdClientIn(t, n1.Host.NS, c.EtcdEndpoint())
+	value := fmt.Sprintf(`{"PublicIP":%q,"BackendType":"wireguard","BackendData":{"PublicKey":%q,"Port":%d}}`, h2.IP, pub, wireGuardPort)
+	if _, err := cli.Put(ctx, leaseKey(peerSubnet), value); err != nil {
+		t.Fatal(err)
+	}
+	err = testbed.WaitFor(ctx, 50*time.Millisecond, func() error {
+		st, err := n1.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if len(st.Peers) != 1 || st.Peers[0].Subnet != peerSubnet.String() {
+			return fmt.Errorf("peers %+v", st.Peers)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Traffic both ways: host 2 to weft's node and to a container on it,
+	// and the container to host 2.
+	ctr := addContainer(t, n1, "wgi")
+	runIn(t, ctx, h2.NS, "ping", "-c", "3", "-i", "0.2", "-W", "2", own.Addr().String())
+	runIn(t, ctx, h2.NS, "ping", "-c", "3", "-i", "0.2", "-W", "2", ctr.IP.String())
+	if out, err := ctr.Ping(ctx, peerSubnet.Addr(), 3); err != nil {
+		t.Fatalf("container -> plain WireGuard peer: %v\n%s", err, out)
+	}
+	transfer(t, h2.NS, ctr.NS, ctr.IP.String(), 20<<20)
+	show := runIn(t, ctx, h2.NS, "wg", "show", dev, "latest-handshakes")
+	if !strings.Contains(show, weftData.PublicKey) || strings.Contains(show, weftData.PublicKey+"\t0") {
+		t.Errorf("the plain peer has no handshake with weft:\n%s", show)
+	}
+	// The lease goes: weft drops the peer at once.
+	if _, err := cli.Delete(ctx, leaseKey(peerSubnet)); err != nil {
+		t.Fatal(err)
+	}
+	err = testbed.WaitFor(ctx, 50*time.Millisecond, func() error {
+		st, err := n1.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if len(st.Peers) != 0 {
+			return fmt.Errorf("peers %+v after the lease went", st.Peers)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := h2.NS.Run(ctx, "ping", "-c", "2", "-i", "0.2", "-W", "1", ctr.IP.String()); err == nil {
+		t.Errorf("the peer still reaches the container after its lease went:\n%s", out)
 	}
 }
