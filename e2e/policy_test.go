@@ -363,6 +363,7 @@ func npYAML(ns, name, spec string) string {
 var backendsUnderTest = []struct{ name, config string }{
 	{"udp", cluster.DefaultNetworkConfig},
 	{"vxlan", vxlanConfig},
+	{"wireguard", wireGuardConfig},
 }
 
 func TestPolicyConformanceMatrix(t *testing.T) {
