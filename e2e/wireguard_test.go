@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -409,5 +410,70 @@ func TestWireGuardInteropWithPlainPeer(t *testing.T) {
 	}
 	if out, err := h2.NS.Run(ctx, "ping", "-c", "2", "-i", "0.2", "-W", "1", ctr.IP.String()); err == nil {
 		t.Errorf("the peer still reaches the container after its lease went:\n%s", out)
+	}
+}
+
+// The key survives restarts (the same PublicKey, no stale peers), and a key
+// file group or others can read stops weftd with exit 78 before it touches
+// the lease.
+func TestWireGuardKeyAcrossRestarts(t *testing.T) {
+	c := newCluster(t, 2, cluster.Options{NetworkConfig: wireGuardConfig})
+	n1, n2 := c.Nodes[0], c.Nodes[1]
+	before := wireGuardLease(t, c, n2)
+	keyFile := filepath.Join(n2.StateDir, "wireguard.key")
+	fi, err := os.Stat(keyFile)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file %s: %v, mode %v; want 0600", keyFile, err, fi.Mode())
+	}
+	if err := n2.Stop(os.Interrupt, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	startNodes(t, []*cluster.Node{n2})
+	waitPeers(t, c, 1)
+	if after := wireGuardLease(t, c, n2); string(after.BackendData) != string(before.BackendData) {
+		t.Errorf("lease after a restart %s, before %s: the key changed", after.BackendData, before.BackendData)
+	}
+	runIn(t, ctxFor(t, time.Minute), n1.Host.NS, "ping", "-c", "3", "-i", "0.2", "-W", "2", tunAddr(t, n2).String())
+
+	// Rotation under traffic: weftctl rotate-key on node 2; the lease
+	// carries the new key, node 1 follows, ping goes on.
+	wait := startPing(t, n1.Host.NS, tunAddr(t, n2), 100*time.Millisecond, 8*time.Second)
+	out, err := exec.Command(filepath.Join(binDir, "weftctl"), "wireguard", "rotate-key", "--state-dir", n2.StateDir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("weftctl wireguard rotate-key: %v\n%s", err, out)
+	}
+	err = testbed.WaitFor(ctxFor(t, 20*time.Second), 100*time.Millisecond, func() error {
+		if now := wireGuardLease(t, c, n2); string(now.BackendData) == string(before.BackendData) {
+			return errors.New("lease still has the old key")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, received := wait()
+	t.Logf("ping across the rotation: %d of %d answered", received, sent)
+	if received < sent*8/10 {
+		t.Errorf("ping across the key rotation: %d of %d answered, want at least 80%%", received, sent)
+	}
+	runIn(t, ctxFor(t, time.Minute), n1.Host.NS, "ping", "-c", "3", "-i", "0.2", "-W", "2", tunAddr(t, n2).String())
+
+	// A key file others can read: exit 78.
+	if err := n2.Stop(os.Interrupt, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	err = n2.WaitExit(30 * time.Second)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 78 {
+		t.Fatalf("weftd with a 0644 key file: %v, want exit 78\n%s", err, n2.Log(20))
+	}
+	if log := n2.Log(20); !strings.Contains(log, "group or others") {
+		t.Errorf("the log does not say why:\n%s", log)
 	}
 }
