@@ -80,19 +80,23 @@ func TestTwoDevicesTalk(t *testing.T) {
 	// may open the UDP sockets in the root namespace. weftd runs in its
 	// host's namespace and never sees this. Once those events are done,
 	// open the sockets again inside each host's namespace.
-	time.Sleep(1500 * time.Millisecond)
-	for _, n := range []*testNode{n1, n2} {
-		if err := ns.WithNetNSPath(n.host.NS.Path(), func(ns.NetNS) error { return n.b.run.dev.BindUpdate() }); err != nil {
-			t.Fatalf("rebind in %s: %v", n.host.NS.Name, err)
-		}
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	runErr := make(chan error, 1)
 	go func() { runErr <- n2.b.Run(ctx) }()
-
-	out, err := bed.Hosts[0].NS.Run(ctx, "ping", "-c", "3", "-i", "0.2", "-w", "15", "10.244.2.0")
+	var out string
+	var err error
+	for try := range 4 {
+		time.Sleep(time.Duration(1500*(try+1)) * time.Millisecond)
+		for _, n := range []*testNode{n1, n2} {
+			if err := ns.WithNetNSPath(n.host.NS.Path(), func(ns.NetNS) error { return n.b.run.dev.BindUpdate() }); err != nil {
+				t.Fatalf("rebind in %s: %v", n.host.NS.Name, err)
+			}
+		}
+		if out, err = bed.Hosts[0].NS.Run(ctx, "ping", "-c", "3", "-i", "0.2", "-w", "8", "10.244.2.0"); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatalf("ping over WireGuard: %v\n%s", err, out)
 	}
