@@ -55,7 +55,7 @@ func main() {
 	flag.IntVar(&cfg.txqlen, "weft-txqueuelen", 0, "set weft0's txqueuelen on both weft hosts once weftd runs (0: leave it; a lever to measure)")
 	flag.Var(&cfg.extras, "extra", "extra path NAME=CMD: CMD gets HOST1_NS, HOST2_NS, HOST1_IP, HOST2_IP, sets up an overlay and prints \"A B\" (repeatable)")
 	only := flag.String("only", "", "comma-separated workloads to run (default all: "+workloadNames()+")")
-	paths := flag.String("paths", "", "comma-separated paths to measure (default all: raw,vxlan,weft,weft-direct,weft-vxlan,flannel-udp and the extras)")
+	paths := flag.String("paths", "", "comma-separated paths to measure (default all: raw,vxlan,weft,weft-direct,weft-vxlan,flannel-udp,weft-wireguard,wireguard-go and the extras)")
 	flag.Parse()
 	if *paths != "" {
 		cfg.paths = map[string]bool{}

@@ -129,6 +129,10 @@ func pathLabel(name string) string {
 		return "weft"
 	case pathWeftDirect:
 		return "weft direct"
+	case pathWeftWireGuard:
+		return "weft wireguard"
+	case pathWireGuardGo:
+		return "wireguard-go"
 	}
 	return name
 }

@@ -105,7 +105,7 @@ func parseExtra(v string) (name, command string, err error) {
 		return "", "", fmt.Errorf("--extra %q: want NAME=CMD", v)
 	}
 	switch name {
-	case pathRaw, pathVXLAN, pathWeft, pathWeftDirect:
+	case pathRaw, pathVXLAN, pathWeft, pathWeftDirect, pathWeftWireGuard, pathWireGuardGo:
 		return "", "", fmt.Errorf("--extra %q: name %s is taken by a built-in path", v, name)
 	}
 	return name, command, nil

@@ -223,6 +223,36 @@ func setupPaths(ctx context.Context, bed *testbed.Bed, binDir, stateDir, logDir 
 			return nil, weft, nil, stopDirect, verr
 		}
 		paths = append(paths, vp)
+
+		// The encrypted paths: weft's wireguard backend and the standalone
+		// wireguard-go of the same module, each on a bed of its own.
+		slog.Info("starting weftd with the wireguard backend on a third bed")
+		wgp, wgc, wgbed, wgerr := weftWireGuardPath(ctx, binDir, stateDir)
+		stopDirect = chainStops(stopDirect, func() error {
+			var errs []error
+			if wgc != nil {
+				if err := wgc.Close(); err != nil {
+					errs = append(errs, fmt.Errorf("stop weftd (wireguard): %w", err))
+				}
+			}
+			if wgbed != nil {
+				if err := wgbed.Close(); err != nil {
+					errs = append(errs, fmt.Errorf("cleanup (wireguard bed): %w", err))
+				}
+			}
+			return errors.Join(errs...)
+		})
+		if wgerr != nil {
+			return nil, weft, nil, stopDirect, wgerr
+		}
+		paths = append(paths, wgp)
+		slog.Info("starting the standalone wireguard-go on a fourth bed")
+		gop, gow, goerr := wireGuardGoPath(ctx, binDir, logDir)
+		stopDirect = chainStops(stopDirect, gow.close)
+		if goerr != nil {
+			return nil, weft, nil, stopDirect, goerr
+		}
+		paths = append(paths, gop)
 	}
 	slog.Info("starting the real flanneld (udp backend) on a bed of its own")
 	fp, fstop, ferr := flannelUDPPath(ctx, stateDir)
