@@ -20,6 +20,7 @@ import (
 	"github.com/weftnet/weft/guard/masq"
 	"github.com/weftnet/weft/nodelock"
 	"github.com/weftnet/weft/policy/engine"
+	"github.com/weftnet/weft/retry"
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/subnetfile"
 	"github.com/weftnet/weft/underlay"
@@ -229,7 +230,7 @@ func (d *weftd) connect(ctx context.Context, wg *sync.WaitGroup, wanted *subnet.
 	// With credentials the client authenticates inside NewClient, so an
 	// etcd that is not there yet fails it: retry like any other call.
 	try := d.attempts()
-	cli, err := retry(ctx, try, "connect to etcd", func(context.Context) (*clientv3.Client, error) {
+	cli, err := retry.Do(ctx, try, "connect to etcd", func(context.Context) (*clientv3.Client, error) {
 		return subnet.NewClient(d.clientOptions())
 	})
 	if err != nil {
@@ -246,7 +247,7 @@ func (d *weftd) connect(ctx context.Context, wg *sync.WaitGroup, wanted *subnet.
 	wg.Go(func() { d.probeEtcd(ctx) })
 
 	if wanted != nil {
-		created, err := retry(ctx, try, "store network config", func(ctx context.Context) (bool, error) {
+		created, err := retry.Do(ctx, try, "store network config", func(ctx context.Context) (bool, error) {
 			return d.mgr.EnsureConfig(ctx, wanted)
 		})
 		if err != nil {
@@ -256,7 +257,7 @@ func (d *weftd) connect(ctx context.Context, wg *sync.WaitGroup, wanted *subnet.
 			d.log.Info("stored network config in etcd", "network", wanted.Network, "subnetLen", wanted.SubnetLen)
 		}
 	}
-	cfg, err := retry(ctx, try, "read network config", func(ctx context.Context) (*subnet.Config, error) {
+	cfg, err := retry.Do(ctx, try, "read network config", func(ctx context.Context) (*subnet.Config, error) {
 		cfg, err := d.mgr.GetConfig(ctx)
 		if err == nil {
 			// A config this weftd cannot run is retried like an
@@ -311,17 +312,17 @@ func (d *weftd) takeLease(ctx context.Context, cfg *subnet.Config) (backend.Back
 		d.log.Warn("ignoring unreadable subnet file from an earlier run", "err", err)
 	})
 	if previous.IsValid() {
-		if _, err := retry(ctx, try, "check previous subnet", func(ctx context.Context) (struct{}, error) {
+		if _, err := retry.Do(ctx, try, "check previous subnet", func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, d.checkPrevious(ctx, cfg, previous, attrs)
 		}); err != nil {
 			_ = be.Close()
 			return nil, subnet.Lease{}, err
 		}
 	}
-	lease, err := retry(ctx, try, "acquire subnet lease", func(ctx context.Context) (subnet.Lease, error) {
+	lease, err := retry.Do(ctx, try, "acquire subnet lease", func(ctx context.Context) (subnet.Lease, error) {
 		l, err := d.mgr.AcquireLease(ctx, cfg, attrs, previous)
 		if errors.Is(err, subnet.ErrPoolExhausted) {
-			return l, permanent{err}
+			return l, retry.Permanent{Err: err}
 		}
 		return l, err
 	})
@@ -404,7 +405,7 @@ func (d *weftd) probeEtcd(ctx context.Context) {
 func (d *weftd) checkPrevious(ctx context.Context, cfg *subnet.Config, previous netip.Prefix, attrs subnet.LeaseAttrs) error {
 	err := d.mgr.CheckPrevious(ctx, cfg, previous, attrs)
 	if errors.Is(err, subnet.ErrWouldRenumber) {
-		return permanent{fmt.Errorf("this host used subnet %s (subnet file %s): %w; "+
+		return retry.Permanent{Err: fmt.Errorf("this host used subnet %s (subnet file %s): %w; "+
 			"refusing to renumber a host whose containers may still use the old subnet: "+
 			"stop them and remove %s to take a new subnet", previous, d.opts.subnetFile, err, d.opts.subnetFile)}
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/weftnet/weft/cni/registry"
+	"github.com/weftnet/weft/retry"
 )
 
 // startEndpoints publishes the containers this node had before a restart,
@@ -20,7 +21,7 @@ func (d *weftd) startEndpoints(ctx context.Context, wg *sync.WaitGroup, node str
 	o := registry.Options{Node: node, Subnet: sub, File: d.opts.endpointsFile, Socket: d.opts.cniSocket, TTL: d.opts.endpointTTL,
 		Manager: d.mgr, Enforced: d.waitPolicyFor, Log: d.log.With("component", "endpoints"),
 		Retry: func(ctx context.Context, what string, fn func(context.Context) error) error {
-			_, err := retry(ctx, d.attempts(), what, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
+			_, err := retry.Do(ctx, d.attempts(), what, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
 			return err
 		}}
 	if p := d.state.policy.Load(); p != nil {

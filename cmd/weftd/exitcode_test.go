@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/weftnet/weft/retry"
 )
 
 func TestExitCode(t *testing.T) {
@@ -53,7 +55,7 @@ func TestRunExitCodesForBadFlags(t *testing.T) {
 
 func TestRetryStopsAtConfigErrors(t *testing.T) {
 	calls := 0
-	_, err := retry(context.Background(), attempts{log: slog.New(slog.NewTextHandler(io.Discard, nil))}, "write subnet file",
+	_, err := retry.Do(context.Background(), retry.Attempts{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Final: isConfigError}, "write subnet file",
 		func(context.Context) (int, error) {
 			calls++
 			return 0, configErrorf("read-only file system")
