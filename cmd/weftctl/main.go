@@ -39,9 +39,25 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go exitAfterGrace(ctx, signalGrace, os.Stderr)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// signalGrace is how long weftctl lets a command end by itself after
+// SIGINT or SIGTERM (an etcd call sees the cancelled context at once).
+const signalGrace = 2 * time.Second
+
+// exitAfterGrace ends weftctl (exit 130) grace after a signal if the
+// command has not returned by then: an open or read that blocks in the
+// kernel, such as `policy apply -f` of a FIFO nobody writes, never sees
+// the context, and weftctl, which catches the signal, would run on.
+func exitAfterGrace(ctx context.Context, grace time.Duration, stderr io.Writer) {
+	<-ctx.Done()
+	time.Sleep(grace)
+	fmt.Fprintln(stderr, "weftctl: interrupted")
+	os.Exit(130)
 }
 
 // run is the whole CLI; it returns the exit code.
