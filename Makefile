@@ -42,7 +42,7 @@ vet:
 # All tests: unit, integration (real etcd, TUN, namespaces) and e2e (real
 # daemons, cnitool). Needs root; fails (never skips) without it.
 test: deps vet build
-	$(GO) test -count=1 -timeout 25m $(GOTESTFLAGS) ./...
+	$(GO) test -count=1 -timeout 45m $(GOTESTFLAGS) ./...
 
 # The tests that need no root, no network namespace and no network: any user,
 # offline, a few minutes. A test file that needs root starts with
