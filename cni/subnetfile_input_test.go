@@ -30,6 +30,8 @@ func TestSubnetFileIsCheckedInput(t *testing.T) {
 		{"huge file", write("huge.env", subnetEnv("10.244.7.1/24")+"#"+strings.Repeat("x", 64<<10)+"\n"), "larger than 4096 bytes"},
 		{"mtu above the outer packet", write("mtu.env", strings.Replace(subnetEnv("10.244.7.1/24"), "1468", "65535", 1)), "WEFT_MTU 65535 out of range"},
 		{"subnet holds a host address", write("overlap.env", subnetEnv("10.244.9.1/24")), "overlaps address 10.244.9.77/32 of interface lo"},
+		{"one family of a dual-stack network", write("half.env", subnetEnv("10.244.7.1/24")+"WEFT_IPV6_NETWORK=fd10:244::/56\n"), "WEFT_IPV6_SUBNET missing (WEFT_IPV6_NETWORK is fd10:244::/56)"},
+		{"IPv6 only", write("v6only.env", "WEFT_IPV6_NETWORK=fd10:244::/56\nWEFT_IPV6_SUBNET=fd10:244:0:7::1/64\nWEFT_MTU=1450\n"), "no IPv4 subnet (an IPv6-only network)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

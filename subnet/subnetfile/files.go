@@ -76,6 +76,16 @@ func ReadBounded(path string, limit int64) ([]byte, error) {
 // subnet. A missing file is no error; an unreadable one is reported in
 // warn and skipped. Whether the subnet still fits is for the caller.
 func Previous(path, flannelPath string, warn func(error)) netip.Prefix {
+	return previous(path, flannelPath, warn, func(e Env) netip.Prefix { return e.Subnet })
+}
+
+// PreviousIPv6 is Previous for the IPv6 subnet (invalid when the earlier
+// run had none).
+func PreviousIPv6(path, flannelPath string, warn func(error)) netip.Prefix {
+	return previous(path, flannelPath, warn, func(e Env) netip.Prefix { return e.IPv6Subnet })
+}
+
+func previous(path, flannelPath string, warn func(error), field func(Env) netip.Prefix) netip.Prefix {
 	read := func(path string, read func(string) (Env, error)) netip.Prefix {
 		env, err := read(path)
 		if err != nil {
@@ -84,7 +94,10 @@ func Previous(path, flannelPath string, warn func(error)) netip.Prefix {
 			}
 			return netip.Prefix{}
 		}
-		return env.Subnet.Masked()
+		if p := field(env); p.IsValid() {
+			return p.Masked()
+		}
+		return netip.Prefix{}
 	}
 	if p := read(path, Read); p.IsValid() || flannelPath == "" {
 		return p

@@ -7,14 +7,20 @@
 //
 //	WEFT_NETWORK=10.244.0.0/16
 //	WEFT_SUBNET=10.244.7.1/24
+//	WEFT_IPV6_NETWORK=fd10:244::/56
+//	WEFT_IPV6_SUBNET=fd10:244:0:7::1/64
 //	WEFT_MTU=1468
 //	WEFT_IPMASQ=false
+//
+// Each family's pair of keys is there when the network has that family:
+// WEFT_NETWORK and WEFT_SUBNET for IPv4, WEFT_IPV6_NETWORK and
+// WEFT_IPV6_SUBNET for IPv6 (both pairs for dual stack, one for a
+// single-family network; flanneld writes its subnet.env the same way).
 package subnetfile
 
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -39,37 +45,102 @@ type Env struct {
 	Network netip.Prefix
 	// Subnet is this node's lease written as its first usable address and
 	// the subnet length, e.g. 10.244.7.1/24 (the bridge gateway).
+	// Network and Subnet are both invalid when the network has no IPv4
+	// (IPv6 only).
 	Subnet netip.Prefix
+	// IPv6Network is the whole IPv6 overlay network, e.g. fd10:244::/56;
+	// invalid when the network has no IPv6.
+	IPv6Network netip.Prefix
+	// IPv6Subnet is this node's IPv6 lease written like Subnet, e.g.
+	// fd10:244:0:7::1/64 (the bridge's IPv6 gateway); invalid when the
+	// network has no IPv6.
+	IPv6Subnet netip.Prefix
 	// MTU is the overlay MTU containers must use.
 	MTU int
 	// IPMasq tells whether traffic leaving the network is masqueraded.
 	IPMasq bool
 }
 
-// Validate checks that the fields are consistent.
-func (e Env) Validate() error {
-	if !e.Network.IsValid() || !e.Network.Addr().Is4() {
-		return errors.New("WEFT_NETWORK: missing or not an IPv4 prefix")
+// MinIPv6MTU is the smallest MTU of a link that carries IPv6 (RFC 8200,
+// section 5): Linux turns IPv6 off on a device with a smaller MTU.
+const MinIPv6MTU = 1280
+
+// HasIPv4 tells whether the file gives this node an IPv4 subnet.
+func (e Env) HasIPv4() bool { return e.Subnet.IsValid() }
+
+// HasIPv6 tells whether the file gives this node an IPv6 subnet.
+func (e Env) HasIPv6() bool { return e.IPv6Subnet.IsValid() }
+
+// Validate checks that the fields are consistent: each family's network
+// and subnet both present or both absent, at least one family, each subnet
+// inside its network, an MTU that fits (at least MinIPv6MTU with IPv6).
+func (e Env) Validate() error { return e.validate("WEFT_") }
+
+// validate is Validate naming the keys with prefix (WEFT_ or FLANNEL_).
+func (e Env) validate(prefix string) error {
+	network, subnet := prefix+"NETWORK", prefix+"SUBNET"
+	network6, subnet6 := prefix+"IPV6_NETWORK", prefix+"IPV6_SUBNET"
+	if !e.Network.IsValid() && !e.Subnet.IsValid() && !e.IPv6Network.IsValid() && !e.IPv6Subnet.IsValid() {
+		return fmt.Errorf("%s and %s missing (and no %s, %s): no subnet of either family", network, subnet, network6, subnet6)
 	}
-	if !e.Subnet.IsValid() || !e.Subnet.Addr().Is4() {
-		return errors.New("WEFT_SUBNET: missing or not an IPv4 prefix")
+	if err := checkFamily(e.Network, e.Subnet, network, subnet, "IPv4", netip.Addr.Is4); err != nil {
+		return err
 	}
-	if e.Subnet.Bits() < e.Network.Bits() || !e.Network.Contains(e.Subnet.Addr()) {
-		return fmt.Errorf("WEFT_SUBNET %s is not inside WEFT_NETWORK %s", e.Subnet, e.Network)
+	if err := checkFamily(e.IPv6Network, e.IPv6Subnet, network6, subnet6, "IPv6", isIPv6); err != nil {
+		return err
 	}
 	if e.MTU < 576 || e.MTU > MaxMTU {
-		return fmt.Errorf("WEFT_MTU %d out of range [576, %d]", e.MTU, MaxMTU)
+		return fmt.Errorf("%sMTU %d out of range [576, %d]", prefix, e.MTU, MaxMTU)
+	}
+	if e.HasIPv6() && e.MTU < MinIPv6MTU {
+		return fmt.Errorf("%sMTU %d is below %d, the least a link carrying IPv6 needs (the network has IPv6)", prefix, e.MTU, MinIPv6MTU)
 	}
 	return nil
 }
 
-// Marshal renders the file content.
-func (e Env) Marshal() []byte {
+// isIPv6 accepts IPv6 addresses, not IPv4-mapped ones (::ffff:10.0.0.1).
+func isIPv6(a netip.Addr) bool { return a.Is6() && !a.Is4In6() }
+
+// checkFamily checks one family's network and subnet: both absent, or both
+// prefixes of that family with the subnet inside the network.
+func checkFamily(network, subnet netip.Prefix, networkKey, subnetKey, family string, is func(netip.Addr) bool) error {
+	if !network.IsValid() && !subnet.IsValid() {
+		return nil
+	}
+	if !network.IsValid() {
+		return fmt.Errorf("%s missing (%s is %s): a family needs both its network and this node's subnet", networkKey, subnetKey, subnet)
+	}
+	if !subnet.IsValid() {
+		return fmt.Errorf("%s missing (%s is %s): a family needs both its network and this node's subnet", subnetKey, networkKey, network)
+	}
+	if !is(network.Addr()) {
+		return fmt.Errorf("%s %s: not an %s prefix", networkKey, network, family)
+	}
+	if !is(subnet.Addr()) {
+		return fmt.Errorf("%s %s: not an %s prefix", subnetKey, subnet, family)
+	}
+	if subnet.Bits() < network.Bits() || !network.Contains(subnet.Addr()) {
+		return fmt.Errorf("%s %s is not inside %s %s", subnetKey, subnet, networkKey, network)
+	}
+	return nil
+}
+
+// Marshal renders the file content; a family the network lacks has no
+// keys.
+func (e Env) Marshal() []byte { return e.marshal("WEFT_") }
+
+// marshal renders e with keys named prefix+NETWORK and so on, in the order
+// flanneld writes them.
+func (e Env) marshal(prefix string) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "WEFT_NETWORK=%s\n", e.Network)
-	fmt.Fprintf(&b, "WEFT_SUBNET=%s\n", e.Subnet)
-	fmt.Fprintf(&b, "WEFT_MTU=%d\n", e.MTU)
-	fmt.Fprintf(&b, "WEFT_IPMASQ=%t\n", e.IPMasq)
+	if e.Network.IsValid() || e.Subnet.IsValid() {
+		fmt.Fprintf(&b, "%sNETWORK=%s\n%sSUBNET=%s\n", prefix, e.Network, prefix, e.Subnet)
+	}
+	if e.IPv6Network.IsValid() || e.IPv6Subnet.IsValid() {
+		fmt.Fprintf(&b, "%sIPV6_NETWORK=%s\n%sIPV6_SUBNET=%s\n", prefix, e.IPv6Network, prefix, e.IPv6Subnet)
+	}
+	fmt.Fprintf(&b, "%sMTU=%d\n", prefix, e.MTU)
+	fmt.Fprintf(&b, "%sIPMASQ=%t\n", prefix, e.IPMasq)
 	return b.Bytes()
 }
 
@@ -78,7 +149,9 @@ func (e Env) Marshal() []byte {
 func Parse(data []byte) (Env, error) { return parse(data, "WEFT_") }
 
 // ParseFlannel parses flannel's subnet.env (FLANNEL_NETWORK, FLANNEL_SUBNET,
-// FLANNEL_MTU, FLANNEL_IPMASQ; flanneld's other keys are ignored).
+// FLANNEL_IPV6_NETWORK, FLANNEL_IPV6_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ;
+// other keys are ignored). Like flannel's own CNI plugin it accepts a file
+// with only the IPv6 keys (an IPv6-only network).
 func ParseFlannel(data []byte) (Env, error) { return parse(data, "FLANNEL_") }
 
 // parse parses KEY=VALUE lines whose keys carry prefix.
@@ -105,6 +178,10 @@ func parse(data []byte, prefix string) (Env, error) {
 			e.Network, err = netip.ParsePrefix(value)
 		case "SUBNET":
 			e.Subnet, err = netip.ParsePrefix(value)
+		case "IPV6_NETWORK":
+			e.IPv6Network, err = netip.ParsePrefix(value)
+		case "IPV6_SUBNET":
+			e.IPv6Subnet, err = netip.ParsePrefix(value)
 		case "MTU":
 			e.MTU, err = strconv.Atoi(value)
 		case "IPMASQ":
@@ -120,12 +197,10 @@ func parse(data []byte, prefix string) (Env, error) {
 	if err := sc.Err(); err != nil {
 		return Env{}, err
 	}
-	for _, k := range []string{"NETWORK", "SUBNET", "MTU"} {
-		if k = prefix + k; !seen[k] {
-			return Env{}, fmt.Errorf("%s missing", k)
-		}
+	if k := prefix + "MTU"; !seen[k] {
+		return Env{}, fmt.Errorf("%s missing", k)
 	}
-	if err := e.Validate(); err != nil {
+	if err := e.validate(prefix); err != nil {
 		return Env{}, err
 	}
 	return e, nil
