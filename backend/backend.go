@@ -27,6 +27,7 @@ import (
 	"strings"
 
 	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/subnet/subnetfile"
 )
 
 // Node is what a backend is made with.
@@ -40,6 +41,32 @@ type Node struct {
 	// Options are weftd's settings a backend may need.
 	Options Options
 	Log     *slog.Logger
+}
+
+// OutgoingMTU is the MTU of the packets this node sends to the underlay:
+// the network config's Backend.MTU (flannel's override) when set, else the
+// underlay interface's. A backend gives its containers OutgoingMTU less
+// its overhead.
+func (n Node) OutgoingMTU() int {
+	if n.Config != nil && n.Config.Backend.MTU != 0 {
+		return n.Config.Backend.MTU
+	}
+	return n.Underlay.MTU
+}
+
+// CheckMTU checks a Backend.MTU override for a backend whose containers
+// get containerMTU(outgoing MTU): their MTU must stay within what the
+// subnet file takes. An unset MTU (0) passes; the underlay's is checked at
+// start. Backends call it from Factory.Check.
+func CheckMTU(b subnet.Backend, containerMTU func(outgoing int) int) error {
+	if b.MTU == 0 {
+		return nil
+	}
+	if m := containerMTU(b.MTU); m < subnet.MinMTU || m > subnetfile.MaxMTU {
+		return fmt.Errorf("Backend.MTU %d: containers of Type %q would get MTU %d, out of range [%d, %d]",
+			b.MTU, b.Type, m, subnet.MinMTU, subnetfile.MaxMTU)
+	}
+	return nil
 }
 
 // Underlay is the interface and address other nodes reach this node on.

@@ -20,6 +20,12 @@ import (
 // (weft0 up, socket bound) and returns the node; the caller runs it.
 func newLoneNode(t *testing.T, queues int) *node {
 	t.Helper()
+	return newLoneNodeMTU(t, queues, OverlayMTU(1500))
+}
+
+// newLoneNodeMTU is newLoneNode with weft0's MTU mtu.
+func newLoneNodeMTU(t *testing.T, queues, mtu int) *node {
+	t.Helper()
 	requireIntegration(t)
 	var rnd [3]byte
 	_, _ = rand.Read(rnd[:])
@@ -32,7 +38,7 @@ func newLoneNode(t *testing.T, queues int) *node {
 		t.Fatal(err)
 	}
 	n.do(t, func() error {
-		o, err := New(Config{Network: testNetwork, Subnet: n.subnet, MTU: OverlayMTU(1500), Queues: queues, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, table)
+		o, err := New(Config{Network: testNetwork, Subnet: n.subnet, MTU: mtu, Queues: queues, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, table)
 		n.overlay = o
 		return err
 	})
@@ -204,5 +210,21 @@ func newRefusesForeignLink(t *testing.T, queues int) {
 		if lt := linkType(); lt != "absent" {
 			t.Fatalf("the stale persistent TUN (%s) survived (it should have been replaced, then closed): %s", strings.Join(stale, " "), lt)
 		}
+	}
+}
+
+// weft0 below IPv6's minimum MTU (1280): the kernel keeps no IPv6 state
+// for it, so asking for "no link-local address" fails with EAFNOSUPPORT;
+// that must not fail New (a Backend.MTU of 1300 gives weft0 1268, and
+// weftd exited "IPv6 address generation mode none ... address family not
+// supported by protocol").
+func TestNewBelowIPv6MinimumMTU(t *testing.T) {
+	n := newLoneNodeMTU(t, 1, 1268)
+	out, err := exec.Command("ip", "-n", n.ns, "-o", "link", "show", "dev", "weft0").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), " mtu 1268 ") || !strings.Contains(string(out), ",UP") {
+		t.Fatalf("weft0: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("ip", "-n", n.ns, "-6", "addr", "show", "dev", "weft0").CombinedOutput(); err != nil || strings.Contains(string(out), "fe80") {
+		t.Fatalf("weft0 has an IPv6 link-local address: %v\n%s", err, out)
 	}
 }

@@ -41,6 +41,11 @@ type Backend struct {
 	// DirectRouting: route to peers on the same L2 directly, encapsulate
 	// only to the others (flannel's key; udp and vxlan).
 	DirectRouting bool
+	// MTU is flannel's MTU override (its PR 1736, issue 1011), the same
+	// field name and meaning for every backend: the MTU of the packets
+	// this node sends to the underlay, 0 when not set (then the underlay
+	// interface's). Containers get MTU less the backend's overhead.
+	MTU int
 	// Raw holds the section's other fields (VNI, PSK, ...) as a JSON
 	// object with sorted keys, "" when there are none.
 	Raw string
@@ -307,6 +312,13 @@ func decodeBackend(raw json.RawMessage, c *Config) error {
 			if err := unmarshalField("Backend.DirectRouting", "true or false", fields[name], &c.Backend.DirectRouting); err != nil {
 				return err
 			}
+		case strings.EqualFold(name, "MTU"):
+			if err := unmarshalField("Backend.MTU", "an integer", fields[name], &c.Backend.MTU); err != nil {
+				return err
+			}
+			if c.Backend.MTU < MinMTU || c.Backend.MTU > MaxMTU {
+				return fmt.Errorf("Backend.MTU %d out of range [%d, %d]", c.Backend.MTU, MinMTU, MaxMTU)
+			}
 		default:
 			if _, dup := rest[name]; dup {
 				return fmt.Errorf("Backend: field %q given twice", name)
@@ -330,6 +342,13 @@ func decodeBackend(raw json.RawMessage, c *Config) error {
 	c.Backend.Raw = string(data)
 	return nil
 }
+
+// The range of Backend.MTU. Each backend also checks that the MTU its
+// containers get (MTU less its overhead) is at least MinMTU.
+const (
+	MinMTU = 576
+	MaxMTU = 65535
+)
 
 // maxBackendRaw bounds the backend-specific fields of the Backend section.
 const maxBackendRaw = 4096
@@ -424,6 +443,7 @@ type backendJSON struct {
 	Type          string
 	Port          int  `json:",omitempty"`
 	DirectRouting bool `json:",omitempty"`
+	MTU           int  `json:",omitempty"`
 }
 
 // MarshalJSON renders the config in flannel's schema.
@@ -440,7 +460,7 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 // backendSection renders the Backend section: the shared fields first,
 // then the backend-specific ones of Raw.
 func backendSection(b Backend) json.RawMessage {
-	data, _ := json.Marshal(backendJSON{Type: b.Type, Port: b.Port, DirectRouting: b.DirectRouting})
+	data, _ := json.Marshal(backendJSON{Type: b.Type, Port: b.Port, DirectRouting: b.DirectRouting, MTU: b.MTU})
 	if b.Raw == "" || b.Raw == "{}" {
 		return data
 	}

@@ -3,7 +3,8 @@
 // share one L2 network; a peer that is not on it is unreachable. It is the
 // udp backend's reconciler with every peer routed (routing.Policy.HostGW):
 // weft0 stays, for the network's route, the routes' preferred source and
-// ICMP errors for unreachable peers; containers get the underlay's MTU.
+// ICMP errors for unreachable peers; containers get the underlay's MTU (or
+// Backend.MTU: nothing is encapsulated, so it is theirs unchanged).
 package hostgw
 
 import (
@@ -24,6 +25,9 @@ const Type = subnet.BackendHostGW
 func Check(cfg *subnet.Config) error {
 	if cfg.Backend.DirectRouting {
 		return errors.New("Backend.DirectRouting applies to Type \"udp\" only: \"host-gw\" routes every peer directly")
+	}
+	if err := backend.CheckMTU(cfg.Backend, func(outgoing int) int { return outgoing }); err != nil {
+		return err
 	}
 	return cfg.Backend.DecodeRaw(&struct{}{})
 }

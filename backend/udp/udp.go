@@ -60,10 +60,10 @@ func New(node backend.Node, policy routing.Policy) (*Backend, error) {
 	if node.Log == nil {
 		node.Log = slog.Default()
 	}
-	b := &Backend{node: node, policy: policy, log: node.Log, mtu: overlay.OverlayMTU(node.Underlay.MTU),
+	b := &Backend{node: node, policy: policy, log: node.Log, mtu: overlay.OverlayMTU(node.OutgoingMTU()),
 		openData: overlay.New, watch: watchDevice}
 	if policy.HostGW {
-		b.mtu = node.Underlay.MTU // nothing is encapsulated
+		b.mtu = node.OutgoingMTU() // nothing is encapsulated
 	}
 	return b, nil
 }
@@ -96,11 +96,18 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 	}
 	b.paths = peerpath.New(pc)
 
+	tunMTU := b.mtu
+	if b.policy.HostGW {
+		// weft0 carries no container traffic with host-gw (only the ICMP
+		// errors for unreachable peers): its MTU stays the underlay's
+		// overlay MTU whatever Backend.MTU says.
+		tunMTU = overlay.OverlayMTU(b.node.Underlay.MTU)
+	}
 	data, err := b.openData(overlay.Config{
 		DeviceName: b.node.Options.DeviceName,
 		Network:    cfg.Network,
 		Subnet:     lease.Subnet,
-		MTU:        overlay.OverlayMTU(b.node.Underlay.MTU),
+		MTU:        tunMTU,
 		Port:       uint16(cfg.Backend.Port),
 		Queues:     b.node.Options.Queues,
 		Logger:     b.log.With("component", "overlay"),
@@ -185,8 +192,9 @@ func (b *Backend) Modes() []string {
 	return out
 }
 
-// MTU is the overlay's MTU (the underlay's minus the encapsulation), or
-// the underlay's with host-gw, where nothing is encapsulated.
+// MTU is the overlay's MTU (the outgoing MTU, Backend.MTU or the
+// underlay's, minus the encapsulation), or the outgoing MTU itself with
+// host-gw, where nothing is encapsulated.
 func (b *Backend) MTU() int { return b.mtu }
 
 // Close removes the TUN device (and so its address and route) and the

@@ -157,6 +157,9 @@ func configOf(c *subnet.Config) (Config, error) {
 	if c.Backend.DirectRouting {
 		put("DirectRouting", true)
 	}
+	if c.Backend.MTU != 0 {
+		put("MTU", c.Backend.MTU)
+	}
 	data, err := json.Marshal(fields)
 	if err != nil {
 		return Config{}, err

@@ -41,7 +41,6 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 		name = "weft0"
 	}
 	network := b.node.Config.Network
-	b.mtu = mtuFor(b.node.Underlay.MTU)
 	if err := tundev.PrepareName(name); err != nil {
 		if errors.Is(err, tundev.ErrForeignLink) {
 			return backend.ConfigError(err)

@@ -83,8 +83,10 @@ type deviceOps interface {
 func Factory() backend.Factory {
 	return backend.Factory{
 		Check: func(cfg *subnet.Config) error {
-			_, err := parseSection(cfg)
-			return err
+			if _, err := parseSection(cfg); err != nil {
+				return err
+			}
+			return backend.CheckMTU(cfg.Backend, mtuFor)
 		},
 		New: New,
 	}
@@ -109,6 +111,7 @@ func New(node backend.Node) (backend.Backend, error) {
 		keyPath: filepath.Join(node.Options.StateDir, KeyFileName),
 		pskPath: filepath.Join(node.Options.StateDir, PSKFileName),
 		log:     node.Log,
+		mtu:     mtuFor(node.OutgoingMTU()),
 	}
 	b.list.Store(&[]backend.Peer{})
 	b.attrsChanged = make(chan struct{}, 1)
@@ -208,11 +211,11 @@ func (b *Backend) UDPPort() int { return b.cfg.ListenPort }
 // Modes is the one mode this backend reports.
 func (b *Backend) Modes() []string { return []string{Mode} }
 
-// MTU is the MTU of the device and of the containers: the underlay's minus
-// WireGuard's overhead.
+// MTU is the MTU of the device and of the containers: the outgoing MTU
+// (Backend.MTU, else the underlay's) minus WireGuard's overhead.
 func (b *Backend) MTU() int { return b.mtu }
 
-// mtuFor is the device MTU on an underlay of MTU underlay.
+// mtuFor is the device MTU for outgoing packets of MTU underlay.
 func mtuFor(underlay int) int {
 	if underlay <= 0 {
 		underlay = 1500

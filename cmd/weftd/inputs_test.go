@@ -30,3 +30,25 @@ func TestRunRefusesNetworkHoldingPublicIP(t *testing.T) {
 		t.Fatalf("exit code %d, want %d naming the Network and the PublicIP; log:\n%s", code, exitConfig, stderr.String())
 	}
 }
+
+// Issue 20: flannel's MTU override (Backend.MTU) out of range, for any
+// backend, is a configuration error: exit 78 before weftd touches etcd or
+// the host, with a message naming the field.
+func TestRunRefusesMTUOutOfRange(t *testing.T) {
+	for _, tc := range []struct{ backend, want string }{
+		{`{"Type":"udp","MTU":575}`, "Backend.MTU 575 out of range [576, 65535]"},
+		{`{"Type":"udp","MTU":65536}`, "Backend.MTU 65536 out of range"},
+		{`{"Type":"udp","MTU":"1400"}`, "Backend.MTU: want an integer"},
+		{`{"Type":"udp","MTU":600}`, "would get MTU 568, out of range [576, 65503]"},
+		{`{"Type":"host-gw","MTU":65535}`, "would get MTU 65535, out of range [576, 65503]"},
+		{`{"Type":"vxlan","MTU":600}`, "Backend.MTU 600 out of range [626, 65535]"},
+		{`{"Type":"wireguard","MTU":600}`, "would get MTU 540, out of range [576, 65503]"},
+	} {
+		var stderr strings.Builder
+		code := run(weftdArgs(t.TempDir(), "--etcd-endpoints", "http://192.0.2.1:2379", "--iface", "lo", "--public-ip", "192.0.2.77",
+			"--network-config", `{"Network":"10.244.0.0/16","Backend":`+tc.backend+`}`), &stderr)
+		if code != exitConfig || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("Backend %s: exit code %d, want %d saying %q; log:\n%s", tc.backend, code, exitConfig, tc.want, stderr.String())
+		}
+	}
+}
