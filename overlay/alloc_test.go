@@ -1,6 +1,9 @@
 package overlay
 
-import "testing"
+import (
+	"net/netip"
+	"testing"
+)
 
 // fillRX puts n valid datagrams from the peer into p's views.
 func fillRX(p *rxPath, n, size int) {
@@ -36,7 +39,7 @@ func TestEncapZeroAllocs(t *testing.T) {
 }
 
 func TestDecapZeroAllocs(t *testing.T) {
-	p := newRXPath(newTestTable(t), testLocal, DefaultSourcePorts)
+	p := newRXPath(newTestTable(t), testLocal, netip.Prefix{}, DefaultSourcePorts)
 	allocs := testing.AllocsPerRun(100, func() {
 		fillRX(p, batchSize, 1400) // refresh the TTL decap decrements
 		if p.decapBatch(batchSize) != batchSize {
@@ -99,7 +102,7 @@ func BenchmarkEncap(b *testing.B) {
 }
 
 func BenchmarkDecap(b *testing.B) {
-	p := newRXPath(newTestTable(b), testLocal, DefaultSourcePorts)
+	p := newRXPath(newTestTable(b), testLocal, netip.Prefix{}, DefaultSourcePorts)
 	fillRX(p, batchSize, 1400)
 	for i := 0; i < batchSize; i++ {
 		p.views[i][HeaderLen+8] = 255 // high TTL so repeated decaps keep passing

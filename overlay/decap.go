@@ -8,6 +8,11 @@ type rxPath struct {
 	local     uint32 // this node's subnet (network address)
 	localMask uint32
 	ports     int // a peer sends from its endpoint's port .. port+ports-1 (flow.go)
+	// this node's IPv6 subnet (v6: the network has IPv6), and the reason to
+	// drop an inner packet of an IP version the network does not carry
+	local6Hi, local6Lo, local6MaskHi, local6MaskLo uint64
+	v4, v6                                         bool
+	notIP                                          DropReason
 
 	bufs    [][]byte // receive buffers (a UDP GRO message may hold many datagrams)
 	views   [][]byte // the datagrams received: views into bufs
@@ -19,17 +24,28 @@ type rxPath struct {
 	out     int // inner packets put into writes
 }
 
-func newRXPath(table *PeerTable, local netip.Prefix, ports int) *rxPath {
+// newRXPath makes the UDP->TUN state for this node's subnets: local (IPv4)
+// and local6 (IPv6); an invalid one where the network has no such family.
+func newRXPath(table *PeerTable, local, local6 netip.Prefix, ports int) *rxPath {
 	p := &rxPath{
-		table:     table,
-		ports:     max(ports, 1),
-		local:     addrToUint32(local.Masked().Addr()),
-		localMask: prefixMask(local.Bits()),
-		bufs:      newBuffers(batchSize),
-		views:     make([][]byte, batchSize),
-		srcs:      make([]netip.AddrPort, batchSize),
-		writes:    make([][]byte, batchSize),
-		partial:   make([]bool, batchSize),
+		table:   table,
+		ports:   max(ports, 1),
+		local:   1, // with no IPv4 subnet, matches nothing under localMask 0
+		notIP:   notIPReason(table),
+		bufs:    newBuffers(batchSize),
+		views:   make([][]byte, batchSize),
+		srcs:    make([]netip.AddrPort, batchSize),
+		writes:  make([][]byte, batchSize),
+		partial: make([]bool, batchSize),
+	}
+	if local.IsValid() && local.Addr().Is4() {
+		p.v4 = table.slots != nil
+		p.local, p.localMask = addrToUint32(local.Masked().Addr()), prefixMask(local.Bits())
+	}
+	if local6.IsValid() && local6.Addr().Is6() && table.v6.slots != nil {
+		p.v6 = true
+		p.local6Hi, p.local6Lo = addrToUint128(local6.Masked().Addr())
+		p.local6MaskHi, p.local6MaskLo = prefixMask128(local6.Bits())
 	}
 	copy(p.views, p.bufs)
 	return p
@@ -47,7 +63,7 @@ func (p *rxPath) decapBatch(n int) int {
 			continue
 		}
 		p.writes[w] = d[HeaderLen : HeaderLen+innerLen]
-		p.partial[w] = p.views[i][3] == flagL4Partial
+		p.partial[w] = d[3] == flagL4Partial
 		p.tally.packets++
 		p.tally.bytes += uint64(innerLen)
 		w++
@@ -69,7 +85,13 @@ func (p *rxPath) decap(d []byte, src netip.AddrPort) (int, DropReason) {
 		return 0, r
 	}
 	inner := d[HeaderLen:]
-	if r := checkInnerIPv4(inner); r != notDropped {
+	if len(inner) >= 1 && inner[0]>>4 == 6 && p.v6 {
+		return p.decap6(d, src)
+	}
+	if r := checkInnerIPv4(inner); r != notDropped || !p.v4 {
+		if r == DropNotIPv4 || r == notDropped {
+			r = p.notIP
+		}
 		return 0, r
 	}
 	if r := p.checkSource(ipv4Src(inner), src); r != notDropped {
@@ -92,6 +114,52 @@ func (p *rxPath) decap(d []byte, src netip.AddrPort) (int, DropReason) {
 	return len(inner), notDropped
 }
 
+// decap6 is decap for an inner IPv6 packet (the network has IPv6): the
+// same checks, with the hop limit for the TTL; a Hop-by-Hop Options or
+// Routing header right after the fixed header counts as IP options.
+func (p *rxPath) decap6(d []byte, src netip.AddrPort) (int, DropReason) {
+	inner := d[HeaderLen:]
+	if r := checkInnerIPv6(inner); r != notDropped {
+		return 0, r
+	}
+	if r := p.checkSource6(inner, src); r != notDropped {
+		return 0, r
+	}
+	if hi, lo := ipv6Dst(inner); hi&p.local6MaskHi != p.local6Hi || lo&p.local6MaskLo != p.local6Lo {
+		return 0, DropWrongDestination
+	}
+	if nh := inner[ipv6NextHeaderOff]; nh == protoHopByHop || nh == protoIPv6Routing {
+		return 0, DropIPOptions
+	}
+	if d[3] == flagL4Partial && !isTCPv6WithHeader(inner) {
+		return 0, DropReservedBits
+	}
+	if !decrementHopLimit(inner) {
+		return 0, DropTTLExpired
+	}
+	return len(inner), notDropped
+}
+
+// checkSource6 is checkSource for the IPv6 packet inner: its source must be
+// in the IPv6 subnet of the peer that sent it from src, or src's own
+// address (the peer's host, over an IPv6 underlay).
+func (p *rxPath) checkSource6(inner []byte, src netip.AddrPort) DropReason {
+	hi, lo := ipv6Src(inner)
+	peer := p.table.LookupIPv6(hi, lo)
+	if peer != nil && p.fromEndpoint(peer.Endpoint, src) {
+		return notDropped
+	}
+	if !p.table.knownSender(src, p.ports) {
+		return DropUnknownPeer
+	}
+	if a := src.Addr(); peer == nil && a.Is6() && !a.Is4In6() {
+		if shi, slo := addrToUint128(a); shi == hi && slo == lo {
+			return notDropped
+		}
+	}
+	return DropSpoofedInnerSource
+}
+
 // checkSource attributes an inner source address to the peer that sent the
 // datagram from src. The sender must be the peer's lease endpoint: its
 // address, from one of its source ports (the endpoint's port and the
@@ -108,8 +176,8 @@ func (p *rxPath) checkSource(innerSrc uint32, src netip.AddrPort) DropReason {
 	if !p.table.knownSender(src, p.ports) {
 		return DropUnknownPeer
 	}
-	if peer == nil && innerSrc == addrToUint32(src.Addr()) {
-		return notDropped // known endpoint, so src.Addr() is IPv4
+	if peer == nil && src.Addr().Is4() && innerSrc == addrToUint32(src.Addr()) {
+		return notDropped
 	}
 	return DropSpoofedInnerSource
 }

@@ -8,7 +8,7 @@ import (
 
 func TestDecapChecks(t *testing.T) {
 	tab := newTestTable(t)
-	p := newRXPath(tab, testLocal, DefaultSourcePorts)
+	p := newRXPath(tab, testLocal, netip.Prefix{}, DefaultSourcePorts)
 	good := func() []byte { return datagram(60, "10.244.2.5", "10.244.1.9", 64) }
 	mutate := func(f func(d []byte)) []byte { d := good(); f(d); return d }
 	tests := []struct {
@@ -76,7 +76,7 @@ func TestDecapChecks(t *testing.T) {
 }
 
 func TestDecapTTLChecksum(t *testing.T) {
-	p := newRXPath(newTestTable(t), testLocal, DefaultSourcePorts)
+	p := newRXPath(newTestTable(t), testLocal, netip.Prefix{}, DefaultSourcePorts)
 	for _, ttl := range []byte{2, 64, 128, 255} {
 		d := datagram(40, "10.244.2.5", "10.244.1.9", ttl)
 		binary.BigEndian.PutUint16(d[HeaderLen+4:], 0xfffe) // vary the id so folding is exercised
@@ -96,7 +96,7 @@ func TestDecapTTLChecksum(t *testing.T) {
 }
 
 func TestDecapBatchCounts(t *testing.T) {
-	p := newRXPath(newTestTable(t), testLocal, DefaultSourcePorts)
+	p := newRXPath(newTestTable(t), testLocal, netip.Prefix{}, DefaultSourcePorts)
 	in := [][]byte{
 		datagram(100, "10.244.2.5", "10.244.1.9", 64),
 		datagram(100, "10.244.2.5", "10.244.1.9", 1),
@@ -140,7 +140,7 @@ func withOptions(d []byte) []byte {
 // TestL4PartialFlag: the receiver accepts the partial flag on TCP only and
 // reports it per packet.
 func TestL4PartialFlag(t *testing.T) {
-	p := newRXPath(newTestTable(t), testLocal, DefaultSourcePorts)
+	p := newRXPath(newTestTable(t), testLocal, netip.Prefix{}, DefaultSourcePorts)
 	putHeaderL4Partial(p.views[0])
 	putTCPPacket(p.views[0][HeaderLen:], 152, "10.244.2.5", "10.244.1.9")
 	p.views[0], p.srcs[0] = p.bufs[0][:HeaderLen+152], testPeerEP

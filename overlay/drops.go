@@ -19,9 +19,10 @@ const (
 	DropUnknownType
 	// DropReservedBits: header flags are not zero (RX).
 	DropReservedBits
-	// DropNotIPv4: the (inner) packet is not IPv4 (RX and TX).
+	// DropNotIPv4: the (inner) packet is not IPv4, on a network without
+	// IPv6 (RX and TX).
 	DropNotIPv4
-	// DropTruncated: the (inner) packet is shorter than an IPv4 header (RX and TX).
+	// DropTruncated: the (inner) packet is shorter than an IPv4 (IPv6) header (RX and TX).
 	DropTruncated
 	// DropBadHeaderLength: inner IHL below 5 or beyond the packet (RX).
 	DropBadHeaderLength
@@ -34,7 +35,7 @@ const (
 	DropSpoofedInnerSource
 	// DropWrongDestination: inner destination is not inside this node's subnet (RX).
 	DropWrongDestination
-	// DropTTLExpired: the inner TTL would reach 0 (RX).
+	// DropTTLExpired: the inner TTL (IPv6 hop limit) would reach 0 (RX).
 	DropTTLExpired
 	// DropOutsideNetwork: destination outside the overlay network (TX).
 	DropOutsideNetwork
@@ -49,9 +50,15 @@ const (
 	// DropBroadcastDestination: inner destination is this node's subnet
 	// broadcast address; a remote sender must not reach every container (RX).
 	DropBroadcastDestination
-	// DropIPOptions: the inner IPv4 header carries options (IHL > 5), which
-	// weft never forwards between nodes (source routing, record route...) (RX).
+	// DropIPOptions: the inner IPv4 header carries options (IHL > 5), or the
+	// inner IPv6 header is followed by a Hop-by-Hop Options or a Routing
+	// header, which weft never forwards between nodes (source routing,
+	// record route...) (RX).
 	DropIPOptions
+	// DropNotIP: the (inner) packet is of an IP version the network does
+	// not carry, on a network with IPv6: neither IPv4 nor IPv6, or IPv4 on
+	// an IPv6-only network (RX and TX).
+	DropNotIP
 
 	dropReasonCount
 )
@@ -80,6 +87,7 @@ var dropReasonNames = [NumDropReasons]string{
 	DropTUNWriteError:        "tun_write_error",
 	DropBroadcastDestination: "broadcast_destination",
 	DropIPOptions:            "ip_options",
+	DropNotIP:                "not_ip",
 }
 
 // String returns the snake_case name of the reason, used in metrics and /status.

@@ -28,6 +28,9 @@ func flowBucket(pkt []byte, n int) uint8 {
 	if n <= 1 {
 		return 0
 	}
+	if pkt[0]>>4 == 6 {
+		return flowBucket6(pkt, n)
+	}
 	addrs := binary.BigEndian.Uint64(pkt[12:20])
 	proto := pkt[9]
 	var ports uint32
@@ -36,7 +39,28 @@ func flowBucket(pkt []byte, n int) uint8 {
 	if !fragment && len(pkt) >= ihl+4 && (proto == protoTCP || proto == protoUDP || proto == protoSCTP) {
 		ports = binary.BigEndian.Uint32(pkt[ihl:])
 	}
-	h := addrs ^ (uint64(ports)<<8|uint64(proto))*0x9e3779b97f4a7c15
+	return bucketOf(addrs^(uint64(ports)<<8|uint64(proto))*0x9e3779b97f4a7c15, n)
+}
+
+// flowBucket6 is flowBucket for the inner IPv6 packet pkt (at least
+// ipv6HeaderLen bytes): its addresses folded to 64 bits, the next header
+// and, for TCP, UDP or SCTP right after the fixed header, the ports (a
+// fragment's next header is the Fragment header: no ports, one bucket for
+// all of a datagram's fragments). The flow label is left out: a host may
+// change it within a flow (RFC 6437 allows it on a path change).
+func flowBucket6(pkt []byte, n int) uint8 {
+	addrs := binary.BigEndian.Uint64(pkt[8:]) ^ binary.BigEndian.Uint64(pkt[16:])*0xc2b2ae3d27d4eb4f ^
+		binary.BigEndian.Uint64(pkt[24:])*0x165667b19e3779f9 ^ binary.BigEndian.Uint64(pkt[32:])*0x27d4eb2f165667c5
+	proto := pkt[ipv6NextHeaderOff]
+	var ports uint32
+	if len(pkt) >= ipv6HeaderLen+4 && (proto == protoTCP || proto == protoUDP || proto == protoSCTP) {
+		ports = binary.BigEndian.Uint32(pkt[ipv6HeaderLen:])
+	}
+	return bucketOf(addrs^(uint64(ports)<<8|uint64(proto))*0x9e3779b97f4a7c15, n)
+}
+
+// bucketOf mixes h (murmur3's finaliser) and maps it onto n buckets.
+func bucketOf(h uint64, n int) uint8 {
 	h ^= h >> 33
 	h *= 0xff51afd7ed558ccd
 	h ^= h >> 33

@@ -3,6 +3,8 @@ package overlay
 import (
 	"encoding/binary"
 	"time"
+
+	"github.com/weftnet/weft/overlay/tundev"
 )
 
 const (
@@ -15,6 +17,14 @@ const (
 	icmpBurst             = 50
 	icmpDefaultTTL        = 64
 	icmpTOSInternetworkCt = 0xc0
+
+	icmpv6TypeDestUnreach  = 1
+	icmpv6CodeNoRoute      = 0
+	icmpv6TypePacketTooBig = 2
+	icmpv6HopLimit         = 64
+	// icmpv6MaxPacket is the largest ICMPv6 error: the IPv6 minimum MTU
+	// (RFC 4443 2.4 (c)).
+	icmpv6MaxPacket = ipv6MinMTU
 )
 
 // packetInjector writes locally generated IPv4 packets, each at
@@ -27,7 +37,7 @@ type packetInjector interface {
 // buffer and writes them back into the TUN, rate-limited. Owned by the TX loop.
 type icmpResponder struct {
 	w       packetInjector
-	buf     []byte   // bufOffset headroom + up to 576 bytes of ICMP error
+	buf     []byte   // bufOffset headroom + up to 1280 bytes of ICMP(v6) error
 	bufs    [][]byte // one-element batch view of buf, reused
 	bucket  tokenBucket
 	sent    uint64
@@ -37,7 +47,7 @@ type icmpResponder struct {
 func newICMPResponder(w packetInjector) *icmpResponder {
 	r := &icmpResponder{
 		w:      w,
-		buf:    make([]byte, bufOffset+576),
+		buf:    make([]byte, bufOffset+icmpv6MaxPacket),
 		bufs:   make([][]byte, 1),
 		bucket: newTokenBucket(icmpRatePerSecond, icmpBurst),
 	}
@@ -53,6 +63,23 @@ func (r *icmpResponder) reply(code byte, nextHopMTU int, src uint32, orig []byte
 		return false
 	}
 	n := buildDestUnreachable(r.buf[bufOffset:], code, nextHopMTU, src, orig)
+	return r.inject(n)
+}
+
+// reply6 sends an ICMPv6 error of type and code (mtu for Packet Too Big)
+// about orig (an IPv6 packet read from the TUN) back to orig's source, from
+// the address srcHi:srcLo. It returns whether a packet was written.
+func (r *icmpResponder) reply6(typ, code byte, mtu int, srcHi, srcLo uint64, orig []byte) bool {
+	if !r.bucket.allow(time.Now()) {
+		r.limited++
+		return false
+	}
+	n := buildICMPv6Error(r.buf[bufOffset:], typ, code, mtu, srcHi, srcLo, orig)
+	return r.inject(n)
+}
+
+// inject writes the n-byte packet built at r.buf[bufOffset:] into the TUN.
+func (r *icmpResponder) inject(n int) bool {
 	if n == 0 {
 		return false
 	}
@@ -118,4 +145,60 @@ func buildDestUnreachable(out []byte, code byte, nextHopMTU int, src uint32, ori
 	copy(icmp[icmpHeaderLen:], orig[:quote])
 	binary.BigEndian.PutUint16(icmp[2:], checksum(icmp))
 	return total
+}
+
+// buildICMPv6Error writes into out (at least icmpv6MaxPacket bytes) an IPv6
+// packet carrying an ICMPv6 error (RFC 4443) of type and code about orig,
+// from srcHi:srcLo to orig's source: for Packet Too Big the MTU field is
+// mtu. It quotes as much of orig as fits 1280 bytes. It returns the packet
+// length, or 0 if orig must not get an error (too short, not IPv6, itself an
+// ICMPv6 error, or from an unspecified or multicast source, RFC 4443 2.4 (e)).
+func buildICMPv6Error(out []byte, typ, code byte, mtu int, srcHi, srcLo uint64, orig []byte) int {
+	if len(orig) < ipv6HeaderLen || orig[0]>>4 != 6 {
+		return 0
+	}
+	if s := orig[ipv6SrcOffset : ipv6SrcOffset+16]; s[0] == 0xff || isZero16(s) {
+		return 0
+	}
+	if orig[ipv6NextHeaderOff] == protoICMPv6 && (len(orig) <= ipv6HeaderLen || orig[ipv6HeaderLen] < 128) {
+		return 0 // never answer an ICMPv6 error (types 0-127) with one
+	}
+	quote := min(len(orig), icmpv6MaxPacket-ipv6HeaderLen-icmpHeaderLen)
+	total := ipv6HeaderLen + icmpHeaderLen + quote
+	if len(out) < total {
+		return 0
+	}
+	ip := out[:ipv6HeaderLen]
+	binary.BigEndian.PutUint32(ip[0:], 6<<28) // version 6, traffic class 0, flow label 0
+	binary.BigEndian.PutUint16(ip[ipv6PayloadLenOff:], uint16(icmpHeaderLen+quote))
+	ip[ipv6NextHeaderOff] = protoICMPv6
+	ip[ipv6HopLimitOff] = icmpv6HopLimit
+	binary.BigEndian.PutUint64(ip[ipv6SrcOffset:], srcHi)
+	binary.BigEndian.PutUint64(ip[ipv6SrcOffset+8:], srcLo)
+	copy(ip[ipv6DstOffset:ipv6DstOffset+16], orig[ipv6SrcOffset:ipv6SrcOffset+16])
+
+	icmp := out[ipv6HeaderLen:total]
+	icmp[0] = typ
+	icmp[1] = code
+	binary.BigEndian.PutUint32(icmp[4:], 0)
+	if typ == icmpv6TypePacketTooBig {
+		binary.BigEndian.PutUint32(icmp[4:], uint32(mtu))
+	}
+	copy(icmp[icmpHeaderLen:], orig[:quote])
+	// The checksum field first holds the pseudo-header sum; the checksum
+	// of the message with it in place is then the full checksum.
+	binary.BigEndian.PutUint16(icmp[2:], ipv6PseudoHeaderSum(ip, protoICMPv6, len(icmp)))
+	binary.BigEndian.PutUint16(icmp[2:], checksum(icmp))
+	return total
+}
+
+// ipv6PseudoHeaderSum is the folded (not complemented) one's complement sum
+// of the IPv6 pseudo-header (RFC 8200 8.1) of an upper-layer packet of
+// l4Len bytes with next header proto in the IPv6 packet ip.
+func ipv6PseudoHeaderSum(ip []byte, proto byte, l4Len int) uint16 {
+	return tundev.PseudoHeaderSumIPv6(ip, proto, l4Len)
+}
+
+func isZero16(b []byte) bool {
+	return binary.BigEndian.Uint64(b) == 0 && binary.BigEndian.Uint64(b[8:]) == 0
 }

@@ -26,10 +26,20 @@ const DefaultDeviceName = "weft0"
 // Config describes this node's data path.
 type Config struct {
 	DeviceName string       // default "weft0"
-	Network    netip.Prefix // the overlay network, e.g. 10.244.0.0/16
-	Subnet     netip.Prefix // this node's lease, network form, e.g. 10.244.7.0/24
-	MTU        int          // overlay MTU for the TUN (see OverlayMTU)
-	Port       uint16       // UDP port, default 8285
+	Network    netip.Prefix // the IPv4 overlay network, e.g. 10.244.0.0/16 (invalid: IPv6 only)
+	Subnet     netip.Prefix // this node's IPv4 lease, network form, e.g. 10.244.7.0/24
+	// IPv6Network and IPv6Subnet are the IPv6 overlay network and this
+	// node's IPv6 lease (e.g. fd10:244::/56 and fd10:244:0:7::/64), both
+	// invalid when the network has no IPv6. They must match the peer
+	// table's networks, as Network and Subnet do.
+	IPv6Network netip.Prefix
+	IPv6Subnet  netip.Prefix
+	// UnderlayIPv6 opens the UDP sockets on [::]:Port (IPv6 only) instead of
+	// 0.0.0.0:Port: the peers' endpoints are then IPv6 addresses (an
+	// IPv6-only underlay, flannel's IPv6 PublicIP).
+	UnderlayIPv6 bool
+	MTU          int    // overlay MTU for the TUN (see OverlayMTUFor)
+	Port         uint16 // UDP port, default 8285
 	// Queues is the number of TUN queues (IFF_MULTI_QUEUE when > 1), each
 	// with its own UDP socket on Port (SO_REUSEPORT) and its own TX and RX
 	// workers; 0 means 1.
@@ -107,12 +117,17 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 	if err := cfg.check(peers); err != nil {
 		return nil, err
 	}
-	cfg.Subnet = cfg.Subnet.Masked()
-	dev, err := tundev.Create(cfg.DeviceName, cfg.MTU, cfg.Subnet, cfg.Network, batchSize, cfg.Queues, cfg.Logger)
+	cfg.Subnet, cfg.IPv6Subnet = cfg.Subnet.Masked(), cfg.IPv6Subnet.Masked()
+	dev, err := tundev.Create(cfg.DeviceName, cfg.MTU, tundev.Addrs{Subnet: cfg.Subnet, Network: cfg.Network,
+		IPv6Subnet: cfg.IPv6Subnet, IPv6Network: cfg.IPv6Network}, batchSize, cfg.Queues, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("overlay: %w", err)
 	}
-	udps, err := udpbatch.ListenGroup(netip.AddrPortFrom(netip.IPv4Unspecified(), cfg.Port), cfg.Queues, txBatches*batchSize, cfg.Logger)
+	any := netip.IPv4Unspecified()
+	if cfg.UnderlayIPv6 {
+		any = netip.IPv6Unspecified()
+	}
+	udps, err := udpbatch.ListenGroup(netip.AddrPortFrom(any, cfg.Port), cfg.Queues, txBatches*batchSize, cfg.Logger)
 	if err != nil {
 		_ = dev.Close()
 		return nil, fmt.Errorf("overlay: %w", err)
@@ -137,7 +152,7 @@ func New(cfg Config, peers *PeerTable) (*Overlay, error) {
 	}
 	for k := 1; k < cfg.SourcePorts; k++ {
 		port := cfg.Port + uint16(k)
-		senders, err := udpbatch.ListenSendOnly(netip.AddrPortFrom(netip.IPv4Unspecified(), port), cfg.Queues, txBatches*batchSize, cfg.Logger)
+		senders, err := udpbatch.ListenSendOnly(netip.AddrPortFrom(any, port), cfg.Queues, txBatches*batchSize, cfg.Logger)
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("overlay: source port %d (Port+%d of %d source ports): %w", port, k, cfg.SourcePorts, err)
@@ -157,14 +172,30 @@ func (cfg *Config) check(peers *PeerTable) error {
 	if peers == nil {
 		return errors.New("overlay: nil peer table")
 	}
-	if !cfg.Network.IsValid() || cfg.Network.Masked() != peers.Network() {
+	if cfg.Network.Masked() != peers.Network() {
 		return fmt.Errorf("overlay: network %v does not match the peer table's %v", cfg.Network, peers.Network())
 	}
-	if !cfg.Subnet.IsValid() || !cfg.Subnet.Addr().Is4() || cfg.Subnet.Bits() != peers.SubnetLen() || !cfg.Network.Contains(cfg.Subnet.Addr()) {
+	if cfg.IPv6Network.Masked() != peers.IPv6Network() {
+		return fmt.Errorf("overlay: IPv6 network %v does not match the peer table's %v", cfg.IPv6Network, peers.IPv6Network())
+	}
+	if cfg.Network.IsValid() && (!cfg.Subnet.IsValid() || !cfg.Subnet.Addr().Is4() || cfg.Subnet.Bits() != peers.SubnetLen() || !cfg.Network.Contains(cfg.Subnet.Addr())) {
 		return fmt.Errorf("overlay: subnet %v is not a /%d inside %v", cfg.Subnet, peers.SubnetLen(), cfg.Network)
 	}
-	if cfg.MTU < 576 || cfg.MTU > 65535-HeaderLen-outerIPv4HeaderLen-udpHeaderLen {
-		return fmt.Errorf("overlay: MTU %d out of range", cfg.MTU)
+	if !cfg.Network.IsValid() && cfg.Subnet.IsValid() {
+		return fmt.Errorf("overlay: IPv4 subnet %v without an IPv4 network", cfg.Subnet)
+	}
+	if cfg.IPv6Network.IsValid() && (!cfg.IPv6Subnet.IsValid() || !cfg.IPv6Subnet.Addr().Is6() || cfg.IPv6Subnet.Bits() != peers.IPv6SubnetLen() || !cfg.IPv6Network.Contains(cfg.IPv6Subnet.Addr())) {
+		return fmt.Errorf("overlay: IPv6 subnet %v is not a /%d inside %v", cfg.IPv6Subnet, peers.IPv6SubnetLen(), cfg.IPv6Network)
+	}
+	if !cfg.IPv6Network.IsValid() && cfg.IPv6Subnet.IsValid() {
+		return fmt.Errorf("overlay: IPv6 subnet %v without an IPv6 network", cfg.IPv6Subnet)
+	}
+	minMTU := 576
+	if cfg.IPv6Network.IsValid() {
+		minMTU = ipv6MinMTU // RFC 8200 5: every IPv6 link carries 1280 bytes
+	}
+	if cfg.MTU < minMTU || cfg.MTU > OverlayMTUFor(65535, cfg.UnderlayIPv6) {
+		return fmt.Errorf("overlay: MTU %d out of range (%d to %d)", cfg.MTU, minMTU, OverlayMTUFor(65535, cfg.UnderlayIPv6))
 	}
 	return nil
 }
@@ -198,7 +229,7 @@ func NewWith(cfg Config, peers *PeerTable, queues []Queue) (*Overlay, error) {
 	if err := cfg.check(peers); err != nil {
 		return nil, err
 	}
-	cfg.Subnet = cfg.Subnet.Masked()
+	cfg.Subnet, cfg.IPv6Subnet = cfg.Subnet.Masked(), cfg.IPv6Subnet.Masked()
 	cfg.Queues = len(queues)
 	tuns := make([]tunDevice, 0, len(queues))
 	socks := make([][]udpSocket, 0, len(queues))
@@ -227,7 +258,7 @@ func newOverlay(cfg Config, peers *PeerTable, tuns []tunDevice, socks [][]udpSoc
 			tun:    dev,
 			udp:    socks[i][0],
 			extra:  socks[i][1:],
-			rx:     newRXPath(peers, cfg.Subnet, cfg.SourcePorts),
+			rx:     newRXPath(peers, cfg.Subnet, cfg.IPv6Subnet, cfg.SourcePorts),
 			send:   newSender(socks[i], txBatches*batchSize),
 			txStat: &o.txStat,
 			rxStat: &o.rxStat,

@@ -70,7 +70,10 @@ func TestPeerTableSetErrors(t *testing.T) {
 		{Subnet: netip.MustParsePrefix("10.245.2.0/24"), Endpoint: ep}, // outside
 		{Subnet: netip.MustParsePrefix("10.244.2.0/25"), Endpoint: ep}, // wrong length
 		{Subnet: netip.MustParsePrefix("10.244.2.0/24")},               // no endpoint
-		{Subnet: netip.MustParsePrefix("10.244.2.0/24"), Endpoint: netip.MustParseAddrPort("[2001:db8::1]:8285")},
+		{Subnet: netip.MustParsePrefix("10.244.2.0/24"), Endpoint: netip.MustParseAddrPort("0.0.0.0:8285")},
+		{Subnet: netip.MustParsePrefix("10.244.2.0/24"), Endpoint: netip.MustParseAddrPort("[fe80::1%eth0]:8285")},
+		{Subnet: netip.MustParsePrefix("10.244.2.0/24"), IPv6Subnet: netip.MustParsePrefix("fd10:244:0:2::/64"), Endpoint: ep}, // no IPv6 network
+		{Endpoint: ep}, // no subnet
 	}
 	for _, p := range bad {
 		if err := tab.Set(p); err == nil {

@@ -311,8 +311,13 @@ func (t *TUN) wait(list func() [][]byte, n int, timeout time.Duration) [][]byte 
 }
 
 // UDPPacket builds an IPv4/UDP packet from src to dst carrying payload
-// (header checksum set; the UDP checksum 0, as IPv4 allows).
+// (header checksum set; the UDP checksum 0, as IPv4 allows), or an
+// IPv6/UDP packet (hop limit 64, the UDP checksum IPv6 requires) when the
+// addresses are IPv6.
 func UDPPacket(src, dst netip.AddrPort, payload []byte) []byte {
+	if src.Addr().Is6() {
+		return udp6Packet(src, dst, payload)
+	}
 	n := 20 + 8 + len(payload)
 	p := make([]byte, n)
 	p[0] = 0x45
@@ -334,5 +339,40 @@ func UDPPacket(src, dst netip.AddrPort, payload []byte) []byte {
 	binary.BigEndian.PutUint16(p[22:], dst.Port())
 	binary.BigEndian.PutUint16(p[24:], uint16(8+len(payload)))
 	copy(p[28:], payload)
+	return p
+}
+
+func udp6Packet(src, dst netip.AddrPort, payload []byte) []byte {
+	l4 := 8 + len(payload)
+	p := make([]byte, 40+l4)
+	p[0] = 0x60
+	binary.BigEndian.PutUint16(p[4:], uint16(l4))
+	p[6], p[7] = 17, 64
+	s, d := src.Addr().As16(), dst.Addr().As16()
+	copy(p[8:24], s[:])
+	copy(p[24:40], d[:])
+	binary.BigEndian.PutUint16(p[40:], src.Port())
+	binary.BigEndian.PutUint16(p[42:], dst.Port())
+	binary.BigEndian.PutUint16(p[44:], uint16(l4))
+	copy(p[48:], payload)
+	sum := uint32(l4) + 17
+	for i := 8; i < 40; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(p[i:]))
+	}
+	u := p[40:]
+	for i := 0; i+1 < len(u); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(u[i:]))
+	}
+	if len(u)%2 == 1 {
+		sum += uint32(u[len(u)-1]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	c := ^uint16(sum)
+	if c == 0 {
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(u[6:], c)
 	return p
 }

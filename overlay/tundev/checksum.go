@@ -74,6 +74,29 @@ func PseudoHeaderSum(ip []byte, proto byte, l4Len int) uint16 {
 	return uint16(sum)
 }
 
+// PseudoHeaderSumIPv6 is PseudoHeaderSum for the IPv6 packet ip (RFC 8200
+// 8.1: source and destination addresses, the upper-layer length, the next
+// header proto).
+func PseudoHeaderSumIPv6(ip []byte, proto byte, l4Len int) uint16 {
+	var sum uint32
+	for i := 8; i < 40; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	sum += uint32(l4Len>>16) + uint32(l4Len&0xffff) + uint32(proto)
+	for sum>>16 != 0 {
+		sum = (sum & 0xffff) + (sum >> 16)
+	}
+	return uint16(sum)
+}
+
+// pseudoHeaderSumFor is the pseudo-header sum of an IPv4 or IPv6 packet.
+func pseudoHeaderSumFor(ip []byte, proto byte, l4Len int) uint16 {
+	if ip[0]>>4 == 6 {
+		return PseudoHeaderSumIPv6(ip, proto, l4Len)
+	}
+	return PseudoHeaderSum(ip, proto, l4Len)
+}
+
 // completeChecksum finishes a transport checksum whose field at off holds the
 // pseudo-header sum: the checksum over l4 as it stands (0 sent as 0xffff).
 func completeChecksum(l4 []byte, off int) {

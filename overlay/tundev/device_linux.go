@@ -38,7 +38,7 @@ type Queue struct {
 // network through it, all in the current network namespace. maxBatch is the
 // largest batch Read fills and Write takes. With queues > 1 the device is
 // created with IFF_MULTI_QUEUE and that many queues attached.
-func Create(name string, mtu int, subnet, network netip.Prefix, maxBatch, queues int, log *slog.Logger) (*Device, error) {
+func Create(name string, mtu int, addrs Addrs, maxBatch, queues int, log *slog.Logger) (*Device, error) {
 	if queues < 1 || queues > maxQueues {
 		return nil, fmt.Errorf("create TUN %s: %d queues (1 to %d)", name, queues, maxQueues)
 	}
@@ -56,7 +56,7 @@ func Create(name string, mtu int, subnet, network netip.Prefix, maxBatch, queues
 		}
 		return nil, err
 	}
-	if err := configure(name, subnet, network); err != nil {
+	if err := configureAddrs(name, addrs); err != nil {
 		return fail(err)
 	}
 	for _, dev := range devs {
@@ -73,8 +73,8 @@ func Create(name string, mtu int, subnet, network netip.Prefix, maxBatch, queues
 	}
 	go drainEvents(devs[0])
 	if log != nil {
-		log.Info("TUN device up", "device", name, "address", subnet.Masked().Addr(), "mtu", mtu,
-			"route", network, "tun_batch", devs[0].BatchSize(), "tun_vnet_hdr", d.queues[0].vnet, "queues", queues)
+		log.Info("TUN device up", "device", name, "address", addrs.Subnet.Masked().Addr(), "mtu", mtu,
+			"route", addrs.Network, "ipv6_address", addrs.IPv6Subnet.Masked().Addr(), "ipv6_route", addrs.IPv6Network, "tun_batch", devs[0].BatchSize(), "tun_vnet_hdr", d.queues[0].vnet, "queues", queues)
 	}
 	return d, nil
 }
@@ -156,28 +156,64 @@ func drainEvents(dev tun.Device) {
 	}
 }
 
+// Addrs are the node's subnets and the overlay networks the TUN carries: an
+// IPv4 pair, an IPv6 pair, or both (invalid prefixes leave a family out).
+type Addrs struct {
+	Subnet, Network         netip.Prefix
+	IPv6Subnet, IPv6Network netip.Prefix
+}
+
 func configure(name string, subnet, network netip.Prefix) error {
+	return configureAddrs(name, Addrs{Subnet: subnet, Network: network})
+}
+
+// configureAddrs gives the TUN name each family's subnet network address
+// (/32, /128, as flannel does on its devices), brings it up and routes each
+// network through it.
+func configureAddrs(name string, a Addrs) error {
 	link, err := netlink.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("look up new device %s: %w", name, err)
 	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: subnet.Masked().Addr().AsSlice(), Mask: net.CIDRMask(32, 32)}}
-	if err := netlink.AddrAdd(link, addr); err != nil {
-		return fmt.Errorf("add address %v to %s: %w", addr.IPNet, name, err)
+	type family struct{ subnet, network netip.Prefix }
+	var fams []family
+	for _, f := range []family{{a.Subnet, a.Network}, {a.IPv6Subnet, a.IPv6Network}} {
+		if f.subnet.IsValid() && f.network.IsValid() {
+			fams = append(fams, f)
+		}
+	}
+	if len(fams) == 0 {
+		return fmt.Errorf("configure %s: no subnet and network", name)
 	}
 	if err := noIPv6LinkLocal(link); err != nil {
 		return err
 	}
+	for _, f := range fams {
+		bits := f.subnet.Addr().BitLen()
+		// NODAD: the address is this node's own in its lease; waiting for
+		// duplicate address detection would keep it tentative (unusable as
+		// a source) for a second on a link that has no neighbours.
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: f.subnet.Masked().Addr().AsSlice(), Mask: net.CIDRMask(bits, bits)}}
+		if bits == 128 {
+			addr.Flags = unix.IFA_F_NODAD
+		}
+		if err := netlink.AddrAdd(link, addr); err != nil {
+			return fmt.Errorf("add address %v to %s: %w", addr.IPNet, name, err)
+		}
+	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fmt.Errorf("set %s up: %w", name, err)
 	}
-	route := &netlink.Route{
-		LinkIndex: link.Attrs().Index,
-		Dst:       &net.IPNet{IP: network.Masked().Addr().AsSlice(), Mask: net.CIDRMask(network.Bits(), 32)},
-		Scope:     netlink.SCOPE_LINK,
-	}
-	if err := netlink.RouteReplace(route); err != nil {
-		return fmt.Errorf("route %v dev %s: %w", route.Dst, name, err)
+	for _, f := range fams {
+		bits := f.network.Addr().BitLen()
+		route := &netlink.Route{
+			LinkIndex: link.Attrs().Index,
+			Dst:       &net.IPNet{IP: f.network.Masked().Addr().AsSlice(), Mask: net.CIDRMask(f.network.Bits(), bits)},
+			Scope:     netlink.SCOPE_LINK,
+		}
+		if err := netlink.RouteReplace(route); err != nil {
+			return fmt.Errorf("route %v dev %s: %w", route.Dst, name, err)
+		}
 	}
 	return nil
 }
@@ -360,6 +396,9 @@ func noIPv6LinkLocal(link netlink.Link) error {
 // process holds it) is removed; any other link there is refused with
 // ErrForeignLink. For a TUN made by another library (the wireguard backend's).
 func PrepareName(name string) error { return removeStaleTUN(name) }
+
+// ConfigureAddrs is Configure for both families (see Addrs).
+func ConfigureAddrs(name string, a Addrs) error { return configureAddrs(name, a) }
 
 // Configure gives the TUN name this node's address (the subnet's network
 // address /32), brings it up and routes network through it, as Create does.

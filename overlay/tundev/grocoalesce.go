@@ -11,9 +11,10 @@ import (
 // recomputes the TCP checksum of every segment, which the tun library's own
 // GRO (on Write) does in user space.
 
-// tcpSeg is what coalescing needs to know about one TCP/IPv4 segment.
+// tcpSeg is what coalescing needs to know about one TCP/IPv4 or TCP/IPv6 segment.
 type tcpSeg struct {
-	hdrLen  int // IPv4 header (always 20: no options) + TCP header
+	ipLen   int // IP header: 20 (IPv4, no options) or 40 (IPv6, no extension headers)
+	hdrLen  int // IP header + TCP header
 	payload int
 	seq     uint32
 	flags   byte
@@ -22,19 +23,26 @@ type tcpSeg struct {
 // parseCoalescable reports whether pkt is a TCP/IPv4 segment that may take
 // part in a superpacket: no IP options, DF set and not a fragment, only the
 // ACK (and possibly PSH) flags, and a non-empty payload.
+//
+// A TCP/IPv6 segment may when TCP follows the fixed header directly (no
+// extension headers).
 func parseCoalescable(pkt []byte) (tcpSeg, bool) {
-	if len(pkt) < ipv4HeaderLen+tcpMinHeaderLen || pkt[0] != 0x45 || pkt[9] != protoTCP ||
+	ipLen := ipv4HeaderLen
+	if len(pkt) >= ipv6HeaderLen+tcpMinHeaderLen && pkt[0]>>4 == 6 && pkt[ipv6NextHdrOff] == protoTCP {
+		ipLen = ipv6HeaderLen
+	} else if len(pkt) < ipv4HeaderLen+tcpMinHeaderLen || pkt[0] != 0x45 || pkt[9] != protoTCP ||
 		binary.BigEndian.Uint16(pkt[6:]) != ipv4FlagsDFOnly {
 		return tcpSeg{}, false
 	}
-	tcp := pkt[ipv4HeaderLen:]
+	tcp := pkt[ipLen:]
 	doff := int(tcp[12]>>4) * 4
 	flags := tcp[tcpFlagsOffset]
-	hdrLen := ipv4HeaderLen + doff
+	hdrLen := ipLen + doff
 	if doff < tcpMinHeaderLen || hdrLen >= len(pkt) || flags&^(tcpFlagACK|tcpFlagPSH) != 0 || flags&tcpFlagACK == 0 {
 		return tcpSeg{}, false
 	}
 	return tcpSeg{
+		ipLen:   ipLen,
 		hdrLen:  hdrLen,
 		payload: len(pkt) - hdrLen,
 		seq:     binary.BigEndian.Uint32(tcp[tcpSeqOffset:]),
@@ -44,14 +52,22 @@ func parseCoalescable(pkt []byte) (tcpSeg, bool) {
 
 // sameSegmentHeaders reports whether b may follow a in one superpacket as far
 // as their headers go (both already passed parseCoalescable with equal
-// hdrLen): same TOS, TTL, addresses, ports, ack number, window, urgent
-// pointer and TCP options, since the superpacket carries a's headers only.
-func sameSegmentHeaders(a, b []byte, hdrLen int) bool {
-	return a[1] == b[1] && a[ipv4TTLOffset] == b[ipv4TTLOffset] &&
-		bytes.Equal(a[ipv4SrcOffset:ipv4HeaderLen+4], b[ipv4SrcOffset:ipv4HeaderLen+4]) && // addresses, ports
-		bytes.Equal(a[ipv4HeaderLen+8:ipv4HeaderLen+12], b[ipv4HeaderLen+8:ipv4HeaderLen+12]) && // ack
-		bytes.Equal(a[ipv4HeaderLen+14:ipv4HeaderLen+16], b[ipv4HeaderLen+14:ipv4HeaderLen+16]) && // window
-		bytes.Equal(a[ipv4HeaderLen+18:hdrLen], b[ipv4HeaderLen+18:hdrLen]) // urgent pointer, options
+// ipLen and hdrLen): same TOS, TTL (IPv6: version, traffic class and flow
+// label, hop limit), addresses, ports, ack number, window, urgent pointer
+// and TCP options, since the superpacket carries a's headers only.
+func sameSegmentHeaders(a, b []byte, ipLen, hdrLen int) bool {
+	if ipLen == ipv6HeaderLen {
+		if !bytes.Equal(a[:4], b[:4]) || a[ipv6HopLimitOff] != b[ipv6HopLimitOff] ||
+			!bytes.Equal(a[ipv6SrcOffset:ipLen+4], b[ipv6SrcOffset:ipLen+4]) { // addresses, ports
+			return false
+		}
+	} else if a[1] != b[1] || a[ipv4TTLOffset] != b[ipv4TTLOffset] ||
+		!bytes.Equal(a[ipv4SrcOffset:ipLen+4], b[ipv4SrcOffset:ipLen+4]) { // addresses, ports
+		return false
+	}
+	return bytes.Equal(a[ipLen+8:ipLen+12], b[ipLen+8:ipLen+12]) && // ack
+		bytes.Equal(a[ipLen+14:ipLen+16], b[ipLen+14:ipLen+16]) && // window
+		bytes.Equal(a[ipLen+18:hdrLen], b[ipLen+18:hdrLen]) // urgent pointer, options
 }
 
 // coalesceRun finds how many of pkts (bare inner packets) form one
@@ -74,8 +90,8 @@ func coalesceRun(pkts [][]byte, first tcpSeg) (segs, total, mss int, lastFlags b
 	}
 	for _, q := range pkts[1:] {
 		s, ok := parseCoalescable(q)
-		if !ok || s.hdrLen != first.hdrLen || s.seq != next || s.payload > mss || total+s.payload > maxIPv4Packet ||
-			!sameSegmentHeaders(head, q, first.hdrLen) {
+		if !ok || s.ipLen != first.ipLen || s.hdrLen != first.hdrLen || s.seq != next || s.payload > mss || total+s.payload > maxIPv4Packet ||
+			!sameSegmentHeaders(head, q, first.ipLen, first.hdrLen) {
 			break
 		}
 		total += s.payload
@@ -94,19 +110,27 @@ func coalesceRun(pkts [][]byte, first tcpSeg) (segs, total, mss int, lastFlags b
 // on the last segment, IPv4 total length and header checksum, and the TCP
 // checksum field set to the pseudo-header sum (not complemented) so the
 // kernel completes it (CHECKSUM_PARTIAL). It writes the matching virtio-net
-// header into vhdr.
-func finishSuperpacket(vhdr, pkt []byte, total, hdrLen, mss int, lastFlags byte) {
-	pkt[ipv4HeaderLen+tcpFlagsOffset] |= lastFlags & tcpFlagPSH
-	binary.BigEndian.PutUint16(pkt[2:], uint16(total))
-	pkt[ipv4CsumOff], pkt[ipv4CsumOff+1] = 0, 0
-	binary.BigEndian.PutUint16(pkt[ipv4CsumOff:], Checksum(pkt[:ipv4HeaderLen]))
-	binary.BigEndian.PutUint16(pkt[ipv4HeaderLen+tcpCsumOffset:], PseudoHeaderSum(pkt, protoTCP, total-ipv4HeaderLen))
+// header into vhdr. seg is the first segment as parseCoalescable saw it.
+func finishSuperpacket(vhdr, pkt []byte, total int, seg tcpSeg, mss int, lastFlags byte) {
+	ipLen := seg.ipLen
+	pkt[ipLen+tcpFlagsOffset] |= lastFlags & tcpFlagPSH
+	gso := byte(virtioNetHdrGSOTCPv4)
+	if ipLen == ipv6HeaderLen {
+		gso = virtioNetHdrGSOTCPv6
+		binary.BigEndian.PutUint16(pkt[ipv6PayloadLenOff:], uint16(total-ipv6HeaderLen))
+		binary.BigEndian.PutUint16(pkt[ipLen+tcpCsumOffset:], PseudoHeaderSumIPv6(pkt, protoTCP, total-ipLen))
+	} else {
+		binary.BigEndian.PutUint16(pkt[2:], uint16(total))
+		pkt[ipv4CsumOff], pkt[ipv4CsumOff+1] = 0, 0
+		binary.BigEndian.PutUint16(pkt[ipv4CsumOff:], Checksum(pkt[:ipv4HeaderLen]))
+		binary.BigEndian.PutUint16(pkt[ipLen+tcpCsumOffset:], PseudoHeaderSum(pkt, protoTCP, total-ipLen))
+	}
 	putVirtioHeader(vhdr, virtioHeader{
 		flags:      virtioNetHdrFNeedsCsum,
-		gsoType:    virtioNetHdrGSOTCPv4,
-		hdrLen:     uint16(hdrLen),
+		gsoType:    gso,
+		hdrLen:     uint16(seg.hdrLen),
 		gsoSize:    uint16(mss),
-		csumStart:  ipv4HeaderLen,
+		csumStart:  uint16(ipLen),
 		csumOffset: tcpCsumOffset,
 	})
 }

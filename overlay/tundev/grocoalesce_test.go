@@ -83,7 +83,7 @@ func TestCoalesceRunBuildsSuperpacket(t *testing.T) {
 		t.Fatalf("coalesceRun = %d segs, total %d, mss %d, flags %#x", segs, total, gotMSS, lastFlags)
 	}
 	v := make([]byte, virtioNetHdrLen)
-	finishSuperpacket(v, pkts[0], total, seg.hdrLen, mss, lastFlags)
+	finishSuperpacket(v, pkts[0], total, seg, mss, lastFlags)
 	pkt := append([]byte(nil), pkts[0]...)
 	for _, q := range pkts[1:segs] {
 		pkt = append(pkt, q[seg.hdrLen:]...)
@@ -266,7 +266,7 @@ func BenchmarkCoalesce(b *testing.B) {
 		for i := 0; i < batchSize; {
 			seg, _ := parseCoalescable(pkts[i])
 			segs, total, mss, last := coalesceRun(pkts[i:], seg)
-			finishSuperpacket(vhdr, pkts[i], total, seg.hdrLen, mss, last)
+			finishSuperpacket(vhdr, pkts[i], total, seg, mss, last)
 			// restore the length field coalescing changed
 			binary.BigEndian.PutUint16(pkts[i][2:], uint16(len(pkts[i])))
 			i += segs

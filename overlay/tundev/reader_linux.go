@@ -34,7 +34,7 @@ func newReader(f *os.File) (*reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TUN raw conn: %w", err)
 	}
-	r := &reader{rc: rc, pending: make([]byte, virtioNetHdrLen+maxIPv4Packet)}
+	r := &reader{rc: rc, pending: make([]byte, virtioNetHdrLen+BufSize-Headroom)}
 	r.block = r.readBlocking
 	r.try = r.readOnce
 	return r, nil
@@ -132,7 +132,7 @@ func (r *reader) take(frame []byte, bufs [][]byte, sizes []int, partial []bool, 
 			if cs+off+2 > len(pkt) {
 				return 0, 1
 			}
-			if len(pkt) > ipv4HeaderLen && pkt[9] == protoTCP && off == tcpCsumOffset && cs == int(pkt[0]&0x0f)*4 {
+			if l4, proto, ok := l4Offset(pkt); ok && proto == protoTCP && off == tcpCsumOffset && cs == l4 {
 				partial[at] = true
 			} else {
 				completeChecksumAt(pkt[cs:], off)

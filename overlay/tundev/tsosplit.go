@@ -2,7 +2,7 @@ package tundev
 
 import "encoding/binary"
 
-// splitGSO splits the IPv4 GSO packet pkt (virtio header h) into segments at
+// splitGSO splits the IPv4 or IPv6 GSO packet pkt (virtio header h) into segments at
 // bufs[i][Headroom:], their lengths in sizes[i]. TCP segments keep the
 // pseudo-header sum in their checksum field (partial[i] = true: the receiver
 // lets its kernel complete it); UDP segments get a full checksum. pkt may be
@@ -16,17 +16,33 @@ import "encoding/binary"
 // (sizes[i] counts both). Otherwise tails[i] is set to nil.
 func splitGSO(pkt []byte, h virtioHeader, bufs [][]byte, sizes []int, partial []bool, tails [][]byte) (n, need int, ok bool) {
 	ihl := int(h.csumStart)
-	if len(pkt) < ipv4HeaderLen || pkt[0]>>4 != 4 || int(pkt[0]&0x0f)*4 != ihl || h.gsoSize == 0 {
+	if h.gsoSize == 0 || len(pkt) < ipv4HeaderLen {
+		return 0, 0, false
+	}
+	v6 := pkt[0]>>4 == 6
+	var proto byte
+	switch {
+	case v6:
+		// TCP or UDP right after the fixed header (the kernel's GSO packets
+		// from a local socket carry no extension headers).
+		if len(pkt) < ipv6HeaderLen || ihl != ipv6HeaderLen {
+			return 0, 0, false
+		}
+		proto = pkt[ipv6NextHdrOff]
+	case pkt[0]>>4 == 4 && int(pkt[0]&0x0f)*4 == ihl:
+		proto = pkt[9]
+	default:
 		return 0, 0, false
 	}
 	var hdrLen int
 	switch {
-	case h.gsoType == virtioNetHdrGSOTCPv4 && pkt[9] == protoTCP && h.csumOffset == tcpCsumOffset && len(pkt) >= ihl+tcpMinHeaderLen:
+	case (h.gsoType == virtioNetHdrGSOTCPv4 && !v6 || h.gsoType == virtioNetHdrGSOTCPv6 && v6) &&
+		proto == protoTCP && h.csumOffset == tcpCsumOffset && len(pkt) >= ihl+tcpMinHeaderLen:
 		hdrLen = ihl + int(pkt[ihl+12]>>4)*4
 		if hdrLen < ihl+tcpMinHeaderLen {
 			return 0, 0, false
 		}
-	case h.gsoType == virtioNetHdrGSOUDPL4 && pkt[9] == protoUDP && h.csumOffset == udpCsumOffset:
+	case h.gsoType == virtioNetHdrGSOUDPL4 && proto == protoUDP && h.csumOffset == udpCsumOffset:
 		hdrLen = ihl + udpHeaderLen
 	default:
 		return 0, 0, false
@@ -40,8 +56,11 @@ func splitGSO(pkt []byte, h virtioHeader, bufs [][]byte, sizes []int, partial []
 	if n > len(bufs) {
 		return 0, n, false
 	}
-	tcp := pkt[9] == protoTCP
-	id0 := binary.BigEndian.Uint16(pkt[4:])
+	tcp := proto == protoTCP
+	var id0 uint16
+	if !v6 {
+		id0 = binary.BigEndian.Uint16(pkt[4:])
+	}
 	var seq0 uint32
 	if tcp {
 		seq0 = binary.BigEndian.Uint32(pkt[ihl+tcpSeqOffset:])
@@ -70,21 +89,26 @@ func splitGSO(pkt []byte, h virtioHeader, bufs [][]byte, sizes []int, partial []
 				tails[i] = nil
 			}
 		}
-		binary.BigEndian.PutUint16(seg[2:], uint16(segLen))
-		binary.BigEndian.PutUint16(seg[4:], id0+uint16(i))
-		seg[ipv4CsumOff], seg[ipv4CsumOff+1] = 0, 0
-		binary.BigEndian.PutUint16(seg[ipv4CsumOff:], Checksum(seg[:ihl]))
+		if v6 {
+			binary.BigEndian.PutUint16(seg[ipv6PayloadLenOff:], uint16(segLen-ipv6HeaderLen))
+		} else {
+			binary.BigEndian.PutUint16(seg[2:], uint16(segLen))
+			binary.BigEndian.PutUint16(seg[4:], id0+uint16(i))
+			seg[ipv4CsumOff], seg[ipv4CsumOff+1] = 0, 0
+			binary.BigEndian.PutUint16(seg[ipv4CsumOff:], Checksum(seg[:ihl]))
+		}
 		l4 := seg[ihl:]
 		if tcp {
 			binary.BigEndian.PutUint32(l4[tcpSeqOffset:], seq0+uint32(i*mss))
 			if i != n-1 {
 				l4[tcpFlagsOffset] &^= tcpFlagFIN | tcpFlagPSH
 			}
-			binary.BigEndian.PutUint16(l4[tcpCsumOffset:], PseudoHeaderSum(seg, protoTCP, segLen-ihl))
+			binary.BigEndian.PutUint16(l4[tcpCsumOffset:], pseudoHeaderSumFor(seg, protoTCP, segLen-ihl))
 			partial[i] = true
 		} else {
+			// A UDP segment's view of l4 is whole (tails only for TCP).
 			binary.BigEndian.PutUint16(l4[4:], uint16(len(l4)))
-			binary.BigEndian.PutUint16(l4[udpCsumOffset:], PseudoHeaderSum(seg, protoUDP, len(l4)))
+			binary.BigEndian.PutUint16(l4[udpCsumOffset:], pseudoHeaderSumFor(seg, protoUDP, len(l4)))
 			completeChecksum(l4, udpCsumOffset)
 			partial[i] = false
 		}

@@ -11,6 +11,7 @@ const (
 	virtioNetHdrFNeedsCsum = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
 	virtioNetHdrGSONone    = 0 // VIRTIO_NET_HDR_GSO_NONE
 	virtioNetHdrGSOTCPv4   = 1 // VIRTIO_NET_HDR_GSO_TCPV4
+	virtioNetHdrGSOTCPv6   = 4 // VIRTIO_NET_HDR_GSO_TCPV6
 	virtioNetHdrGSOUDPL4   = 5 // VIRTIO_NET_HDR_GSO_UDP_L4
 )
 

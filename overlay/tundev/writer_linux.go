@@ -66,8 +66,9 @@ func (w *writer) write(pkts [][]byte, partial []bool) (int, error) {
 	if !w.vnet {
 		for i, pkt := range pkts {
 			if partial[i] {
-				ihl := int(pkt[0]&0x0f) * 4
-				completeChecksumAt(pkt[ihl:], tcpCsumOffset)
+				if off, _, ok := l4Offset(pkt); ok && off+tcpMinHeaderLen <= len(pkt) {
+					completeChecksumAt(pkt[off:], tcpCsumOffset)
+				}
 			}
 		}
 		w.staged = w.staged[:0]
@@ -80,7 +81,7 @@ func (w *writer) write(pkts [][]byte, partial []bool) (int, error) {
 	w.staged = w.staged[:0]
 	for i := 0; i < len(pkts); {
 		pkt := pkts[i]
-		if len(pkt) < ipv4HeaderLen || pkt[9] != protoTCP {
+		if off, proto, ok := l4Offset(pkt); !ok || proto != protoTCP || off+tcpMinHeaderLen > len(pkt) {
 			w.stage(pkt)
 			i++
 			continue
@@ -92,7 +93,7 @@ func (w *writer) write(pkts [][]byte, partial []bool) (int, error) {
 			var lastFlags byte
 			segs, total, mss, lastFlags = coalesceRun(pkts[i:min(len(pkts), i+maxSegmentsPerWrite)], seg)
 			if segs > 1 {
-				finishSuperpacket(w.vhdr[:], pkt, total, seg.hdrLen, mss, lastFlags)
+				finishSuperpacket(w.vhdr[:], pkt, total, seg, mss, lastFlags)
 				w.setIov(0, w.vhdr[:])
 				w.setIov(1, pkt)
 				for k := 1; k < segs; k++ {
@@ -175,8 +176,10 @@ func (w *writer) writeLibrary(pkts [][]byte) (int, error) {
 }
 
 // putSingleVirtioHeader writes into vhdr the virtio header of the single TCP
-// packet pkt: no offloads, or NEEDS_CSUM when its checksum is partial.
+// packet pkt (IPv4 or IPv6, its TCP header checked by the caller): no
+// offloads, or NEEDS_CSUM when its checksum is partial.
 func putSingleVirtioHeader(vhdr, pkt []byte, partial bool) {
+	off, _, _ := l4Offset(pkt)
 	if !partial {
 		clear(vhdr[:virtioNetHdrLen])
 		return
@@ -184,7 +187,7 @@ func putSingleVirtioHeader(vhdr, pkt []byte, partial bool) {
 	putVirtioHeader(vhdr, virtioHeader{
 		flags:      virtioNetHdrFNeedsCsum,
 		gsoType:    virtioNetHdrGSONone,
-		csumStart:  uint16(pkt[0]&0x0f) * 4,
+		csumStart:  uint16(off),
 		csumOffset: tcpCsumOffset,
 	})
 }

@@ -19,13 +19,10 @@ import (
 // socketBufferSize is requested with SO_{RCV,SND}BUFFORCE (weftd runs as root).
 const socketBufferSize = 8 << 20
 
-// sockaddrLen is the size of the IPv4 socket address recvmmsg fills in.
-const sockaddrLen = unix.SizeofSockaddrInet4
-
 // oobLen is room for the control messages of one received message (UDP_GRO).
 const oobLen = 64
 
-// Conn is one IPv4 UDP socket with DF set, large buffers, UDP GSO on send and
+// Conn is one UDP socket, IPv4 or IPv6 (IPv6 only: no mapped IPv4), with DF set, large buffers, UDP GSO on send and
 // UDP GRO on receive when the kernel accepts them. Reads and writes go through
 // recvmmsg/sendmmsg on preallocated headers, socket addresses and control
 // buffers: no allocation per call. One goroutine may read while another
@@ -35,7 +32,11 @@ type Conn struct {
 	rc   syscall.RawConn
 	gso  atomic.Bool // UDP_SEGMENT usable for sends
 	gro  bool        // UDP_GRO enabled on receive
-	log  *slog.Logger
+	v6   bool        // an AF_INET6 socket
+	// nameLen is the size of the socket addresses recvmmsg fills in and
+	// sendmmsg reads (sockaddr_in or sockaddr_in6).
+	nameLen uint32
+	log     *slog.Logger
 
 	r reader
 	w writer
@@ -44,8 +45,8 @@ type Conn struct {
 type reader struct {
 	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
-	names []unix.RawSockaddrInet4
-	oob   []byte // oobLen per message
+	names []unix.RawSockaddrInet6 // room for either family
+	oob   []byte                  // oobLen per message
 	segs  []int
 	lens  []int
 	from  []netip.AddrPort
@@ -58,8 +59,8 @@ type reader struct {
 type writer struct {
 	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
-	names []unix.RawSockaddrInet4
-	oob   []byte // cmsgSpace2 per message
+	names []unix.RawSockaddrInet6 // room for either family
+	oob   []byte                  // cmsgSpace2 per message
 	msgs  []Message
 	// the sendmmsg in progress
 	from, count, sent int
@@ -70,8 +71,9 @@ type writer struct {
 // cmsgSpace2 is the space of a control message carrying a uint16 (UDP_SEGMENT).
 var cmsgSpace2 = unix.CmsgSpace(2)
 
-// Listen binds addr (an IPv4 address and port, 0.0.0.0 for any) in the
-// current network namespace. maxBatch is the largest number of datagrams
+// Listen binds addr (an IPv4 address and port, 0.0.0.0 for any; or an IPv6
+// one, [::] for any, on an IPv6-only socket) in the current network
+// namespace. maxBatch is the largest number of datagrams
 // one ReadBatch or WriteBatch call handles.
 func Listen(addr netip.AddrPort, maxBatch int, log *slog.Logger) (*Conn, error) {
 	return listen(addr, maxBatch, false, false, log)
@@ -154,7 +156,7 @@ func portFree(addr netip.AddrPort) error {
 	if addr.Port() == 0 {
 		return nil
 	}
-	probe, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(addr))
+	probe, err := net.ListenUDP(udpNetwork(addr), net.UDPAddrFromAddrPort(addr))
 	if err != nil {
 		return fmt.Errorf("udp port %d: another socket already holds it (SO_REUSEPORT would share its datagrams with it): %w", addr.Port(), err)
 	}
@@ -170,6 +172,8 @@ func listen(addr netip.AddrPort, maxBatch int, reusePort, sendOnly bool, log *sl
 	}
 	var gro bool
 	var optErr error
+	network := udpNetwork(addr)
+	v6 := network == "udp6"
 	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
 		err := c.Control(func(fd uintptr) {
 			s := int(fd)
@@ -191,8 +195,14 @@ func listen(addr netip.AddrPort, maxBatch int, reusePort, sendOnly bool, log *sl
 			if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBufferSize); err != nil {
 				log.Warn("SO_SNDBUFFORCE refused, send buffer capped by net.core.wmem_max", "err", err)
 			}
-			// DF on every outer packet: an overlay packet is never fragmented.
-			if err := unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO); err != nil {
+			// DF on every outer packet: an overlay packet is never fragmented
+			// (IPv6: never fragmented by this host either).
+			if v6 {
+				if err := unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DO); err != nil {
+					optErr = fmt.Errorf("set IPV6_MTU_DISCOVER=IPV6_PMTUDISC_DO: %w", err)
+					return
+				}
+			} else if err := unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO); err != nil {
 				optErr = fmt.Errorf("set IP_MTU_DISCOVER=IP_PMTUDISC_DO: %w", err)
 				return
 			}
@@ -208,9 +218,9 @@ func listen(addr netip.AddrPort, maxBatch int, reusePort, sendOnly bool, log *sl
 		}
 		return optErr
 	}}
-	pconn, err := lc.ListenPacket(context.Background(), "udp4", addr.String())
+	pconn, err := lc.ListenPacket(context.Background(), network, addr.String())
 	if err != nil {
-		return nil, fmt.Errorf("listen udp4 %v: %w", addr, err)
+		return nil, fmt.Errorf("listen %s %v: %w", network, addr, err)
 	}
 	udp := pconn.(*net.UDPConn)
 	rc, err := udp.SyscallConn()
@@ -218,12 +228,15 @@ func listen(addr netip.AddrPort, maxBatch int, reusePort, sendOnly bool, log *sl
 		_ = udp.Close()
 		return nil, fmt.Errorf("udp raw conn: %w", err)
 	}
-	c := &Conn{conn: udp, rc: rc, gro: gro, log: log}
+	c := &Conn{conn: udp, rc: rc, gro: gro, v6: v6, nameLen: unix.SizeofSockaddrInet4, log: log}
+	if v6 {
+		c.nameLen = unix.SizeofSockaddrInet6
+	}
 	c.gso.Store(supportsGSO(rc))
 	c.r = reader{
 		hdrs:  make([]unix.Mmsghdr, maxBatch),
 		iovs:  make([]unix.Iovec, maxBatch),
-		names: make([]unix.RawSockaddrInet4, maxBatch),
+		names: make([]unix.RawSockaddrInet6, maxBatch),
 		oob:   make([]byte, maxBatch*oobLen),
 		segs:  make([]int, maxBatch),
 		lens:  make([]int, maxBatch),
@@ -233,7 +246,7 @@ func listen(addr netip.AddrPort, maxBatch int, reusePort, sendOnly bool, log *sl
 	c.w = writer{
 		hdrs:  make([]unix.Mmsghdr, maxBatch),
 		iovs:  make([]unix.Iovec, 2*maxBatch),
-		names: make([]unix.RawSockaddrInet4, maxBatch),
+		names: make([]unix.RawSockaddrInet6, maxBatch),
 		oob:   make([]byte, maxBatch*cmsgSpace2),
 		msgs:  make([]Message, maxBatch),
 	}
@@ -273,7 +286,7 @@ func (c *Conn) Close() error { return c.conn.Close() }
 // ReadBatch blocks until datagrams arrive, receives messages into bufs
 // (each a buffer large enough for a GRO super-datagram, 64 KiB) and returns
 // the datagrams as views without copying: out[k] is datagram k (a slice of
-// one of bufs), srcs[k] its IPv4 source. It returns how many. With GRO on it
+// one of bufs), srcs[k] its source (of the socket's family). It returns how many. With GRO on it
 // receives GROMessages(len(out)) messages at most, so that their datagrams
 // always fit out. len(bufs) must not exceed the Listen batch size.
 func (c *Conn) ReadBatch(bufs, out [][]byte, srcs []netip.AddrPort) (int, error) {
@@ -288,7 +301,7 @@ func (c *Conn) ReadBatch(bufs, out [][]byte, srcs []netip.AddrPort) (int, error)
 		r.iovs[i].SetLen(len(b))
 		h := &r.hdrs[i].Hdr
 		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
-		h.Namelen = sockaddrLen
+		h.Namelen = c.nameLen
 		h.Iov = &r.iovs[i]
 		h.SetIovlen(1)
 		h.Control = &r.oob[i*oobLen]
@@ -337,7 +350,7 @@ func (c *Conn) recvmmsg(fd uintptr) bool {
 
 // WriteBatch sends datagram i, pkts[i] followed by tails[i] (tails may be
 // nil; a tail is sent as its own iovec, so a datagram may be a header in one
-// buffer and a payload in another), to dsts[i] (IPv4), grouped into GSO
+// buffer and a payload in another), to dsts[i] (of the socket's family), grouped into GSO
 // messages when the kernel supports it (Plan; the iovecs point at the
 // buffers, nothing is copied). errs[i] is set to nil for a datagram the
 // kernel took and to the send error for one it refused. It returns the last
@@ -361,10 +374,9 @@ func (c *Conn) WriteBatch(pkts, tails [][]byte, dsts []netip.AddrPort, errs []er
 				iov++
 			}
 		}
-		putSockaddr(&w.names[m], dsts[msg.First])
 		h := &w.hdrs[m].Hdr
 		h.Name = (*byte)(unsafe.Pointer(&w.names[m]))
-		h.Namelen = sockaddrLen
+		h.Namelen = c.putSockaddr(&w.names[m], dsts[msg.First])
 		h.Iov = &w.iovs[first]
 		h.SetIovlen(iov - first)
 		h.Flags = 0
@@ -442,15 +454,48 @@ func (c *Conn) sendmmsg(fd uintptr) bool {
 // exceeds the path MTU (DF is set) or the socket's limit.
 func IsMessageTooBig(err error) bool { return errors.Is(err, unix.EMSGSIZE) }
 
-func putSockaddr(sa *unix.RawSockaddrInet4, ap netip.AddrPort) {
-	sa.Family = unix.AF_INET
-	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
-	sa.Addr = ap.Addr().Unmap().As4()
+// udpNetwork is the network of a socket bound to addr: "udp4" for an IPv4
+// address, "udp6" (IPv6 only) for an IPv6 one.
+func udpNetwork(addr netip.AddrPort) string {
+	if a := addr.Addr(); a.Is6() && !a.Is4In6() {
+		return "udp6"
+	}
+	return "udp4"
 }
 
-func sockaddrToAddrPort(sa *unix.RawSockaddrInet4) netip.AddrPort {
-	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
-	return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port)
+// putSockaddr writes ap into sa in the socket's family and returns the
+// address length: sockaddr_in on an IPv4 socket (in the first bytes of
+// sa), sockaddr_in6 on an IPv6 one. A destination of the other family
+// gets the family it has, and the kernel refuses it (EAFNOSUPPORT or
+// EINVAL: counted as a send error).
+func (c *Conn) putSockaddr(sa *unix.RawSockaddrInet6, ap netip.AddrPort) uint32 {
+	a := ap.Addr().Unmap()
+	if a.Is4() {
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		sa4.Family = unix.AF_INET
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa4.Port))[:], ap.Port())
+		sa4.Addr = a.As4()
+		sa4.Zero = [8]uint8{}
+		return unix.SizeofSockaddrInet4
+	}
+	sa.Family = unix.AF_INET6
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
+	sa.Flowinfo = 0
+	sa.Addr = a.As16()
+	sa.Scope_id = 0
+	return unix.SizeofSockaddrInet6
+}
+
+// sockaddrToAddrPort reads the source address recvmmsg wrote into sa
+// (sockaddr_in or sockaddr_in6, by its family).
+func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
+	if sa.Family == unix.AF_INET6 {
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), port)
+	}
+	sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa4.Port))[:])
+	return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port)
 }
 
 // putSegmentCmsg writes a UDP_SEGMENT control message of seg into oob (cmsgSpace2 bytes).

@@ -24,7 +24,12 @@ func quietLog() *slog.Logger {
 // pair opens two sockets on loopback (this test's own traffic only).
 func pair(t *testing.T) (a, b *Conn) {
 	t.Helper()
-	lo := netip.MustParseAddrPort("127.0.0.1:0")
+	return pairOn(t, netip.MustParseAddrPort("127.0.0.1:0"))
+}
+
+// pairOn opens two sockets bound to lo.
+func pairOn(t *testing.T, lo netip.AddrPort) (a, b *Conn) {
+	t.Helper()
 	a, err := Listen(lo, testBatch, quietLog())
 	if err != nil {
 		t.Fatal(err)
