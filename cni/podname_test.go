@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/weftnet/weft/subnet"
+	store "github.com/weftnet/weft/workload"
 )
 
 // One pod-name rule (k8sname.ValidatePodName): from a Kubernetes runtime
@@ -16,7 +16,7 @@ import (
 func TestPodNameRuleIsTheStores(t *testing.T) {
 	names := []string{"web-1", "web.v2", "a", "db_1", "hungry_ride", "nice_lovelace", "My.App", "-x", "x-", "bad/name", strings.Repeat("p", 253), strings.Repeat("p", 254)}
 	for _, name := range names {
-		stored := subnet.Endpoint{IP: netip.MustParseAddr("10.244.1.5"), Namespace: "default", Pod: name, Node: "192.0.2.1"}.Validate() == nil
+		stored := store.Endpoint{IP: netip.MustParseAddr("10.244.1.5"), Namespace: "default", Pod: name, Node: "192.0.2.1"}.Validate() == nil
 		k8s, err := workloadOf(&NetConf{DefaultNamespace: "default"}, "K8S_POD_NAMESPACE=web;K8S_POD_NAME="+name)
 		if err != nil {
 			t.Fatal(err)

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/testbed"
 	"github.com/weftnet/weft/testbed/cluster"
+	"github.com/weftnet/weft/workload"
 )
 
 // addWorkload attaches a container with an identity and removes it at
@@ -41,7 +41,7 @@ func endpointSummary(t *testing.T, c *cluster.Cluster) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("weftctl endpoints: %w: %s", err, out)
 	}
-	var eps []subnet.Endpoint
+	var eps []workload.Endpoint
 	if err := json.Unmarshal([]byte(out), &eps); err != nil {
 		return "", fmt.Errorf("weftctl endpoints: %w: %s", err, out)
 	}

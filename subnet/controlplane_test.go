@@ -14,6 +14,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/weftnet/weft/logtest"
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/etcdtest"
 )
@@ -22,49 +23,6 @@ import (
 // write what a stray etcd writer could and check that weft neither
 // renumbers, nor loses its node, nor routes to a wrong address, nor floods
 // its log.
-
-// logCounter is a slog handler that keeps every record at WARN or above.
-type logCounter struct {
-	mu      sync.Mutex
-	records []string
-	warns   atomic.Int64
-}
-
-func (c *logCounter) Enabled(context.Context, slog.Level) bool { return true }
-func (c *logCounter) WithAttrs([]slog.Attr) slog.Handler       { return c }
-func (c *logCounter) WithGroup(string) slog.Handler            { return c }
-func (c *logCounter) Handle(_ context.Context, r slog.Record) error {
-	if r.Level < slog.LevelWarn {
-		return nil
-	}
-	var b strings.Builder
-	b.WriteString(r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-		return true
-	})
-	c.mu.Lock()
-	c.records = append(c.records, b.String())
-	c.mu.Unlock()
-	c.warns.Add(1)
-	return nil
-}
-
-func (c *logCounter) lines() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.records...)
-}
-
-func (c *logCounter) containing(s string) int {
-	n := 0
-	for _, l := range c.lines() {
-		if strings.Contains(l, s) {
-			n++
-		}
-	}
-	return n
-}
 
 var net16 = `{"Network":"10.244.0.0/16"}`
 
@@ -201,7 +159,7 @@ func TestKeepLeaseRestoreBacksOff(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	cfg := mustConfig(t, net16)
-	logs := &logCounter{}
+	logs := &logtest.Counter{}
 	m := newManager(t, cli, subnet.Options{TTL: time.Hour, Logger: slog.New(logs)})
 	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
 	if err != nil {
@@ -217,7 +175,7 @@ func TestKeepLeaseRestoreBacksOff(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	restores := logs.containing("put ours back")
+	restores := logs.Containing("put ours back")
 	t.Logf("%d conflicting writes in 3 s, %d restores", writes, restores)
 	if restores == 0 || restores > 12 {
 		t.Errorf("%d restores against %d writes in 3 s, want 1..12 (backoff 0.1 s doubling)", restores, writes)
@@ -354,7 +312,7 @@ func TestJunkWithoutTTLDoesNotExhaustPool(t *testing.T) {
 func TestMalformedLeasesLoggedInSummary(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
-	logs := &logCounter{}
+	logs := &logtest.Counter{}
 	m := newManager(t, cli, subnet.Options{Logger: slog.New(logs)})
 	ctx := ctxFor(t, 2*time.Minute)
 	big := `{"PublicIP":"192.0.2.1","X":"` + strings.Repeat("A", 1<<20) + `"}`
@@ -396,7 +354,7 @@ func TestMalformedLeasesLoggedInSummary(t *testing.T) {
 	if n := m.MalformedLeases(); n != 2001 {
 		t.Errorf("MalformedLeases = %d after the listing, want 2001", n)
 	}
-	if n := len(logs.lines()); n > 2 {
+	if n := len(logs.Lines()); n > 2 {
 		t.Errorf("listing 2,001 junk keys logged %d lines, want 1 summary", n)
 	}
 	for i := 2000; i < 3000; i++ {
@@ -414,7 +372,7 @@ func TestMalformedLeasesLoggedInSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "gauge after deleting 600 junk keys", func() bool { return m.MalformedLeases() == 2402 })
-	lines := logs.lines()
+	lines := logs.Lines()
 	t.Logf("%d log lines for 3,002 junk keys and 600 deletions; first: %.300s", len(lines), lines[0])
 	if len(lines) > 5 {
 		t.Errorf("%d log lines, want at most 5:\n%s", len(lines), strings.Join(lines, "\n"))
@@ -472,7 +430,7 @@ func TestListingPagesLargeValues(t *testing.T) {
 func TestWatchWarnsOnEndpointChange(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
-	logs := &logCounter{}
+	logs := &logtest.Counter{}
 	m := newManager(t, cli, subnet.Options{Logger: slog.New(logs)})
 	peer := netip.MustParsePrefix("10.244.2.0/24")
 	key := m.LeaseKey(peer)
@@ -485,15 +443,15 @@ func TestWatchWarnsOnEndpointChange(t *testing.T) {
 		l, _ := tb.get(peer.String())
 		return l.Attrs.PublicIP == "192.0.2.66"
 	})
-	if n := logs.containing(hijack); n != 1 {
-		t.Fatalf("%d WARN lines about the changed endpoint, want 1: %q", n, logs.lines())
+	if n := logs.Containing(hijack); n != 1 {
+		t.Fatalf("%d WARN lines about the changed endpoint, want 1: %q", n, logs.Lines())
 	}
-	if l := logs.lines(); !strings.Contains(l[len(l)-1], "192.0.2.2:8285") || !strings.Contains(l[len(l)-1], "192.0.2.66:8285") {
+	if l := logs.Lines(); !strings.Contains(l[len(l)-1], "192.0.2.2:8285") || !strings.Contains(l[len(l)-1], "192.0.2.66:8285") {
 		t.Errorf("the WARN line does not name both endpoints: %s", l[len(l)-1])
 	}
 	// A port change is a change too.
 	put(t, cli, key, leaseValue("192.0.2.66", "9000"))
-	eventually(t, 5*time.Second, "port change WARN", func() bool { return logs.containing(hijack) == 2 })
+	eventually(t, 5*time.Second, "port change WARN", func() bool { return logs.Containing(hijack) == 2 })
 	// Deleted, then taken by another node: ordinary.
 	if _, err := cli.Delete(ctxFor(t, 5*time.Second), key); err != nil {
 		t.Fatal(err)
@@ -507,8 +465,8 @@ func TestWatchWarnsOnEndpointChange(t *testing.T) {
 	put(t, cli, key, leaseValue("192.0.2.3", "8285"))
 	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.9.0/24")), leaseValue("192.0.2.9", "8285"))
 	eventually(t, 5*time.Second, "later lease", func() bool { return tb.has("10.244.9.0/24") })
-	if n := logs.containing(hijack); n != 2 {
-		t.Errorf("%d WARN lines, want 2 (delete-then-put and a rewrite are not hijacks): %q", n, logs.lines())
+	if n := logs.Containing(hijack); n != 2 {
+		t.Errorf("%d WARN lines, want 2 (delete-then-put and a rewrite are not hijacks): %q", n, logs.Lines())
 	}
 	// A writer flipping an endpoint 200 times: at most 10 lines one by one
 	// in 30 s, not 200.
@@ -522,7 +480,7 @@ func TestWatchWarnsOnEndpointChange(t *testing.T) {
 	})
 	// 10 per 30 s window, the 2 above included (a slow run may open a
 	// second window).
-	if n := logs.containing(hijack); n < 10 || n > 20 {
+	if n := logs.Containing(hijack); n < 10 || n > 20 {
 		t.Errorf("%d WARN lines for 200 endpoint flips, want about 10 (then counted)", n)
 	}
 }
@@ -583,7 +541,7 @@ func TestKeepLeaseHostGWIsNotRestored(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}`)
-	logs := &logCounter{}
+	logs := &logtest.Counter{}
 	m := newManager(t, cli, subnet.Options{TTL: 3 * time.Second, Logger: slog.New(logs)})
 	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, subnet.LeaseAttrsFor(cfg.Backend, netip.MustParseAddr("192.0.2.1")), netip.Prefix{})
 	if err != nil {
@@ -591,8 +549,8 @@ func TestKeepLeaseHostGWIsNotRestored(t *testing.T) {
 	}
 	r := startKeep(t, m, cfg, l)
 	eventually(t, 10*time.Second, "two renewals", func() bool { return len(r.renewals()) >= 2 })
-	if n := logs.containing("put ours back"); n != 0 {
-		t.Errorf("the keeper restored its own host-gw lease %d times: %q", n, logs.lines())
+	if n := logs.Containing("put ours back"); n != 0 {
+		t.Errorf("the keeper restored its own host-gw lease %d times: %q", n, logs.Lines())
 	}
 }
 

@@ -7,9 +7,3 @@ import "context"
 func (m *Manager) KeepLeaseWithHooks(ctx context.Context, cfg *Config, lease Lease, onRenew func(Lease), afterRead, beforeWatch func()) error {
 	return m.keepLease(ctx, cfg, lease, onRenew, nil, keepHooks{afterRead: afterRead, beforeWatch: beforeWatch})
 }
-
-// ApplyPoliciesWithHook is ApplyPolicies with afterRead run after each read
-// of the stored policies, before the write.
-func (m *Manager) ApplyPoliciesWithHook(ctx context.Context, policies []Policy, afterRead func()) ([]PolicyOutcome, error) {
-	return m.applyPolicies(ctx, policies, afterRead)
-}

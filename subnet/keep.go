@@ -10,12 +10,14 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/weftnet/weft/subnet/etcdread"
 )
 
 // Backoff bounds for retrying etcd after errors.
 const (
-	minRetryDelay = 100 * time.Millisecond
-	maxRetryDelay = 5 * time.Second
+	minRetryDelay = etcdread.MinRetryDelay
+	maxRetryDelay = etcdread.MaxRetryDelay
 )
 
 // KeepLease keeps lease alive until ctx is cancelled (then it returns nil

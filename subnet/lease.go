@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/weftnet/weft/subnet/etcdread"
 )
 
 // Sentinel errors; match them with errors.Is.
@@ -28,17 +30,8 @@ var (
 // anything longer than this is refused before it is decoded.
 const MaxLeaseValueSize = 4 << 10
 
-// logValueBytes is how much of a rejected value goes into a log line.
-const logValueBytes = 64
-
-// quoteValue renders a value from etcd for a log line or an error: quoted
-// (no control characters reach the log) and cut to logValueBytes.
-func quoteValue(v []byte) string {
-	if len(v) <= logValueBytes {
-		return strconv.Quote(string(v))
-	}
-	return strconv.Quote(string(v[:logValueBytes])) + "... (" + strconv.Itoa(len(v)) + " bytes)"
-}
+// quoteValue renders a value from etcd for a log line (etcdread.Quote).
+func quoteValue(v []byte) string { return etcdread.Quote(v) }
 
 // LeaseAttrs is the value of a lease key, in flannel's schema.
 type LeaseAttrs struct {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"runtime"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -15,8 +13,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+
+	"github.com/weftnet/weft/subnet/etcdread"
 )
 
 // Defaults of Options.
@@ -39,7 +37,8 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Manager reads and writes weft's state in etcd.
+// Manager reads and writes the network config and the subnet leases in
+// etcd; the workload store (package workload) shares its client and prefix.
 type Manager struct {
 	cli         *clientv3.Client
 	prefix      string
@@ -48,7 +47,6 @@ type Manager struct {
 	log         *slog.Logger
 	lastContact atomic.Int64 // unix nanoseconds
 	malformed   atomic.Int64 // unusable lease keys seen by WatchLeases
-	bad         *badValueLog // malformed endpoint, namespace and policy values
 }
 
 // NewManager returns a Manager using cli.
@@ -75,7 +73,6 @@ func NewManager(cli *clientv3.Client, opts Options) *Manager {
 	if m.log == nil {
 		m.log = slog.Default()
 	}
-	m.bad = &badValueLog{log: m.log}
 	return m
 }
 
@@ -120,6 +117,16 @@ func (m *Manager) LastContact() time.Time {
 }
 
 func (m *Manager) touch() { m.lastContact.Store(time.Now().UnixNano()) }
+
+// Prefix is the etcd key prefix (without a trailing slash).
+func (m *Manager) Prefix() string { return m.prefix }
+
+// Client is the etcd client the Manager uses.
+func (m *Manager) Client() *clientv3.Client { return m.cli }
+
+// NoteContact records a successful etcd round trip made with Client by
+// another user of it (the workload store), for LastContact.
+func (m *Manager) NoteContact() { m.touch() }
 
 // renewInterval is how long after a grant or renewal to renew again.
 func (m *Manager) renewInterval(ttl time.Duration) time.Duration {
@@ -228,32 +235,6 @@ func (m *Manager) decodeLeaseKV(kv *mvccpb.KeyValue) (storedLease, error) {
 	return sl, nil
 }
 
-// Listing pages: the first has firstPageSize keys; each next one about
-// listPageBytes, going by the size of the key-values of the last page, at
-// most twice as many keys as the last and at most listPageSize. So leases
-// of ~100 bytes are read 64 at a time and junk of large values a few at a
-// time, and a page that overshoots (small keys, then large values) costs
-// etcd and weftd at most listPageSize values.
-const (
-	firstPageSize = 8
-	listPageSize  = 64
-	listPageBytes = 1 << 20
-)
-
-// junkBytesToFree: once this many bytes of listed values (or of junk
-// values from the watch) have passed through, the memory is handed back to
-// the OS at once (debug.FreeOSMemory) rather than whenever the runtime gets
-// to it: junk under the prefix must not leave every node's RSS raised.
-const junkBytesToFree = 8 << 20
-
-// freeJunkMemory hands the memory of junk just read back to the OS. Two
-// collections: the first moves the gRPC client's pooled receive buffers to
-// sync.Pool's victim cache, the second (inside FreeOSMemory) drops them.
-func freeJunkMemory() {
-	runtime.GC()
-	debug.FreeOSMemory()
-}
-
 // malformedExamples is how many malformed keys a listing's summary names.
 const malformedExamples = 3
 
@@ -314,79 +295,21 @@ func (m *Manager) listStored(ctx context.Context, cfg *Config, onMalformed func(
 	return l, nil
 }
 
-// scanPrefix calls fn for every key under prefix, in pages read at the
-// revision of the first page. It returns that revision. A page too large
-// for the client's receive limit is asked again with fewer keys; a single
-// key-value too large for it is passed to fn with its key only (and an
-// empty value), so that it counts as malformed instead of stopping the
-// listing for good.
+// reader reads with bounds (etcdread), noting each contact.
+func (m *Manager) reader() etcdread.Reader {
+	return etcdread.Reader{Client: m.cli, Contact: m.touch}
+}
+
+// scanPrefix reads every key under prefix in bounded pages
+// (etcdread.Reader.ScanPrefix) at the revision of the first page.
 func (m *Manager) scanPrefix(ctx context.Context, prefix string, fn func(*mvccpb.KeyValue)) (int64, error) {
-	return m.scanPrefixAt(ctx, prefix, 0, fn)
+	return m.reader().ScanPrefix(ctx, prefix, 0, fn)
 }
 
-// scanPrefixAt is scanPrefix at revision rev (0: the first page's), so
-// that several prefixes are read at one revision.
-func (m *Manager) scanPrefixAt(ctx context.Context, prefix string, rev int64, fn func(*mvccpb.KeyValue)) (int64, error) {
-	from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
-	limit := int64(firstPageSize)
-	total := 0
-	at := func(opts ...clientv3.OpOption) []clientv3.OpOption {
-		opts = append(opts, clientv3.WithRange(end))
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		return opts
-	}
-	for {
-		resp, err := m.cli.Get(ctx, from, at(clientv3.WithLimit(limit))...)
-		if status.Code(err) == codes.ResourceExhausted {
-			if limit > 1 {
-				limit = 1 // a value is large: read one at a time, then grow again
-				continue
-			}
-			// One key-value over the limit: skip it, keys only.
-			resp, err = m.cli.Get(ctx, from, at(clientv3.WithLimit(1), clientv3.WithKeysOnly())...)
-			if err == nil && len(resp.Kvs) == 1 {
-				resp.Kvs[0].Value = nil
-			}
-		}
-		if err != nil {
-			return 0, err
-		}
-		m.touch()
-		if rev == 0 {
-			rev = resp.Header.Revision
-		}
-		size := 0
-		for _, kv := range resp.Kvs {
-			size += len(kv.Key) + len(kv.Value)
-			fn(kv)
-		}
-		total += size
-		if !resp.More || len(resp.Kvs) == 0 {
-			if total > junkBytesToFree {
-				freeJunkMemory()
-			}
-			return rev, nil
-		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
-		limit = min(max(int64(listPageBytes*len(resp.Kvs)/max(size, 1)), 1), 2*limit, listPageSize)
-	}
-}
-
-// getKey reads one key. A value too large for the client's receive limit
-// comes back empty (keys only), so that callers take it as junk instead of
-// failing on it for good.
+// getKey reads one key (etcdread.Reader.GetKey: an oversized value comes
+// back empty).
 func (m *Manager) getKey(ctx context.Context, key string) (*clientv3.GetResponse, error) {
-	resp, err := m.cli.Get(ctx, key)
-	if status.Code(err) == codes.ResourceExhausted {
-		resp, err = m.cli.Get(ctx, key, clientv3.WithKeysOnly())
-	}
-	if err != nil {
-		return nil, err
-	}
-	m.touch()
-	return resp, nil
+	return m.reader().GetKey(ctx, key)
 }
 
 // ListLeases returns every well-formed lease, reservations included,

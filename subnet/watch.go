@@ -10,6 +10,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/weftnet/weft/subnet/etcdread"
 )
 
 // WatchLeases delivers the lease table of the other nodes: first
@@ -34,7 +36,7 @@ func (m *Manager) WatchLeases(ctx context.Context, cfg *Config, own netip.Prefix
 		return errors.New("watch leases: network config is nil")
 	}
 	w := &watcher{m: m, cfg: cfg, own: own, handle: handle, seed: maphash.MakeSeed()}
-	m.relist(ctx, "lease watch", w.listAndWatch)
+	etcdread.Relist(ctx, m.log, "lease watch", w.listAndWatch)
 	return nil
 }
 
@@ -45,7 +47,7 @@ func (m *Manager) MalformedLeases() int { return int(m.malformed.Load()) }
 
 // listTimeout bounds one listing, so that an unreachable etcd is logged
 // and retried rather than waited for silently.
-const listTimeout = 15 * time.Second
+const listTimeout = etcdread.ListTimeout
 
 // malformedLogInterval is the least time between two log lines about
 // malformed lease events.
@@ -76,7 +78,7 @@ type watcher struct {
 	movedWindow   time.Time
 	movedUnlogged int
 	// junkBytes counts the bytes of junk values received since memory
-	// was last handed back (see junkBytesToFree).
+	// was last handed back (see etcdread.JunkBytesToFree).
 	junkBytes int
 }
 
@@ -130,9 +132,9 @@ func (w *watcher) listAndWatch(ctx context.Context) (progressed bool, err error)
 			if events := w.convert(resp.Events); len(events) > 0 {
 				w.handle(nil, events)
 			}
-			if w.junkBytes > junkBytesToFree {
+			if w.junkBytes > etcdread.JunkBytesToFree {
 				w.junkBytes = 0
-				freeJunkMemory()
+				etcdread.FreeJunkMemory()
 			}
 		case <-flush.C:
 			w.logMalformed("", true)

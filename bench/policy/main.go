@@ -41,6 +41,7 @@ import (
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/testbed"
 	"github.com/weftnet/weft/testbed/cluster"
+	"github.com/weftnet/weft/workload"
 )
 
 type config struct {
@@ -124,7 +125,8 @@ type bench struct {
 	c              *cluster.Cluster
 	cli            *clientv3.Client
 	m              *subnet.Manager
-	pubs           []*subnet.EndpointPublisher
+	store          *workload.Store
+	pubs           []*workload.EndpointPublisher
 	client, server *cluster.Container
 	iperf          *exec.Cmd
 	started        time.Time
@@ -180,10 +182,11 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 	b.cli = cli
 	b.m = subnet.NewManager(cli, subnet.Options{Prefix: subnet.DefaultPrefix})
+	b.store = workload.New(b.m, nil)
 	runCtx, cancel := context.WithCancel(ctx)
 	b.cancelRun = cancel
 	for _, n := range b.c.Nodes {
-		p := b.m.NewEndpointPublisher(n.Host.IP.String(), 0)
+		p := b.store.NewEndpointPublisher(n.Host.IP.String(), 0)
 		b.pubs = append(b.pubs, p)
 		go p.Run(runCtx)
 	}
@@ -215,7 +218,7 @@ func (b *bench) setup(ctx context.Context) error {
 func (b *bench) publishFake(ctx context.Context, from, to int) error {
 	for i := from; i < to; i++ {
 		node, k := i%2, i/2
-		ep := subnet.Endpoint{
+		ep := workload.Endpoint{
 			IP:        netip.AddrFrom4([4]byte{10, byte(200 + node), byte(k / 200), byte(10 + k%200)}),
 			Namespace: fmt.Sprintf("ns%d", i%5),
 			Pod:       fmt.Sprintf("pod%d", i),
@@ -230,7 +233,7 @@ func (b *bench) publishFake(ctx context.Context, from, to int) error {
 
 // policies is 48 policies of the usual shapes over the fake endpoints and
 // two isolating the client and server (default deny plus the iperf3 port).
-func policies(variant int) ([]subnet.Policy, error) {
+func policies(variant int) ([]workload.Policy, error) {
 	nps := policy.SyntheticWorld(0, 48, 2).Policies
 	manifests := fmt.Sprintf(`apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -255,7 +258,7 @@ spec:
 	if err != nil {
 		return nil, err
 	}
-	var out []subnet.Policy
+	var out []workload.Policy
 	for _, np := range append(nps, extra...) {
 		np.APIVersion, np.Kind = policy.APIVersion, policy.Kind
 		policy.SetDefaults(&np)
@@ -263,7 +266,7 @@ spec:
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, subnet.Policy{Namespace: np.Namespace, Name: np.Name, JSON: data})
+		out = append(out, workload.Policy{Namespace: np.Namespace, Name: np.Name, JSON: data})
 	}
 	return out, nil
 }
@@ -273,17 +276,17 @@ func (b *bench) applyPolicies(ctx context.Context, variant int) error {
 	if err != nil {
 		return err
 	}
-	_, err = b.m.ApplyPolicies(ctx, ps)
+	_, err = b.store.ApplyPolicies(ctx, ps)
 	return err
 }
 
 func (b *bench) deletePolicies(ctx context.Context) error {
-	ps, err := b.m.ListPolicies(ctx, "")
+	ps, err := b.store.ListPolicies(ctx, "")
 	if err != nil {
 		return err
 	}
 	for _, p := range ps {
-		if _, err := b.m.DeletePolicy(ctx, p.Namespace, p.Name); err != nil {
+		if _, err := b.store.DeletePolicy(ctx, p.Namespace, p.Name); err != nil {
 			return err
 		}
 	}

@@ -35,6 +35,7 @@ import (
 
 	"github.com/weftnet/weft/backend/all"
 	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/workload"
 )
 
 func main() {
@@ -208,3 +209,9 @@ const configSetNote = "weftd reads the network config when it starts: restart we
 
 // defaultTimeout bounds one command's etcd work.
 const defaultTimeout = 30 * time.Second
+
+// withStore is withManager for the workload store (policies, namespaces,
+// containers), which shares the manager's client and prefix.
+func withStore(ctx context.Context, o *options, f func(*workload.Store) error) error {
+	return withManager(ctx, o, func(m *subnet.Manager) error { return f(workload.New(m, nil)) })
+}

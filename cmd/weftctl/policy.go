@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/weftnet/weft/policy"
-	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/workload"
 )
 
 // policyCommand runs `policy apply|list|get|delete`.
@@ -33,7 +33,7 @@ func policyCommand(ctx context.Context, o *options, args []string, stdin io.Read
 		if err != nil {
 			return err
 		}
-		return withManager(ctx, o, func(m *subnet.Manager) error {
+		return withStore(ctx, o, func(m *workload.Store) error {
 			outcomes, err := m.ApplyPolicies(ctx, policies)
 			if err != nil {
 				return err
@@ -47,16 +47,16 @@ func policyCommand(ctx context.Context, o *options, args []string, stdin io.Read
 		if len(args) != 1 {
 			return fmt.Errorf("policy list takes no arguments, got %q", args[1:])
 		}
-		return withManager(ctx, o, func(m *subnet.Manager) error { return policyList(ctx, m, o, stdout) })
+		return withStore(ctx, o, func(m *workload.Store) error { return policyList(ctx, m, o, stdout) })
 	case "get", "delete":
 		if len(args) != 2 {
 			return fmt.Errorf("policy %s takes one argument: NAME (with -n NAMESPACE) or NAMESPACE/NAME", args[0])
 		}
 		ns, name := splitPolicyName(args[1], o.namespace)
 		if args[0] == "get" {
-			return withManager(ctx, o, func(m *subnet.Manager) error { return policyGet(ctx, m, ns, name, stdout) })
+			return withStore(ctx, o, func(m *workload.Store) error { return policyGet(ctx, m, ns, name, stdout) })
 		}
-		return withManager(ctx, o, func(m *subnet.Manager) error {
+		return withStore(ctx, o, func(m *workload.Store) error {
 			found, err := m.DeletePolicy(ctx, ns, name)
 			if err != nil {
 				return err
@@ -80,7 +80,7 @@ const maxManifest = 3 << 20
 // readPolicies parses the file with the policy package (strict: unknown
 // fields, named ports and invalid policies are refused) and turns each
 // policy into what subnet stores.
-func readPolicies(file string, stdin io.Reader) ([]subnet.Policy, error) {
+func readPolicies(file string, stdin io.Reader) ([]workload.Policy, error) {
 	in := stdin
 	if file != "-" {
 		f, err := os.Open(file)
@@ -101,17 +101,17 @@ func readPolicies(file string, stdin io.Reader) ([]subnet.Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy apply %s (nothing applied): %w", file, err)
 	}
-	out := make([]subnet.Policy, 0, len(nps))
+	out := make([]workload.Policy, 0, len(nps))
 	for _, np := range nps {
 		np.APIVersion, np.Kind = policy.APIVersion, policy.Kind
 		if np.Namespace == "" {
-			np.Namespace = subnet.DefaultNamespace
+			np.Namespace = workload.DefaultNamespace
 		}
 		js, err := json.Marshal(np)
 		if err != nil {
 			return nil, fmt.Errorf("policy apply: encode %s/%s: %w", np.Namespace, np.Name, err)
 		}
-		out = append(out, subnet.Policy{Namespace: np.Namespace, Name: np.Name, JSON: js})
+		out = append(out, workload.Policy{Namespace: np.Namespace, Name: np.Name, JSON: js})
 	}
 	return out, nil
 }
@@ -123,12 +123,12 @@ func splitPolicyName(arg, ns string) (string, string) {
 		return n, name
 	}
 	if ns == "" {
-		ns = subnet.DefaultNamespace
+		ns = workload.DefaultNamespace
 	}
 	return ns, arg
 }
 
-func policyList(ctx context.Context, m *subnet.Manager, o *options, stdout io.Writer) error {
+func policyList(ctx context.Context, m *workload.Store, o *options, stdout io.Writer) error {
 	ps, err := m.ListPolicies(ctx, o.namespace)
 	if err != nil {
 		return err
@@ -179,7 +179,7 @@ func policyList(ctx context.Context, m *subnet.Manager, o *options, stdout io.Wr
 	return err
 }
 
-func policyGet(ctx context.Context, m *subnet.Manager, ns, name string, stdout io.Writer) error {
+func policyGet(ctx context.Context, m *workload.Store, ns, name string, stdout io.Writer) error {
 	p, found, err := m.GetPolicy(ctx, ns, name)
 	if err != nil {
 		return err
@@ -205,13 +205,13 @@ func namespaceCommand(ctx context.Context, o *options, args []string, stdout io.
 		if err != nil {
 			return err
 		}
-		if err := subnet.ValidateNamespaceName(name); err != nil {
+		if err := workload.ValidateNamespaceName(name); err != nil {
 			return err
 		}
-		if err := subnet.ValidateLabels(set); err != nil {
+		if err := workload.ValidateLabels(set); err != nil {
 			return err
 		}
-		return withManager(ctx, o, func(m *subnet.Manager) error {
+		return withStore(ctx, o, func(m *workload.Store) error {
 			ns, err := m.LabelNamespace(ctx, name, set, remove)
 			if err != nil {
 				return err
@@ -225,7 +225,7 @@ func namespaceCommand(ctx context.Context, o *options, args []string, stdout io.
 		}
 		// Every namespace policy can see: labelled ones and those only
 		// named by a container or a policy.
-		return withManager(ctx, o, func(m *subnet.Manager) error {
+		return withStore(ctx, o, func(m *workload.Store) error {
 			v, err := m.GetView(ctx)
 			if err != nil {
 				return err
@@ -245,7 +245,7 @@ func namespaceCommand(ctx context.Context, o *options, args []string, stdout io.
 		if len(args) != 2 {
 			return errors.New("namespace delete takes one argument: NAME")
 		}
-		return withManager(ctx, o, func(m *subnet.Manager) error {
+		return withStore(ctx, o, func(m *workload.Store) error {
 			found, err := m.DeleteNamespace(ctx, args[1])
 			if err != nil {
 				return err
@@ -299,7 +299,7 @@ func formatLabels(labels map[string]string) string {
 
 // endpointsCommand runs `endpoints`: every published container.
 func endpointsCommand(ctx context.Context, o *options, stdout io.Writer) error {
-	return withManager(ctx, o, func(m *subnet.Manager) error {
+	return withStore(ctx, o, func(m *workload.Store) error {
 		eps, err := m.ListEndpoints(ctx)
 		if err != nil {
 			return err
@@ -315,7 +315,7 @@ func endpointsCommand(ctx context.Context, o *options, stdout io.Writer) error {
 		}
 		if o.output == "json" {
 			if eps == nil {
-				eps = []subnet.Endpoint{}
+				eps = []workload.Endpoint{}
 			}
 			return writeJSON(stdout, eps)
 		}

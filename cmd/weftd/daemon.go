@@ -24,6 +24,7 @@ import (
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/subnetfile"
 	"github.com/weftnet/weft/underlay"
+	"github.com/weftnet/weft/workload"
 )
 
 // daemonState is what the HTTP endpoints read; it is written by the daemon's
@@ -41,6 +42,7 @@ type daemonState struct {
 	endpoint    atomic.Pointer[netip.AddrPort] // this node's public IP and UDP port
 	policy      atomic.Pointer[engine.Engine]  // nil until the first policy view (or --network-policy=false)
 	mgr         atomic.Pointer[subnet.Manager] // for the control plane's gauges
+	store       atomic.Pointer[workload.Store] // for the count of malformed values
 }
 
 type weftd struct {
@@ -49,6 +51,7 @@ type weftd struct {
 	state  *daemonState
 	client *clientv3.Client
 	mgr    *subnet.Manager
+	store  *workload.Store // policies, namespaces, containers: beside the leases
 	// backends are the data paths weftd can run, by Backend.Type.
 	backends backend.Registry
 	// etcdPorts are the embedded etcd's TCP ports (none without one),
@@ -243,6 +246,8 @@ func (d *weftd) connect(ctx context.Context, wg *sync.WaitGroup, wanted *subnet.
 		RenewMargin: d.opts.leaseRenewMargin,
 		Logger:      d.log.With("component", "subnet"),
 	})
+	d.store = workload.New(d.mgr, d.log.With("component", "subnet"))
+	d.state.store.Store(d.store)
 	d.state.mgr.Store(d.mgr)
 	wg.Go(func() { d.probeEtcd(ctx) })
 

@@ -10,6 +10,7 @@ import (
 	"github.com/weftnet/weft/nodestatus"
 	"github.com/weftnet/weft/policy/engine"
 	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/workload"
 )
 
 // A node whose TUN went away says not-ready at once, even while the data
@@ -46,14 +47,14 @@ func TestNotReadyUntilPolicyInForce(t *testing.T) {
 	if r := d.readiness(now); r.Status != nodestatus.NotReady || !strings.Contains(r.Reason, "network policy not in force") {
 		t.Fatalf("before any view: %+v", r)
 	}
-	if err := pe.ApplyView(subnet.View{Revision: 3}); err == nil {
+	if err := pe.ApplyView(workload.View{Revision: 3}); err == nil {
 		t.Fatal("the failing installer applied")
 	}
 	if r := d.readiness(now); r.Status != nodestatus.NotReady {
 		t.Fatalf("after a failed install: %+v", r)
 	}
 	fake.fail.Store(false)
-	if err := pe.ApplyView(subnet.View{Revision: 4}); err != nil {
+	if err := pe.ApplyView(workload.View{Revision: 4}); err != nil {
 		t.Fatal(err)
 	}
 	if r := d.readiness(now); r.Status != nodestatus.Ready {

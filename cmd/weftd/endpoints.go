@@ -19,7 +19,7 @@ func (d *weftd) startEndpoints(ctx context.Context, wg *sync.WaitGroup, node str
 		return nil
 	}
 	o := registry.Options{Node: node, Subnet: sub, File: d.opts.endpointsFile, Socket: d.opts.cniSocket, TTL: d.opts.endpointTTL,
-		Manager: d.mgr, Enforced: d.waitPolicyFor, Log: d.log.With("component", "endpoints"),
+		Store: d.store, Enforced: d.waitPolicyFor, Log: d.log.With("component", "endpoints"),
 		Retry: func(ctx context.Context, what string, fn func(context.Context) error) error {
 			_, err := retry.Do(ctx, d.attempts(), what, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
 			return err

@@ -20,6 +20,7 @@ import (
 	"github.com/weftnet/weft/policy/engine"
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/etcdtest"
+	"github.com/weftnet/weft/workload"
 )
 
 // registryDaemon is a weftd with just what startEndpoints needs.
@@ -32,6 +33,7 @@ func registryDaemon(t *testing.T, srv *etcdtest.Server, dir string) *weftd {
 	}
 	d := newDaemon(opts, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	d.mgr = subnet.NewManager(srv.Client(t), subnet.Options{Logger: d.log})
+	d.store = workload.New(d.mgr, d.log)
 	return d
 }
 
@@ -50,7 +52,7 @@ func runRegistry(t *testing.T, d *weftd) (stop func()) {
 	return func() { cancel(); wg.Wait() }
 }
 
-func published(t *testing.T, m *subnet.Manager) string {
+func published(t *testing.T, m *workload.Store) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -102,7 +104,7 @@ func TestEndpointRegistry(t *testing.T) {
 	fake := &fakeInstaller{}
 	pe := engine.New(engine.Options{Node: "192.0.2.1", Log: d.log, Enforcer: fake, EnableBridgeFiltering: func() error { return nil }})
 	d.state.policy.Store(pe)
-	pe.Offer(subnet.View{})
+	pe.Offer(workload.View{})
 	ectx, ecancel := context.WithCancel(context.Background())
 	defer ecancel()
 	go pe.Run(ectx, 0)
@@ -141,7 +143,7 @@ func TestEndpointRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "10.244.1.2 x/a c1; 10.244.1.4 y/c c3"
-	if got := published(t, d.mgr); got != want {
+	if got := published(t, d.store); got != want {
 		t.Fatalf("published: %s, want %s", got, want)
 	}
 	// The policy engine sees the same, from the registry itself: the last
@@ -162,7 +164,7 @@ func TestEndpointRegistry(t *testing.T) {
 		t.Fatalf("ADD while rules cannot be installed: %v, want refused", err)
 	}
 	t.Logf("refused after %v", time.Since(start).Round(time.Millisecond))
-	if got := published(t, d.mgr); got != want {
+	if got := published(t, d.store); got != want {
 		t.Fatalf("published after a refused ADD: %s, want %s", got, want)
 	}
 	fake.fail.Store(false)
@@ -175,7 +177,7 @@ func TestEndpointRegistry(t *testing.T) {
 	os.WriteFile(filepath.Join(ipam, "10.244.1.2"), []byte("c9\r\neth0"), 0o644)
 	d2 := registryDaemon(t, srv, dir)
 	stop2 := runRegistry(t, d2)
-	if got := published(t, d2.mgr); got != "" {
+	if got := published(t, d2.store); got != "" {
 		t.Fatalf("after restart: %q, want nothing", got)
 	}
 	if err := add("10.244.1.6", "z", "e", "c6"); err != nil {
@@ -190,7 +192,7 @@ func TestEndpointRegistry(t *testing.T) {
 	// A restart republishes what the file lists.
 	d3 := registryDaemon(t, srv, dir)
 	stop3 := runRegistry(t, d3)
-	if got := published(t, d3.mgr); got != "10.244.1.6 z/e c6" {
+	if got := published(t, d3.store); got != "10.244.1.6 z/e c6" {
 		t.Fatalf("after second restart: %q", got)
 	}
 	stop3()

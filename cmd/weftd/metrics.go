@@ -4,7 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weftnet/weft/backend"
-	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/workload"
 )
 
 // statsCollector turns the daemon's state into Prometheus metrics at
@@ -50,8 +50,10 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if m := c.state.mgr.Load(); m != nil {
 		ch <- prometheus.MustNewConstMetric(c.malformed, prometheus.GaugeValue, float64(m.MalformedLeases()))
-		for i, n := range m.MalformedValues() {
-			ch <- prometheus.MustNewConstMetric(c.badValues, prometheus.CounterValue, float64(n), subnet.ValueKinds[i])
+	}
+	if s := c.state.store.Load(); s != nil {
+		for i, n := range s.MalformedValues() {
+			ch <- prometheus.MustNewConstMetric(c.badValues, prometheus.CounterValue, float64(n), workload.ValueKinds[i])
 		}
 	}
 	p := c.state.backend.Load()

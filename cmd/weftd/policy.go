@@ -9,7 +9,7 @@ import (
 
 	"github.com/weftnet/weft/policy"
 	"github.com/weftnet/weft/policy/engine"
-	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/workload"
 )
 
 // startPolicy starts enforcement, if enabled, for this node (policy/engine
@@ -82,7 +82,7 @@ func (d *weftd) waitPolicyInForce(ctx context.Context) {
 // watchPolicyView follows the endpoints, namespaces and policies in etcd
 // and hands every new view to the engine until ctx ends.
 func (d *weftd) watchPolicyView(ctx context.Context) {
-	_ = d.mgr.WatchView(ctx, 0, func(v subnet.View) {
+	_ = d.store.WatchView(ctx, 0, func(v workload.View) {
 		d.log.Debug("policy view", "revision", v.Revision, "endpoints", len(v.Endpoints), "namespaces", len(v.Namespaces), "policies", len(v.Policies))
 		if p := d.state.policy.Load(); p != nil {
 			p.Offer(v)

@@ -1,5 +1,5 @@
 // Package registry is the CNI plugin's socket on weftd's side: it
-// publishes the node's containers in etcd (subnet.EndpointPublisher),
+// publishes the node's containers in etcd (workload.EndpointPublisher),
 // keeps them in a local file so that a restarted weftd publishes them
 // again (dropping those deleted meanwhile), refuses an address outside the
 // node's subnet, and answers an ADD once the node's policy rules include
@@ -22,25 +22,25 @@ import (
 
 	"github.com/weftnet/weft/cni"
 	"github.com/weftnet/weft/cni/daemonsock"
-	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/subnetfile"
+	"github.com/weftnet/weft/workload"
 )
 
 // Options say what a Registry serves.
 type Options struct {
-	Node    string        // this node's name in the endpoint records (its PublicIP)
-	Subnet  netip.Prefix  // this node's subnet: containers outside it are refused
-	File    string        // the endpoints file (--endpoints-file)
-	Socket  string        // the CNI socket (--cni-socket)
-	TTL     time.Duration // the endpoints' etcd lease (--endpoint-ttl)
-	Manager *subnet.Manager
+	Node   string          // this node's name in the endpoint records (its PublicIP)
+	Subnet netip.Prefix    // this node's subnet: containers outside it are refused
+	File   string          // the endpoints file (--endpoints-file)
+	Socket string          // the CNI socket (--cni-socket)
+	TTL    time.Duration   // the endpoints' etcd lease (--endpoint-ttl)
+	Store  *workload.Store // where the containers are published
 	// Enforced, if set, returns nil once policy rules include a new
 	// container, an error if they are not in force in time.
 	Enforced func(context.Context, netip.Addr) error
 	// Policy, if set, is told the node's containers (SetLocal, a function
 	// that never waits) and each change of them (LocalChanged).
 	Policy interface {
-		SetLocal(func() []subnet.Endpoint)
+		SetLocal(func() []workload.Endpoint)
 		LocalChanged()
 	}
 	// Retry runs the first publication until it succeeds or ctx ends.
@@ -62,7 +62,7 @@ func asConfig(format string, a ...any) error { return configError{fmt.Errorf(for
 
 // Registry is the node's registered containers.
 type Registry struct {
-	pub  *subnet.EndpointPublisher
+	pub  *workload.EndpointPublisher
 	file string
 	log  *slog.Logger
 	// subnet is this node's: an endpoint outside it would take over
@@ -72,10 +72,10 @@ type Registry struct {
 
 	mu    sync.Mutex // serialises requests and file writes
 	local map[netip.Addr]localEndpoint
-	// current is a copy of local (as subnet.Endpoints, sorted) for the
+	// current is a copy of local (as workload.Endpoints, sorted) for the
 	// policy engine, which must not wait for mu: a request holds it while
 	// etcd does not answer.
-	current atomic.Pointer[[]subnet.Endpoint]
+	current atomic.Pointer[[]workload.Endpoint]
 	// enforced, if set, returns nil once policy rules include a new
 	// container, an error if they are not in force in time.
 	enforced func(context.Context, netip.Addr) error
@@ -85,7 +85,7 @@ type Registry struct {
 
 // localEndpoint is one record of the endpoints file.
 type localEndpoint struct {
-	subnet.Endpoint
+	workload.Endpoint
 	Network string `json:"network,omitempty"`
 	DataDir string `json:"dataDir,omitempty"`
 }
@@ -105,13 +105,13 @@ func Start(ctx context.Context, wg *sync.WaitGroup, o Options) (*Registry, error
 		return nil, asConfig("%w (fix or remove the file; it lists this node's containers)", err)
 	}
 	r.local = r.stillAttached(local)
-	r.pub = o.Manager.NewEndpointPublisher(o.Node, o.TTL)
+	r.pub = o.Store.NewEndpointPublisher(o.Node, o.TTL)
 	r.snapshot()
 	if o.Policy != nil {
 		o.Policy.SetLocal(r.Endpoints) // this node's rules always include its own containers
 		r.changed = o.Policy.LocalChanged
 	}
-	eps := make([]subnet.Endpoint, 0, len(r.local))
+	eps := make([]workload.Endpoint, 0, len(r.local))
 	for _, le := range r.local {
 		eps = append(eps, le.Endpoint)
 	}
@@ -197,7 +197,7 @@ func (r *Registry) record(ctx context.Context, req daemonsock.Request) error {
 		if !r.subnet.Contains(req.IP) {
 			return fmt.Errorf("container address %s is not in this node's subnet %s", req.IP, r.subnet)
 		}
-		le := localEndpoint{Endpoint: subnet.Endpoint{
+		le := localEndpoint{Endpoint: workload.Endpoint{
 			IP: req.IP, Namespace: req.Namespace, Pod: req.Pod, Labels: req.Labels,
 			Node: r.pub.Node(), ContainerID: req.ContainerID, IfName: req.IfName,
 		}, Network: req.Network, DataDir: req.DataDir}
@@ -248,7 +248,7 @@ func (r *Registry) record(ctx context.Context, req daemonsock.Request) error {
 // snapshot publishes a copy of local for endpoints. Call with mu held
 // (or before the registry serves).
 func (r *Registry) snapshot() {
-	eps := make([]subnet.Endpoint, 0, len(r.local))
+	eps := make([]workload.Endpoint, 0, len(r.local))
 	for _, le := range r.local {
 		ep := le.Endpoint
 		ep.Node = r.pub.Node()
@@ -260,7 +260,7 @@ func (r *Registry) snapshot() {
 
 // Endpoints returns this node's containers as the plugin registered them
 // (without waiting for a request in progress).
-func (r *Registry) Endpoints() []subnet.Endpoint {
+func (r *Registry) Endpoints() []workload.Endpoint {
 	if eps := r.current.Load(); eps != nil {
 		return *eps
 	}

@@ -1,5 +1,5 @@
 // Package engine runs network policy on one node: it turns each view of
-// endpoints, namespaces and policies (subnet.View) into this node's rules
+// endpoints, namespaces and policies (workload.View) into this node's rules
 // (policy.Compile) and keeps them installed (policy.Enforcer), puts back
 // what anyone else changes in its tables, and tells the CNI socket when a
 // new container's rules are in force. weftd wires it; it fails closed:
@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/policy"
-	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/workload"
 )
 
 // Retry is how long the engine waits before rebuilding again after a
@@ -60,12 +60,12 @@ type Engine struct {
 	log    *slog.Logger
 	bridge func() error
 
-	latest atomic.Pointer[subnet.View]
+	latest atomic.Pointer[workload.View]
 	kick   chan struct{}
 	parsed parsed // the stored policies as last parsed (Run's goroutine only)
 	// local returns this node's containers as the CNI socket registered
 	// them, merged into every view (nil without a socket).
-	local atomic.Pointer[func() []subnet.Endpoint]
+	local atomic.Pointer[func() []workload.Endpoint]
 
 	// enforced is this node's endpoints in the rules in force; appliedC is
 	// closed and replaced after every successful apply.
@@ -114,7 +114,7 @@ func New(o Options) *Engine {
 // SetLocal gives the engine this node's containers as registered locally:
 // they stay in the rules when etcd loses them (an endpoint lease expired
 // during a partition), so a container isolated by policy is never opened.
-func (p *Engine) SetLocal(local func() []subnet.Endpoint) { p.local.Store(&local) }
+func (p *Engine) SetLocal(local func() []workload.Endpoint) { p.local.Store(&local) }
 
 // LocalChanged tells the engine that the local containers changed (a CNI
 // ADD or DEL): it applies the latest view again with them, without waiting
@@ -122,7 +122,7 @@ func (p *Engine) SetLocal(local func() []subnet.Endpoint) { p.local.Store(&local
 func (p *Engine) LocalChanged() { p.wake() }
 
 // Offer hands the engine a newer view; only the latest is applied.
-func (p *Engine) Offer(v subnet.View) {
+func (p *Engine) Offer(v workload.View) {
 	p.latest.Store(&v)
 	p.wake()
 }
@@ -169,7 +169,7 @@ func (p *Engine) Run(ctx context.Context, checkInterval time.Duration) {
 
 // ApplyView compiles v for this node and replaces the kernel's rules in
 // one transaction. On an error the rules in force stay as they were.
-func (p *Engine) ApplyView(v subnet.View) error {
+func (p *Engine) ApplyView(v workload.View) error {
 	start := time.Now()
 	err := p.apply(v)
 	p.lastDurationNs.Store(int64(time.Since(start)))
@@ -184,7 +184,7 @@ func (p *Engine) ApplyView(v subnet.View) error {
 	return nil
 }
 
-func (p *Engine) apply(v subnet.View) error {
+func (p *Engine) apply(v workload.View) error {
 	if l := p.local.Load(); l != nil {
 		v = WithLocalEndpoints(v, (*l)())
 	}

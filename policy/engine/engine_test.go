@@ -10,17 +10,17 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/cni"
-	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/workload"
 )
 
 func TestPolicyInputFromView(t *testing.T) {
-	v := subnet.View{
-		Endpoints: []subnet.Endpoint{
+	v := workload.View{
+		Endpoints: []workload.Endpoint{
 			{IP: netip.MustParseAddr("10.244.1.2"), Namespace: "x", Pod: "a", Labels: map[string]string{"app": "web"}, Node: "192.0.2.1", ContainerID: "c1", IfName: "eth0"},
 			{IP: netip.MustParseAddr("10.244.2.2"), Namespace: "y", Pod: "b", Node: "192.0.2.2"},
 		},
-		Namespaces: []subnet.Namespace{{Name: "x", Labels: map[string]string{"team": "red"}}, {Name: "y"}},
-		Policies:   []subnet.Policy{{Namespace: "x", Name: "deny", JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny","namespace":"x"},"spec":{"podSelector":{}}}`)}},
+		Namespaces: []workload.Namespace{{Name: "x", Labels: map[string]string{"team": "red"}}, {Name: "y"}},
+		Policies:   []workload.Policy{{Namespace: "x", Name: "deny", JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny","namespace":"x"},"spec":{"podSelector":{}}}`)}},
 	}
 	in, rejected := Input(v, "192.0.2.1")
 	if len(rejected) != 0 || len(in.FailClosed) != 0 {
@@ -38,9 +38,9 @@ func TestPolicyInputFromView(t *testing.T) {
 	// field, or another object) is left out and named; its namespace fails
 	// closed; the other policies stay.
 	v.Policies = append(v.Policies,
-		subnet.Policy{Namespace: "x", Name: "bad", JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"bad","namespace":"x"},"spec":{"podSelector":{},"bogus":1}}`)},
-		subnet.Policy{Namespace: "y", Name: "other", JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny","namespace":"x"},"spec":{"podSelector":{}}}`)},
-		subnet.Policy{Namespace: "y", Name: "junk", JSON: []byte(`[1,2]`)},
+		workload.Policy{Namespace: "x", Name: "bad", JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"bad","namespace":"x"},"spec":{"podSelector":{},"bogus":1}}`)},
+		workload.Policy{Namespace: "y", Name: "other", JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny","namespace":"x"},"spec":{"podSelector":{}}}`)},
+		workload.Policy{Namespace: "y", Name: "junk", JSON: []byte(`[1,2]`)},
 	)
 	in, rejected = Input(v, "192.0.2.1")
 	if len(in.Policies) != 1 || in.Policies[0].Name != "deny" {
@@ -91,10 +91,10 @@ func TestWaitEnforced(t *testing.T) {
 func TestWithLocalEndpoints(t *testing.T) {
 	const node, other = "192.0.2.1", "192.0.2.2"
 	ip := netip.MustParseAddr
-	remote := subnet.Endpoint{IP: ip("10.244.2.2"), Namespace: "y", Node: other}
-	stale := subnet.Endpoint{IP: ip("10.244.1.3"), Namespace: "x", Labels: map[string]string{"app": "old"}, Node: node}
-	v := subnet.View{Endpoints: []subnet.Endpoint{stale, remote}, Revision: 7}
-	local := []subnet.Endpoint{
+	remote := workload.Endpoint{IP: ip("10.244.2.2"), Namespace: "y", Node: other}
+	stale := workload.Endpoint{IP: ip("10.244.1.3"), Namespace: "x", Labels: map[string]string{"app": "old"}, Node: node}
+	v := workload.View{Endpoints: []workload.Endpoint{stale, remote}, Revision: 7}
+	local := []workload.Endpoint{
 		{IP: ip("10.244.1.2"), Namespace: "x", Labels: map[string]string{"app": "db"}, Node: node, ContainerID: "c2", IfName: "eth0"},
 		{IP: ip("10.244.1.3"), Namespace: "x", Labels: map[string]string{"app": "web"}, Node: node, ContainerID: "c3", IfName: "eth0"},
 	}
@@ -112,7 +112,7 @@ func TestWithLocalEndpoints(t *testing.T) {
 	}
 	// The view without them (what etcd holds after the lease expired):
 	// the rules still isolate them.
-	in, _ := Input(WithLocalEndpoints(subnet.View{Endpoints: []subnet.Endpoint{remote}}, local), node)
+	in, _ := Input(WithLocalEndpoints(workload.View{Endpoints: []workload.Endpoint{remote}}, local), node)
 	if len(in.Endpoints) != 3 || in.Endpoints[0].HostIf != cni.HostVethName("c2", "eth0") {
 		t.Fatalf("policy input %+v: want both local containers with their bridge ports", in.Endpoints)
 	}
@@ -133,9 +133,9 @@ func TestParsedCacheFollowsChanges(t *testing.T) {
 		rejected  int
 		cacheSize int
 	}{{good, 1, 0, 1}, {good, 1, 0, 1}, {bad, 0, 1, 1}, {good, 1, 0, 1}, {nil, 0, 0, 0}} {
-		v := subnet.View{}
+		v := workload.View{}
 		if step.json != nil {
-			v.Policies = []subnet.Policy{{Namespace: "x", Name: "p", JSON: step.json}}
+			v.Policies = []workload.Policy{{Namespace: "x", Name: "p", JSON: step.json}}
 		}
 		in, rej := cache.input(v, "n")
 		if len(in.Policies) != step.policies || len(rej) != step.rejected || len(cache) != step.cacheSize {

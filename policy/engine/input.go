@@ -9,7 +9,7 @@ import (
 
 	"github.com/weftnet/weft/cni"
 	"github.com/weftnet/weft/policy"
-	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/workload"
 )
 
 // WithLocalEndpoints returns v with this node's containers as the local
@@ -19,7 +19,7 @@ import (
 // meanwhile (a container isolated by policy would be open). An endpoint of
 // the registry replaces the view's of the same IP (addresses of this
 // node's subnet are its own); the view's others stay. v is not modified.
-func WithLocalEndpoints(v subnet.View, local []subnet.Endpoint) subnet.View {
+func WithLocalEndpoints(v workload.View, local []workload.Endpoint) workload.View {
 	if len(local) == 0 {
 		return v
 	}
@@ -27,7 +27,7 @@ func WithLocalEndpoints(v subnet.View, local []subnet.Endpoint) subnet.View {
 	for _, ep := range local {
 		mine[ep.IP] = true
 	}
-	eps := make([]subnet.Endpoint, 0, len(v.Endpoints)+len(local))
+	eps := make([]workload.Endpoint, 0, len(v.Endpoints)+len(local))
 	for _, ep := range v.Endpoints {
 		if !mine[ep.IP] {
 			eps = append(eps, ep)
@@ -44,7 +44,7 @@ func WithLocalEndpoints(v subnet.View, local []subnet.Endpoint) subnet.View {
 // storing, so only a foreign writer can cause this) is left out and
 // returned as rejected, and its namespace fails closed
 // (policy.Input.FailClosed): every other policy still applies.
-func Input(v subnet.View, node string) (policy.Input, []Rejected) {
+func Input(v workload.View, node string) (policy.Input, []Rejected) {
 	return (*parsed)(nil).input(v, node)
 }
 
@@ -62,7 +62,7 @@ type parsedPolicy struct {
 
 // input is Input, parsing only what changed since the last call (p nil:
 // everything) and keeping only the view's policies in p.
-func (p *parsed) input(v subnet.View, node string) (policy.Input, []Rejected) {
+func (p *parsed) input(v workload.View, node string) (policy.Input, []Rejected) {
 	in := policy.Input{Node: node}
 	for _, ep := range v.Endpoints {
 		pe := policy.Endpoint{IP: ep.IP, Namespace: ep.Namespace, Name: ep.Pod, Labels: ep.Labels, Node: ep.Node}

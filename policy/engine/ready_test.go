@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/weftnet/weft/policy"
-	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/workload"
 )
 
 type nopInstaller struct{}
@@ -25,7 +25,7 @@ func TestWaitAppliedAgreesWithStatus(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := p.ApplyView(subnet.View{Revision: 7}); err != nil {
+			if err := p.ApplyView(workload.View{Revision: 7}); err != nil {
 				t.Error(err)
 			}
 		}()

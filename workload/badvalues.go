@@ -1,4 +1,4 @@
-package subnet
+package workload
 
 import (
 	"log/slog"
@@ -91,10 +91,10 @@ func (b *badValueLog) flushLocked() {
 // MalformedValues returns how many malformed values of each kind (in
 // ValueKinds' order) were read from etcd since the Manager was made; a
 // value read again (a relisting, a restart of the view) counts again.
-func (m *Manager) MalformedValues() [len(ValueKinds)]uint64 {
+func (s *Store) MalformedValues() [len(ValueKinds)]uint64 {
 	var out [len(ValueKinds)]uint64
 	for i := range out {
-		out[i] = m.bad.counts[i].Load()
+		out[i] = s.bad.counts[i].Load()
 	}
 	return out
 }

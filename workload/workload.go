@@ -1,4 +1,4 @@
-package subnet
+package workload
 
 import (
 	"encoding/json"
@@ -11,16 +11,6 @@ import (
 
 	"github.com/weftnet/weft/k8sname"
 )
-
-// Workload identity and network policy as stored in etcd, for the policy
-// engine:
-//
-//	<prefix>/endpoints/<ip>            one container (Endpoint JSON), on its node's liveness lease
-//	<prefix>/namespaces/<name>         a namespace's labels ({"labels":{...}})
-//	<prefix>/policies/<ns>/<name>      a networking.k8s.io/v1 NetworkPolicy, raw JSON
-//
-// This package only validates names and labels and stores the policy
-// bytes; turning them into rules is the policy package's job.
 
 // DefaultNamespace is the namespace of a container whose runtime names none.
 const DefaultNamespace = "default"

@@ -1,4 +1,4 @@
-package subnet_test
+package workload_test
 
 import (
 	"context"
@@ -14,18 +14,19 @@ import (
 
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/etcdtest"
+	"github.com/weftnet/weft/workload"
 )
 
 func TestNamespaceLabels(t *testing.T) {
 	srv := etcdtest.Start(t)
-	m := newManager(t, srv.Client(t), subnet.Options{})
+	m := newStore(t, srv.Client(t), subnet.Options{})
 	ctx := ctxFor(t, 30*time.Second)
 
 	ns, err := m.LabelNamespace(ctx, "x", map[string]string{"team": "a", "example.com/tier": "web"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"team": "a", "example.com/tier": "web", subnet.NamespaceNameLabel: "x"}
+	want := map[string]string{"team": "a", "example.com/tier": "web", workload.NamespaceNameLabel: "x"}
 	if !maps.Equal(ns.Labels, want) {
 		t.Fatalf("labels %v, want %v", ns.Labels, want)
 	}
@@ -33,7 +34,7 @@ func TestNamespaceLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]string{"team": "b", subnet.NamespaceNameLabel: "x"}; !maps.Equal(ns.Labels, want) {
+	if want := map[string]string{"team": "b", workload.NamespaceNameLabel: "x"}; !maps.Equal(ns.Labels, want) {
 		t.Fatalf("after relabel: %v, want %v", ns.Labels, want)
 	}
 	if _, err := m.LabelNamespace(ctx, "y", nil, nil); err != nil {
@@ -43,7 +44,7 @@ func TestNamespaceLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 2 || list[0].Name != "x" || list[1].Name != "y" || list[1].Labels[subnet.NamespaceNameLabel] != "y" {
+	if len(list) != 2 || list[0].Name != "x" || list[1].Name != "y" || list[1].Labels[workload.NamespaceNameLabel] != "y" {
 		t.Fatalf("list %+v", list)
 	}
 
@@ -57,8 +58,8 @@ func TestNamespaceLabels(t *testing.T) {
 		{"X", nil, nil, `namespace "X"`},
 		{"x", map[string]string{"bad key!": "v"}, nil, `label key "bad key!"`},
 		{"x", map[string]string{"k": "-v"}, nil, `label k="-v"`},
-		{"x", map[string]string{subnet.NamespaceNameLabel: "z"}, nil, "set by weft"},
-		{"x", nil, []string{subnet.NamespaceNameLabel}, "cannot be removed"},
+		{"x", map[string]string{workload.NamespaceNameLabel: "z"}, nil, "set by weft"},
+		{"x", nil, []string{workload.NamespaceNameLabel}, "cannot be removed"},
 	} {
 		if _, err := m.LabelNamespace(ctx, c.name, c.set, c.remove); err == nil || !strings.Contains(err.Error(), c.errHas) {
 			t.Errorf("LabelNamespace(%q, %v, %v): err %v, want %q", c.name, c.set, c.remove, err, c.errHas)
@@ -84,10 +85,10 @@ func policyJSON(ns, name string) []byte {
 
 func TestPoliciesAllOrNothing(t *testing.T) {
 	srv := etcdtest.Start(t)
-	m := newManager(t, srv.Client(t), subnet.Options{})
+	m := newStore(t, srv.Client(t), subnet.Options{})
 	ctx := ctxFor(t, 30*time.Second)
 
-	ps := []subnet.Policy{
+	ps := []workload.Policy{
 		{Namespace: "x", Name: "deny-all", JSON: policyJSON("x", "deny-all")},
 		{Namespace: "y", Name: "allow.web", JSON: policyJSON("y", "allow.web")},
 		{Namespace: "x", Name: "allow-a", JSON: policyJSON("x", "allow-a")},
@@ -123,14 +124,14 @@ func TestPoliciesAllOrNothing(t *testing.T) {
 
 	// One bad policy among good ones: nothing is written.
 	for _, bad := range []struct {
-		ps     []subnet.Policy
+		ps     []workload.Policy
 		errHas string
 	}{
-		{[]subnet.Policy{{Namespace: "z", Name: "new", JSON: policyJSON("z", "new")}, {Namespace: "z", Name: "Bad", JSON: policyJSON("z", "Bad")}}, `policy name "Bad"`},
-		{[]subnet.Policy{{Namespace: "z", Name: "new", JSON: policyJSON("z", "new")}, {Namespace: "z", Name: "j", JSON: []byte("[1]")}}, "not a JSON object"},
-		{[]subnet.Policy{{Namespace: "z", Name: "new", JSON: policyJSON("z", "new")}, {Namespace: "z", Name: "new", JSON: policyJSON("z", "new")}}, "given twice"},
+		{[]workload.Policy{{Namespace: "z", Name: "new", JSON: policyJSON("z", "new")}, {Namespace: "z", Name: "Bad", JSON: policyJSON("z", "Bad")}}, `policy name "Bad"`},
+		{[]workload.Policy{{Namespace: "z", Name: "new", JSON: policyJSON("z", "new")}, {Namespace: "z", Name: "j", JSON: []byte("[1]")}}, "not a JSON object"},
+		{[]workload.Policy{{Namespace: "z", Name: "new", JSON: policyJSON("z", "new")}, {Namespace: "z", Name: "new", JSON: policyJSON("z", "new")}}, "given twice"},
 		{nil, "none given"},
-		{make([]subnet.Policy, subnet.MaxPoliciesPerApply+1), "at most 128"},
+		{make([]workload.Policy, workload.MaxPoliciesPerApply+1), "at most 128"},
 	} {
 		if _, err := m.ApplyPolicies(ctx, bad.ps); err == nil || !strings.Contains(err.Error(), bad.errHas) {
 			t.Errorf("apply: err %v, want %q", err, bad.errHas)
@@ -141,16 +142,16 @@ func TestPoliciesAllOrNothing(t *testing.T) {
 	}
 
 	// The maximum in one apply works (one transaction).
-	var many []subnet.Policy
-	for i := range subnet.MaxPoliciesPerApply {
+	var many []workload.Policy
+	for i := range workload.MaxPoliciesPerApply {
 		name := fmt.Sprintf("p%d", i)
-		many = append(many, subnet.Policy{Namespace: "z", Name: name, JSON: policyJSON("z", name)})
+		many = append(many, workload.Policy{Namespace: "z", Name: name, JSON: policyJSON("z", name)})
 	}
 	if _, err := m.ApplyPolicies(ctx, many); err != nil {
 		t.Fatal(err)
 	}
-	if z, _ := m.ListPolicies(ctx, "z"); len(z) != subnet.MaxPoliciesPerApply {
-		t.Fatalf("stored %d of %d", len(z), subnet.MaxPoliciesPerApply)
+	if z, _ := m.ListPolicies(ctx, "z"); len(z) != workload.MaxPoliciesPerApply {
+		t.Fatalf("stored %d of %d", len(z), workload.MaxPoliciesPerApply)
 	}
 
 	if found, err := m.DeletePolicy(ctx, "x", "deny-all"); err != nil || !found {
@@ -161,11 +162,11 @@ func TestPoliciesAllOrNothing(t *testing.T) {
 	}
 }
 
-func ep(ip, ns, pod string, labels map[string]string) subnet.Endpoint {
-	return subnet.Endpoint{IP: netip.MustParseAddr(ip), Namespace: ns, Pod: pod, Labels: labels, ContainerID: "c-" + pod, IfName: "eth0"}
+func ep(ip, ns, pod string, labels map[string]string) workload.Endpoint {
+	return workload.Endpoint{IP: netip.MustParseAddr(ip), Namespace: ns, Pod: pod, Labels: labels, ContainerID: "c-" + pod, IfName: "eth0"}
 }
 
-func endpointIPs(t testing.TB, m *subnet.Manager) string {
+func endpointIPs(t testing.TB, m *workload.Store) string {
 	t.Helper()
 	eps, err := m.ListEndpoints(ctxFor(t, 10*time.Second))
 	if err != nil {
@@ -181,22 +182,22 @@ func endpointIPs(t testing.TB, m *subnet.Manager) string {
 func TestEndpointPublisher(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
-	m := newManager(t, cli, subnet.Options{})
+	m := newStore(t, cli, subnet.Options{})
 	ctx := ctxFor(t, 60*time.Second)
 
 	// A stale endpoint of node A from an earlier run, one of node B.
 	staleA := m.NewEndpointPublisher("192.0.2.1", 0)
-	if err := staleA.Start(ctx, []subnet.Endpoint{ep("10.244.1.9", "x", "old", nil)}); err != nil {
+	if err := staleA.Start(ctx, []workload.Endpoint{ep("10.244.1.9", "x", "old", nil)}); err != nil {
 		t.Fatal(err)
 	}
 	b := m.NewEndpointPublisher("192.0.2.2", 0)
-	if err := b.Start(ctx, []subnet.Endpoint{ep("10.244.2.2", "y", "b", map[string]string{"app": "db"})}); err != nil {
+	if err := b.Start(ctx, []workload.Endpoint{ep("10.244.2.2", "y", "b", map[string]string{"app": "db"})}); err != nil {
 		t.Fatal(err)
 	}
 
 	// Node A restarts knowing two containers: the stale one goes.
 	a := m.NewEndpointPublisher("192.0.2.1", 0)
-	if err := a.Start(ctx, []subnet.Endpoint{ep("10.244.1.2", "x", "a", map[string]string{"app": "web"}), ep("10.244.1.3", "x", "c", nil)}); err != nil {
+	if err := a.Start(ctx, []workload.Endpoint{ep("10.244.1.2", "x", "a", map[string]string{"app": "web"}), ep("10.244.1.3", "x", "c", nil)}); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := endpointIPs(t, m), "10.244.1.2@192.0.2.1 10.244.1.3@192.0.2.1 10.244.2.2@192.0.2.2"; got != want {
@@ -264,17 +265,17 @@ func TestEndpointPublisher(t *testing.T) {
 // once its liveness lease expires; other nodes' stay.
 func TestEndpointsVanishWithDeadNode(t *testing.T) {
 	srv := etcdtest.Start(t)
-	m := newManager(t, srv.Client(t), subnet.Options{})
+	m := newStore(t, srv.Client(t), subnet.Options{})
 	ctx := ctxFor(t, 60*time.Second)
 
 	dead := m.NewEndpointPublisher("192.0.2.1", 2*time.Second)
 	alive := m.NewEndpointPublisher("192.0.2.2", 2*time.Second)
-	for _, p := range []*subnet.EndpointPublisher{dead, alive} {
+	for _, p := range []*workload.EndpointPublisher{dead, alive} {
 		ip := "10.244.1.2"
 		if p == alive {
 			ip = "10.244.2.2"
 		}
-		if err := p.Start(ctx, []subnet.Endpoint{ep(ip, "x", "p", nil)}); err != nil {
+		if err := p.Start(ctx, []workload.Endpoint{ep(ip, "x", "p", nil)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -299,14 +300,14 @@ func TestEndpointsVanishWithDeadNode(t *testing.T) {
 func TestWatchView(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
-	m := newManager(t, cli, subnet.Options{})
+	m := newStore(t, cli, subnet.Options{})
 	ctx := ctxFor(t, 60*time.Second)
 
 	if _, err := m.LabelNamespace(ctx, "x", map[string]string{"team": "a"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	pub := m.NewEndpointPublisher("192.0.2.1", 0)
-	if err := pub.Start(ctx, []subnet.Endpoint{ep("10.244.1.2", "y", "a", map[string]string{"app": "web"})}); err != nil {
+	if err := pub.Start(ctx, []workload.Endpoint{ep("10.244.1.2", "y", "a", map[string]string{"app": "web"})}); err != nil {
 		t.Fatal(err)
 	}
 	// Malformed keys and values are left out.
@@ -320,19 +321,19 @@ func TestWatchView(t *testing.T) {
 	put(t, cli, "/weft/network/policies/x/junk", `{"spec":{"bogus":1}}`)
 
 	var mu sync.Mutex
-	var views []subnet.View
-	last := func() subnet.View {
+	var views []workload.View
+	last := func() workload.View {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(views) == 0 {
-			return subnet.View{}
+			return workload.View{}
 		}
 		return views[len(views)-1]
 	}
 	wctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		m.WatchView(wctx, 0, func(v subnet.View) {
+		m.WatchView(wctx, 0, func(v workload.View) {
 			mu.Lock()
 			views = append(views, v)
 			mu.Unlock()
@@ -347,7 +348,7 @@ func TestWatchView(t *testing.T) {
 	}
 	// x is labelled; y exists through its endpoint.
 	if len(v.Namespaces) != 2 || v.Namespaces[0].Name != "x" || v.Namespaces[0].Labels["team"] != "a" ||
-		v.Namespaces[1].Name != "y" || v.Namespaces[1].Labels[subnet.NamespaceNameLabel] != "y" || len(v.Namespaces[1].Labels) != 1 {
+		v.Namespaces[1].Name != "y" || v.Namespaces[1].Labels[workload.NamespaceNameLabel] != "y" || len(v.Namespaces[1].Labels) != 1 {
 		t.Fatalf("namespaces %+v", v.Namespaces)
 	}
 	if len(v.Policies) != 2 || v.Policies[0].Name != "arr" || v.Policies[1].Name != "junk" || string(v.Policies[0].JSON) != "[1]" {
@@ -361,7 +362,7 @@ func TestWatchView(t *testing.T) {
 
 	// Each kind of change arrives, in one view with what preceded it.
 	rev := v.Revision
-	if _, err := m.ApplyPolicies(ctx, []subnet.Policy{{Namespace: "z", Name: "deny", JSON: policyJSON("z", "deny")}}); err != nil {
+	if _, err := m.ApplyPolicies(ctx, []workload.Policy{{Namespace: "z", Name: "deny", JSON: policyJSON("z", "deny")}}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "policy reaches the view", func() bool { return len(last().Policies) == 1 })
@@ -408,7 +409,7 @@ func TestWatchView(t *testing.T) {
 
 	// After an etcd restart the view follows again.
 	srv.Restart(t)
-	if _, err := m.ApplyPolicies(ctx, []subnet.Policy{{Namespace: "x", Name: "after", JSON: policyJSON("x", "after")}}); err != nil {
+	if _, err := m.ApplyPolicies(ctx, []workload.Policy{{Namespace: "x", Name: "after", JSON: policyJSON("x", "after")}}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "change after etcd restart", func() bool { return len(last().Policies) == 1 })
@@ -418,14 +419,14 @@ func TestWatchView(t *testing.T) {
 // last view has them all.
 func TestWatchViewCoalesces(t *testing.T) {
 	srv := etcdtest.Start(t)
-	m := newManager(t, srv.Client(t), subnet.Options{Logger: quietLogger()})
+	m := newStore(t, srv.Client(t), subnet.Options{Logger: quietLogger()})
 	ctx := ctxFor(t, 60*time.Second)
 	var mu sync.Mutex
-	var views []subnet.View
+	var views []workload.View
 	wctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		m.WatchView(wctx, 0, func(v subnet.View) {
+		m.WatchView(wctx, 0, func(v workload.View) {
 			time.Sleep(50 * time.Millisecond) // a slow consumer
 			mu.Lock()
 			views = append(views, v)
@@ -464,14 +465,14 @@ func TestWatchViewCoalesces(t *testing.T) {
 // back; an IP published again meanwhile is kept.
 func TestWithdrawRetriedAfterOutage(t *testing.T) {
 	srv := etcdtest.Start(t)
-	direct := newManager(t, srv.Client(t), subnet.Options{})
+	direct := newStore(t, srv.Client(t), subnet.Options{})
 	proxy := etcdtest.NewProxy(t, strings.TrimPrefix(srv.Endpoints()[0], "http://"))
 	cli := etcdtest.NewClient(t, subnet.ClientOptions{Endpoints: []string{proxy.Endpoint()}, DialTimeout: 2 * time.Second})
-	m := newManager(t, cli, subnet.Options{Logger: quietLogger()})
+	m := newStore(t, cli, subnet.Options{Logger: quietLogger()})
 	ctx := ctxFor(t, 90*time.Second)
 
 	pub := m.NewEndpointPublisher("192.0.2.1", 0)
-	if err := pub.Start(ctx, []subnet.Endpoint{ep("10.244.1.2", "x", "a", nil), ep("10.244.1.3", "x", "b", nil)}); err != nil {
+	if err := pub.Start(ctx, []workload.Endpoint{ep("10.244.1.2", "x", "a", nil), ep("10.244.1.3", "x", "b", nil)}); err != nil {
 		t.Fatal(err)
 	}
 	runCtx, stop := context.WithCancel(ctx)
@@ -499,13 +500,14 @@ func TestWithdrawRetriedAfterOutage(t *testing.T) {
 // rules for it); a changed policy among unchanged ones is the only write.
 func TestApplyPoliciesSkipsUnchanged(t *testing.T) {
 	srv := etcdtest.Start(t)
-	m := newManager(t, srv.Client(t), subnet.Options{})
+	leases := subnet.NewManager(srv.Client(t), subnet.Options{Logger: testLogger(t)})
+	m := workload.New(leases, testLogger(t))
 	ctx := ctxFor(t, 30*time.Second)
-	a := subnet.Policy{Namespace: "x", Name: "a", JSON: policyJSON("x", "a")}
-	b := subnet.Policy{Namespace: "x", Name: "b", JSON: policyJSON("x", "b")}
-	apply := func(want ...subnet.PolicyOutcome) {
+	a := workload.Policy{Namespace: "x", Name: "a", JSON: policyJSON("x", "a")}
+	b := workload.Policy{Namespace: "x", Name: "b", JSON: policyJSON("x", "b")}
+	apply := func(want ...workload.PolicyOutcome) {
 		t.Helper()
-		got, err := m.ApplyPolicies(ctx, []subnet.Policy{a, b})
+		got, err := m.ApplyPolicies(ctx, []workload.Policy{a, b})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -515,13 +517,13 @@ func TestApplyPoliciesSkipsUnchanged(t *testing.T) {
 	}
 	revision := func() int64 {
 		t.Helper()
-		r, err := m.Revision(ctx)
+		r, err := leases.Revision(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
-	stored := func(p subnet.Policy) subnet.Policy {
+	stored := func(p workload.Policy) workload.Policy {
 		t.Helper()
 		s, found, err := m.GetPolicy(ctx, p.Namespace, p.Name)
 		if err != nil || !found {
@@ -530,15 +532,15 @@ func TestApplyPoliciesSkipsUnchanged(t *testing.T) {
 		return s
 	}
 
-	apply(subnet.PolicyCreated, subnet.PolicyCreated)
+	apply(workload.PolicyCreated, workload.PolicyCreated)
 	rev, aRev := revision(), stored(a).Revision
-	apply(subnet.PolicyUnchanged, subnet.PolicyUnchanged)
+	apply(workload.PolicyUnchanged, workload.PolicyUnchanged)
 	if r := revision(); r != rev {
 		t.Fatalf("applying the stored policies again moved etcd's revision %d -> %d", rev, r)
 	}
 
 	b.JSON = []byte(strings.Replace(string(b.JSON), `"podSelector":{}`, `"podSelector":{"matchLabels":{"app":"db"}}`, 1))
-	apply(subnet.PolicyUnchanged, subnet.PolicyConfigured)
+	apply(workload.PolicyUnchanged, workload.PolicyConfigured)
 	if r := revision(); r != rev+1 {
 		t.Fatalf("one changed policy: revision %d -> %d, want one write", rev, r)
 	}
@@ -556,12 +558,12 @@ func TestApplyPoliciesSkipsUnchanged(t *testing.T) {
 func TestApplyPoliciesConcurrentChange(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
-	m := newManager(t, cli, subnet.Options{})
-	other := newManager(t, srv.Client(t), subnet.Options{})
+	m := newStore(t, cli, subnet.Options{})
+	other := newStore(t, srv.Client(t), subnet.Options{})
 	ctx := ctxFor(t, 30*time.Second)
-	a := subnet.Policy{Namespace: "x", Name: "a", JSON: policyJSON("x", "a")}
-	b := subnet.Policy{Namespace: "x", Name: "b", JSON: policyJSON("x", "b")}
-	if _, err := m.ApplyPolicies(ctx, []subnet.Policy{a, b}); err != nil {
+	a := workload.Policy{Namespace: "x", Name: "a", JSON: policyJSON("x", "a")}
+	b := workload.Policy{Namespace: "x", Name: "b", JSON: policyJSON("x", "b")}
+	if _, err := m.ApplyPolicies(ctx, []workload.Policy{a, b}); err != nil {
 		t.Fatal(err)
 	}
 	// The other writer changes x/b (which this apply finds unchanged) after
@@ -572,10 +574,10 @@ func TestApplyPoliciesConcurrentChange(t *testing.T) {
 	a2 := a
 	a2.JSON = []byte(strings.Replace(string(a.JSON), `"podSelector":{}`, `"podSelector":{"matchLabels":{"app":"new"}}`, 1))
 	reads := 0
-	got, err := m.ApplyPoliciesWithHook(ctx, []subnet.Policy{a2, b}, func() {
+	got, err := m.ApplyPoliciesWithHook(ctx, []workload.Policy{a2, b}, func() {
 		reads++
 		if reads == 1 {
-			if _, err := other.ApplyPolicies(ctx, []subnet.Policy{b2}); err != nil {
+			if _, err := other.ApplyPolicies(ctx, []workload.Policy{b2}); err != nil {
 				t.Error(err)
 			}
 		}
@@ -586,10 +588,10 @@ func TestApplyPoliciesConcurrentChange(t *testing.T) {
 	if reads != 2 {
 		t.Fatalf("%d reads, want 2 (the first write must fail on the concurrent change)", reads)
 	}
-	if want := []subnet.PolicyOutcome{subnet.PolicyConfigured, subnet.PolicyConfigured}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if want := []workload.PolicyOutcome{workload.PolicyConfigured, workload.PolicyConfigured}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("outcomes %v, want %v", got, want)
 	}
-	for _, p := range []subnet.Policy{a2, b} {
+	for _, p := range []workload.Policy{a2, b} {
 		s, _, err := m.GetPolicy(ctx, p.Namespace, p.Name)
 		if err != nil || string(s.JSON) != string(p.JSON) {
 			t.Fatalf("%s/%s stored %s (%v), want %s", p.Namespace, p.Name, s.JSON, err, p.JSON)
@@ -604,13 +606,13 @@ func TestApplyPoliciesConcurrentChange(t *testing.T) {
 func TestViewLoadsBeyondReceiveLimit(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
-	m := newManager(t, cli, subnet.Options{Logger: quietLogger()})
+	m := newStore(t, cli, subnet.Options{Logger: quietLogger()})
 	ctx := ctxFor(t, 2*time.Minute)
 	if _, err := m.LabelNamespace(ctx, "x", map[string]string{"team": "a"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	pub := m.NewEndpointPublisher("192.0.2.1", 0)
-	if err := pub.Start(ctx, []subnet.Endpoint{ep("10.244.1.2", "y", "a", nil)}); err != nil {
+	if err := pub.Start(ctx, []workload.Endpoint{ep("10.244.1.2", "y", "a", nil)}); err != nil {
 		t.Fatal(err)
 	}
 	big := `{"metadata":{"annotations":{"a":"` + strings.Repeat("B", 1<<20) + `"}}}`

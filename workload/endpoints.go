@@ -1,4 +1,4 @@
-package subnet
+package workload
 
 import (
 	"context"
@@ -33,7 +33,7 @@ const maxTxnOps = 128
 // a restarting weftd does not make its containers vanish from other
 // nodes' rules.
 type EndpointPublisher struct {
-	m    *Manager
+	s    *Store
 	node string
 	ttl  time.Duration
 
@@ -48,12 +48,12 @@ type EndpointPublisher struct {
 // NewEndpointPublisher returns a publisher for node (its public IP, as in
 // its subnet lease) with a liveness lease of ttl (DefaultEndpointTTL when
 // zero; at least 2 s).
-func (m *Manager) NewEndpointPublisher(node string, ttl time.Duration) *EndpointPublisher {
+func (s *Store) NewEndpointPublisher(node string, ttl time.Duration) *EndpointPublisher {
 	if ttl <= 0 {
 		ttl = DefaultEndpointTTL
 	}
 	ttl = max(ttl, 2*time.Second)
-	return &EndpointPublisher{m: m, node: node, ttl: ttl, want: map[netip.Addr]Endpoint{}, unwithdrawn: map[netip.Addr]bool{}}
+	return &EndpointPublisher{s: s, node: node, ttl: ttl, want: map[netip.Addr]Endpoint{}, unwithdrawn: map[netip.Addr]bool{}}
 }
 
 // Node is the node name written into every endpoint.
@@ -108,10 +108,10 @@ func (p *EndpointPublisher) Publish(ctx context.Context, ep Endpoint) error {
 			return fmt.Errorf("publish endpoint %s: %w", ep.IP, err)
 		}
 	}
-	if _, err := p.m.cli.Put(ctx, p.m.endpointKey(ep.IP), string(data), clientv3.WithLease(p.lease)); err != nil {
+	if _, err := p.s.cli.Put(ctx, p.s.endpointKey(ep.IP), string(data), clientv3.WithLease(p.lease)); err != nil {
 		return fmt.Errorf("publish endpoint %s: %w", ep.IP, err)
 	}
-	p.m.touch()
+	p.s.touch()
 	p.want[ep.IP] = ep
 	delete(p.unwithdrawn, ep.IP)
 	return nil
@@ -137,12 +137,12 @@ func (p *EndpointPublisher) Withdraw(ctx context.Context, ip netip.Addr) (found 
 
 // withdraw deletes ip's key if it names this node. Call with p.mu held.
 func (p *EndpointPublisher) withdraw(ctx context.Context, ip netip.Addr) (bool, error) {
-	key := p.m.endpointKey(ip)
-	resp, err := p.m.cli.Get(ctx, key)
+	key := p.s.endpointKey(ip)
+	resp, err := p.s.cli.Get(ctx, key)
 	if err != nil {
 		return false, err
 	}
-	p.m.touch()
+	p.s.touch()
 	if len(resp.Kvs) == 0 {
 		return false, nil
 	}
@@ -150,7 +150,7 @@ func (p *EndpointPublisher) withdraw(ctx context.Context, ip netip.Addr) (bool, 
 	if ep, err := decodeEndpoint(kv.Value); err == nil && ep.Node != p.node {
 		return false, nil
 	}
-	txn, err := p.m.cli.Txn(ctx).
+	txn, err := p.s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
 		Then(clientv3.OpDelete(key)).
 		Commit()
@@ -176,7 +176,7 @@ func (p *EndpointPublisher) retryWithdrawals(ctx context.Context) {
 			return // etcd still away; next time
 		}
 		delete(p.unwithdrawn, ip)
-		p.m.log.Info("withdrew endpoint after etcd came back", "ip", ip)
+		p.s.log.Info("withdrew endpoint after etcd came back", "ip", ip)
 	}
 }
 
@@ -198,7 +198,7 @@ func (p *EndpointPublisher) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				break
 			}
-			p.m.log.Warn("publishing endpoints failed, retrying", "err", err, "retry_in", delay)
+			p.s.log.Warn("publishing endpoints failed, retrying", "err", err, "retry_in", delay)
 			select {
 			case <-ctx.Done():
 			case <-time.After(delay):
@@ -216,7 +216,7 @@ func (p *EndpointPublisher) Run(ctx context.Context) error {
 			p.lease = 0
 		}
 		p.mu.Unlock()
-		p.m.log.Warn("endpoint liveness lease lost; taking a new one and publishing again", "lease", lease)
+		p.s.log.Warn("endpoint liveness lease lost; taking a new one and publishing again", "lease", lease)
 	}
 	return nil
 }
@@ -225,9 +225,9 @@ func (p *EndpointPublisher) Run(ctx context.Context) error {
 func (p *EndpointPublisher) keepAlive(ctx context.Context, lease clientv3.LeaseID) {
 	kctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ch, err := p.m.cli.KeepAlive(kctx, lease)
+	ch, err := p.s.cli.KeepAlive(kctx, lease)
 	if err != nil {
-		p.m.log.Warn("keep endpoint lease alive", "lease", lease, "err", err)
+		p.s.log.Warn("keep endpoint lease alive", "lease", lease, "err", err)
 		return
 	}
 	retry := time.NewTicker(retryWithdrawEvery)
@@ -238,7 +238,7 @@ func (p *EndpointPublisher) keepAlive(ctx context.Context, lease clientv3.LeaseI
 			if !ok {
 				return
 			}
-			p.m.touch()
+			p.s.touch()
 		case <-retry.C:
 			p.retryWithdrawals(ctx)
 		}
@@ -253,7 +253,7 @@ const retryWithdrawEvery = 2 * time.Second
 // previous run left and takes it over instead of granting another one
 // (every start used to leave an orphan lease behind, kept for its TTL and
 // renewed by every restart of an embedded etcd).
-func (m *Manager) livenessKey(node string) string { return m.prefix + "/liveness/" + node }
+func (s *Store) livenessKey(node string) string { return s.prefix + "/liveness/" + node }
 
 // grantAndPublishAll takes a lease (the one the node's liveness key holds,
 // if it is alive and of the right TTL; else a new one) and puts the
@@ -266,19 +266,19 @@ func (p *EndpointPublisher) grantAndPublishAll(ctx context.Context) error {
 	}
 	eps := slices.Collect(maps.Values(p.want))
 	sortEndpoints(eps)
-	ops := []clientv3.Op{clientv3.OpPut(p.m.livenessKey(p.node), "endpoint liveness lease of node "+p.node, clientv3.WithLease(lease))}
+	ops := []clientv3.Op{clientv3.OpPut(p.s.livenessKey(p.node), "endpoint liveness lease of node "+p.node, clientv3.WithLease(lease))}
 	for _, ep := range eps {
 		data, err := json.Marshal(ep)
 		if err != nil {
 			return err
 		}
-		ops = append(ops, clientv3.OpPut(p.m.endpointKey(ep.IP), string(data), clientv3.WithLease(lease)))
+		ops = append(ops, clientv3.OpPut(p.s.endpointKey(ep.IP), string(data), clientv3.WithLease(lease)))
 	}
 	for batch := range slices.Chunk(ops, maxTxnOps) {
-		if _, err := p.m.cli.Txn(ctx).Then(batch...).Commit(); err != nil {
+		if _, err := p.s.cli.Txn(ctx).Then(batch...).Commit(); err != nil {
 			if fresh {
-				if _, rerr := p.m.cli.Revoke(context.WithoutCancel(ctx), lease); rerr != nil {
-					p.m.log.Debug("revoke unused endpoint lease", "err", rerr)
+				if _, rerr := p.s.cli.Revoke(context.WithoutCancel(ctx), lease); rerr != nil {
+					p.s.log.Debug("revoke unused endpoint lease", "err", rerr)
 				}
 			}
 			return fmt.Errorf("publish %d endpoints: %w", len(eps), err)
@@ -292,41 +292,41 @@ func (p *EndpointPublisher) grantAndPublishAll(ctx context.Context) error {
 // and was granted with ttl seconds (renewed at once), else a new lease
 // (fresh), revoking an old one of another TTL.
 func (p *EndpointPublisher) takeLease(ctx context.Context, ttl int64) (id clientv3.LeaseID, fresh bool, err error) {
-	resp, err := p.m.cli.Get(ctx, p.m.livenessKey(p.node))
+	resp, err := p.s.cli.Get(ctx, p.s.livenessKey(p.node))
 	if err != nil {
 		return 0, false, fmt.Errorf("read endpoint liveness key: %w", err)
 	}
-	p.m.touch()
+	p.s.touch()
 	if len(resp.Kvs) == 1 && resp.Kvs[0].Lease != 0 {
 		old := clientv3.LeaseID(resp.Kvs[0].Lease)
-		ka, err := p.m.cli.KeepAliveOnce(ctx, old)
+		ka, err := p.s.cli.KeepAliveOnce(ctx, old)
 		switch {
 		case err == nil && ka.TTL > 0 && ka.TTL <= ttl && ka.TTL >= ttl-1:
-			p.m.log.Debug("took over the endpoint liveness lease of an earlier run", "lease", old)
+			p.s.log.Debug("took over the endpoint liveness lease of an earlier run", "lease", old)
 			return old, false, nil
 		case err == nil:
 			// Another --endpoint-ttl: a new lease, and the old one goes.
 			defer func() {
 				if err == nil {
-					if _, rerr := p.m.cli.Revoke(ctx, old); rerr != nil {
-						p.m.log.Debug("revoke the endpoint lease of an earlier run", "lease", old, "err", rerr)
+					if _, rerr := p.s.cli.Revoke(ctx, old); rerr != nil {
+						p.s.log.Debug("revoke the endpoint lease of an earlier run", "lease", old, "err", rerr)
 					}
 				}
 			}()
 		}
 	}
-	grant, err := p.m.cli.Grant(ctx, ttl)
+	grant, err := p.s.cli.Grant(ctx, ttl)
 	if err != nil {
 		return 0, false, fmt.Errorf("grant endpoint liveness lease: %w", err)
 	}
-	p.m.touch()
+	p.s.touch()
 	return grant.ID, true, nil
 }
 
 // deleteStale deletes endpoints naming this node that it does not want.
 // Call with p.mu held.
 func (p *EndpointPublisher) deleteStale(ctx context.Context) error {
-	resp, err := p.m.cli.Get(ctx, p.m.endpointsPrefix(), clientv3.WithPrefix())
+	resp, err := p.s.cli.Get(ctx, p.s.endpointsPrefix(), clientv3.WithPrefix())
 	if err != nil {
 		return fmt.Errorf("list endpoints: %w", err)
 	}
@@ -337,19 +337,19 @@ func (p *EndpointPublisher) deleteStale(ctx context.Context) error {
 		if err != nil || ep.Node != p.node {
 			continue
 		}
-		if _, ok := p.want[ep.IP]; ok && p.m.endpointKey(ep.IP) == string(kv.Key) {
+		if _, ok := p.want[ep.IP]; ok && p.s.endpointKey(ep.IP) == string(kv.Key) {
 			continue
 		}
 		ops = append(ops, clientv3.OpDelete(string(kv.Key)))
 		stale = append(stale, string(kv.Key))
 	}
 	for batch := range slices.Chunk(ops, maxTxnOps) {
-		if _, err := p.m.cli.Txn(ctx).Then(batch...).Commit(); err != nil {
+		if _, err := p.s.cli.Txn(ctx).Then(batch...).Commit(); err != nil {
 			return fmt.Errorf("delete stale endpoints of node %s: %w", p.node, err)
 		}
 	}
 	if len(stale) > 0 {
-		p.m.log.Info("deleted stale endpoints of this node", "endpoints", stale)
+		p.s.log.Info("deleted stale endpoints of this node", "endpoints", stale)
 	}
 	return nil
 }

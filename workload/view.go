@@ -1,4 +1,4 @@
-package subnet
+package workload
 
 import (
 	"context"
@@ -24,18 +24,18 @@ const DefaultViewDebounce = 50 * time.Millisecond
 // it lists again with backoff and hands out a fresh view. Malformed keys
 // and values are logged and left out. handle runs on the calling
 // goroutine; WatchView returns nil once ctx is done.
-func (m *Manager) WatchView(ctx context.Context, debounce time.Duration, handle func(View)) error {
+func (s *Store) WatchView(ctx context.Context, debounce time.Duration, handle func(View)) error {
 	if debounce <= 0 {
 		debounce = DefaultViewDebounce
 	}
-	w := &viewWatcher{m: m, debounce: debounce, handle: handle}
-	m.relist(ctx, "policy view watch", w.listAndWatch)
+	w := &viewWatcher{s: s, debounce: debounce, handle: handle}
+	s.relist(ctx, "policy view watch", w.listAndWatch)
 	return nil
 }
 
 // GetView reads the current View once.
-func (m *Manager) GetView(ctx context.Context) (View, error) {
-	w := &viewWatcher{m: m}
+func (s *Store) GetView(ctx context.Context) (View, error) {
+	w := &viewWatcher{s: s}
 	if err := w.list(ctx); err != nil {
 		return View{}, err
 	}
@@ -43,7 +43,7 @@ func (m *Manager) GetView(ctx context.Context) (View, error) {
 }
 
 type viewWatcher struct {
-	m        *Manager
+	s        *Store
 	debounce time.Duration
 	handle   func(View)
 
@@ -61,8 +61,8 @@ func (w *viewWatcher) list(ctx context.Context) error {
 	defer cancel()
 	w.endpoints, w.namespaces, w.policies = map[string]Endpoint{}, map[string]Namespace{}, map[string]Policy{}
 	rev := int64(0)
-	for _, dir := range []string{w.m.endpointsPrefix(), w.m.namespacesPrefix(), w.m.policiesPrefix()} {
-		r, err := w.m.scanPrefixAt(ctx, dir, rev, w.put)
+	for _, dir := range []string{w.s.endpointsPrefix(), w.s.namespacesPrefix(), w.s.policiesPrefix()} {
+		r, err := w.s.scanPrefixAt(ctx, dir, rev, w.put)
 		if err != nil {
 			return fmt.Errorf("list %s: %w", dir, err)
 		}
@@ -77,16 +77,16 @@ func (w *viewWatcher) put(kv *mvccpb.KeyValue) {
 	key := string(kv.Key)
 	w.remove(key)
 	switch {
-	case strings.HasPrefix(key, w.m.endpointsPrefix()):
-		if ep, ok := w.m.endpointFromKV(kv); ok {
+	case strings.HasPrefix(key, w.s.endpointsPrefix()):
+		if ep, ok := w.s.endpointFromKV(kv); ok {
 			w.endpoints[key] = ep
 		}
-	case strings.HasPrefix(key, w.m.namespacesPrefix()):
-		if ns, ok := w.m.namespaceFromKV(kv); ok {
+	case strings.HasPrefix(key, w.s.namespacesPrefix()):
+		if ns, ok := w.s.namespaceFromKV(kv); ok {
 			w.namespaces[key] = ns
 		}
-	case strings.HasPrefix(key, w.m.policiesPrefix()):
-		if p, ok := w.m.policyFromKV(kv); ok {
+	case strings.HasPrefix(key, w.s.policiesPrefix()):
+		if p, ok := w.s.policyFromKV(kv); ok {
 			w.policies[key] = p
 		}
 	}
@@ -101,9 +101,9 @@ func (w *viewWatcher) remove(key string) {
 // relevant tells whether a key belongs to the view.
 func (w *viewWatcher) relevant(key []byte) bool {
 	k := string(key)
-	return strings.HasPrefix(k, w.m.endpointsPrefix()) ||
-		strings.HasPrefix(k, w.m.namespacesPrefix()) ||
-		strings.HasPrefix(k, w.m.policiesPrefix())
+	return strings.HasPrefix(k, w.s.endpointsPrefix()) ||
+		strings.HasPrefix(k, w.s.namespacesPrefix()) ||
+		strings.HasPrefix(k, w.s.policiesPrefix())
 }
 
 // apply takes in one watch response; it tells whether the view changed.
@@ -168,7 +168,7 @@ func (w *viewWatcher) listAndWatch(ctx context.Context) (progressed bool, err er
 	defer cancel()
 	// One watch over the whole prefix keeps the three directories in one
 	// revision order; the other keys (leases, config) are skipped.
-	wch := w.m.cli.Watch(wctx, w.m.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(w.rev+1))
+	wch := w.s.cli.Watch(wctx, w.s.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(w.rev+1))
 	for {
 		resp, ok := <-wch
 		if !ok {
@@ -177,7 +177,7 @@ func (w *viewWatcher) listAndWatch(ctx context.Context) (progressed bool, err er
 		if err := resp.Err(); err != nil {
 			return true, err
 		}
-		w.m.touch()
+		w.s.touch()
 		if !w.apply(resp) {
 			continue
 		}

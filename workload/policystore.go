@@ -1,4 +1,4 @@
-package subnet
+package workload
 
 import (
 	"bytes"
@@ -20,13 +20,13 @@ import (
 // in one by default (--max-txn-ops).
 const MaxPoliciesPerApply = 128
 
-func (m *Manager) endpointsPrefix() string  { return m.prefix + "/endpoints/" }
-func (m *Manager) namespacesPrefix() string { return m.prefix + "/namespaces/" }
-func (m *Manager) policiesPrefix() string   { return m.prefix + "/policies/" }
+func (s *Store) endpointsPrefix() string  { return s.prefix + "/endpoints/" }
+func (s *Store) namespacesPrefix() string { return s.prefix + "/namespaces/" }
+func (s *Store) policiesPrefix() string   { return s.prefix + "/policies/" }
 
-func (m *Manager) endpointKey(ip netip.Addr) string { return m.endpointsPrefix() + ip.String() }
-func (m *Manager) namespaceKey(name string) string  { return m.namespacesPrefix() + name }
-func (m *Manager) policyKey(ns, name string) string { return m.policiesPrefix() + ns + "/" + name }
+func (s *Store) endpointKey(ip netip.Addr) string { return s.endpointsPrefix() + ip.String() }
+func (s *Store) namespaceKey(name string) string  { return s.namespacesPrefix() + name }
+func (s *Store) policyKey(ns, name string) string { return s.policiesPrefix() + ns + "/" + name }
 
 // namespaceJSON is the value of a namespace key.
 type namespaceJSON struct {
@@ -44,7 +44,7 @@ func withNameLabel(name string, labels map[string]string) map[string]string {
 // LabelNamespace changes a namespace's labels: set adds or replaces,
 // remove deletes keys. NamespaceNameLabel cannot be changed. It returns
 // the namespace as stored.
-func (m *Manager) LabelNamespace(ctx context.Context, name string, set map[string]string, remove []string) (Namespace, error) {
+func (s *Store) LabelNamespace(ctx context.Context, name string, set map[string]string, remove []string) (Namespace, error) {
 	if err := ValidateNamespaceName(name); err != nil {
 		return Namespace{}, err
 	}
@@ -59,13 +59,13 @@ func (m *Manager) LabelNamespace(ctx context.Context, name string, set map[strin
 			return Namespace{}, fmt.Errorf("namespace %s: label %s cannot be removed", name, NamespaceNameLabel)
 		}
 	}
-	key := m.namespaceKey(name)
-	for range maxAllocAttempts {
-		resp, err := m.cli.Get(ctx, key)
+	key := s.namespaceKey(name)
+	for range maxWriteAttempts {
+		resp, err := s.cli.Get(ctx, key)
 		if err != nil {
 			return Namespace{}, fmt.Errorf("read namespace %s: %w", name, err)
 		}
-		m.touch()
+		s.touch()
 		labels := map[string]string{}
 		var modRev int64
 		if len(resp.Kvs) > 0 {
@@ -84,7 +84,7 @@ func (m *Manager) LabelNamespace(ctx context.Context, name string, set map[strin
 		if err != nil {
 			return Namespace{}, err
 		}
-		txn, err := m.cli.Txn(ctx).
+		txn, err := s.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", modRev)).
 			Then(clientv3.OpPut(key, string(data))).
 			Commit()
@@ -95,34 +95,34 @@ func (m *Manager) LabelNamespace(ctx context.Context, name string, set map[strin
 			return Namespace{Name: name, Labels: withNameLabel(name, labels)}, nil
 		}
 	}
-	return Namespace{}, fmt.Errorf("write namespace %s: gave up after %d conflicting writes", name, maxAllocAttempts)
+	return Namespace{}, fmt.Errorf("write namespace %s: gave up after %d conflicting writes", name, maxWriteAttempts)
 }
 
 // DeleteNamespace removes a namespace's labels; found tells whether it
 // had any stored.
-func (m *Manager) DeleteNamespace(ctx context.Context, name string) (found bool, err error) {
+func (s *Store) DeleteNamespace(ctx context.Context, name string) (found bool, err error) {
 	if err := ValidateNamespaceName(name); err != nil {
 		return false, err
 	}
-	resp, err := m.cli.Delete(ctx, m.namespaceKey(name))
+	resp, err := s.cli.Delete(ctx, s.namespaceKey(name))
 	if err != nil {
 		return false, fmt.Errorf("delete namespace %s: %w", name, err)
 	}
-	m.touch()
+	s.touch()
 	return resp.Deleted > 0, nil
 }
 
 // ListNamespaces returns every stored namespace, sorted by name.
 // Malformed values are logged and skipped.
-func (m *Manager) ListNamespaces(ctx context.Context) ([]Namespace, error) {
-	resp, err := m.cli.Get(ctx, m.namespacesPrefix(), clientv3.WithPrefix())
+func (s *Store) ListNamespaces(ctx context.Context) ([]Namespace, error) {
+	resp, err := s.cli.Get(ctx, s.namespacesPrefix(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("list namespaces: %w", err)
 	}
-	m.touch()
+	s.touch()
 	var out []Namespace
 	for _, kv := range resp.Kvs {
-		if ns, ok := m.namespaceFromKV(kv); ok {
+		if ns, ok := s.namespaceFromKV(kv); ok {
 			out = append(out, ns)
 		}
 	}
@@ -140,15 +140,15 @@ func decodeNamespace(name string, value []byte) (Namespace, error) {
 	return Namespace{Name: name, Labels: withNameLabel(name, v.Labels)}, nil
 }
 
-func (m *Manager) namespaceFromKV(kv *mvccpb.KeyValue) (Namespace, bool) {
-	name, _ := strings.CutPrefix(string(kv.Key), m.namespacesPrefix())
+func (s *Store) namespaceFromKV(kv *mvccpb.KeyValue) (Namespace, bool) {
+	name, _ := strings.CutPrefix(string(kv.Key), s.namespacesPrefix())
 	if err := ValidateNamespaceName(name); err != nil {
-		m.bad.report(KindNamespace, kv.Key, "ignoring malformed namespace key", err.Error())
+		s.bad.report(KindNamespace, kv.Key, "ignoring malformed namespace key", err.Error())
 		return Namespace{}, false
 	}
 	ns, err := decodeNamespace(name, kv.Value)
 	if err != nil {
-		m.bad.report(KindNamespace, kv.Key, "ignoring malformed namespace", err.Error())
+		s.bad.report(KindNamespace, kv.Key, "ignoring malformed namespace", err.Error())
 		return Namespace{}, false
 	}
 	return ns, true
@@ -172,12 +172,12 @@ const (
 // ModRevision compared), so a concurrent write is never lost or overwritten
 // unseen: on a conflict ApplyPolicies reads again and decides again. The
 // outcomes are in the order of policies.
-func (m *Manager) ApplyPolicies(ctx context.Context, policies []Policy) ([]PolicyOutcome, error) {
-	return m.applyPolicies(ctx, policies, nil)
+func (s *Store) ApplyPolicies(ctx context.Context, policies []Policy) ([]PolicyOutcome, error) {
+	return s.applyPolicies(ctx, policies, nil)
 }
 
 // applyPolicies is ApplyPolicies with a test hook run after each read.
-func (m *Manager) applyPolicies(ctx context.Context, policies []Policy, afterRead func()) ([]PolicyOutcome, error) {
+func (s *Store) applyPolicies(ctx context.Context, policies []Policy, afterRead func()) ([]PolicyOutcome, error) {
 	if len(policies) == 0 {
 		return nil, errors.New("apply policies: none given")
 	}
@@ -191,7 +191,7 @@ func (m *Manager) applyPolicies(ctx context.Context, policies []Policy, afterRea
 		if err := p.Validate(); err != nil {
 			return nil, fmt.Errorf("apply policies: %w", err)
 		}
-		key := m.policyKey(p.Namespace, p.Name)
+		key := s.policyKey(p.Namespace, p.Name)
 		if seen[key] {
 			return nil, fmt.Errorf("apply policies: policy %s/%s given twice", p.Namespace, p.Name)
 		}
@@ -199,13 +199,13 @@ func (m *Manager) applyPolicies(ctx context.Context, policies []Policy, afterRea
 		keys = append(keys, key)
 		gets = append(gets, clientv3.OpGet(key))
 	}
-	for range maxAllocAttempts {
+	for range maxWriteAttempts {
 		// One read of every key, at one revision.
-		read, err := m.cli.Txn(ctx).Then(gets...).Commit()
+		read, err := s.cli.Txn(ctx).Then(gets...).Commit()
 		if err != nil {
 			return nil, fmt.Errorf("apply policies (nothing written): read stored policies: %w", err)
 		}
-		m.touch()
+		s.touch()
 		if afterRead != nil {
 			afterRead()
 		}
@@ -231,28 +231,28 @@ func (m *Manager) applyPolicies(ctx context.Context, policies []Policy, afterRea
 		if len(puts) == 0 {
 			return outcomes, nil // all as stored, as of one revision
 		}
-		txn, err := m.cli.Txn(ctx).If(cmps...).Then(puts...).Commit()
+		txn, err := s.cli.Txn(ctx).If(cmps...).Then(puts...).Commit()
 		if err != nil {
 			return nil, fmt.Errorf("apply policies (nothing written): %w", err)
 		}
-		m.touch()
+		s.touch()
 		if txn.Succeeded {
 			return outcomes, nil
 		}
 	}
-	return nil, fmt.Errorf("apply policies (nothing written): gave up after %d conflicting writes", maxAllocAttempts)
+	return nil, fmt.Errorf("apply policies (nothing written): gave up after %d conflicting writes", maxWriteAttempts)
 }
 
 // GetPolicy reads one policy; found is false when there is none.
-func (m *Manager) GetPolicy(ctx context.Context, namespace, name string) (p Policy, found bool, err error) {
+func (s *Store) GetPolicy(ctx context.Context, namespace, name string) (p Policy, found bool, err error) {
 	if err := (Policy{Namespace: namespace, Name: name, JSON: []byte("{}")}).Validate(); err != nil {
 		return Policy{}, false, err
 	}
-	resp, err := m.cli.Get(ctx, m.policyKey(namespace, name))
+	resp, err := s.cli.Get(ctx, s.policyKey(namespace, name))
 	if err != nil {
 		return Policy{}, false, fmt.Errorf("read policy %s/%s: %w", namespace, name, err)
 	}
-	m.touch()
+	s.touch()
 	if len(resp.Kvs) == 0 {
 		return Policy{}, false, nil
 	}
@@ -262,22 +262,22 @@ func (m *Manager) GetPolicy(ctx context.Context, namespace, name string) (p Poli
 
 // ListPolicies returns the policies of namespace ("" for all), sorted,
 // including values that are no valid policy (see policyFromKV).
-func (m *Manager) ListPolicies(ctx context.Context, namespace string) ([]Policy, error) {
-	prefix := m.policiesPrefix()
+func (s *Store) ListPolicies(ctx context.Context, namespace string) ([]Policy, error) {
+	prefix := s.policiesPrefix()
 	if namespace != "" {
 		if err := ValidateNamespaceName(namespace); err != nil {
 			return nil, err
 		}
 		prefix += namespace + "/"
 	}
-	resp, err := m.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("list policies: %w", err)
 	}
-	m.touch()
+	s.touch()
 	var out []Policy
 	for _, kv := range resp.Kvs {
-		if p, ok := m.policyFromKV(kv); ok {
+		if p, ok := s.policyFromKV(kv); ok {
 			out = append(out, p)
 		}
 	}
@@ -286,15 +286,15 @@ func (m *Manager) ListPolicies(ctx context.Context, namespace string) ([]Policy,
 }
 
 // DeletePolicy removes one policy; found tells whether it existed.
-func (m *Manager) DeletePolicy(ctx context.Context, namespace, name string) (found bool, err error) {
+func (s *Store) DeletePolicy(ctx context.Context, namespace, name string) (found bool, err error) {
 	if err := (Policy{Namespace: namespace, Name: name, JSON: []byte("{}")}).Validate(); err != nil {
 		return false, err
 	}
-	resp, err := m.cli.Delete(ctx, m.policyKey(namespace, name))
+	resp, err := s.cli.Delete(ctx, s.policyKey(namespace, name))
 	if err != nil {
 		return false, fmt.Errorf("delete policy %s/%s: %w", namespace, name, err)
 	}
-	m.touch()
+	s.touch()
 	return resp.Deleted > 0, nil
 }
 
@@ -303,20 +303,20 @@ func (m *Manager) DeletePolicy(ctx context.Context, namespace, name string) (fou
 // returned even when its name or value is malformed (another writer's):
 // the policy engine and weftctl judge the value, and a namespace whose
 // policy cannot be read fails closed rather than losing it unseen.
-func (m *Manager) policyFromKV(kv *mvccpb.KeyValue) (Policy, bool) {
-	rest, _ := strings.CutPrefix(string(kv.Key), m.policiesPrefix())
+func (s *Store) policyFromKV(kv *mvccpb.KeyValue) (Policy, bool) {
+	rest, _ := strings.CutPrefix(string(kv.Key), s.policiesPrefix())
 	ns, name, slash := strings.Cut(rest, "/")
 	p := Policy{Namespace: ns, Name: name, JSON: kv.Value, Revision: kv.ModRevision}
 	if !slash {
-		m.bad.report(KindPolicy, kv.Key, "ignoring a policy key outside any namespace", "no namespace/name")
+		s.bad.report(KindPolicy, kv.Key, "ignoring a policy key outside any namespace", "no namespace/name")
 		return Policy{}, false
 	}
 	if err := ValidateNamespaceName(ns); err != nil {
-		m.bad.report(KindPolicy, kv.Key, "ignoring a policy key outside any namespace", err.Error())
+		s.bad.report(KindPolicy, kv.Key, "ignoring a policy key outside any namespace", err.Error())
 		return Policy{}, false
 	}
 	if err := p.Validate(); err != nil {
-		m.bad.report(KindPolicy, kv.Key, "malformed policy: its namespace fails closed", err.Error())
+		s.bad.report(KindPolicy, kv.Key, "malformed policy: its namespace fails closed", err.Error())
 	}
 	return p, true
 }
@@ -331,15 +331,15 @@ func sortPolicies(ps []Policy) {
 }
 
 // ListEndpoints returns every published endpoint, sorted by IP.
-func (m *Manager) ListEndpoints(ctx context.Context) ([]Endpoint, error) {
-	resp, err := m.cli.Get(ctx, m.endpointsPrefix(), clientv3.WithPrefix())
+func (s *Store) ListEndpoints(ctx context.Context) ([]Endpoint, error) {
+	resp, err := s.cli.Get(ctx, s.endpointsPrefix(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("list endpoints: %w", err)
 	}
-	m.touch()
+	s.touch()
 	var out []Endpoint
 	for _, kv := range resp.Kvs {
-		if ep, ok := m.endpointFromKV(kv); ok {
+		if ep, ok := s.endpointFromKV(kv); ok {
 			out = append(out, ep)
 		}
 	}
@@ -358,11 +358,11 @@ func decodeEndpoint(value []byte) (Endpoint, error) {
 	return ep, nil
 }
 
-func (m *Manager) endpointFromKV(kv *mvccpb.KeyValue) (Endpoint, bool) {
-	name, _ := strings.CutPrefix(string(kv.Key), m.endpointsPrefix())
+func (s *Store) endpointFromKV(kv *mvccpb.KeyValue) (Endpoint, bool) {
+	name, _ := strings.CutPrefix(string(kv.Key), s.endpointsPrefix())
 	ip, err := netip.ParseAddr(name)
 	if err != nil {
-		m.bad.report(KindEndpoint, kv.Key, "ignoring malformed endpoint key", "not an IP address")
+		s.bad.report(KindEndpoint, kv.Key, "ignoring malformed endpoint key", "not an IP address")
 		return Endpoint{}, false
 	}
 	ep, err := decodeEndpoint(kv.Value)
@@ -370,7 +370,7 @@ func (m *Manager) endpointFromKV(kv *mvccpb.KeyValue) (Endpoint, bool) {
 		err = fmt.Errorf("value names IP %s", ep.IP)
 	}
 	if err != nil {
-		m.bad.report(KindEndpoint, kv.Key, "ignoring malformed endpoint", err.Error())
+		s.bad.report(KindEndpoint, kv.Key, "ignoring malformed endpoint", err.Error())
 		return Endpoint{}, false
 	}
 	return ep, true

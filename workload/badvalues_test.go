@@ -1,4 +1,4 @@
-package subnet_test
+package workload_test
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/weftnet/weft/logtest"
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/etcdtest"
 )
@@ -21,8 +22,8 @@ import (
 func TestMalformedValuesLoggedRateLimited(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
-	logs := &logCounter{}
-	m := newManager(t, cli, subnet.Options{Logger: slog.New(logs)})
+	logs := &logtest.Counter{}
+	m := newStore(t, cli, subnet.Options{Logger: slog.New(logs)})
 	ctx := ctxFor(t, 2*time.Minute)
 	var ops []clientv3.Op
 	for i := range 5000 {
@@ -54,7 +55,7 @@ func TestMalformedValuesLoggedRateLimited(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	lines := logs.lines()
+	lines := logs.Lines()
 	for _, l := range lines {
 		if len(l) > 1024 {
 			t.Errorf("a log line of %d bytes: %.300s...", len(l), l)
@@ -67,7 +68,7 @@ func TestMalformedValuesLoggedRateLimited(t *testing.T) {
 	if want := [3]uint64{3 * 5002, 3 * 2, 3 * 2}; got != want {
 		t.Errorf("MalformedValues = %v, want %v (endpoint, namespace, policy)", got, want)
 	}
-	if logs.containing("kind=endpoint key=\"/weft/network/endpoints/10.244.") == 0 {
+	if logs.Containing("kind=endpoint key=\"/weft/network/endpoints/10.244.") == 0 {
 		t.Errorf("no line names a key:\n%s", strings.Join(lines, "\n"))
 	}
 	t.Logf("%d lines, longest %d bytes; counts %v", len(lines), longest(lines), got)

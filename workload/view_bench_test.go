@@ -1,4 +1,4 @@
-package subnet_test
+package workload_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/etcdtest"
+	"github.com/weftnet/weft/workload"
 )
 
 // BenchmarkViewPropagation1000: with 1,000 endpoints and 50 policies
@@ -16,12 +17,12 @@ import (
 // watchers stand for ten nodes; an iteration ends when the last has it.
 func BenchmarkViewPropagation1000(b *testing.B) {
 	srv := etcdtest.Start(b)
-	m := newManager(b, srv.Client(b), subnet.Options{Logger: quietLogger()})
+	m := newStore(b, srv.Client(b), subnet.Options{Logger: quietLogger()})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for node := range 10 {
 		pub := m.NewEndpointPublisher(fmt.Sprintf("192.0.2.%d", node+1), 0)
-		var eps []subnet.Endpoint
+		var eps []workload.Endpoint
 		for i := range 100 {
 			eps = append(eps, ep(fmt.Sprintf("10.244.%d.%d", node+1, i+2), fmt.Sprintf("ns%d", i%3), fmt.Sprintf("p%d", i),
 				map[string]string{"app": fmt.Sprintf("a%d", i%7)}))
@@ -30,10 +31,10 @@ func BenchmarkViewPropagation1000(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	var ps []subnet.Policy
+	var ps []workload.Policy
 	for i := range 50 {
 		name := fmt.Sprintf("p%d", i)
-		ps = append(ps, subnet.Policy{Namespace: "ns0", Name: name, JSON: policyJSON("ns0", name)})
+		ps = append(ps, workload.Policy{Namespace: "ns0", Name: name, JSON: policyJSON("ns0", name)})
 	}
 	if _, err := m.ApplyPolicies(ctx, ps); err != nil {
 		b.Fatal(err)
@@ -45,9 +46,9 @@ func BenchmarkViewPropagation1000(b *testing.B) {
 	seen := make([]int, watchers) // generation each watcher has seen
 	var wg sync.WaitGroup
 	for w := range watchers {
-		wm := newManager(b, srv.Client(b), subnet.Options{Logger: quietLogger()})
+		wm := newStore(b, srv.Client(b), subnet.Options{Logger: quietLogger()})
 		wg.Go(func() {
-			wm.WatchView(ctx, 0, func(v subnet.View) {
+			wm.WatchView(ctx, 0, func(v workload.View) {
 				if len(v.Endpoints) != 1000 {
 					return
 				}
@@ -68,7 +69,7 @@ func BenchmarkViewPropagation1000(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		gen++
-		if _, err := m.ApplyPolicies(ctx, []subnet.Policy{{Namespace: "ns0", Name: "gen", JSON: fmt.Appendf(nil, `{"gen":%d}`, gen)}}); err != nil {
+		if _, err := m.ApplyPolicies(ctx, []workload.Policy{{Namespace: "ns0", Name: "gen", JSON: fmt.Appendf(nil, `{"gen":%d}`, gen)}}); err != nil {
 			b.Fatal(err)
 		}
 		mu.Lock()
