@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -201,18 +202,23 @@ func (c *NetConf) masqEnabled(env subnetfile.Env) bool {
 	return c.IPMasq != nil && *c.IPMasq && !env.IPMasq
 }
 
+// parseRoute accepts an IPv4 or IPv6 destination and a gateway of the
+// same family (or none: the bridge's address of that family).
 func parseRoute(r rawRoute) (*types.Route, error) {
-	_, dst, err := net.ParseCIDR(r.Dst)
-	if err != nil || dst.IP.To4() == nil {
-		return nil, fmt.Errorf("dst %q is not an IPv4 CIDR", r.Dst)
+	dst, err := netip.ParsePrefix(r.Dst)
+	if err != nil || dst.Addr().Zone() != "" || dst.Addr().Is4In6() {
+		return nil, fmt.Errorf("dst %q is not an IPv4 or IPv6 CIDR", r.Dst)
 	}
-	route := &types.Route{Dst: *dst}
+	route := &types.Route{Dst: *prefixToIPNet(dst)}
 	if r.GW != "" {
-		gw := net.ParseIP(r.GW)
-		if gw == nil || gw.To4() == nil {
-			return nil, fmt.Errorf("gw %q is not an IPv4 address", r.GW)
+		gw, err := netip.ParseAddr(r.GW)
+		if err != nil || gw.Zone() != "" || gw.Is4In6() {
+			return nil, fmt.Errorf("gw %q is not an IP address", r.GW)
 		}
-		route.GW = gw.To4()
+		if gw.Is6() != dst.Addr().Is6() {
+			return nil, fmt.Errorf("gw %s is %s but dst %s is %s", gw, familyName(gw.Is6()), dst, familyName(dst.Addr().Is6()))
+		}
+		route.GW = net.IP(gw.AsSlice())
 	}
 	return route, nil
 }

@@ -55,7 +55,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{`{"cniVersion":"1.1.0","name":"n","bridge":"a b"}`, types.ErrInvalidNetworkConfig, `"bridge"`},
 		{`{"cniVersion":"1.1.0","name":"n","bridge":7}`, types.ErrInvalidNetworkConfig, `"bridge"`},
 		{`{"cniVersion":"1.1.0","name":"n","routes":{}}`, types.ErrInvalidNetworkConfig, `"routes"`},
-		{`{"cniVersion":"1.1.0","name":"n","routes":[{"dst":"2001:db8::/64"}]}`, types.ErrInvalidNetworkConfig, `"routes[0]"`},
+		{`{"cniVersion":"1.1.0","name":"n","routes":[{"dst":"2001:db8::/64","gw":"10.0.0.1"}]}`, types.ErrInvalidNetworkConfig, `"routes[0]"`},
 		{`{"cniVersion":"1.1.0","name":"n","daemonURL":"127.0.0.1:8286"}`, types.ErrInvalidNetworkConfig, `"daemonURL"`},
 		{`{"cniVersion":"1.1.0","name":"n","prevResult":{"cniVersion":"1.1.0","ips":[{"address":"x"}]}}`, types.ErrInvalidNetworkConfig, `"prevResult"`},
 	}

@@ -2,6 +2,8 @@ package cni
 
 import (
 	"errors"
+	"net"
+	"net/netip"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -38,7 +40,7 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 	}
 	// Rules are looked for whatever the options say now: they may have
 	// been set under another config or WEFT_IPMASQ value.
-	if err := teardownMasq(conf.Name, addrs, networkBitsOr(conf, 32), args.ContainerID, args.IfName); err != nil {
+	if err := teardownMasq(conf.Name, masqNetsOf(conf, addrs), args.ContainerID, args.IfName); err != nil {
 		return internalError("%v", err)
 	}
 	if _, err := store.Release(att); err != nil {
@@ -56,12 +58,22 @@ func isMissingNetNS(err error) bool {
 	return errors.As(err, &notExist) || errors.As(err, &notNS)
 }
 
-// networkBitsOr is the overlay network's prefix length from the subnet
-// file, or def when the file cannot be read (DEL must work without weftd).
-func networkBitsOr(conf *NetConf, def int) int {
+// masqNetsOf is masqNet of each address with its family's overlay network
+// from the subnet file, or a host prefix (/32, /128) when the file cannot
+// be read or lacks the family (DEL must work without weftd).
+func masqNetsOf(conf *NetConf, addrs []netip.Addr) []*net.IPNet {
 	env, err := readSubnetEnv(conf.SubnetFile)
-	if err != nil {
-		return def
+	nets := make([]*net.IPNet, 0, len(addrs))
+	for _, a := range addrs {
+		bits := a.BitLen()
+		switch {
+		case err != nil:
+		case a.Is4() && env.HasIPv4():
+			bits = env.Network.Bits()
+		case a.Is6() && env.HasIPv6():
+			bits = env.IPv6Network.Bits()
+		}
+		nets = append(nets, masqNet(a, bits))
 	}
-	return env.Network.Bits()
+	return nets
 }

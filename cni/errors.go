@@ -21,9 +21,6 @@ func readSubnetEnv(path string) (subnetfile.Env, error) {
 	if err != nil {
 		return env, types.NewError(types.ErrInternal, fmt.Sprintf("weftd's subnet file is unusable: %v", err), "")
 	}
-	if !env.HasIPv4() {
-		return env, types.NewError(types.ErrInternal, fmt.Sprintf("subnet file %s has no IPv4 subnet (an IPv6-only network): this plugin does not attach IPv6-only containers yet", path), "")
-	}
 	return env, nil
 }
 

@@ -148,44 +148,58 @@ func workloadOf(conf *NetConf, cniArgs string) (workload, error) {
 	return w, nil
 }
 
-// registerAdd tells weftd about a new container. An unreachable or
+// registerAdd tells weftd about a new container, one request per address
+// (IPv4 first): policy selects each of its addresses. An unreachable or
 // refusing weftd fails the ADD: a container weft cannot identify cannot be
-// policed, and a clear error is safer than an unpoliced container.
-func registerAdd(conf *NetConf, args *skel.CmdArgs, w workload, addr netip.Addr) error {
+// policed, and a clear error is safer than an unpoliced container. It
+// returns the addresses weftd accepted (on failure, the caller withdraws
+// them: weftd withdraws the one it refused itself).
+func registerAdd(conf *NetConf, args *skel.CmdArgs, w workload, addrs []netip.Addr) ([]netip.Addr, error) {
 	if conf.DaemonSocket == "" {
-		return nil
+		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), daemonTimeout)
 	defer cancel()
-	err := daemonsock.Send(ctx, conf.DaemonSocket, daemonsock.Request{
-		Op: daemonsock.OpAdd, IP: addr, Namespace: w.namespace, Pod: w.pod, Labels: w.labels,
-		ContainerID: args.ContainerID, IfName: args.IfName, Network: conf.Name, DataDir: conf.DataDir,
-	})
-	if err == nil {
-		return nil
+	var done []netip.Addr
+	for _, addr := range addrs {
+		err := daemonsock.Send(ctx, conf.DaemonSocket, daemonsock.Request{
+			Op: daemonsock.OpAdd, IP: addr, Namespace: w.namespace, Pod: w.pod, Labels: w.labels,
+			ContainerID: args.ContainerID, IfName: args.IfName, Network: conf.Name, DataDir: conf.DataDir,
+		})
+		if err == nil {
+			done = append(done, addr)
+			continue
+		}
+		var refused *daemonsock.RefusedError
+		if errors.As(err, &refused) {
+			return done, types.NewError(types.ErrInternal, fmt.Sprintf("weftd refused the container, so it is not attached (address %s): %s", addr, refused.Msg), "")
+		}
+		return done, types.NewError(types.ErrTryAgainLater,
+			fmt.Sprintf("cannot register the container with weftd, so it is not attached (it could not be policed): %v", err),
+			"is weftd running? set \"daemonSocket\" to weftd's --cni-socket")
 	}
-	var refused *daemonsock.RefusedError
-	if errors.As(err, &refused) {
-		return types.NewError(types.ErrInternal, "weftd refused the container, so it is not attached: "+refused.Msg, "")
-	}
-	return types.NewError(types.ErrTryAgainLater,
-		fmt.Sprintf("cannot register the container with weftd, so it is not attached (it could not be policed): %v", err),
-		"is weftd running? set \"daemonSocket\" to weftd's --cni-socket")
+	return done, nil
 }
 
 // registerDel tells weftd a container interface is gone. DEL must work
 // without weftd, so failures are only logged; weftd drops endpoints whose
 // address the store no longer holds when it restarts.
 func (p *Plugin) registerDel(conf *NetConf, args *skel.CmdArgs, addrs []netip.Addr) {
-	if conf.DaemonSocket == "" {
+	if len(addrs) == 0 {
+		addrs = []netip.Addr{{}}
+	}
+	p.registerDelAddrs(conf, args, addrs)
+}
+
+// registerDelAddrs withdraws each of addrs (an invalid one: every address
+// of the attachment) from weftd, logging failures.
+func (p *Plugin) registerDelAddrs(conf *NetConf, args *skel.CmdArgs, addrs []netip.Addr) {
+	if conf.DaemonSocket == "" || len(addrs) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), daemonTimeout)
 	defer cancel()
 	req := daemonsock.Request{Op: daemonsock.OpDel, ContainerID: args.ContainerID, IfName: args.IfName, Network: conf.Name, DataDir: conf.DataDir}
-	if len(addrs) == 0 {
-		addrs = []netip.Addr{{}}
-	}
 	for _, a := range addrs {
 		req.IP = a
 		if err := daemonsock.Send(ctx, conf.DaemonSocket, req); err != nil {

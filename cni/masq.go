@@ -16,7 +16,9 @@ func masqNet(addr netip.Addr, networkBits int) *net.IPNet {
 }
 
 // setupMasq masquerades traffic from addr to destinations outside the
-// overlay network (iptables, or nftables when only that is available).
+// overlay network of its family (iptables or ip6tables, or nftables when
+// only that is available), as flannel's bridge delegate does for each of
+// a container's addresses.
 func setupMasq(network string, addr netip.Addr, networkBits int, containerID, ifname string) error {
 	if err := ip.SetupIPMasqForNetworks(nil, []*net.IPNet{masqNet(addr, networkBits)}, network, ifname, containerID); err != nil {
 		return fmt.Errorf("set up ipMasq for %s: %w", addr, err)
@@ -24,14 +26,11 @@ func setupMasq(network string, addr netip.Addr, networkBits int, containerID, if
 	return nil
 }
 
-// teardownMasq removes the rules of setupMasq; missing rules are fine.
-func teardownMasq(network string, addrs []netip.Addr, networkBits int, containerID, ifname string) error {
-	if len(addrs) == 0 {
+// teardownMasq removes the rules of setupMasq for nets (masqNet's);
+// missing rules are fine.
+func teardownMasq(network string, nets []*net.IPNet, containerID, ifname string) error {
+	if len(nets) == 0 {
 		return nil
-	}
-	nets := make([]*net.IPNet, 0, len(addrs))
-	for _, a := range addrs {
-		nets = append(nets, masqNet(a, networkBits))
 	}
 	if err := ip.TeardownIPMasqForNetworks(nets, network, ifname, containerID); err != nil {
 		return fmt.Errorf("tear down ipMasq: %w", err)

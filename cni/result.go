@@ -15,10 +15,15 @@ type attachmentResult struct {
 	hostName, hostMAC     string
 	ctrName, ctrMAC       string
 	sandbox               string
-	addr                  netip.Prefix
-	gateway               netip.Addr
+	ips                   []resultIP // IPv4 first
 	routes                []*types.Route
 	dns                   types.DNS
+}
+
+// resultIP is one address of the container and its gateway.
+type resultIP struct {
+	addr    netip.Prefix
+	gateway netip.Addr
 }
 
 // buildResult renders the attachment as a CNI result, appended to prev
@@ -38,11 +43,13 @@ func buildResult(a attachmentResult, prev types.Result) (*current.Result, error)
 		&current.Interface{Name: a.hostName, Mac: a.hostMAC},
 		&current.Interface{Name: a.ctrName, Mac: a.ctrMAC, Sandbox: a.sandbox},
 	)
-	result.IPs = append(result.IPs, &current.IPConfig{
-		Interface: current.Int(base + 2),
-		Address:   net.IPNet{IP: net.IP(a.addr.Addr().AsSlice()), Mask: net.CIDRMask(a.addr.Bits(), 32)},
-		Gateway:   net.IP(a.gateway.AsSlice()),
-	})
+	for _, ip := range a.ips {
+		result.IPs = append(result.IPs, &current.IPConfig{
+			Interface: current.Int(base + 2),
+			Address:   *addrToIPNet(ip.addr.Addr(), ip.addr.Bits()),
+			Gateway:   net.IP(ip.gateway.AsSlice()),
+		})
+	}
 	result.Routes = append(result.Routes, a.routes...)
 	if !a.dns.IsEmpty() {
 		result.DNS = a.dns

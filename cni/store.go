@@ -12,8 +12,11 @@ import (
 )
 
 // Store keeps address allocations on disk in the host-local layout: one
-// file per address, named by the address, holding "<containerID>\r\n<ifname>",
-// plus "lock" and "last_reserved_ip.0". Callers hold the lock (Lock/Unlock)
+// file per address (IPv4 or IPv6), named by the address, holding
+// "<containerID>\r\n<ifname>", plus "lock" and the round-robin positions
+// "last_reserved_ip.0" (IPv4) and "last_reserved_ip.1" (IPv6). A
+// dual-stack attachment holds two files, one per family; a store written
+// before IPv6 simply has none of the second kind. Callers hold the lock (Lock/Unlock)
 // around every read-modify-write sequence; the lock is an flock, so it
 // serialises separate plugin processes.
 type Store struct {
@@ -24,6 +27,7 @@ type Store struct {
 const (
 	lockFileName = "lock"
 	lastIPFile   = "last_reserved_ip.0"
+	lastIPv6File = "last_reserved_ip.1"
 	lineBreak    = "\r\n"
 )
 
@@ -163,22 +167,32 @@ func parseOwner(content string) Attachment {
 }
 
 // Allocate reserves a free address of pool for the attachment, starting
-// after the last reserved one (round robin, so a released address is not
-// handed out again at once). It fails with ErrPoolExhausted when none is
-// free.
+// after the last reserved one of pool's family (round robin, so a released
+// address is not handed out again at once). It fails with
+// ErrPoolExhausted when none is free. It tries at most one address more
+// than the pool has allocated (one of those is free), so an IPv6 /64 is
+// never walked.
 func (s *Store) Allocate(a Attachment, pool Pool) (netip.Addr, error) {
 	start := pool.First()
-	if last, err := s.lastReserved(); err == nil && pool.Contains(last) {
+	if last, err := s.lastReserved(pool); err == nil && pool.Contains(last) {
 		start = pool.Next(last)
 	}
+	held, err := s.countIn(pool)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	tries := pool.Size()
+	if held < tries {
+		tries = held + 1
+	}
 	addr := start
-	for range pool.Size() {
+	for range tries {
 		ok, err := s.reserve(addr, a)
 		if err != nil {
 			return netip.Addr{}, err
 		}
 		if ok {
-			if err := s.writeLastReserved(addr); err != nil {
+			if err := s.writeLastReserved(pool, addr); err != nil {
 				s.remove(addr)
 				return netip.Addr{}, err
 			}
@@ -187,6 +201,21 @@ func (s *Store) Allocate(a Attachment, pool Pool) (netip.Addr, error) {
 		addr = pool.Next(addr)
 	}
 	return netip.Addr{}, fmt.Errorf("%w in %s (%d usable addresses, all allocated)", ErrPoolExhausted, pool.Prefix, pool.Size())
+}
+
+// countIn counts the allocations of addresses of pool.
+func (s *Store) countIn(pool Pool) (uint64, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return 0, fmt.Errorf("ipam store: %w", err)
+	}
+	var n uint64
+	for _, e := range entries {
+		if addr, err := netip.ParseAddr(e.Name()); err == nil && pool.Contains(addr) {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // ErrAddressTaken is returned by AllocateAddr when another attachment holds
@@ -235,16 +264,24 @@ func (s *Store) reserve(addr netip.Addr, a Attachment) (bool, error) {
 	return true, nil
 }
 
-func (s *Store) lastReserved() (netip.Addr, error) {
-	data, err := readStoreFile(filepath.Join(s.dir, lastIPFile))
+// lastFile is the round-robin position's file of pool's family.
+func lastFile(pool Pool) string {
+	if pool.Is6() {
+		return lastIPv6File
+	}
+	return lastIPFile
+}
+
+func (s *Store) lastReserved(pool Pool) (netip.Addr, error) {
+	data, err := readStoreFile(filepath.Join(s.dir, lastFile(pool)))
 	if err != nil {
 		return netip.Addr{}, err
 	}
 	return netip.ParseAddr(strings.TrimSpace(string(data)))
 }
 
-func (s *Store) writeLastReserved(addr netip.Addr) error {
-	if err := os.WriteFile(filepath.Join(s.dir, lastIPFile), []byte(addr.String()), 0o644); err != nil {
+func (s *Store) writeLastReserved(pool Pool, addr netip.Addr) error {
+	if err := os.WriteFile(filepath.Join(s.dir, lastFile(pool)), []byte(addr.String()), 0o644); err != nil {
 		return fmt.Errorf("ipam store: %w", err)
 	}
 	return nil

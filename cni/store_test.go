@@ -40,7 +40,7 @@ func TestPool(t *testing.T) {
 	if p.Contains(netip.MustParseAddr("10.244.7.6")) || !p.Contains(netip.MustParseAddr("10.244.7.1")) {
 		t.Fatalf("pool with gateway .6: %+v", p)
 	}
-	for _, bad := range []string{"10.244.7.1/31", "10.244.7.0/24", "10.244.7.255/24", "2001:db8::1/64"} {
+	for _, bad := range []string{"10.244.7.1/31", "10.244.7.0/24", "10.244.7.255/24", "2001:db8::1/127", "2001:db8::/64", "::ffff:10.244.7.1/120"} {
 		if _, err := NewPool(netip.MustParsePrefix(bad)); err == nil {
 			t.Fatalf("NewPool(%s) accepted", bad)
 		}

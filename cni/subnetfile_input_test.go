@@ -18,6 +18,7 @@ func TestSubnetFileIsCheckedInput(t *testing.T) {
 	ctr := newNetns(t, "wtc")
 	// An address of another interface inside 10.244.9.0/24 (a VPN, say).
 	h.ns.exec(t, "ip", "addr", "add", "10.244.9.77/32", "dev", "lo")
+	h.ns.exec(t, "ip", "addr", "add", "fd10:244:0:9::77/128", "dev", "lo", "nodad")
 	write := func(name, content string) string {
 		p := filepath.Join(h.dir, name)
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
@@ -31,7 +32,8 @@ func TestSubnetFileIsCheckedInput(t *testing.T) {
 		{"mtu above the outer packet", write("mtu.env", strings.Replace(subnetEnv("10.244.7.1/24"), "1468", "65535", 1)), "WEFT_MTU 65535 out of range"},
 		{"subnet holds a host address", write("overlap.env", subnetEnv("10.244.9.1/24")), "overlaps address 10.244.9.77/32 of interface lo"},
 		{"one family of a dual-stack network", write("half.env", subnetEnv("10.244.7.1/24")+"WEFT_IPV6_NETWORK=fd10:244::/56\n"), "WEFT_IPV6_SUBNET missing (WEFT_IPV6_NETWORK is fd10:244::/56)"},
-		{"IPv6 only", write("v6only.env", "WEFT_IPV6_NETWORK=fd10:244::/56\nWEFT_IPV6_SUBNET=fd10:244:0:7::1/64\nWEFT_MTU=1450\n"), "no IPv4 subnet (an IPv6-only network)"},
+		{"IPv6 subnet holds a host address", write("overlap6.env", subnetEnv("10.244.7.1/24")+"WEFT_IPV6_NETWORK=fd10:244::/56\nWEFT_IPV6_SUBNET=fd10:244:0:9::1/64\n"), "overlaps address fd10:244:0:9::77/128 of interface lo"},
+		{"IPv6 subnet outside its network", write("outside6.env", subnetEnv("10.244.7.1/24")+"WEFT_IPV6_NETWORK=fd10:244::/56\nWEFT_IPV6_SUBNET=fd11::1/64\n"), "WEFT_IPV6_SUBNET fd11::1/64 is not inside WEFT_IPV6_NETWORK fd10:244::/56"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

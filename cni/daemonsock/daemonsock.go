@@ -52,7 +52,8 @@ const MaxInFlight = 32
 // nothing, or trickles, holds one of the MaxInFlight places this long.
 const requestTimeout = 5 * time.Second
 
-// Request tells weftd about one container interface.
+// Request tells weftd about one address of a container interface: a
+// dual-stack container is two requests, one per family.
 type Request struct {
 	Op          string            `json:"op"`
 	IP          netip.Addr        `json:"ip,omitzero"`
@@ -72,8 +73,8 @@ type Request struct {
 func (r Request) Validate() error {
 	switch r.Op {
 	case OpAdd:
-		if !r.IP.Is4() {
-			return fmt.Errorf("add: IP %v is not an IPv4 address", r.IP)
+		if !r.IP.Is4() && (!r.IP.Is6() || r.IP.Is4In6() || r.IP.Zone() != "") {
+			return fmt.Errorf("add: IP %v is not an IPv4 or IPv6 address", r.IP)
 		}
 		if r.Namespace == "" {
 			return errors.New("add: no namespace")

@@ -98,3 +98,21 @@ func TestSendServe(t *testing.T) {
 		t.Fatalf("over a file: %v", err)
 	}
 }
+
+// An ADD carries one address, IPv4 or IPv6 (a dual-stack container is two
+// requests); an IPv4-mapped, zoned or missing address is refused.
+func TestRequestValidateFamilies(t *testing.T) {
+	req := daemonsock.Request{Op: daemonsock.OpAdd, Namespace: "x", ContainerID: "c1", IfName: "eth0"}
+	for _, ip := range []string{"10.244.1.2", "fd10:244:0:1::2"} {
+		req.IP = netip.MustParseAddr(ip)
+		if err := req.Validate(); err != nil {
+			t.Errorf("%s: %v", ip, err)
+		}
+	}
+	for _, ip := range []netip.Addr{{}, netip.MustParseAddr("::ffff:10.244.1.2"), netip.MustParseAddr("fe80::1%eth0")} {
+		req.IP = ip
+		if err := req.Validate(); err == nil || !strings.Contains(err.Error(), "not an IPv4 or IPv6 address") {
+			t.Errorf("%v: %v", ip, err)
+		}
+	}
+}
