@@ -18,6 +18,7 @@ import (
 
 	"github.com/weftnet/weft/testbed"
 	"github.com/weftnet/weft/testbed/cluster"
+	"github.com/weftnet/weft/testbed/flannel"
 )
 
 // debianCNIPlugins is where Debian's containernetworking-plugins installs
@@ -68,36 +69,47 @@ func readFlannelEnv(t *testing.T, path string) flannelEnv {
 	return e
 }
 
-// flannelDelegate is the network config flannel's CNI plugin (type
-// "flannel", with kube-flannel's {"hairpinMode": true, "isDefaultGateway":
-// true} delegate) hands to the bridge plugin: the subnet from FLANNEL_SUBNET
-// as a host-local range, a route for FLANNEL_NETWORK, FLANNEL_MTU, and
-// ipMasq only when the daemon does not masquerade (FLANNEL_IPMASQ=false).
-// The ipam dataDir is the one key added here: host-local's default is
-// shared by the whole machine.
-func flannelDelegate(e flannelEnv, dataDir string) map[string]any {
+// flannelCNIConf is a node's CNI config for flannel's own CNI plugin, as
+// kube-flannel installs it (type "flannel", the delegate {"hairpinMode":
+// true, "isDefaultGateway": true}), reading subnetFile. Two keys are added
+// because every namespace here shares one machine: the plugin's dataDir
+// (default /var/lib/cni/flannel) and host-local's (flannel's plugin keeps
+// the input ipam's keys and adds the ranges and routes).
+func flannelCNIConf(n *cluster.Node, subnetFile string) map[string]any {
 	return map[string]any{
-		"cniVersion":       "0.3.1",
-		"name":             "cbr0",
-		"type":             "bridge",
-		"hairpinMode":      true,
-		"isDefaultGateway": true,
-		"isGateway":        true,
-		"ipMasq":           !e.ipMasq,
-		"mtu":              e.mtu,
-		"ipam": map[string]any{
-			"type":    "host-local",
-			"dataDir": dataDir,
-			"ranges":  [][]map[string]string{{{"subnet": e.subnet.Masked().String()}}},
-			"routes":  []map[string]string{{"dst": e.network.String()}},
-		},
+		"cniVersion": "0.3.1",
+		"name":       "cbr0",
+		"type":       "flannel",
+		"subnetFile": subnetFile,
+		"dataDir":    filepath.Join(n.Dir, "flannel-cni-data"),
+		"delegate":   map[string]any{"hairpinMode": true, "isDefaultGateway": true},
+		"ipam":       map[string]any{"type": "host-local", "dataDir": filepath.Join(n.Dir, "host-local")},
 	}
 }
 
-// flannelContainer attaches a new namespace on node n with cnitool, Debian's
-// plugins and the delegate config, and detaches it at cleanup.
+// flannelCNIPath is CNI_PATH for flannel's plugin: its own directory, then
+// Debian's bridge and host-local.
+func flannelCNIPath(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	bin, err := flannel.CNIPlugin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(bin) + ":" + debianCNIPlugins
+}
+
+// flannelContainer attaches a new namespace on node n with cnitool and
+// flannel's CNI plugin (conf from flannelCNIConf), which reads the subnet
+// file and delegates to Debian's bridge and host-local, and detaches it at
+// cleanup. It checks that flannel's plugin did the work: the delegate
+// config it kept for DEL has the subnet file's subnet, route and MTU, and
+// so has the container's eth0.
 func flannelContainer(t *testing.T, n *cluster.Node, conf map[string]any) (*testbed.NS, netip.Addr) {
 	t.Helper()
+	fe := readFlannelEnv(t, conf["subnetFile"].(string))
+	cniPath := flannelCNIPath(t)
 	dir := filepath.Join(n.Dir, "flannel-cni")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -120,12 +132,13 @@ func flannelContainer(t *testing.T, n *cluster.Node, conf map[string]any) (*test
 	cnitool := func(verb string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		return n.Host.NS.Run(ctx, "env", "CNI_PATH="+debianCNIPlugins, "NETCONFPATH="+dir, tool, verb, "cbr0", ctr.Path())
+		return n.Host.NS.Run(ctx, "env", "CNI_PATH="+cniPath, "NETCONFPATH="+dir, tool, verb, "cbr0", ctr.Path())
 	}
+	kept := keptDelegates(t, conf["dataDir"].(string))
 	out, err := cnitool("add")
 	if err != nil {
 		ctr.Delete()
-		t.Fatalf("node %d: bridge+host-local with flannel's delegate config: %v", n.Index+1, err)
+		t.Fatalf("node %d: flannel's CNI plugin (bridge, host-local): %v\n%s", n.Index+1, err, out)
 	}
 	t.Cleanup(func() {
 		if out, err := cnitool("del"); err != nil {
@@ -145,7 +158,57 @@ func flannelContainer(t *testing.T, n *cluster.Node, conf map[string]any) (*test
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What flannel's plugin handed the bridge plugin (kept for DEL).
+	var added []string
+	for name := range keptDelegates(t, conf["dataDir"].(string)) {
+		if !kept[name] {
+			added = append(added, name)
+		}
+	}
+	if len(added) != 1 {
+		t.Fatalf("node %d: flannel's plugin kept %d new delegate configs in its dataDir, want 1", n.Index+1, len(added))
+	}
+	raw, err := os.ReadFile(filepath.Join(conf["dataDir"].(string), added[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var del struct {
+		Type   string
+		MTU    int
+		IPMasq bool
+		IPAM   struct {
+			Ranges [][]struct{ Subnet string }
+			Routes []struct{ Dst string }
+		}
+	}
+	if err := json.Unmarshal(raw, &del); err != nil || del.Type != "bridge" || del.MTU != fe.mtu || del.IPMasq == fe.ipMasq ||
+		len(del.IPAM.Ranges) != 1 || len(del.IPAM.Ranges[0]) != 1 || del.IPAM.Ranges[0][0].Subnet != fe.subnet.Masked().String() ||
+		len(del.IPAM.Routes) != 1 || del.IPAM.Routes[0].Dst != fe.network.String() {
+		t.Fatalf("node %d: flannel's plugin delegated %s (%v); want bridge, mtu %d, ipMasq %v, range %s, route %s",
+			n.Index+1, raw, err, fe.mtu, !fe.ipMasq, fe.subnet.Masked(), fe.network)
+	}
+	if !fe.subnet.Masked().Contains(p.Addr()) {
+		t.Fatalf("node %d: flannel's plugin gave %s outside FLANNEL_SUBNET %s", n.Index+1, p.Addr(), fe.subnet)
+	}
+	if got := linkMTU(t, ctr, "eth0"); got != fe.mtu {
+		t.Fatalf("node %d: container eth0 MTU %d, FLANNEL_MTU %d", n.Index+1, got, fe.mtu)
+	}
 	return ctr, p.Addr()
+}
+
+// keptDelegates are the names of the delegate configs flannel's plugin
+// keeps in dataDir (one per attached container).
+func keptDelegates(t *testing.T, dataDir string) map[string]bool {
+	t.Helper()
+	entries, err := os.ReadDir(dataDir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, e := range entries {
+		names[e.Name()] = true
+	}
+	return names
 }
 
 // countICMPFrom adds an INPUT rule counting ICMP from src in ns and returns
@@ -192,10 +255,7 @@ func TestFlannelCNISetupOnWeft(t *testing.T) {
 		if fe.network != we.Network || fe.subnet != we.Subnet || fe.mtu != we.MTU || !fe.ipMasq || !we.IPMasq {
 			t.Fatalf("node %d: flannel file %+v disagrees with weft's %+v (or IPMASQ is not true)", n.Index+1, fe, we)
 		}
-		ctr, ip := flannelContainer(t, n, flannelDelegate(fe, filepath.Join(n.Dir, "host-local")))
-		if !fe.subnet.Masked().Contains(ip) {
-			t.Fatalf("node %d: host-local gave %s outside FLANNEL_SUBNET %s", n.Index+1, ip, fe.subnet)
-		}
+		ctr, ip := flannelContainer(t, n, flannelCNIConf(n, n.FlannelSubnetFile))
 		ctrs, ips = append(ctrs, ctr), append(ips, ip)
 	}
 

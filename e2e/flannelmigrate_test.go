@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -104,8 +103,8 @@ func (tr *traffic) judge(t *testing.T) {
 	}
 }
 
-// A three-node flannel cluster (the real flanneld, vxlan, flannel's
-// bridge/host-local delegate config for containers) moves to weft one node
+// A three-node flannel cluster (the real flanneld, vxlan, containers
+// attached by flannel's CNI plugin with Debian's bridge and host-local) moves to weft one node
 // at a time and back, as docs/flannel-migration.md describes: on each
 // node flanneld stops (its device, neighbours, FDB entries and routes
 // stay in the kernel) and weftd starts on flannel's prefix with flannel's
@@ -130,7 +129,7 @@ func TestMigrateFlannelToWeftAndBack(t *testing.T) {
 	ctrs := make([]*testbed.NS, 3)
 	ips := make([]netip.Addr, 3)
 	for i, n := range c.Nodes {
-		ctrs[i], ips[i] = flannelContainer(t, n, flannelDelegate(envs[i], filepath.Join(n.Dir, "host-local")))
+		ctrs[i], ips[i] = flannelContainer(t, n, flannelCNIConf(n, n.FlannelSubnetFile))
 	}
 	ctx := ctxFor(t, 5*time.Minute)
 	for i := range ctrs {
@@ -184,6 +183,17 @@ func TestMigrateFlannelToWeftAndBack(t *testing.T) {
 	// All weft now: each lease is weftd's, on the subnets flanneld had.
 	for _, n := range c.Nodes {
 		waitPeersOf(t, n, 2)
+	}
+	// flannel's plugin attaches new containers on a weftd node (it reads
+	// the subnet file weftd writes), and they reach the others.
+	late, lateIP := flannelContainer(t, c.Nodes[0], flannelCNIConf(c.Nodes[0], c.Nodes[0].FlannelSubnetFile))
+	if !envs[0].subnet.Masked().Contains(lateIP) {
+		t.Fatalf("new container on node 1 under weftd got %s, outside the node's subnet %s", lateIP, envs[0].subnet)
+	}
+	for _, j := range []int{1, 2} {
+		if out, err := late.Run(ctx, "ping", "-c", "2", "-W", "2", ips[j].String()); err != nil {
+			t.Errorf("new container on node 1 (weftd) -> container %d: %v\n%s", j+1, err, out)
+		}
 	}
 	for x := range 3 {
 		swap(x, false)

@@ -87,7 +87,7 @@ func TestMixedWeftAndFlanneld(t *testing.T) {
 	}
 
 	wc := addContainer(t, weftNode, "wmw")
-	fc, fip := flannelContainer(t, flannelNode, flannelDelegate(fe, filepath.Join(flannelNode.Dir, "host-local")))
+	fc, fip := flannelContainer(t, flannelNode, flannelCNIConf(flannelNode, flannelNode.FlannelSubnetFile))
 	ctx := ctxFor(t, time.Minute)
 	if out, err := wc.Ping(ctx, fip, 3); err != nil {
 		t.Fatalf("weft container %s -> flannel container %s: %v\n%s", wc.IP, fip, err, out)

@@ -91,10 +91,15 @@ elif dynamic_elf "$(readlink -f "$(command -v busybox)")"; then
 	echo "deps: $(command -v busybox) is dynamically linked (Debian's busybox); installing busybox-static, which replaces it"
 	need+=(busybox-static)
 fi
-[ -x /usr/lib/cni/portmap ] || need+=(containernetworking-plugins)
+# Debian's CNI plugins: bridge and host-local are also what flannel's CNI
+# plugin (built by testbed/flannel) delegates to in the flannel tests.
+for p in bridge host-local portmap; do
+	[ -x "/usr/lib/cni/$p" ] || { need+=(containernetworking-plugins); break; }
+done
 command -v nft >/dev/null || need+=(nftables)
 command -v nsenter >/dev/null || need+=(util-linux)
-# The interoperability tests build a real flanneld (testbed/flannel) with cgo.
+# The interoperability tests build a real flanneld (testbed/flannel) with cgo,
+# and flannel's CNI plugin, both from the Go module proxy (cached).
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
 # The wireguard backend: Debian's `wg` reads and sets its device (UAPI),
 # and configures the hand-made WireGuard peer of the interop test.

@@ -4,7 +4,7 @@
 // does not serve (tencentvpc) or that need more than this machine has
 // (ipsec, extension, wireguard). Its vxlan, udp, host-gw and ipip backends
 // are flannel's, untouched. The binary is built once and cached per
-// version.
+// version. So is flannel's CNI plugin (CNIPlugin).
 package flannel
 
 import (
@@ -48,12 +48,21 @@ func CacheDir() (string, error) {
 // cache does not hold it. Concurrent callers (test binaries of several
 // packages) build it once: the build holds a lock file.
 func Flanneld(ctx context.Context) (string, error) {
+	return cached(ctx, filepath.Join("flannel", Version), "flanneld", build)
+}
+
+// cached returns the path of binary name in the cache directory sub,
+// running build(ctx, dir, bin) first when it is not there yet. The build
+// holds a lock file, so concurrent callers build it once; it must write
+// bin last (under a temporary name, then renamed), so that an interrupted
+// build leaves no binary behind.
+func cached(ctx context.Context, sub, name string, build func(ctx context.Context, dir, bin string) error) (string, error) {
 	cache, err := CacheDir()
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(cache, "flannel", Version)
-	bin := filepath.Join(dir, "flanneld")
+	dir := filepath.Join(cache, sub)
+	bin := filepath.Join(dir, name)
 	if isExecutable(bin) {
 		return bin, nil
 	}
@@ -88,7 +97,7 @@ func isExecutable(path string) bool {
 // an interrupted build leaves no binary behind).
 func build(ctx context.Context, dir, bin string) error {
 	start := time.Now()
-	modDir, err := download(ctx)
+	modDir, err := download(ctx, Module, Version)
 	if err != nil {
 		return err
 	}
@@ -127,10 +136,10 @@ func build(ctx context.Context, dir, bin string) error {
 	return nil
 }
 
-// download fetches Module@Version into the module cache and returns its
+// download fetches module@version into the module cache and returns its
 // directory there.
-func download(ctx context.Context) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", Module+"@"+Version)
+func download(ctx context.Context, module, version string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", module+"@"+version)
 	cmd.Dir = os.TempDir() // outside any module: a plain download
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
 	var stderr bytes.Buffer
@@ -138,13 +147,13 @@ func download(ctx context.Context) (string, error) {
 	out, err := cmd.Output()
 	var info struct{ Dir, Error string }
 	if jerr := json.Unmarshal(out, &info); jerr == nil && info.Error != "" {
-		return "", fmt.Errorf("flannel: go mod download %s@%s: %s", Module, Version, info.Error)
+		return "", fmt.Errorf("flannel: go mod download %s@%s: %s", module, version, info.Error)
 	}
 	if err != nil {
-		return "", fmt.Errorf("flannel: go mod download %s@%s: %w\n%s", Module, Version, err, tail(stderr.Bytes(), 2048))
+		return "", fmt.Errorf("flannel: go mod download %s@%s: %w\n%s", module, version, err, tail(stderr.Bytes(), 2048))
 	}
 	if info.Dir == "" {
-		return "", fmt.Errorf("flannel: go mod download %s@%s: no directory in %s", Module, Version, tail(out, 512))
+		return "", fmt.Errorf("flannel: go mod download %s@%s: no directory in %s", module, version, tail(out, 512))
 	}
 	return info.Dir, nil
 }

@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,5 +94,30 @@ func TestFlanneldVXLANOnTwoHosts(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("flannel.1 of host 1 cannot reach host 2's VTEP address %s: %v", subnets[1], err)
+	}
+}
+
+// flannel's CNI plugin builds from the module proxy (or comes from the
+// cache) and answers as a CNI plugin: CNI_COMMAND=VERSION lists the spec
+// versions it speaks.
+func TestCNIPluginBuilds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	bin, err := CNIPlugin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(bin) != "flannel" {
+		t.Fatalf("%s: the binary must be named after its CNI type, flannel", bin)
+	}
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = []string{"CNI_COMMAND=VERSION"}
+	cmd.Stdin = strings.NewReader(`{"cniVersion":"0.3.1"}`)
+	out, err := cmd.Output()
+	var v struct {
+		SupportedVersions []string `json:"supportedVersions"`
+	}
+	if err != nil || json.Unmarshal(out, &v) != nil || !slices.Contains(v.SupportedVersions, "0.3.1") {
+		t.Fatalf("%s VERSION: %s (%v)", bin, out, err)
 	}
 }
