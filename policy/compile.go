@@ -25,19 +25,65 @@ const (
 	ProtoSCTP = 132
 )
 
-// Endpoint is one container weft knows: its IPv4 address, namespace, labels
+// Endpoint is one container weft knows: its addresses, namespace, labels
 // and the node that runs it.
 type Endpoint struct {
-	IP        netip.Addr
+	// IP is its IPv4 address (invalid when it has none: an IPv6-only
+	// network). An IPv6 address here is read as IPv6.
+	IP netip.Addr
+	// IPv6 is its IPv6 address (invalid when it has none).
+	IPv6      netip.Addr
 	Namespace string
 	Name      string
 	Labels    map[string]string
 	Node      string
 	// HostIf is the host side of the container's veth on this node's
-	// bridge (only for this node's endpoints). When set, IPv4 frames from
-	// that port must carry IP as their source: a container cannot borrow a
+	// bridge (only for this node's endpoints). When set, frames from that
+	// port must carry the container's addresses as their source (IPv4;
+	// IPv6 other than link-local): a container cannot borrow a
 	// neighbour's address to pass its policies.
 	HostIf string
+}
+
+// Addrs returns the endpoint's valid addresses (IPv4-mapped IPv6 read as
+// IPv4), without duplicates.
+func (ep Endpoint) Addrs() []netip.Addr {
+	var out []netip.Addr
+	for _, a := range [2]netip.Addr{ep.IP, ep.IPv6} {
+		if !a.IsValid() {
+			continue
+		}
+		a = a.Unmap().WithZone("")
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// sortKey is its IPv4 address, else its IPv6 address.
+func (ep Endpoint) sortKey() netip.Addr {
+	if v4, v6 := ep.v4v6(); v4.IsValid() {
+		return v4
+	} else {
+		return v6
+	}
+}
+
+// v4 and v6 are the endpoint's address of each family (invalid when none).
+func (ep Endpoint) v4v6() (v4, v6 netip.Addr) {
+	for _, a := range [2]netip.Addr{ep.IP, ep.IPv6} {
+		if !a.IsValid() {
+			continue
+		}
+		a = a.Unmap().WithZone("")
+		if a.Is4() {
+			v4 = a
+		} else {
+			v6 = a
+		}
+	}
+	return v4, v6
 }
 
 // Namespace is a namespace with its labels. Namespaces named by endpoints or
@@ -61,7 +107,7 @@ type Input struct {
 	FailClosed []string
 }
 
-// IPRange is an inclusive range of IPv4 addresses.
+// IPRange is an inclusive range of addresses of one family.
 type IPRange struct{ First, Last netip.Addr }
 
 func (r IPRange) String() string {
@@ -89,8 +135,14 @@ type PortGroup struct {
 // in one direction, and what they may exchange. Any and the groups' peers
 // are disjoint: no address is in two Any ranges or in two groups, and no
 // group's peer overlaps an Any range. An empty Class allows nothing.
+//
+// A class holds both families: Pods has the IPv4 and IPv6 addresses of its
+// containers, Any and each group's Peers ranges of either family (a
+// group's peers are all of one family). IPv4 traffic of a pod meets the
+// IPv4 ranges, IPv6 traffic the IPv6 ones: a pod isolated in a direction is
+// isolated in both families.
 type Class struct {
-	Pods  []netip.Addr // sorted
+	Pods  []netip.Addr // sorted (IPv4 before IPv6)
 	Any   []IPRange    // peers allowed on every protocol and port, sorted
 	Ports []PortGroup  // peers allowed on some ports, one group per set of ports
 }
@@ -126,10 +178,13 @@ type RejectedPolicy struct {
 	Err             error
 }
 
-// SourceBinding is a bridge port and the only IPv4 source it may send.
+// SourceBinding is a bridge port and the only sources it may send: IPv4
+// IP and, besides link-local addresses, IPv6 IPv6 (either invalid when the
+// container has no address of that family: then it may send none).
 type SourceBinding struct {
 	Port string
 	IP   netip.Addr
+	IPv6 netip.Addr
 }
 
 // Pods counts the isolated containers per direction.
@@ -214,7 +269,8 @@ func Compile(in Input) (RuleSet, error) {
 	}
 	for _, ep := range c.local {
 		if ep.HostIf != "" {
-			rs.Sources = append(rs.Sources, SourceBinding{Port: ep.HostIf, IP: ep.IP})
+			v4, v6 := ep.v4v6()
+			rs.Sources = append(rs.Sources, SourceBinding{Port: ep.HostIf, IP: v4, IPv6: v6})
 		}
 	}
 	slices.SortFunc(rs.Sources, func(a, b SourceBinding) int { return strings.Compare(a.Port, b.Port) })
@@ -230,9 +286,10 @@ type compiledPolicy struct {
 }
 
 type resolvedRule struct {
-	peers []span // disjoint, sorted
-	ports []portSpan
-	all   bool // no ports given: every protocol and port
+	peers  []span    // IPv4, disjoint, sorted
+	peers6 []IPRange // IPv6, in any order, may overlap
+	ports  []portSpan
+	all    bool // no ports given: every protocol and port
 }
 
 type span struct{ first, last uint32 }
@@ -271,7 +328,7 @@ func newCompiler(in Input) *compiler {
 	}
 	for _, ep := range in.Endpoints {
 		implicit(ep.Namespace)
-		if ep.Node == in.Node && ep.IP.Is4() {
+		if ep.Node == in.Node && (ep.IP.IsValid() || ep.IPv6.IsValid()) {
 			c.local = append(c.local, ep)
 		}
 	}
@@ -295,7 +352,7 @@ func newCompiler(in Input) *compiler {
 		}
 		c.policies = append(c.policies, cp)
 	}
-	slices.SortFunc(c.local, func(a, b Endpoint) int { return a.IP.Compare(b.IP) })
+	slices.SortFunc(c.local, func(a, b Endpoint) int { return a.sortKey().Compare(b.sortKey()) })
 	return c
 }
 
@@ -335,11 +392,13 @@ func (c *compiler) resolveRule(namespace string, peers []networkingv1.NetworkPol
 	var rr resolvedRule
 	if len(peers) == 0 {
 		rr.peers = []span{{0, ^uint32(0)}}
+		rr.peers6 = []IPRange{allIPv6}
 	}
 	var spans []span
 	for j, peer := range peers {
 		if peer.IPBlock != nil {
 			spans = append(spans, ipBlockSpans(peer.IPBlock)...)
+			rr.peers6 = append(rr.peers6, ipBlockRanges6(peer.IPBlock)...)
 			continue
 		}
 		podSel := labels.Everything()
@@ -359,7 +418,11 @@ func (c *compiler) resolveRule(namespace string, peers []networkingv1.NetworkPol
 			nsSel = s
 		}
 		for _, ep := range c.in.Endpoints {
-			if !ep.IP.Is4() {
+			v4, v6 := ep.IP, ep.IPv6
+			if !v4.Is4() || v6.IsValid() && !v6.Is6() || v4.Is4In6() || v6.Is4In6() {
+				v4, v6 = ep.v4v6() // an address given in the other field, or mapped
+			}
+			if !v4.IsValid() && !v6.IsValid() {
 				continue
 			}
 			if nsSel == nil {
@@ -372,8 +435,13 @@ func (c *compiler) resolveRule(namespace string, peers []networkingv1.NetworkPol
 			if !podSel.Matches(labels.Set(ep.Labels)) {
 				continue
 			}
-			a := addrU32(ep.IP)
-			spans = append(spans, span{a, a})
+			if v4.IsValid() {
+				a := addrU32(v4)
+				spans = append(spans, span{a, a})
+			}
+			if v6.IsValid() {
+				rr.peers6 = append(rr.peers6, IPRange{v6, v6})
+			}
 		}
 	}
 	if len(peers) > 0 {
@@ -412,7 +480,7 @@ func protoNumber(p *corev1.Protocol) uint8 {
 }
 
 // ipBlockSpans returns the IPv4 spans of cidr minus except. An IPv6 block
-// matches no IPv4 traffic and yields nothing (weft carries IPv4 only).
+// matches no IPv4 traffic and yields nothing (ipBlockRanges6 reads it).
 func ipBlockSpans(b *networkingv1.IPBlock) []span {
 	cidr, err := parsePrefix(b.CIDR)
 	if err != nil || !cidr.Addr().Is4() {
@@ -427,6 +495,56 @@ func ipBlockSpans(b *networkingv1.IPBlock) []span {
 		spans = subtractSpan(spans, prefixSpan(ex))
 	}
 	return spans
+}
+
+// allIPv6 is every IPv6 address.
+var allIPv6 = IPRange{netip.IPv6Unspecified(), netip.AddrFrom16([16]byte{0: 0xff, 1: 0xff, 2: 0xff, 3: 0xff, 4: 0xff, 5: 0xff, 6: 0xff, 7: 0xff, 8: 0xff, 9: 0xff, 10: 0xff, 11: 0xff, 12: 0xff, 13: 0xff, 14: 0xff, 15: 0xff})}
+
+// ipBlockRanges6 returns the IPv6 ranges of cidr minus except; an IPv4
+// block yields nothing. (Validate has refused an except of the other
+// family or outside cidr.)
+func ipBlockRanges6(b *networkingv1.IPBlock) []IPRange {
+	cidr, err := parsePrefix(b.CIDR)
+	if err != nil || !cidr.Addr().Is6() {
+		return nil
+	}
+	ranges := []IPRange{prefixRange(cidr)}
+	for _, e := range b.Except {
+		ex, err := parsePrefix(e)
+		if err != nil || !ex.Addr().Is6() {
+			continue
+		}
+		ranges = subtractRange(ranges, prefixRange(ex))
+	}
+	return ranges
+}
+
+// prefixRange is the first and last address of an IPv6 prefix.
+func prefixRange(p netip.Prefix) IPRange {
+	p = p.Masked()
+	b := p.Addr().As16()
+	for i := p.Bits(); i < 128; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	return IPRange{p.Addr(), netip.AddrFrom16(b)}
+}
+
+// subtractRange removes cut from each of ranges.
+func subtractRange(ranges []IPRange, cut IPRange) []IPRange {
+	var out []IPRange
+	for _, r := range ranges {
+		if cut.Last.Less(r.First) || r.Last.Less(cut.First) {
+			out = append(out, r)
+			continue
+		}
+		if r.First.Less(cut.First) {
+			out = append(out, IPRange{r.First, cut.First.Prev()})
+		}
+		if cut.Last.Less(r.Last) {
+			out = append(out, IPRange{cut.Last.Next(), r.Last})
+		}
+	}
+	return out
 }
 
 func prefixSpan(p netip.Prefix) span {
@@ -491,7 +609,7 @@ func (c *compiler) direction(t networkingv1.PolicyType) []Class {
 				groups[key] = g
 				order = append(order, key)
 			}
-			g.pods = append(g.pods, ep.IP)
+			g.pods = append(g.pods, ep.Addrs()...)
 			continue
 		}
 		var sel []int
@@ -510,11 +628,12 @@ func (c *compiler) direction(t networkingv1.PolicyType) []Class {
 			groups[key] = g
 			order = append(order, key)
 		}
-		g.pods = append(g.pods, ep.IP)
+		g.pods = append(g.pods, ep.Addrs()...)
 	}
 	classes := make([]Class, 0, len(order))
 	for _, key := range order {
 		g := groups[key]
+		slices.SortFunc(g.pods, netip.Addr.Compare)
 		if g.failClosed {
 			classes = append(classes, Class{Pods: g.pods})
 			continue
@@ -523,7 +642,12 @@ func (c *compiler) direction(t networkingv1.PolicyType) []Class {
 		for _, i := range g.policies {
 			rules = append(rules, c.policies[i].rules[t]...)
 		}
-		cl := buildClass(rules)
+		cl := buildClass(rules, spanRange)
+		if cl6 := buildClass6(rules); len(cl6.Any) > 0 || len(cl6.Ports) > 0 {
+			cl.Any = append(cl.Any, cl6.Any...)
+			cl.Ports = append(cl.Ports, cl6.Ports...)
+			slices.SortFunc(cl.Ports, func(a, b PortGroup) int { return a.Peers[0].First.Compare(b.Peers[0].First) })
+		}
 		cl.Pods = g.pods
 		classes = append(classes, cl)
 	}
@@ -544,7 +668,9 @@ func intsKey(xs []int) string {
 // rules covering it (all traffic, or merged port ranges per protocol).
 // Spans allowed everything go to Any; the others are grouped by their port
 // ranges (peers and ports kept apart), and neighbours in one group joined.
-func buildClass(rules []resolvedRule) Class {
+// It works on IPv4 spans (rules' peers); toRange turns a span into the
+// addresses it stands for.
+func buildClass(rules []resolvedRule, toRange func(span) IPRange) Class {
 	var cuts []uint64 // elementary span starts; a span ends before the next cut
 	for _, r := range rules {
 		for _, p := range r.peers {
@@ -607,13 +733,13 @@ func buildClass(rules []resolvedRule) Class {
 	}
 	var cl Class
 	for _, s := range mergeSpans(anySpans) {
-		cl.Any = append(cl.Any, IPRange{u32Addr(s.first), u32Addr(s.last)})
+		cl.Any = append(cl.Any, toRange(s))
 	}
 	for _, key := range order {
 		g := groups[key]
 		pg := PortGroup{}
 		for _, s := range mergeSpans(g.peers) {
-			pg.Peers = append(pg.Peers, IPRange{u32Addr(s.first), u32Addr(s.last)})
+			pg.Peers = append(pg.Peers, toRange(s))
 		}
 		for _, p := range g.ports {
 			pg.Ports = append(pg.Ports, PortRange{Protocol: p.proto, First: p.first, Last: p.last})
@@ -622,6 +748,56 @@ func buildClass(rules []resolvedRule) Class {
 	}
 	slices.SortFunc(cl.Ports, func(a, b PortGroup) int { return a.Peers[0].First.Compare(b.Peers[0].First) })
 	return cl
+}
+
+// spanRange is the IPv4 range of a span.
+func spanRange(s span) IPRange { return IPRange{u32Addr(s.first), u32Addr(s.last)} }
+
+// buildClass6 is buildClass for the rules' IPv6 peers. The boundaries of
+// all their ranges (a range's first address and the one after its last)
+// are numbered in order, and each range becomes the span of the numbers
+// it covers: the same algorithm then runs on those numbers (spans that
+// touch in numbers touch in addresses), and each resulting span turns back
+// into the addresses from its first boundary to the one before the
+// boundary after its last.
+func buildClass6(rules []resolvedRule) Class {
+	var points []netip.Addr
+	for _, r := range rules {
+		for _, p := range r.peers6 {
+			points = append(points, p.First)
+			if next := p.Last.Next(); next.IsValid() {
+				points = append(points, next)
+			}
+		}
+	}
+	if len(points) == 0 {
+		return Class{}
+	}
+	slices.SortFunc(points, netip.Addr.Compare)
+	points = slices.Compact(points)
+	index := func(a netip.Addr) uint32 {
+		i, _ := slices.BinarySearchFunc(points, a, netip.Addr.Compare)
+		return uint32(i)
+	}
+	numbered := make([]resolvedRule, len(rules))
+	for i, r := range rules {
+		spans := make([]span, 0, len(r.peers6))
+		for _, p := range r.peers6 {
+			end := uint32(len(points)) // past the last address
+			if next := p.Last.Next(); next.IsValid() {
+				end = index(next)
+			}
+			spans = append(spans, span{index(p.First), end - 1})
+		}
+		numbered[i] = resolvedRule{peers: mergeSpans(spans), ports: r.ports, all: r.all}
+	}
+	return buildClass(numbered, func(s span) IPRange {
+		last := allIPv6.Last
+		if int(s.last)+1 < len(points) {
+			last = points[s.last+1].Prev()
+		}
+		return IPRange{points[s.first], last}
+	})
 }
 
 func portsKey(ports []portSpan) string {

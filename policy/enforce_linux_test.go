@@ -25,13 +25,19 @@ import (
 // y/c) and, behind a routed veth, a "remote" namespace standing for pods on
 // another node (10.244.2.2, z/r) — the paths weftd's traffic takes: bridged
 // on the same node, routed to and from elsewhere, to the node itself.
+//
+// Every container also has an IPv6 address (fd10:244:1::2-4 on the
+// bridge, fd10:244:2::2 behind the routed veth), as dual-stack weft gives
+// them: ips6, hostIP6.
 type node struct {
-	host   *testbed.NS
-	ctrs   map[string]*testbed.NS // a, b, c, r
-	ips    map[string]netip.Addr
-	hostIP netip.Addr
-	nsFd   *os.File
-	in     Input
+	host    *testbed.NS
+	ctrs    map[string]*testbed.NS // a, b, c, r
+	ips     map[string]netip.Addr
+	ips6    map[string]netip.Addr
+	hostIP  netip.Addr
+	hostIP6 netip.Addr
+	nsFd    *os.File
+	in      Input
 }
 
 const testBridge = "weftbr0"
@@ -56,27 +62,35 @@ func newNode(t *testing.T) *node {
 			t.Fatal(err)
 		}
 	}
-	nd := &node{host: mk("wpol-h-"), ctrs: map[string]*testbed.NS{}, ips: map[string]netip.Addr{}, hostIP: netip.MustParseAddr("10.244.1.1")}
+	nd := &node{host: mk("wpol-h-"), ctrs: map[string]*testbed.NS{}, ips: map[string]netip.Addr{}, ips6: map[string]netip.Addr{},
+		hostIP: netip.MustParseAddr("10.244.1.1"), hostIP6: netip.MustParseAddr("fd10:244:1::1")}
 	h := nd.host
 	run(h, "ip", "link", "add", testBridge, "type", "bridge")
 	run(h, "ip", "addr", "add", "10.244.1.1/24", "dev", testBridge)
+	run(h, "ip", "addr", "add", "fd10:244:1::1/64", "dev", testBridge, "nodad")
 	run(h, "ip", "link", "set", testBridge, "up")
 	run(h, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	run(h, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 	for i, name := range []string{"a", "b", "c"} {
 		c := mk("wpol-" + name + "-")
 		nd.ctrs[name] = c
 		ip := netip.AddrFrom4([4]byte{10, 244, 1, byte(2 + i)})
 		nd.ips[name] = ip
+		ip6 := netip.AddrFrom16([16]byte{0xfd, 0x10, 0x02, 0x44, 0, 1, 15: byte(2 + i)})
+		nd.ips6[name] = ip6
 		veth := "v" + name
 		run(h, "ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", c.Name)
 		run(h, "ip", "link", "set", veth, "master", testBridge, "up")
 		run(c, "ip", "addr", "add", ip.String()+"/24", "dev", "eth0")
 		run(c, "ip", "link", "set", "eth0", "up")
 		run(c, "ip", "route", "add", "default", "via", "10.244.1.1")
+		run(c, "ip", "addr", "add", ip6.String()+"/64", "dev", "eth0", "nodad")
+		run(c, "ip", "-6", "route", "add", "default", "via", "fd10:244:1::1")
 	}
 	r := mk("wpol-r-")
 	nd.ctrs["r"] = r
 	nd.ips["r"] = netip.MustParseAddr("10.244.2.2")
+	nd.ips6["r"] = netip.MustParseAddr("fd10:244:2::2")
 	run(h, "ip", "link", "add", "remote", "type", "veth", "peer", "name", "eth0", "netns", r.Name)
 	run(h, "ip", "addr", "add", "192.0.2.1/30", "dev", "remote")
 	run(h, "ip", "link", "set", "remote", "up")
@@ -85,6 +99,11 @@ func newNode(t *testing.T) *node {
 	run(r, "ip", "addr", "add", "10.244.2.2/32", "dev", "lo")
 	run(r, "ip", "link", "set", "eth0", "up")
 	run(r, "ip", "route", "add", "default", "via", "192.0.2.1", "src", "10.244.2.2")
+	run(h, "ip", "addr", "add", "2001:db8:1::1/64", "dev", "remote", "nodad")
+	run(h, "ip", "-6", "route", "add", "fd10:244:2::/64", "via", "2001:db8:1::2")
+	run(r, "ip", "addr", "add", "2001:db8:1::2/64", "dev", "eth0", "nodad")
+	run(r, "ip", "addr", "add", "fd10:244:2::2/128", "dev", "lo")
+	run(r, "ip", "-6", "route", "add", "default", "via", "2001:db8:1::1", "src", "fd10:244:2::2")
 	f, err := os.Open(h.Path())
 	if err != nil {
 		t.Fatal(err)
@@ -92,20 +111,22 @@ func newNode(t *testing.T) *node {
 	t.Cleanup(func() { f.Close() })
 	nd.nsFd = f
 	for name, c := range nd.ctrs {
-		srv, err := testbed.ServeEcho(c.Path(), nd.ips[name], []uint16{80, 81})
-		if err != nil {
-			t.Fatal(err)
+		for _, ip := range []netip.Addr{nd.ips[name], nd.ips6[name]} {
+			srv, err := testbed.ServeEcho(c.Path(), ip, []uint16{80, 81})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { srv.Close() })
 		}
-		t.Cleanup(func() { srv.Close() })
 	}
 	nd.in = Input{
 		Node:       "n1",
 		Namespaces: []Namespace{{Name: "x", Labels: map[string]string{"team": "red"}}, {Name: "y"}, {Name: "z", Labels: map[string]string{"team": "blue"}}},
 		Endpoints: []Endpoint{
-			{IP: nd.ips["a"], Namespace: "x", Name: "a", Labels: map[string]string{"pod": "a"}, Node: "n1", HostIf: "va"},
-			{IP: nd.ips["b"], Namespace: "x", Name: "b", Labels: map[string]string{"pod": "b"}, Node: "n1", HostIf: "vb"},
-			{IP: nd.ips["c"], Namespace: "y", Name: "c", Labels: map[string]string{"pod": "c"}, Node: "n1", HostIf: "vc"},
-			{IP: nd.ips["r"], Namespace: "z", Name: "r", Labels: map[string]string{"pod": "r"}, Node: "n2"},
+			{IP: nd.ips["a"], IPv6: nd.ips6["a"], Namespace: "x", Name: "a", Labels: map[string]string{"pod": "a"}, Node: "n1", HostIf: "va"},
+			{IP: nd.ips["b"], IPv6: nd.ips6["b"], Namespace: "x", Name: "b", Labels: map[string]string{"pod": "b"}, Node: "n1", HostIf: "vb"},
+			{IP: nd.ips["c"], IPv6: nd.ips6["c"], Namespace: "y", Name: "c", Labels: map[string]string{"pod": "c"}, Node: "n1", HostIf: "vc"},
+			{IP: nd.ips["r"], IPv6: nd.ips6["r"], Namespace: "z", Name: "r", Labels: map[string]string{"pod": "r"}, Node: "n2"},
 		},
 	}
 	return nd
@@ -114,11 +135,17 @@ func newNode(t *testing.T) *node {
 type flow struct {
 	from, to, proto string
 	port            uint16
+	v6              bool // over the pods' IPv6 addresses
 }
 
 // matrix probes every flow between the four pods (and host -> pods) in
 // parallel and returns the outcome of each, as "from>to proto/port".
-func (nd *node) matrix(t *testing.T) map[flow]bool {
+func (nd *node) matrix(t *testing.T) map[flow]bool { return nd.matrixOf(t, false) }
+
+// matrix6 is matrix over IPv6.
+func (nd *node) matrix6(t *testing.T) map[flow]bool { return nd.matrixOf(t, true) }
+
+func (nd *node) matrixOf(t *testing.T, v6 bool) map[flow]bool {
 	t.Helper()
 	names := []string{"a", "b", "c", "r", "host"}
 	var flows []flow
@@ -129,7 +156,7 @@ func (nd *node) matrix(t *testing.T) map[flow]bool {
 			}
 			for _, proto := range []string{"tcp", "udp"} {
 				for _, port := range []uint16{80, 81} {
-					flows = append(flows, flow{from, to, proto, port})
+					flows = append(flows, flow{from, to, proto, port, v6})
 				}
 			}
 		}
@@ -148,7 +175,7 @@ func (nd *node) matrix(t *testing.T) map[flow]bool {
 			if f.from != "host" {
 				path = nd.ctrs[f.from].Path()
 			}
-			err := testbed.Probe(path, f.proto, netip.AddrPortFrom(nd.ips[f.to], f.port), 3*time.Second)
+			err := testbed.Probe(path, f.proto, netip.AddrPortFrom(nd.addrOf(f.to, f.v6), f.port), 3*time.Second)
 			if err != nil && err != testbed.ErrNoEcho {
 				t.Errorf("probe %v: %v", f, err)
 			}
@@ -161,9 +188,14 @@ func (nd *node) matrix(t *testing.T) map[flow]bool {
 	return out
 }
 
-func (nd *node) addr(name string) netip.Addr {
-	if name == "host" {
+func (nd *node) addrOf(name string, v6 bool) netip.Addr {
+	switch {
+	case name == "host" && v6:
+		return nd.hostIP6
+	case name == "host":
 		return nd.hostIP
+	case v6:
+		return nd.ips6[name]
 	}
 	return nd.ips[name]
 }
@@ -178,9 +210,13 @@ func (nd *node) expect(t *testing.T, in Input, got map[flow]bool) {
 		if f.proto == "udp" {
 			proto = ProtoUDP
 		}
-		want := f.from == "host" || Reachable(in, nd.addr(f.from), nd.addr(f.to), proto, f.port)
+		want := f.from == "host" || Reachable(in, nd.addrOf(f.from, f.v6), nd.addrOf(f.to, f.v6), proto, f.port)
 		if ok != want {
-			bad = append(bad, fmt.Sprintf("%s->%s %s/%d: got %v want %v", f.from, f.to, f.proto, f.port, ok, want))
+			family := "IPv4"
+			if f.v6 {
+				family = "IPv6"
+			}
+			bad = append(bad, fmt.Sprintf("%s %s->%s %s/%d: got %v want %v", family, f.from, f.to, f.proto, f.port, ok, want))
 		}
 	}
 	if len(bad) > 0 {

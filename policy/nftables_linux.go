@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -16,8 +17,8 @@ import (
 	"github.com/weftnet/weft/nfttable"
 )
 
-// DefaultTable is the nftables table (family ip) weft's policy lives in.
-// weft touches no other table.
+// DefaultTable is the name of the nftables tables (families ip, ip6 and
+// bridge) weft's policy lives in. weft touches no other table.
 const DefaultTable = "weft-policy"
 
 // Names inside the table.
@@ -86,8 +87,8 @@ type Enforcer struct {
 type DropCounts struct {
 	Ingress uint64 // a new connection to an isolated pod that no rule allows
 	Egress  uint64 // a new connection from an isolated pod that no rule allows
-	IPv6    uint64 // IPv6 (not ICMPv6) bridged between two containers or from one to this host
-	Spoofed uint64 // IPv4 from a container port with another source than the container's
+	IPv6    uint64 // IPv6 (not ICMPv6) from or to a link-local address, bridged between two containers or from one to this host
+	Spoofed uint64 // IPv4 or IPv6 (or ARP, or a neighbour advertisement) from a container port with another source than the container's
 }
 
 // atLeast is d with each field raised to m's where m's is larger.
@@ -143,7 +144,7 @@ func (e *Enforcer) table() *nftables.Table {
 	return &nftables.Table{Name: e.opts.Table, Family: nftables.TableFamilyIPv4}
 }
 
-// table6 is the IPv6 table of the same name (only with a Bridge).
+// table6 is the IPv6 table of the same name.
 func (e *Enforcer) table6() *nftables.Table {
 	return &nftables.Table{Name: e.opts.Table, Family: nftables.TableFamilyIPv6}
 }
@@ -174,13 +175,15 @@ func (e *Enforcer) Apply(rs RuleSet) error {
 	previous = previous.atLeast(e.seen)
 	t := e.table()
 	nfttable.Replace(c, t)
-	if err := build(c, t, rs); err != nil {
+	if err := build(c, t, rs, ipv4()); err != nil {
 		return err
 	}
-	if e.opts.Bridge != "" {
-		t6 := e.table6()
-		nfttable.Replace(c, t6)
-		buildIPv6(c, t6, e.opts.Bridge)
+	// The IPv6 table always: a container's IPv6 address is isolated as
+	// its IPv4 one is (a rule set of IPv4 alone let all IPv6 through).
+	t6 := e.table6()
+	nfttable.Replace(c, t6)
+	if err := build(c, t6, rs, ipv6(e.opts.Bridge)); err != nil {
+		return err
 	}
 	tb := e.tableBridge()
 	nfttable.Replace(c, tb)
@@ -277,38 +280,84 @@ func (e *Enforcer) kernelDrops(c *nftables.Conn) (DropCounts, error) {
 	return d, nil
 }
 
-// buildIPv6 queues the IPv6 table: IPv6 other than ICMPv6 between two
-// ports of the bridge, or from the bridge to this host, is dropped. br_netfilter passes bridged frames to the
-// forward hook with the bridge as input and output device.
-func buildIPv6(c *nftables.Conn, t *nftables.Table, bridge string) {
-	c.AddObj(&nftables.CounterObj{Table: t, Name: ipv6Counter})
-	accept := nftables.ChainPolicyAccept
-	forward := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
-	c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: []expr.Any{
+// linkLocalRules are the IPv6 table's rules for link-local addresses
+// (which name no container: policy keys on containers' global
+// addresses): IPv6 other than ICMPv6 from or to a link-local address
+// between two ports of the bridge (forward), or from a link-local address
+// on the bridge to this host (input), is dropped. br_netfilter passes
+// bridged frames to the forward hook with the bridge as input and output
+// device. The host's services listening on [::] answer on the bridge's
+// link-local address, where the policy's maps do not look.
+func linkLocalRules(bridge string) (forward, input [][]expr.Any) {
+	notICMPv6 := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+	}
+	drop := []expr.Any{
+		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: ipv6Counter},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}
+	fromBridge := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(bridge)},
+	}
+	toBridge := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(bridge)},
+	}
+	for _, offset := range []uint32{ip6Src, ip6Dst} {
+		forward = append(forward, slices.Concat(fromBridge, toBridge, linkLocalAt(offset), notICMPv6, drop))
+	}
+	input = append(input, slices.Concat(fromBridge, linkLocalAt(ip6Src), notICMPv6, drop))
+	return forward, input
+}
+
+// linkLocalAt matches an IPv6 address in fe80::/10 at offset of the
+// network header (in register 16, leaving 1 and 12 alone).
+func linkLocalAt(offset uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 16, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 16},
+		&expr.Bitwise{SourceRegister: 16, DestRegister: 16, Len: 16, Mask: linkLocalMask[:], Xor: make([]byte, 16)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 16, Data: linkLocalPrefix[:]},
+	}
+}
+
+// fe80::/10
+var (
+	linkLocalMask   = [16]byte{0xff, 0xc0}
+	linkLocalPrefix = [16]byte{0xfe, 0x80}
+)
+
+// ndTypes are the ICMPv6 messages a container needs from and to its
+// neighbours whatever the policy: multicast listener query, report, done
+// and v2 report (130-132, 143), router solicitation and advertisement,
+// neighbour solicitation and advertisement, redirect (133-137). Without
+// them an isolated container loses its neighbours (the gateway among
+// them), and what its policy allows stops working too.
+var ndTypes = []byte{130, 131, 132, 133, 134, 135, 136, 137, 143}
+
+// addNDSet queues the set of ndTypes in t.
+func addNDSet(c *nftables.Conn, t *nftables.Table) (*nftables.Set, error) {
+	set := &nftables.Set{Table: t, Name: "nd_types", Constant: true, KeyType: nftables.TypeICMP6Type}
+	elems := make([]nftables.SetElement, len(ndTypes))
+	for i, ty := range ndTypes {
+		elems[i] = nftables.SetElement{Key: []byte{ty}}
+	}
+	if err := c.AddSet(set, elems); err != nil {
+		return nil, fmt.Errorf("policy: set %s: %w", set.Name, err)
+	}
+	return set, nil
+}
+
+// ndAccept accepts the ICMPv6 messages of set nd (addNDSet).
+func ndAccept(nd *nftables.Set) []expr.Any {
+	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
-		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: ipv6Counter},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	}})
-	// input: IPv6 other than ICMPv6 from the bridge to this host. The
-	// host's services listening on [::] answer on the bridge's link-local
-	// address, where the IPv4 rules (egress of an isolated container to
-	// its node) do not look.
-	input := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
-	c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(bridge)},
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
-		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: ipv6Counter},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	}})
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: nd.Name, SetID: nd.ID},
+		&expr.Verdict{Kind: expr.VerdictAccept},
+	}
 }
 
 // buildSources queues the bridge table: an IPv4 frame entering the bridge
@@ -321,11 +370,19 @@ func buildSources(c *nftables.Conn, t *nftables.Table, rs RuleSet) error {
 	ports := &nftables.Set{Table: t, Name: "ports", KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian} // host order: how nft prints names
 	bound := &nftables.Set{Table: t, Name: "sources", Concatenation: true,
 		KeyType: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIPAddr)}
-	var portElems, boundElems []nftables.SetElement
+	bound6 := &nftables.Set{Table: t, Name: "sources6", Concatenation: true,
+		KeyType: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIP6Addr)}
+	var portElems, boundElems, bound6Elems []nftables.SetElement
 	seen := map[string]bool{}
 	for _, s := range sources {
-		a := s.IP.As4()
-		boundElems = append(boundElems, nftables.SetElement{Key: append(ifname(s.Port), a[:]...)})
+		if s.IP.Is4() {
+			a := s.IP.As4()
+			boundElems = append(boundElems, nftables.SetElement{Key: append(ifname(s.Port), a[:]...)})
+		}
+		if s.IPv6.Is6() {
+			a := s.IPv6.As16()
+			bound6Elems = append(bound6Elems, nftables.SetElement{Key: append(ifname(s.Port), a[:]...)})
+		}
 		if !seen[s.Port] {
 			seen[s.Port] = true
 			portElems = append(portElems, nftables.SetElement{Key: ifname(s.Port)})
@@ -334,7 +391,7 @@ func buildSources(c *nftables.Conn, t *nftables.Table, rs RuleSet) error {
 	for _, set := range []struct {
 		s     *nftables.Set
 		elems []nftables.SetElement
-	}{{ports, portElems}, {bound, boundElems}} {
+	}{{ports, portElems}, {bound, boundElems}, {bound6, bound6Elems}} {
 		if err := c.AddSet(set.s, nil); err != nil {
 			return fmt.Errorf("policy: set %s: %w", set.s.Name, err)
 		}
@@ -374,7 +431,41 @@ func buildSources(c *nftables.Conn, t *nftables.Table, rs RuleSet) error {
 			&expr.Verdict{Kind: expr.VerdictDrop},
 		)})
 	}
-	return buildIsolatedPorts(c, t, rs, bound)
+	// IPv6: ether type ip6 iifname @ports ip6 saddr != fe80::/10
+	// ip6 saddr != :: iifname . ip6 saddr != @sources6 drop. Link-local
+	// sources (neighbour discovery, and nothing else reaches past the
+	// policy's link-local rules) and the unspecified address (duplicate
+	// address detection) claim no container's address.
+	// ... and a neighbour advertisement for a target that is not the
+	// port's own address (link-local aside) is dropped too: like ARP, it
+	// would repoint the neighbours' entries for that address to this port.
+	fromPort := []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x86, 0xdd}},
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: ports.Name, SetID: ports.ID},
+	}
+	notBound := []expr.Any{
+		&expr.Lookup{SourceRegister: 1, SetName: bound6.Name, SetID: bound6.ID, Invert: true},
+		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: spoofCounter},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}
+	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: slices.Concat(fromPort, []expr.Any{
+		&expr.Payload{DestRegister: 12, Base: expr.PayloadBaseNetworkHeader, Offset: ip6Src, Len: 16},
+		&expr.Bitwise{SourceRegister: 12, DestRegister: 16, Len: 16, Mask: linkLocalMask[:], Xor: make([]byte, 16)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 16, Data: linkLocalPrefix[:]},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 12, Data: make([]byte, 16)},
+	}, notBound)})
+	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: slices.Concat(fromPort, []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 12},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 12, Data: []byte{unix.IPPROTO_ICMPV6}},
+		&expr.Payload{DestRegister: 12, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 12, Data: []byte{136}},                               // neighbour advertisement
+		&expr.Payload{DestRegister: 12, Base: expr.PayloadBaseTransportHeader, Offset: 8, Len: 16}, // its target
+		&expr.Bitwise{SourceRegister: 12, DestRegister: 16, Len: 16, Mask: linkLocalMask[:], Xor: make([]byte, 16)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 16, Data: linkLocalPrefix[:]},
+	}, notBound)})
+	return buildIsolatedPorts(c, t, rs, bound, bound6)
 }
 
 // buildIsolatedPorts queues the bridge forward chain: out of the port of a
@@ -384,7 +475,13 @@ func buildSources(c *nftables.Conn, t *nftables.Table, rs RuleSet) error {
 // address or to 255.255.255.255 carries no isolated container's address
 // for the ip table's ingress map to find: isolated containers received
 // broadcast from containers no policy admits.
-func buildIsolatedPorts(c *nftables.Conn, t *nftables.Table, rs RuleSet, bound *nftables.Set) error {
+//
+// IPv6 likewise (oifname . ip6 daddr in sources6), neighbour discovery
+// and multicast listener messages aside: out of the port of a container
+// isolated for ingress only those and IPv6 to its own global address
+// pass (then the ip6 table's ingress map checks the peer), not IPv6 to
+// its link-local or a multicast address, which name no container.
+func buildIsolatedPorts(c *nftables.Conn, t *nftables.Table, rs RuleSet, bound, bound6 *nftables.Set) error {
 	c.AddObj(&nftables.CounterObj{Table: t, Name: ingressCounter})
 	isolated := map[netip.Addr]bool{}
 	for _, cl := range rs.Ingress {
@@ -423,6 +520,26 @@ func buildIsolatedPorts(c *nftables.Conn, t *nftables.Table, rs RuleSet, bound *
 		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: ingressCounter},
 		&expr.Verdict{Kind: expr.VerdictDrop},
 	}})
+	// ether type ip6 icmpv6 type @nd_types accept
+	nd, err := addNDSet(c, t)
+	if err != nil {
+		return err
+	}
+	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: slices.Concat([]expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x86, 0xdd}},
+	}, ndAccept(nd))})
+	// ether type ip6 oifname @ingress_isolated oifname . ip6 daddr != @sources6 drop
+	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x86, 0xdd}},
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: ports.Name, SetID: ports.ID},
+		&expr.Payload{DestRegister: 12, Base: expr.PayloadBaseNetworkHeader, Offset: ip6Dst, Len: 16},
+		&expr.Lookup{SourceRegister: 1, SetName: bound6.Name, SetID: bound6.ID, Invert: true},
+		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: ingressCounter},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}})
 	return nil
 }
 
@@ -437,23 +554,60 @@ func ifname(name string) []byte {
 	return b
 }
 
-// build queues the table's contents on c.
-func build(c *nftables.Conn, t *nftables.Table, rs RuleSet) error {
+// addrFamily is what build needs to know of one address family.
+type addrFamily struct {
+	v6       bool
+	keyType  nftables.SetDatatype
+	src, dst uint32 // offsets of the source and destination address
+	// bridge, for IPv6: the containers' bridge, for the link-local rules
+	// and the neighbour-discovery accepts ("" for none).
+	bridge string
+}
+
+func ipv4() addrFamily { return addrFamily{keyType: nftables.TypeIPAddr, src: ipSrc, dst: ipDst} }
+
+func ipv6(bridge string) addrFamily {
+	return addrFamily{v6: true, keyType: nftables.TypeIP6Addr, src: ip6Src, dst: ip6Dst, bridge: bridge}
+}
+
+func (f addrFamily) addrLen() uint32 {
+	if f.v6 {
+		return 16
+	}
+	return 4
+}
+
+// has tells whether a is of this family.
+func (f addrFamily) has(a netip.Addr) bool { return a.IsValid() && a.Is6() == f.v6 }
+
+// bytes is a in the family's byte layout.
+func (f addrFamily) bytes(a netip.Addr) []byte {
+	if f.v6 {
+		b := a.As16()
+		return b[:]
+	}
+	b := a.As4()
+	return b[:]
+}
+
+// build queues the table's contents on c, for one address family: the
+// family's addresses of rs's pods and peers.
+func build(c *nftables.Conn, t *nftables.Table, rs RuleSet, f addrFamily) error {
 	c.AddObj(&nftables.CounterObj{Table: t, Name: ingressCounter})
 	c.AddObj(&nftables.CounterObj{Table: t, Name: egressCounter})
 
-	ingress := &nftables.Set{Table: t, Name: ingressMap, IsMap: true, KeyType: nftables.TypeIPAddr, DataType: nftables.TypeVerdict}
-	egress := &nftables.Set{Table: t, Name: egressMap, IsMap: true, KeyType: nftables.TypeIPAddr, DataType: nftables.TypeVerdict}
+	ingress := &nftables.Set{Table: t, Name: ingressMap, IsMap: true, KeyType: f.keyType, DataType: nftables.TypeVerdict}
+	egress := &nftables.Set{Table: t, Name: egressMap, IsMap: true, KeyType: f.keyType, DataType: nftables.TypeVerdict}
 	if err := c.AddSet(ingress, nil); err != nil {
 		return fmt.Errorf("policy: map %s: %w", ingressMap, err)
 	}
 	if err := c.AddSet(egress, nil); err != nil {
 		return fmt.Errorf("policy: map %s: %w", egressMap, err)
 	}
-	if err := addClasses(c, t, ingress, "in_", rs.Ingress, ipSrc, ingressCounter); err != nil {
+	if err := addClasses(c, t, ingress, "in_", rs.Ingress, f, f.src, ingressCounter); err != nil {
 		return err
 	}
-	if err := addClasses(c, t, egress, "out_", rs.Egress, ipDst, egressCounter); err != nil {
+	if err := addClasses(c, t, egress, "out_", rs.Egress, f, f.dst, egressCounter); err != nil {
 		return err
 	}
 
@@ -464,18 +618,40 @@ func build(c *nftables.Conn, t *nftables.Table, rs RuleSet) error {
 		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
 	// forward: pod -> pod on this node, pod <-> other nodes.
 	c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: establishedAccept()})
-	c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: vmapLookup(ipSrc, egress)})
-	c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: vmapLookup(ipDst, ingress)})
-	// input: pod -> this node.
 	c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: establishedAccept()})
-	c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: vmapLookup(ipSrc, egress)})
+	if f.v6 {
+		// Neighbour discovery passes whatever the policy (ICMPv6 errors
+		// pass as related to their connection).
+		nd, err := addNDSet(c, t)
+		if err != nil {
+			return err
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: ndAccept(nd)})
+		c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: ndAccept(nd)})
+		if f.bridge != "" {
+			c.AddObj(&nftables.CounterObj{Table: t, Name: ipv6Counter})
+			fw, in := linkLocalRules(f.bridge)
+			for _, r := range fw {
+				c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: r})
+			}
+			for _, r := range in {
+				c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: r})
+			}
+		}
+	}
+	c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: vmapLookup(f.src, f.addrLen(), egress)})
+	c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: vmapLookup(f.dst, f.addrLen(), ingress)})
+	// input: pod -> this node.
+	c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: vmapLookup(f.src, f.addrLen(), egress)})
 	return nil
 }
 
-// Offsets of the IPv4 source and destination address.
+// Offsets of the IPv4 and IPv6 source and destination address.
 const (
-	ipSrc = 12
-	ipDst = 16
+	ipSrc  = 12
+	ipDst  = 16
+	ip6Src = 8
+	ip6Dst = 24
 )
 
 // addClasses queues one chain per class (prefix + index), jumped to from
@@ -484,24 +660,30 @@ const (
 // the protocol and port in the same group's port set; else it counts and
 // drops. Peers and ports are separate sets: elements grow with peers +
 // ports, not their product.
-func addClasses(c *nftables.Conn, t *nftables.Table, vmap *nftables.Set, prefix string, classes []Class, peerOffset uint32, counter string) error {
+//
+// Only the family f's addresses are used: a class's chain in the IPv4
+// table knows its IPv4 peers, in the IPv6 table its IPv6 peers.
+func addClasses(c *nftables.Conn, t *nftables.Table, vmap *nftables.Set, prefix string, classes []Class, f addrFamily, peerOffset uint32, counter string) error {
 	var vmapElems []nftables.SetElement
 	for i, cl := range classes {
 		name := prefix + strconv.Itoa(i)
 		chain := c.AddChain(&nftables.Chain{Name: name, Table: t})
-		if len(cl.Any) > 0 {
-			set, err := addPeerSet(c, t, name+"_any", cl.Any)
+		if anyOf := familyRanges(cl.Any, f); len(anyOf) > 0 {
+			set, err := addPeerSet(c, t, name+"_any", anyOf, f)
 			if err != nil {
 				return err
 			}
 			c.AddRule(&nftables.Rule{Table: t, Chain: chain, Exprs: []expr.Any{
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: peerOffset, Len: 4},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: peerOffset, Len: f.addrLen()},
 				&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
 				&expr.Verdict{Kind: expr.VerdictReturn},
 			}})
 		}
 		for j, g := range cl.Ports {
-			peers, err := addPeerSet(c, t, name+"_peers_"+strconv.Itoa(j), g.Peers)
+			if !f.has(g.Peers[0].First) { // a group's peers are of one family
+				continue
+			}
+			peers, err := addPeerSet(c, t, name+"_peers_"+strconv.Itoa(j), g.Peers, f)
 			if err != nil {
 				return err
 			}
@@ -511,7 +693,7 @@ func addClasses(c *nftables.Conn, t *nftables.Table, vmap *nftables.Set, prefix 
 			}
 			// ip saddr/daddr @peers meta l4proto . th dport @ports return
 			c.AddRule(&nftables.Rule{Table: t, Chain: chain, Exprs: []expr.Any{
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: peerOffset, Len: 4},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: peerOffset, Len: f.addrLen()},
 				&expr.Lookup{SourceRegister: 1, SetName: peers.Name, SetID: peers.ID},
 				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
 				&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
@@ -524,27 +706,44 @@ func addClasses(c *nftables.Conn, t *nftables.Table, vmap *nftables.Set, prefix 
 			&expr.Verdict{Kind: expr.VerdictDrop},
 		}})
 		for _, pod := range cl.Pods {
-			a := pod.As4()
-			vmapElems = append(vmapElems, nftables.SetElement{Key: a[:], VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: name}})
+			if !f.has(pod) {
+				continue
+			}
+			vmapElems = append(vmapElems, nftables.SetElement{Key: f.bytes(pod), VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: name}})
 		}
 	}
 	return addElements(c, vmap, vmapElems)
 }
 
-// addPeerSet queues an interval set of IPv4 ranges (start element, end
-// element one past the range flagged as the interval's end).
-func addPeerSet(c *nftables.Conn, t *nftables.Table, name string, ranges []IPRange) (*nftables.Set, error) {
-	set := &nftables.Set{Table: t, Name: name, Interval: true, KeyType: nftables.TypeIPAddr}
+// familyRanges is the ranges of family f (ranges sorted: IPv4 first).
+func familyRanges(ranges []IPRange, f addrFamily) []IPRange {
+	i, _ := slices.BinarySearchFunc(ranges, true, func(r IPRange, _ bool) int {
+		if r.First.Is6() {
+			return 0
+		}
+		return -1
+	})
+	if f.v6 {
+		return ranges[i:]
+	}
+	return ranges[:i]
+}
+
+// addPeerSet queues an interval set of ranges of family f (start element,
+// end element one past the range flagged as the interval's end).
+func addPeerSet(c *nftables.Conn, t *nftables.Table, name string, ranges []IPRange, f addrFamily) (*nftables.Set, error) {
+	set := &nftables.Set{Table: t, Name: name, Interval: true, KeyType: f.keyType}
 	if err := c.AddSet(set, nil); err != nil {
 		return nil, fmt.Errorf("policy: set %s: %w", name, err)
 	}
 	elems := make([]nftables.SetElement, 0, 2*len(ranges))
 	for _, r := range ranges {
-		first := r.First.As4()
-		elems = append(elems, nftables.SetElement{Key: first[:]})
-		if end := r.Last.Next(); end.IsValid() && end.Is4() {
-			e := end.As4()
-			elems = append(elems, nftables.SetElement{Key: e[:], IntervalEnd: true})
+		if !f.has(r.First) {
+			continue
+		}
+		elems = append(elems, nftables.SetElement{Key: f.bytes(r.First)})
+		if end := r.Last.Next(); end.IsValid() && f.has(end) {
+			elems = append(elems, nftables.SetElement{Key: f.bytes(end), IntervalEnd: true})
 		}
 	}
 	return set, addElements(c, set, elems)
@@ -594,20 +793,15 @@ func establishedAccept() []expr.Any {
 	}
 }
 
-func vmapLookup(offset uint32, m *nftables.Set) []expr.Any {
+func vmapLookup(offset, length uint32, m *nftables.Set) []expr.Any {
 	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: length},
 		&expr.Lookup{SourceRegister: 1, SetName: m.Name, SetID: m.ID, DestRegister: 0, IsDestRegSet: true},
 	}
 }
 
 // installedTables are the tables Apply fills.
-func (e *Enforcer) installedTables() []*nftables.Table {
-	if e.opts.Bridge != "" {
-		return e.tables()
-	}
-	return []*nftables.Table{e.table(), e.tableBridge()}
-}
+func (e *Enforcer) installedTables() []*nftables.Table { return e.tables() }
 
 // Changed compares the tables in the kernel with what the last Apply
 // installed, chain by chain, rule by rule, element by element: it returns

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/netip"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -31,7 +32,7 @@ func Reachable(in Input, src, dst netip.Addr, proto uint8, port uint16) bool {
 	}
 	find := func(a netip.Addr) *Endpoint {
 		for i := range in.Endpoints {
-			if in.Endpoints[i].IP == a {
+			if slices.Contains(in.Endpoints[i].Addrs(), a) {
 				return &in.Endpoints[i]
 			}
 		}
