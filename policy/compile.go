@@ -61,6 +61,18 @@ func (ep Endpoint) Addrs() []netip.Addr {
 	return out
 }
 
+// appendAddrs appends the endpoint's addresses of each family to pods.
+func (ep Endpoint) appendAddrs(pods []netip.Addr) []netip.Addr {
+	v4, v6 := ep.v4v6()
+	if v4.IsValid() {
+		pods = append(pods, v4)
+	}
+	if v6.IsValid() {
+		pods = append(pods, v6)
+	}
+	return pods
+}
+
 // sortKey is its IPv4 address, else its IPv6 address.
 func (ep Endpoint) sortKey() netip.Addr {
 	if v4, v6 := ep.v4v6(); v4.IsValid() {
@@ -609,7 +621,7 @@ func (c *compiler) direction(t networkingv1.PolicyType) []Class {
 				groups[key] = g
 				order = append(order, key)
 			}
-			g.pods = append(g.pods, ep.Addrs()...)
+			g.pods = ep.appendAddrs(g.pods)
 			continue
 		}
 		var sel []int
@@ -628,7 +640,7 @@ func (c *compiler) direction(t networkingv1.PolicyType) []Class {
 			groups[key] = g
 			order = append(order, key)
 		}
-		g.pods = append(g.pods, ep.Addrs()...)
+		g.pods = ep.appendAddrs(g.pods)
 	}
 	classes := make([]Class, 0, len(order))
 	for _, key := range order {

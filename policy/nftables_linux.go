@@ -666,6 +666,9 @@ const (
 func addClasses(c *nftables.Conn, t *nftables.Table, vmap *nftables.Set, prefix string, classes []Class, f addrFamily, peerOffset uint32, counter string) error {
 	var vmapElems []nftables.SetElement
 	for i, cl := range classes {
+		if !slices.ContainsFunc(cl.Pods, f.has) {
+			continue // no pod of this family: nothing jumps to it here
+		}
 		name := prefix + strconv.Itoa(i)
 		chain := c.AddChain(&nftables.Chain{Name: name, Table: t})
 		if anyOf := familyRanges(cl.Any, f); len(anyOf) > 0 {
