@@ -31,21 +31,22 @@ func NewKernel(h *netlink.Handle, dev string) (*Kernel, error) {
 	return &Kernel{h: h, dev: dev, link: link.Attrs().Index}, nil
 }
 
-// OnLinkPrefixes returns the connected IPv4 prefixes of the underlay
-// interface (its addresses with their prefix lengths, masked).
+// OnLinkPrefixes returns the connected prefixes of the underlay interface
+// (its IPv4 and global IPv6 addresses with their prefix lengths, masked;
+// not IPv6 link-local ones).
 func (k *Kernel) OnLinkPrefixes() ([]netip.Prefix, error) {
 	link, err := k.h.LinkByIndex(k.link)
 	if err != nil {
 		return nil, fmt.Errorf("routing: underlay %s: %w", k.dev, err)
 	}
-	addrs, err := k.h.AddrList(link, netlink.FAMILY_V4)
+	addrs, err := k.h.AddrList(link, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("routing: addresses of %s: %w", k.dev, err)
 	}
 	var out []netip.Prefix
 	for _, a := range addrs {
 		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok || a.IPNet == nil {
+		if !ok || a.IPNet == nil || ip.Unmap().IsLinkLocalUnicast() {
 			continue
 		}
 		bits, _ := a.Mask.Size()
@@ -60,12 +61,15 @@ func (k *Kernel) OnLinkPrefixes() ([]netip.Prefix, error) {
 // kernel dropped with the underlay going down). A wanted destination that
 // already has a route weft did not create is left alone and reported as
 // blocked; so is one whose route someone adds between the listing and
-// the add.
+// the add. Routes of both families are kept (an IPv6 subnet via an IPv6
+// gateway); each route's subnet, gateway and source are of one family.
 func (k *Kernel) Sync(want []Route) (Changes, error) {
 	var c Changes
 	for _, r := range want {
-		if !r.Subnet.Addr().Is4() || !r.Gateway.Is4() || (r.Source.IsValid() && !r.Source.Is4()) {
-			return c, fmt.Errorf("routing: %v: want an IPv4 subnet, gateway and source", r)
+		v4 := r.Subnet.Addr().Is4()
+		if !r.Subnet.IsValid() || r.Subnet.Addr().Is4In6() || !r.Gateway.IsValid() || r.Gateway.Is4() != v4 ||
+			r.Gateway.Is4In6() || (r.Source.IsValid() && r.Source.Is4() != v4) {
+			return c, fmt.Errorf("routing: %v: want a subnet, gateway and source of one family", r)
 		}
 	}
 	k.mu.Lock()
@@ -109,11 +113,15 @@ func (k *Kernel) Owned() ([]Route, error) {
 // route is the netlink form of one of weft's routes. Deletion passes the
 // protocol too, and the kernel then matches only routes with it.
 func (k *Kernel) route(r Route) *netlink.Route {
+	bits, family := 32, netlink.FAMILY_V4
+	if !r.Subnet.Addr().Is4() {
+		bits, family = 128, netlink.FAMILY_V6
+	}
 	nr := &netlink.Route{
-		Dst:      &net.IPNet{IP: r.Subnet.Addr().AsSlice(), Mask: net.CIDRMask(r.Subnet.Bits(), 32)},
+		Dst:      &net.IPNet{IP: r.Subnet.Addr().AsSlice(), Mask: net.CIDRMask(r.Subnet.Bits(), bits)},
 		Protocol: Protocol,
 		Table:    unix.RT_TABLE_MAIN,
-		Family:   netlink.FAMILY_V4,
+		Family:   family,
 	}
 	if r.Gateway.IsValid() {
 		nr.LinkIndex = k.link
@@ -125,21 +133,32 @@ func (k *Kernel) route(r Route) *netlink.Route {
 	return nr
 }
 
-// list reads the main table: weft's routes, and the destinations of the
-// others. A dump interrupted by a concurrent change is read again.
+// list reads the main table of both families: weft's routes, and the
+// destinations of the others. A dump interrupted by a concurrent change is
+// read again.
 func (k *Kernel) list() (owned []Route, foreign []netip.Prefix, err error) {
-	var routes []netlink.Route
-	for attempt := 0; ; attempt++ {
-		routes, err = k.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
-		if err == nil {
-			break
+	var all []netlink.Route
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		var routes []netlink.Route
+		for attempt := 0; ; attempt++ {
+			routes, err = k.h.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+			if err == nil {
+				break
+			}
+			if family == netlink.FAMILY_V6 && errors.Is(err, syscall.EAFNOSUPPORT) {
+				break // a kernel without IPv6
+			}
+			if !errors.Is(err, netlink.ErrDumpInterrupted) || attempt == 4 {
+				return nil, nil, fmt.Errorf("routing: list routes: %w", err)
+			}
 		}
-		if !errors.Is(err, netlink.ErrDumpInterrupted) || attempt == 4 {
-			return nil, nil, fmt.Errorf("routing: list routes: %w", err)
-		}
+		all = append(all, routes...)
 	}
-	for _, r := range routes {
+	for _, r := range all {
 		dst := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if r.Family == netlink.FAMILY_V6 {
+			dst = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+		}
 		if r.Dst != nil {
 			ip, _ := netip.AddrFromSlice(r.Dst.IP)
 			bits, _ := r.Dst.Mask.Size()

@@ -75,20 +75,24 @@ func Choose(p Policy, peer netip.Addr, onLink []netip.Prefix) Mode {
 	return ModeUDP
 }
 
-// OnLink tells whether addr is inside one of the connected prefixes and is
-// neither one of their network nor broadcast addresses.
+// OnLink tells whether addr is inside one of the connected prefixes of its
+// family and is a host address there: not an IPv4 network or broadcast
+// address, not an IPv6 subnet-router anycast address (the prefix's first).
 func OnLink(addr netip.Addr, onLink []netip.Prefix) bool {
 	addr = addr.Unmap()
-	if !addr.Is4() {
+	if !addr.IsValid() {
 		return false
 	}
 	return slices.ContainsFunc(onLink, func(p netip.Prefix) bool {
 		p = p.Masked()
-		if !p.Addr().Is4() || !p.Contains(addr) {
+		if p.Addr().Is4() != addr.Is4() || !p.Contains(addr) {
 			return false
 		}
-		if p.Bits() >= 31 {
+		if p.Bits() >= p.Addr().BitLen()-1 {
 			return true // point-to-point: both addresses are hosts
+		}
+		if !addr.Is4() {
+			return addr != p.Addr()
 		}
 		return addr != p.Addr() && addr != broadcast(p)
 	})

@@ -7,7 +7,8 @@ import (
 )
 
 func TestChoose(t *testing.T) {
-	onLink := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("203.0.113.8/31")}
+	onLink := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("203.0.113.8/31"),
+		netip.MustParsePrefix("2001:db8:1::/64"), netip.MustParsePrefix("2001:db8:2::/127")}
 	udp := Policy{}
 	direct := Policy{DirectRouting: true}
 	hostGW := Policy{HostGW: true}
@@ -27,7 +28,12 @@ func TestChoose(t *testing.T) {
 		{"host-gw, peer on the L2", hostGW, "192.0.2.200", ModeDirect},
 		{"host-gw, peer off the L2", hostGW, "198.51.100.3", ModeUnreachable},
 		{"host-gw, IPv4-mapped IPv6 on the L2", hostGW, "::ffff:192.0.2.7", ModeDirect},
-		{"host-gw, IPv6 peer", hostGW, "2001:db8::1", ModeUnreachable},
+		{"host-gw, IPv6 peer off the L2", hostGW, "2001:db8::1", ModeUnreachable},
+		{"host-gw, IPv6 peer on the L2", hostGW, "2001:db8:1::5", ModeDirect},
+		{"DirectRouting, IPv6 peer on the L2", direct, "2001:db8:1::5", ModeDirect},
+		{"DirectRouting, IPv6 subnet-router anycast is no host", direct, "2001:db8:1::", ModeUDP},
+		{"DirectRouting, IPv6 /127", direct, "2001:db8:2::", ModeDirect},
+		{"DirectRouting, IPv6 peer off the L2", direct, "2001:db8:3::1", ModeUDP},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,43 +15,56 @@ import (
 	"github.com/weftnet/weft/nfttable"
 )
 
-// SourceTable is the nftables table (family ip) of the L2 source check.
+// SourceTable is the nftables table (family ip, and ip6 on a network with
+// IPv6) of the L2 source check.
 const SourceTable = "weft-direct"
 
 // wrongSourceCounter is the named counter of the packets the check drops;
 // it lives as long as the table, so replacing the rules keeps its count.
 const wrongSourceCounter = "wrong-l2-source"
 
-// SourceCheck keeps table ip weft-direct: one rule per direct peer that
-// drops packets arriving on the underlay with a source in the peer's
-// subnet and an Ethernet source other than the peer's.
+// SourceCheck keeps table ip weft-direct (and ip6 weft-direct for IPv6
+// subnets): one rule per direct peer subnet that drops packets arriving on
+// the underlay with a source in the subnet and an Ethernet source other
+// than the peer's.
 type SourceCheck struct {
-	dev   string
-	opts  []nftables.ConnOption
-	table *nftables.Table
-	chain *nftables.Chain
-	last  []Binding
+	dev    string
+	opts   []nftables.ConnOption
+	tables []*nftables.Table // ip, then ip6 when the check has IPv6
+	chains []*nftables.Chain
+	last   []Binding
 }
 
 // NewSourceCheck (re)creates the table, empty, for the underlay device
 // dev; a table left by an earlier run is replaced. opts choose the
 // namespace (none: the caller's).
 func NewSourceCheck(dev string, opts ...nftables.ConnOption) (*SourceCheck, error) {
+	return NewSourceCheckFor(dev, false, opts...)
+}
+
+// NewSourceCheckFor is NewSourceCheck that also (re)creates table ip6
+// weft-direct when ipv6, for the bindings of IPv6 subnets.
+func NewSourceCheckFor(dev string, ipv6 bool, opts ...nftables.ConnOption) (*SourceCheck, error) {
 	if len(dev) >= unix.IFNAMSIZ {
 		return nil, fmt.Errorf("source check: interface name %q too long", dev)
 	}
-	s := &SourceCheck{dev: dev, opts: opts, table: &nftables.Table{Name: SourceTable, Family: nftables.TableFamilyIPv4}}
+	s := &SourceCheck{dev: dev, opts: opts, tables: []*nftables.Table{{Name: SourceTable, Family: nftables.TableFamilyIPv4}}}
+	if ipv6 {
+		s.tables = append(s.tables, &nftables.Table{Name: SourceTable, Family: nftables.TableFamilyIPv6})
+	}
 	c, err := nftables.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("source check: nftables: %w", err)
 	}
-	nfttable.Replace(c, s.table)
 	accept := nftables.ChainPolicyAccept
-	s.chain = c.AddChain(&nftables.Chain{Name: "underlay-in", Table: s.table, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: &accept})
-	c.AddObj(&nftables.CounterObj{Table: s.table, Name: wrongSourceCounter})
+	for _, t := range s.tables {
+		nfttable.Replace(c, t)
+		s.chains = append(s.chains, c.AddChain(&nftables.Chain{Name: "underlay-in", Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: &accept}))
+		c.AddObj(&nftables.CounterObj{Table: t, Name: wrongSourceCounter})
+	}
 	if err := c.Flush(); err != nil {
-		return nil, fmt.Errorf("source check: create table ip %s: %w", SourceTable, err)
+		return nil, fmt.Errorf("source check: create table %s: %w", SourceTable, err)
 	}
 	return s, nil
 }
@@ -65,20 +78,29 @@ func (s *SourceCheck) Set(bindings []Binding) error {
 		return nil
 	}
 	for _, b := range bindings {
-		if !b.Subnet.Addr().Is4() || len(b.MAC) != 6 {
-			return fmt.Errorf("source check: %v: want an IPv4 subnet and an Ethernet address", b)
+		if !b.Subnet.IsValid() || b.Subnet.Addr().Is4In6() || len(b.MAC) != 6 {
+			return fmt.Errorf("source check: %v: want a subnet and an Ethernet address", b)
+		}
+		if !b.Subnet.Addr().Is4() && len(s.tables) < 2 {
+			return fmt.Errorf("source check: %v: an IPv6 subnet, and the check has no IPv6 table", b)
 		}
 	}
 	c, err := nftables.New(s.opts...)
 	if err != nil {
 		return fmt.Errorf("source check: nftables: %w", err)
 	}
-	c.FlushChain(s.chain)
+	for _, ch := range s.chains {
+		c.FlushChain(ch)
+	}
 	for _, b := range bindings {
-		c.AddRule(&nftables.Rule{Table: s.table, Chain: s.chain, Exprs: s.rule(b)})
+		i := 0
+		if !b.Subnet.Addr().Is4() {
+			i = 1
+		}
+		c.AddRule(&nftables.Rule{Table: s.tables[i], Chain: s.chains[i], Exprs: s.rule(b)})
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("source check: replace rules of table ip %s: %w", SourceTable, err)
+		return fmt.Errorf("source check: replace rules of table %s: %w", SourceTable, err)
 	}
 	if bindings == nil {
 		bindings = []Binding{}
@@ -87,21 +109,26 @@ func (s *SourceCheck) Set(bindings []Binding) error {
 	return nil
 }
 
-// Dropped is how many packets the check has dropped since NewSourceCheck.
+// Dropped is how many packets the check has dropped since NewSourceCheck
+// (both families).
 func (s *SourceCheck) Dropped() (uint64, error) {
 	c, err := nftables.New(s.opts...)
 	if err != nil {
 		return 0, fmt.Errorf("source check: nftables: %w", err)
 	}
-	o, err := c.GetObject(&nftables.CounterObj{Table: s.table, Name: wrongSourceCounter})
-	if err != nil {
-		return 0, fmt.Errorf("source check: read counter: %w", err)
+	var n uint64
+	for _, t := range s.tables {
+		o, err := c.GetObject(&nftables.CounterObj{Table: t, Name: wrongSourceCounter})
+		if err != nil {
+			return 0, fmt.Errorf("source check: read counter: %w", err)
+		}
+		co, ok := o.(*nftables.CounterObj)
+		if !ok {
+			return 0, fmt.Errorf("source check: counter %s is a %T", wrongSourceCounter, o)
+		}
+		n += co.Packets
 	}
-	co, ok := o.(*nftables.CounterObj)
-	if !ok {
-		return 0, fmt.Errorf("source check: counter %s is a %T", wrongSourceCounter, o)
-	}
-	return co.Packets, nil
+	return n, nil
 }
 
 // Close deletes the table; a table already gone is fine.
@@ -110,28 +137,35 @@ func (s *SourceCheck) Close() error {
 	if err != nil {
 		return fmt.Errorf("source check: nftables: %w", err)
 	}
-	nfttable.Delete(c, s.table)
+	for _, t := range s.tables {
+		nfttable.Delete(c, t)
+	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("source check: delete table ip %s: %w", SourceTable, err)
+		return fmt.Errorf("source check: delete table %s: %w", SourceTable, err)
 	}
 	return nil
 }
 
-// rule: iifname dev, iiftype ether, ip saddr in subnet, ether saddr not
-// the peer's: count and drop.
+// rule: iifname dev, iiftype ether, ip (ip6) saddr in subnet, ether saddr
+// not the peer's: count and drop.
 func (s *SourceCheck) rule(b Binding) []expr.Any {
 	name := make([]byte, unix.IFNAMSIZ)
 	copy(name, s.dev)
-	mask := prefixMask4(b.Subnet.Bits())
-	addr := b.Subnet.Masked().Addr().As4()
+	off, size := uint32(12), uint32(4) // the IPv4 source address
+	maskb := []byte(net.CIDRMask(b.Subnet.Bits(), 32))
+	addrb := b.Subnet.Masked().Addr().AsSlice()
+	if !b.Subnet.Addr().Is4() {
+		off, size = 8, 16 // the IPv6 source address
+		maskb = net.CIDRMask(b.Subnet.Bits(), 128)
+	}
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: name},
 		&expr.Meta{Key: expr.MetaKeyIIFTYPE, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint16(unix.ARPHRD_ETHER)},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask[:], Xor: []byte{0, 0, 0, 0}},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: size, Mask: maskb, Xor: make([]byte, size)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addrb},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte(b.MAC)},
 		&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: wrongSourceCounter},
@@ -139,20 +173,20 @@ func (s *SourceCheck) rule(b Binding) []expr.Any {
 	}
 }
 
-func prefixMask4(bits int) [4]byte {
-	var v uint32
-	if bits > 0 {
-		v = ^uint32(0) << (32 - bits)
-	}
-	return [4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
-}
-
 // Neighbours returns the link-layer addresses the kernel knows for addrs
-// on the underlay (entries that are resolved, even if stale).
+// (of either family) on the underlay (entries that are resolved, even if
+// stale).
 func (k *Kernel) Neighbours(addrs []netip.Addr) (map[netip.Addr]net.HardwareAddr, error) {
 	list, err := k.h.NeighList(k.link, unix.AF_INET)
 	if err != nil {
 		return nil, fmt.Errorf("routing: neighbours on %s: %w", k.dev, err)
+	}
+	if slices.ContainsFunc(addrs, func(a netip.Addr) bool { return !a.Unmap().Is4() }) {
+		list6, err := k.h.NeighList(k.link, unix.AF_INET6)
+		if err != nil {
+			return nil, fmt.Errorf("routing: IPv6 neighbours on %s: %w", k.dev, err)
+		}
+		list = append(list, list6...)
 	}
 	const resolved = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix.NUD_PROBE | unix.NUD_PERMANENT
 	out := map[netip.Addr]net.HardwareAddr{}
