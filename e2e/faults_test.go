@@ -372,16 +372,29 @@ func testEtcdOutage(t *testing.T, mode string, outage time.Duration) {
 // weftd restarted (SIGTERM, then SIGKILL) on one host: it comes back with
 // the same subnet, its container is reachable again within 2 s of READY=1,
 // there is one TUN device and the routes are those of before, and the CNI
-// allocations survive.
+// allocations survive. Over udp and over wireguard (issue 19), where the
+// restarted node also keeps its key (the lease's PublicKey unchanged) and
+// the peer's session from before the restart (traffic just flowed) must
+// not keep it from reaching the restarted node for long.
 func TestDaemonRestart(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 2, cluster.Options{})
+	t.Run("udp", func(t *testing.T) { daemonRestart(t, cluster.DefaultNetworkConfig) })
+	t.Run("wireguard", func(t *testing.T) { daemonRestart(t, wireGuardConfig) })
+}
+
+func daemonRestart(t *testing.T, networkConfig string) {
+	c := newCluster(t, 2, cluster.Options{NetworkConfig: networkConfig})
 	n := c.Nodes[1]
 	a := addContainer(t, c.Nodes[0], "wa")
 	b := addContainer(t, n, "wb")
 	ctx := ctxFor(t, 2*time.Minute)
 	if out, err := a.Ping(ctx, b.IP, 2); err != nil {
 		t.Fatalf("ping before restart: %v\n%s", err, out)
+	}
+	wireguard := networkConfig == wireGuardConfig
+	var keyBefore string
+	if wireguard {
+		keyBefore = string(wireGuardLease(t, c, n).BackendData)
 	}
 	subnetBefore := nodeSubnet(t, n)
 	routesBefore := routes(t, n.Host.NS)
@@ -414,6 +427,11 @@ func TestDaemonRestart(t *testing.T) {
 			t.Logf("after %s: container reachable %v after READY=1", sig, after.Round(time.Millisecond))
 			if after > 2*time.Second {
 				t.Errorf("container reachable only %v after READY=1, want within 2 s", after)
+			}
+			if wireguard {
+				if got := string(wireGuardLease(t, c, n).BackendData); got != keyBefore {
+					t.Errorf("lease after %s restart %s, before %s: the key changed", sig, got, keyBefore)
+				}
 			}
 			if got := nodeSubnet(t, n); got != subnetBefore {
 				t.Errorf("subnet after %s restart: %s, want %s", sig, got, subnetBefore)

@@ -57,16 +57,21 @@ func linkLine(t *testing.T, n *cluster.Node, name string) string {
 // Issue 11 item 2: `ip link del weft0` (or setting it down) under a running
 // weftd must not leave a daemon that says ready and never stops: weftd exits
 // non-zero (systemd restarts it) and the restart forwards again; with one
-// queue and with a multi-queue TUN (--queues 2).
+// queue and with a multi-queue TUN (--queues 2); and with the wireguard
+// backend (issue 19), whose wireguard-go device, left alone, would close its
+// socket when the TUN goes down and sit there not forwarding.
 func TestTUNRemovedExitsNonZero(t *testing.T) {
 	for _, queues := range []int{1, 2} {
-		t.Run(fmt.Sprintf("queues=%d", queues), func(t *testing.T) { tunRemovedExitsNonZero(t, queues) })
+		t.Run(fmt.Sprintf("queues=%d", queues), func(t *testing.T) { tunRemovedExitsNonZero(t, cluster.Options{Queues: queues}) })
 	}
+	t.Run("wireguard", func(t *testing.T) { tunRemovedExitsNonZero(t, cluster.Options{NetworkConfig: wireGuardConfig}) })
 }
 
-func tunRemovedExitsNonZero(t *testing.T, queues int) {
-	c := newCluster(t, 2, cluster.Options{Queues: queues})
-	requireQueues(t, c, queues)
+func tunRemovedExitsNonZero(t *testing.T, opts cluster.Options) {
+	c := newCluster(t, 2, opts)
+	if opts.Queues > 0 {
+		requireQueues(t, c, opts.Queues)
+	}
 	a, b := c.Nodes[0], c.Nodes[1]
 	ctx := ctxFor(t, 4*time.Minute)
 	for _, how := range [][]string{

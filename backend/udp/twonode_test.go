@@ -3,6 +3,7 @@ package udp
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -132,4 +133,33 @@ func routed(pkt []byte) []byte {
 	}
 	p[10], p[11] = byte(^sum>>8), byte(^sum)
 	return p
+}
+
+// The data path stops while the device watch has seen nothing (a TUN read
+// that fails with the link still up): Run returns ErrDeviceLost at once.
+// It used to wait for its other goroutines (the watch) before cancelling
+// them, and hung: weftd neither forwarded nor exited.
+func TestRunEndsWhenTheDataPathStops(t *testing.T) {
+	cfg, err := subnet.ParseConfig([]byte(`{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newFakeNode(t, overlaytest.NewNetwork(), cfg, "192.0.2.1", "10.244.1.0/24")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := n.b.Start(ctx, n.lease); err != nil {
+		t.Fatal(err)
+	}
+	defer n.b.Close()
+	go func() { n.done <- n.b.Run(ctx) }()
+	n.b.Apply([]subnet.Lease{}, nil)
+	_ = n.tun.Close()
+	select {
+	case err := <-n.done:
+		if !errors.Is(err, backend.ErrDeviceLost) {
+			t.Fatalf("Run after the TUN closed: %v, want ErrDeviceLost", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still running 10 s after its data path stopped")
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/weftnet/weft/backend"
+	"github.com/weftnet/weft/backend/devwatch"
 	"github.com/weftnet/weft/backend/peerpath"
 	"github.com/weftnet/weft/overlay"
 	"github.com/weftnet/weft/routing"
@@ -44,7 +45,7 @@ type Backend struct {
 	check   *routing.SourceCheck
 	closed  sync.Once
 
-	// openData and watch are overlay.New and watchDevice; a test puts
+	// openData and watch are overlay.New and devwatch.Watch; a test puts
 	// in-memory devices (overlay.NewWith) and no watch in their place.
 	openData func(overlay.Config, *overlay.PeerTable) (*overlay.Overlay, error)
 	watch    func(ctx context.Context, name string, queues int, lost func(error)) error
@@ -61,7 +62,7 @@ func New(node backend.Node, policy routing.Policy) (*Backend, error) {
 		node.Log = slog.Default()
 	}
 	b := &Backend{node: node, policy: policy, log: node.Log, mtu: overlay.OverlayMTU(node.OutgoingMTU()),
-		openData: overlay.New, watch: watchDevice}
+		openData: overlay.New, watch: devwatch.Watch}
 	if policy.HostGW {
 		b.mtu = node.OutgoingMTU() // nothing is encapsulated
 	}
@@ -136,9 +137,9 @@ func (b *Backend) Apply(snapshot []subnet.Lease, events []subnet.Event) {
 func (b *Backend) Run(ctx context.Context) error {
 	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer wg.Wait()   // second: the goroutines have seen the cancel
+	defer cancel(nil) // first
 	if b.policy.Direct() {
 		wg.Go(func() { b.paths.KeepRoutes(ctx, peerpath.RouteCheckInterval) })
 	}

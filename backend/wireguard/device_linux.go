@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,6 +18,8 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/weftnet/weft/backend"
+	"github.com/weftnet/weft/backend/devwatch"
+	"github.com/weftnet/weft/backend/wireguard/keyfile"
 	"github.com/weftnet/weft/overlay/tundev"
 	"github.com/weftnet/weft/subnet"
 )
@@ -67,7 +70,7 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 		return fmt.Errorf("wireguard: device up (UDP port %d): %w", b.cfg.ListenPort, err)
 	}
 	b.mu.Lock()
-	b.dev = r.dev
+	b.dev = wgDevice{r.dev}
 	b.set = newPeerSet(priv.Public(), b.cfg.PersistentKeepaliveInterval, psk, b.log)
 	b.mu.Unlock()
 	// Operators look with `wg show`: the UAPI socket where wireguard-go
@@ -100,20 +103,45 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 	return nil
 }
 
-// Run waits until ctx ends (nil) or the device closes under it: wireguard-go
-// closes the device when reading the TUN fails, which is what a deleted
-// TUN does (ErrDeviceLost).
+// wgDevice is the running wireguard-go device as deviceOps.
+type wgDevice struct{ *device.Device }
+
+// Initiate sends a handshake initiation to the peer of key (none: nothing).
+func (d wgDevice) Initiate(key keyfile.Key) {
+	if p := d.LookupPeer(device.NoisePublicKey(key)); p != nil {
+		_ = p.SendHandshakeInitiation(false)
+	}
+}
+
+// Run waits until ctx ends (nil) or the device is lost (ErrDeviceLost):
+// the TUN deleted, renamed or set down (the netlink watch the udp backend
+// uses: wireguard-go itself only closes its bind when the TUN goes down,
+// and would sit there, not forwarding, until it comes up), or the device
+// closed under it (wireguard-go closes it when reading the TUN fails).
 func (b *Backend) Run(ctx context.Context) error {
 	r := b.run
 	if r == nil {
 		return errors.New("wireguard: Run before Start")
 	}
+	watchCtx, lost := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // runs second: the watch has seen the cancel
+	defer lost(nil) // runs first
+	wg.Go(func() {
+		err := devwatch.Watch(watchCtx, r.name, 1, lost)
+		if err != nil && watchCtx.Err() == nil {
+			b.log.Warn("wireguard: device watch ended; a deleted TUN still closes the device", "err", err)
+		}
+	})
 	t := time.NewTicker(KeyCheckInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-ctx.Done():
-			return nil
+		case <-watchCtx.Done():
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("wireguard: %w", context.Cause(watchCtx))
 		case <-r.dev.Wait():
 			return fmt.Errorf("wireguard device %s closed: %w", r.name, backend.ErrDeviceLost)
 		case <-t.C:

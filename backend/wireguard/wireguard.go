@@ -76,6 +76,8 @@ type Backend struct {
 type deviceOps interface {
 	IpcSet(uapiConf string) error
 	IpcGet() (string, error)
+	// Initiate starts a handshake with the peer of key now.
+	Initiate(key keyfile.Key)
 }
 
 // Factory registers the backend: Check validates the section without
@@ -197,6 +199,16 @@ func (b *Backend) Apply(snapshot []subnet.Lease, events []subnet.Event) {
 	list := b.set.list()
 	b.list.Store(&list)
 	if snapshot != nil {
+		// A whole table (start, restart, resync after an etcd outage):
+		// handshake with every peer now. A peer that had a session with
+		// this node before a restart keeps sending on it, and this new
+		// device drops all of that (it knows no such session); the peer
+		// would notice only after 15 s without an answer. Our initiation
+		// replaces its session at once. The library skips peers it
+		// handshook with in the last 5 s.
+		for _, p := range b.set.bySubnet {
+			b.dev.Initiate(p.Key)
+		}
 		b.log.Info("wireguard peers loaded", "peers", len(list))
 	}
 }

@@ -1,4 +1,7 @@
-package udp
+// Package devwatch follows a backend's TUN device with netlink and reports
+// when it is lost (deleted, renamed, set down, or given a foreign queue):
+// the udp and wireguard backends end Run with backend.ErrDeviceLost then.
+package devwatch
 
 import (
 	"context"
@@ -10,13 +13,13 @@ import (
 	"github.com/weftnet/weft/backend"
 )
 
-// watchDevice follows the link called name (weftd's TUN, up and running when
+// Watch follows the link called name (weftd's TUN, up and running when
 // the watch starts) with netlink and calls lost once when it is deleted,
 // renamed or set down, or, for a multi-queue TUN (queues > 1), when it has
 // more queues attached than weftd's: any root process of the namespace can
 // attach one, and the kernel then sends some flows into it, where weftd
 // never reads them. It returns when ctx ends or after lost.
-func watchDevice(ctx context.Context, name string, queues int, lost func(error)) error {
+func Watch(ctx context.Context, name string, queues int, lost func(error)) error {
 	updates := make(chan netlink.LinkUpdate, 16)
 	done := make(chan struct{})
 	defer close(done)
