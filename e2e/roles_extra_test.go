@@ -153,6 +153,51 @@ func rawSend(args []string) error {
 	return nil
 }
 
+// rawFlood PPS SECONDS HEXPACKET...: send the raw IPv4 packets in turn at
+// about PPS packets a second for SECONDS (paced in bursts every 10 ms); it
+// prints "sent=N".
+func rawFlood(args []string) error {
+	if len(args) < 3 {
+		return errors.New("usage: rawflood PPS SECONDS HEXPACKET...")
+	}
+	pps, err := strconv.Atoi(args[0])
+	if err != nil || pps <= 0 {
+		return fmt.Errorf("PPS %q", args[0])
+	}
+	secs, err := strconv.ParseFloat(args[1], 64)
+	if err != nil || secs <= 0 {
+		return fmt.Errorf("SECONDS %q", args[1])
+	}
+	var pkts [][]byte
+	for _, a := range args[2:] {
+		pkt, err := hex.DecodeString(a)
+		if err != nil || len(pkt) < 20 {
+			return fmt.Errorf("packet %q: want hex of an IPv4 packet", a)
+		}
+		pkts = append(pkts, pkt)
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
+	if err != nil {
+		return fmt.Errorf("raw socket: %w", err)
+	}
+	defer syscall.Close(fd)
+	const tick = 10 * time.Millisecond
+	start := time.Now()
+	end := start.Add(time.Duration(secs * float64(time.Second)))
+	sent := 0
+	for now := start; now.Before(end); now = time.Now() {
+		due := int(float64(pps) * now.Sub(start).Seconds())
+		for ; sent < due; sent++ {
+			pkt := pkts[sent%len(pkts)]
+			// ENOBUFS under a flood is the flood's business: go on.
+			_ = syscall.Sendto(fd, pkt, 0, &syscall.SockaddrInet4{Addr: [4]byte(pkt[16:20])})
+		}
+		time.Sleep(tick)
+	}
+	fmt.Printf("sent=%d\n", sent)
+	return nil
+}
+
 // arpSend IFACE SENDERIP TARGETIP COUNT: broadcast COUNT ARP requests on
 // IFACE from its own MAC address claiming SENDERIP (possibly another's:
 // ARP spoofing) and asking for TARGETIP, 10 ms apart. It prints "sent=COUNT".

@@ -46,6 +46,8 @@ func runRole(role string, args []string) int {
 		err = udpAsk(args)
 	case "rawsend":
 		err = rawSend(args)
+	case "rawflood":
+		err = rawFlood(args)
 	case "arpsend":
 		err = arpSend(args)
 	case "udpbcast":

@@ -23,10 +23,17 @@ import (
 // it, the forged packets were well-formed) and the attacker with its own
 // address does not (the policy is in force). Then ARP: the attacker claims
 // the neighbour's address in ARP requests to the server, which must keep
-// the neighbour's MAC address for it.
+// the neighbour's MAC address for it. Over udp and over wireguard (issue
+// 19: the other host is behind WireGuard, whose allowed IPs check only the
+// node's subnet, not which container sent).
 func TestContainerCannotForgeNeighbourSource(t *testing.T) {
+	t.Run("udp", func(t *testing.T) { containerCannotForgeNeighbourSource(t, cluster.DefaultNetworkConfig) })
+	t.Run("wireguard", func(t *testing.T) { containerCannotForgeNeighbourSource(t, wireGuardConfig) })
+}
+
+func containerCannotForgeNeighbourSource(t *testing.T, networkConfig string) {
 	const count = 50
-	c := newCluster(t, 2, cluster.Options{})
+	c := newCluster(t, 2, cluster.Options{NetworkConfig: networkConfig})
 	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}}
 	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
 	h1, h2 := c.Nodes[0], c.Nodes[1]
