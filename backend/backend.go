@@ -73,8 +73,11 @@ func CheckMTU(b subnet.Backend, containerMTU func(outgoing int) int) error {
 type Underlay struct {
 	Name     string     // e.g. "eth0"
 	Index    int        // its interface index (0: unknown)
-	PublicIP netip.Addr // the address published in this node's lease
-	MTU      int
+	PublicIP netip.Addr // the address published in this node's lease (invalid when none: an IPv6-only underlay)
+	// PublicIPv6 is the IPv6 address published in this node's lease
+	// (PublicIPv6); invalid when none.
+	PublicIPv6 netip.Addr
+	MTU        int
 }
 
 // Options are the weftd flags a backend may need.
@@ -128,8 +131,11 @@ type Backend interface {
 
 // Peer is another node as a backend reaches it.
 type Peer struct {
-	Subnet   netip.Prefix
-	PublicIP netip.Addr
+	// Subnet and IPv6Subnet are the peer's subnets (IPv4, IPv6), each
+	// invalid when the network has no such family.
+	Subnet     netip.Prefix
+	IPv6Subnet netip.Prefix
+	PublicIP   netip.Addr
 	// Endpoint is where packets for the peer go: "ip:port" for an
 	// encapsulating mode, the next hop for a route, "" when unreachable.
 	Endpoint string

@@ -52,33 +52,53 @@ type Backend struct {
 }
 
 // Config is the network config stored at <prefix>/config.
+//
+// A network has IPv4 (EnableIPv4, the default: Network, SubnetLen,
+// SubnetMin, SubnetMax), IPv6 (EnableIPv6: IPv6Network, IPv6SubnetLen,
+// IPv6SubnetMin, IPv6SubnetMax) or both; the fields of a family that is
+// not enabled are zero.
 type Config struct {
+	EnableIPv4 bool
+	EnableIPv6 bool
+
 	Network   netip.Prefix
 	SubnetLen int
 	SubnetMin netip.Addr
 	SubnetMax netip.Addr
-	Backend   Backend
+
+	IPv6Network   netip.Prefix
+	IPv6SubnetLen int
+	IPv6SubnetMin netip.Addr
+	IPv6SubnetMax netip.Addr
+
+	Backend Backend
 }
+
+// HasIPv4 tells whether the network gives nodes IPv4 subnets.
+func (c *Config) HasIPv4() bool { return c.EnableIPv4 }
+
+// HasIPv6 tells whether the network gives nodes IPv6 subnets.
+func (c *Config) HasIPv6() bool { return c.EnableIPv6 }
 
 // fieldDecoder decodes one top-level JSON field into the config.
 type fieldDecoder func(raw json.RawMessage, c *Config) error
 
 // configFields lists every field of flannel's schema that weft knows about.
-// IPv6 and multi-network fields are known so that they can be refused with
-// a clear message instead of "unknown field".
+// Multi-network fields are known so that they can be refused with a clear
+// message instead of "unknown field".
 var configFields = map[string]fieldDecoder{
 	"Network":        decodeNetwork,
 	"SubnetLen":      decodeSubnetLen,
 	"SubnetMin":      decodeAddrField("SubnetMin", func(c *Config) *netip.Addr { return &c.SubnetMin }),
 	"SubnetMax":      decodeAddrField("SubnetMax", func(c *Config) *netip.Addr { return &c.SubnetMax }),
 	"Backend":        decodeBackend,
-	"EnableIPv4":     decodeEnableIPv4,
-	"EnableIPv6":     unsupportedIfSet("EnableIPv6"),
+	"EnableIPv4":     decodeBool("EnableIPv4", func(c *Config) *bool { return &c.EnableIPv4 }),
+	"EnableIPv6":     decodeBool("EnableIPv6", func(c *Config) *bool { return &c.EnableIPv6 }),
 	"EnableNFTables": unsupportedIfSet("EnableNFTables"),
-	"IPv6Network":    unsupportedIfSet("IPv6Network"),
-	"IPv6SubnetLen":  unsupportedIfSet("IPv6SubnetLen"),
-	"IPv6SubnetMin":  unsupportedIfSet("IPv6SubnetMin"),
-	"IPv6SubnetMax":  unsupportedIfSet("IPv6SubnetMax"),
+	"IPv6Network":    decodeIPv6Network,
+	"IPv6SubnetLen":  decodeIPv6SubnetLen,
+	"IPv6SubnetMin":  decodeIPv6AddrField("IPv6SubnetMin", func(c *Config) *netip.Addr { return &c.IPv6SubnetMin }),
+	"IPv6SubnetMax":  decodeIPv6AddrField("IPv6SubnetMax", func(c *Config) *netip.Addr { return &c.IPv6SubnetMax }),
 	"Networks":       unsupportedIfSet("Networks"),
 	"IPv6Networks":   unsupportedIfSet("IPv6Networks"),
 }
@@ -90,7 +110,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("network config: malformed JSON: %w", err)
 	}
-	c := &Config{}
+	c := &Config{EnableIPv4: true} // flannel's default
 	for _, name := range sortedKeys(fields) {
 		decode := lookupField(configFields, name)
 		if decode == nil {
@@ -159,7 +179,7 @@ func decodeNetwork(raw json.RawMessage, c *Config) error {
 		return err
 	}
 	if !p.Addr().Is4() {
-		return fmt.Errorf("Network %s: only IPv4 is supported (IPv6 not supported yet)", s)
+		return fmt.Errorf("Network %s: only IPv4 here; an IPv6 network goes in IPv6Network (with \"EnableIPv6\": true)", s)
 	}
 	if p.Masked() != p {
 		return fmt.Errorf("Network %s has host bits set (did you mean %s?)", s, p.Masked())
@@ -202,13 +222,23 @@ func checkOverlayRange(p netip.Prefix) error {
 // underlay: one containing publicIP, or overlapping underlay (the
 // prefixes of the underlay interface's addresses). Routes to such a
 // Network would send the node's traffic to its peers into the overlay.
+// The same holds for IPv6Network and the IPv6 ones (publicIP may be of
+// either family; CheckUnderlay may be called once per PublicIP).
 func (c *Config) CheckUnderlay(publicIP netip.Addr, underlay []netip.Prefix) error {
-	if c.Network.Contains(publicIP) {
-		return fmt.Errorf("Network %s contains this node's PublicIP %s: the overlay would capture the underlay's own traffic; choose a Network apart from the hosts' addresses", c.Network, publicIP)
-	}
-	for _, u := range underlay {
-		if c.Network.Overlaps(u.Masked()) {
-			return fmt.Errorf("Network %s overlaps this node's underlay network %s: the overlay would capture the underlay's own traffic; choose a Network apart from the hosts' addresses", c.Network, u.Masked())
+	for _, n := range []struct {
+		name string
+		p    netip.Prefix
+	}{{"Network", c.Network}, {"IPv6Network", c.IPv6Network}} {
+		if !n.p.IsValid() {
+			continue
+		}
+		if n.p.Contains(publicIP) {
+			return fmt.Errorf("%s %s contains this node's PublicIP %s: the overlay would capture the underlay's own traffic; choose a %s apart from the hosts' addresses", n.name, n.p, publicIP, n.name)
+		}
+		for _, u := range underlay {
+			if n.p.Overlaps(u.Masked()) {
+				return fmt.Errorf("%s %s overlaps this node's underlay network %s: the overlay would capture the underlay's own traffic; choose a %s apart from the hosts' addresses", n.name, n.p, u.Masked(), n.name)
+			}
 		}
 	}
 	return nil
@@ -242,15 +272,10 @@ func decodeAddrField(name string, field func(*Config) *netip.Addr) fieldDecoder 
 	}
 }
 
-func decodeEnableIPv4(raw json.RawMessage, _ *Config) error {
-	var on bool
-	if err := unmarshalField("EnableIPv4", "true or false", raw, &on); err != nil {
-		return err
+func decodeBool(name string, field func(*Config) *bool) fieldDecoder {
+	return func(raw json.RawMessage, c *Config) error {
+		return unmarshalField(name, "true or false", raw, field(c))
 	}
-	if !on {
-		return errors.New("EnableIPv4: false is not supported (weft is IPv4-only for now)")
-	}
-	return nil
 }
 
 // unsupportedIfSet accepts a field only with its zero value (false, 0, "",
@@ -377,6 +402,34 @@ func (b Backend) DecodeRaw(v any) error {
 // applyDefaults fills in flannel's defaults and checks the result with
 // flannel's rules (pkg/subnet/config.go).
 func (c *Config) applyDefaults() error {
+	if !c.EnableIPv4 && !c.EnableIPv6 {
+		return errors.New("EnableIPv4 and EnableIPv6 are both false: enable at least one address family")
+	}
+	if c.EnableIPv4 {
+		if err := c.applyDefaults4(); err != nil {
+			return err
+		}
+	} else if c.Network.IsValid() || c.SubnetLen != 0 || c.SubnetMin.IsValid() || c.SubnetMax.IsValid() {
+		return errors.New("Network, SubnetLen, SubnetMin and SubnetMax are for IPv4, which \"EnableIPv4\": false turns off: remove them (or enable IPv4)")
+	}
+	if c.EnableIPv6 {
+		if err := c.applyDefaults6(); err != nil {
+			return err
+		}
+	} else if c.IPv6Network.IsValid() || c.IPv6SubnetLen != 0 || c.IPv6SubnetMin.IsValid() || c.IPv6SubnetMax.IsValid() {
+		return errors.New("IPv6Network, IPv6SubnetLen, IPv6SubnetMin and IPv6SubnetMax need \"EnableIPv6\": true (as in flannel, they are ignored without it: set it, or remove them)")
+	}
+	if c.Backend.Type == "" {
+		c.Backend.Type = DefaultBackendType
+	}
+	if c.Backend.Port == 0 && (c.Backend.Type == BackendUDP || c.Backend.Type == BackendHostGW) {
+		c.Backend.Port = DefaultBackendPort
+	}
+	return nil
+}
+
+// applyDefaults4 fills in and checks the IPv4 fields.
+func (c *Config) applyDefaults4() error {
 	if !c.Network.IsValid() {
 		return errors.New("Network: missing (e.g. \"10.244.0.0/16\")")
 	}
@@ -421,22 +474,24 @@ func (c *Config) applyDefaults() error {
 	if c.SubnetMin.Compare(c.SubnetMax) > 0 {
 		return fmt.Errorf("SubnetMin %s is after SubnetMax %s", c.SubnetMin, c.SubnetMax)
 	}
-	if c.Backend.Type == "" {
-		c.Backend.Type = DefaultBackendType
-	}
-	if c.Backend.Port == 0 && (c.Backend.Type == BackendUDP || c.Backend.Type == BackendHostGW) {
-		c.Backend.Port = DefaultBackendPort
-	}
 	return nil
 }
 
-// configJSON is the flannel-schema form written to etcd.
+// configJSON is the flannel-schema form written to etcd. The fields of a
+// family that is off are left out, and EnableIPv4 is written only when
+// false, so an IPv4 config reads as it always did.
 type configJSON struct {
-	Network   string
-	SubnetLen int
-	SubnetMin string
-	SubnetMax string
-	Backend   json.RawMessage
+	EnableIPv4    *bool  `json:",omitempty"`
+	EnableIPv6    bool   `json:",omitempty"`
+	Network       string `json:",omitempty"`
+	SubnetLen     int    `json:",omitempty"`
+	SubnetMin     string `json:",omitempty"`
+	SubnetMax     string `json:",omitempty"`
+	IPv6Network   string `json:",omitempty"`
+	IPv6SubnetLen int    `json:",omitempty"`
+	IPv6SubnetMin string `json:",omitempty"`
+	IPv6SubnetMax string `json:",omitempty"`
+	Backend       json.RawMessage
 }
 
 type backendJSON struct {
@@ -448,13 +503,19 @@ type backendJSON struct {
 
 // MarshalJSON renders the config in flannel's schema.
 func (c *Config) MarshalJSON() ([]byte, error) {
-	return json.Marshal(configJSON{
-		Network:   c.Network.String(),
-		SubnetLen: c.SubnetLen,
-		SubnetMin: c.SubnetMin.String(),
-		SubnetMax: c.SubnetMax.String(),
-		Backend:   backendSection(c.Backend),
-	})
+	j := configJSON{Backend: backendSection(c.Backend)}
+	if c.EnableIPv4 {
+		j.Network, j.SubnetLen = c.Network.String(), c.SubnetLen
+		j.SubnetMin, j.SubnetMax = c.SubnetMin.String(), c.SubnetMax.String()
+	} else {
+		j.EnableIPv4 = new(bool)
+	}
+	if c.EnableIPv6 {
+		j.EnableIPv6 = true
+		j.IPv6Network, j.IPv6SubnetLen = c.IPv6Network.String(), c.IPv6SubnetLen
+		j.IPv6SubnetMin, j.IPv6SubnetMax = c.IPv6SubnetMin.String(), c.IPv6SubnetMax.String()
+	}
+	return json.Marshal(j)
 }
 
 // backendSection renders the Backend section: the shared fields first,
@@ -479,19 +540,32 @@ func (c *Config) Validate() error {
 }
 
 // Contains tells whether subnet is one of the config's allocatable
-// subnets: the right length, aligned, within [SubnetMin, SubnetMax].
+// subnets of its family: the right length, aligned, within [SubnetMin,
+// SubnetMax] (IPv4) or [IPv6SubnetMin, IPv6SubnetMax] (IPv6), the family
+// enabled.
 func (c *Config) Contains(subnet netip.Prefix) bool {
-	if !subnet.IsValid() || subnet.Bits() != c.SubnetLen || subnet.Masked() != subnet {
+	if !subnet.IsValid() || subnet.Masked() != subnet {
 		return false
 	}
+	if subnet.Addr().Is6() {
+		return c.EnableIPv6 && subnet.Bits() == c.IPv6SubnetLen && !subnet.Addr().Is4In6() &&
+			c.IPv6SubnetMin.Compare(subnet.Addr()) <= 0 && subnet.Addr().Compare(c.IPv6SubnetMax) <= 0
+	}
 	a := subnet.Addr()
-	return c.SubnetMin.Compare(a) <= 0 && a.Compare(c.SubnetMax) <= 0
+	return c.EnableIPv4 && subnet.Bits() == c.SubnetLen && c.SubnetMin.Compare(a) <= 0 && a.Compare(c.SubnetMax) <= 0
 }
 
-// fits tells whether subnet is a subnet of the network of the configured
-// length (it may lie outside [SubnetMin, SubnetMax], like a reservation).
+// fits tells whether subnet is a subnet of the network of its family, of
+// the configured length (it may lie outside the [min, max] range, like a
+// reservation).
 func (c *Config) fits(subnet netip.Prefix) bool {
-	return subnet.IsValid() && subnet.Bits() == c.SubnetLen && subnet.Masked() == subnet && c.Network.Contains(subnet.Addr())
+	if !subnet.IsValid() || subnet.Masked() != subnet {
+		return false
+	}
+	if subnet.Addr().Is6() {
+		return c.EnableIPv6 && subnet.Bits() == c.IPv6SubnetLen && c.IPv6Network.Contains(subnet.Addr())
+	}
+	return c.EnableIPv4 && subnet.Bits() == c.SubnetLen && c.Network.Contains(subnet.Addr())
 }
 
 // subnetCount is how many subnets lie in [SubnetMin, SubnetMax].

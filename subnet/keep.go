@@ -61,7 +61,7 @@ func (m *Manager) keepLease(ctx context.Context, cfg *Config, lease Lease, onRen
 	if err != nil {
 		return err
 	}
-	k := &keeper{m: m, cfg: cfg, lease: lease, value: value, key: m.LeaseKey(lease.Subnet), onRenew: onRenew, hooks: hooks, updates: updates}
+	k := &keeper{m: m, cfg: cfg, lease: lease, value: value, key: m.LeaseKeyOf(lease), onRenew: onRenew, hooks: hooks, updates: updates}
 	return k.run(ctx)
 }
 
@@ -117,7 +117,7 @@ func (k *keeper) run(ctx context.Context) error {
 		case a := <-k.updates:
 			timer.Stop()
 			if err := k.update(a); err != nil {
-				k.m.log.Error("not publishing new lease attributes", "subnet", k.lease.Subnet, "err", err)
+				k.m.log.Error("not publishing new lease attributes", "subnet", k.lease.String(), "err", err)
 				continue
 			}
 			holdoff = time.Time{} // our own change: reconcile now
@@ -135,7 +135,7 @@ func (k *keeper) run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, ErrLeaseLost):
-			return fmt.Errorf("keep lease %s: %w", k.lease.Subnet, err)
+			return fmt.Errorf("keep lease %s: %w", k.lease, err)
 		case err != nil:
 			k.logRetry(err, delay)
 			next = time.Now().Add(delay)
@@ -155,8 +155,8 @@ func (k *keeper) run(ctx context.Context) error {
 // update makes a the value kept from now on; the next reconcile writes it
 // (the stored value is then another endpoint: restore puts ours).
 func (k *keeper) update(a LeaseAttrs) error {
-	if a.PublicIP != k.lease.Attrs.PublicIP {
-		return fmt.Errorf("PublicIP %s is not this node's %s", a.PublicIP, k.lease.Attrs.PublicIP)
+	if !a.sameNode(k.lease.Attrs) {
+		return fmt.Errorf("PublicIP %s is not this node's %s", a.node(), k.lease.Attrs.node())
 	}
 	if err := a.validate(); err != nil {
 		return err
@@ -166,16 +166,16 @@ func (k *keeper) update(a LeaseAttrs) error {
 		return err
 	}
 	k.lease.Attrs, k.value = a, value
-	k.m.log.Info("publishing new lease attributes", "subnet", k.lease.Subnet, "backend", a.BackendType)
+	k.m.log.Info("publishing new lease attributes", "subnet", k.lease.String(), "backend", a.BackendType)
 	return nil
 }
 
 func (k *keeper) logRetry(err error, delay time.Duration) {
 	if !k.lease.Reservation && !k.lease.Expiration.IsZero() && time.Now().After(k.lease.Expiration) {
-		k.m.log.Error("subnet lease may have expired; etcd unreachable, retrying", "subnet", k.lease.Subnet, "err", err, "retry_in", delay)
+		k.m.log.Error("subnet lease may have expired; etcd unreachable, retrying", "subnet", k.lease.String(), "err", err, "retry_in", delay)
 		return
 	}
-	k.m.log.Warn("renewing subnet lease failed, retrying", "subnet", k.lease.Subnet, "err", err, "retry_in", delay)
+	k.m.log.Warn("renewing subnet lease failed, retrying", "subnet", k.lease.String(), "err", err, "retry_in", delay)
 }
 
 // nextRenewal is when the lease should be renewed next.
@@ -206,7 +206,7 @@ func (k *keeper) reconcile(ctx context.Context, renew bool) error {
 	}
 	kv := resp.Kvs[0]
 	if attrs, perr := parseLeaseAttrs(kv.Value); perr != nil || !attrs.sameEndpoint(k.lease.Attrs) {
-		if perr == nil && attrs.PublicIP != k.lease.Attrs.PublicIP {
+		if perr == nil && !attrs.sameHost(k.lease.Attrs) {
 			return fmt.Errorf("%w: %s now holds %s", ErrLeaseLost, k.key, quoteValue(kv.Value))
 		}
 		// Our PublicIP with another port or backend, or junk: no other
@@ -223,7 +223,7 @@ func (k *keeper) reconcile(ctx context.Context, renew bool) error {
 	}
 	if kv.Lease == 0 {
 		if !k.lease.Reservation {
-			k.m.log.Info("subnet lease turned into a reservation", "subnet", k.lease.Subnet)
+			k.m.log.Info("subnet lease turned into a reservation", "subnet", k.lease.String())
 			k.lease.Reservation, k.lease.Expiration = true, time.Time{}
 			k.notify()
 		}
@@ -247,7 +247,7 @@ func (k *keeper) reconcile(ctx context.Context, renew bool) error {
 	}
 	k.m.touch()
 	k.lease.Expiration = start.Add(time.Duration(ka.TTL) * time.Second)
-	k.m.log.Debug("renewed subnet lease", "subnet", k.lease.Subnet, "expires", k.lease.Expiration)
+	k.m.log.Debug("renewed subnet lease", "subnet", k.lease.String(), "expires", k.lease.Expiration)
 	k.notify()
 	return nil
 }
@@ -313,7 +313,7 @@ func (k *keeper) restore(ctx context.Context, kv *mvccpb.KeyValue) (*mvccpb.KeyV
 		k.restoreDelay = min(k.restoreDelay*2, maxRetryDelay)
 	}
 	k.lastRestore, k.restored = now, true
-	k.m.log.Warn("this node's lease key held another value; put ours back", "subnet", k.lease.Subnet, "found", quoteValue(kv.Value), "ours", k.value)
+	k.m.log.Warn("this node's lease key held another value; put ours back", "subnet", k.lease.String(), "found", quoteValue(kv.Value), "ours", k.value)
 	return &mvccpb.KeyValue{Key: kv.Key, Value: []byte(k.value), Lease: int64(leaseID), ModRevision: resp.Header.Revision}, nil
 }
 
@@ -346,7 +346,7 @@ func (k *keeper) retake(ctx context.Context) error {
 			if perr == nil && a.sameEndpoint(k.lease.Attrs) {
 				return nil // someone (our earlier attempt) already put it back
 			}
-			if perr != nil || a.PublicIP == k.lease.Attrs.PublicIP {
+			if perr != nil || a.sameHost(k.lease.Attrs) {
 				// Not another node's claim: read it again and restore ours.
 				return fmt.Errorf("re-take %s: it reappeared holding %s", k.key, holder)
 			}
@@ -356,7 +356,7 @@ func (k *keeper) retake(ctx context.Context) error {
 	k.lease.Reservation = false
 	k.leaseID = grant.ID
 	k.lease.Expiration = start.Add(time.Duration(grant.TTL) * time.Second)
-	k.m.log.Warn("subnet lease was lost and has been re-taken", "subnet", k.lease.Subnet, "expires", k.lease.Expiration)
+	k.m.log.Warn("subnet lease was lost and has been re-taken", "subnet", k.lease.String(), "expires", k.lease.Expiration)
 	k.notify()
 	return nil
 }

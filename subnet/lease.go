@@ -34,10 +34,40 @@ const MaxLeaseValueSize = 4 << 10
 func quoteValue(v []byte) string { return etcdread.Quote(v) }
 
 // LeaseAttrs is the value of a lease key, in flannel's schema.
+//
+// PublicIP is the node's IPv4 underlay address, PublicIPv6 its IPv6 one;
+// a node has at least one. flanneld writes PublicIP "0.0.0.0" and
+// PublicIPv6 null for an address it does not have; both read as absent
+// (parseLeaseAttrs turns "0.0.0.0" into "" when there is a PublicIPv6).
+// BackendV6Data is the backend's data for its IPv6 side (flannel's vxlan:
+// the flannel-v6 device's VNI and MAC).
 type LeaseAttrs struct {
-	PublicIP    string          `json:"PublicIP"`
-	BackendType string          `json:"BackendType"`
-	BackendData json.RawMessage `json:"BackendData,omitempty"`
+	PublicIP      string          `json:"PublicIP,omitempty"`
+	PublicIPv6    string          `json:"PublicIPv6,omitempty"`
+	BackendType   string          `json:"BackendType"`
+	BackendData   json.RawMessage `json:"BackendData,omitempty"`
+	BackendV6Data json.RawMessage `json:"BackendV6Data,omitempty"`
+}
+
+// node is the address that identifies the lease's node: its PublicIP, or
+// its PublicIPv6 when it has no IPv4 one.
+func (a LeaseAttrs) node() string {
+	if a.PublicIP != "" {
+		return a.PublicIP
+	}
+	return a.PublicIPv6
+}
+
+// sameHost tells whether a and b share a public address: the same node,
+// though it may have gained or lost an address family.
+func (a LeaseAttrs) sameHost(b LeaseAttrs) bool {
+	return a.PublicIP != "" && a.PublicIP == b.PublicIP || a.PublicIPv6 != "" && a.PublicIPv6 == b.PublicIPv6
+}
+
+// sameNode tells whether a and b are of the same node (same public
+// addresses).
+func (a LeaseAttrs) sameNode(b LeaseAttrs) bool {
+	return a.PublicIP == b.PublicIP && a.PublicIPv6 == b.PublicIPv6
 }
 
 // udpBackendData is BackendData for the udp backend.
@@ -78,12 +108,26 @@ func (a LeaseAttrs) Port() (int, error) {
 
 // validate checks the fields the data path relies on.
 func (a LeaseAttrs) validate() error {
-	ip, err := netip.ParseAddr(a.PublicIP)
-	if err != nil || !ip.Is4() {
-		return fmt.Errorf("PublicIP %q is not an IPv4 address", a.PublicIP)
+	if a.PublicIP == "" && a.PublicIPv6 == "" {
+		return errors.New("neither PublicIP nor PublicIPv6 is set")
 	}
-	if err := checkUnicast(ip); err != nil {
-		return err
+	if a.PublicIP != "" {
+		ip, err := netip.ParseAddr(a.PublicIP)
+		if err != nil || !ip.Is4() {
+			return fmt.Errorf("PublicIP %q is not an IPv4 address", a.PublicIP)
+		}
+		if err := checkUnicast(ip); err != nil {
+			return err
+		}
+	}
+	if a.PublicIPv6 != "" {
+		ip, err := netip.ParseAddr(a.PublicIPv6)
+		if err != nil || !ip.Is6() || ip.Is4In6() || ip.Zone() != "" {
+			return fmt.Errorf("PublicIPv6 %q is not an IPv6 address", a.PublicIPv6)
+		}
+		if !ip.IsGlobalUnicast() {
+			return fmt.Errorf("PublicIPv6 %s is not a unicast address a peer can have (loopback, unspecified, multicast and link-local are refused)", ip)
+		}
 	}
 	switch a.BackendType {
 	case BackendUDP, "", BackendWireGuard:
@@ -98,7 +142,8 @@ func (a LeaseAttrs) validate() error {
 }
 
 // Validate checks that the attributes make a usable lease: an IPv4 unicast
-// PublicIP (see checkUnicast) and a port in BackendData.
+// PublicIP (see checkUnicast) and/or an IPv6 unicast PublicIPv6, and a
+// port in BackendData.
 func (a LeaseAttrs) Validate() error { return a.validate() }
 
 func (a LeaseAttrs) marshal() (string, error) {
@@ -110,7 +155,8 @@ func (a LeaseAttrs) marshal() (string, error) {
 }
 
 func (a LeaseAttrs) equal(b LeaseAttrs) bool {
-	return a.PublicIP == b.PublicIP && a.BackendType == b.BackendType && string(a.BackendData) == string(b.BackendData)
+	return a.sameNode(b) && a.BackendType == b.BackendType && string(a.BackendData) == string(b.BackendData) &&
+		string(a.BackendV6Data) == string(b.BackendV6Data)
 }
 
 // reservedIPv4 are the IPv4 ranges a peer's PublicIP may not lie in, beyond
@@ -142,7 +188,7 @@ func checkUnicast(ip netip.Addr) error {
 // PublicIP, backend type, (for udp and wireguard) port and (for wireguard)
 // PublicKey; BackendData may differ in spelling.
 func (a LeaseAttrs) sameEndpoint(b LeaseAttrs) bool {
-	if a.PublicIP != b.PublicIP || a.BackendType != b.BackendType {
+	if !a.sameNode(b) || a.BackendType != b.BackendType || !sameJSON(a.BackendV6Data, b.BackendV6Data) {
 		return false
 	}
 	switch a.BackendType {
@@ -165,10 +211,18 @@ func (a LeaseAttrs) sameEndpoint(b LeaseAttrs) bool {
 // spotting changes: PublicIP:Port, or the PublicIP and backend when the
 // backend has no port.
 func (a LeaseAttrs) endpoint() string {
-	if p, err := a.Port(); err == nil {
-		return netip.AddrPortFrom(netip.MustParseAddr(a.PublicIP), uint16(p)).String()
+	ep := a.node()
+	if ip, err := netip.ParseAddr(ep); err == nil {
+		if p, err := a.Port(); err == nil {
+			ep = netip.AddrPortFrom(ip, uint16(p)).String()
+		} else {
+			ep += " (" + a.BackendType + ")"
+		}
 	}
-	return a.PublicIP + " (" + a.BackendType + ")"
+	if a.PublicIP != "" && a.PublicIPv6 != "" {
+		ep += " and " + a.PublicIPv6
+	}
+	return ep
 }
 
 // sameJSON tells whether a and b are the same JSON value, whitespace aside
@@ -189,16 +243,21 @@ func parseLeaseAttrs(value []byte) (LeaseAttrs, error) {
 	if err := json.Unmarshal(value, &a); err != nil {
 		return LeaseAttrs{}, fmt.Errorf("malformed lease value %s: %w", quoteValue(value), err)
 	}
+	if a.PublicIP == "0.0.0.0" && a.PublicIPv6 != "" {
+		a.PublicIP = "" // flanneld's "none" in an IPv6-only network
+	}
 	if err := a.validate(); err != nil {
 		return LeaseAttrs{}, fmt.Errorf("malformed lease value %s: %w", quoteValue(value), err)
 	}
 	return a, nil
 }
 
-// Lease is one node's subnet.
+// Lease is one node's subnets: Subnet (IPv4; invalid when the network is
+// IPv6-only) and IPv6Subnet (invalid when the network has no IPv6).
 type Lease struct {
-	Subnet netip.Prefix
-	Attrs  LeaseAttrs
+	Subnet     netip.Prefix
+	IPv6Subnet netip.Prefix
+	Attrs      LeaseAttrs
 	// Expiration is when the etcd lease runs out (zero for reservations and
 	// for leases delivered by WatchLeases, which does not look TTLs up).
 	Expiration time.Time
@@ -207,15 +266,51 @@ type Lease struct {
 	Reservation bool
 }
 
-// Endpoint returns the peer's UDP endpoint (PublicIP:Port).
+// Primary is the subnet that names the lease: Subnet, or IPv6Subnet when
+// the lease has no IPv4 subnet (an IPv6-only network).
+func (l Lease) Primary() netip.Prefix {
+	if l.Subnet.IsValid() {
+		return l.Subnet
+	}
+	return l.IPv6Subnet
+}
+
+// String names the lease's subnets: "10.5.1.0/24", "10.5.1.0/24 and
+// fc00::/64" or "fc00::/64".
+func (l Lease) String() string {
+	switch {
+	case l.Subnet.IsValid() && l.IPv6Subnet.IsValid():
+		return l.Subnet.String() + " and " + l.IPv6Subnet.String()
+	case l.Subnet.IsValid():
+		return l.Subnet.String()
+	}
+	return l.IPv6Subnet.String()
+}
+
+// Endpoint returns the peer's UDP endpoint: PublicIP:Port, or
+// [PublicIPv6]:Port when it has no PublicIP.
 func (l Lease) Endpoint() (netip.AddrPort, error) {
-	ip, err := netip.ParseAddr(l.Attrs.PublicIP)
+	ip, err := netip.ParseAddr(l.Attrs.node())
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("lease %s: PublicIP: %w", l.Subnet, err)
+		return netip.AddrPort{}, fmt.Errorf("lease %s: PublicIP: %w", l.Primary(), err)
 	}
 	port, err := l.Attrs.Port()
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("lease %s: %w", l.Subnet, err)
+		return netip.AddrPort{}, fmt.Errorf("lease %s: %w", l.Primary(), err)
+	}
+	return netip.AddrPortFrom(ip, uint16(port)), nil
+}
+
+// EndpointIPv6 returns the peer's UDP endpoint on its IPv6 underlay
+// address, [PublicIPv6]:Port; an error when it has none.
+func (l Lease) EndpointIPv6() (netip.AddrPort, error) {
+	ip, err := netip.ParseAddr(l.Attrs.PublicIPv6)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("lease %s: no PublicIPv6", l.Primary())
+	}
+	port, err := l.Attrs.Port()
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("lease %s: %w", l.Primary(), err)
 	}
 	return netip.AddrPortFrom(ip, uint16(port)), nil
 }
@@ -250,15 +345,80 @@ func subnetKeyName(p netip.Prefix) string {
 	return p.Addr().String() + "-" + strconv.Itoa(p.Bits())
 }
 
+// flannelNoIPv4 is the IPv4 half of flanneld's key in an IPv6-only
+// network ("0.0.0.0-0&fc00::-64"): no IPv4 subnet.
+const flannelNoIPv4 = "0.0.0.0-0"
+
+// leaseKeyName is flannel's key name of a lease (pkg/subnet
+// MakeSubnetKey): "10.5.1.0-24" (IPv4), "10.5.1.0-24&fc00::-64" (dual
+// stack) or, with no IPv4 subnet, "0.0.0.0-0&fc00::-64", which is what
+// flanneld writes and the only IPv6-only form it reads (its key regexp
+// needs an IPv4 half).
+func leaseKeyName(v4, v6 netip.Prefix) string {
+	switch {
+	case !v6.IsValid():
+		return subnetKeyName(v4)
+	case !v4.IsValid():
+		return flannelNoIPv4 + "&" + subnetKeyName(v6)
+	}
+	return subnetKeyName(v4) + "&" + subnetKeyName(v6)
+}
+
+// keyName is the key name of l.
+func (l Lease) keyName() string { return leaseKeyName(l.Subnet, l.IPv6Subnet) }
+
 // parseSubnetKeyName parses "10.244.30.0-24".
 func parseSubnetKeyName(name string) (netip.Prefix, error) {
-	addr, bits, ok := strings.Cut(name, "-")
+	v4, v6, err := parseLeaseKeyName(name)
+	if err == nil && (v6.IsValid() || !v4.IsValid()) {
+		err = fmt.Errorf("malformed lease key %s: want ADDR-BITS", quoteValue([]byte(name)))
+	}
+	return v4, err
+}
+
+// parseLeaseKeyName parses a lease key name in any of flannel's forms
+// (see leaseKeyName), and "fc00::-64" (IPv6 alone). The IPv6 half must be
+// written as leaseKeyName writes it (RFC 5952), so that one subnet has one
+// key name.
+func parseLeaseKeyName(name string) (v4, v6 netip.Prefix, err error) {
+	bad := func(why string) (netip.Prefix, netip.Prefix, error) {
+		return netip.Prefix{}, netip.Prefix{}, fmt.Errorf("malformed lease key %s%s", quoteValue([]byte(name)), why)
+	}
+	first, second, dual := strings.Cut(name, "&")
+	if !dual && strings.Contains(first, ":") {
+		first, second, dual = flannelNoIPv4, first, true // "fc00::-64"
+	}
+	if first != flannelNoIPv4 {
+		v4, err = parseHalf(first)
+		if err != nil || !v4.Addr().Is4() {
+			return bad(": want ADDR-BITS")
+		}
+	}
+	if !dual {
+		if !v4.IsValid() {
+			return bad(": want ADDR-BITS")
+		}
+		return v4, netip.Prefix{}, nil
+	}
+	v6, err = parseHalf(second)
+	if err != nil || !v6.Addr().Is6() || v6.Addr().Is4In6() {
+		return bad(": want IPV4-BITS&IPV6-BITS")
+	}
+	if subnetKeyName(v6) != second {
+		return bad(": IPv6 subnet not in canonical form (want " + subnetKeyName(v6) + ")")
+	}
+	return v4, v6, nil
+}
+
+// parseHalf parses "ADDR-BITS" into a masked prefix.
+func parseHalf(s string) (netip.Prefix, error) {
+	addr, bits, ok := strings.Cut(s, "-")
 	if !ok {
-		return netip.Prefix{}, fmt.Errorf("malformed lease key %s: want ADDR-BITS", quoteValue([]byte(name)))
+		return netip.Prefix{}, errors.New("no '-'")
 	}
 	p, err := netip.ParsePrefix(addr + "/" + bits)
-	if err != nil || !p.Addr().Is4() || p.Masked() != p {
-		return netip.Prefix{}, fmt.Errorf("malformed lease key %s", quoteValue([]byte(name)))
+	if err != nil || p.Masked() != p || p.Addr().Zone() != "" {
+		return netip.Prefix{}, errors.New("not a subnet")
 	}
 	return p, nil
 }

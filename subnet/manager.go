@@ -47,6 +47,7 @@ type Manager struct {
 	log         *slog.Logger
 	lastContact atomic.Int64 // unix nanoseconds
 	malformed   atomic.Int64 // unusable lease keys seen by WatchLeases
+	families    familyLog    // single-family keys in a dual-stack network, logged once each
 }
 
 // NewManager returns a Manager using cli.
@@ -82,9 +83,16 @@ func (m *Manager) ConfigKey() string { return m.prefix + "/config" }
 // subnetsPrefix is the directory of lease keys, with a trailing slash.
 func (m *Manager) subnetsPrefix() string { return m.prefix + "/subnets/" }
 
-// LeaseKey is the etcd key of a subnet's lease.
+// LeaseKey is the etcd key of an IPv4 subnet's lease in a network without
+// IPv6 ("10.5.1.0-24"); LeaseKeyOf names any lease's.
 func (m *Manager) LeaseKey(subnet netip.Prefix) string {
 	return m.subnetsPrefix() + subnetKeyName(subnet)
+}
+
+// LeaseKeyOf is the etcd key of lease l, in flannel's form for its
+// families: "10.5.1.0-24", "10.5.1.0-24&fc00::-64", "0.0.0.0-0&fc00::-64".
+func (m *Manager) LeaseKeyOf(l Lease) string {
+	return m.subnetsPrefix() + l.keyName()
 }
 
 // RoundTrip is one etcd round trip inside weft's prefix (a count-only read
@@ -203,6 +211,9 @@ func (m *Manager) validatedConfigJSON(cfg *Config) ([]byte, error) {
 // storedLease is a lease key as read from etcd.
 type storedLease struct {
 	Lease
+	// key is the etcd key as stored: with checkFamilies, Lease may have
+	// lost a half of the name (a family the network does not have).
+	key         string
 	leaseID     clientv3.LeaseID
 	modRevision int64
 	// junkValue is the start of an unusable value, quoted, for logs.
@@ -218,18 +229,19 @@ func (m *Manager) decodeLeaseKV(kv *mvccpb.KeyValue) (storedLease, error) {
 	if !ok {
 		return storedLease{}, fmt.Errorf("key %s is not under %s", quoteValue(kv.Key), m.subnetsPrefix())
 	}
-	subnet, err := parseSubnetKeyName(name)
+	v4, v6, err := parseLeaseKeyName(name)
 	if err != nil {
 		return storedLease{}, err
 	}
 	sl := storedLease{
-		Lease:       Lease{Subnet: subnet, Reservation: kv.Lease == 0},
+		Lease:       Lease{Subnet: v4, IPv6Subnet: v6, Reservation: kv.Lease == 0},
+		key:         string(kv.Key),
 		leaseID:     clientv3.LeaseID(kv.Lease),
 		modRevision: kv.ModRevision,
 	}
 	attrs, err := parseLeaseAttrs(kv.Value)
 	if err != nil {
-		return sl, fmt.Errorf("%s: %w", subnetKeyName(subnet), err)
+		return sl, fmt.Errorf("%s: %w", name, err)
 	}
 	sl.Attrs = attrs
 	return sl, nil
@@ -241,6 +253,13 @@ const malformedExamples = 3
 // listing is one consistent read of every lease key.
 type listing struct {
 	leases []storedLease
+	// oneFamily holds the keys with a usable value that lack a family
+	// the network has (an IPv4 key in a dual-stack network): skipped as
+	// peers, their subnets taken, never reclaimed.
+	oneFamily []storedLease
+	// unusable holds every key that names a subnet but holds no usable
+	// lease (junk is those of them without a TTL).
+	unusable []storedLease
 	// taken holds every subnet a key occupies, usable or not.
 	taken map[netip.Prefix]bool
 	// junk holds the keys that name a subnet but whose value is unusable
@@ -263,13 +282,29 @@ func (m *Manager) listStored(ctx context.Context, cfg *Config, onMalformed func(
 	var examples []string
 	rev, err := m.scanPrefix(ctx, m.subnetsPrefix(), func(kv *mvccpb.KeyValue) {
 		sl, err := m.decodeLeaseKV(kv)
-		if sl.Subnet.IsValid() {
-			l.taken[sl.Subnet] = true
+		for _, p := range []netip.Prefix{sl.Subnet, sl.IPv6Subnet} {
+			if p.IsValid() {
+				l.taken[p] = true
+			}
 		}
-		if err == nil && cfg != nil && !cfg.fits(sl.Subnet) {
-			err = fmt.Errorf("%s: not a /%d of network %s", subnetKeyName(sl.Subnet), cfg.SubnetLen, cfg.Network)
+		if err == nil && cfg != nil {
+			var missing bool
+			if missing, err = cfg.checkFamilies(&sl.Lease); missing {
+				// Unusable like malformed ones, but expected while a
+				// network turns dual-stack: logged once per key, not in
+				// every listing's summary.
+				if onMalformed != nil {
+					onMalformed(kv)
+				}
+				m.families.once(m.log, sl.key, err)
+				l.oneFamily = append(l.oneFamily, sl)
+				return
+			}
 		}
 		if err != nil {
+			if sl.Subnet.IsValid() || sl.IPv6Subnet.IsValid() {
+				l.unusable = append(l.unusable, sl)
+			}
 			l.malformed++
 			if onMalformed != nil {
 				onMalformed(kv)
@@ -277,7 +312,7 @@ func (m *Manager) listStored(ctx context.Context, cfg *Config, onMalformed func(
 			if len(examples) < malformedExamples {
 				examples = append(examples, err.Error())
 			}
-			if sl.Subnet.IsValid() && kv.Lease == 0 {
+			if (sl.Subnet.IsValid() || sl.IPv6Subnet.IsValid()) && kv.Lease == 0 {
 				sl.junkValue = quoteValue(kv.Value)
 				l.junk = append(l.junk, sl)
 			}
@@ -338,7 +373,12 @@ func (m *Manager) ListLeases(ctx context.Context) ([]Lease, error) {
 }
 
 func sortLeases(ls []Lease) {
-	sort.Slice(ls, func(i, j int) bool { return ls[i].Subnet.Addr().Less(ls[j].Subnet.Addr()) })
+	sort.Slice(ls, func(i, j int) bool {
+		if a, b := ls[i].Primary().Addr(), ls[j].Primary().Addr(); a != b {
+			return a.Less(b)
+		}
+		return ls[i].IPv6Subnet.Addr().Less(ls[j].IPv6Subnet.Addr())
+	})
 }
 
 // Probe makes a RoundTrip every interval (each bounded by it) until ctx

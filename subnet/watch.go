@@ -31,6 +31,11 @@ import (
 // in between is logged at WARN: a hijack of a subnet looks like this.
 //
 // Leases delivered here have no Expiration (TTLs are not looked up).
+//
+// own is this node's lease's Primary subnet. In a dual-stack network a key
+// with one family only is skipped too (counted, logged once per key); a
+// key's subnet of a family the network does not have is dropped from the
+// lease delivered.
 func (m *Manager) WatchLeases(ctx context.Context, cfg *Config, own netip.Prefix, handle func(snapshot []Lease, events []Event)) error {
 	if cfg == nil {
 		return errors.New("watch leases: network config is nil")
@@ -97,15 +102,15 @@ func (w *watcher) listAndWatch(ctx context.Context) (progressed bool, err error)
 	endpoints := make(map[netip.Prefix]string, len(l.leases))
 	snapshot := make([]Lease, 0, len(l.leases))
 	for _, sl := range l.leases {
-		if sl.Subnet == w.own {
-			w.ownIP = sl.Attrs.PublicIP
+		if sl.Primary() == w.own {
+			w.ownIP = sl.Attrs.node()
 			continue
 		}
 		ep := sl.Attrs.endpoint()
-		if old, ok := w.endpoints[sl.Subnet]; ok && old != ep {
-			w.warnMoved(sl.Subnet, old, ep)
+		if old, ok := w.endpoints[sl.Primary()]; ok && old != ep {
+			w.warnMoved(sl.Primary(), old, ep)
 		}
-		endpoints[sl.Subnet] = ep
+		endpoints[sl.Primary()] = ep
 		snapshot = append(snapshot, sl.Lease)
 	}
 	w.endpoints = endpoints
@@ -145,13 +150,14 @@ func (w *watcher) listAndWatch(ctx context.Context) (progressed bool, err error)
 
 func (w *watcher) hash(key []byte) uint64 { return maphash.Bytes(w.seed, key) }
 
-// decode turns a key-value into a lease this node can use, or an error.
-func (w *watcher) decode(kv *mvccpb.KeyValue) (storedLease, error) {
-	sl, err := w.m.decodeLeaseKV(kv)
-	if err == nil && !w.cfg.fits(sl.Subnet) {
-		err = fmt.Errorf("%s: not a /%d of network %s", subnetKeyName(sl.Subnet), w.cfg.SubnetLen, w.cfg.Network)
+// decode turns a key-value into a lease this node can use, or an error;
+// missing tells that the key lacks a family of the network.
+func (w *watcher) decode(kv *mvccpb.KeyValue) (sl storedLease, missing bool, err error) {
+	sl, err = w.m.decodeLeaseKV(kv)
+	if err == nil {
+		missing, err = w.cfg.checkFamilies(&sl.Lease)
 	}
-	return sl, err
+	return sl, missing, err
 }
 
 // convert turns etcd events into lease events, dropping unusable ones and
@@ -162,7 +168,12 @@ func (w *watcher) convert(evs []*clientv3.Event) []Event {
 		h := w.hash(ev.Kv.Key)
 		switch ev.Type {
 		case mvccpb.PUT:
-			sl, err := w.decode(ev.Kv)
+			sl, missing, err := w.decode(ev.Kv)
+			if missing {
+				w.setMalformed(h, true)
+				w.m.families.once(w.m.log, sl.key, err)
+				continue
+			}
 			if err != nil {
 				w.junkBytes += len(ev.Kv.Value)
 				if ev.PrevKv != nil {
@@ -175,17 +186,17 @@ func (w *watcher) convert(evs []*clientv3.Event) []Event {
 				continue
 			}
 			w.setMalformed(h, false)
-			if sl.Subnet == w.own {
-				if w.ownIP != "" && sl.Attrs.PublicIP != w.ownIP {
-					w.m.log.Warn("ignoring a lease that claims our subnet", "subnet", sl.Subnet, "public_ip", sl.Attrs.PublicIP)
+			if sl.Primary() == w.own {
+				if w.ownIP != "" && sl.Attrs.node() != w.ownIP {
+					w.m.log.Warn("ignoring a lease that claims our subnet", "subnet", sl.Primary(), "public_ip", sl.Attrs.node())
 				}
 				continue
 			}
 			ep := sl.Attrs.endpoint()
-			if old, ok := w.endpoints[sl.Subnet]; ok && old != ep {
-				w.warnMoved(sl.Subnet, old, ep)
+			if old, ok := w.endpoints[sl.Primary()]; ok && old != ep {
+				w.warnMoved(sl.Primary(), old, ep)
 			}
-			w.endpoints[sl.Subnet] = ep
+			w.endpoints[sl.Primary()] = ep
 			out = append(out, Event{Type: EventAdded, Lease: sl.Lease})
 		case mvccpb.DELETE:
 			if _, bad := w.malformed[h]; bad {
@@ -193,20 +204,21 @@ func (w *watcher) convert(evs []*clientv3.Event) []Event {
 				continue
 			}
 			sl, err := w.m.decodeLeaseKV(ev.Kv)
-			if !sl.Subnet.IsValid() {
+			if !sl.Subnet.IsValid() && !sl.IPv6Subnet.IsValid() {
 				w.logMalformed(fmt.Sprintf("deletion of a malformed lease key: %v", err), false)
 				continue
 			}
-			if sl.Subnet == w.own {
-				continue
-			}
-			delete(w.endpoints, sl.Subnet)
-			l := Lease{Subnet: sl.Subnet}
+			l := Lease{Subnet: sl.Subnet, IPv6Subnet: sl.IPv6Subnet}
 			if ev.PrevKv != nil {
 				if prev, perr := w.m.decodeLeaseKV(ev.PrevKv); perr == nil {
 					l = prev.Lease
 				}
 			}
+			w.cfg.dropOtherFamilies(&l)
+			if l.Primary() == w.own || !l.Primary().IsValid() {
+				continue
+			}
+			delete(w.endpoints, l.Primary())
 			out = append(out, Event{Type: EventRemoved, Lease: l})
 		}
 	}

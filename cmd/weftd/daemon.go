@@ -347,7 +347,7 @@ func (d *weftd) takeLease(ctx context.Context, cfg *subnet.Config) (backend.Back
 // Run and the lease keeper. Each ends weftd (cancel) when it fails.
 func (d *weftd) follow(ctx context.Context, wg *sync.WaitGroup, cancel context.CancelCauseFunc, cfg *subnet.Config, lease subnet.Lease, be backend.Backend) {
 	wg.Go(func() {
-		err := d.mgr.WatchLeases(ctx, cfg, lease.Subnet, be.Apply)
+		err := d.mgr.WatchLeases(ctx, cfg, lease.Primary(), be.Apply)
 		if err != nil && ctx.Err() == nil {
 			cancel(fmt.Errorf("watch leases: %w", err))
 		}
