@@ -46,7 +46,8 @@ type Backend struct {
 	direct *routing.Kernel // nil without DirectRouting
 	onLink []netip.Prefix
 	leases map[netip.Prefix]subnet.Lease
-	logged map[string]bool // skipped leases already logged, by subnet+detail
+	logged map[string]bool      // skipped leases already logged, by subnet+detail
+	held   map[MAC]netip.Prefix // the subnet each VtepMAC was last installed for (Want)
 
 	peers   atomic.Pointer[[]backend.Peer]
 	skipped [5]atomic.Uint64 // by SkipReasons' index
@@ -201,6 +202,12 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 		dev.MAC = b.mac
 	}
 	b.dev = dev
+	// Who holds each VtepMAC in a kept device (an earlier weftd's or
+	// flanneld's entries): those peers keep their MACs against leases
+	// that copy them (Want).
+	if have, _, err := dev.List(); err == nil {
+		b.held = have.HeldMACs()
+	}
 	if err := dev.Configure(lease.Subnet, b.node.Config.Network); err != nil {
 		return err
 	}
@@ -249,7 +256,8 @@ func (b *Backend) sync(repair bool) {
 	}
 	leases := slices.Collect(maps.Values(b.leases))
 	peers, skips := PeersOf(leases, b.cfg, b.mac, b.onLink)
-	want, dups := Want(peers)
+	want, dups := Want(peers, b.held)
+	b.held = want.HeldMACs()
 	for _, d := range dups {
 		skips = append(skips, LeaseSkip{d.Peer.Subnet, SkipMAC, d.Reason})
 	}

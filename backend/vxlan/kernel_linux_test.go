@@ -94,7 +94,7 @@ func TestDeviceAsFlanneldMakesIt(t *testing.T) {
 	}
 
 	p := peer("10.244.7.0/24", "192.0.2.7", MAC{0x0a, 0x58, 1, 2, 3, 4})
-	want, _ := Want([]Peer{p})
+	want, _ := Want([]Peer{p}, nil)
 	if c, err := Sync(dev, want); err != nil || len(c.Errors) > 0 {
 		t.Fatal(err, c.Errors)
 	}
@@ -123,7 +123,7 @@ func TestDeviceAsFlanneldMakesIt(t *testing.T) {
 	// Someone else's route to a subnet in the network is left alone.
 	run(t, n, "ip", "route", "add", "10.244.8.0/24", "via", "192.0.2.8", "dev", "under0")
 	q := peer("10.244.8.0/24", "192.0.2.8", MAC{0x0a, 0x58, 1, 2, 3, 5})
-	want, _ = Want([]Peer{p, q})
+	want, _ = Want([]Peer{p, q}, nil)
 	if c, _ := Sync(dev, want); len(c.Blocked) != 1 {
 		t.Fatalf("blocked %v", c.Blocked)
 	}

@@ -54,29 +54,59 @@ type Skipped struct {
 
 // Want is the state that makes every peer not reached directly reachable
 // through the device, as flanneld installs it. Two peers with the same
-// VtepMAC cannot both be reached (one FDB entry per MAC): the one with the
-// lower subnet is kept, the other skipped.
-func Want(peers []Peer) (State, []Skipped) {
+// VtepMAC cannot both be reached (one FDB entry per MAC): the one that
+// holds it already (held: MAC -> the subnet it was installed for, the
+// previous Want's HeldMACs) keeps it, so that a lease written later (a
+// stray etcd writer copying a working node's MAC) cannot take that node's
+// traffic; between newcomers the lower subnet wins. The others are
+// skipped.
+func Want(peers []Peer, held map[MAC]netip.Prefix) (State, []Skipped) {
 	ps := slices.Clone(peers)
 	slices.SortFunc(ps, func(a, b Peer) int { return a.Subnet.Compare(b.Subnet) })
-	var s State
-	var skipped []Skipped
 	byMAC := map[MAC]Peer{}
 	for _, p := range ps {
 		if p.Direct {
 			continue
 		}
-		if first, dup := byMAC[p.VtepMAC]; dup {
-			skipped = append(skipped, Skipped{p, fmt.Sprintf("VtepMAC %s is also %s's (subnet %s)", p.VtepMAC, first.PublicIP, first.Subnet)})
+		first, dup := byMAC[p.VtepMAC]
+		if !dup || (held[p.VtepMAC] == p.Subnet && held[p.VtepMAC] != first.Subnet) {
+			byMAC[p.VtepMAC] = p
+		}
+	}
+	var s State
+	var skipped []Skipped
+	for _, p := range ps {
+		if p.Direct {
 			continue
 		}
-		byMAC[p.VtepMAC] = p
+		if won := byMAC[p.VtepMAC]; won.Subnet != p.Subnet {
+			skipped = append(skipped, Skipped{p, fmt.Sprintf("VtepMAC %s is also %s's (subnet %s)", p.VtepMAC, won.PublicIP, won.Subnet)})
+			continue
+		}
 		gw := p.Subnet.Masked().Addr()
 		s.Neighs = append(s.Neighs, Neigh{IP: gw, MAC: p.VtepMAC})
 		s.FDBs = append(s.FDBs, FDB{MAC: p.VtepMAC, Dst: p.PublicIP})
 		s.Routes = append(s.Routes, Route{Dst: p.Subnet.Masked(), Gw: gw})
 	}
 	return s, skipped
+}
+
+// HeldMACs is which subnet each VtepMAC of s is installed for (the held
+// argument of the next Want): a route's gateway resolved by a neighbour
+// entry. s is a state made by Want, or the device's as the kernel lists
+// it (at start: what an earlier weftd or flanneld left).
+func (s State) HeldMACs() map[MAC]netip.Prefix {
+	byGw := make(map[netip.Addr]MAC, len(s.Neighs))
+	for _, n := range s.Neighs {
+		byGw[n.IP] = n.MAC
+	}
+	held := make(map[MAC]netip.Prefix, len(s.Routes))
+	for _, r := range s.Routes {
+		if m, ok := byGw[r.Gw]; ok {
+			held[m] = r.Dst
+		}
+	}
+	return held
 }
 
 // Plan is what turns one state into another. Set entries are added or

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -86,7 +87,7 @@ func TestWant(t *testing.T) {
 	d := peer("10.244.3.0/24", "192.0.2.3", mac(3))
 	d.Direct = true
 	dup := peer("10.244.4.0/24", "192.0.2.4", mac(1))
-	s, skipped := Want([]Peer{dup, b, d, a})
+	s, skipped := Want([]Peer{dup, b, d, a}, nil)
 	want := State{
 		Neighs: []Neigh{{netip.MustParseAddr("10.244.1.0"), mac(1)}, {netip.MustParseAddr("10.244.2.0"), mac(2)}},
 		FDBs:   []FDB{{mac(1), netip.MustParseAddr("192.0.2.1")}, {mac(2), netip.MustParseAddr("192.0.2.2")}},
@@ -97,6 +98,32 @@ func TestWant(t *testing.T) {
 	}
 	if len(skipped) != 1 || skipped[0].Peer != dup {
 		t.Fatalf("skipped = %+v, want the duplicate VtepMAC", skipped)
+	}
+
+	// A lease written later with a working peer's VtepMAC (a stray etcd
+	// writer) does not take the MAC, even with a lower subnet: the peer
+	// that held it keeps it.
+	stray := peer("10.244.0.0/24", "192.0.2.99", mac(2))
+	s2, skipped := Want([]Peer{a, b, stray}, s.HeldMACs())
+	if !slices.Equal(s2.FDBs, want.FDBs) || !slices.Equal(s2.Routes, want.Routes) {
+		t.Fatalf("with a stray lease copying %s's MAC: %+v, want %+v", b.Subnet, s2, want)
+	}
+	if len(skipped) != 1 || skipped[0].Peer != stray || !strings.Contains(skipped[0].Reason, "10.244.2.0/24") {
+		t.Fatalf("skipped = %+v, want the stray lease", skipped)
+	}
+	// The kernel lists entries in its own order (a kept device at start).
+	listed := State{Neighs: slices.Clone(s.Neighs), Routes: slices.Clone(s.Routes)}
+	slices.Reverse(listed.Neighs)
+	if held := listed.HeldMACs(); len(held) != 2 || held[mac(1)] != a.Subnet || held[mac(2)] != b.Subnet {
+		t.Fatalf("HeldMACs of a listed state: %v", held)
+	}
+	// Without a holder (a first start) the lower subnet wins; once the
+	// holder's lease is gone the other takes the MAC.
+	if _, skipped := Want([]Peer{b, stray}, nil); len(skipped) != 1 || skipped[0].Peer != b {
+		t.Fatalf("no holder: skipped %+v, want the higher subnet", skipped)
+	}
+	if s3, skipped := Want([]Peer{stray}, s2.HeldMACs()); len(skipped) != 0 || len(s3.FDBs) != 1 || s3.FDBs[0].Dst != stray.PublicIP {
+		t.Fatalf("holder gone: %+v, skipped %+v", s3, skipped)
 	}
 }
 
@@ -110,7 +137,7 @@ func TestSync(t *testing.T) {
 	b := peer("10.244.2.0/24", "192.0.2.2", mac(2))
 	// Stale entries of an earlier run.
 	stale := peer("10.244.9.0/24", "192.0.2.9", mac(9))
-	st, _ := Want([]Peer{stale})
+	st, _ := Want([]Peer{stale}, nil)
 	for _, n := range st.Neighs {
 		k.SetNeigh(n)
 	}
@@ -122,7 +149,7 @@ func TestSync(t *testing.T) {
 	}
 	k.ops = nil
 
-	want, _ := Want([]Peer{a, b})
+	want, _ := Want([]Peer{a, b}, nil)
 	c, err := Sync(k, want)
 	if err != nil || len(c.Errors) > 0 {
 		t.Fatal(err, c.Errors)
@@ -147,7 +174,7 @@ func TestSync(t *testing.T) {
 
 	// b moved to another host with a new device: FDB and neighbour replaced.
 	b2 := peer("10.244.2.0/24", "192.0.2.22", mac(22))
-	want, _ = Want([]Peer{a, b2})
+	want, _ = Want([]Peer{a, b2}, nil)
 	if _, err := Sync(k, want); err != nil {
 		t.Fatal(err)
 	}
