@@ -35,8 +35,11 @@ type Endpoint struct {
 
 // Validate checks the fields the policy engine relies on.
 func (e Endpoint) Validate() error {
-	if !e.IP.IsValid() || !e.IP.Is4() {
-		return fmt.Errorf("endpoint: IP %v is not an IPv4 address", e.IP)
+	// One address per endpoint, of either family: a dual-stack container
+	// is two endpoints with the same identity, so that policy selects
+	// both of its addresses.
+	if !e.IP.Is4() && (!e.IP.Is6() || e.IP.Is4In6() || e.IP.Zone() != "") {
+		return fmt.Errorf("endpoint: IP %v is not an IPv4 or IPv6 address", e.IP)
 	}
 	if err := ValidateNamespaceName(e.Namespace); err != nil {
 		return fmt.Errorf("endpoint %s: %w", e.IP, err)

@@ -30,6 +30,10 @@ import (
 type Options struct {
 	Node   string          // this node's name in the endpoint records (its PublicIP)
 	Subnet netip.Prefix    // this node's subnet: containers outside it are refused
+	// IPv6Subnet is this node's IPv6 subnet (invalid when the network has
+	// no IPv6): IPv6 containers outside it are refused. Subnet is invalid
+	// on an IPv6-only network.
+	IPv6Subnet netip.Prefix
 	File   string          // the endpoints file (--endpoints-file)
 	Socket string          // the CNI socket (--cni-socket)
 	TTL    time.Duration   // the endpoints' etcd lease (--endpoint-ttl)
@@ -65,10 +69,11 @@ type Registry struct {
 	pub  *workload.EndpointPublisher
 	file string
 	log  *slog.Logger
-	// subnet is this node's: an endpoint outside it would take over
-	// another node's container's key in etcd (and, merged into this
-	// node's views, override its record here).
-	subnet netip.Prefix
+	// subnet and subnet6 are this node's (each invalid when the network
+	// lacks the family): an endpoint outside them would take over another
+	// node's container's key in etcd (and, merged into this node's views,
+	// override its record here).
+	subnet, subnet6 netip.Prefix
 
 	mu    sync.Mutex // serialises requests and file writes
 	local map[netip.Addr]localEndpoint
@@ -99,7 +104,7 @@ type endpointsFile struct {
 // serves the CNI socket (goroutines in wg, until ctx ends). It returns once
 // the socket listens.
 func Start(ctx context.Context, wg *sync.WaitGroup, o Options) (*Registry, error) {
-	r := &Registry{file: o.File, log: o.Log, enforced: o.Enforced, subnet: o.Subnet.Masked()}
+	r := &Registry{file: o.File, log: o.Log, enforced: o.Enforced, subnet: o.Subnet.Masked(), subnet6: o.IPv6Subnet.Masked()}
 	local, err := Load(r.file)
 	if err != nil {
 		return nil, asConfig("%w (fix or remove the file; it lists this node's containers)", err)
@@ -142,8 +147,8 @@ func Start(ctx context.Context, wg *sync.WaitGroup, o Options) (*Registry, error
 func (r *Registry) stillAttached(local map[netip.Addr]localEndpoint) map[netip.Addr]localEndpoint {
 	out := make(map[netip.Addr]localEndpoint, len(local))
 	for ip, le := range local {
-		if !r.subnet.Contains(ip) {
-			r.log.Warn("dropping a container outside this node's subnet", "ip", ip, "subnet", r.subnet, "container", le.ContainerID)
+		if err := r.checkSubnet(ip); err != nil {
+			r.log.Warn("dropping a container outside this node's subnets", "ip", ip, "err", err, "container", le.ContainerID)
 			continue
 		}
 		if le.DataDir != "" {
@@ -194,8 +199,8 @@ func (r *Registry) record(ctx context.Context, req daemonsock.Request) error {
 	defer r.snapshot()
 	switch req.Op {
 	case daemonsock.OpAdd:
-		if !r.subnet.Contains(req.IP) {
-			return fmt.Errorf("container address %s is not in this node's subnet %s", req.IP, r.subnet)
+		if err := r.checkSubnet(req.IP); err != nil {
+			return err
 		}
 		le := localEndpoint{Endpoint: workload.Endpoint{
 			IP: req.IP, Namespace: req.Namespace, Pod: req.Pod, Labels: req.Labels,
@@ -243,6 +248,22 @@ func (r *Registry) record(ctx context.Context, req daemonsock.Request) error {
 		return errors.Join(errs...)
 	}
 	return fmt.Errorf("unknown op %q", req.Op)
+}
+
+// checkSubnet refuses an address outside this node's subnet of its
+// family, or of a family the node's network lacks.
+func (r *Registry) checkSubnet(ip netip.Addr) error {
+	subnet, family := r.subnet, "IPv4"
+	if ip.Is6() {
+		subnet, family = r.subnet6, "IPv6"
+	}
+	if !subnet.IsValid() {
+		return fmt.Errorf("container address %s: this node's network has no %s subnet", ip, family)
+	}
+	if !subnet.Contains(ip) {
+		return fmt.Errorf("container address %s is not in this node's subnet %s", ip, subnet)
+	}
+	return nil
 }
 
 // snapshot publishes a copy of local for endpoints. Call with mu held
