@@ -28,16 +28,16 @@ import (
 
 // Options say what a Registry serves.
 type Options struct {
-	Node   string          // this node's name in the endpoint records (its PublicIP)
-	Subnet netip.Prefix    // this node's subnet: containers outside it are refused
+	Node   string       // this node's name in the endpoint records (its PublicIP)
+	Subnet netip.Prefix // this node's subnet: containers outside it are refused
 	// IPv6Subnet is this node's IPv6 subnet (invalid when the network has
 	// no IPv6): IPv6 containers outside it are refused. Subnet is invalid
 	// on an IPv6-only network.
 	IPv6Subnet netip.Prefix
-	File   string          // the endpoints file (--endpoints-file)
-	Socket string          // the CNI socket (--cni-socket)
-	TTL    time.Duration   // the endpoints' etcd lease (--endpoint-ttl)
-	Store  *workload.Store // where the containers are published
+	File       string          // the endpoints file (--endpoints-file)
+	Socket     string          // the CNI socket (--cni-socket)
+	TTL        time.Duration   // the endpoints' etcd lease (--endpoint-ttl)
+	Store      *workload.Store // where the containers are published
 	// Enforced, if set, returns nil once policy rules include a new
 	// container, an error if they are not in force in time.
 	Enforced func(context.Context, netip.Addr) error
