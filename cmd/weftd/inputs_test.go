@@ -32,7 +32,8 @@ func TestRunRefusesNetworkHoldingPublicIP(t *testing.T) {
 }
 
 // Issue 20: flannel's MTU override (Backend.MTU) out of range, for any
-// backend, is a configuration error: exit 78 before weftd touches etcd or
+// backend, and the vxlan backend's VNI or Port out of range are
+// configuration errors: exit 78 before weftd touches etcd or
 // the host, with a message naming the field.
 func TestRunRefusesMTUOutOfRange(t *testing.T) {
 	for _, tc := range []struct{ backend, want string }{
@@ -43,6 +44,10 @@ func TestRunRefusesMTUOutOfRange(t *testing.T) {
 		{`{"Type":"host-gw","MTU":65535}`, "would get MTU 65535, out of range [576, 65503]"},
 		{`{"Type":"vxlan","MTU":600}`, "Backend.MTU 600 out of range [626, 65535]"},
 		{`{"Type":"wireguard","MTU":600}`, "would get MTU 540, out of range [576, 65503]"},
+		// The vxlan backend's other ranges (issue 20, bad input).
+		{`{"Type":"vxlan","VNI":16777216}`, "Backend.VNI 16777216 out of range [0, 16777215]"},
+		{`{"Type":"vxlan","VNI":-1}`, "Backend.VNI -1 out of range"},
+		{`{"Type":"vxlan","Port":65536}`, "Backend.Port 65536 out of range"},
 	} {
 		var stderr strings.Builder
 		code := run(weftdArgs(t.TempDir(), "--etcd-endpoints", "http://192.0.2.1:2379", "--iface", "lo", "--public-ip", "192.0.2.77",
