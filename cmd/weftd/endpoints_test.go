@@ -45,7 +45,7 @@ func runRegistry(t *testing.T, d *weftd) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	if err := d.startEndpoints(ctx, &wg, "192.0.2.1", testSubnet); err != nil {
+	if err := d.startEndpoints(ctx, &wg, "192.0.2.1", testSubnet, netip.Prefix{}); err != nil {
 		cancel()
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestEndpointRegistry(t *testing.T) {
 	os.WriteFile(d3.opts.endpointsFile, []byte("{not json"), 0o600)
 	d4 := registryDaemon(t, srv, dir)
 	var wg sync.WaitGroup
-	err := d4.startEndpoints(ctx, &wg, "192.0.2.1", testSubnet)
+	err := d4.startEndpoints(ctx, &wg, "192.0.2.1", testSubnet, netip.Prefix{})
 	if !isConfigError(err) || !strings.Contains(err.Error(), "endpoints file") {
 		t.Fatalf("damaged endpoints file: %v", err)
 	}
