@@ -47,7 +47,11 @@ type wireGuardBackendData struct {
 // {"PublicKey":"<base64>","Port":N} as flannel writes them.
 func NewWireGuardLeaseAttrs(publicIP netip.Addr, port int, publicKey [WireGuardKeyLen]byte) LeaseAttrs {
 	data, _ := json.Marshal(wireGuardBackendData{PublicKey: base64.StdEncoding.EncodeToString(publicKey[:]), Port: port})
-	return LeaseAttrs{PublicIP: publicIP.String(), BackendType: BackendWireGuard, BackendData: data}
+	a := LeaseAttrs{BackendType: BackendWireGuard, BackendData: data}
+	if publicIP.IsValid() { // none on an IPv6-only underlay: the caller sets PublicIPv6
+		a.PublicIP = publicIP.String()
+	}
+	return a
 }
 
 // WireGuardPublicKey returns the PublicKey of a wireguard lease's

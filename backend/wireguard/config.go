@@ -23,8 +23,9 @@ const (
 	DefaultMode       = ModeSeparate
 )
 
-// flannel's Modes. weft's networks are IPv4-only, so one device carries
-// everything: separate, auto and ipv4 behave alike; ipv6 is refused.
+// flannel's Modes: which underlay family reaches a dual-stack peer. weft
+// runs one device for both families (flannel's separate mode runs one per
+// family); see underlay.endpoint.
 const (
 	ModeSeparate = "separate"
 	ModeAuto     = "auto"
@@ -110,12 +111,10 @@ func ParseConfig(raw string, port int, directRouting bool) (Config, error) {
 	}
 	if in.Mode != nil {
 		switch *in.Mode {
-		case ModeSeparate, ModeAuto, ModeIPv4:
+		case ModeSeparate, ModeAuto, ModeIPv4, ModeIPv6:
 			c.Mode = *in.Mode
-		case ModeIPv6:
-			return Config{}, errors.New("Backend.Mode \"ipv6\": weft's networks are IPv4-only (use \"separate\", \"auto\" or \"ipv4\")")
 		default:
-			return Config{}, fmt.Errorf("Backend.Mode %q: want \"separate\", \"auto\" or \"ipv4\"", *in.Mode)
+			return Config{}, fmt.Errorf("Backend.Mode %q: want \"separate\", \"auto\", \"ipv4\" or \"ipv6\"", *in.Mode)
 		}
 	}
 	return c, nil

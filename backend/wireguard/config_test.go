@@ -29,7 +29,6 @@ func TestParseConfigErrors(t *testing.T) {
 		directRouting bool
 		wantErr       string
 	}{
-		{"ipv6 mode", `{"Mode":"ipv6"}`, 0, false, `Mode "ipv6": weft's networks are IPv4-only`},
 		{"unknown mode", `{"Mode":"both"}`, 0, false, `Backend.Mode "both"`},
 		{"mode not a string", `{"Mode":1}`, 0, false, "Backend (wireguard)"},
 		{"psk not base64", `{"PSK":"not a key"}`, 0, false, "Backend.PSK"},

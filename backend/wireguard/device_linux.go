@@ -63,7 +63,11 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 	if err := r.dev.IpcSet("private_key=" + hex.EncodeToString(priv[:]) + "\nlisten_port=" + strconv.Itoa(b.cfg.ListenPort) + "\n"); err != nil {
 		return fmt.Errorf("wireguard: configure device (port %d): %w", b.cfg.ListenPort, err)
 	}
-	if err := tundev.Configure(name, lease.Subnet, network); err != nil {
+	addrs := tundev.Addrs{IPv6Subnet: lease.IPv6Subnet, IPv6Network: b.node.Config.IPv6Network}
+	if b.node.Config.HasIPv4() {
+		addrs.Subnet, addrs.Network = lease.Subnet, network
+	}
+	if err := tundev.ConfigureAddrs(name, addrs); err != nil {
 		return fmt.Errorf("wireguard: %w", err)
 	}
 	if err := r.dev.Up(); err != nil {
@@ -72,6 +76,8 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 	b.mu.Lock()
 	b.dev = wgDevice{r.dev}
 	b.set = newPeerSet(priv.Public(), b.cfg.PersistentKeepaliveInterval, psk, b.log)
+	pub4, pub6 := b.node.Underlay.PublicIP, b.node.Underlay.PublicIPv6
+	b.set.via = underlay{mode: b.cfg.Mode, has4: pub4.Is4(), has6: pub6.Is6(), public6: pub6.Is6() && !pub6.IsPrivate()}
 	b.mu.Unlock()
 	// Operators look with `wg show`: the UAPI socket where wireguard-go
 	// puts it. Not having it is no reason to stop forwarding.
@@ -97,7 +103,8 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 			}
 		}()
 	}
-	b.log.Info("wireguard device up", "device", name, "uapi", uapiName, "address", lease.Subnet.Masked().Addr(), "route", network,
+	b.log.Info("wireguard device up", "device", name, "uapi", uapiName, "subnet", lease.Subnet, "ipv6Subnet", lease.IPv6Subnet,
+		"route", network, "ipv6Route", b.node.Config.IPv6Network, "mode", b.cfg.Mode,
 		"mtu", b.mtu, "listenPort", b.cfg.ListenPort, "publicKey", priv.Public(), "psk", !psk.IsZero(),
 		"persistentKeepalive", b.cfg.PersistentKeepaliveInterval, "tunBatch", t.BatchSize())
 	return nil

@@ -17,9 +17,70 @@ import (
 // peer is another node as a WireGuard peer: its key, where it listens and
 // the subnet it may send from (its only allowed IP).
 type peer struct {
-	Subnet   netip.Prefix
-	Key      keyfile.Key
-	Endpoint netip.AddrPort
+	Subnet     netip.Prefix // invalid when the network has no IPv4
+	IPv6Subnet netip.Prefix // invalid when the network has no IPv6
+	Key        keyfile.Key
+	Endpoint   netip.AddrPort
+}
+
+// id is the peer's lease identity: its IPv4 subnet, or its IPv6 one in an
+// IPv6-only network.
+func (p peer) id() netip.Prefix { return leaseID(p.Subnet, p.IPv6Subnet) }
+
+func leaseID(sub, sub6 netip.Prefix) netip.Prefix {
+	if sub.IsValid() {
+		return sub
+	}
+	return sub6
+}
+
+// underlay is what this node can reach peers over and how it chooses
+// between a dual-stack peer's two addresses (Config.Mode).
+type underlay struct {
+	mode       string // ModeSeparate, ModeAuto, ModeIPv4, ModeIPv6
+	has4, has6 bool   // this node has an IPv4 / IPv6 PublicIP
+	public6    bool   // this node's IPv6 PublicIP is a public one (auto)
+}
+
+// endpoint picks the address to reach a peer at, as flannel's modes do on
+// one device: ipv4 and ipv6 take that family; auto takes flannel v0.28.10's
+// choice (IPv4 when the peer's IPv4 address is public, else IPv6 when both
+// ends have public IPv6 addresses, else IPv4); separate (flannel's default,
+// where flannel runs a device per family) takes IPv4 when both ends have
+// it, else IPv6. A family one end lacks is never chosen: ok is false when
+// no family fits.
+func (u underlay) endpoint(v4, v6 netip.Addr, port uint16) (netip.AddrPort, bool) {
+	can4 := u.has4 && v4.Is4()
+	can6 := u.has6 && v6.Is6()
+	use6 := false
+	switch u.mode {
+	case ModeIPv4:
+		if !can4 {
+			return netip.AddrPort{}, false
+		}
+	case ModeIPv6:
+		use6 = true
+	case ModeAuto:
+		switch {
+		case !v6.IsValid(), can4 && !v4.IsPrivate():
+		case can6 && !v6.IsPrivate() && u.public6:
+			use6 = true
+		default:
+			use6 = !can4
+		}
+	default: // separate
+		use6 = !can4
+	}
+	if use6 {
+		if !can6 {
+			return netip.AddrPort{}, false
+		}
+		return netip.AddrPortFrom(v6, port), true
+	}
+	if !can4 {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(v4, port), true
 }
 
 // peerSet turns lease events into the wanted set of WireGuard peers and the
@@ -28,6 +89,7 @@ type peer struct {
 // device.IpcSet. Not safe for concurrent use (Apply's goroutine only).
 type peerSet struct {
 	own       keyfile.Key // this node's public key: a lease carrying it is no peer
+	via       underlay    // how peers are reached
 	keepalive int         // PersistentKeepaliveInterval, seconds
 	psk       keyfile.Key // zero: none
 	log       *slog.Logger
@@ -41,7 +103,7 @@ type peerSet struct {
 }
 
 func newPeerSet(own keyfile.Key, keepalive int, psk keyfile.Key, log *slog.Logger) *peerSet {
-	return &peerSet{own: own, keepalive: keepalive, psk: psk, log: log,
+	return &peerSet{own: own, keepalive: keepalive, psk: psk, log: log, via: underlay{mode: ModeSeparate, has4: true},
 		bySubnet: map[netip.Prefix]peer{}, loggedBad: map[string]struct{}{}}
 }
 
@@ -52,10 +114,22 @@ func (s *peerSet) peerOf(l subnet.Lease) (peer, bool) {
 		s.ignore(l, "lease of another backend: no WireGuard key to reach it with", nil)
 		return peer{}, false
 	}
-	ip, err := netip.ParseAddr(l.Attrs.PublicIP)
-	if err != nil || !ip.Is4() {
-		s.ignore(l, "lease with a bad PublicIP", err)
-		return peer{}, false
+	var v4, v6 netip.Addr
+	if l.Attrs.PublicIP != "" {
+		ip, err := netip.ParseAddr(l.Attrs.PublicIP)
+		if err != nil || !ip.Is4() {
+			s.ignore(l, "lease with a bad PublicIP", err)
+			return peer{}, false
+		}
+		v4 = ip
+	}
+	if l.Attrs.PublicIPv6 != "" {
+		ip, err := netip.ParseAddr(l.Attrs.PublicIPv6)
+		if err != nil || !ip.Is6() || ip.Is4In6() {
+			s.ignore(l, "lease with a bad PublicIPv6", err)
+			return peer{}, false
+		}
+		v6 = ip
 	}
 	port, err := l.Attrs.Port()
 	if err != nil {
@@ -73,11 +147,27 @@ func (s *peerSet) peerOf(l subnet.Lease) (peer, bool) {
 		s.ignore(l, "lease carrying this node's own PublicKey", nil)
 		return peer{}, false
 	}
-	return peer{Subnet: l.Subnet, Key: keyfile.Key(k), Endpoint: netip.AddrPortFrom(ip, uint16(port))}, true
+	ep, ok := s.via.endpoint(v4, v6, uint16(port))
+	if !ok {
+		s.ignore(l, "lease with no public address of a family this node can reach it over (Backend.Mode "+s.via.mode+")", nil)
+		return peer{}, false
+	}
+	p := peer{Key: keyfile.Key(k), Endpoint: ep}
+	if l.Subnet.IsValid() && l.Subnet.Addr().Is4() {
+		p.Subnet = l.Subnet
+	}
+	if l.IPv6Subnet.IsValid() && l.IPv6Subnet.Addr().Is6() {
+		p.IPv6Subnet = l.IPv6Subnet
+	}
+	if !p.id().IsValid() {
+		s.ignore(l, "lease without a subnet", nil)
+		return peer{}, false
+	}
+	return p, true
 }
 
 func (s *peerSet) ignore(l subnet.Lease, why string, err error) {
-	id := l.Subnet.String() + " " + l.Attrs.BackendType + " " + string(l.Attrs.BackendData)
+	id := l.Subnet.String() + " " + l.IPv6Subnet.String() + " " + l.Attrs.BackendType + " " + string(l.Attrs.BackendData)
 	if _, seen := s.loggedBad[id]; seen {
 		return
 	}
@@ -85,7 +175,7 @@ func (s *peerSet) ignore(l subnet.Lease, why string, err error) {
 		clear(s.loggedBad)
 	}
 	s.loggedBad[id] = struct{}{}
-	s.log.Warn("ignoring "+why, "subnet", l.Subnet, "publicIP", l.Attrs.PublicIP, "backend", l.Attrs.BackendType, "err", err)
+	s.log.Warn("ignoring "+why, "subnet", leaseID(l.Subnet, l.IPv6Subnet), "publicIP", l.Attrs.PublicIP, "publicIPv6", l.Attrs.PublicIPv6, "backend", l.Attrs.BackendType, "err", err)
 }
 
 // apply computes the wanted peers from a snapshot (non-nil: the whole
@@ -100,19 +190,20 @@ func (s *peerSet) apply(snapshot []subnet.Lease, events []subnet.Event) string {
 		want = map[netip.Prefix]peer{}
 		for _, l := range snapshot {
 			if p, ok := s.peerOf(l); ok {
-				want[p.Subnet] = p
+				want[p.id()] = p
 			}
 		}
 	}
 	for _, ev := range events {
+		id := leaseID(ev.Lease.Subnet, ev.Lease.IPv6Subnet)
 		if ev.Type == subnet.EventRemoved {
-			delete(want, ev.Lease.Subnet)
+			delete(want, id)
 			continue
 		}
 		if p, ok := s.peerOf(ev.Lease); ok {
-			want[p.Subnet] = p
+			want[p.id()] = p
 		} else {
-			delete(want, ev.Lease.Subnet)
+			delete(want, id)
 		}
 	}
 	// One subnet per key.
@@ -154,7 +245,12 @@ func (s *peerSet) apply(snapshot []subnet.Lease, events []subnet.Event) string {
 			b.WriteString("preshared_key=" + hex.EncodeToString(s.psk[:]) + "\n")
 		}
 		b.WriteString("persistent_keepalive_interval=" + strconv.Itoa(s.keepalive) + "\n")
-		b.WriteString("replace_allowed_ips=true\nallowed_ip=" + p.Subnet.String() + "\n")
+		b.WriteString("replace_allowed_ips=true\n")
+		for _, a := range []netip.Prefix{p.Subnet, p.IPv6Subnet} {
+			if a.IsValid() {
+				b.WriteString("allowed_ip=" + a.String() + "\n")
+			}
+		}
 	}
 	s.bySubnet = want
 	return b.String()
@@ -165,7 +261,7 @@ func (s *peerSet) list() []backend.Peer {
 	out := make([]backend.Peer, 0, len(s.bySubnet))
 	for _, sub := range slices.SortedFunc(maps.Keys(s.bySubnet), netip.Prefix.Compare) {
 		p := s.bySubnet[sub]
-		out = append(out, backend.Peer{Subnet: sub, PublicIP: p.Endpoint.Addr(), Endpoint: p.Endpoint.String(), Mode: Mode})
+		out = append(out, backend.Peer{Subnet: p.Subnet, IPv6Subnet: p.IPv6Subnet, PublicIP: p.Endpoint.Addr(), Endpoint: p.Endpoint.String(), Mode: Mode})
 	}
 	return out
 }

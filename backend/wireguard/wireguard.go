@@ -104,8 +104,18 @@ func New(node backend.Node) (backend.Backend, error) {
 	if node.Options.StateDir == "" {
 		return nil, backend.ConfigError(errors.New("the wireguard backend keeps its private key in a state directory: give weftd --state-dir"))
 	}
-	if !node.Underlay.PublicIP.Is4() {
-		return nil, backend.ConfigError(fmt.Errorf("PublicIP %v: the wireguard backend needs an IPv4 underlay address", node.Underlay.PublicIP))
+	pub4, pub6 := node.Underlay.PublicIP, node.Underlay.PublicIPv6
+	switch {
+	case !pub4.Is4() && !pub6.Is6():
+		return nil, backend.ConfigError(errors.New("the wireguard backend needs an underlay address (PublicIP or PublicIPv6)"))
+	case cfg.Mode == ModeIPv4 && !pub4.Is4():
+		return nil, backend.ConfigError(errors.New("Backend.Mode \"ipv4\" needs an IPv4 PublicIP"))
+	case cfg.Mode == ModeIPv6 && !pub6.Is6():
+		return nil, backend.ConfigError(errors.New("Backend.Mode \"ipv6\" needs an IPv6 PublicIP (PublicIPv6)"))
+	}
+	mtu := mtuFor(node.OutgoingMTU())
+	if pub6.Is6() && (cfg.Mode == ModeIPv6 || cfg.Mode == ModeAuto || !pub4.Is4()) {
+		mtu -= 20 // peers may be reached over IPv6: a 40-byte outer header
 	}
 	b := &Backend{
 		node:    node,
@@ -113,7 +123,7 @@ func New(node backend.Node) (backend.Backend, error) {
 		keyPath: filepath.Join(node.Options.StateDir, KeyFileName),
 		pskPath: filepath.Join(node.Options.StateDir, PSKFileName),
 		log:     node.Log,
-		mtu:     mtuFor(node.OutgoingMTU()),
+		mtu:     mtu,
 	}
 	b.list.Store(&[]backend.Peer{})
 	b.attrsChanged = make(chan struct{}, 1)
@@ -166,7 +176,16 @@ func (b *Backend) LeaseAttrs() (subnet.LeaseAttrs, error) {
 	b.keyMu.Lock()
 	pub := b.priv.Public()
 	b.keyMu.Unlock()
-	return subnet.NewWireGuardLeaseAttrs(b.node.Underlay.PublicIP, b.cfg.ListenPort, pub), nil
+	attrs := subnet.NewWireGuardLeaseAttrs(b.node.Underlay.PublicIP, b.cfg.ListenPort, pub)
+	if ip := b.node.Underlay.PublicIPv6; ip.Is6() {
+		attrs.PublicIPv6 = ip.String()
+	}
+	if b.node.Config.HasIPv6() {
+		// flannel's IPv6 side: the same key; the port is where weft's one
+		// device listens (both families), not flannel's ListenPortV6.
+		attrs.BackendV6Data = attrs.BackendData
+	}
+	return attrs, nil
 }
 
 // PublicKey is this node's current public key (zero before LeaseAttrs).
@@ -237,7 +256,8 @@ func mtuFor(underlay int) int {
 
 // PeerStatus is one peer's WireGuard state for /status.
 type PeerStatus struct {
-	Subnet        string `json:"subnet"`
+	Subnet        string `json:"subnet"` // the IPv4 subnet (the IPv6 one in an IPv6-only network)
+	IPv6Subnet    string `json:"ipv6Subnet,omitempty"`
 	PublicKey     string `json:"publicKey"`
 	Endpoint      string `json:"endpoint"`
 	LastHandshake string `json:"lastHandshake,omitempty"` // RFC 3339; empty: never
@@ -267,11 +287,15 @@ func (b *Backend) Status() ([]PeerStatus, error) {
 	now := time.Now()
 	out := make([]PeerStatus, 0, len(b.set.bySubnet))
 	for _, p := range b.set.list() {
-		pp := b.set.bySubnet[p.Subnet]
+		id := leaseID(p.Subnet, p.IPv6Subnet)
+		pp := b.set.bySubnet[id]
 		st := byKey[pp.Key]
-		rx, tx := b.stats.observe(p.Subnet, pp.Key, st.RxBytes, st.TxBytes)
-		ps := PeerStatus{Subnet: p.Subnet.String(), PublicKey: pp.Key.String(), Endpoint: p.Endpoint,
+		rx, tx := b.stats.observe(id, pp.Key, st.RxBytes, st.TxBytes)
+		ps := PeerStatus{Subnet: id.String(), PublicKey: pp.Key.String(), Endpoint: p.Endpoint,
 			HandshakeAgeSeconds: -1, RxBytes: rx, TxBytes: tx}
+		if p.Subnet.IsValid() && p.IPv6Subnet.IsValid() {
+			ps.IPv6Subnet = p.IPv6Subnet.String()
+		}
 		if !st.LastHandshake.IsZero() {
 			ps.LastHandshake = st.LastHandshake.UTC().Format(time.RFC3339)
 			ps.HandshakeAgeSeconds = now.Sub(st.LastHandshake).Seconds()
