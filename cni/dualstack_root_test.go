@@ -158,6 +158,28 @@ func TestDualStackAddCheckDelGC(t *testing.T) {
 	}
 }
 
+// A runtime that made the namespace with IPv6 turned off (all and default
+// disable_ipv6=1, as docker does without --ipv6) still gets a working IPv6
+// address: ADD turns IPv6 on for the container interface.
+func TestDualStackInNamespaceWithIPv6Off(t *testing.T) {
+	t.Parallel()
+	h := newHostWithEnv(t, dualEnv, nil)
+	ctr := newNetns(t, "wtc")
+	ctr.exec(t, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	out, err := h.cnitool("add", ctr.path())
+	if err != nil {
+		t.Fatalf("cnitool add: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { h.cnitool("del", ctr.path()) })
+	if res := parseResult(t, []byte(out)); len(res.IPs) != 2 {
+		t.Fatalf("result ips %+v", res.IPs)
+	}
+	mustPing6(t, ctr, "fd10:244:0:7::1")
+	if out, err := h.cnitool("check", ctr.path()); err != nil {
+		t.Fatalf("cnitool check: %v\n%s", err, out)
+	}
+}
+
 // An IPv6-only network: one IPv6 address, IPv6 routes only, no IPv4 on
 // the bridge or in the container; CHECK and DEL work.
 func TestIPv6OnlyNetwork(t *testing.T) {
