@@ -26,10 +26,10 @@ func (o Options) table() *nftables.Table {
 	return &nftables.Table{Name: name, Family: nftables.TableFamilyIPv4}
 }
 
-// table6 is the IPv6 table of the same name, which holds only the embedded
-// etcd's rule: containers have IPv6 link-local addresses on the bridge, and
-// an etcd listening on a wildcard address (Go listens on both families for
-// 0.0.0.0) answers them there.
+// table6 is the IPv6 table of the same name: the same rules for IPv6
+// sources and weft's port, and the embedded etcd's (containers have IPv6
+// link-local addresses on the bridge, and an etcd listening on a wildcard
+// address, Go listening on both families for 0.0.0.0, answers them there).
 func (o Options) table6() *nftables.Table {
 	t := o.table()
 	t.Family = nftables.TableFamilyIPv6
@@ -64,30 +64,53 @@ func Install(s Spec, o Options) error {
 	}
 	t := o.table()
 	nfttable.Replace(c, t)
+	installIPv4(c, t, s)
+	t6 := o.table6()
+	nfttable.Replace(c, t6)
+	installIPv6(c, t6, s)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("guard: nftables transaction for table %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+// chains adds the guard's counters and its two base chains to t.
+func chains(c *nftables.Conn, t *nftables.Table) (pre, input *nftables.Chain) {
 	for _, r := range Reasons {
 		c.AddObj(&nftables.CounterObj{Table: t, Name: r})
 	}
 	accept := nftables.ChainPolicyAccept
 	// prerouting at raw priority: before conntrack, routing and any other
 	// table's filter chains; covers traffic to this host and through it.
-	pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeFilter,
+	pre = c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: &accept})
-	input := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter,
+	input = c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRaw, Policy: &accept})
+	return pre, input
+}
 
-	// iifname BRIDGE ip saddr != SUBNET drop
-	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: concat(
-		fromBridge(s.Bridge),
-		prefixCmp(ipSrcOffset, s.Subnet, expr.CmpOpNeq),
-		countDrop(ReasonSpoofedSource),
-	)})
-	// iifname BRIDGE ip daddr != NETWORK udp dport PORT drop
-	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: concat(
-		fromBridge(s.Bridge),
-		prefixCmp(ipDstOffset, s.Network, expr.CmpOpNeq),
-		udpDport(s.Port),
-		countDrop(ReasonWeftPort),
-	)})
+// installIPv4 queues table ip's rules.
+func installIPv4(c *nftables.Conn, t *nftables.Table, s Spec) {
+	pre, input := chains(c, t)
+	if !s.Subnet.IsValid() {
+		// iifname BRIDGE drop: an IPv6-only network gives containers no
+		// IPv4 address, so any IPv4 source is forged.
+		c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: concat(fromBridge(s.Bridge), countDrop(ReasonSpoofedSource))})
+	} else {
+		// iifname BRIDGE ip saddr != SUBNET drop
+		c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: concat(
+			fromBridge(s.Bridge),
+			prefixCmp(ipSrcOffset, s.Subnet, expr.CmpOpNeq),
+			countDrop(ReasonSpoofedSource),
+		)})
+		// iifname BRIDGE ip daddr != NETWORK udp dport PORT drop
+		c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: concat(
+			fromBridge(s.Bridge),
+			prefixCmp(ipDstOffset, s.Network, expr.CmpOpNeq),
+			udpDport(s.Port),
+			countDrop(ReasonWeftPort),
+		)})
+	}
 	// iifname BRIDGE udp dport PORT drop (to this host, whatever its address)
 	c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: concat(
 		fromBridge(s.Bridge),
@@ -100,6 +123,9 @@ func Install(s Spec, o Options) error {
 	// host's addresses; the host's own processes (lo) and other hosts
 	// (underlay sources) keep it.
 	for _, p := range s.EtcdPorts {
+		if !s.Network.IsValid() {
+			break
+		}
 		c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: concat(
 			notFromLoopback(),
 			prefixCmp(ipSrcOffset, s.Network, expr.CmpOpEq),
@@ -107,28 +133,50 @@ func Install(s Spec, o Options) error {
 			countDrop(ReasonEtcd),
 		)})
 	}
-	// table ip6: iifname BRIDGE tcp dport ETCDPORT drop (IPv6 reaches no
-	// further than the bridge: weft carries IPv4 only).
-	t6 := o.table6()
-	nfttable.Delete(c, t6)
-	if len(s.EtcdPorts) > 0 {
-		c.AddTable(t6)
-		c.AddObj(&nftables.CounterObj{Table: t6, Name: ReasonEtcd})
-		input6 := c.AddChain(&nftables.Chain{Name: "input", Table: t6, Type: nftables.ChainTypeFilter,
-			Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRaw, Policy: &accept})
-		for _, p := range s.EtcdPorts {
-			c.AddRule(&nftables.Rule{Table: t6, Chain: input6, Exprs: concat(
-				fromBridge(s.Bridge),
+}
+
+// installIPv6 queues table ip6's rules: the IPv4 rules' counterparts for
+// the IPv6 subnet and network. Link-local sources (neighbour discovery,
+// and containers' link-local addresses, which reach no further than the
+// bridge) and :: (duplicate address detection) pass the source check.
+func installIPv6(c *nftables.Conn, t *nftables.Table, s Spec) {
+	pre, input := chains(c, t)
+	// iifname BRIDGE ip6 saddr != fe80::/10 ip6 saddr != :: ip6 saddr != SUBNET6 drop
+	spoofed := concat(fromBridge(s.Bridge),
+		prefixCmp(ip6SrcOffset, linkLocal, expr.CmpOpNeq),
+		prefixCmp(ip6SrcOffset, netip.PrefixFrom(netip.IPv6Unspecified(), 128), expr.CmpOpNeq))
+	if s.Subnet6.IsValid() {
+		spoofed = concat(spoofed, prefixCmp(ip6SrcOffset, s.Subnet6, expr.CmpOpNeq))
+	}
+	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: concat(spoofed, countDrop(ReasonSpoofedSource))})
+	// iifname BRIDGE ip6 daddr != NETWORK6 udp dport PORT drop (any daddr
+	// without IPv6 in the network)
+	toPort := fromBridge(s.Bridge)
+	if s.Network6.IsValid() {
+		toPort = concat(toPort, prefixCmp(ip6DstOffset, s.Network6, expr.CmpOpNeq))
+	}
+	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: concat(toPort, udpDport(s.Port), countDrop(ReasonWeftPort))})
+	// iifname BRIDGE udp dport PORT drop (this host, any address: the
+	// bridge's link-local one too)
+	c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: concat(fromBridge(s.Bridge), udpDport(s.Port), countDrop(ReasonWeftPort))})
+	// iifname BRIDGE tcp dport ETCDPORT drop: containers' link-local
+	// addresses on the bridge (an etcd listening on a wildcard address
+	// answers there); iifname != "lo" ip6 saddr NETWORK6 tcp dport
+	// ETCDPORT drop: containers of any node by their IPv6 addresses.
+	for _, p := range s.EtcdPorts {
+		c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: concat(fromBridge(s.Bridge), tcpDport(p), countDrop(ReasonEtcd))})
+		if s.Network6.IsValid() {
+			c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: concat(
+				notFromLoopback(),
+				prefixCmp(ip6SrcOffset, s.Network6, expr.CmpOpEq),
 				tcpDport(p),
 				countDrop(ReasonEtcd),
 			)})
 		}
 	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("guard: nftables transaction for table %s: %w", t.Name, err)
-	}
-	return nil
 }
+
+var linkLocal = netip.MustParsePrefix("fe80::/10")
 
 // Remove deletes the guard's tables (tests and uninstall; weftd never does).
 func Remove(o Options) error {
@@ -178,8 +226,10 @@ func Drops(o Options) (map[string]uint64, error) {
 }
 
 const (
-	ipSrcOffset = 12
-	ipDstOffset = 16
+	ipSrcOffset  = 12
+	ipDstOffset  = 16
+	ip6SrcOffset = 8
+	ip6DstOffset = 24
 )
 
 func concat(parts ...[]expr.Any) []expr.Any {
@@ -200,18 +250,20 @@ func fromBridge(bridge string) []expr.Any {
 	}
 }
 
-// prefixCmp compares the IPv4 address at offset, masked to p's length, with p.
+// prefixCmp compares the address at offset (of p's family), masked to p's
+// length, with p.
 func prefixCmp(offset uint32, p netip.Prefix, op expr.CmpOp) []expr.Any {
 	p = p.Masked()
-	addr := p.Addr().As4()
-	mask := [4]byte{}
+	addr := p.Addr().AsSlice()
+	mask := make([]byte, len(addr))
 	for i := 0; i < p.Bits(); i++ {
 		mask[i/8] |= 0x80 >> (i % 8)
 	}
+	n := uint32(len(addr))
 	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask[:], Xor: []byte{0, 0, 0, 0}},
-		&expr.Cmp{Op: op, Register: 1, Data: addr[:]},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: n},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n, Mask: mask, Xor: make([]byte, n)},
+		&expr.Cmp{Op: op, Register: 1, Data: addr},
 	}
 }
 
@@ -266,10 +318,7 @@ func Present(s Spec, o Options) (bool, error) {
 		t    *nftables.Table
 		name string
 	}
-	want := []chain{{o.table(), "prerouting"}, {o.table(), "input"}}
-	if len(s.EtcdPorts) > 0 {
-		want = append(want, chain{o.table6(), "input"})
-	}
+	want := []chain{{o.table(), "prerouting"}, {o.table(), "input"}, {o.table6(), "prerouting"}, {o.table6(), "input"}}
 	for _, w := range want {
 		ok, err := nfttable.HasRules(c, w.t, w.name)
 		if err != nil {

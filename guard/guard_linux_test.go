@@ -56,8 +56,19 @@ func TestInstallReplaceRemove(t *testing.T) {
 	if strings.Contains(out, "tcp dport") {
 		t.Errorf("etcd rules without an embedded etcd:\n%s", out)
 	}
-	if tables := nft("list", "tables"); strings.Contains(tables, "ip6 "+DefaultTable) {
-		t.Errorf("table ip6 %s without an embedded etcd:\n%s", DefaultTable, tables)
+	// IPv6: no IPv6 in the network, so no global IPv6 source may leave
+	// the bridge, nor UDP to weft's port.
+	out6 := nft("list", "table", "ip6", DefaultTable)
+	for _, want := range []string{
+		`iifname "weftbr0" ip6 saddr != fe80::/10 ip6 saddr != :: counter name "bridge_spoofed_source" drop`,
+		`iifname "weftbr0" udp dport 8285 counter name "bridge_to_weft_port" drop`,
+	} {
+		if !strings.Contains(out6, want) {
+			t.Errorf("rule %q missing:\n%s", want, out6)
+		}
+	}
+	if strings.Contains(out6, "tcp dport") {
+		t.Errorf("etcd rules without an embedded etcd:\n%s", out6)
 	}
 	spec.Subnet, spec.Port, spec.EtcdPorts = netip.MustParsePrefix("10.244.9.0/24"), 9000, []uint16{2379, 2380}
 	if err := Install(spec, opts); err != nil {
@@ -67,7 +78,7 @@ func TestInstallReplaceRemove(t *testing.T) {
 	if strings.Contains(out, "10.244.7.0/24") || !strings.Contains(out, "ip saddr != 10.244.9.0/24") || !strings.Contains(out, "dport 9000") {
 		t.Fatalf("the second Install did not replace the rules:\n%s", out)
 	}
-	out6 := nft("list", "table", "ip6", DefaultTable)
+	out6 = nft("list", "table", "ip6", DefaultTable)
 	for _, port := range []string{"2379", "2380"} {
 		want := `iifname != "lo" ip saddr 10.244.0.0/16 tcp dport ` + port + ` counter name "container_to_embedded_etcd" drop`
 		if !strings.Contains(out, want) {

@@ -135,7 +135,7 @@ func (d *weftd) run(ctx context.Context) error {
 		ep := netip.AddrPortFrom(d.state.endpoint.Load().Addr(), uint16(port))
 		d.state.endpoint.Store(&ep) // /status: the port peers reach this node on
 	}
-	if err := d.installGuard(cfg.Network, lease.Subnet, port); err != nil {
+	if err := d.installGuard(cfg.Network, lease.Subnet, netip.Prefix{}, netip.Prefix{}, port); err != nil {
 		return err
 	}
 	if err := be.Start(ctx, lease); err != nil {
