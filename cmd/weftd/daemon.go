@@ -135,7 +135,14 @@ func (d *weftd) run(ctx context.Context) error {
 		ep := netip.AddrPortFrom(d.state.endpoint.Load().Addr(), uint16(port))
 		d.state.endpoint.Store(&ep) // /status: the port peers reach this node on
 	}
-	if err := d.installGuard(cfg.Network, lease.Subnet, netip.Prefix{}, netip.Prefix{}, port); err != nil {
+	network, network6 := cfg.Network, cfg.IPv6Network
+	if !cfg.HasIPv4() || !lease.Subnet.IsValid() {
+		network = netip.Prefix{}
+	}
+	if !cfg.HasIPv6() || !lease.IPv6Subnet.IsValid() {
+		network6 = netip.Prefix{}
+	}
+	if err := d.installGuard(network, lease.Subnet, network6, lease.IPv6Subnet, port); err != nil {
 		return err
 	}
 	if err := be.Start(ctx, lease); err != nil {

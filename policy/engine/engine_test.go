@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/cni"
+	"github.com/weftnet/weft/policy"
 	"github.com/weftnet/weft/workload"
 )
 
@@ -141,5 +142,46 @@ func TestParsedCacheFollowsChanges(t *testing.T) {
 		if len(in.Policies) != step.policies || len(rej) != step.rejected || len(cache) != step.cacheSize {
 			t.Fatalf("step %d: %d policies, %d rejected, cache %d; want %d, %d, %d", i, len(in.Policies), len(rej), len(cache), step.policies, step.rejected, step.cacheSize)
 		}
+	}
+}
+
+// TestDualStackRegistrationsCompile: a container registered once per
+// address (workload keeps one endpoint per address) is one container to
+// policy: under deny-all both its addresses are isolated, and its bridge
+// port is bound to both.
+func TestDualStackRegistrationsCompile(t *testing.T) {
+	v := workload.View{
+		Endpoints: []workload.Endpoint{
+			{IP: netip.MustParseAddr("10.244.1.2"), Namespace: "x", Pod: "a", Node: "192.0.2.1", ContainerID: "c1", IfName: "eth0"},
+			{IP: netip.MustParseAddr("fd10:244:0:1::2"), Namespace: "x", Pod: "a", Node: "192.0.2.1", ContainerID: "c1", IfName: "eth0"},
+			{IP: netip.MustParseAddr("fd10:244:0:2::2"), Namespace: "y", Pod: "b", Node: "192.0.2.2"},
+		},
+		Policies: []workload.Policy{{Namespace: "x", Name: "deny", JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny","namespace":"x"},"spec":{"podSelector":{},"policyTypes":["Ingress","Egress"]}}`)}},
+	}
+	in, rejected := Input(v, "192.0.2.1")
+	if len(rejected) != 0 {
+		t.Fatalf("rejected %+v", rejected)
+	}
+	rs, err := policy.Compile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs.Ingress) != 1 || len(rs.Egress) != 1 || len(rs.Ingress[0].Pods) != 2 || !rs.Ingress[0].Pods[1].Is6() {
+		t.Fatalf("classes %+v / %+v: want x/a's two addresses isolated both ways", rs.Ingress, rs.Egress)
+	}
+	b6 := netip.MustParseAddr("fd10:244:0:2::2")
+	if rs.Allows(b6, netip.MustParseAddr("fd10:244:0:1::2"), policy.ProtoTCP, 80) || rs.Allows(netip.MustParseAddr("fd10:244:0:1::2"), b6, policy.ProtoTCP, 80) {
+		t.Error("IPv6 to or from x/a allowed under deny-all")
+	}
+	port := cni.HostVethName("c1", "eth0")
+	var v4, v6 bool
+	for _, s := range rs.Sources {
+		if s.Port == port {
+			v4 = v4 || s.IP.Is4()
+			v6 = v6 || s.IPv6.Is6()
+		}
+	}
+	if !v4 || !v6 {
+		t.Fatalf("sources %+v: want %s bound to both addresses", rs.Sources, port)
 	}
 }
