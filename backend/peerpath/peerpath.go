@@ -47,24 +47,56 @@ type SourceCheck interface {
 	Dropped() (uint64, error)
 }
 
-// Path is how one peer is reached.
+// Path is how one peer is reached: its lease's subnets of either family
+// (the IPv4 one invalid on an IPv6-only network, the IPv6 one invalid
+// without IPv6) and how each is reached.
 type Path struct {
-	Subnet   netip.Prefix
-	PublicIP netip.Addr
-	Port     int // the peer's UDP port; 0 for a host-gw lease
-	Mode     routing.Mode
+	Subnet     netip.Prefix
+	IPv6Subnet netip.Prefix
+	PublicIP   netip.Addr // IPv4 (invalid when the lease has none)
+	PublicIPv6 netip.Addr // invalid when the lease has none
+	// UDPAddr is the address the peer's datagrams go to: PublicIP over an
+	// IPv4 underlay, PublicIPv6 over an IPv6 one.
+	UDPAddr netip.Addr
+	Port    int // the peer's UDP port; 0 for a host-gw lease
+	// Mode is how Subnet is reached (for an IPv6-only lease: IPv6Subnet);
+	// Mode6 how IPv6Subnet is (a direct route needs the peer's PublicIPv6
+	// on this node's link; without it DirectRouting sends IPv6 through UDP
+	// and host-gw cannot reach it).
+	Mode, Mode6 routing.Mode
 }
 
-// Endpoint is where packets for the peer go: PublicIP:Port through UDP,
-// the PublicIP as next hop of a direct route, nothing when unreachable.
+// Key is the subnet the lease is known by: its IPv4 subnet, or its IPv6
+// one on an IPv6-only network.
+func (p Path) Key() netip.Prefix {
+	if p.Subnet.IsValid() {
+		return p.Subnet
+	}
+	return p.IPv6Subnet
+}
+
+// Endpoint is where packets for the peer go: UDPAddr:Port through UDP,
+// the PublicIP (PublicIPv6 for an IPv6-only lease) as next hop of a direct
+// route, nothing when unreachable.
 func (p Path) Endpoint() string {
 	switch p.Mode {
 	case routing.ModeUDP:
-		return netip.AddrPortFrom(p.PublicIP, uint16(p.Port)).String()
+		return netip.AddrPortFrom(p.UDPAddr, uint16(p.Port)).String()
 	case routing.ModeDirect:
+		if !p.Subnet.IsValid() {
+			return p.PublicIPv6.String()
+		}
 		return p.PublicIP.String()
 	}
 	return ""
+}
+
+// PublicAddr is the peer's PublicIP, or its PublicIPv6 when it has none.
+func (p Path) PublicAddr() netip.Addr {
+	if p.PublicIP.IsValid() {
+		return p.PublicIP
+	}
+	return p.PublicIPv6
 }
 
 // Config is what a Paths works with.
@@ -80,7 +112,13 @@ type Config struct {
 	// request for the TUN address from the underlay address, which the
 	// client drops (iperf3 -u between TUN addresses failed this way).
 	Source netip.Addr
-	Table  Table
+	// Source6 is the preferred source of the direct IPv6 routes: this
+	// node's TUN IPv6 address (invalid without IPv6).
+	Source6 netip.Addr
+	// UnderlayIPv6: this node's underlay is IPv6 (no IPv4 PublicIP): UDP
+	// peers are reached at their PublicIPv6.
+	UnderlayIPv6 bool
+	Table        Table
 	// Routes and Check are nil when the policy never routes directly.
 	Routes Routes
 	Check  SourceCheck
@@ -97,7 +135,11 @@ type Paths struct {
 	udp    Table
 	kernel Routes // nil when the policy never routes directly
 	source netip.Addr
-	log    *slog.Logger
+	// source6 is the direct IPv6 routes' preferred source; underlay6 that
+	// UDP peers are reached at their PublicIPv6.
+	source6   netip.Addr
+	underlay6 bool
+	log       *slog.Logger
 	// check binds each direct peer's subnet to its MAC address in the
 	// kernel (nil when the policy never routes directly); macs are the
 	// last addresses seen in the neighbour table, by PublicIP.
@@ -105,7 +147,7 @@ type Paths struct {
 	macs  map[netip.Addr]net.HardwareAddr
 
 	mu    sync.Mutex            // Apply and Repair
-	known map[netip.Prefix]Path // what the last Apply decided
+	known map[netip.Prefix]Path // what the last Apply decided, by Path.Key
 	list  atomic.Pointer[[]Path]
 }
 
@@ -114,7 +156,8 @@ func New(c Config) *Paths {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
-	p := &Paths{policy: c.Policy, onLink: c.OnLink, udp: c.Table, kernel: c.Routes, check: c.Check, source: c.Source, log: c.Log,
+	p := &Paths{policy: c.Policy, onLink: c.OnLink, udp: c.Table, kernel: c.Routes, check: c.Check, source: c.Source,
+		source6: c.Source6, underlay6: c.UnderlayIPv6, log: c.Log,
 		known: map[netip.Prefix]Path{}, macs: map[netip.Addr]net.HardwareAddr{}}
 	p.list.Store(&[]Path{})
 	return p
@@ -177,8 +220,8 @@ func (p *Paths) Apply(snapshot []subnet.Lease, events []subnet.Event) {
 		var udp []overlay.Peer
 		for _, l := range snapshot {
 			if pp, ok := p.pathOf(l); ok {
-				next[pp.Subnet] = pp
-				if pp.Mode == routing.ModeUDP {
+				next[pp.Key()] = pp
+				if pp.hasUDP() {
 					udp = append(udp, pp.peer())
 				}
 			}
@@ -193,11 +236,11 @@ func (p *Paths) Apply(snapshot []subnet.Lease, events []subnet.Event) {
 		return
 	}
 	for _, ev := range events {
-		subnetOf := ev.Lease.Subnet
+		subnetOf := ev.Lease.Primary()
 		old, had := p.known[subnetOf]
 		if ev.Type == subnet.EventRemoved {
-			if had && old.Mode == routing.ModeUDP {
-				p.udp.Remove(subnetOf)
+			if had {
+				p.removeUDP(old)
 			}
 			delete(p.known, subnetOf)
 			p.log.Info("peer removed", "subnet", subnetOf)
@@ -205,16 +248,19 @@ func (p *Paths) Apply(snapshot []subnet.Lease, events []subnet.Event) {
 		}
 		pp, ok := p.pathOf(ev.Lease)
 		if !ok {
-			if had && old.Mode == routing.ModeUDP {
-				p.udp.Remove(subnetOf)
+			if had {
+				p.removeUDP(old)
 			}
 			delete(p.known, subnetOf)
 			continue
 		}
-		if had && old.Mode == routing.ModeUDP && pp.Mode != routing.ModeUDP {
-			p.udp.Remove(subnetOf)
+		if had && !covers(pp.peer(), old.peer()) {
+			// The new peer takes over none or only some of the slots the
+			// old one held (a family moved to a direct route): Set would
+			// leave the others.
+			p.removeUDP(old)
 		}
-		if pp.Mode == routing.ModeUDP {
+		if pp.hasUDP() {
 			if err := p.udp.Set(pp.peer()); err != nil {
 				p.log.Warn("ignoring lease", "subnet", subnetOf, "err", err)
 				delete(p.known, subnetOf)
@@ -222,7 +268,11 @@ func (p *Paths) Apply(snapshot []subnet.Lease, events []subnet.Event) {
 			}
 		}
 		p.known[subnetOf] = pp
-		p.log.Info("peer added", "subnet", pp.Subnet, "mode", pp.Mode, "endpoint", pp.Endpoint())
+		if pp.IPv6Subnet.IsValid() {
+			p.log.Info("peer added", "subnet", pp.Subnet, "ipv6_subnet", pp.IPv6Subnet, "mode", pp.Mode, "ipv6_mode", pp.Mode6, "endpoint", pp.Endpoint())
+		} else {
+			p.log.Info("peer added", "subnet", pp.Subnet, "mode", pp.Mode, "endpoint", pp.Endpoint())
+		}
 	}
 	p.syncRoutes(false)
 	p.publish()
@@ -231,34 +281,97 @@ func (p *Paths) Apply(snapshot []subnet.Lease, events []subnet.Event) {
 // pathOf decides how to reach the node holding lease l. A lease whose
 // attributes do not fit this node's backend is logged and left out.
 func (p *Paths) pathOf(l subnet.Lease) (Path, bool) {
-	ip, err := netip.ParseAddr(l.Attrs.PublicIP)
-	if err != nil || !ip.Is4() {
-		p.log.Warn("ignoring lease with a bad PublicIP", "subnet", l.Subnet, "publicIP", l.Attrs.PublicIP)
+	key := l.Primary()
+	if !key.IsValid() {
+		p.log.Warn("ignoring lease without a subnet", "publicIP", l.Attrs.PublicIP)
 		return Path{}, false
 	}
-	pp := Path{Subnet: l.Subnet, PublicIP: ip, Mode: routing.Choose(p.policy, ip, p.onLink)}
+	ip, err := netip.ParseAddr(l.Attrs.PublicIP)
+	if err != nil || !ip.Is4() {
+		ip = netip.Addr{}
+	}
+	ip6, err := netip.ParseAddr(l.Attrs.PublicIPv6)
+	if err != nil || !ip6.Is6() || ip6.Is4In6() || ip6.Zone() != "" {
+		ip6 = netip.Addr{}
+	}
+	pp := Path{Subnet: l.Subnet, IPv6Subnet: l.IPv6Subnet, PublicIP: ip, PublicIPv6: ip6, UDPAddr: ip}
+	if p.underlay6 {
+		pp.UDPAddr = ip6
+	}
+	if !ip.IsValid() && !ip6.IsValid() {
+		p.log.Warn("ignoring lease with a bad PublicIP", "subnet", key, "publicIP", l.Attrs.PublicIP, "publicIPv6", l.Attrs.PublicIPv6)
+		return Path{}, false
+	}
+	if l.Subnet.IsValid() {
+		pp.Mode = routing.Choose(p.policy, ip, p.onLink)
+	}
+	if l.IPv6Subnet.IsValid() {
+		pp.Mode6 = routing.Choose(p.policy, ip6, p.onLink)
+		if !l.Subnet.IsValid() {
+			pp.Mode = pp.Mode6
+		}
+	}
 	if p.policy.HostGW {
 		if pp.Mode == routing.ModeUnreachable {
 			p.log.Error("peer is not on this node's L2 network: host-gw cannot reach it (use Backend udp with DirectRouting to reach it through UDP)",
-				"subnet", l.Subnet, "publicIP", ip, "onLink", p.onLink)
+				"subnet", key, "publicIP", pp.PublicAddr(), "onLink", p.onLink)
+		} else if pp.IPv6Subnet.IsValid() && pp.Mode6 == routing.ModeUnreachable {
+			p.log.Error("peer's IPv6 subnet is unreachable with host-gw: its lease has no PublicIPv6 on this node's L2 network",
+				"subnet", key, "ipv6_subnet", pp.IPv6Subnet, "publicIPv6", l.Attrs.PublicIPv6, "onLink", p.onLink)
 		}
 		return pp, true
 	}
 	if l.Attrs.BackendType != "" && l.Attrs.BackendType != subnet.BackendUDP {
-		p.log.Warn("ignoring lease of another backend", "subnet", l.Subnet, "backend", l.Attrs.BackendType)
+		p.log.Warn("ignoring lease of another backend", "subnet", key, "backend", l.Attrs.BackendType)
 		return Path{}, false
 	}
 	port, err := l.Attrs.Port()
 	if err != nil || port <= 0 || port > 65535 {
-		p.log.Warn("ignoring lease with a bad port", "subnet", l.Subnet, "err", err)
+		p.log.Warn("ignoring lease with a bad port", "subnet", key, "err", err)
 		return Path{}, false
 	}
 	pp.Port = port
+	if pp.hasUDP() && !pp.UDPAddr.IsValid() {
+		if p.underlay6 {
+			p.log.Warn("ignoring lease without a PublicIPv6: this node's underlay is IPv6", "subnet", key, "publicIP", l.Attrs.PublicIP)
+		} else {
+			p.log.Warn("ignoring lease without an IPv4 PublicIP: this node's underlay is IPv4", "subnet", key, "publicIPv6", l.Attrs.PublicIPv6)
+		}
+		return Path{}, false
+	}
 	return pp, true
 }
 
+// hasUDP tells whether a subnet of the peer goes through the UDP data path.
+func (pp Path) hasUDP() bool {
+	return pp.Subnet.IsValid() && pp.Mode == routing.ModeUDP || pp.IPv6Subnet.IsValid() && pp.Mode6 == routing.ModeUDP
+}
+
+// peer is the peer-table entry of the subnets reached through UDP.
 func (pp Path) peer() overlay.Peer {
-	return overlay.Peer{Subnet: pp.Subnet, Endpoint: netip.AddrPortFrom(pp.PublicIP, uint16(pp.Port))}
+	p := overlay.Peer{Endpoint: netip.AddrPortFrom(pp.UDPAddr, uint16(pp.Port))}
+	if pp.Subnet.IsValid() && pp.Mode == routing.ModeUDP {
+		p.Subnet = pp.Subnet
+	}
+	if pp.IPv6Subnet.IsValid() && pp.Mode6 == routing.ModeUDP {
+		p.IPv6Subnet = pp.IPv6Subnet
+	}
+	return p
+}
+
+// covers tells whether Set(next) replaces every slot old holds.
+func covers(next, old overlay.Peer) bool {
+	return (!old.Subnet.IsValid() || old.Subnet == next.Subnet) && (!old.IPv6Subnet.IsValid() || old.IPv6Subnet == next.IPv6Subnet)
+}
+
+// removeUDP takes old's entry out of the peer table, if it has one.
+func (p *Paths) removeUDP(old Path) {
+	switch e := old.peer(); {
+	case e.Subnet.IsValid():
+		p.udp.Remove(e.Subnet)
+	case e.IPv6Subnet.IsValid():
+		p.udp.Remove(e.IPv6Subnet)
+	}
 }
 
 // syncRoutes makes the kernel's weft routes match the direct peers. A
@@ -270,9 +383,15 @@ func (p *Paths) syncRoutes(repair bool) {
 		return
 	}
 	var want []routing.Route
-	for _, pp := range p.known {
-		if pp.Mode == routing.ModeDirect {
+	keyOf := map[netip.Prefix]netip.Prefix{} // route subnet -> lease key
+	for key, pp := range p.known {
+		if pp.Subnet.IsValid() && pp.Mode == routing.ModeDirect {
 			want = append(want, routing.Route{Subnet: pp.Subnet, Gateway: pp.PublicIP, Source: p.source})
+			keyOf[pp.Subnet] = key
+		}
+		if pp.IPv6Subnet.IsValid() && pp.Mode6 == routing.ModeDirect {
+			want = append(want, routing.Route{Subnet: pp.IPv6Subnet, Gateway: pp.PublicIPv6, Source: p.source6})
+			keyOf[pp.IPv6Subnet] = key
 		}
 	}
 	c, err := p.kernel.Sync(want)
@@ -283,14 +402,33 @@ func (p *Paths) syncRoutes(repair bool) {
 		p.log.Warn("put back weft routes that were gone (deleted by hand, or dropped with the underlay)", "routes", c.Added)
 	}
 	for _, r := range c.Blocked {
-		pp := p.known[r.Subnet]
+		key := keyOf[r.Subnet]
+		pp := p.known[key]
 		p.log.Warn("a route weft did not create holds this peer's subnet: leaving it alone", "subnet", r.Subnet, "peer", r.Gateway)
-		if p.policy.HostGW || pp.Port == 0 {
-			pp.Mode = routing.ModeUnreachable
-		} else if err := p.udp.Set(pp.peer()); err == nil {
-			pp.Mode = routing.ModeUDP
+		v6 := r.Subnet == pp.IPv6Subnet && !(r.Subnet == pp.Subnet)
+		fallback := pp
+		if v6 {
+			fallback.Mode6 = routing.ModeUDP
+			if !pp.Subnet.IsValid() {
+				fallback.Mode = routing.ModeUDP
+			}
+		} else {
+			fallback.Mode = routing.ModeUDP
 		}
-		p.known[r.Subnet] = pp
+		switch {
+		case p.policy.HostGW || pp.Port == 0 || !pp.UDPAddr.IsValid():
+			if v6 {
+				pp.Mode6 = routing.ModeUnreachable
+				if !pp.Subnet.IsValid() {
+					pp.Mode = routing.ModeUnreachable
+				}
+			} else {
+				pp.Mode = routing.ModeUnreachable
+			}
+		case p.udp.Set(fallback.peer()) == nil:
+			pp = fallback
+		}
+		p.known[key] = pp
 	}
 	p.bindSources()
 }
@@ -306,8 +444,11 @@ func (p *Paths) bindSources() {
 	}
 	var ips []netip.Addr
 	for _, pp := range p.known {
-		if pp.Mode == routing.ModeDirect {
+		if pp.Subnet.IsValid() && pp.Mode == routing.ModeDirect {
 			ips = append(ips, pp.PublicIP)
+		}
+		if pp.IPv6Subnet.IsValid() && pp.Mode6 == routing.ModeDirect {
+			ips = append(ips, pp.PublicIPv6)
 		}
 	}
 	seen, err := p.kernel.Neighbours(ips)
@@ -327,8 +468,11 @@ func (p *Paths) bindSources() {
 		}
 	}
 	for _, pp := range p.known {
-		if mac, ok := p.macs[pp.PublicIP]; ok && pp.Mode == routing.ModeDirect {
+		if mac, ok := p.macs[pp.PublicIP]; ok && pp.Subnet.IsValid() && pp.Mode == routing.ModeDirect {
 			bindings = append(bindings, routing.Binding{Subnet: pp.Subnet, MAC: mac})
+		}
+		if mac, ok := p.macs[pp.PublicIPv6]; ok && pp.IPv6Subnet.IsValid() && pp.Mode6 == routing.ModeDirect {
+			bindings = append(bindings, routing.Binding{Subnet: pp.IPv6Subnet, MAC: mac})
 		}
 	}
 	if err := p.check.Set(bindings); err != nil {
@@ -349,7 +493,7 @@ func (p *Paths) SourceDrops() uint64 {
 }
 
 func (p *Paths) publish() {
-	list := slices.SortedFunc(maps.Values(p.known), func(a, b Path) int { return a.Subnet.Compare(b.Subnet) })
+	list := slices.SortedFunc(maps.Values(p.known), func(a, b Path) int { return a.Key().Compare(b.Key()) })
 	p.list.Store(&list)
 }
 

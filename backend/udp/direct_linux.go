@@ -21,8 +21,8 @@ type direct struct {
 // startDirect prepares direct routing on the underlay device: it reads the
 // connected prefixes (once), turns on forwarding and strict rp_filter,
 // removes weft routes an earlier run left behind and (re)creates the
-// source check's table.
-func startDirect(underlayDev string, policy routing.Policy, log *slog.Logger) (*direct, error) {
+// source check's table (and its IPv6 table on a network with IPv6, ipv6).
+func startDirect(underlayDev string, policy routing.Policy, ipv6 bool, log *slog.Logger) (*direct, error) {
 	h, err := netlink.NewHandle()
 	if err != nil {
 		return nil, fmt.Errorf("direct routing: netlink: %w", err)
@@ -39,7 +39,7 @@ func startDirect(underlayDev string, policy routing.Policy, log *slog.Logger) (*
 	if err != nil {
 		return fail(err)
 	}
-	if err := acceptDirectTraffic(underlayDev); err != nil {
+	if err := acceptDirectTraffic(underlayDev, ipv6); err != nil {
 		return fail(err)
 	}
 	if v := rpFilterAll(); v == "2" {
@@ -51,12 +51,12 @@ func startDirect(underlayDev string, policy routing.Policy, log *slog.Logger) (*
 	if _, err := k.Sync(nil); err != nil {
 		return fail(fmt.Errorf("clean routes of an earlier run: %w", err))
 	}
-	check, err := routing.NewSourceCheck(underlayDev)
+	check, err := routing.NewSourceCheckFor(underlayDev, ipv6)
 	if err != nil {
 		return fail(err)
 	}
 	log.Info("direct routing", "hostGW", policy.HostGW, "underlay", underlayDev, "onLink", onLink,
-		"routeProtocol", routing.Protocol, "sourceCheck", "table ip "+routing.SourceTable)
+		"routeProtocol", routing.Protocol, "sourceCheck", "table ip "+routing.SourceTable, "ipv6", ipv6)
 	return &direct{kernel: k, onLink: onLink, check: check, release: func() {
 		if err := check.Close(); err != nil {
 			log.Warn("remove the source check", "err", err)

@@ -15,9 +15,19 @@ import (
 // underlay too: sources in a direct peer's subnet (whose route leads
 // there) pass; sources in this node's own subnet, in a UDP peer's subnet
 // or in an unleased part of the network (all routed elsewhere) are dropped.
-func acceptDirectTraffic(dev string) error {
+//
+// With IPv6 (ipv6) IPv6 forwarding goes on too (net.ipv6.conf.all.forwarding,
+// as the CNI bridge plugin does for IPv6 containers); IPv6 has no
+// rp_filter: the source check's ip6 table binds the direct peers' IPv6
+// subnets to their MACs.
+func acceptDirectTraffic(dev string, ipv6 bool) error {
 	if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
 		return err
+	}
+	if ipv6 {
+		if err := writeSysctl("net/ipv6/conf/all/forwarding", "1"); err != nil {
+			return err
+		}
 	}
 	return writeSysctl(filepath.Join("net/ipv4/conf", dev, "rp_filter"), "1")
 }

@@ -32,10 +32,11 @@ func Factory() backend.Factory {
 
 // Backend is the udp data path of one node (and host-gw's, see New).
 type Backend struct {
-	node   backend.Node
-	policy routing.Policy
-	log    *slog.Logger
-	mtu    int
+	node      backend.Node
+	policy    routing.Policy
+	underlay6 bool // the underlay is IPv6 (no IPv4 PublicIP): sockets on [::]
+	log       *slog.Logger
+	mtu       int
 
 	// Made by Start; Close undoes them.
 	peers   *overlay.PeerTable
@@ -61,18 +62,31 @@ func New(node backend.Node, policy routing.Policy) (*Backend, error) {
 	if node.Log == nil {
 		node.Log = slog.Default()
 	}
-	b := &Backend{node: node, policy: policy, log: node.Log, mtu: overlay.OverlayMTU(node.OutgoingMTU()),
+	b := &Backend{node: node, policy: policy, log: node.Log, underlay6: underlayIPv6(node.Underlay),
 		openData: overlay.New, watch: devwatch.Watch}
+	b.mtu = overlay.OverlayMTUFor(node.OutgoingMTU(), b.underlay6)
 	if policy.HostGW {
 		b.mtu = node.OutgoingMTU() // nothing is encapsulated
 	}
 	return b, nil
 }
 
+// underlayIPv6 tells whether the node's underlay is IPv6: it has an IPv6
+// PublicIP and no IPv4 one (as flannel, an IPv4 PublicIP is the underlay
+// when there is one).
+func underlayIPv6(u backend.Underlay) bool { return !u.PublicIP.IsValid() && u.PublicIPv6.IsValid() }
+
 // LeaseAttrs: a udp lease carries the port, a host-gw lease only the
-// PublicIP (as in flannel).
+// PublicIP (as in flannel), and the PublicIPv6 when the node has one.
 func (b *Backend) LeaseAttrs() (subnet.LeaseAttrs, error) {
-	return subnet.LeaseAttrsFor(b.node.Config.Backend, b.node.Underlay.PublicIP), nil
+	a := subnet.LeaseAttrsFor(b.node.Config.Backend, b.node.Underlay.PublicIP)
+	if !b.node.Underlay.PublicIP.IsValid() {
+		a.PublicIP = ""
+	}
+	if ip6 := b.node.Underlay.PublicIPv6; ip6.IsValid() {
+		a.PublicIPv6 = ip6.String()
+	}
+	return a, nil
 }
 
 // Start prepares the direct routes (with a policy that has them: routes of
@@ -81,14 +95,36 @@ func (b *Backend) LeaseAttrs() (subnet.LeaseAttrs, error) {
 // address and the network's route, and opens the UDP socket(s).
 func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 	cfg := b.node.Config
-	peers, err := overlay.NewPeerTable(cfg.Network, cfg.SubnetLen)
+	var tc overlay.TableConfig
+	oc := overlay.Config{
+		DeviceName:   b.node.Options.DeviceName,
+		UnderlayIPv6: b.underlay6,
+		Port:         uint16(cfg.Backend.Port),
+		Queues:       b.node.Options.Queues,
+		Logger:       b.log.With("component", "overlay"),
+	}
+	if cfg.HasIPv4() {
+		tc.Network, tc.SubnetLen = cfg.Network, cfg.SubnetLen
+		oc.Network, oc.Subnet = cfg.Network, lease.Subnet
+	}
+	if cfg.HasIPv6() {
+		tc.IPv6Network, tc.IPv6SubnetLen = cfg.IPv6Network, cfg.IPv6SubnetLen
+		oc.IPv6Network, oc.IPv6Subnet = cfg.IPv6Network, lease.IPv6Subnet
+	}
+	peers, err := overlay.NewPeerTableFor(tc)
 	if err != nil {
 		return fmt.Errorf("peer table: %w", err)
 	}
 	b.peers = peers
-	pc := peerpath.Config{Policy: b.policy, Table: peers, Source: lease.Subnet.Masked().Addr(), Log: b.log.With("component", "paths")}
+	pc := peerpath.Config{Policy: b.policy, Table: peers, UnderlayIPv6: b.underlay6, Log: b.log.With("component", "paths")}
+	if lease.Subnet.IsValid() {
+		pc.Source = lease.Subnet.Masked().Addr()
+	}
+	if lease.IPv6Subnet.IsValid() {
+		pc.Source6 = lease.IPv6Subnet.Masked().Addr()
+	}
 	if b.policy.Direct() {
-		d, err := startDirect(b.node.Underlay.Name, b.policy, b.log.With("component", "paths"))
+		d, err := startDirect(b.node.Underlay.Name, b.policy, cfg.HasIPv6(), b.log.With("component", "paths"))
 		if err != nil {
 			return err
 		}
@@ -102,17 +138,10 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 		// weft0 carries no container traffic with host-gw (only the ICMP
 		// errors for unreachable peers): its MTU stays the underlay's
 		// overlay MTU whatever Backend.MTU says.
-		tunMTU = overlay.OverlayMTU(b.node.Underlay.MTU)
+		tunMTU = overlay.OverlayMTUFor(b.node.Underlay.MTU, b.underlay6)
 	}
-	data, err := b.openData(overlay.Config{
-		DeviceName: b.node.Options.DeviceName,
-		Network:    cfg.Network,
-		Subnet:     lease.Subnet,
-		MTU:        tunMTU,
-		Port:       uint16(cfg.Backend.Port),
-		Queues:     b.node.Options.Queues,
-		Logger:     b.log.With("component", "overlay"),
-	}, peers)
+	oc.MTU = tunMTU
+	data, err := b.openData(oc, peers)
 	if err != nil {
 		if errors.Is(err, overlay.ErrForeignLink) {
 			return backend.ConfigError(fmt.Errorf("data path: %w", err))
@@ -179,7 +208,7 @@ func (b *Backend) Peers() []backend.Peer {
 	view := b.paths.View()
 	out := make([]backend.Peer, 0, len(view))
 	for _, p := range view {
-		out = append(out, backend.Peer{Subnet: p.Subnet, PublicIP: p.PublicIP, Endpoint: p.Endpoint(), Mode: p.Mode.String()})
+		out = append(out, backend.Peer{Subnet: p.Subnet, IPv6Subnet: p.IPv6Subnet, PublicIP: p.PublicAddr(), Endpoint: p.Endpoint(), Mode: p.Mode.String()})
 	}
 	return out
 }
