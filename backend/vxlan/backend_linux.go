@@ -39,6 +39,7 @@ type Backend struct {
 	cfg  Config
 	log  *slog.Logger
 	mac  MAC // this node's VtepMAC, chosen by LeaseAttrs
+	mac6 MAC // the IPv6 side's (flannel-v6.<VNI>), with EnableIPv6
 
 	mu     sync.Mutex // everything below: Apply, the check, Close
 	h      *netlink.Handle
@@ -48,6 +49,8 @@ type Backend struct {
 	leases map[netip.Prefix]subnet.Lease
 	logged map[string]bool      // skipped leases already logged, by subnet+detail
 	held   map[MAC]netip.Prefix // the subnet each VtepMAC was last installed for (Want)
+	dev6   *Device              // flannel-v6.<VNI>; nil without EnableIPv6
+	held6  map[MAC]netip.Prefix
 
 	peers   atomic.Pointer[[]backend.Peer]
 	skipped [5]atomic.Uint64 // by SkipReasons' index
@@ -99,27 +102,57 @@ func (b *Backend) LeaseAttrs() (subnet.LeaseAttrs, error) {
 		}
 		b.mac = m
 	}
-	return subnet.LeaseAttrs{
+	attrs := subnet.LeaseAttrs{
 		PublicIP:    b.node.Underlay.PublicIP.String(),
 		BackendType: Type,
 		BackendData: LeaseData{VNI: b.cfg.VNI, VtepMAC: b.mac}.Marshal(),
-	}, nil
+	}
+	if !b.node.Config.HasIPv6() {
+		return attrs, nil
+	}
+	// The IPv6 side, as flanneld: its own device, MAC and BackendV6Data,
+	// carried over the IPv6 underlay.
+	if !b.node.Underlay.PublicIPv6.IsValid() {
+		return subnet.LeaseAttrs{}, backend.ConfigError(errors.New("vxlan: with EnableIPv6 the IPv6 device " + b.cfg.DeviceNameV6() + " carries IPv6 over the IPv6 underlay, and this node has no IPv6 underlay address (PublicIPv6)"))
+	}
+	if b.mac6 == (MAC{}) {
+		m, err := b.existingMACOf(b.spec6())
+		if err != nil {
+			return subnet.LeaseAttrs{}, err
+		}
+		if m == (MAC{}) {
+			if err := portFreeOn("udp6", b.cfg.Port); err != nil {
+				return subnet.LeaseAttrs{}, err
+			}
+			if m, err = randomMAC(); err != nil {
+				return subnet.LeaseAttrs{}, err
+			}
+		}
+		b.mac6 = m
+	}
+	attrs.PublicIPv6 = b.node.Underlay.PublicIPv6.String()
+	attrs.BackendV6Data = LeaseData{VNI: b.cfg.VNI, VtepMAC: b.mac6}.Marshal()
+	return attrs, nil
 }
 
 // existingMAC is the MAC of a compatible flannel.<VNI>, zero without one.
-func (b *Backend) existingMAC() (MAC, error) {
-	link, err := netlink.LinkByName(b.cfg.DeviceName())
+func (b *Backend) existingMAC() (MAC, error) { return b.existingMACOf(b.spec()) }
+
+// existingMACOf is the MAC of a compatible device of spec, zero without
+// one.
+func (b *Backend) existingMACOf(spec DeviceSpec) (MAC, error) {
+	link, err := netlink.LinkByName(spec.Name())
 	if errors.As(err, new(netlink.LinkNotFoundError)) {
 		return MAC{}, nil
 	}
 	if err != nil {
-		return MAC{}, fmt.Errorf("vxlan: look up %s: %w", b.cfg.DeviceName(), err)
+		return MAC{}, fmt.Errorf("vxlan: look up %s: %w", spec.Name(), err)
 	}
 	old, ok := link.(*netlink.Vxlan)
 	if !ok {
-		return MAC{}, backend.ConfigError(fmt.Errorf("vxlan: a %s device named %s exists: %w (remove it, or use another VNI)", link.Type(), b.cfg.DeviceName(), ErrNotVXLAN))
+		return MAC{}, backend.ConfigError(fmt.Errorf("vxlan: a %s device named %s exists: %w (remove it, or use another VNI)", link.Type(), spec.Name(), ErrNotVXLAN))
 	}
-	if incompatible(old, b.wantLink()) != "" {
+	if incompatible(old, wantLink(spec)) != "" {
 		return MAC{}, nil
 	}
 	m, err := MACFrom(old.HardwareAddr)
@@ -133,15 +166,22 @@ func (b *Backend) spec() DeviceSpec {
 	return DeviceSpec{Config: b.cfg, UnderlayIndex: b.node.Underlay.Index, PublicIP: b.node.Underlay.PublicIP, MTU: b.MTU()}
 }
 
-func (b *Backend) wantLink() *netlink.Vxlan {
-	s := b.spec()
+// spec6 is the IPv6 side's device.
+func (b *Backend) spec6() DeviceSpec {
+	return DeviceSpec{Config: b.cfg, UnderlayIndex: b.node.Underlay.Index, PublicIP: b.node.Underlay.PublicIPv6,
+		MTU: b.cfg.DeviceMTUV6(b.node.Underlay.MTU), V6: true}
+}
+
+func wantLink(s DeviceSpec) *netlink.Vxlan {
 	return &netlink.Vxlan{VxlanId: s.VNI, VtepDevIndex: s.UnderlayIndex, SrcAddr: s.PublicIP.AsSlice(), Port: s.Port, GBP: s.GBP}
 }
 
 // portFree binds the UDP port for a moment: a port another socket holds
 // is a configuration error (the device could not be set up).
-func portFree(port int) error {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: port})
+func portFree(port int) error { return portFreeOn("udp4", port) }
+
+func portFreeOn(network string, port int) error {
+	c, err := net.ListenUDP(network, &net.UDPAddr{Port: port})
 	if errors.Is(err, unix.EADDRINUSE) {
 		return backend.ConfigError(fmt.Errorf("vxlan: UDP port %d: %w", port, ErrPortInUse))
 	}
@@ -211,6 +251,11 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 	if err := dev.Configure(lease.Subnet, b.node.Config.Network); err != nil {
 		return err
 	}
+	if b.node.Config.HasIPv6() {
+		if err := b.start6(h, lease); err != nil {
+			return err
+		}
+	}
 	if b.cfg.DirectRouting {
 		k, err := routing.NewKernel(h, b.node.Underlay.Name)
 		if err != nil {
@@ -226,6 +271,45 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 	}
 	b.log.Info("vxlan device", "device", dev.Name, "vni", b.cfg.VNI, "port", b.cfg.Port, "vtepMAC", dev.MAC,
 		"kept", reused, "mtu", b.MTU(), "directRouting", b.cfg.DirectRouting, "onLink", b.onLink)
+	return nil
+}
+
+// start6 makes (or keeps) flannel-v6.<VNI> with the published IPv6-side
+// MAC and gives it <IPv6 subnet>::/128. Runs under mu.
+func (b *Backend) start6(h *netlink.Handle, lease subnet.Lease) error {
+	if !lease.IPv6Subnet.IsValid() {
+		return fmt.Errorf("vxlan: the network has IPv6 but this node's lease %s has no IPv6 subnet", lease.Subnet)
+	}
+	spec := b.spec6()
+	if spec.MTU < minIPv6MTU {
+		return backend.ConfigError(fmt.Errorf("vxlan: %s would get MTU %d (outgoing MTU %d less %d), less than IPv6's minimum %d", spec.Name(), spec.MTU, b.node.OutgoingMTU(), OverheadV6, minIPv6MTU))
+	}
+	dev, reused, err := EnsureDevice(h, spec)
+	if errors.Is(err, ErrNoVXLAN) || errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNotVXLAN) {
+		return backend.ConfigError(err)
+	}
+	if err != nil {
+		return err
+	}
+	if dev.MAC != b.mac6 {
+		link, err := h.LinkByIndex(dev.Index)
+		if err == nil {
+			err = h.LinkSetHardwareAddr(link, b.mac6.HardwareAddr())
+		}
+		if err != nil {
+			return fmt.Errorf("vxlan: set the MAC of %s to %s: %w", dev.Name, b.mac6, err)
+		}
+		dev.MAC = b.mac6
+	}
+	b.dev6 = dev
+	if have, _, err := dev.List(); err == nil {
+		b.held6 = have.HeldMACs()
+	}
+	if err := dev.Configure(lease.IPv6Subnet, b.node.Config.IPv6Network); err != nil {
+		return err
+	}
+	b.log.Info("vxlan IPv6 device", "device", dev.Name, "vni", b.cfg.VNI, "port", b.cfg.Port, "vtepMAC", dev.MAC,
+		"kept", reused, "mtu", spec.MTU, "publicIPv6", spec.PublicIP)
 	return nil
 }
 
@@ -293,12 +377,33 @@ func (b *Backend) sync(repair bool) {
 			b.report(c, err, repair)
 		}
 	}
+	v6 := map[netip.Prefix]netip.Prefix{} // IPv4 subnet -> the IPv6 subnet reached
+	if b.dev6 != nil {
+		peers6, skips6 := PeersOf6(leases, b.cfg, b.mac6)
+		want6, dups6 := Want(peers6, b.held6)
+		b.held6 = want6.HeldMACs()
+		for _, d := range dups6 {
+			skips6 = append(skips6, LeaseSkip{d.Peer.Subnet, SkipMAC, "BackendV6Data: " + d.Reason})
+		}
+		b.noteSkips(skips6)
+		c6, err := Sync(b.dev6, want6)
+		b.report(c6, err, repair)
+		reached := map[netip.Prefix]bool{}
+		for _, r := range want6.Routes {
+			reached[r.Dst] = true
+		}
+		for _, l := range leases {
+			if l.IPv6Subnet.IsValid() && reached[l.IPv6Subnet.Masked()] {
+				v6[l.Subnet.Masked()] = l.IPv6Subnet.Masked()
+			}
+		}
+	}
 	list := make([]backend.Peer, 0, len(peers))
 	for _, p := range peers {
 		if skipped[p.Subnet] {
 			continue
 		}
-		bp := backend.Peer{Subnet: p.Subnet, PublicIP: p.PublicIP, Mode: ModeVXLAN, Endpoint: p.PublicIP.String()}
+		bp := backend.Peer{Subnet: p.Subnet, IPv6Subnet: v6[p.Subnet], PublicIP: p.PublicIP, Mode: ModeVXLAN, Endpoint: p.PublicIP.String()}
 		if p.Direct {
 			bp.Mode = ModeDirect
 		}
@@ -371,6 +476,9 @@ func (b *Backend) Run(ctx context.Context) error {
 			return nil
 		}
 		err := b.dev.Present()
+		if err == nil && b.dev6 != nil {
+			err = b.dev6.Present()
+		}
 		if err == nil {
 			b.sync(true)
 		}
@@ -410,5 +518,6 @@ func (b *Backend) Close() error {
 		b.h = nil
 	}
 	b.dev = nil
+	b.dev6 = nil
 	return nil
 }

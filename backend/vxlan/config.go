@@ -124,6 +124,19 @@ func (c Config) Validate() error {
 // DeviceName is the VXLAN device's name, flannel's "flannel.<VNI>".
 func (c Config) DeviceName() string { return fmt.Sprintf("flannel.%d", c.VNI) }
 
+// DeviceNameV6 is the IPv6 side's device, flannel's "flannel-v6.<VNI>":
+// IPv6 inner packets, carried over the IPv6 underlay (PublicIPv6).
+func (c Config) DeviceNameV6() string { return fmt.Sprintf("flannel-v6.%d", c.VNI) }
+
+// OverheadV6 is what VXLAN over an IPv6 underlay adds: outer IPv6 (40),
+// UDP (8), VXLAN (8), inner Ethernet (14). (flanneld gives its IPv6 device
+// MTU - 50 like the IPv4 one; larger IPv6 packets then leave fragmented.)
+const OverheadV6 = 70
+
+// DeviceMTUV6 is the MTU of flannel-v6.<VNI>: the outgoing MTU less
+// OverheadV6.
+func (c Config) DeviceMTUV6(underlayMTU int) int { return c.DeviceMTU(underlayMTU) + Overhead - OverheadV6 }
+
 // DeviceMTU is the MTU of the VXLAN device and of the containers: the
 // outgoing packets' MTU (Config.MTU, else the underlay's) less Overhead.
 func (c Config) DeviceMTU(underlayMTU int) int {
@@ -164,5 +177,18 @@ func configOf(c *subnet.Config) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	return ParseConfig(data)
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, err
+	}
+	if !c.HasIPv4() {
+		return Config{}, errors.New("vxlan: an IPv6-only network (EnableIPv4 false) is not supported yet: weft's vxlan backend runs IPv4 or dual stack")
+	}
+	if c.HasIPv6() && cfg.MTU != 0 && cfg.DeviceMTUV6(0) < minIPv6MTU {
+		return Config{}, fmt.Errorf("Backend.MTU %d: with EnableIPv6 the IPv6 device %s would get MTU %d, less than IPv6's minimum %d (Linux turns IPv6 off on it)", cfg.MTU, cfg.DeviceNameV6(), cfg.DeviceMTUV6(0), minIPv6MTU)
+	}
+	return cfg, nil
 }
+
+// minIPv6MTU is IPv6's minimum link MTU.
+const minIPv6MTU = 1280

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -16,7 +17,18 @@ type DeviceSpec struct {
 	Config
 	UnderlayIndex int        // the underlay interface (the VTEP's device)
 	PublicIP      netip.Addr // the VTEP's source address
-	MTU           int        // the device's MTU (Config.DeviceMTU)
+	MTU           int        // the device's MTU (Config.DeviceMTU, DeviceMTUV6)
+	// V6 makes the IPv6 side's device (flannel-v6.<VNI>, PublicIP an
+	// IPv6 address) rather than flannel.<VNI>.
+	V6 bool
+}
+
+// Name is the device's name.
+func (s DeviceSpec) Name() string {
+	if s.V6 {
+		return s.DeviceNameV6()
+	}
+	return s.DeviceName()
 }
 
 // ErrNoVXLAN is wrapped when the kernel cannot make a VXLAN device.
@@ -35,6 +47,21 @@ type Device struct {
 	Index   int
 	MAC     MAC
 	network netip.Prefix
+	v6      bool
+}
+
+func (d *Device) family() int {
+	if d.v6 {
+		return netlink.FAMILY_V6
+	}
+	return netlink.FAMILY_V4
+}
+
+func (d *Device) bits() int {
+	if d.v6 {
+		return 128
+	}
+	return 32
 }
 
 // EnsureDevice makes the device, or keeps the one that exists when it is
@@ -45,7 +72,7 @@ type Device struct {
 // is up when EnsureDevice returns.
 func EnsureDevice(h *netlink.Handle, spec DeviceSpec) (dev *Device, reused bool, err error) {
 	want := &netlink.Vxlan{
-		LinkAttrs:    netlink.LinkAttrs{Name: spec.DeviceName(), MTU: spec.MTU},
+		LinkAttrs:    netlink.LinkAttrs{Name: spec.Name(), MTU: spec.MTU},
 		VxlanId:      spec.VNI,
 		VtepDevIndex: spec.UnderlayIndex,
 		SrcAddr:      spec.PublicIP.AsSlice(),
@@ -104,7 +131,11 @@ func EnsureDevice(h *netlink.Handle, spec DeviceSpec) (dev *Device, reused bool,
 	if err != nil {
 		return nil, false, fmt.Errorf("vxlan: %s: %w", want.Name, err)
 	}
-	return &Device{h: h, Name: want.Name, Index: link.Attrs().Index, MAC: mac}, reused, nil
+	if spec.V6 {
+		// As flanneld: no router advertisements taken on the device.
+		_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+want.Name+"/accept_ra", []byte("0"), 0o644)
+	}
+	return &Device{h: h, Name: want.Name, Index: link.Attrs().Index, MAC: mac, v6: spec.V6}, reused, nil
 }
 
 // incompatible says why an existing device cannot serve as the wanted
@@ -128,9 +159,10 @@ func incompatible(old, want *netlink.Vxlan) string {
 }
 
 // Configure gives the device this node's VTEP address (<subnet>.0/32, as
-// flanneld: no route or broadcast comes with it) and removes its other
-// IPv4 addresses; network is the whole overlay network, in which the
-// device's routes lie.
+// flanneld: no route or broadcast comes with it; the IPv6 side's
+// <subnet>::/128) and removes its other addresses of that family (but an
+// IPv6 link-local one); network is the whole overlay network of the
+// family, in which the device's routes lie.
 func (d *Device) Configure(subnet, network netip.Prefix) error {
 	d.network = network
 	link, err := d.h.LinkByIndex(d.Index)
@@ -138,14 +170,17 @@ func (d *Device) Configure(subnet, network netip.Prefix) error {
 		return fmt.Errorf("vxlan: %s: %w", d.Name, err)
 	}
 	ip := subnet.Masked().Addr()
-	addrs, err := d.h.AddrList(link, netlink.FAMILY_V4)
+	addrs, err := d.h.AddrList(link, d.family())
 	if err != nil {
 		return fmt.Errorf("vxlan: addresses of %s: %w", d.Name, err)
 	}
 	have := false
 	for _, a := range addrs {
 		ones, _ := a.Mask.Size()
-		if a.IP.Equal(ip.AsSlice()) && ones == 32 {
+		if d.v6 && a.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		if a.IP.Equal(ip.AsSlice()) && ones == d.bits() {
 			have = true
 			continue
 		}
@@ -154,9 +189,12 @@ func (d *Device) Configure(subnet, network netip.Prefix) error {
 		}
 	}
 	if !have {
-		addr := &netlink.Addr{IPNet: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(32, 32)}}
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(d.bits(), d.bits())}}
+		if d.v6 {
+			addr.Flags = unix.IFA_F_NODAD // the VTEP address is this node's alone (its lease)
+		}
 		if err := d.h.AddrAdd(link, addr); err != nil {
-			return fmt.Errorf("vxlan: add %s/32 to %s: %w", ip, d.Name, err)
+			return fmt.Errorf("vxlan: add %s/%d to %s: %w", ip, d.bits(), d.Name, err)
 		}
 	}
 	return nil
@@ -191,7 +229,7 @@ func (d *Device) Delete() error {
 // device is); routes inside the network on other devices are foreign.
 func (d *Device) List() (State, []netip.Prefix, error) {
 	var s State
-	neighs, err := d.h.NeighList(d.Index, netlink.FAMILY_V4)
+	neighs, err := d.h.NeighList(d.Index, d.family())
 	if err != nil {
 		return s, nil, fmt.Errorf("neighbours of %s: %w", d.Name, err)
 	}
@@ -217,7 +255,7 @@ func (d *Device) List() (State, []netip.Prefix, error) {
 	}
 	var routes []netlink.Route
 	for attempt := 0; ; attempt++ {
-		routes, err = d.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+		routes, err = d.h.RouteListFiltered(d.family(), &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 		if err == nil {
 			break
 		}
@@ -281,7 +319,7 @@ func (d *Device) route(r Route) *netlink.Route {
 	nr := &netlink.Route{
 		LinkIndex: d.Index,
 		Scope:     netlink.SCOPE_UNIVERSE,
-		Dst:       &net.IPNet{IP: r.Dst.Addr().AsSlice(), Mask: net.CIDRMask(r.Dst.Bits(), 32)},
+		Dst:       &net.IPNet{IP: r.Dst.Addr().AsSlice(), Mask: net.CIDRMask(r.Dst.Bits(), d.bits())},
 		Gw:        r.Gw.AsSlice(),
 		Table:     unix.RT_TABLE_MAIN,
 	}

@@ -35,22 +35,43 @@ type LeaseSkip struct {
 // plain route. own is this node's VtepMAC: a lease claiming it is
 // skipped too. The peers are sorted by subnet.
 func PeersOf(leases []subnet.Lease, cfg Config, own MAC, onLink []netip.Prefix) ([]Peer, []LeaseSkip) {
+	return peersOf(leases, cfg, own, onLink, false)
+}
+
+// PeersOf6 is PeersOf for the IPv6 side (flannel-v6.<VNI>): each lease's
+// IPv6Subnet, PublicIPv6 and BackendV6Data. A lease of another backend is
+// left out silently (PeersOf reports it), and DirectRouting does not
+// apply: every IPv6 peer is reached through the device.
+func PeersOf6(leases []subnet.Lease, cfg Config, own MAC) ([]Peer, []LeaseSkip) {
+	return peersOf(leases, cfg, own, nil, true)
+}
+
+func peersOf(leases []subnet.Lease, cfg Config, own MAC, onLink []netip.Prefix, v6 bool) ([]Peer, []LeaseSkip) {
 	var peers []Peer
 	var skips []LeaseSkip
 	for _, l := range leases {
-		skip := func(reason, detail string) { skips = append(skips, LeaseSkip{l.Subnet, reason, detail}) }
+		sn, pub, data, pubName, dataName := l.Subnet, l.Attrs.PublicIP, l.Attrs.BackendData, "PublicIP", ""
+		if v6 {
+			sn, pub, data, pubName, dataName = l.IPv6Subnet, l.Attrs.PublicIPv6, l.Attrs.BackendV6Data, "PublicIPv6", "BackendV6Data: "
+		}
+		skip := func(reason, detail string) { skips = append(skips, LeaseSkip{sn, reason, detail}) }
 		if l.Attrs.BackendType != Type {
-			skip(SkipBackend, fmt.Sprintf("backend %q", l.Attrs.BackendType))
+			if !v6 {
+				skip(SkipBackend, fmt.Sprintf("backend %q", l.Attrs.BackendType))
+			}
 			continue
 		}
-		ip, err := netip.ParseAddr(l.Attrs.PublicIP)
-		if err != nil || !ip.Is4() {
-			skip(SkipPublicIP, fmt.Sprintf("PublicIP %q", l.Attrs.PublicIP))
+		if v6 && !sn.IsValid() {
+			continue // no IPv6 side (the subnet package reports such leases)
+		}
+		ip, err := netip.ParseAddr(pub)
+		if err != nil || ip.Is4() == v6 || ip.Is4In6() {
+			skip(SkipPublicIP, fmt.Sprintf("%s %q", pubName, pub))
 			continue
 		}
-		d, err := ParseLeaseData(l.Attrs.BackendData)
+		d, err := ParseLeaseData(data)
 		if err != nil {
-			skip(SkipData, err.Error())
+			skip(SkipData, dataName+err.Error())
 			continue
 		}
 		if d.VNI != cfg.VNI {
@@ -61,8 +82,8 @@ func PeersOf(leases []subnet.Lease, cfg Config, own MAC, onLink []netip.Prefix) 
 			skip(SkipMAC, fmt.Sprintf("VtepMAC %s is this node's", d.VtepMAC))
 			continue
 		}
-		peers = append(peers, Peer{Subnet: l.Subnet.Masked(), PublicIP: ip, VtepMAC: d.VtepMAC,
-			Direct: cfg.DirectRouting && routing.OnLink(ip, onLink)})
+		peers = append(peers, Peer{Subnet: sn.Masked(), PublicIP: ip, VtepMAC: d.VtepMAC,
+			Direct: !v6 && cfg.DirectRouting && routing.OnLink(ip, onLink)})
 	}
 	slices.SortFunc(peers, func(a, b Peer) int { return a.Subnet.Compare(b.Subnet) })
 	return peers, skips
