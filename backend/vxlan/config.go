@@ -135,7 +135,9 @@ const OverheadV6 = 70
 
 // DeviceMTUV6 is the MTU of flannel-v6.<VNI>: the outgoing MTU less
 // OverheadV6.
-func (c Config) DeviceMTUV6(underlayMTU int) int { return c.DeviceMTU(underlayMTU) + Overhead - OverheadV6 }
+func (c Config) DeviceMTUV6(underlayMTU int) int {
+	return c.DeviceMTU(underlayMTU) + Overhead - OverheadV6
+}
 
 // DeviceMTU is the MTU of the VXLAN device and of the containers: the
 // outgoing packets' MTU (Config.MTU, else the underlay's) less Overhead.
