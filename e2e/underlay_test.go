@@ -32,7 +32,7 @@ func TestNoDefaultRouteNoIfaceExits78(t *testing.T) {
 	if code := exitStatus(t, p, 60*time.Second); code != 78 {
 		t.Fatalf("exit code %d, want 78 (EX_CONFIG)\n%s", code, tailFile(p.LogPath))
 	}
-	if log := tailFile(p.LogPath); !strings.Contains(log, "no IPv4 default route") || !strings.Contains(log, "set --iface") {
+	if log := tailFile(p.LogPath); !strings.Contains(log, "no default route (IPv4 or IPv6)") || !strings.Contains(log, "set --iface") {
 		t.Fatalf("exit 78 without saying what to set:\n%s", log)
 	}
 	// Issue 24 item 6: the run (it took the lock before it looked for the

@@ -38,19 +38,24 @@ type RejectedPolicy struct {
 	Reason    string `json:"reason"`
 }
 
-// Node is this node's lease and endpoint. Subnet is empty until weftd
-// holds a lease.
+// Node is this node's lease and endpoint. Subnet (IPv4) and IPv6Subnet
+// are empty until weftd holds a lease, and each when the network has no
+// such family; PublicIP is empty on an IPv6-only underlay, PublicIPv6 when
+// the node has none.
 type Node struct {
 	Subnet      string `json:"subnet"`
+	IPv6Subnet  string `json:"ipv6Subnet,omitempty"`
 	PublicIP    string `json:"publicIP"`
+	PublicIPv6  string `json:"publicIPv6,omitempty"`
 	Port        int    `json:"port"`
 	LeaseExpiry string `json:"leaseExpiry"` // RFC 3339; empty for a reservation (or no lease)
 }
 
 // Peer is one other node as this node reaches it.
 type Peer struct {
-	Subnet   string `json:"subnet"`
-	Endpoint string `json:"endpoint"`
+	Subnet     string `json:"subnet"`
+	IPv6Subnet string `json:"ipv6Subnet,omitempty"`
+	Endpoint   string `json:"endpoint"`
 	// Mode is udp, direct (a kernel route) or unreachable (host-gw, the
 	// peer is not on this node's L2).
 	Mode string `json:"mode"`
@@ -68,4 +73,4 @@ type Readiness struct {
 // HasLease reports whether the node holds a subnet lease: before it does
 // (weftd is still starting) Node is empty, and the document must not be
 // read as "subnet ” that never expires".
-func (s Status) HasLease() bool { return s.Node.Subnet != "" }
+func (s Status) HasLease() bool { return s.Node.Subnet != "" || s.Node.IPv6Subnet != "" }

@@ -78,7 +78,7 @@ type udpBackendData struct {
 // NewLeaseAttrs builds the attributes of a udp-backend lease.
 func NewLeaseAttrs(publicIP netip.Addr, port int) LeaseAttrs {
 	data, _ := json.Marshal(udpBackendData{Port: port})
-	return LeaseAttrs{PublicIP: publicIP.String(), BackendType: BackendUDP, BackendData: data}
+	return LeaseAttrs{PublicIP: addrString(publicIP), BackendType: BackendUDP, BackendData: data}
 }
 
 // LeaseAttrsFor builds the attributes this node publishes for backend b:
@@ -86,7 +86,7 @@ func NewLeaseAttrs(publicIP netip.Addr, port int) LeaseAttrs {
 // flannel).
 func LeaseAttrsFor(b Backend, publicIP netip.Addr) LeaseAttrs {
 	if b.Type == BackendHostGW {
-		return LeaseAttrs{PublicIP: publicIP.String(), BackendType: BackendHostGW}
+		return LeaseAttrs{PublicIP: addrString(publicIP), BackendType: BackendHostGW}
 	}
 	return NewLeaseAttrs(publicIP, b.Port)
 }
@@ -421,4 +421,13 @@ func parseHalf(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, errors.New("not a subnet")
 	}
 	return p, nil
+}
+
+// addrString is a's text, "" when a is invalid (a node without an address
+// of that family).
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

@@ -192,6 +192,7 @@ func configGet(ctx context.Context, m *subnet.Manager, stdout io.Writer) error {
 }
 
 func configSet(ctx context.Context, m *subnet.Manager, cfg *subnet.Config, stdout io.Writer) error {
+	old, _ := m.GetConfig(ctx) // nil when none (or unreadable): nothing to compare
 	if err := m.SetConfig(ctx, cfg); err != nil {
 		return err
 	}
@@ -202,8 +203,23 @@ func configSet(ctx context.Context, m *subnet.Manager, cfg *subnet.Config, stdou
 	// weftd reads the config once, at start: say so, or a changed
 	// Backend (DirectRouting, host-gw, a port) seems to do nothing.
 	_, err = fmt.Fprintf(stdout, "wrote %s: %s\n%s\n", m.ConfigKey(), data, configSetNote)
+	if err == nil && old != nil && old.HasIPv6() != cfg.HasIPv6() {
+		note := ipv6OnNote
+		if !cfg.HasIPv6() {
+			note = ipv6OffNote
+		}
+		_, err = fmt.Fprintln(stdout, note)
+	}
 	return err
 }
+
+// Notes for an operator who turns IPv6 on or off (docs/flannel.md: what
+// flanneld does instead).
+const (
+	ipv6OnNote = "IPv6 turned on: each weftd keeps its IPv4 subnet and adds an IPv6 one when it restarts (nothing is renumbered); " +
+		"until a node restarts, the restarted ones skip its IPv4-only lease (logged once, counted in weft_malformed_leases)"
+	ipv6OffNote = "IPv6 turned off: each weftd keeps its IPv4 subnet and drops its IPv6 one when it restarts"
+)
 
 const configSetNote = "weftd reads the network config when it starts: restart weftd on every host (systemctl restart weftd) to use it"
 

@@ -72,12 +72,27 @@ func printStatus(st nodestatus.Status, w io.Writer) error {
 		if expiry == "" {
 			expiry = "never (reservation)"
 		}
-		fmt.Fprintf(w, "Node\n  subnet:       %s\n  public IP:    %s\n  port:         %d\n  lease expiry: %s\n",
-			st.Node.Subnet, st.Node.PublicIP, st.Node.Port, expiry)
+		fmt.Fprintf(w, "Node\n  subnet:       %s\n", orDash(st.Node.Subnet))
+		if st.Node.IPv6Subnet != "" {
+			fmt.Fprintf(w, "  IPv6 subnet:  %s\n", st.Node.IPv6Subnet)
+		}
+		fmt.Fprintf(w, "  public IP:    %s\n", orDash(st.Node.PublicIP))
+		if st.Node.PublicIPv6 != "" {
+			fmt.Fprintf(w, "  public IPv6:  %s\n", st.Node.PublicIPv6)
+		}
+		fmt.Fprintf(w, "  port:         %d\n  lease expiry: %s\n", st.Node.Port, expiry)
 	}
 	fmt.Fprintf(w, "\nPeers (%d)\n", len(st.Peers))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  SUBNET\tMODE\tENDPOINT")
+	dual := false
+	for _, p := range st.Peers {
+		dual = dual || p.IPv6Subnet != ""
+	}
+	if dual {
+		fmt.Fprintln(tw, "  SUBNET\tIPV6 SUBNET\tMODE\tENDPOINT")
+	} else {
+		fmt.Fprintln(tw, "  SUBNET\tMODE\tENDPOINT")
+	}
 	for _, p := range st.Peers {
 		mode, endpoint := p.Mode, p.Endpoint
 		if mode == "" {
@@ -85,6 +100,10 @@ func printStatus(st nodestatus.Status, w io.Writer) error {
 		}
 		if endpoint == "" {
 			endpoint = "-"
+		}
+		if dual {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", orDash(p.Subnet), orDash(p.IPv6Subnet), mode, endpoint)
+			continue
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", p.Subnet, mode, endpoint)
 	}

@@ -39,7 +39,8 @@ type daemonState struct {
 	etcdOK      atomic.Int64 // unix nanoseconds of the last successful etcd round trip
 	etcdLatency prometheus.Histogram
 	leaseExpiry atomic.Int64                   // unix seconds, 0 for a reservation
-	endpoint    atomic.Pointer[netip.AddrPort] // this node's public IP and UDP port
+	endpoint    atomic.Pointer[netip.AddrPort] // this node's public IP (IPv6 on an IPv6-only underlay) and UDP port
+	publicIPv6  atomic.Pointer[netip.Addr]     // this node's IPv6 public IP, nil when none
 	policy      atomic.Pointer[engine.Engine]  // nil until the first policy view (or --network-policy=false)
 	mgr         atomic.Pointer[subnet.Manager] // for the control plane's gauges
 	store       atomic.Pointer[workload.Store] // for the count of malformed values
@@ -57,6 +58,9 @@ type weftd struct {
 	// etcdPorts are the embedded etcd's TCP ports (none without one),
 	// which the container guard keeps containers from.
 	etcdPorts []uint16
+	// publicIP and publicIPv6 are the addresses this node publishes
+	// (found before the lease is taken; invalid when none).
+	publicIP, publicIPv6 netip.Addr
 }
 
 func newDaemon(opts *options, log *slog.Logger) *weftd {
@@ -168,16 +172,11 @@ func (d *weftd) run(ctx context.Context) error {
 	}
 	defer stopMasq()
 
-	if err := d.writeSubnetFiles(subnetfile.Env{
-		Network: cfg.Network,
-		Subnet:  netip.PrefixFrom(lease.Subnet.Addr().Next(), lease.Subnet.Bits()),
-		MTU:     be.MTU(),
-		IPMasq:  d.opts.ipMasq,
-	}); err != nil {
+	if err := d.writeSubnetFiles(subnetEnv(cfg, lease, be.MTU(), d.opts.ipMasq)); err != nil {
 		return err
 	}
 	d.waitPolicyInForce(ctx)
-	d.log.Info("ready", "subnet", lease.Subnet, "backend", cfg.Backend.Type, "tun", d.opts.tunName, "containerMTU", be.MTU(), "subnetFile", d.opts.subnetFile)
+	d.log.Info("ready", "subnet", lease.String(), "backend", cfg.Backend.Type, "tun", d.opts.tunName, "containerMTU", be.MTU(), "subnetFile", d.opts.subnetFile)
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		d.log.Warn("systemd notify", "err", err)
 	}
@@ -285,20 +284,25 @@ func (d *weftd) connect(ctx context.Context, wg *sync.WaitGroup, wanted *subnet.
 // for this node and acquires the lease with the backend's attributes
 // (refusing to renumber a host that had another subnet).
 func (d *weftd) takeLease(ctx context.Context, cfg *subnet.Config) (backend.Backend, subnet.Lease, error) {
-	u, err := findUnderlay(d.opts.iface, d.opts.publicIP)
+	u, err := d.findUnderlay(cfg)
 	if err != nil {
 		return nil, subnet.Lease{}, err
 	}
-	if err := cfg.CheckUnderlay(u.PublicIP, u.Prefixes); err != nil {
-		return nil, subnet.Lease{}, configErrorf("network config: %w", err)
+	main := u.PublicIP
+	if !main.IsValid() {
+		main = u.PublicIPv6 // an IPv6-only underlay
 	}
-	ep := netip.AddrPortFrom(u.PublicIP, uint16(cfg.Backend.Port))
+	ep := netip.AddrPortFrom(main, uint16(cfg.Backend.Port))
 	d.state.endpoint.Store(&ep)
-	d.log.Info("underlay", "iface", u.Name, "publicIP", u.PublicIP, "mtu", u.MTU)
+	d.publicIP, d.publicIPv6 = u.PublicIP, u.PublicIPv6
+	if u.PublicIPv6.IsValid() {
+		d.state.publicIPv6.Store(&u.PublicIPv6)
+	}
+	d.log.Info("underlay", "iface", u.Name, "publicIP", u.PublicIP, "publicIPv6", u.PublicIPv6, "mtu", u.MTU)
 
 	be, err := d.backends.New(backend.Node{
 		Config:   cfg,
-		Underlay: backend.Underlay{Name: u.Name, Index: u.Index, PublicIP: u.PublicIP, MTU: u.MTU},
+		Underlay: backend.Underlay{Name: u.Name, Index: u.Index, PublicIP: u.PublicIP, PublicIPv6: u.PublicIPv6, MTU: u.MTU},
 		Options:  backend.Options{DeviceName: d.opts.tunName, Queues: d.opts.queues, StateDir: d.opts.stateDir, UAPIName: d.opts.wireguardUAPIName},
 		Log:      d.log.With("component", "backend"),
 	})
@@ -307,6 +311,7 @@ func (d *weftd) takeLease(ctx context.Context, cfg *subnet.Config) (backend.Back
 	}
 	attrs, err := be.LeaseAttrs()
 	if err == nil {
+		attrs = withPublicIPs(attrs, u.PublicIP, u.PublicIPv6)
 		err = attrs.Validate()
 	}
 	if err != nil {
@@ -323,16 +328,21 @@ func (d *weftd) takeLease(ctx context.Context, cfg *subnet.Config) (backend.Back
 	previous := subnetfile.Previous(d.opts.subnetFile, d.opts.flannelSubnetFile, func(err error) {
 		d.log.Warn("ignoring unreadable subnet file from an earlier run", "err", err)
 	})
-	if previous.IsValid() {
+	previous6 := subnetfile.PreviousIPv6(d.opts.subnetFile, d.opts.flannelSubnetFile, func(err error) {})
+	for _, p := range []netip.Prefix{previous, previous6} {
+		if !p.IsValid() || (p.Addr().Is4() && !cfg.HasIPv4()) || (p.Addr().Is6() && !cfg.HasIPv6()) {
+			// A family the network no longer has: nothing to come back on.
+			continue
+		}
 		if _, err := retry.Do(ctx, try, "check previous subnet", func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, d.checkPrevious(ctx, cfg, previous, attrs)
+			return struct{}{}, d.checkPrevious(ctx, cfg, p, attrs)
 		}); err != nil {
 			_ = be.Close()
 			return nil, subnet.Lease{}, err
 		}
 	}
 	lease, err := retry.Do(ctx, try, "acquire subnet lease", func(ctx context.Context) (subnet.Lease, error) {
-		l, err := d.mgr.AcquireLease(ctx, cfg, attrs, previous)
+		l, err := d.mgr.AcquireLease(ctx, cfg, attrs, previous, previous6)
 		if errors.Is(err, subnet.ErrPoolExhausted) {
 			return l, retry.Permanent{Err: err}
 		}
@@ -343,7 +353,7 @@ func (d *weftd) takeLease(ctx context.Context, cfg *subnet.Config) (backend.Back
 		return nil, subnet.Lease{}, err
 	}
 	d.setLease(lease)
-	d.log.Info("holding subnet lease", "subnet", lease.Subnet, "expires", lease.Expiration)
+	d.log.Info("holding subnet lease", "subnet", lease.String(), "expires", lease.Expiration)
 	return be, lease, nil
 }
 
@@ -424,14 +434,62 @@ func (d *weftd) checkPrevious(ctx context.Context, cfg *subnet.Config, previous 
 	return err
 }
 
-// findUnderlay is underlay.Find with its configuration errors marked as
-// weftd's (exit 78).
-func findUnderlay(iface, publicIP string) (underlay.Underlay, error) {
-	u, err := underlay.Find(iface, publicIP)
+// findUnderlay finds the underlay (--iface, --public-ip, --public-ipv6;
+// an IPv6 address by default when the network has IPv6) and checks it
+// against the network config; configuration errors are weftd's (exit 78).
+func (d *weftd) findUnderlay(cfg *subnet.Config) (underlay.Underlay, error) {
+	u, err := underlay.FindWith(underlay.Options{Iface: d.opts.iface, PublicIP: d.opts.publicIP, PublicIPv6: d.opts.publicIPv6, WantIPv6: cfg.HasIPv6()})
 	if errors.Is(err, underlay.ErrConfig) {
 		return u, asConfigError(err)
 	}
-	return u, err
+	if err != nil {
+		return u, err
+	}
+	if !cfg.HasIPv4() && !u.PublicIPv6.IsValid() {
+		return u, configErrorf("network config: the network is IPv6-only (EnableIPv4 false) and interface %s has no global IPv6 address: set --public-ipv6", u.Name)
+	}
+	if !cfg.HasIPv4() && d.opts.publicIP == "" {
+		u.PublicIP = netip.Addr{} // as flanneld: an IPv6-only network's nodes are reached over IPv6
+	}
+	for _, ip := range []netip.Addr{u.PublicIP, u.PublicIPv6} {
+		if !ip.IsValid() {
+			continue
+		}
+		if err := cfg.CheckUnderlay(ip, u.Prefixes); err != nil {
+			return u, configErrorf("network config: %w", err)
+		}
+	}
+	return u, nil
+}
+
+// withPublicIPs makes attrs carry this node's public addresses: the IPv4
+// one (none on an IPv6-only underlay) and the IPv6 one (--public-ipv6, or
+// found), whatever the backend filled in.
+func withPublicIPs(attrs subnet.LeaseAttrs, v4, v6 netip.Addr) subnet.LeaseAttrs {
+	attrs.PublicIP, attrs.PublicIPv6 = "", ""
+	if v4.IsValid() {
+		attrs.PublicIP = v4.String()
+	}
+	if v6.IsValid() {
+		attrs.PublicIPv6 = v6.String()
+	}
+	return attrs
+}
+
+// subnetEnv is the subnet file's content for lease: each family the
+// network has, its subnet written as its first address (the bridge's
+// gateway).
+func subnetEnv(cfg *subnet.Config, lease subnet.Lease, mtu int, ipMasq bool) subnetfile.Env {
+	env := subnetfile.Env{MTU: mtu, IPMasq: ipMasq}
+	if cfg.HasIPv4() && lease.Subnet.IsValid() {
+		env.Network = cfg.Network
+		env.Subnet = netip.PrefixFrom(lease.Subnet.Addr().Next(), lease.Subnet.Bits())
+	}
+	if cfg.HasIPv6() && lease.IPv6Subnet.IsValid() {
+		env.IPv6Network = cfg.IPv6Network
+		env.IPv6Subnet = netip.PrefixFrom(lease.IPv6Subnet.Addr().Next(), lease.IPv6Subnet.Bits())
+	}
+	return env
 }
 
 // attrsChanger is a backend whose lease attributes change while it runs
@@ -460,6 +518,7 @@ func (d *weftd) attrsUpdates(ctx context.Context, wg *sync.WaitGroup, be backend
 				d.log.Error("new lease attributes", "err", err)
 				continue
 			}
+			attrs = withPublicIPs(attrs, d.publicIP, d.publicIPv6)
 			select {
 			case updates <- attrs:
 			case <-ctx.Done():

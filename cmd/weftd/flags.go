@@ -27,6 +27,7 @@ type options struct {
 
 	iface      string
 	publicIP   string
+	publicIPv6 string
 	subnetFile string
 	tunName    string
 	queues     int // TUN queues, each with its own UDP socket and workers
@@ -74,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.etcd.AddCredentialFlags(fs)
 	fs.StringVar(&o.iface, "iface", "", "underlay interface (name or IP address); default: the interface of the default route")
 	fs.StringVar(&o.publicIP, "public-ip", "", "IP address other nodes use to reach this one; default: the first IPv4 address of --iface")
+	fs.StringVar(&o.publicIPv6, "public-ipv6", "", "IPv6 address other nodes use to reach this one (the lease's PublicIPv6); default, when the network has IPv6 (or the interface no IPv4 address): the first global IPv6 address of --iface")
 	fs.StringVar(&o.subnetFile, "subnet-file", subnetfile.DefaultPath, "file to write this node's subnet, network and MTU to")
 	fs.StringVar(&o.tunName, "tun-name", "weft0", "name of the TUN device")
 	fs.IntVar(&o.queues, "queues", 1, fmt.Sprintf("TUN queues (IFF_MULTI_QUEUE when > 1), each with its own SO_REUSEPORT UDP socket and forwarding workers; a flow always uses one queue (1 to %d)", overlay.MaxQueues))

@@ -10,11 +10,12 @@ import (
 func TestFlagsDefaultsAndEnv(t *testing.T) {
 	t.Setenv("WEFTD_ETCD_PREFIX", "/other")
 	t.Setenv("WEFTD_SUBNET_LEASE_TTL", "1m")
+	t.Setenv("WEFTD_PUBLIC_IPV6", "2001:db8::1")
 	o, err := parseFlags([]string{"--public-ip", "192.0.2.1"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.etcdPrefix != "/other" || o.leaseTTL != time.Minute || o.publicIP != "192.0.2.1" {
+	if o.etcdPrefix != "/other" || o.leaseTTL != time.Minute || o.publicIP != "192.0.2.1" || o.publicIPv6 != "2001:db8::1" {
 		t.Fatalf("env or flag not applied: %+v", o)
 	}
 	if got := o.endpoints(); len(got) != 1 || got[0] != "http://127.0.0.1:2379" {
@@ -66,6 +67,10 @@ func TestRunRejectsBadConfigBeforeTouchingAnything(t *testing.T) {
 		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Port":65536}}`:   "Backend.Port 65536",
 		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","MTU":100}}`:      "Backend.MTU 100 out of range",
 		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VtepMAC":"x"}}`:  `unknown field \"VtepMAC\"`,
+		// Issue 21: IPv6 fields that do not fit.
+		`{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd10:244::/56","IPv6SubnetLen":48}`:  "IPv6SubnetLen 48 does not fit IPv6Network fd10:244::/56",
+		`{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd10:244::/56","IPv6SubnetLen":129}`: "IPv6SubnetLen 129: must be /126 or shorter",
+		`{"Network":"10.244.0.0/16","EnableIPv6":true}`:                                                   "IPv6Network: missing",
 	} {
 		var stderr strings.Builder
 		code := run([]string{"--network-config", cfg,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -98,18 +99,24 @@ func (d *weftd) serveReadyz(w http.ResponseWriter, r *http.Request) {
 func (d *weftd) serveStatus(w http.ResponseWriter, r *http.Request) {
 	st := nodestatus.Status{Peers: []nodestatus.Peer{}, Counters: map[string]any{}, Readiness: d.readiness(time.Now())}
 	if l := d.state.lease.Load(); l != nil {
-		st.Node.Subnet = l.Subnet.String()
+		st.Node.Subnet = prefixString(l.Subnet)
+		st.Node.IPv6Subnet = prefixString(l.IPv6Subnet)
 		if !l.Expiration.IsZero() {
 			st.Node.LeaseExpiry = l.Expiration.UTC().Format(time.RFC3339)
 		}
 	}
 	if ep := d.state.endpoint.Load(); ep != nil {
-		st.Node.PublicIP = ep.Addr().String()
+		if ep.Addr().Is4() {
+			st.Node.PublicIP = ep.Addr().String()
+		}
 		st.Node.Port = int(ep.Port())
+	}
+	if ip := d.state.publicIPv6.Load(); ip != nil {
+		st.Node.PublicIPv6 = ip.String()
 	}
 	if be := d.state.backend.Load(); be != nil {
 		for _, p := range (*be).Peers() {
-			st.Peers = append(st.Peers, nodestatus.Peer{Subnet: p.Subnet.String(), Endpoint: p.Endpoint, Mode: p.Mode})
+			st.Peers = append(st.Peers, nodestatus.Peer{Subnet: prefixString(p.Subnet), IPv6Subnet: prefixString(p.IPv6Subnet), Endpoint: p.Endpoint, Mode: p.Mode})
 		}
 		if c, ok := (*be).(backend.Counters); ok {
 			st.Counters = c.Counters()
@@ -130,4 +137,13 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// prefixString is p's text, "" when p is invalid (a family the network
+// does not have).
+func prefixString(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
 }
