@@ -52,7 +52,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	wl, err := workloadOf(conf, args.Args)
+	wl, err := identityOf(conf, args.Args)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strings"
 	"time"
 
@@ -32,21 +31,12 @@ const (
 )
 
 // daemonTimeout bounds telling weftd about an ADD or DEL (weftd answers an
-// ADD once the endpoint is stored in etcd).
+// ADD once the attachment is stored in etcd).
 const daemonTimeout = 15 * time.Second
 
-var (
-	namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-)
-
-// validateNamespace applies Kubernetes' rule for namespace names, so that
-// a bad one is refused at once with a config error (weftd checks again).
-func validateNamespace(name string) error {
-	if len(name) == 0 || len(name) > 63 || !namespaceRE.MatchString(name) {
-		return fmt.Errorf("namespace %q: want lower-case letters, digits and '-', starting and ending alphanumeric, at most 63 characters", name)
-	}
-	return nil
-}
+// validateNamespace applies the one namespace rule (k8sname), so that a
+// bad one is refused at once with a config error (weftd checks again).
+func validateNamespace(name string) error { return k8sname.ValidateNamespace(name) }
 
 // rawLabel is one entry of args.cni.labels.
 type rawLabel struct {
@@ -98,21 +88,21 @@ func parseLabelList(s string, base map[string]string) (map[string]string, error)
 	return out, nil
 }
 
-// workload is the identity of the container being attached.
-type workload struct {
+// identity is what policy knows the container being attached by.
+type identity struct {
 	namespace string
 	pod       string
 	labels    map[string]string
 }
 
-// workloadOf reads K8S_POD_NAMESPACE, K8S_POD_NAME and WEFT_LABELS from
+// identityOf reads K8S_POD_NAMESPACE, K8S_POD_NAME and WEFT_LABELS from
 // CNI_ARGS ("K=V;K=V"); other keys are ignored. podman sends its container
 // name as K8S_POD_NAME (and no K8S_POD_NAMESPACE); a name that is not a
 // Kubernetes object name there ("hungry_ride", "My.App") is no pod name and
 // is left out, instead of failing the ADD. A pod name weftd's store would
 // refuse (k8sname.ValidatePodName, the one rule) is left out too.
-func workloadOf(conf *NetConf, cniArgs string) (workload, error) {
-	w := workload{namespace: conf.DefaultNamespace, labels: conf.Labels}
+func identityOf(conf *NetConf, cniArgs string) (identity, error) {
+	w := identity{namespace: conf.DefaultNamespace, labels: conf.Labels}
 	kubernetes := false
 	for _, kv := range strings.Split(cniArgs, ";") {
 		k, v, ok := strings.Cut(kv, "=")
@@ -154,7 +144,7 @@ func workloadOf(conf *NetConf, cniArgs string) (workload, error) {
 // policed, and a clear error is safer than an unpoliced container. It
 // returns the addresses weftd accepted (on failure, the caller withdraws
 // them: weftd withdraws the one it refused itself).
-func registerAdd(conf *NetConf, args *skel.CmdArgs, w workload, addrs []netip.Addr) ([]netip.Addr, error) {
+func registerAdd(conf *NetConf, args *skel.CmdArgs, w identity, addrs []netip.Addr) ([]netip.Addr, error) {
 	if conf.DaemonSocket == "" {
 		return nil, nil
 	}

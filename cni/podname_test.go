@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	store "github.com/weftnet/weft/workload"
+	"github.com/weftnet/weft/workload"
 )
 
 // One pod-name rule (k8sname.ValidatePodName): from a Kubernetes runtime
@@ -16,15 +16,15 @@ import (
 func TestPodNameRuleIsTheStores(t *testing.T) {
 	names := []string{"web-1", "web.v2", "a", "db_1", "hungry_ride", "nice_lovelace", "My.App", "-x", "x-", "bad/name", strings.Repeat("p", 253), strings.Repeat("p", 254)}
 	for _, name := range names {
-		stored := store.Endpoint{IP: netip.MustParseAddr("10.244.1.5"), Namespace: "default", Pod: name, Node: "192.0.2.1"}.Validate() == nil
-		k8s, err := workloadOf(&NetConf{DefaultNamespace: "default"}, "K8S_POD_NAMESPACE=web;K8S_POD_NAME="+name)
+		stored := workload.Attachment{IP: netip.MustParseAddr("10.244.1.5"), Namespace: "default", Pod: name, Node: "192.0.2.1"}.Validate() == nil
+		k8s, err := identityOf(&NetConf{DefaultNamespace: "default"}, "K8S_POD_NAMESPACE=web;K8S_POD_NAME="+name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if reported := k8s.pod == name; reported != stored {
 			t.Errorf("%q from Kubernetes: reported %v, stored %v", name, reported, stored)
 		}
-		podman, err := workloadOf(&NetConf{DefaultNamespace: "default"}, "K8S_POD_NAME="+name)
+		podman, err := identityOf(&NetConf{DefaultNamespace: "default"}, "K8S_POD_NAME="+name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,8 +33,20 @@ func TestPodNameRuleIsTheStores(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]string{"hungry_ride": "", "My.App": "", "web-1": "web-1"} {
-		if w, _ := workloadOf(&NetConf{DefaultNamespace: "default"}, "K8S_POD_NAME="+name); w.pod != want {
+		if w, _ := identityOf(&NetConf{DefaultNamespace: "default"}, "K8S_POD_NAME="+name); w.pod != want {
 			t.Errorf("podman %q: pod %q, want %q", name, w.pod, want)
+		}
+	}
+}
+
+// One namespace rule (k8sname.ValidateNamespace): the plugin refuses at
+// once exactly the namespaces the workload store would refuse.
+func TestNamespaceRuleIsTheStores(t *testing.T) {
+	for _, name := range []string{"default", "a", "web-1", "x9", "", "-x", "x-", "Web", "a.b", "a_b", strings.Repeat("n", 63), strings.Repeat("n", 64)} {
+		plugin := validateNamespace(name) == nil
+		stored := workload.ValidateNamespaceName(name) == nil
+		if plugin != stored {
+			t.Errorf("namespace %q: the plugin accepts it %v, the store %v", name, plugin, stored)
 		}
 	}
 }

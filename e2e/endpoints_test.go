@@ -32,16 +32,16 @@ func addWorkload(t *testing.T, n *cluster.Node, name string, w cluster.Workload)
 	return c
 }
 
-// endpointSummary lists the published endpoints as "ip ns/pod labels node"
+// attachmentSummary lists the published endpoints as "ip ns/pod labels node"
 // lines, via weftctl endpoints -o json run on the first node.
-func endpointSummary(t *testing.T, c *cluster.Cluster) (string, error) {
+func attachmentSummary(t *testing.T, c *cluster.Cluster) (string, error) {
 	n := c.Nodes[0]
 	out, err := n.Host.NS.Run(ctxFor(t, 30*time.Second), filepath.Join(binDir, "weftctl"),
 		"--etcd-endpoints", c.EtcdEndpoint(), "endpoints", "-o", "json")
 	if err != nil {
 		return "", fmt.Errorf("weftctl endpoints: %w: %s", err, out)
 	}
-	var eps []workload.Endpoint
+	var eps []workload.Attachment
 	if err := json.Unmarshal([]byte(out), &eps); err != nil {
 		return "", fmt.Errorf("weftctl endpoints: %w: %s", err, out)
 	}
@@ -56,11 +56,11 @@ func endpointSummary(t *testing.T, c *cluster.Cluster) (string, error) {
 	return strings.Join(lines, "\n"), nil
 }
 
-func waitEndpoints(t *testing.T, c *cluster.Cluster, within time.Duration, what, want string) {
+func waitAttachments(t *testing.T, c *cluster.Cluster, within time.Duration, what, want string) {
 	t.Helper()
 	var last string
 	err := testbed.WaitFor(ctxFor(t, within), 200*time.Millisecond, func() error {
-		got, err := endpointSummary(t, c)
+		got, err := attachmentSummary(t, c)
 		if err != nil {
 			return err
 		}
@@ -95,7 +95,7 @@ func TestEndpointsFollowContainersAndNodes(t *testing.T) {
 	}
 	all := []string{line(a, "x/a", "app=web"), line(b, "y/db_1", "app=db"), line(d, "default/", "")}
 	sortByIP(all, a, b, d)
-	waitEndpoints(t, c, 10*time.Second, "after ADDs", strings.Join(all, "\n"))
+	waitAttachments(t, c, 10*time.Second, "after ADDs", strings.Join(all, "\n"))
 
 	// weftd on node 2 stops: ADD fails clearly, DEL works.
 	if err := n2.Stop(syscall.SIGTERM, 20*time.Second); err != nil {
@@ -110,7 +110,7 @@ func TestEndpointsFollowContainersAndNodes(t *testing.T) {
 	}
 	// The stopped node's endpoints stay while its lease lives (a restart
 	// does not open or close anything elsewhere) ...
-	if got, err := endpointSummary(t, c); err != nil || got != strings.Join(all, "\n") {
+	if got, err := attachmentSummary(t, c); err != nil || got != strings.Join(all, "\n") {
 		t.Fatalf("endpoints while node 2 restarts: %v\n%s", err, got)
 	}
 	// ... and after the restart, the container deleted meanwhile is gone.
@@ -122,16 +122,16 @@ func TestEndpointsFollowContainersAndNodes(t *testing.T) {
 	}
 	rest := []string{line(a, "x/a", "app=web"), line(b, "y/db_1", "app=db")}
 	sortByIP(rest, a, b)
-	waitEndpoints(t, c, 10*time.Second, "after node 2 restarted", strings.Join(rest, "\n"))
+	waitAttachments(t, c, 10*time.Second, "after node 2 restarted", strings.Join(rest, "\n"))
 	// Its endpoints are alive on the new lease, well past the TTL.
 	time.Sleep(5 * time.Second)
-	waitEndpoints(t, c, 5*time.Second, "5 s after the restart", strings.Join(rest, "\n"))
+	waitAttachments(t, c, 5*time.Second, "5 s after the restart", strings.Join(rest, "\n"))
 
 	// Node 2 dies: its endpoints vanish once its liveness lease expires.
 	if err := n2.Stop(syscall.SIGKILL, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waitEndpoints(t, c, 30*time.Second, "after node 2 died", line(a, "x/a", "app=web"))
+	waitAttachments(t, c, 30*time.Second, "after node 2 died", line(a, "x/a", "app=web"))
 }
 
 // sortByIP orders lines made for ctrs (same order) by the containers' IPs.

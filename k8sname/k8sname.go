@@ -16,6 +16,8 @@ var (
 	// podNameRE: Kubernetes' pod names (DNS-1123 subdomains) and the
 	// container names podman sends as K8S_POD_NAME ("nice_lovelace").
 	podNameRE = regexp.MustCompile(`^[A-Za-z0-9][-A-Za-z0-9_.]*$`)
+	// dnsLabelRE is a DNS-1123 label (length checked apart): namespaces.
+	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	// dnsSubdomainRE is a DNS-1123 subdomain (length checked apart).
 	dnsSubdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 )
@@ -36,4 +38,18 @@ func ValidatePodName(name string) error {
 // when no K8S_POD_NAMESPACE says the runtime is Kubernetes'.
 func IsKubernetesName(name string) bool {
 	return name != "" && len(name) <= MaxPodName && dnsSubdomainRE.MatchString(name)
+}
+
+// MaxNamespace is the longest namespace name Kubernetes allows.
+const MaxNamespace = 63
+
+// ValidateNamespace is weft's one namespace rule, Kubernetes' (a DNS-1123
+// label): lower-case letters, digits and '-', starting and ending
+// alphanumeric, at most 63 characters. The CNI plugin refuses a bad one at
+// once; the workload store refuses what the plugin would.
+func ValidateNamespace(name string) error {
+	if name == "" || len(name) > MaxNamespace || !dnsLabelRE.MatchString(name) {
+		return fmt.Errorf("namespace %q: want lower-case letters, digits and '-', starting and ending alphanumeric, at most %d characters", name, MaxNamespace)
+	}
+	return nil
 }

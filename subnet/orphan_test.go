@@ -63,10 +63,10 @@ func TestKilledStartsLeaveNoOrphanLeases(t *testing.T) {
 			t.Fatalf("start %d: subnet %s, was %s", i, l.Subnet, prev.Subnet)
 		}
 		prev = l
-		pub := workload.New(m, quietLogger()).NewEndpointPublisher("192.0.2.1", 30*time.Second)
-		var eps []workload.Endpoint
+		pub := workload.New(m, quietLogger()).NewPublisher("192.0.2.1", 30*time.Second)
+		var eps []workload.Attachment
 		if i%2 == 0 { // with and without containers
-			eps = []workload.Endpoint{{IP: l.Subnet.Addr().Next().Next(), Namespace: "x", ContainerID: fmt.Sprint("c", i), IfName: "eth0"}}
+			eps = []workload.Attachment{{IP: l.Subnet.Addr().Next().Next(), Namespace: "x", ContainerID: fmt.Sprint("c", i), IfName: "eth0"}}
 		}
 		if err := pub.Start(ctx, eps); err != nil {
 			t.Fatalf("start %d: endpoints: %v", i, err)

@@ -7,15 +7,17 @@ import (
 	"time"
 )
 
-// Kinds of etcd values the policy view reads (ValueKinds lists them).
+// Kinds of etcd values the policy view reads (ValueKinds lists them). An
+// attachment's kind keeps the name of its etcd directory, "endpoint" (the
+// label of weft_malformed_values_total and the word in the log lines).
 const (
-	KindEndpoint  = "endpoint"
-	KindNamespace = "namespace"
-	KindPolicy    = "policy"
+	KindAttachment = "endpoint"
+	KindNamespace  = "namespace"
+	KindPolicy     = "policy"
 )
 
 // ValueKinds are the kinds MalformedValues counts.
-var ValueKinds = [...]string{KindEndpoint, KindNamespace, KindPolicy}
+var ValueKinds = [...]string{KindAttachment, KindNamespace, KindPolicy}
 
 // badValueBurst malformed values are logged one line each per
 // badValueInterval; the others are counted into one line when the
@@ -28,7 +30,7 @@ const (
 	maxReasonBytes = 200
 )
 
-// badValueLog logs malformed endpoint, namespace and policy values as
+// badValueLog logs malformed attachment, namespace and policy values as
 // malformed leases are logged: rate-limited, with the key and the reason,
 // never the value whole (a junk value of 100 KB was logged whole, 5,000 of
 // them made 5,050 lines at every start), and counts them by kind.

@@ -15,7 +15,7 @@ func TestBadValueLogCutsAndSummarises(t *testing.T) {
 	key := []byte("/weft/network/endpoints/" + strings.Repeat("k", 100<<10))
 	reason := "malformed endpoint value: " + strings.Repeat("r", 100<<10)
 	for range badValueBurst + 7 {
-		b.report(KindEndpoint, key, "ignoring malformed endpoint", reason)
+		b.report(KindAttachment, key, "ignoring malformed endpoint", reason)
 	}
 	b.mu.Lock()
 	b.flushLocked()

@@ -14,7 +14,7 @@ import (
 	"github.com/weftnet/weft/subnet/etcdtest"
 )
 
-// Issue 25 item 7: 5,000 malformed endpoint values logged 5,050 lines at
+// Issue 25 item 7: 5,000 malformed attachment values logged 5,050 lines at
 // every listing, and junk values of 100 KB under endpoints/, namespaces/
 // and policies/ were logged whole. Now: a few lines per 30 s, each with
 // the key and the reason cut short, the rest counted into one line; the
@@ -45,7 +45,7 @@ func TestMalformedValuesLoggedRateLimited(t *testing.T) {
 	put(t, cli, "/weft/network/policies/"+strings.Repeat("P", 100<<10)+"/p", `{}`)
 
 	for range 3 { // three listings, as three restarts would do
-		if _, err := m.ListEndpoints(ctx); err != nil {
+		if _, err := m.ListAttachments(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := m.ListNamespaces(ctx); err != nil {

@@ -20,13 +20,13 @@ import (
 // in one by default (--max-txn-ops).
 const MaxPoliciesPerApply = 128
 
-func (s *Store) endpointsPrefix() string  { return s.prefix + "/endpoints/" }
-func (s *Store) namespacesPrefix() string { return s.prefix + "/namespaces/" }
-func (s *Store) policiesPrefix() string   { return s.prefix + "/policies/" }
+func (s *Store) attachmentsPrefix() string { return s.prefix + "/endpoints/" }
+func (s *Store) namespacesPrefix() string  { return s.prefix + "/namespaces/" }
+func (s *Store) policiesPrefix() string    { return s.prefix + "/policies/" }
 
-func (s *Store) endpointKey(ip netip.Addr) string { return s.endpointsPrefix() + ip.String() }
-func (s *Store) namespaceKey(name string) string  { return s.namespacesPrefix() + name }
-func (s *Store) policyKey(ns, name string) string { return s.policiesPrefix() + ns + "/" + name }
+func (s *Store) attachmentKey(ip netip.Addr) string { return s.attachmentsPrefix() + ip.String() }
+func (s *Store) namespaceKey(name string) string    { return s.namespacesPrefix() + name }
+func (s *Store) policyKey(ns, name string) string   { return s.policiesPrefix() + ns + "/" + name }
 
 // namespaceJSON is the value of a namespace key.
 type namespaceJSON struct {
@@ -330,52 +330,52 @@ func sortPolicies(ps []Policy) {
 	})
 }
 
-// ListEndpoints returns every published endpoint, sorted by IP.
-func (s *Store) ListEndpoints(ctx context.Context) ([]Endpoint, error) {
-	resp, err := s.cli.Get(ctx, s.endpointsPrefix(), clientv3.WithPrefix())
+// ListAttachments returns every published attachment, sorted by IP.
+func (s *Store) ListAttachments(ctx context.Context) ([]Attachment, error) {
+	resp, err := s.cli.Get(ctx, s.attachmentsPrefix(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("list endpoints: %w", err)
 	}
 	s.touch()
-	var out []Endpoint
+	var out []Attachment
 	for _, kv := range resp.Kvs {
-		if ep, ok := s.endpointFromKV(kv); ok {
+		if ep, ok := s.attachmentFromKV(kv); ok {
 			out = append(out, ep)
 		}
 	}
-	sortEndpoints(out)
+	sortAttachments(out)
 	return out, nil
 }
 
-func decodeEndpoint(value []byte) (Endpoint, error) {
-	var ep Endpoint
+func decodeAttachment(value []byte) (Attachment, error) {
+	var ep Attachment
 	if err := json.Unmarshal(value, &ep); err != nil {
-		return Endpoint{}, fmt.Errorf("malformed endpoint value: %w", err)
+		return Attachment{}, fmt.Errorf("malformed endpoint value: %w", err)
 	}
 	if err := ep.Validate(); err != nil {
-		return Endpoint{}, fmt.Errorf("malformed endpoint value: %w", err)
+		return Attachment{}, fmt.Errorf("malformed endpoint value: %w", err)
 	}
 	return ep, nil
 }
 
-func (s *Store) endpointFromKV(kv *mvccpb.KeyValue) (Endpoint, bool) {
-	name, _ := strings.CutPrefix(string(kv.Key), s.endpointsPrefix())
+func (s *Store) attachmentFromKV(kv *mvccpb.KeyValue) (Attachment, bool) {
+	name, _ := strings.CutPrefix(string(kv.Key), s.attachmentsPrefix())
 	ip, err := netip.ParseAddr(name)
 	if err != nil {
-		s.bad.report(KindEndpoint, kv.Key, "ignoring malformed endpoint key", "not an IP address")
-		return Endpoint{}, false
+		s.bad.report(KindAttachment, kv.Key, "ignoring malformed endpoint key", "not an IP address")
+		return Attachment{}, false
 	}
-	ep, err := decodeEndpoint(kv.Value)
+	ep, err := decodeAttachment(kv.Value)
 	if err == nil && ep.IP != ip {
 		err = fmt.Errorf("value names IP %s", ep.IP)
 	}
 	if err != nil {
-		s.bad.report(KindEndpoint, kv.Key, "ignoring malformed endpoint", err.Error())
-		return Endpoint{}, false
+		s.bad.report(KindAttachment, kv.Key, "ignoring malformed endpoint", err.Error())
+		return Attachment{}, false
 	}
 	return ep, true
 }
 
-func sortEndpoints(eps []Endpoint) {
+func sortAttachments(eps []Attachment) {
 	sort.Slice(eps, func(i, j int) bool { return eps[i].IP.Less(eps[j].IP) })
 }

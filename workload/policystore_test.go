@@ -162,13 +162,13 @@ func TestPoliciesAllOrNothing(t *testing.T) {
 	}
 }
 
-func ep(ip, ns, pod string, labels map[string]string) workload.Endpoint {
-	return workload.Endpoint{IP: netip.MustParseAddr(ip), Namespace: ns, Pod: pod, Labels: labels, ContainerID: "c-" + pod, IfName: "eth0"}
+func ep(ip, ns, pod string, labels map[string]string) workload.Attachment {
+	return workload.Attachment{IP: netip.MustParseAddr(ip), Namespace: ns, Pod: pod, Labels: labels, ContainerID: "c-" + pod, IfName: "eth0"}
 }
 
-func endpointIPs(t testing.TB, m *workload.Store) string {
+func attachmentIPs(t testing.TB, m *workload.Store) string {
 	t.Helper()
-	eps, err := m.ListEndpoints(ctxFor(t, 10*time.Second))
+	eps, err := m.ListAttachments(ctxFor(t, 10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,25 +185,25 @@ func TestEndpointPublisher(t *testing.T) {
 	m := newStore(t, cli, subnet.Options{})
 	ctx := ctxFor(t, 60*time.Second)
 
-	// A stale endpoint of node A from an earlier run, one of node B.
-	staleA := m.NewEndpointPublisher("192.0.2.1", 0)
-	if err := staleA.Start(ctx, []workload.Endpoint{ep("10.244.1.9", "x", "old", nil)}); err != nil {
+	// A stale attachment of node A from an earlier run, one of node B.
+	staleA := m.NewPublisher("192.0.2.1", 0)
+	if err := staleA.Start(ctx, []workload.Attachment{ep("10.244.1.9", "x", "old", nil)}); err != nil {
 		t.Fatal(err)
 	}
-	b := m.NewEndpointPublisher("192.0.2.2", 0)
-	if err := b.Start(ctx, []workload.Endpoint{ep("10.244.2.2", "y", "b", map[string]string{"app": "db"})}); err != nil {
+	b := m.NewPublisher("192.0.2.2", 0)
+	if err := b.Start(ctx, []workload.Attachment{ep("10.244.2.2", "y", "b", map[string]string{"app": "db"})}); err != nil {
 		t.Fatal(err)
 	}
 
 	// Node A restarts knowing two containers: the stale one goes.
-	a := m.NewEndpointPublisher("192.0.2.1", 0)
-	if err := a.Start(ctx, []workload.Endpoint{ep("10.244.1.2", "x", "a", map[string]string{"app": "web"}), ep("10.244.1.3", "x", "c", nil)}); err != nil {
+	a := m.NewPublisher("192.0.2.1", 0)
+	if err := a.Start(ctx, []workload.Attachment{ep("10.244.1.2", "x", "a", map[string]string{"app": "web"}), ep("10.244.1.3", "x", "c", nil)}); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := endpointIPs(t, m), "10.244.1.2@192.0.2.1 10.244.1.3@192.0.2.1 10.244.2.2@192.0.2.2"; got != want {
+	if got, want := attachmentIPs(t, m), "10.244.1.2@192.0.2.1 10.244.1.3@192.0.2.1 10.244.2.2@192.0.2.2"; got != want {
 		t.Fatalf("after start: %s, want %s", got, want)
 	}
-	eps, _ := m.ListEndpoints(ctx)
+	eps, _ := m.ListAttachments(ctx)
 	if eps[0].Labels["app"] != "web" || eps[0].Namespace != "x" || eps[0].Pod != "a" || eps[0].ContainerID != "c-a" {
 		t.Fatalf("endpoint %+v", eps[0])
 	}
@@ -227,14 +227,14 @@ func TestEndpointPublisher(t *testing.T) {
 	if found, err := a.Withdraw(ctx, netip.MustParseAddr("10.244.1.3")); err != nil || !found {
 		t.Fatalf("withdraw: %v %v", found, err)
 	}
-	// A does not delete B's endpoint.
+	// A does not delete B's attachment.
 	if found, err := a.Withdraw(ctx, netip.MustParseAddr("10.244.2.2")); err != nil || found {
 		t.Fatalf("withdraw other node's: %v %v", found, err)
 	}
-	if got, want := endpointIPs(t, m), "10.244.1.2@192.0.2.1 10.244.1.4@192.0.2.1 10.244.2.2@192.0.2.2"; got != want {
+	if got, want := attachmentIPs(t, m), "10.244.1.2@192.0.2.1 10.244.1.4@192.0.2.1 10.244.2.2@192.0.2.2"; got != want {
 		t.Fatalf("after publish/withdraw: %s, want %s", got, want)
 	}
-	if n := len(a.Endpoints()); n != 2 {
+	if n := len(a.Attachments()); n != 2 {
 		t.Fatalf("A's own list has %d", n)
 	}
 
@@ -261,21 +261,21 @@ func TestEndpointPublisher(t *testing.T) {
 	wg.Wait()
 }
 
-// A node that dies (stops renewing, without revoking) loses its endpoints
+// A node that dies (stops renewing, without revoking) loses its attachments
 // once its liveness lease expires; other nodes' stay.
 func TestEndpointsVanishWithDeadNode(t *testing.T) {
 	srv := etcdtest.Start(t)
 	m := newStore(t, srv.Client(t), subnet.Options{})
 	ctx := ctxFor(t, 60*time.Second)
 
-	dead := m.NewEndpointPublisher("192.0.2.1", 2*time.Second)
-	alive := m.NewEndpointPublisher("192.0.2.2", 2*time.Second)
-	for _, p := range []*workload.EndpointPublisher{dead, alive} {
+	dead := m.NewPublisher("192.0.2.1", 2*time.Second)
+	alive := m.NewPublisher("192.0.2.2", 2*time.Second)
+	for _, p := range []*workload.Publisher{dead, alive} {
 		ip := "10.244.1.2"
 		if p == alive {
 			ip = "10.244.2.2"
 		}
-		if err := p.Start(ctx, []workload.Endpoint{ep(ip, "x", "p", nil)}); err != nil {
+		if err := p.Start(ctx, []workload.Attachment{ep(ip, "x", "p", nil)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -288,12 +288,12 @@ func TestEndpointsVanishWithDeadNode(t *testing.T) {
 
 	// Both stay while renewed (well past the TTL).
 	time.Sleep(4 * time.Second)
-	if got := endpointIPs(t, m); got != "10.244.1.2@192.0.2.1 10.244.2.2@192.0.2.2" {
+	if got := attachmentIPs(t, m); got != "10.244.1.2@192.0.2.1 10.244.2.2@192.0.2.2" {
 		t.Fatalf("while both renew: %s", got)
 	}
 	kill()
 	eventually(t, 20*time.Second, "the dead node's endpoint vanishes", func() bool {
-		return endpointIPs(t, m) == "10.244.2.2@192.0.2.2"
+		return attachmentIPs(t, m) == "10.244.2.2@192.0.2.2"
 	})
 }
 
@@ -306,8 +306,8 @@ func TestWatchView(t *testing.T) {
 	if _, err := m.LabelNamespace(ctx, "x", map[string]string{"team": "a"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	pub := m.NewEndpointPublisher("192.0.2.1", 0)
-	if err := pub.Start(ctx, []workload.Endpoint{ep("10.244.1.2", "y", "a", map[string]string{"app": "web"})}); err != nil {
+	pub := m.NewPublisher("192.0.2.1", 0)
+	if err := pub.Start(ctx, []workload.Attachment{ep("10.244.1.2", "y", "a", map[string]string{"app": "web"})}); err != nil {
 		t.Fatal(err)
 	}
 	// Malformed keys and values are left out.
@@ -343,10 +343,10 @@ func TestWatchView(t *testing.T) {
 
 	eventually(t, 10*time.Second, "first view", func() bool { return last().Revision != 0 })
 	v := last()
-	if len(v.Endpoints) != 1 || v.Endpoints[0].IP.String() != "10.244.1.2" || v.Endpoints[0].Node != "192.0.2.1" {
-		t.Fatalf("endpoints %+v", v.Endpoints)
+	if len(v.Attachments) != 1 || v.Attachments[0].IP.String() != "10.244.1.2" || v.Attachments[0].Node != "192.0.2.1" {
+		t.Fatalf("endpoints %+v", v.Attachments)
 	}
-	// x is labelled; y exists through its endpoint.
+	// x is labelled; y exists through its attachment.
 	if len(v.Namespaces) != 2 || v.Namespaces[0].Name != "x" || v.Namespaces[0].Labels["team"] != "a" ||
 		v.Namespaces[1].Name != "y" || v.Namespaces[1].Labels[workload.NamespaceNameLabel] != "y" || len(v.Namespaces[1].Labels) != 1 {
 		t.Fatalf("namespaces %+v", v.Namespaces)
@@ -378,7 +378,7 @@ func TestWatchView(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "endpoint and label reach the view", func() bool {
 		v := last()
-		return len(v.Endpoints) == 2 && v.Namespaces[0].Labels["team"] == "b"
+		return len(v.Attachments) == 2 && v.Namespaces[0].Labels["team"] == "b"
 	})
 	if _, err := m.DeletePolicy(ctx, "z", "deny"); err != nil {
 		t.Fatal(err)
@@ -388,7 +388,7 @@ func TestWatchView(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "deletions reach the view", func() bool {
 		v := last()
-		return len(v.Policies) == 0 && len(v.Endpoints) == 1 && len(v.Namespaces) == 1
+		return len(v.Policies) == 0 && len(v.Attachments) == 1 && len(v.Namespaces) == 1
 	})
 
 	// Lease renewals and the config are not view changes.
@@ -434,7 +434,7 @@ func TestWatchViewCoalesces(t *testing.T) {
 		})
 	})
 	t.Cleanup(func() { stop(); wg.Wait() })
-	pub := m.NewEndpointPublisher("192.0.2.1", 0)
+	pub := m.NewPublisher("192.0.2.1", 0)
 	if err := pub.Start(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +447,7 @@ func TestWatchViewCoalesces(t *testing.T) {
 	eventually(t, 20*time.Second, "all endpoints in the view", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(views) > 0 && len(views[len(views)-1].Endpoints) == n
+		return len(views) > 0 && len(views[len(views)-1].Attachments) == n
 	})
 	mu.Lock()
 	defer mu.Unlock()
@@ -471,8 +471,8 @@ func TestWithdrawRetriedAfterOutage(t *testing.T) {
 	m := newStore(t, cli, subnet.Options{Logger: quietLogger()})
 	ctx := ctxFor(t, 90*time.Second)
 
-	pub := m.NewEndpointPublisher("192.0.2.1", 0)
-	if err := pub.Start(ctx, []workload.Endpoint{ep("10.244.1.2", "x", "a", nil), ep("10.244.1.3", "x", "b", nil)}); err != nil {
+	pub := m.NewPublisher("192.0.2.1", 0)
+	if err := pub.Start(ctx, []workload.Attachment{ep("10.244.1.2", "x", "a", nil), ep("10.244.1.3", "x", "b", nil)}); err != nil {
 		t.Fatal(err)
 	}
 	runCtx, stop := context.WithCancel(ctx)
@@ -489,9 +489,9 @@ func TestWithdrawRetriedAfterOutage(t *testing.T) {
 	}
 	proxy.Unblock()
 	eventually(t, 30*time.Second, "the withdrawal is done after the outage", func() bool {
-		return endpointIPs(t, direct) == "10.244.1.3@192.0.2.1"
+		return attachmentIPs(t, direct) == "10.244.1.3@192.0.2.1"
 	})
-	if n := len(pub.Endpoints()); n != 1 {
+	if n := len(pub.Attachments()); n != 1 {
 		t.Fatalf("publisher still lists %d endpoints", n)
 	}
 }
@@ -611,8 +611,8 @@ func TestViewLoadsBeyondReceiveLimit(t *testing.T) {
 	if _, err := m.LabelNamespace(ctx, "x", map[string]string{"team": "a"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	pub := m.NewEndpointPublisher("192.0.2.1", 0)
-	if err := pub.Start(ctx, []workload.Endpoint{ep("10.244.1.2", "y", "a", nil)}); err != nil {
+	pub := m.NewPublisher("192.0.2.1", 0)
+	if err := pub.Start(ctx, []workload.Attachment{ep("10.244.1.2", "y", "a", nil)}); err != nil {
 		t.Fatal(err)
 	}
 	big := `{"metadata":{"annotations":{"a":"` + strings.Repeat("B", 1<<20) + `"}}}`
@@ -626,8 +626,8 @@ func TestViewLoadsBeyondReceiveLimit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetView: %v", err)
 	}
-	if len(v.Policies) != 20 || len(v.Endpoints) != 1 || len(v.Namespaces) != 3 || len(v.Policies[19].JSON) != len(big) {
-		t.Fatalf("view: %d policies, %d endpoints, %d namespaces; want 20, 1, 3 (x, y, z)", len(v.Policies), len(v.Endpoints), len(v.Namespaces))
+	if len(v.Policies) != 20 || len(v.Attachments) != 1 || len(v.Namespaces) != 3 || len(v.Policies[19].JSON) != len(big) {
+		t.Fatalf("view: %d policies, %d endpoints, %d namespaces; want 20, 1, 3 (x, y, z)", len(v.Policies), len(v.Attachments), len(v.Namespaces))
 	}
 	// The view's revision covers every directory: a write after it is newer.
 	resp, err := cli.Put(ctx, "/weft/network/namespaces/w", `{"labels":{}}`)

@@ -16,7 +16,7 @@ import (
 // first one before it hands out a new view.
 const DefaultViewDebounce = 50 * time.Millisecond
 
-// WatchView hands handle a full, consistent View of endpoints, namespaces
+// WatchView hands handle a full, consistent View of attachments, namespaces
 // and policies: once at the start and again after every change (changes
 // arriving within debounce of the first are delivered together; zero means
 // DefaultViewDebounce). Changes that arrive while handle runs are
@@ -47,10 +47,10 @@ type viewWatcher struct {
 	debounce time.Duration
 	handle   func(View)
 
-	endpoints  map[string]Endpoint // by key
-	namespaces map[string]Namespace
-	policies   map[string]Policy
-	rev        int64
+	attachments map[string]Attachment // by key
+	namespaces  map[string]Namespace
+	policies    map[string]Policy
+	rev         int64
 }
 
 // list reads the three directories at one revision, in pages that fit
@@ -59,9 +59,9 @@ type viewWatcher struct {
 func (w *viewWatcher) list(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, listTimeout)
 	defer cancel()
-	w.endpoints, w.namespaces, w.policies = map[string]Endpoint{}, map[string]Namespace{}, map[string]Policy{}
+	w.attachments, w.namespaces, w.policies = map[string]Attachment{}, map[string]Namespace{}, map[string]Policy{}
 	rev := int64(0)
-	for _, dir := range []string{w.s.endpointsPrefix(), w.s.namespacesPrefix(), w.s.policiesPrefix()} {
+	for _, dir := range []string{w.s.attachmentsPrefix(), w.s.namespacesPrefix(), w.s.policiesPrefix()} {
 		r, err := w.s.scanPrefixAt(ctx, dir, rev, w.put)
 		if err != nil {
 			return fmt.Errorf("list %s: %w", dir, err)
@@ -77,9 +77,9 @@ func (w *viewWatcher) put(kv *mvccpb.KeyValue) {
 	key := string(kv.Key)
 	w.remove(key)
 	switch {
-	case strings.HasPrefix(key, w.s.endpointsPrefix()):
-		if ep, ok := w.s.endpointFromKV(kv); ok {
-			w.endpoints[key] = ep
+	case strings.HasPrefix(key, w.s.attachmentsPrefix()):
+		if ep, ok := w.s.attachmentFromKV(kv); ok {
+			w.attachments[key] = ep
 		}
 	case strings.HasPrefix(key, w.s.namespacesPrefix()):
 		if ns, ok := w.s.namespaceFromKV(kv); ok {
@@ -93,7 +93,7 @@ func (w *viewWatcher) put(kv *mvccpb.KeyValue) {
 }
 
 func (w *viewWatcher) remove(key string) {
-	delete(w.endpoints, key)
+	delete(w.attachments, key)
 	delete(w.namespaces, key)
 	delete(w.policies, key)
 }
@@ -101,7 +101,7 @@ func (w *viewWatcher) remove(key string) {
 // relevant tells whether a key belongs to the view.
 func (w *viewWatcher) relevant(key []byte) bool {
 	k := string(key)
-	return strings.HasPrefix(k, w.s.endpointsPrefix()) ||
+	return strings.HasPrefix(k, w.s.attachmentsPrefix()) ||
 		strings.HasPrefix(k, w.s.namespacesPrefix()) ||
 		strings.HasPrefix(k, w.s.policiesPrefix())
 }
@@ -130,11 +130,11 @@ func (w *viewWatcher) apply(resp clientv3.WatchResponse) bool {
 // view builds an immutable View of the current maps.
 func (w *viewWatcher) view() View {
 	v := View{
-		Endpoints: slices.Collect(maps.Values(w.endpoints)),
-		Policies:  slices.Collect(maps.Values(w.policies)),
-		Revision:  w.rev,
+		Attachments: slices.Collect(maps.Values(w.attachments)),
+		Policies:    slices.Collect(maps.Values(w.policies)),
+		Revision:    w.rev,
 	}
-	sortEndpoints(v.Endpoints)
+	sortAttachments(v.Attachments)
 	sortPolicies(v.Policies)
 	byName := make(map[string]Namespace, len(w.namespaces))
 	for _, ns := range w.namespaces {
@@ -145,7 +145,7 @@ func (w *viewWatcher) view() View {
 			byName[name] = Namespace{Name: name, Labels: withNameLabel(name, nil)}
 		}
 	}
-	for _, ep := range v.Endpoints {
+	for _, ep := range v.Attachments {
 		implicit(ep.Namespace)
 	}
 	for _, p := range v.Policies {

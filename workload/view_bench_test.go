@@ -11,7 +11,7 @@ import (
 	"github.com/weftnet/weft/workload"
 )
 
-// BenchmarkViewPropagation1000: with 1,000 endpoints and 50 policies
+// BenchmarkViewPropagation1000: with 1,000 attachments and 50 policies
 // stored, the time from a policy write (ApplyPolicies returns) until a
 // watching node holds a view that contains it, debounce included. Ten
 // watchers stand for ten nodes; an iteration ends when the last has it.
@@ -21,8 +21,8 @@ func BenchmarkViewPropagation1000(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for node := range 10 {
-		pub := m.NewEndpointPublisher(fmt.Sprintf("192.0.2.%d", node+1), 0)
-		var eps []workload.Endpoint
+		pub := m.NewPublisher(fmt.Sprintf("192.0.2.%d", node+1), 0)
+		var eps []workload.Attachment
 		for i := range 100 {
 			eps = append(eps, ep(fmt.Sprintf("10.244.%d.%d", node+1, i+2), fmt.Sprintf("ns%d", i%3), fmt.Sprintf("p%d", i),
 				map[string]string{"app": fmt.Sprintf("a%d", i%7)}))
@@ -49,7 +49,7 @@ func BenchmarkViewPropagation1000(b *testing.B) {
 		wm := newStore(b, srv.Client(b), subnet.Options{Logger: quietLogger()})
 		wg.Go(func() {
 			wm.WatchView(ctx, 0, func(v workload.View) {
-				if len(v.Endpoints) != 1000 {
+				if len(v.Attachments) != 1000 {
 					return
 				}
 				gen := -1

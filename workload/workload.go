@@ -20,8 +20,12 @@ const DefaultNamespace = "default"
 // namespaceSelector can pick a namespace by name.
 const NamespaceNameLabel = "kubernetes.io/metadata.name"
 
-// Endpoint is one container interface as published by its node.
-type Endpoint struct {
+// Attachment is one container interface, as the CNI plugin attached it
+// (ContainerID, IfName) and its node publishes it for the policy engine:
+// its address and the identity policy selects by (namespace, pod, labels).
+// Stored under <prefix>/endpoints/<ip> (the directory keeps its name).
+// "Endpoint" in weft means a peer's UDP address only.
+type Attachment struct {
 	IP        netip.Addr        `json:"ip"`
 	Namespace string            `json:"namespace"`
 	Pod       string            `json:"pod,omitempty"`
@@ -34,9 +38,9 @@ type Endpoint struct {
 }
 
 // Validate checks the fields the policy engine relies on.
-func (e Endpoint) Validate() error {
-	// One address per endpoint, of either family: a dual-stack container
-	// is two endpoints with the same identity, so that policy selects
+func (e Attachment) Validate() error {
+	// One address per attachment, of either family: a dual-stack container
+	// is two attachments with the same identity, so that policy selects
 	// both of its addresses.
 	if !e.IP.Is4() && (!e.IP.Is6() || e.IP.Is4In6() || e.IP.Zone() != "") {
 		return fmt.Errorf("endpoint: IP %v is not an IPv4 or IPv6 address", e.IP)
@@ -93,37 +97,33 @@ func (p Policy) Validate() error {
 }
 
 // View is a consistent picture of everything policy depends on, at one
-// etcd revision. Slices are sorted (endpoints by IP, namespaces by name,
+// etcd revision. Slices are sorted (attachments by IP, namespaces by name,
 // policies by namespace then name) and must not be modified.
 //
 // Namespaces holds every namespace that is labelled, or named by an
-// endpoint or a policy; each has NamespaceNameLabel set.
+// attachment or a policy; each has NamespaceNameLabel set.
 type View struct {
-	Endpoints  []Endpoint
-	Namespaces []Namespace
-	Policies   []Policy
-	Revision   int64
+	Attachments []Attachment
+	Namespaces  []Namespace
+	Policies    []Policy
+	Revision    int64
 }
 
 var (
-	// DNS-1123 label: namespaces.
-	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	// DNS-1123 subdomain: policy names, label key prefixes.
 	dnsSubdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 	// Label names and values (qualified name part).
 	labelPartRE = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
 )
 
-// ValidateNamespaceName applies Kubernetes' rule for namespace names (a
-// DNS-1123 label: lower case alphanumerics and '-', at most 63).
+// ValidateNamespaceName applies the one namespace rule
+// (k8sname.ValidateNamespace, Kubernetes'), which the CNI plugin applies
+// too; an empty name gets a message of its own.
 func ValidateNamespaceName(name string) error {
 	if name == "" {
 		return errors.New("namespace: empty name")
 	}
-	if len(name) > 63 || !dnsLabelRE.MatchString(name) {
-		return fmt.Errorf("namespace %q: want lower-case letters, digits and '-', starting and ending alphanumeric, at most 63 characters", name)
-	}
-	return nil
+	return k8sname.ValidateNamespace(name)
 }
 
 func validateObjectName(what, name string) error {

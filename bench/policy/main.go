@@ -126,7 +126,7 @@ type bench struct {
 	cli            *clientv3.Client
 	m              *subnet.Manager
 	store          *workload.Store
-	pubs           []*workload.EndpointPublisher
+	pubs           []*workload.Publisher
 	client, server *cluster.Container
 	iperf          *exec.Cmd
 	started        time.Time
@@ -186,7 +186,7 @@ func (b *bench) setup(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	b.cancelRun = cancel
 	for _, n := range b.c.Nodes {
-		p := b.store.NewEndpointPublisher(n.Host.IP.String(), 0)
+		p := b.store.NewPublisher(n.Host.IP.String(), 0)
 		b.pubs = append(b.pubs, p)
 		go p.Run(runCtx)
 	}
@@ -218,7 +218,7 @@ func (b *bench) setup(ctx context.Context) error {
 func (b *bench) publishFake(ctx context.Context, from, to int) error {
 	for i := from; i < to; i++ {
 		node, k := i%2, i/2
-		ep := workload.Endpoint{
+		ep := workload.Attachment{
 			IP:        netip.AddrFrom4([4]byte{10, byte(200 + node), byte(k / 200), byte(10 + k%200)}),
 			Namespace: fmt.Sprintf("ns%d", i%5),
 			Pod:       fmt.Sprintf("pod%d", i),

@@ -300,7 +300,7 @@ func formatLabels(labels map[string]string) string {
 // endpointsCommand runs `endpoints`: every published container.
 func endpointsCommand(ctx context.Context, o *options, stdout io.Writer) error {
 	return withStore(ctx, o, func(m *workload.Store) error {
-		eps, err := m.ListEndpoints(ctx)
+		eps, err := m.ListAttachments(ctx)
 		if err != nil {
 			return err
 		}
@@ -315,7 +315,7 @@ func endpointsCommand(ctx context.Context, o *options, stdout io.Writer) error {
 		}
 		if o.output == "json" {
 			if eps == nil {
-				eps = []workload.Endpoint{}
+				eps = []workload.Attachment{}
 			}
 			return writeJSON(stdout, eps)
 		}

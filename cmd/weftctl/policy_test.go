@@ -187,10 +187,10 @@ func TestNamespaceAndEndpointsCommands(t *testing.T) {
 		t.Fatalf("no endpoints: %q", out)
 	}
 	m := workload.New(subnet.NewManager(srv.Client(t), subnet.Options{}), nil)
-	pub := m.NewEndpointPublisher("192.0.2.1", 0)
+	pub := m.NewPublisher("192.0.2.1", 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := pub.Start(ctx, []workload.Endpoint{
+	if err := pub.Start(ctx, []workload.Attachment{
 		{IP: netip.MustParseAddr("10.244.1.2"), Namespace: "x", Pod: "a", Labels: map[string]string{"app": "web"}},
 		{IP: netip.MustParseAddr("10.244.1.3"), Namespace: "y"},
 	}); err != nil {
@@ -206,7 +206,7 @@ func TestNamespaceAndEndpointsCommands(t *testing.T) {
 		strings.Join(strings.Fields(lines[2]), " ") != "10.244.1.3 y - <none> 192.0.2.1" {
 		t.Fatalf("endpoints:\n%s", out)
 	}
-	var eps []workload.Endpoint
+	var eps []workload.Attachment
 	if err := json.Unmarshal([]byte(stdoutOf(t, ep, "endpoints", "-n", "x", "-o", "json")), &eps); err != nil || len(eps) != 1 || eps[0].Labels["app"] != "web" {
 		t.Fatalf("endpoints -n x -o json: %v %+v", err, eps)
 	}

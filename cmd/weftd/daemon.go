@@ -162,7 +162,7 @@ func (d *weftd) run(ctx context.Context) error {
 	publicIP := d.state.endpoint.Load().Addr().String()
 	d.startPolicy(ctx, &wg, publicIP) // rules from the views below; the previous run's stay until then
 	wg.Go(func() { d.keepTables(ctx, tableCheckInterval) })
-	if err := d.startEndpoints(ctx, &wg, publicIP, lease.Subnet, lease.IPv6Subnet); err != nil {
+	if err := d.startRegistry(ctx, &wg, publicIP, lease.Subnet, lease.IPv6Subnet); err != nil {
 		return err
 	}
 	wg.Go(func() { d.watchPolicyView(ctx) })

@@ -93,7 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.etcdGrace, "etcd-grace", 30*time.Second, "how long etcd may be unreachable before /readyz reports degraded")
 	fs.StringVar(&o.cniSocket, "cni-socket", daemonsock.DefaultPath, "unix socket on which the CNI plugin reports containers (\"\" disables it: containers are then unknown to network policy)")
 	fs.StringVar(&o.endpointsFile, "endpoints-file", "/run/weft/endpoints.json", "file listing this node's containers, published again after a restart")
-	fs.DurationVar(&o.endpointTTL, "endpoint-ttl", workload.DefaultEndpointTTL, "TTL of the etcd lease carrying this node's containers (they vanish this long after the node dies)")
+	fs.DurationVar(&o.endpointTTL, "endpoint-ttl", workload.DefaultLivenessTTL, "TTL of the etcd lease carrying this node's containers (they vanish this long after the node dies)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")

@@ -83,7 +83,7 @@ func (d *weftd) waitPolicyInForce(ctx context.Context) {
 // and hands every new view to the engine until ctx ends.
 func (d *weftd) watchPolicyView(ctx context.Context) {
 	_ = d.store.WatchView(ctx, 0, func(v workload.View) {
-		d.log.Debug("policy view", "revision", v.Revision, "endpoints", len(v.Endpoints), "namespaces", len(v.Namespaces), "policies", len(v.Policies))
+		d.log.Debug("policy view", "revision", v.Revision, "endpoints", len(v.Attachments), "namespaces", len(v.Namespaces), "policies", len(v.Policies))
 		if p := d.state.policy.Load(); p != nil {
 			p.Offer(v)
 		}

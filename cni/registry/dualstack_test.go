@@ -60,7 +60,7 @@ func TestRegistryDualStack(t *testing.T) {
 	}
 	published := func() []string {
 		t.Helper()
-		eps, err := store.ListEndpoints(ctx)
+		eps, err := store.ListAttachments(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,5 +1,5 @@
 // Package registry is the CNI plugin's socket on weftd's side: it
-// publishes the node's containers in etcd (workload.EndpointPublisher),
+// publishes the node's containers in etcd (workload.Publisher),
 // keeps them in a local file so that a restarted weftd publishes them
 // again (dropping those deleted meanwhile), refuses an address outside the
 // node's subnet, and answers an ADD once the node's policy rules include
@@ -28,7 +28,7 @@ import (
 
 // Options say what a Registry serves.
 type Options struct {
-	Node   string       // this node's name in the endpoint records (its PublicIP)
+	Node   string       // this node's name in the attachment records (its PublicIP)
 	Subnet netip.Prefix // this node's subnet: containers outside it are refused
 	// IPv6Subnet is this node's IPv6 subnet (invalid when the network has
 	// no IPv6): IPv6 containers outside it are refused. Subnet is invalid
@@ -44,7 +44,7 @@ type Options struct {
 	// Policy, if set, is told the node's containers (SetLocal, a function
 	// that never waits) and each change of them (LocalChanged).
 	Policy interface {
-		SetLocal(func() []workload.Endpoint)
+		SetLocal(func() []workload.Attachment)
 		LocalChanged()
 	}
 	// Retry runs the first publication until it succeeds or ctx ends.
@@ -66,21 +66,21 @@ func asConfig(format string, a ...any) error { return configError{fmt.Errorf(for
 
 // Registry is the node's registered containers.
 type Registry struct {
-	pub  *workload.EndpointPublisher
+	pub  *workload.Publisher
 	file string
 	log  *slog.Logger
 	// subnet and subnet6 are this node's (each invalid when the network
-	// lacks the family): an endpoint outside them would take over another
+	// lacks the family): an attachment outside them would take over another
 	// node's container's key in etcd (and, merged into this node's views,
 	// override its record here).
 	subnet, subnet6 netip.Prefix
 
 	mu    sync.Mutex // serialises requests and file writes
-	local map[netip.Addr]localEndpoint
+	local map[netip.Addr]localAttachment
 	// current is a copy of local (as workload.Endpoints, sorted) for the
 	// policy engine, which must not wait for mu: a request holds it while
 	// etcd does not answer.
-	current atomic.Pointer[[]workload.Endpoint]
+	current atomic.Pointer[[]workload.Attachment]
 	// enforced, if set, returns nil once policy rules include a new
 	// container, an error if they are not in force in time.
 	enforced func(context.Context, netip.Addr) error
@@ -88,16 +88,16 @@ type Registry struct {
 	changed func()
 }
 
-// localEndpoint is one record of the endpoints file.
-type localEndpoint struct {
-	workload.Endpoint
+// localAttachment is one record of the endpoints file.
+type localAttachment struct {
+	workload.Attachment
 	Network string `json:"network,omitempty"`
 	DataDir string `json:"dataDir,omitempty"`
 }
 
 // endpointsFile is the file's JSON.
 type endpointsFile struct {
-	Endpoints []localEndpoint `json:"endpoints"`
+	Endpoints []localAttachment `json:"endpoints"`
 }
 
 // Start publishes the containers this node had before a restart, then
@@ -110,15 +110,15 @@ func Start(ctx context.Context, wg *sync.WaitGroup, o Options) (*Registry, error
 		return nil, asConfig("%w (fix or remove the file; it lists this node's containers)", err)
 	}
 	r.local = r.stillAttached(local)
-	r.pub = o.Store.NewEndpointPublisher(o.Node, o.TTL)
+	r.pub = o.Store.NewPublisher(o.Node, o.TTL)
 	r.snapshot()
 	if o.Policy != nil {
-		o.Policy.SetLocal(r.Endpoints) // this node's rules always include its own containers
+		o.Policy.SetLocal(r.Attachments) // this node's rules always include its own containers
 		r.changed = o.Policy.LocalChanged
 	}
-	eps := make([]workload.Endpoint, 0, len(r.local))
+	eps := make([]workload.Attachment, 0, len(r.local))
 	for _, le := range r.local {
-		eps = append(eps, le.Endpoint)
+		eps = append(eps, le.Attachment)
 	}
 	if err := o.Retry(ctx, "publish this node's endpoints", func(ctx context.Context) error {
 		return r.pub.Start(ctx, eps)
@@ -144,8 +144,8 @@ func Start(ctx context.Context, wg *sync.WaitGroup, o Options) (*Registry, error
 
 // stillAttached drops records whose address the plugin's store no longer
 // gives to the same container (a DEL that happened while weftd was down).
-func (r *Registry) stillAttached(local map[netip.Addr]localEndpoint) map[netip.Addr]localEndpoint {
-	out := make(map[netip.Addr]localEndpoint, len(local))
+func (r *Registry) stillAttached(local map[netip.Addr]localAttachment) map[netip.Addr]localAttachment {
+	out := make(map[netip.Addr]localAttachment, len(local))
 	for ip, le := range local {
 		if err := r.checkSubnet(ip); err != nil {
 			r.log.Warn("dropping a container outside this node's subnets", "ip", ip, "err", err, "container", le.ContainerID)
@@ -202,11 +202,11 @@ func (r *Registry) record(ctx context.Context, req daemonsock.Request) error {
 		if err := r.checkSubnet(req.IP); err != nil {
 			return err
 		}
-		le := localEndpoint{Endpoint: workload.Endpoint{
+		le := localAttachment{Attachment: workload.Attachment{
 			IP: req.IP, Namespace: req.Namespace, Pod: req.Pod, Labels: req.Labels,
 			Node: r.pub.Node(), ContainerID: req.ContainerID, IfName: req.IfName,
 		}, Network: req.Network, DataDir: req.DataDir}
-		if err := r.pub.Publish(ctx, le.Endpoint); err != nil {
+		if err := r.pub.Publish(ctx, le.Attachment); err != nil {
 			return err
 		}
 		prev, had := r.local[req.IP]
@@ -269,9 +269,9 @@ func (r *Registry) checkSubnet(ip netip.Addr) error {
 // snapshot publishes a copy of local for endpoints. Call with mu held
 // (or before the registry serves).
 func (r *Registry) snapshot() {
-	eps := make([]workload.Endpoint, 0, len(r.local))
+	eps := make([]workload.Attachment, 0, len(r.local))
 	for _, le := range r.local {
-		ep := le.Endpoint
+		ep := le.Attachment
 		ep.Node = r.pub.Node()
 		eps = append(eps, ep)
 	}
@@ -279,9 +279,9 @@ func (r *Registry) snapshot() {
 	r.current.Store(&eps)
 }
 
-// Endpoints returns this node's containers as the plugin registered them
+// Attachments returns this node's containers as the plugin registered them
 // (without waiting for a request in progress).
-func (r *Registry) Endpoints() []workload.Endpoint {
+func (r *Registry) Attachments() []workload.Attachment {
 	if eps := r.current.Load(); eps != nil {
 		return *eps
 	}
@@ -290,7 +290,7 @@ func (r *Registry) Endpoints() []workload.Endpoint {
 
 // save writes the local records (atomically: temporary file and rename).
 func (r *Registry) save() error {
-	f := endpointsFile{Endpoints: make([]localEndpoint, 0, len(r.local))}
+	f := endpointsFile{Endpoints: make([]localAttachment, 0, len(r.local))}
 	for _, le := range r.local {
 		f.Endpoints = append(f.Endpoints, le)
 	}
@@ -331,10 +331,10 @@ const MaxFile = 32 << 20
 
 // Load reads the records of an endpoints file; a missing file is an empty
 // list. The file must be a regular file of at most MaxFile bytes.
-func Load(path string) (map[netip.Addr]localEndpoint, error) {
+func Load(path string) (map[netip.Addr]localAttachment, error) {
 	data, err := subnetfile.ReadBounded(path, MaxFile)
 	if errors.Is(err, os.ErrNotExist) {
-		return map[netip.Addr]localEndpoint{}, nil
+		return map[netip.Addr]localAttachment{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("endpoints file: %w", err)
@@ -343,7 +343,7 @@ func Load(path string) (map[netip.Addr]localEndpoint, error) {
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, fmt.Errorf("endpoints file %s: %w", path, err)
 	}
-	out := make(map[netip.Addr]localEndpoint, len(f.Endpoints))
+	out := make(map[netip.Addr]localAttachment, len(f.Endpoints))
 	for _, le := range f.Endpoints {
 		if err := le.Validate(); err != nil {
 			return nil, fmt.Errorf("endpoints file %s: %w", path, err)

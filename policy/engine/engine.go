@@ -65,7 +65,7 @@ type Engine struct {
 	parsed parsed // the stored policies as last parsed (Run's goroutine only)
 	// local returns this node's containers as the CNI socket registered
 	// them, merged into every view (nil without a socket).
-	local atomic.Pointer[func() []workload.Endpoint]
+	local atomic.Pointer[func() []workload.Attachment]
 
 	// enforced is this node's endpoints in the rules in force; appliedC is
 	// closed and replaced after every successful apply.
@@ -114,7 +114,7 @@ func New(o Options) *Engine {
 // SetLocal gives the engine this node's containers as registered locally:
 // they stay in the rules when etcd loses them (an endpoint lease expired
 // during a partition), so a container isolated by policy is never opened.
-func (p *Engine) SetLocal(local func() []workload.Endpoint) { p.local.Store(&local) }
+func (p *Engine) SetLocal(local func() []workload.Attachment) { p.local.Store(&local) }
 
 // LocalChanged tells the engine that the local containers changed (a CNI
 // ADD or DEL): it applies the latest view again with them, without waiting
@@ -178,7 +178,7 @@ func (p *Engine) ApplyView(v workload.View) error {
 		p.log.Error("policy not applied; previous rules stay in force", "revision", v.Revision, "err", err)
 		return err
 	}
-	p.log.Info("policy applied", "revision", v.Revision, "policies", len(v.Policies), "endpoints", len(v.Endpoints),
+	p.log.Info("policy applied", "revision", v.Revision, "policies", len(v.Policies), "endpoints", len(v.Attachments),
 		"isolatedIngress", p.isolatedIn.Load(), "isolatedEgress", p.isolatedOut.Load(), "rejected", p.rejectedN.Load(),
 		"took", time.Since(start).Round(time.Microsecond))
 	return nil
@@ -186,7 +186,7 @@ func (p *Engine) ApplyView(v workload.View) error {
 
 func (p *Engine) apply(v workload.View) error {
 	if l := p.local.Load(); l != nil {
-		v = WithLocalEndpoints(v, (*l)())
+		v = WithLocalAttachments(v, (*l)())
 	}
 	in, rejected := p.parsed.input(v, p.node)
 	rs, err := policy.Compile(in)

@@ -16,7 +16,7 @@ import (
 
 func TestPolicyInputFromView(t *testing.T) {
 	v := workload.View{
-		Endpoints: []workload.Endpoint{
+		Attachments: []workload.Attachment{
 			{IP: netip.MustParseAddr("10.244.1.2"), Namespace: "x", Pod: "a", Labels: map[string]string{"app": "web"}, Node: "192.0.2.1", ContainerID: "c1", IfName: "eth0"},
 			{IP: netip.MustParseAddr("10.244.2.2"), Namespace: "y", Pod: "b", Node: "192.0.2.2"},
 		},
@@ -89,36 +89,36 @@ func TestWaitEnforced(t *testing.T) {
 // This node's containers stay in the view its rules are built from when
 // etcd lost them (the endpoint lease expired during a partition), and the
 // registry's record wins over the view's for the same address.
-func TestWithLocalEndpoints(t *testing.T) {
+func TestWithLocalAttachments(t *testing.T) {
 	const node, other = "192.0.2.1", "192.0.2.2"
 	ip := netip.MustParseAddr
-	remote := workload.Endpoint{IP: ip("10.244.2.2"), Namespace: "y", Node: other}
-	stale := workload.Endpoint{IP: ip("10.244.1.3"), Namespace: "x", Labels: map[string]string{"app": "old"}, Node: node}
-	v := workload.View{Endpoints: []workload.Endpoint{stale, remote}, Revision: 7}
-	local := []workload.Endpoint{
+	remote := workload.Attachment{IP: ip("10.244.2.2"), Namespace: "y", Node: other}
+	stale := workload.Attachment{IP: ip("10.244.1.3"), Namespace: "x", Labels: map[string]string{"app": "old"}, Node: node}
+	v := workload.View{Attachments: []workload.Attachment{stale, remote}, Revision: 7}
+	local := []workload.Attachment{
 		{IP: ip("10.244.1.2"), Namespace: "x", Labels: map[string]string{"app": "db"}, Node: node, ContainerID: "c2", IfName: "eth0"},
 		{IP: ip("10.244.1.3"), Namespace: "x", Labels: map[string]string{"app": "web"}, Node: node, ContainerID: "c3", IfName: "eth0"},
 	}
-	got := WithLocalEndpoints(v, local)
+	got := WithLocalAttachments(v, local)
 	var ips []string
-	for _, ep := range got.Endpoints {
+	for _, ep := range got.Attachments {
 		ips = append(ips, ep.IP.String()+"/"+ep.Node+"/"+ep.Labels["app"])
 	}
 	want := "10.244.1.2/192.0.2.1/db 10.244.1.3/192.0.2.1/web 10.244.2.2/192.0.2.2/"
 	if strings.Join(ips, " ") != want {
 		t.Fatalf("merged endpoints %v, want %s", ips, want)
 	}
-	if got.Revision != 7 || len(v.Endpoints) != 2 || v.Endpoints[0].Labels["app"] != "old" {
+	if got.Revision != 7 || len(v.Attachments) != 2 || v.Attachments[0].Labels["app"] != "old" {
 		t.Fatalf("merge changed the view it was given or its revision: %+v -> %+v", v, got)
 	}
 	// The view without them (what etcd holds after the lease expired):
 	// the rules still isolate them.
-	in, _ := Input(WithLocalEndpoints(workload.View{Endpoints: []workload.Endpoint{remote}}, local), node)
+	in, _ := Input(WithLocalAttachments(workload.View{Attachments: []workload.Attachment{remote}}, local), node)
 	if len(in.Endpoints) != 3 || in.Endpoints[0].HostIf != cni.HostVethName("c2", "eth0") {
 		t.Fatalf("policy input %+v: want both local containers with their bridge ports", in.Endpoints)
 	}
-	if same := WithLocalEndpoints(v, nil); len(same.Endpoints) != 2 {
-		t.Fatalf("no local registry: %+v", same.Endpoints)
+	if same := WithLocalAttachments(v, nil); len(same.Attachments) != 2 {
+		t.Fatalf("no local registry: %+v", same.Attachments)
 	}
 }
 
@@ -146,12 +146,12 @@ func TestParsedCacheFollowsChanges(t *testing.T) {
 }
 
 // TestDualStackRegistrationsCompile: a container registered once per
-// address (workload keeps one endpoint per address) is one container to
+// address (workload keeps one attachment per address) is one container to
 // policy: under deny-all both its addresses are isolated, and its bridge
 // port is bound to both.
 func TestDualStackRegistrationsCompile(t *testing.T) {
 	v := workload.View{
-		Endpoints: []workload.Endpoint{
+		Attachments: []workload.Attachment{
 			{IP: netip.MustParseAddr("10.244.1.2"), Namespace: "x", Pod: "a", Node: "192.0.2.1", ContainerID: "c1", IfName: "eth0"},
 			{IP: netip.MustParseAddr("fd10:244:0:1::2"), Namespace: "x", Pod: "a", Node: "192.0.2.1", ContainerID: "c1", IfName: "eth0"},
 			{IP: netip.MustParseAddr("fd10:244:0:2::2"), Namespace: "y", Pod: "b", Node: "192.0.2.2"},

@@ -12,14 +12,14 @@ import (
 	"github.com/weftnet/weft/workload"
 )
 
-// WithLocalEndpoints returns v with this node's containers as the local
+// WithLocalAttachments returns v with this node's containers as the local
 // registry holds them: the etcd view loses them when the node's endpoint
 // lease expires (an etcd partition longer than --endpoint-ttl) until weftd
 // publishes them again, and this node's own rules must not drop them
 // meanwhile (a container isolated by policy would be open). An endpoint of
 // the registry replaces the view's of the same IP (addresses of this
 // node's subnet are its own); the view's others stay. v is not modified.
-func WithLocalEndpoints(v workload.View, local []workload.Endpoint) workload.View {
+func WithLocalAttachments(v workload.View, local []workload.Attachment) workload.View {
 	if len(local) == 0 {
 		return v
 	}
@@ -27,15 +27,15 @@ func WithLocalEndpoints(v workload.View, local []workload.Endpoint) workload.Vie
 	for _, ep := range local {
 		mine[ep.IP] = true
 	}
-	eps := make([]workload.Endpoint, 0, len(v.Endpoints)+len(local))
-	for _, ep := range v.Endpoints {
+	eps := make([]workload.Attachment, 0, len(v.Attachments)+len(local))
+	for _, ep := range v.Attachments {
 		if !mine[ep.IP] {
 			eps = append(eps, ep)
 		}
 	}
 	eps = append(eps, local...)
 	sort.Slice(eps, func(i, j int) bool { return eps[i].IP.Less(eps[j].IP) })
-	v.Endpoints = eps
+	v.Attachments = eps
 	return v
 }
 
@@ -64,7 +64,7 @@ type parsedPolicy struct {
 // everything) and keeping only the view's policies in p.
 func (p *parsed) input(v workload.View, node string) (policy.Input, []Rejected) {
 	in := policy.Input{Node: node}
-	for _, ep := range v.Endpoints {
+	for _, ep := range v.Attachments {
 		pe := policy.Endpoint{IP: ep.IP, Namespace: ep.Namespace, Name: ep.Pod, Labels: ep.Labels, Node: ep.Node}
 		if ep.Node == node && ep.ContainerID != "" && ep.IfName != "" {
 			pe.HostIf = cni.HostVethName(ep.ContainerID, ep.IfName) // the plugin's name for the host side

@@ -23,7 +23,7 @@ import (
 	"github.com/weftnet/weft/workload"
 )
 
-// registryDaemon is a weftd with just what startEndpoints needs.
+// registryDaemon is a weftd with just what startRegistry needs.
 func registryDaemon(t *testing.T, srv *etcdtest.Server, dir string) *weftd {
 	t.Helper()
 	opts, err := parseFlags([]string{"--etcd-endpoints", srv.Endpoints()[0],
@@ -45,7 +45,7 @@ func runRegistry(t *testing.T, d *weftd) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	if err := d.startEndpoints(ctx, &wg, "192.0.2.1", testSubnet, netip.Prefix{}); err != nil {
+	if err := d.startRegistry(ctx, &wg, "192.0.2.1", testSubnet, netip.Prefix{}); err != nil {
 		cancel()
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func published(t *testing.T, m *workload.Store) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	eps, err := m.ListEndpoints(ctx)
+	eps, err := m.ListAttachments(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestEndpointRegistry(t *testing.T) {
 	os.WriteFile(d3.opts.endpointsFile, []byte("{not json"), 0o600)
 	d4 := registryDaemon(t, srv, dir)
 	var wg sync.WaitGroup
-	err := d4.startEndpoints(ctx, &wg, "192.0.2.1", testSubnet, netip.Prefix{})
+	err := d4.startRegistry(ctx, &wg, "192.0.2.1", testSubnet, netip.Prefix{})
 	if !isConfigError(err) || !strings.Contains(err.Error(), "endpoints file") {
 		t.Fatalf("damaged endpoints file: %v", err)
 	}

@@ -13,67 +13,67 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// DefaultEndpointTTL is the TTL of a node's liveness lease, which carries
-// its endpoints: this long after a node stops renewing it (crash, power
-// off, partition) its endpoints disappear from every view.
-const DefaultEndpointTTL = 30 * time.Second
+// DefaultLivenessTTL is the TTL of a node's liveness lease, which carries
+// its attachments: this long after a node stops renewing it (crash, power
+// off, partition) its attachments disappear from every view.
+const DefaultLivenessTTL = 30 * time.Second
 
 // maxTxnOps is etcd's default limit on operations in one transaction.
 const maxTxnOps = 128
 
-// EndpointPublisher publishes this node's containers under
+// Publisher publishes this node's containers under
 // <prefix>/endpoints/<ip>, all attached to one etcd lease of its own (the
 // node's liveness lease, with a short TTL, kept alive by Run). The subnet
 // lease is not used: its TTL is a day by default and reservations have
-// none, so a dead node's endpoints would linger.
+// none, so a dead node's attachments would linger.
 //
 // It remembers what it published: when the liveness lease is lost (etcd
 // unreachable for longer than the TTL) Run takes a new one and publishes
 // everything again. On exit the lease is left to expire, not revoked, so
 // a restarting weftd does not make its containers vanish from other
 // nodes' rules.
-type EndpointPublisher struct {
+type Publisher struct {
 	s    *Store
 	node string
 	ttl  time.Duration
 
 	mu    sync.Mutex // held across etcd writes: publications happen in order
-	want  map[netip.Addr]Endpoint
+	want  map[netip.Addr]Attachment
 	lease clientv3.LeaseID // 0 when none is held
-	// unwithdrawn are endpoints whose Withdraw failed (etcd unreachable);
+	// unwithdrawn are attachments whose Withdraw failed (etcd unreachable);
 	// Run deletes them once etcd answers, unless the IP was published again.
 	unwithdrawn map[netip.Addr]bool
 }
 
-// NewEndpointPublisher returns a publisher for node (its public IP, as in
-// its subnet lease) with a liveness lease of ttl (DefaultEndpointTTL when
+// NewPublisher returns a publisher for node (its public IP, as in
+// its subnet lease) with a liveness lease of ttl (DefaultLivenessTTL when
 // zero; at least 2 s).
-func (s *Store) NewEndpointPublisher(node string, ttl time.Duration) *EndpointPublisher {
+func (s *Store) NewPublisher(node string, ttl time.Duration) *Publisher {
 	if ttl <= 0 {
-		ttl = DefaultEndpointTTL
+		ttl = DefaultLivenessTTL
 	}
 	ttl = max(ttl, 2*time.Second)
-	return &EndpointPublisher{s: s, node: node, ttl: ttl, want: map[netip.Addr]Endpoint{}, unwithdrawn: map[netip.Addr]bool{}}
+	return &Publisher{s: s, node: node, ttl: ttl, want: map[netip.Addr]Attachment{}, unwithdrawn: map[netip.Addr]bool{}}
 }
 
-// Node is the node name written into every endpoint.
-func (p *EndpointPublisher) Node() string { return p.node }
+// Node is the node name written into every attachment.
+func (p *Publisher) Node() string { return p.node }
 
-// Endpoints returns what this node publishes, sorted by IP.
-func (p *EndpointPublisher) Endpoints() []Endpoint {
+// Attachments returns what this node publishes, sorted by IP.
+func (p *Publisher) Attachments() []Attachment {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := slices.Collect(maps.Values(p.want))
-	sortEndpoints(out)
+	sortAttachments(out)
 	return out
 }
 
-// Start makes this node's published endpoints exactly eps (what its
+// Start makes this node's published attachments exactly eps (what its
 // containers are after a restart): it takes a liveness lease, puts every
-// endpoint on it and deletes endpoints that name this node but are not in
+// attachment on it and deletes attachments that name this node but are not in
 // eps. Call it once, before Run and Publish.
-func (p *EndpointPublisher) Start(ctx context.Context, eps []Endpoint) error {
-	want := make(map[netip.Addr]Endpoint, len(eps))
+func (p *Publisher) Start(ctx context.Context, eps []Attachment) error {
+	want := make(map[netip.Addr]Attachment, len(eps))
 	for _, ep := range eps {
 		ep.Node = p.node
 		if err := ep.Validate(); err != nil {
@@ -90,9 +90,9 @@ func (p *EndpointPublisher) Start(ctx context.Context, eps []Endpoint) error {
 	return p.deleteStale(ctx)
 }
 
-// Publish puts one endpoint (Node is set to this node), replacing what was
+// Publish puts one attachment (Node is set to this node), replacing what was
 // published for its IP. It returns once etcd has it.
-func (p *EndpointPublisher) Publish(ctx context.Context, ep Endpoint) error {
+func (p *Publisher) Publish(ctx context.Context, ep Attachment) error {
 	ep.Node = p.node
 	if err := ep.Validate(); err != nil {
 		return fmt.Errorf("publish endpoint: %w", err)
@@ -108,7 +108,7 @@ func (p *EndpointPublisher) Publish(ctx context.Context, ep Endpoint) error {
 			return fmt.Errorf("publish endpoint %s: %w", ep.IP, err)
 		}
 	}
-	if _, err := p.s.cli.Put(ctx, p.s.endpointKey(ep.IP), string(data), clientv3.WithLease(p.lease)); err != nil {
+	if _, err := p.s.cli.Put(ctx, p.s.attachmentKey(ep.IP), string(data), clientv3.WithLease(p.lease)); err != nil {
 		return fmt.Errorf("publish endpoint %s: %w", ep.IP, err)
 	}
 	p.s.touch()
@@ -117,11 +117,11 @@ func (p *EndpointPublisher) Publish(ctx context.Context, ep Endpoint) error {
 	return nil
 }
 
-// Withdraw deletes the endpoint of ip if this node published it (an
-// endpoint of another node with the same IP is left alone). found tells
+// Withdraw deletes the attachment of ip if this node published it (an
+// attachment of another node with the same IP is left alone). found tells
 // whether there was one to delete. When etcd cannot be reached the
-// endpoint is forgotten all the same and Run deletes it later.
-func (p *EndpointPublisher) Withdraw(ctx context.Context, ip netip.Addr) (found bool, err error) {
+// attachment is forgotten all the same and Run deletes it later.
+func (p *Publisher) Withdraw(ctx context.Context, ip netip.Addr) (found bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	_, known := p.want[ip]
@@ -136,8 +136,8 @@ func (p *EndpointPublisher) Withdraw(ctx context.Context, ip netip.Addr) (found 
 }
 
 // withdraw deletes ip's key if it names this node. Call with p.mu held.
-func (p *EndpointPublisher) withdraw(ctx context.Context, ip netip.Addr) (bool, error) {
-	key := p.s.endpointKey(ip)
+func (p *Publisher) withdraw(ctx context.Context, ip netip.Addr) (bool, error) {
+	key := p.s.attachmentKey(ip)
 	resp, err := p.s.cli.Get(ctx, key)
 	if err != nil {
 		return false, err
@@ -147,7 +147,7 @@ func (p *EndpointPublisher) withdraw(ctx context.Context, ip netip.Addr) (bool, 
 		return false, nil
 	}
 	kv := resp.Kvs[0]
-	if ep, err := decodeEndpoint(kv.Value); err == nil && ep.Node != p.node {
+	if ep, err := decodeAttachment(kv.Value); err == nil && ep.Node != p.node {
 		return false, nil
 	}
 	txn, err := p.s.cli.Txn(ctx).
@@ -160,8 +160,8 @@ func (p *EndpointPublisher) withdraw(ctx context.Context, ip netip.Addr) (bool, 
 	return txn.Succeeded, nil
 }
 
-// retryWithdrawals deletes endpoints whose Withdraw failed.
-func (p *EndpointPublisher) retryWithdrawals(ctx context.Context) {
+// retryWithdrawals deletes attachments whose Withdraw failed.
+func (p *Publisher) retryWithdrawals(ctx context.Context) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for ip := range p.unwithdrawn {
@@ -181,9 +181,9 @@ func (p *EndpointPublisher) retryWithdrawals(ctx context.Context) {
 }
 
 // Run keeps the liveness lease alive until ctx ends and returns nil then.
-// When the lease is lost it takes a new one and publishes every endpoint
+// When the lease is lost it takes a new one and publishes every attachment
 // again, retrying with backoff while etcd is unreachable.
-func (p *EndpointPublisher) Run(ctx context.Context) error {
+func (p *Publisher) Run(ctx context.Context) error {
 	delay := minRetryDelay
 	for ctx.Err() == nil {
 		p.mu.Lock()
@@ -222,7 +222,7 @@ func (p *EndpointPublisher) Run(ctx context.Context) error {
 }
 
 // keepAlive renews lease until it is lost or ctx ends.
-func (p *EndpointPublisher) keepAlive(ctx context.Context, lease clientv3.LeaseID) {
+func (p *Publisher) keepAlive(ctx context.Context, lease clientv3.LeaseID) {
 	kctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ch, err := p.s.cli.KeepAlive(kctx, lease)
@@ -257,22 +257,22 @@ func (s *Store) livenessKey(node string) string { return s.prefix + "/liveness/"
 
 // grantAndPublishAll takes a lease (the one the node's liveness key holds,
 // if it is alive and of the right TTL; else a new one) and puts the
-// liveness key and every wanted endpoint on it. Call with p.mu held.
-func (p *EndpointPublisher) grantAndPublishAll(ctx context.Context) error {
+// liveness key and every wanted attachment on it. Call with p.mu held.
+func (p *Publisher) grantAndPublishAll(ctx context.Context) error {
 	ttl := int64((p.ttl + time.Second - 1) / time.Second)
 	lease, fresh, err := p.takeLease(ctx, ttl)
 	if err != nil {
 		return err
 	}
 	eps := slices.Collect(maps.Values(p.want))
-	sortEndpoints(eps)
+	sortAttachments(eps)
 	ops := []clientv3.Op{clientv3.OpPut(p.s.livenessKey(p.node), "endpoint liveness lease of node "+p.node, clientv3.WithLease(lease))}
 	for _, ep := range eps {
 		data, err := json.Marshal(ep)
 		if err != nil {
 			return err
 		}
-		ops = append(ops, clientv3.OpPut(p.s.endpointKey(ep.IP), string(data), clientv3.WithLease(lease)))
+		ops = append(ops, clientv3.OpPut(p.s.attachmentKey(ep.IP), string(data), clientv3.WithLease(lease)))
 	}
 	for batch := range slices.Chunk(ops, maxTxnOps) {
 		if _, err := p.s.cli.Txn(ctx).Then(batch...).Commit(); err != nil {
@@ -291,7 +291,7 @@ func (p *EndpointPublisher) grantAndPublishAll(ctx context.Context) error {
 // takeLease returns the lease of the node's liveness key when it is alive
 // and was granted with ttl seconds (renewed at once), else a new lease
 // (fresh), revoking an old one of another TTL.
-func (p *EndpointPublisher) takeLease(ctx context.Context, ttl int64) (id clientv3.LeaseID, fresh bool, err error) {
+func (p *Publisher) takeLease(ctx context.Context, ttl int64) (id clientv3.LeaseID, fresh bool, err error) {
 	resp, err := p.s.cli.Get(ctx, p.s.livenessKey(p.node))
 	if err != nil {
 		return 0, false, fmt.Errorf("read endpoint liveness key: %w", err)
@@ -323,21 +323,21 @@ func (p *EndpointPublisher) takeLease(ctx context.Context, ttl int64) (id client
 	return grant.ID, true, nil
 }
 
-// deleteStale deletes endpoints naming this node that it does not want.
+// deleteStale deletes attachments naming this node that it does not want.
 // Call with p.mu held.
-func (p *EndpointPublisher) deleteStale(ctx context.Context) error {
-	resp, err := p.s.cli.Get(ctx, p.s.endpointsPrefix(), clientv3.WithPrefix())
+func (p *Publisher) deleteStale(ctx context.Context) error {
+	resp, err := p.s.cli.Get(ctx, p.s.attachmentsPrefix(), clientv3.WithPrefix())
 	if err != nil {
 		return fmt.Errorf("list endpoints: %w", err)
 	}
 	var ops []clientv3.Op
 	var stale []string
 	for _, kv := range resp.Kvs {
-		ep, err := decodeEndpoint(kv.Value)
+		ep, err := decodeAttachment(kv.Value)
 		if err != nil || ep.Node != p.node {
 			continue
 		}
-		if _, ok := p.want[ep.IP]; ok && p.s.endpointKey(ep.IP) == string(kv.Key) {
+		if _, ok := p.want[ep.IP]; ok && p.s.attachmentKey(ep.IP) == string(kv.Key) {
 			continue
 		}
 		ops = append(ops, clientv3.OpDelete(string(kv.Key)))

@@ -10,11 +10,11 @@ import (
 	"github.com/weftnet/weft/retry"
 )
 
-// startEndpoints publishes the containers this node had before a restart,
+// startRegistry publishes the containers this node had before a restart,
 // then serves the CNI socket (cni/registry). It returns once the socket
 // listens. sub and sub6 are the node's subnets (IPv4, IPv6; each invalid
 // when the network lacks the family): containers outside them are refused.
-func (d *weftd) startEndpoints(ctx context.Context, wg *sync.WaitGroup, node string, sub, sub6 netip.Prefix) error {
+func (d *weftd) startRegistry(ctx context.Context, wg *sync.WaitGroup, node string, sub, sub6 netip.Prefix) error {
 	if d.opts.cniSocket == "" {
 		d.log.Warn("--cni-socket is empty: containers are not published, network policy cannot apply to them")
 		return nil
