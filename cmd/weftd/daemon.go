@@ -166,7 +166,7 @@ func (d *weftd) run(ctx context.Context) error {
 		return err
 	}
 	wg.Go(func() { d.watchPolicyView(ctx) })
-	stopMasq, err := d.startIPMasq(cfg.Network, lease.Subnet)
+	stopMasq, err := d.startIPMasq(masq.Prefixes{Network: network, Subnet: lease.Subnet, Network6: network6, Subnet6: lease.IPv6Subnet})
 	if err != nil {
 		return err
 	}

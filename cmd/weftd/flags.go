@@ -81,7 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.queues, "queues", 1, fmt.Sprintf("TUN queues (IFF_MULTI_QUEUE when > 1), each with its own SO_REUSEPORT UDP socket and forwarding workers; a flow always uses one queue (1 to %d)", overlay.MaxQueues))
 	fs.StringVar(&o.lockFile, "lock-file", "", "lock file that keeps a second weftd from starting (default: /run/weft/weftd-netns-<inode>.lock, one per network namespace)")
 	fs.StringVar(&o.flannelSubnetFile, "flannel-subnet-file", "", "also write the subnet in flannel's format (FLANNEL_NETWORK, FLANNEL_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ) to this file, e.g. /run/flannel/subnet.env for flannel's CNI plugin (default: off)")
-	fs.BoolVar(&o.ipMasq, "ip-masq", false, "masquerade traffic from the overlay network to destinations outside it, as flanneld --ip-masq (nftables table ip "+ipMasqTable+", removed on exit, or at the next start without the flag); the subnet files say so (WEFT_IPMASQ/FLANNEL_IPMASQ=true) and the CNI plugin then adds no rules of its own")
+	fs.BoolVar(&o.ipMasq, "ip-masq", false, "masquerade traffic from the overlay network to destinations outside it, as flanneld --ip-masq, both families (nftables tables ip and ip6 "+ipMasqTable+", removed on exit, or at the next start without the flag); the subnet files say so (WEFT_IPMASQ/FLANNEL_IPMASQ=true) and the CNI plugin then adds no rules of its own")
 	fs.DurationVar(&o.leaseTTL, "subnet-lease-ttl", 24*time.Hour, "TTL of this node's subnet lease in etcd")
 	fs.DurationVar(&o.leaseRenewMargin, "subnet-lease-renew-margin", time.Hour, "renew the lease this long before it expires")
 	fs.StringVar(&o.embeddedEtcdDir, "embedded-etcd-dir", "", "run an embedded single-member etcd with its data in this directory")

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"net/netip"
-
 	"github.com/weftnet/weft/guard/masq"
 	"github.com/weftnet/weft/subnet/subnetfile"
 )
@@ -13,21 +11,21 @@ const ipMasqTable = masq.Table
 // startIPMasq installs the masquerading rules (guard/masq) when --ip-masq
 // is set and returns what undoes them at exit (logging a failure); without
 // --ip-masq it removes a table a killed weftd --ip-masq left.
-func (d *weftd) startIPMasq(network, subnet netip.Prefix) (stop func(), err error) {
+func (d *weftd) startIPMasq(p masq.Prefixes) (stop func(), err error) {
 	if !d.opts.ipMasq {
 		// A weftd that ran with --ip-masq and was killed left its table:
 		// without the flag nothing may stay masqueraded.
 		if removed, err := masq.RemoveStale(); err != nil {
 			d.log.Debug("no stale masquerading table removed", "err", err)
 		} else if removed {
-			d.log.Warn("removed the masquerading table an earlier weftd --ip-masq left", "table", "ip "+masq.Table)
+			d.log.Warn("removed the masquerading tables an earlier weftd --ip-masq left", "table", masq.Table)
 		}
 		return func() {}, nil
 	}
-	if err := d.state.masq.Install(network, subnet); err != nil {
+	if err := d.state.masq.Install(p); err != nil {
 		return nil, err
 	}
-	d.log.Info("masquerading traffic leaving the overlay", "network", network, "table", "ip "+masq.Table)
+	d.log.Info("masquerading traffic leaving the overlay", "network", p.Network, "ipv6Network", p.Network6, "table", masq.Table)
 	return func() {
 		if err := d.state.masq.Remove(); err != nil { // the table check no longer puts it back
 			d.log.Warn("remove masquerading rules", "err", err)

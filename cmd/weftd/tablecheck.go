@@ -51,7 +51,7 @@ func (d *weftd) checkGuardTable() {
 // checkIPMasqTable reinstalls the masquerading table (--ip-masq) if it is
 // gone: until then containers leave the overlay with their own addresses.
 func (d *weftd) checkIPMasqTable() {
-	const what, table = "masquerading table", "ip " + masq.Table
+	const what, table = "masquerading table", "ip/ip6 " + masq.Table
 	switch gone, err := d.state.masq.Restore(); {
 	case err != nil && !gone:
 		d.log.Warn("cannot check the "+what, "err", err)
