@@ -44,7 +44,14 @@ type testNode struct {
 // sockets and its netlink handles are made there.
 func startNode(t *testing.T, host *testbed.Host, sub string) *testNode {
 	t.Helper()
-	cfg, err := subnet.ParseConfig([]byte(`{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard"}}`))
+	return startNodeWith(t, host, `{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard"}}`, sub, "")
+}
+
+// startNodeWith is startNode with a network config and an IPv6 subnet
+// (sub6, "" for none).
+func startNodeWith(t *testing.T, host *testbed.Host, config, sub, sub6 string) *testNode {
+	t.Helper()
+	cfg, err := subnet.ParseConfig([]byte(config))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +67,9 @@ func startNode(t *testing.T, host *testbed.Host, sub string) *testNode {
 		t.Fatal(err)
 	}
 	n := &testNode{b: b, host: host, dev: dev, lease: subnet.Lease{Subnet: netip.MustParsePrefix(sub), Attrs: attrs}}
+	if sub6 != "" {
+		n.lease.IPv6Subnet = netip.MustParsePrefix(sub6)
+	}
 	err = ns.WithNetNSPath(host.NS.Path(), func(ns.NetNS) error { return b.Start(context.Background(), n.lease) })
 	t.Cleanup(func() { _ = b.Close() })
 	if err != nil {
@@ -84,20 +94,7 @@ func TestTwoDevicesTalk(t *testing.T) {
 	defer cancel()
 	runErr := make(chan error, 1)
 	go func() { runErr <- n2.b.Run(ctx) }()
-	var out string
-	var err error
-	for try := range 4 {
-		time.Sleep(time.Duration(1500*(try+1)) * time.Millisecond)
-		for _, n := range []*testNode{n1, n2} {
-			if err := ns.WithNetNSPath(n.host.NS.Path(), func(ns.NetNS) error { return n.b.run.dev.BindUpdate() }); err != nil {
-				t.Fatalf("rebind in %s: %v", n.host.NS.Name, err)
-			}
-		}
-		if out, err = bed.Hosts[0].NS.Run(ctx, "ping", "-c", "3", "-i", "0.2", "-w", "8", "10.244.2.0"); err == nil {
-			break
-		}
-	}
-	if err != nil {
+	if out, err := pingOver(ctx, t, bed, n1, n2, "10.244.2.0"); err != nil {
 		t.Fatalf("ping over WireGuard: %v\n%s", err, out)
 	}
 	// Operators look with Debian's wg: the device, the peer, a handshake.
@@ -175,5 +172,65 @@ func TestTwoDevicesTalk(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("Run did not end after the device was deleted")
+	}
+}
+
+// pingOver pings dst from n1's host until it answers (up to 4 tries),
+// rebinding both devices' sockets in their namespaces before each try (see
+// TestTwoDevicesTalk).
+func pingOver(ctx context.Context, t *testing.T, bed *testbed.Bed, n1, n2 *testNode, dst string) (string, error) {
+	t.Helper()
+	var out string
+	var err error
+	for try := range 4 {
+		time.Sleep(time.Duration(1500*(try+1)) * time.Millisecond)
+		for _, n := range []*testNode{n1, n2} {
+			if err := ns.WithNetNSPath(n.host.NS.Path(), func(ns.NetNS) error { return n.b.run.dev.BindUpdate() }); err != nil {
+				t.Fatalf("rebind in %s: %v", n.host.NS.Name, err)
+			}
+		}
+		if out, err = n1.host.NS.Run(ctx, "ping", "-c", "3", "-i", "0.2", "-w", "8", dst); err == nil {
+			return out, nil
+		}
+	}
+	return out, err
+}
+
+// Issue 21 on wireguard, with real devices: a dual-stack network over an
+// IPv4 underlay. Each device gets both families' addresses and routes;
+// each peer's allowed IPs are both its subnets, so IPv4 and IPv6 pass;
+// an IPv6 source outside the peer's IPv6 subnet does not.
+func TestTwoDevicesDualStack(t *testing.T) {
+	const config = `{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:244::/48","Backend":{"Type":"wireguard"}}`
+	bed := testbed.ForTest(t, "wgds", 2)
+	n1 := startNodeWith(t, bed.Hosts[0], config, "10.244.1.0/24", "fd00:244:0:1::/64")
+	n2 := startNodeWith(t, bed.Hosts[1], config, "10.244.2.0/24", "fd00:244:0:2::/64")
+	n1.b.Apply([]subnet.Lease{n2.lease}, nil)
+	n2.b.Apply([]subnet.Lease{n1.lease}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if out, err := pingOver(ctx, t, bed, n1, n2, "fd00:244:0:2::"); err != nil {
+		t.Fatalf("ping6 over WireGuard: %v\n%s", err, out)
+	}
+	if out, err := n1.host.NS.Run(ctx, "ping", "-c", "2", "-i", "0.2", "-w", "8", "10.244.2.0"); err != nil {
+		t.Fatalf("ping over WireGuard, dual stack: %v\n%s", err, out)
+	}
+	show, err := exec.CommandContext(ctx, "wg", "show", n1.dev, "allowed-ips").CombinedOutput()
+	if err != nil || !strings.Contains(string(show), "10.244.2.0/24") || !strings.Contains(string(show), "fd00:244:0:2::/64") {
+		t.Errorf("wg show allowed-ips: %v\n%s", err, show)
+	}
+	if p := n1.b.Peers(); len(p) != 1 || p[0].IPv6Subnet.String() != "fd00:244:0:2::/64" {
+		t.Errorf("peers %+v", p)
+	}
+	// An IPv6 source outside node 1's IPv6 subnet: node 2 drops it.
+	before := n2.b.evs.snapshot()[EventDisallowedSource]
+	if out, err := n1.host.NS.Run(ctx, "ip", "-6", "addr", "add", "fd00:244:0:9::1/128", "dev", n1.dev, "nodad"); err != nil {
+		t.Fatalf("add a foreign source: %v\n%s", err, out)
+	}
+	if out, err := n1.host.NS.Run(ctx, "ping", "-c", "2", "-i", "0.2", "-w", "3", "-I", "fd00:244:0:9::1", "fd00:244:0:2::"); err == nil {
+		t.Errorf("ping6 from a source outside the peer's subnet passed:\n%s", out)
+	}
+	if after := n2.b.evs.snapshot()[EventDisallowedSource]; after <= before {
+		t.Errorf("disallowed_inner_source %d -> %d: the foreign source was not counted", before, after)
 	}
 }
