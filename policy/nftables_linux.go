@@ -336,28 +336,75 @@ var (
 // them), and what its policy allows stops working too.
 var ndTypes = []byte{130, 131, 132, 133, 134, 135, 136, 137, 143}
 
-// addNDSet queues the set of ndTypes in t.
-func addNDSet(c *nftables.Conn, t *nftables.Table) (*nftables.Set, error) {
-	set := &nftables.Set{Table: t, Name: "nd_types", Constant: true, KeyType: nftables.TypeICMP6Type}
-	elems := make([]nftables.SetElement, len(ndTypes))
-	for i, ty := range ndTypes {
-		elems[i] = nftables.SetElement{Key: []byte{ty}}
+// ndHopLimit is the hop limit a genuine message of each of ndTypes
+// carries: 255 for neighbour discovery (RFC 4861 7.1.1, 6.1.1: a receiver
+// discards any other), 1 for multicast listener messages (RFC 2710 3,
+// RFC 3810 5). Only those pass: one forwarded from another node (hop limit
+// decremented) is no neighbour's, and without the check these types were a
+// tunnel past any policy (TestICMPv6NeighbourTypesAreNoTunnel).
+func ndHopLimit(ty byte) byte {
+	if ty >= 133 && ty <= 137 {
+		return 255
 	}
-	if err := c.AddSet(set, elems); err != nil {
-		return nil, fmt.Errorf("policy: set %s: %w", set.Name, err)
-	}
-	return set, nil
+	return 1
 }
 
-// ndAccept accepts the ICMPv6 messages of set nd (addNDSet).
-func ndAccept(nd *nftables.Set) []expr.Any {
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
-		&expr.Lookup{SourceRegister: 1, SetName: nd.Name, SetID: nd.ID},
-		&expr.Verdict{Kind: expr.VerdictAccept},
+// ndSets are the sets of ndTypes by the hop limit they must carry.
+type ndSets struct{ nd, mld *nftables.Set }
+
+// addNDSet queues the sets of ndTypes in t: nd_types (hop limit 255) and
+// mld_types (hop limit 1).
+func addNDSet(c *nftables.Conn, t *nftables.Table) (ndSets, error) {
+	var sets ndSets
+	for _, s := range []struct {
+		set  **nftables.Set
+		name string
+		hl   byte
+	}{{&sets.nd, "nd_types", 255}, {&sets.mld, "mld_types", 1}} {
+		set := &nftables.Set{Table: t, Name: s.name, Constant: true, KeyType: nftables.TypeICMP6Type}
+		var elems []nftables.SetElement
+		for _, ty := range ndTypes {
+			if ndHopLimit(ty) == s.hl {
+				elems = append(elems, nftables.SetElement{Key: []byte{ty}})
+			}
+		}
+		if err := c.AddSet(set, elems); err != nil {
+			return ndSets{}, fmt.Errorf("policy: set %s: %w", set.Name, err)
+		}
+		*s.set = set
 	}
+	return sets, nil
+}
+
+// ndAccept are the rules accepting the ICMPv6 messages of nd (addNDSet)
+// as only a neighbour sends them: icmpv6 type @nd_types ip6 hoplimit 255
+// accept, icmpv6 type @mld_types ip6 hoplimit 1 ip6 saddr fe80::/10
+// accept (multicast listener messages come from a link-local address,
+// RFC 2710 3, RFC 3810 5, which no router forwards: hop limit 1 alone is
+// what another node's hop limit 2 becomes here).
+func ndAccept(nd ndSets) [][]expr.Any {
+	var rules [][]expr.Any
+	for _, s := range []struct {
+		set       *nftables.Set
+		hl        byte
+		linkLocal bool
+	}{{nd.nd, 255, false}, {nd.mld, 1, true}} {
+		r := []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: ip6HopLimit, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{s.hl}},
+		}
+		if s.linkLocal {
+			r = append(r, linkLocalAt(ip6Src)...)
+		}
+		rules = append(rules, append(r,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Lookup{SourceRegister: 1, SetName: s.set.Name, SetID: s.set.ID},
+			&expr.Verdict{Kind: expr.VerdictAccept},
+		))
+	}
+	return rules
 }
 
 // buildSources queues the bridge table: an IPv4 frame entering the bridge
@@ -525,10 +572,12 @@ func buildIsolatedPorts(c *nftables.Conn, t *nftables.Table, rs RuleSet, bound, 
 	if err != nil {
 		return err
 	}
-	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: slices.Concat([]expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x86, 0xdd}},
-	}, ndAccept(nd))})
+	for _, r := range ndAccept(nd) {
+		c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: slices.Concat([]expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x86, 0xdd}},
+		}, r)})
+	}
 	// ether type ip6 oifname @ingress_isolated oifname . ip6 daddr != @sources6 drop
 	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
@@ -626,8 +675,10 @@ func build(c *nftables.Conn, t *nftables.Table, rs RuleSet, f addrFamily) error 
 		if err != nil {
 			return err
 		}
-		c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: ndAccept(nd)})
-		c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: ndAccept(nd)})
+		for _, r := range ndAccept(nd) {
+			c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: r})
+			c.AddRule(&nftables.Rule{Table: t, Chain: input, Exprs: slices.Clone(r)})
+		}
 		if f.bridge != "" {
 			c.AddObj(&nftables.CounterObj{Table: t, Name: ipv6Counter})
 			fw, in := linkLocalRules(f.bridge)
@@ -652,6 +703,8 @@ const (
 	ipDst  = 16
 	ip6Src = 8
 	ip6Dst = 24
+
+	ip6HopLimit = 7
 )
 
 // addClasses queues one chain per class (prefix + index), jumped to from
