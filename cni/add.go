@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -279,6 +280,13 @@ func configureContainerSide(ifname string, fams []family, routes []*types.Route)
 	if err != nil {
 		return nil, fmt.Errorf("look up %s: %w", ifname, err)
 	}
+	// Router advertisements off whatever the families: on an IPv4-only
+	// network the interface still has IPv6 (a link-local address), and a
+	// container sending RAs on the bridge gave the others a default route
+	// through itself and a SLAAC address (TestRogueRouterAdvertisementIgnored).
+	if err := refuseRouterAdvertisements(ifname); err != nil {
+		return nil, err
+	}
 	for _, f := range fams {
 		addr := &netlink.Addr{IPNet: addrToIPNet(f.addr.Addr(), f.addr.Bits())}
 		if f.pool.Is6() {
@@ -306,6 +314,21 @@ func enableIPv6On(ifname string, acceptRA bool) error {
 		if _, err := sysctl.Sysctl(key, kv[1]); err != nil {
 			return fmt.Errorf("set %s to %s (is IPv6 disabled on this host?): %w", key, kv[1], err)
 		}
+	}
+	return nil
+}
+
+// refuseRouterAdvertisements sets accept_ra 0 on the interface (current
+// namespace) without turning IPv6 on: routes come from weft, never from a
+// router advertisement a container sends on the bridge. Nothing to do when
+// the kernel has no IPv6 (ipv6.disable=1: no sysctl for the interface).
+func refuseRouterAdvertisements(ifname string) error {
+	key := "net/ipv6/conf/" + ifname + "/accept_ra"
+	if _, err := os.Stat("/proc/sys/" + key); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if _, err := sysctl.Sysctl(key, "0"); err != nil {
+		return fmt.Errorf("set %s to 0: %w", key, err)
 	}
 	return nil
 }

@@ -42,6 +42,12 @@ func ensureBridge(name string, gateways []netip.Prefix, mtu int) (*netlink.Bridg
 			return nil, fmt.Errorf("set MTU %d on bridge %s: %w", mtu, name, err)
 		}
 	}
+	// The node takes no router advertisement from a container on the
+	// bridge, whatever the network's families (an IPv4-only network's
+	// bridge has IPv6 too: TestRogueRouterAdvertisementIgnored).
+	if err := refuseRouterAdvertisements(name); err != nil {
+		return nil, err
+	}
 	var want4, want6 netip.Prefix
 	for _, gw := range gateways {
 		if gw.Addr().Is6() {
