@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,8 +29,11 @@ const debianCNIPlugins = "/usr/lib/cni"
 // flannelEnv is flannel's subnet.env as flannel's CNI plugin reads it.
 type flannelEnv struct {
 	network, subnet netip.Prefix
-	mtu             int
-	ipMasq          bool
+	// network6, subnet6: FLANNEL_IPV6_NETWORK and FLANNEL_IPV6_SUBNET of
+	// a dual-stack network (invalid without).
+	network6, subnet6 netip.Prefix
+	mtu               int
+	ipMasq            bool
 }
 
 func readFlannelEnv(t *testing.T, path string) flannelEnv {
@@ -52,6 +56,10 @@ func readFlannelEnv(t *testing.T, path string) flannelEnv {
 			e.network, err = netip.ParsePrefix(v)
 		case "FLANNEL_SUBNET":
 			e.subnet, err = netip.ParsePrefix(v)
+		case "FLANNEL_IPV6_NETWORK":
+			e.network6, err = netip.ParsePrefix(v)
+		case "FLANNEL_IPV6_SUBNET":
+			e.subnet6, err = netip.ParsePrefix(v)
 		case "FLANNEL_MTU":
 			e.mtu, err = strconv.Atoi(v)
 		case "FLANNEL_IPMASQ":
@@ -63,8 +71,8 @@ func readFlannelEnv(t *testing.T, path string) flannelEnv {
 			t.Fatalf("%s: %s: %v", path, k, err)
 		}
 	}
-	if len(seen) != 4 {
-		t.Fatalf("%s holds %v, want the four FLANNEL_ keys:\n%s", path, seen, data)
+	if v6 := seen["FLANNEL_IPV6_NETWORK"] || seen["FLANNEL_IPV6_SUBNET"]; len(seen) != 4 && !(v6 && len(seen) == 6) {
+		t.Fatalf("%s holds %v, want the four FLANNEL_ keys (and both IPv6 ones, or neither):\n%s", path, seen, data)
 	}
 	return e
 }
@@ -107,6 +115,14 @@ func flannelCNIPath(t *testing.T) string {
 // config it kept for DEL has the subnet file's subnet, route and MTU, and
 // so has the container's eth0.
 func flannelContainer(t *testing.T, n *cluster.Node, conf map[string]any) (*testbed.NS, netip.Addr) {
+	t.Helper()
+	ctr, ip, _ := flannelContainerDual(t, n, conf)
+	return ctr, ip
+}
+
+// flannelContainerDual is flannelContainer that also returns the
+// container's IPv6 address when the subnet file has an IPv6 subnet.
+func flannelContainerDual(t *testing.T, n *cluster.Node, conf map[string]any) (*testbed.NS, netip.Addr, netip.Addr) {
 	t.Helper()
 	fe := readFlannelEnv(t, conf["subnetFile"].(string))
 	cniPath := flannelCNIPath(t)
@@ -151,12 +167,24 @@ func flannelContainer(t *testing.T, n *cluster.Node, conf map[string]any) (*test
 			Address string `json:"address"`
 		} `json:"ips"`
 	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.IPs) != 1 {
+	dual := fe.subnet6.IsValid()
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.IPs) != map[bool]int{false: 1, true: 2}[dual] {
 		t.Fatalf("cnitool add result %s: %v", out, err)
 	}
-	p, err := netip.ParsePrefix(res.IPs[0].Address)
-	if err != nil {
-		t.Fatal(err)
+	var p, p6 netip.Prefix
+	for _, a := range res.IPs {
+		q, err := netip.ParsePrefix(a.Address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Addr().Is4() {
+			p = q
+		} else {
+			p6 = q
+		}
+	}
+	if !p.IsValid() || dual != p6.IsValid() || dual && !fe.subnet6.Masked().Contains(p6.Addr()) {
+		t.Fatalf("node %d: flannel's plugin gave %v, want an IPv4 address and an IPv6 one in %v", n.Index+1, res.IPs, fe.subnet6)
 	}
 	// What flannel's plugin handed the bridge plugin (kept for DEL).
 	var added []string
@@ -181,11 +209,24 @@ func flannelContainer(t *testing.T, n *cluster.Node, conf map[string]any) (*test
 			Routes []struct{ Dst string }
 		}
 	}
-	if err := json.Unmarshal(raw, &del); err != nil || del.Type != "bridge" || del.MTU != fe.mtu || del.IPMasq == fe.ipMasq ||
-		len(del.IPAM.Ranges) != 1 || len(del.IPAM.Ranges[0]) != 1 || del.IPAM.Ranges[0][0].Subnet != fe.subnet.Masked().String() ||
-		len(del.IPAM.Routes) != 1 || del.IPAM.Routes[0].Dst != fe.network.String() {
-		t.Fatalf("node %d: flannel's plugin delegated %s (%v); want bridge, mtu %d, ipMasq %v, range %s, route %s",
-			n.Index+1, raw, err, fe.mtu, !fe.ipMasq, fe.subnet.Masked(), fe.network)
+	uerr := json.Unmarshal(raw, &del)
+	wantRanges, wantRoutes := []string{fe.subnet.Masked().String()}, []string{fe.network.String()}
+	if dual {
+		wantRanges, wantRoutes = append(wantRanges, fe.subnet6.Masked().String()), append(wantRoutes, fe.network6.String())
+	}
+	var ranges, routes []string
+	for _, r := range del.IPAM.Ranges {
+		for _, x := range r {
+			ranges = append(ranges, x.Subnet)
+		}
+	}
+	for _, r := range del.IPAM.Routes {
+		routes = append(routes, r.Dst)
+	}
+	if uerr != nil || del.Type != "bridge" || del.MTU != fe.mtu || del.IPMasq == fe.ipMasq ||
+		!slices.Equal(ranges, wantRanges) || !slices.Equal(routes, wantRoutes) {
+		t.Fatalf("node %d: flannel's plugin delegated %s (%v); want bridge, mtu %d, ipMasq %v, ranges %v, routes %v",
+			n.Index+1, raw, uerr, fe.mtu, !fe.ipMasq, wantRanges, wantRoutes)
 	}
 	if !fe.subnet.Masked().Contains(p.Addr()) {
 		t.Fatalf("node %d: flannel's plugin gave %s outside FLANNEL_SUBNET %s", n.Index+1, p.Addr(), fe.subnet)
@@ -193,7 +234,7 @@ func flannelContainer(t *testing.T, n *cluster.Node, conf map[string]any) (*test
 	if got := linkMTU(t, ctr, "eth0"); got != fe.mtu {
 		t.Fatalf("node %d: container eth0 MTU %d, FLANNEL_MTU %d", n.Index+1, got, fe.mtu)
 	}
-	return ctr, p.Addr()
+	return ctr, p.Addr(), p6.Addr()
 }
 
 // keptDelegates are the names of the delegate configs flannel's plugin

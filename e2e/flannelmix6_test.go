@@ -1,0 +1,167 @@
+//go:build !unit
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
+	"github.com/weftnet/weft/backend"
+	"github.com/weftnet/weft/backend/vxlan"
+	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/subnet/subnetfile"
+	"github.com/weftnet/weft/testbed"
+	"github.com/weftnet/weft/testbed/flannel"
+)
+
+// dualStackVXLANConfig is issue 21's network on flannel's vxlan backend.
+const dualStackVXLANConfig = `{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd10:244::/56","IPv6SubnetLen":64,"Backend":{"Type":"vxlan"}}`
+
+// Issue 21 acceptance for vxlan: a flanneld node (the real flanneld
+// v0.28.10, dual stack, --public-ipv6) and a weft node share a dual-stack
+// vxlan network on flannel's etcd prefix. The weft node is weftd's vxlan
+// backend driven as weftd drives it (its lease from subnet.Manager with
+// the backend's LeaseAttrs, Start, the lease watcher feeding Apply, the
+// flannel subnet file weftd writes), because weftd's dual-stack wiring
+// (--public-ipv6) is another part of issue 21. Containers on both nodes,
+// attached by flannel's CNI plugin, get both families and reach each
+// other with ping -6 and ping both ways, through flannel-v6.1 and
+// flannel.1 on both kernels.
+func TestMixedWeftAndFlanneldDualStack(t *testing.T) {
+	bin := flanneldBin(t)
+	bed := testbed.ForTest(t, "wm6", 2)
+	ctx := ctxFor(t, 4*time.Minute)
+	v6 := []string{"2001:db8::1", "2001:db8::2"}
+	for i, h := range bed.Hosts {
+		runIn(t, ctx, h.NS, "ip", "addr", "add", v6[i]+"/64", "dev", h.Dev, "nodad")
+	}
+	etcd := flannel.StartEtcd(t, bed.Hosts[0])
+	c := newStoppedClusterOn(t, bed, weftOnFlannelPrefix(etcd))
+	weftNode, flannelNode := c.Nodes[0], c.Nodes[1]
+	cli := etcdClientIn(t, weftNode.Host.NS, etcd)
+	if _, err := cli.Put(ctx, flannel.DefaultPrefix+"/config", dualStackVXLANConfig); err != nil {
+		t.Fatal(err)
+	}
+
+	// The flanneld node.
+	since := time.Now().Add(-time.Second)
+	p, err := flannel.Start(c.Bed, flannelNode.Host, bin, filepath.Join(flannelNode.Dir, "flanneld.log"),
+		flannel.Options{Etcd: etcd, SubnetFile: flannelNode.FlannelSubnetFile, Extra: []string{"--public-ipv6=" + v6[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := flannel.WaitSubnetFile(ctxFor(t, time.Minute), p, flannelNode.FlannelSubnetFile, since); err != nil {
+		t.Fatalf("%v\n%s", err, tailFile(p.LogPath))
+	}
+	fe := readFlannelEnv(t, flannelNode.FlannelSubnetFile)
+	if !fe.subnet6.IsValid() {
+		t.Fatalf("flanneld wrote no IPv6 subnet:\n%s", tailFile(p.LogPath))
+	}
+
+	// The weft node.
+	mgr := subnet.NewManager(cli, subnet.Options{Prefix: flannel.DefaultPrefix, TTL: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg, err := mgr.GetConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := weftNode.Host
+	var be *vxlan.Backend
+	var lease subnet.Lease
+	err = ns.WithNetNSPath(h.NS.Path(), func(ns.NetNS) error {
+		link, err := netlink.LinkByName(h.Dev)
+		if err != nil {
+			return err
+		}
+		b, err := vxlan.Factory().New(backend.Node{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Underlay: backend.Underlay{Name: h.Dev, Index: link.Attrs().Index, MTU: link.Attrs().MTU,
+				PublicIP: h.IP, PublicIPv6: netip.MustParseAddr(v6[0])}})
+		if err != nil {
+			return err
+		}
+		be = b.(*vxlan.Backend)
+		t.Cleanup(func() { be.Close() })
+		attrs, err := be.LeaseAttrs()
+		if err != nil {
+			return err
+		}
+		if lease, err = mgr.AcquireLease(ctx, cfg, attrs); err != nil {
+			return err
+		}
+		return be.Start(ctx, lease)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !lease.IPv6Subnet.IsValid() {
+		t.Fatalf("weft node's lease %+v has no IPv6 subnet", lease)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	watched := make(chan error, 1)
+	go func() { watched <- mgr.WatchLeases(wctx, cfg, lease.Primary(), be.Apply) }()
+	t.Cleanup(func() { cancel(); <-watched })
+	// What weftd --flannel-subnet-file writes for flannel's CNI plugin.
+	first := func(p netip.Prefix) netip.Prefix { return netip.PrefixFrom(p.Masked().Addr().Next(), p.Bits()) }
+	if err := os.MkdirAll(filepath.Dir(weftNode.FlannelSubnetFile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := subnetfile.WriteFlannel(weftNode.FlannelSubnetFile, subnetfile.Env{Network: cfg.Network, Subnet: first(lease.Subnet),
+		IPv6Network: cfg.IPv6Network, IPv6Subnet: first(lease.IPv6Subnet), MTU: be.MTU()}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Each kernel has the other's IPv6 entries, as flanneld installs them.
+	type side struct {
+		host    *testbed.Host
+		otherV6 string
+		other6  netip.Prefix
+	}
+	for _, s := range []side{{weftNode.Host, v6[1], fe.subnet6.Masked()}, {flannelNode.Host, v6[0], lease.IPv6Subnet.Masked()}} {
+		err := testbed.WaitFor(ctxFor(t, 30*time.Second), 200*time.Millisecond, func() error {
+			out, err := s.host.NS.Run(ctx, "ip", "-6", "route", "show", "dev", "flannel-v6.1")
+			if err != nil || !strings.Contains(out, s.other6.String()+" via "+s.other6.Addr().String()) || !strings.Contains(out, "onlink") {
+				return fmt.Errorf("routes on flannel-v6.1: %s (%v)", out, err)
+			}
+			fdb, err := s.host.NS.Run(ctx, "bridge", "fdb", "show", "dev", "flannel-v6.1")
+			if err != nil || !strings.Contains(fdb, "dst "+s.otherV6+" self permanent") {
+				return fmt.Errorf("FDB of flannel-v6.1: %s (%v)", fdb, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: %v\nflanneld:\n%s", s.host.NS.Name, err, tailFile(p.LogPath))
+		}
+	}
+
+	wc, wip, wip6 := flannelContainerDual(t, weftNode, flannelCNIConf(weftNode, weftNode.FlannelSubnetFile))
+	fc, fip, fip6 := flannelContainerDual(t, flannelNode, flannelCNIConf(flannelNode, flannelNode.FlannelSubnetFile))
+	for _, pr := range []struct {
+		from    *testbed.NS
+		to, to6 netip.Addr
+		what    string
+	}{{wc, fip, fip6, "weft node's container -> flanneld node's"}, {fc, wip, wip6, "flanneld node's container -> weft node's"}} {
+		if out, err := pr.from.Run(ctx, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", pr.to6.String()); err != nil {
+			t.Errorf("%s: ping -6 %s: %v\n%s", pr.what, pr.to6, err, out)
+		}
+		if out, err := pr.from.Run(ctx, "ping", "-c", "3", "-i", "0.2", "-W", "2", pr.to.String()); err != nil {
+			t.Errorf("%s: ping %s: %v\n%s", pr.what, pr.to, err, out)
+		}
+	}
+	if peers := be.Peers(); len(peers) != 1 || peers[0].IPv6Subnet != fe.subnet6.Masked() {
+		t.Errorf("weft node's peers %+v, want flanneld's node with IPv6 subnet %s", peers, fe.subnet6.Masked())
+	}
+	if t.Failed() {
+		t.Logf("flanneld log:\n%s", tailFile(p.LogPath))
+	}
+}
