@@ -15,6 +15,10 @@ const UnderlayDev = "eth0"
 // underlayBase is the underlay network address; host i (from 1) gets .i.
 var underlayBase = netip.MustParseAddr("192.0.2.0")
 
+// underlayBase6 is the IPv6 underlay network (Options.IPv6); host i gets
+// 2001:db8::i.
+var underlayBase6 = netip.MustParseAddr("2001:db8::")
+
 // remoteBase is the second underlay of a routed bed; host i gets .i.
 var remoteBase = netip.MustParseAddr("198.51.100.0")
 
@@ -30,6 +34,10 @@ type Options struct {
 	// 192.0.2.0/24 with the other hosts (at .254 on both). Every host
 	// then has a default route through the router. 0: one flat underlay.
 	Remote int
+	// IPv6 gives every host of a flat bed an IPv6 underlay address too:
+	// 2001:db8::i/64 on eth0, without duplicate address detection (usable
+	// at once).
+	IPv6 bool
 }
 
 // Host is a namespace with an underlay device and its address.
@@ -37,7 +45,10 @@ type Host struct {
 	NS  *NS
 	Dev string
 	IP  netip.Addr
-	MTU int
+	// IPv6 is the host's IPv6 underlay address (Options.IPv6; invalid
+	// otherwise).
+	IPv6 netip.Addr
+	MTU  int
 	// Gateway is the router's address on the host's underlay (routed
 	// beds only; invalid otherwise).
 	Gateway netip.Addr
@@ -70,6 +81,9 @@ func NewBed(prefix string, hosts int, opts Options) (*Bed, error) {
 	if hosts < 2 || hosts > 250 {
 		return nil, fmt.Errorf("testbed: %d hosts: want 2..250", hosts)
 	}
+	if opts.IPv6 && opts.Remote > 0 {
+		return nil, fmt.Errorf("testbed: IPv6 underlay addresses on a routed bed are not supported")
+	}
 	if opts.Remote < 0 || opts.Remote >= hosts {
 		return nil, fmt.Errorf("testbed: %d remote hosts of %d: want 0..%d", opts.Remote, hosts, hosts-1)
 	}
@@ -91,6 +105,11 @@ func (b *Bed) build(prefix string, hosts int, opts Options) error {
 			return err
 		}
 		h := &Host{NS: ns, Dev: UnderlayDev, IP: hostAddr(underlayBase, i+1), MTU: opts.MTU}
+		if opts.IPv6 {
+			b := underlayBase6.As16()
+			b[15] = byte(i + 1)
+			h.IPv6 = netip.AddrFrom16(b)
+		}
 		if opts.Remote > 0 {
 			h.Gateway = hostAddr(underlayBase, routerHost)
 			if i >= hosts-opts.Remote {
@@ -202,6 +221,11 @@ func (h *Host) configure(bits int) error {
 	addr := netip.PrefixFrom(h.IP, bits).String()
 	if err := ipCmd("-n", h.NS.Name, "addr", "add", addr, "dev", h.Dev); err != nil {
 		return err
+	}
+	if h.IPv6.IsValid() {
+		if err := ipCmd("-n", h.NS.Name, "addr", "add", netip.PrefixFrom(h.IPv6, 64).String(), "dev", h.Dev, "nodad"); err != nil {
+			return err
+		}
 	}
 	if err := ipCmd("-n", h.NS.Name, "link", "set", h.Dev, "up"); err != nil {
 		return err

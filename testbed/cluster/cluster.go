@@ -162,6 +162,11 @@ func (n *Node) Args() []string {
 		"--etcd-endpoints", c.EtcdEndpoint(),
 		"--iface", n.Host.Dev,
 		"--public-ip", n.Host.IP.String(),
+	}
+	if n.Host.IPv6.IsValid() {
+		args = append(args, "--public-ipv6", n.Host.IPv6.String())
+	}
+	args = append(args,
 		"--subnet-file", n.SubnetFile,
 		"--cni-socket", n.CNISocket,
 		"--endpoints-file", n.EndpointsFile,
@@ -169,7 +174,7 @@ func (n *Node) Args() []string {
 		"--healthz-port", strconv.Itoa(HealthzPort),
 		"--state-dir", n.StateDir,
 		"--wireguard-uapi-name", n.WireGuardName,
-	}
+	)
 	if n.Index == 0 && c.opts.EtcdEndpoint == "" {
 		args = append(args,
 			"--embedded-etcd-dir", filepath.Join(n.Dir, "etcd"),

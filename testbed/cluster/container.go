@@ -23,7 +23,10 @@ const NetworkName = "weft"
 type Container struct {
 	Name string
 	NS   *testbed.NS
+	// IP is its first IPv4 address (its first address in an IPv6-only
+	// network), IPv6 its first IPv6 one (invalid when it has none).
 	IP   netip.Addr
+	IPv6 netip.Addr
 	Node *Node
 	// Result is cnitool's raw CNI result.
 	Result []byte
@@ -172,13 +175,24 @@ func (n *Node) AddWorkload(ctx context.Context, name string, w Workload) (*Conta
 		ctrNS.Delete()
 		return nil, fmt.Errorf("node %d: cnitool add: unexpected result %q: %v", n.Index+1, out, err)
 	}
-	p, err := netip.ParsePrefix(res.IPs[0].Address)
-	if err != nil {
-		ctr.del(ctx)
-		ctrNS.Delete()
-		return nil, fmt.Errorf("node %d: cnitool add: bad address %q: %w", n.Index+1, res.IPs[0].Address, err)
+	for _, ip := range res.IPs {
+		p, err := netip.ParsePrefix(ip.Address)
+		if err != nil {
+			ctr.del(ctx)
+			ctrNS.Delete()
+			return nil, fmt.Errorf("node %d: cnitool add: bad address %q: %w", n.Index+1, ip.Address, err)
+		}
+		switch a := p.Addr(); {
+		case a.Is4() && !ctr.IP.Is4():
+			ctr.IP = a
+		case a.Is6() && !ctr.IPv6.IsValid():
+			ctr.IPv6 = a
+		}
 	}
-	ctr.IP, ctr.Result = p.Addr(), out
+	if !ctr.IP.IsValid() {
+		ctr.IP = ctr.IPv6 // an IPv6-only network
+	}
+	ctr.Result = out
 	return ctr, nil
 }
 
