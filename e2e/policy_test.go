@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -37,6 +38,7 @@ var matrixPorts = []struct {
 type podRef struct {
 	ns, name string
 	ctr      *cluster.Container
+	ip6      netip.Addr // its IPv6 address, in a dual-stack network
 	labels   map[string]string
 	removed  bool // by removePod; the cleanup skips it
 }
@@ -55,6 +57,36 @@ type matrixEnv struct {
 	propagation []time.Duration
 	// udpPorts hands out the local ports of UDP probes, each used once.
 	udpPorts udpPortSource
+	// v6: probe the pods' IPv6 addresses (a dual-stack network).
+	v6 bool
+}
+
+// addr is the address of p the matrix probes.
+func (e *matrixEnv) addr(p *podRef) netip.Addr {
+	if e.v6 {
+		return p.ip6
+	}
+	return p.ctr.IP
+}
+
+// ipv6Of is the IPv6 address in a container's CNI result.
+func ipv6Of(t *testing.T, ctr *cluster.Container) netip.Addr {
+	t.Helper()
+	var res struct {
+		IPs []struct {
+			Address string `json:"address"`
+		} `json:"ips"`
+	}
+	if err := json.Unmarshal(ctr.Result, &res); err != nil {
+		t.Fatalf("%s: CNI result: %v", ctr.Name, err)
+	}
+	for _, ip := range res.IPs {
+		if p, err := netip.ParsePrefix(ip.Address); err == nil && p.Addr().Is6() {
+			return p.Addr()
+		}
+	}
+	t.Fatalf("%s: no IPv6 address in its CNI result: %s", ctr.Name, ctr.Result)
+	return netip.Addr{}
 }
 
 // udpPortSource gives every UDP probe of a test its own local port, below
@@ -174,7 +206,7 @@ func (e *matrixEnv) input() policy.Input {
 		in.Namespaces = append(in.Namespaces, policy.Namespace{Name: ns, Labels: labels})
 	}
 	for _, p := range e.pods {
-		in.Endpoints = append(in.Endpoints, policy.Endpoint{IP: p.ctr.IP, Namespace: p.ns, Name: p.name, Labels: p.labels})
+		in.Endpoints = append(in.Endpoints, policy.Endpoint{IP: p.ctr.IP, IPv6: p.ip6, Namespace: p.ns, Name: p.name, Labels: p.labels})
 	}
 	for _, name := range e.applied {
 		out := e.weftctl("policy", "get", name)
@@ -209,6 +241,14 @@ func (e *matrixEnv) addPod(ns, name string, node *cluster.Node) *podRef {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { srv.Close() })
+	if e.v6 {
+		p.ip6 = ipv6Of(e.t, ctr)
+		srv6, err := testbed.ServeEcho(ctr.NS.Path(), p.ip6, []uint16{80, 81})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.t.Cleanup(func() { srv6.Close() })
+	}
 	e.pods = append(e.pods, p)
 	return p
 }
@@ -266,7 +306,7 @@ func (e *matrixEnv) probeAll(keys []probeKey, timeout time.Duration) map[probeKe
 				}
 				local = p
 			}
-			err := testbed.ProbeFrom(k.from.ctr.NS.Path(), mp.proto, local, netip.AddrPortFrom(k.to.ctr.IP, mp.port), timeout)
+			err := testbed.ProbeFrom(k.from.ctr.NS.Path(), mp.proto, local, netip.AddrPortFrom(e.addr(k.to), mp.port), timeout)
 			if err != nil && err != testbed.ErrNoEcho {
 				e.t.Errorf("probe %s -> %s %s/%d: %v", k.from, k.to, mp.proto, mp.port, err)
 			}
@@ -292,7 +332,7 @@ func (e *matrixEnv) check(name string) {
 		if matrixPorts[k.port].proto == "udp" {
 			proto = policy.ProtoUDP
 		}
-		want[k] = policy.Reachable(in, k.from.ctr.IP, k.to.ctr.IP, proto, matrixPorts[k.port].port)
+		want[k] = policy.Reachable(in, e.addr(k.from), e.addr(k.to), proto, matrixPorts[k.port].port)
 		if want[k] && !ok {
 			missed = append(missed, k)
 		}

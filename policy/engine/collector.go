@@ -23,7 +23,7 @@ type Collector struct {
 func NewCollector(engine func() *Engine) *Collector {
 	return &Collector{
 		engine:   engine,
-		drops:    prometheus.NewDesc("weft_policy_drops_total", "Packets dropped by network policy, by direction (ingress: a new connection to an isolated container here, egress: from one; ipv6-bridged: IPv6 other than ICMPv6 between two containers on the bridge or from one to this host; spoofed-source: IPv4 from a container's port with another container's or a made-up source).", []string{"direction"}, nil),
+		drops:    prometheus.NewDesc("weft_policy_drops_total", "Packets dropped by network policy, by direction (ingress: a new connection to an isolated container here, egress: from one; ipv6-bridged: IPv6 other than ICMPv6 from or to a link-local address between two containers on the bridge, or from one to this host; spoofed-source: IPv4, ARP, IPv6 or a neighbour advertisement from a container's port with another container's or a made-up source).", []string{"direction"}, nil),
 		applies:  prometheus.NewDesc("weft_policy_applies_total", "Rule set rebuilds, by result (ok, error: previous rules kept).", []string{"result"}, nil),
 		duration: prometheus.NewDesc("weft_policy_last_apply_seconds", "Time the last rebuild took (compile and one nftables transaction).", nil, nil),
 		isolated: prometheus.NewDesc("weft_policy_isolated_containers", "This node's containers isolated by policy, by direction.", []string{"direction"}, nil),
