@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/subnet/embedded"
 )
 
 // etcdRole DIR CLIENTURL: run a real single-member etcd (the same embedded
@@ -27,7 +27,7 @@ func etcdRole(args []string) error {
 	}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
-	emb, err := subnet.StartEmbedded(subnet.EmbeddedOptions{
+	emb, err := embedded.Start(embedded.Options{
 		Dir:           args[0],
 		ClientURL:     args[1],
 		Logger:        slog.New(slog.NewTextHandler(os.Stderr, nil)),

@@ -16,6 +16,7 @@ import (
 
 	"github.com/weftnet/weft/logtest"
 	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/subnet/embedded"
 	"github.com/weftnet/weft/subnet/etcdtest"
 )
 
@@ -584,7 +585,7 @@ func TestKeepLeaseRestoresJunkBeforeFirstRead(t *testing.T) {
 // receive cap, a single value larger than the cap is counted as junk
 // (read keys-only) instead of failing every listing for good.
 func TestListingSkipsValueOverReceiveCap(t *testing.T) {
-	srv := etcdtest.StartWith(t, func(o *subnet.EmbeddedOptions) { o.MaxRequestBytes = 24 << 20 })
+	srv := etcdtest.StartWith(t, func(o *embedded.Options) { o.MaxRequestBytes = 24 << 20 })
 	writer, err := clientv3.New(clientv3.Config{Endpoints: srv.Endpoints(), DialTimeout: 5 * time.Second, MaxCallSendMsgSize: 32 << 20})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/subnet/embedded"
 	"github.com/weftnet/weft/subnet/etcdtest"
 )
 
@@ -85,15 +86,15 @@ func TestRoundTrip(t *testing.T) {
 func TestEmbeddedDefaultsAndRestart(t *testing.T) {
 	dir := t.TempDir()
 	url := "http://" + etcdtest.FreeAddr(t)
-	opts := subnet.EmbeddedOptions{Dir: dir, ClientURL: url, Logger: testLogger(t), UnsafeNoFsync: true}
-	e, err := subnet.StartEmbedded(opts)
+	opts := embedded.Options{Dir: dir, ClientURL: url, Logger: testLogger(t), UnsafeNoFsync: true}
+	e, err := embedded.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cli := etcdtest.NewClient(t, subnet.ClientOptions{Endpoints: e.Endpoints()})
 	put(t, cli, "/k", "v")
 	e.Close()
-	e, err = subnet.StartEmbedded(opts)
+	e, err = embedded.Start(opts)
 	if err != nil {
 		t.Fatalf("restart on the same dir: %v", err)
 	}
@@ -101,7 +102,7 @@ func TestEmbeddedDefaultsAndRestart(t *testing.T) {
 	if resp := getKey(t, cli, "/k"); len(resp.Kvs) != 1 {
 		t.Errorf("data lost across restart")
 	}
-	if _, err := subnet.StartEmbedded(subnet.EmbeddedOptions{}); err == nil {
+	if _, err := embedded.Start(embedded.Options{}); err == nil {
 		t.Error("StartEmbedded without a dir succeeded")
 	}
 }

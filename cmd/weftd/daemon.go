@@ -22,6 +22,7 @@ import (
 	"github.com/weftnet/weft/policy/engine"
 	"github.com/weftnet/weft/retry"
 	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/subnet/embedded"
 	"github.com/weftnet/weft/subnet/subnetfile"
 	"github.com/weftnet/weft/underlay"
 	"github.com/weftnet/weft/workload"
@@ -217,7 +218,7 @@ func (d *weftd) preflight() (*subnet.Config, error) {
 
 // startEmbeddedEtcd runs the embedded etcd (--embedded-etcd-dir).
 func (d *weftd) startEmbeddedEtcd() (stop func(), err error) {
-	emb, err := subnet.StartEmbedded(subnet.EmbeddedOptions{
+	emb, err := embedded.Start(embedded.Options{
 		Dir:       d.opts.embeddedEtcdDir,
 		ClientURL: d.opts.embeddedEtcdListen,
 		PeerURL:   d.opts.embeddedEtcdPeerListen,

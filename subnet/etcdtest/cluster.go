@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/subnet/embedded"
 )
 
 // Cluster is a multi-member embedded etcd cluster.
@@ -39,7 +40,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	var wg sync.WaitGroup
 	for i, s := range c.Members {
 		wg.Go(func() {
-			emb, err := subnet.StartEmbedded(s.opts)
+			emb, err := embedded.Start(s.opts)
 			errs[i] = err
 			s.mu.Lock()
 			s.emb = emb

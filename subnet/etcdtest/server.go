@@ -17,21 +17,22 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/subnet/embedded"
 )
 
 // Server is one embedded etcd member.
 type Server struct {
-	opts subnet.EmbeddedOptions
+	opts embedded.Options
 
 	mu  sync.Mutex
-	emb *subnet.Embedded
+	emb *embedded.Etcd
 }
 
 // Start runs a single-member etcd and stops it when the test ends.
 func Start(t testing.TB) *Server { return StartWith(t, nil) }
 
 // StartWith is Start with the member's options changed by tweak first.
-func StartWith(t testing.TB, tweak func(*subnet.EmbeddedOptions)) *Server {
+func StartWith(t testing.TB, tweak func(*embedded.Options)) *Server {
 	t.Helper()
 	s := &Server{opts: memberOptions(t, "m0", t.TempDir())}
 	if tweak != nil {
@@ -44,9 +45,9 @@ func StartWith(t testing.TB, tweak func(*subnet.EmbeddedOptions)) *Server {
 }
 
 // memberOptions picks free ports for one member.
-func memberOptions(t testing.TB, name, dir string) subnet.EmbeddedOptions {
+func memberOptions(t testing.TB, name, dir string) embedded.Options {
 	t.Helper()
-	return subnet.EmbeddedOptions{
+	return embedded.Options{
 		Dir:           dir,
 		Name:          name,
 		ClientURL:     "http://" + FreeAddr(t),
@@ -61,7 +62,7 @@ func memberOptions(t testing.TB, name, dir string) subnet.EmbeddedOptions {
 
 func (s *Server) start(t testing.TB) {
 	t.Helper()
-	emb, err := subnet.StartEmbedded(s.opts)
+	emb, err := embedded.Start(s.opts)
 	if err != nil {
 		t.Fatalf("etcdtest: start etcd member %s: %v", s.opts.Name, err)
 	}

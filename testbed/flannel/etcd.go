@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
-	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/subnet/embedded"
 	"github.com/weftnet/weft/testbed"
 )
 
@@ -29,10 +29,10 @@ const EtcdPort = 2379
 // returns the client URL and a function that stops the member.
 func StartEtcdIn(h *testbed.Host, dir string) (string, func(), error) {
 	url := "http://" + netip.AddrPortFrom(h.IP, EtcdPort).String()
-	var emb *subnet.Embedded
+	var emb *embedded.Etcd
 	err := ns.WithNetNSPath(h.NS.Path(), func(ns.NetNS) error {
 		var err error
-		emb, err = subnet.StartEmbedded(subnet.EmbeddedOptions{
+		emb, err = embedded.Start(embedded.Options{
 			Dir:           filepath.Join(dir, "etcd"),
 			ClientURL:     url,
 			PeerURL:       "http://" + netip.AddrPortFrom(h.IP, EtcdPort+1).String(),

@@ -1,4 +1,4 @@
-package subnet
+package embedded
 
 import (
 	"context"

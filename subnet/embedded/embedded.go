@@ -1,4 +1,8 @@
-package subnet
+// Package embedded runs an etcd member inside weftd (--embedded-etcd-dir)
+// and in tests: its configuration, its log routed to slog, and a stop that
+// ends client streams at once. Apart from subnet so that only what starts
+// a member links etcd's server.
+package embedded
 
 import (
 	"context"
@@ -14,15 +18,15 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
-// Defaults of EmbeddedOptions.
+// Defaults of Options.
 const (
-	DefaultEmbeddedClientURL    = "http://127.0.0.1:2379"
-	DefaultEmbeddedName         = "weft"
-	DefaultEmbeddedReadyTimeout = time.Minute
+	DefaultClientURL    = "http://127.0.0.1:2379"
+	DefaultName         = "weft"
+	DefaultReadyTimeout = time.Minute
 )
 
-// EmbeddedOptions configure an in-process etcd member.
-type EmbeddedOptions struct {
+// Options configure an in-process etcd member.
+type Options struct {
 	// Dir holds the member's data (required).
 	Dir string
 	// ClientURL to listen on and advertise (default http://127.0.0.1:2379).
@@ -56,8 +60,8 @@ type EmbeddedOptions struct {
 	MaxRequestBytes uint
 }
 
-// Embedded is a running in-process etcd member.
-type Embedded struct {
+// Etcd is a running in-process etcd member.
+type Etcd struct {
 	etcd      *embed.Etcd
 	clientURL string
 	ports     []uint16 // TCP ports it listens on, client and peer
@@ -65,8 +69,8 @@ type Embedded struct {
 	stop      context.CancelFunc // ends client streams and quiets etcd's shutdown errors
 }
 
-// StartEmbedded starts an etcd member and waits until it serves clients.
-func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
+// Start starts an etcd member and waits until it serves clients.
+func Start(opts Options) (*Etcd, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -88,7 +92,7 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	}
 	timeout := opts.ReadyTimeout
 	if timeout <= 0 {
-		timeout = DefaultEmbeddedReadyTimeout
+		timeout = DefaultReadyTimeout
 	}
 	select {
 	case <-e.Server.ReadyNotify():
@@ -104,10 +108,10 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	}
 	clientURL := cfg.AdvertiseClientUrls[0].String()
 	log.Info("embedded etcd ready", "dir", opts.Dir, "client_url", clientURL, "name", cfg.Name)
-	return &Embedded{etcd: e, clientURL: clientURL, ports: listenPorts(cfg), log: log, stop: stop}, nil
+	return &Etcd{etcd: e, clientURL: clientURL, ports: listenPorts(cfg), log: log, stop: stop}, nil
 }
 
-func embeddedConfig(opts EmbeddedOptions) (*embed.Config, error) {
+func embeddedConfig(opts Options) (*embed.Config, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("no data directory")
 	}
@@ -115,11 +119,11 @@ func embeddedConfig(opts EmbeddedOptions) (*embed.Config, error) {
 	cfg.Dir = opts.Dir
 	cfg.Name = opts.Name
 	if cfg.Name == "" {
-		cfg.Name = DefaultEmbeddedName
+		cfg.Name = DefaultName
 	}
 	clientRaw := opts.ClientURL
 	if clientRaw == "" {
-		clientRaw = DefaultEmbeddedClientURL
+		clientRaw = DefaultClientURL
 	}
 	clientURL, err := url.Parse(clientRaw)
 	if err != nil || clientURL.Host == "" {
@@ -192,18 +196,18 @@ func listenPorts(cfg *embed.Config) []uint16 {
 
 // ListenPorts are the TCP ports the member listens on (client and peer),
 // for the container guard to keep containers from.
-func (e *Embedded) ListenPorts() []uint16 { return slices.Clone(e.ports) }
+func (e *Etcd) ListenPorts() []uint16 { return slices.Clone(e.ports) }
 
 // Endpoints returns the client URL(s) to give NewClient.
-func (e *Embedded) Endpoints() []string { return []string{e.clientURL} }
+func (e *Etcd) Endpoints() []string { return []string{e.clientURL} }
 
 // Err reports fatal errors of the running member.
-func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
+func (e *Etcd) Err() <-chan error { return e.etcd.Err() }
 
 // Close stops the member and waits for it to shut down. Streams of
 // connected clients (other nodes' watches) end at once: etcd would wait for
 // them for its request timeout (7 s) before cutting them.
-func (e *Embedded) Close() {
+func (e *Etcd) Close() {
 	e.stop()
 	e.etcd.Close()
 	e.log.Info("embedded etcd stopped", "client_url", e.clientURL)

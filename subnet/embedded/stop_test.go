@@ -1,4 +1,4 @@
-package subnet_test
+package embedded_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/weftnet/weft/subnet"
+	"github.com/weftnet/weft/subnet/embedded"
 	"github.com/weftnet/weft/subnet/etcdtest"
 )
 
@@ -53,7 +54,7 @@ func TestEmbeddedCloseWithWatchersIsQuickAndQuiet(t *testing.T) {
 	var out lockedBuffer
 	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	clientAddr, peerAddr := etcdtest.FreeAddr(t), etcdtest.FreeAddr(t)
-	emb, err := subnet.StartEmbedded(subnet.EmbeddedOptions{
+	emb, err := embedded.Start(embedded.Options{
 		Dir:           t.TempDir(),
 		ClientURL:     "http://" + clientAddr,
 		PeerURL:       "http://" + peerAddr,
