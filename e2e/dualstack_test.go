@@ -125,3 +125,51 @@ func keysOf(resp *clientv3.GetResponse) string {
 func TestDualStackTwoHostsHostGW(t *testing.T) {
 	dualStackTwoHosts(t, "host-gw")
 }
+
+// Issue 21: an IPv6-only network ("EnableIPv4": false) on an IPv6-only
+// underlay (the hosts have 2001:db8::i and no IPv4 address): leases at
+// flanneld's IPv6-only key "0.0.0.0-0&<subnet>" with PublicIPv6 and no
+// PublicIP, containers with an IPv6 address only, ping -6 and TCP across.
+func TestIPv6OnlyUnderlayAndNetwork(t *testing.T) {
+	bed := testbed.ForTestWith(t, "wo", 2, testbed.Options{IPv6Only: true})
+	c := newStoppedClusterOn(t, bed, cluster.Options{NetworkConfig: `{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd10:244::/56","Backend":{"Type":"udp"}}`})
+	ctx := ctxFor(t, 3*time.Minute)
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitPeers(t, c, 1)
+	cli := etcdClientIn(t, bed.Hosts[0].NS, c.EtcdEndpoint())
+	for _, n := range c.Nodes {
+		env, err := n.Subnet()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env.Subnet.IsValid() || !env.IPv6Subnet.IsValid() {
+			t.Fatalf("node %d subnet file: %+v", n.Index+1, env)
+		}
+		sub6 := env.IPv6Subnet.Masked()
+		key := fmt.Sprintf("/weft/network/subnets/0.0.0.0-0&%s-%d", sub6.Addr(), sub6.Bits())
+		resp, err := cli.Get(ctx, key)
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("node %d: no lease at %s: %v", n.Index+1, key, err)
+		}
+		want := fmt.Sprintf(`{"PublicIPv6":%q,"BackendType":"udp","BackendData":{"Port":8285}}`, n.Host.IPv6)
+		if v := string(resp.Kvs[0].Value); v != want {
+			t.Errorf("node %d lease %s = %s, want %s", n.Index+1, key, v, want)
+		}
+	}
+	a := addContainer(t, c.Nodes[0], "woa")
+	b := addContainer(t, c.Nodes[1], "wob")
+	if !b.IPv6.IsValid() || b.IP != b.IPv6 {
+		t.Fatalf("container on node 2: IP %v IPv6 %v, want an IPv6 address only; result %s", b.IP, b.IPv6, b.Result)
+	}
+	for _, p := range [][2]*cluster.Container{{a, b}, {b, a}} {
+		if out, err := p[0].NS.Run(ctx, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", p[1].IPv6.String()); err != nil {
+			t.Errorf("ping -6 %s -> %s: %v\n%s", p[0].IPv6, p[1].IPv6, err, out)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	transfer(t, a.NS, b.NS, b.IPv6.String(), 20<<20)
+}

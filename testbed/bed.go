@@ -38,6 +38,9 @@ type Options struct {
 	// 2001:db8::i/64 on eth0, without duplicate address detection (usable
 	// at once).
 	IPv6 bool
+	// IPv6Only is IPv6 without the IPv4 addresses: an IPv6-only
+	// underlay (Host.IP invalid).
+	IPv6Only bool
 }
 
 // Host is a namespace with an underlay device and its address.
@@ -81,6 +84,9 @@ func NewBed(prefix string, hosts int, opts Options) (*Bed, error) {
 	if hosts < 2 || hosts > 250 {
 		return nil, fmt.Errorf("testbed: %d hosts: want 2..250", hosts)
 	}
+	if opts.IPv6Only {
+		opts.IPv6 = true
+	}
 	if opts.IPv6 && opts.Remote > 0 {
 		return nil, fmt.Errorf("testbed: IPv6 underlay addresses on a routed bed are not supported")
 	}
@@ -109,6 +115,9 @@ func (b *Bed) build(prefix string, hosts int, opts Options) error {
 			b := underlayBase6.As16()
 			b[15] = byte(i + 1)
 			h.IPv6 = netip.AddrFrom16(b)
+		}
+		if opts.IPv6Only {
+			h.IP = netip.Addr{}
 		}
 		if opts.Remote > 0 {
 			h.Gateway = hostAddr(underlayBase, routerHost)
@@ -218,9 +227,11 @@ func (b *Bed) buildRouted(prefix string, opts Options) error {
 }
 
 func (h *Host) configure(bits int) error {
-	addr := netip.PrefixFrom(h.IP, bits).String()
-	if err := ipCmd("-n", h.NS.Name, "addr", "add", addr, "dev", h.Dev); err != nil {
-		return err
+	if h.IP.IsValid() {
+		addr := netip.PrefixFrom(h.IP, bits).String()
+		if err := ipCmd("-n", h.NS.Name, "addr", "add", addr, "dev", h.Dev); err != nil {
+			return err
+		}
 	}
 	if h.IPv6.IsValid() {
 		if err := ipCmd("-n", h.NS.Name, "addr", "add", netip.PrefixFrom(h.IPv6, 64).String(), "dev", h.Dev, "nodad"); err != nil {

@@ -137,7 +137,11 @@ func (c *Cluster) EtcdEndpoint() string {
 	if c.opts.EtcdEndpoint != "" {
 		return c.opts.EtcdEndpoint
 	}
-	return "http://" + c.Bed.Hosts[0].IP.String() + ":2379"
+	h := c.Bed.Hosts[0]
+	if !h.IP.IsValid() {
+		return "http://[" + h.IPv6.String() + "]:2379" // an IPv6-only underlay
+	}
+	return "http://" + h.IP.String() + ":2379"
 }
 
 // Start starts weftd on every node and waits until each is ready.
@@ -161,7 +165,9 @@ func (n *Node) Args() []string {
 	args := []string{
 		"--etcd-endpoints", c.EtcdEndpoint(),
 		"--iface", n.Host.Dev,
-		"--public-ip", n.Host.IP.String(),
+	}
+	if n.Host.IP.IsValid() {
+		args = append(args, "--public-ip", n.Host.IP.String())
 	}
 	if n.Host.IPv6.IsValid() {
 		args = append(args, "--public-ipv6", n.Host.IPv6.String())
