@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -163,5 +164,88 @@ func TestMixedWeftAndFlanneldDualStack(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("flanneld log:\n%s", tailFile(p.LogPath))
+	}
+}
+
+// The same with weftd itself on the weft node (--public-ipv6): its lease
+// at the dual key, flannel-v6.1, its flannel subnet file with both
+// families; a container attached by flannel's plugin on the flanneld node
+// and one attached by weft's plugin on the weftd node ping each other
+// over IPv6 and IPv4 both ways.
+func TestMixedWeftdAndFlanneldDualStack(t *testing.T) {
+	bin := flanneldBin(t)
+	bed := testbed.ForTest(t, "wd6", 2)
+	ctx := ctxFor(t, 4*time.Minute)
+	v6 := []string{"2001:db8::1", "2001:db8::2"}
+	for i, h := range bed.Hosts {
+		runIn(t, ctx, h.NS, "ip", "addr", "add", v6[i]+"/64", "dev", h.Dev, "nodad")
+	}
+	etcd := flannel.StartEtcd(t, bed.Hosts[0])
+	opts := weftOnFlannelPrefix(etcd)
+	opts.ExtraArgs = append(opts.ExtraArgs, "--public-ipv6", v6[0])
+	c := newStoppedClusterOn(t, bed, opts)
+	weftNode, flannelNode := c.Nodes[0], c.Nodes[1]
+	cli := etcdClientIn(t, weftNode.Host.NS, etcd)
+	if _, err := cli.Put(ctx, flannel.DefaultPrefix+"/config", dualStackVXLANConfig); err != nil {
+		t.Fatal(err)
+	}
+	if err := weftNode.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := weftNode.WaitReady(ctxFor(t, time.Minute)); err != nil {
+		t.Fatalf("%v\n%s", err, weftNode.Log(40))
+	}
+	since := time.Now().Add(-time.Second)
+	p, err := flannel.Start(c.Bed, flannelNode.Host, bin, filepath.Join(flannelNode.Dir, "flanneld.log"),
+		flannel.Options{Etcd: etcd, SubnetFile: flannelNode.FlannelSubnetFile, Extra: []string{"--public-ipv6=" + v6[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := flannel.WaitSubnetFile(ctxFor(t, time.Minute), p, flannelNode.FlannelSubnetFile, since); err != nil {
+		t.Fatalf("%v\n%s", err, tailFile(p.LogPath))
+	}
+	fe, we := readFlannelEnv(t, flannelNode.FlannelSubnetFile), readFlannelEnv(t, weftNode.FlannelSubnetFile)
+	if !fe.subnet6.IsValid() || !we.subnet6.IsValid() {
+		t.Fatalf("IPv6 subnets: flanneld %v, weftd %v", fe.subnet6, we.subnet6)
+	}
+	checkVXLANDevice(t, weftNode.Host)
+	if out := runIn(t, ctx, weftNode.Host.NS, "ip", "-d", "link", "show", "flannel-v6.1"); !strings.Contains(out, "vxlan id 1 local "+v6[0]) {
+		t.Errorf("weftd's flannel-v6.1:\n%s", out)
+	}
+	waitPeersOf(t, weftNode, 1)
+	fc, fip, fip6 := flannelContainerDual(t, flannelNode, flannelCNIConf(flannelNode, flannelNode.FlannelSubnetFile))
+	// weft's own plugin on the weftd node (a node has one plugin's bridge:
+	// weft's refuses a subnet flannel's cni0 already holds).
+	xc := addContainer(t, weftNode, "wdx")
+	var res struct {
+		IPs []struct{ Address string } `json:"ips"`
+	}
+	var xip6 netip.Addr
+	if err := json.Unmarshal(xc.Result, &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range res.IPs {
+		if q, err := netip.ParsePrefix(a.Address); err == nil && q.Addr().Is6() {
+			xip6 = q.Addr()
+		}
+	}
+	if !we.subnet6.Masked().Contains(xip6) {
+		t.Fatalf("weft's plugin gave %s, no IPv6 address in %s", xc.Result, we.subnet6)
+	}
+	for _, pr := range []struct {
+		from    *testbed.NS
+		to, to6 netip.Addr
+		what    string
+	}{{xc.NS, fip, fip6, "weftd node's container (weft's plugin) -> flanneld node's (flannel's plugin)"},
+		{fc, xc.IP, xip6, "flanneld node's container -> weftd node's"}} {
+		if out, err := pr.from.Run(ctx, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", pr.to6.String()); err != nil {
+			t.Errorf("%s: ping -6 %s: %v\n%s", pr.what, pr.to6, err, out)
+		}
+		if out, err := pr.from.Run(ctx, "ping", "-c", "3", "-i", "0.2", "-W", "2", pr.to.String()); err != nil {
+			t.Errorf("%s: ping %s: %v\n%s", pr.what, pr.to, err, out)
+		}
+	}
+	if t.Failed() {
+		t.Logf("flanneld log:\n%s\nweftd log:\n%s", tailFile(p.LogPath), weftNode.Log(40))
 	}
 }
