@@ -354,3 +354,43 @@ func TestKeepDualStackLease(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A stray writer's key that names this node's IPv6 subnet under another
+// IPv4 subnet is no peer: traffic for our own containers stays here.
+func TestWatchIgnoresKeyClaimingOwnIPv6Subnet(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	cfg := mustConfig(t, dual)
+	m := newManager(t, cli, subnet.Options{TTL: time.Minute})
+	own, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs6(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stray := fmt.Sprintf("/weft/network/subnets/10.244.200.0-24&%s-64", own.IPv6Subnet.Addr())
+	put(t, cli, stray, `{"PublicIP":"192.0.2.66","BackendType":"udp","BackendData":{"Port":8285}}`)
+	put(t, cli, "/weft/network/subnets/10.244.201.0-24&fd10:244:0:c9::-64", `{"PublicIP":"192.0.2.67","BackendType":"udp","BackendData":{"Port":8285}}`)
+	snap := watchSnapshot(t, m, cfg, own.Primary())
+	if len(snap) != 1 || snap[0].Subnet != netip.MustParsePrefix("10.244.201.0/24") {
+		t.Fatalf("snapshot %+v: want only the honest peer", snap)
+	}
+	// And as a watch event.
+	ctx, cancel := context.WithCancel(ctxFor(t, 10*time.Second))
+	defer cancel()
+	events := make(chan subnet.Event, 8)
+	go m.WatchLeases(ctx, cfg, own.Primary(), func(_ []subnet.Lease, evs []subnet.Event) {
+		for _, e := range evs {
+			events <- e
+		}
+	})
+	time.Sleep(300 * time.Millisecond)
+	put(t, cli, fmt.Sprintf("/weft/network/subnets/10.244.202.0-24&%s-64", own.IPv6Subnet.Addr()), `{"PublicIP":"192.0.2.68","BackendType":"udp","BackendData":{"Port":8285}}`)
+	put(t, cli, "/weft/network/subnets/10.244.203.0-24&fd10:244:0:cb::-64", `{"PublicIP":"192.0.2.69","BackendType":"udp","BackendData":{"Port":8285}}`)
+	select {
+	case e := <-events:
+		if e.Lease.Subnet != netip.MustParsePrefix("10.244.203.0/24") {
+			t.Fatalf("event %+v: the key claiming our IPv6 subnet was delivered", e)
+		}
+	case <-ctx.Done():
+		t.Fatal("no event")
+	}
+}

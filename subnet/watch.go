@@ -66,6 +66,9 @@ type watcher struct {
 	// ownIP is the PublicIP on our own subnet's key, to spot others
 	// claiming it.
 	ownIP string
+	// own6 is the IPv6 subnet on our own key in a dual-stack network: a
+	// key of another name that claims it too is no peer.
+	own6 netip.Prefix
 	// endpoints is the endpoint of every lease delivered, to spot changes
 	// without a deletion in between.
 	endpoints map[netip.Prefix]string
@@ -103,7 +106,15 @@ func (w *watcher) listAndWatch(ctx context.Context) (progressed bool, err error)
 	snapshot := make([]Lease, 0, len(l.leases))
 	for _, sl := range l.leases {
 		if sl.Primary() == w.own {
+			w.own6 = sl.IPv6Subnet
+		}
+	}
+	for _, sl := range l.leases {
+		if sl.Primary() == w.own {
 			w.ownIP = sl.Attrs.node()
+			continue
+		}
+		if w.claimsOwn6(sl) {
 			continue
 		}
 		ep := sl.Attrs.endpoint()
@@ -190,6 +201,9 @@ func (w *watcher) convert(evs []*clientv3.Event) []Event {
 				if w.ownIP != "" && sl.Attrs.node() != w.ownIP {
 					w.m.log.Warn("ignoring a lease that claims our subnet", "subnet", sl.Primary(), "public_ip", sl.Attrs.node())
 				}
+				continue
+			}
+			if w.claimsOwn6(sl) {
 				continue
 			}
 			ep := sl.Attrs.endpoint()
@@ -279,4 +293,15 @@ func (w *watcher) flushMoved() {
 	w.m.log.Warn("more peers' endpoints changed without their leases being deleted first (a hijack of a subnet looks like this)",
 		"count", w.movedUnlogged, "within", malformedLogInterval)
 	w.movedUnlogged = 0
+}
+
+// claimsOwn6 tells (and logs) whether sl, another key than ours, names our
+// IPv6 subnet: one IPv6 subnet can appear under many key names (a stray
+// writer's), and traffic for our own containers must not go to it.
+func (w *watcher) claimsOwn6(sl storedLease) bool {
+	if !w.own6.IsValid() || sl.IPv6Subnet != w.own6 {
+		return false
+	}
+	w.m.log.Warn("ignoring a lease that claims our IPv6 subnet", "key", sl.key, "ipv6_subnet", sl.IPv6Subnet, "public_ip", sl.Attrs.node())
+	return true
 }
