@@ -115,8 +115,15 @@ func TestVXLANOddLeasesLive(t *testing.T) {
 				want = append(want, e.String()+"="+"192.0.2.50")
 			}
 			slices.Sort(want)
-			if got := vxlanPeers(t, n); !slices.Equal(got, want) {
-				t.Errorf("%s: node %d peers %v, want %v", when, n.Index+1, got, want)
+			// The counters move at the start of a sync, the peers and the
+			// kernel at its end: wait for the peers.
+			if err := testbed.WaitFor(ctxFor(t, 10*time.Second), 100*time.Millisecond, func() error {
+				if got := vxlanPeers(t, n); !slices.Equal(got, want) {
+					return fmt.Errorf("peers %v, want %v", got, want)
+				}
+				return nil
+			}); err != nil {
+				t.Errorf("%s: node %d: %v", when, n.Index+1, err)
 			}
 			fdb := runIn(t, ctx, n.Host.NS, "bridge", "fdb", "show", "dev", "flannel.1")
 			if !strings.Contains(fdb, macs[other]+" dst "+other.Host.IP.String()) {
