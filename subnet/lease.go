@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/subnet/etcdread"
+	"github.com/weftnet/weft/subnet/subnetfile"
 )
 
 // Sentinel errors; match them with errors.Is.
@@ -430,4 +431,34 @@ func addrString(a netip.Addr) string {
 		return ""
 	}
 	return a.String()
+}
+
+// WithPublicIPs returns a carrying this node's public addresses: the IPv4
+// one (none on an IPv6-only underlay) and the IPv6 one, whatever the
+// backend filled in.
+func (a LeaseAttrs) WithPublicIPs(v4, v6 netip.Addr) LeaseAttrs {
+	a.PublicIP, a.PublicIPv6 = "", ""
+	if v4.IsValid() {
+		a.PublicIP = v4.String()
+	}
+	if v6.IsValid() {
+		a.PublicIPv6 = v6.String()
+	}
+	return a
+}
+
+// FileEnv is the subnet file's content for this node's lease l: each
+// family the network has, its subnet written as its first address (the
+// bridge's gateway), and the containers' MTU.
+func (l Lease) FileEnv(cfg *Config, mtu int, ipMasq bool) subnetfile.Env {
+	env := subnetfile.Env{MTU: mtu, IPMasq: ipMasq}
+	if cfg.HasIPv4() && l.Subnet.IsValid() {
+		env.Network = cfg.Network
+		env.Subnet = netip.PrefixFrom(l.Subnet.Addr().Next(), l.Subnet.Bits())
+	}
+	if cfg.HasIPv6() && l.IPv6Subnet.IsValid() {
+		env.IPv6Network = cfg.IPv6Network
+		env.IPv6Subnet = netip.PrefixFrom(l.IPv6Subnet.Addr().Next(), l.IPv6Subnet.Bits())
+	}
+	return env
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/weftnet/weft/subnet/subnetfile"
 	"github.com/weftnet/weft/underlay"
 	"github.com/weftnet/weft/workload"
+	"github.com/weftnet/weft/writecheck"
 )
 
 // daemonState is what the HTTP endpoints read; it is written by the daemon's
@@ -173,7 +174,7 @@ func (d *weftd) run(ctx context.Context) error {
 	}
 	defer stopMasq()
 
-	if err := d.writeSubnetFiles(subnetEnv(cfg, lease, be.MTU(), d.opts.ipMasq)); err != nil {
+	if err := d.writeSubnetFiles(lease.FileEnv(cfg, be.MTU(), d.opts.ipMasq)); err != nil {
 		return err
 	}
 	d.waitPolicyInForce(ctx)
@@ -210,8 +211,8 @@ func (d *weftd) preflight() (*subnet.Config, error) {
 	if err := d.clientOptions().Check(); err != nil {
 		return nil, asConfigError(err)
 	}
-	if err := checkWritable(d.opts.writableDirs()); err != nil {
-		return nil, err
+	if err := writecheck.Check(d.opts.writableDirs()); err != nil {
+		return nil, asConfigError(err)
 	}
 	return wanted, nil
 }
@@ -312,7 +313,7 @@ func (d *weftd) takeLease(ctx context.Context, cfg *subnet.Config) (backend.Back
 	}
 	attrs, err := be.LeaseAttrs()
 	if err == nil {
-		attrs = withPublicIPs(attrs, u.PublicIP, u.PublicIPv6)
+		attrs = attrs.WithPublicIPs(u.PublicIP, u.PublicIPv6)
 		err = attrs.Validate()
 	}
 	if err != nil {
@@ -463,36 +464,6 @@ func (d *weftd) findUnderlay(cfg *subnet.Config) (underlay.Underlay, error) {
 	return u, nil
 }
 
-// withPublicIPs makes attrs carry this node's public addresses: the IPv4
-// one (none on an IPv6-only underlay) and the IPv6 one (--public-ipv6, or
-// found), whatever the backend filled in.
-func withPublicIPs(attrs subnet.LeaseAttrs, v4, v6 netip.Addr) subnet.LeaseAttrs {
-	attrs.PublicIP, attrs.PublicIPv6 = "", ""
-	if v4.IsValid() {
-		attrs.PublicIP = v4.String()
-	}
-	if v6.IsValid() {
-		attrs.PublicIPv6 = v6.String()
-	}
-	return attrs
-}
-
-// subnetEnv is the subnet file's content for lease: each family the
-// network has, its subnet written as its first address (the bridge's
-// gateway).
-func subnetEnv(cfg *subnet.Config, lease subnet.Lease, mtu int, ipMasq bool) subnetfile.Env {
-	env := subnetfile.Env{MTU: mtu, IPMasq: ipMasq}
-	if cfg.HasIPv4() && lease.Subnet.IsValid() {
-		env.Network = cfg.Network
-		env.Subnet = netip.PrefixFrom(lease.Subnet.Addr().Next(), lease.Subnet.Bits())
-	}
-	if cfg.HasIPv6() && lease.IPv6Subnet.IsValid() {
-		env.IPv6Network = cfg.IPv6Network
-		env.IPv6Subnet = netip.PrefixFrom(lease.IPv6Subnet.Addr().Next(), lease.IPv6Subnet.Bits())
-	}
-	return env
-}
-
 // attrsChanger is a backend whose lease attributes change while it runs
 // (the wireguard backend's rotated key).
 type attrsChanger interface {
@@ -519,7 +490,7 @@ func (d *weftd) attrsUpdates(ctx context.Context, wg *sync.WaitGroup, be backend
 				d.log.Error("new lease attributes", "err", err)
 				continue
 			}
-			attrs = withPublicIPs(attrs, d.publicIP, d.publicIPv6)
+			attrs = attrs.WithPublicIPs(d.publicIP, d.publicIPv6)
 			select {
 			case updates <- attrs:
 			case <-ctx.Done():
