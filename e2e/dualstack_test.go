@@ -102,7 +102,8 @@ func dualStackTwoHosts(t *testing.T, backend string) {
 	// The way node 1 sends to node 2's container: into weft0 (udp), a
 	// route via node 2's IPv6 underlay address (host-gw).
 	route := runIn(t, ctx, c.Nodes[0].Host.NS, "ip", "-6", "route", "get", b.IPv6.String())
-	want := map[string]string{"udp": "dev weft0", "host-gw": "via " + c.Nodes[1].Host.IPv6.String()}[backend]
+	want := map[string]string{"udp": "dev weft0", "host-gw": "via " + c.Nodes[1].Host.IPv6.String(),
+		"wireguard": "dev weft0", "vxlan": "dev flannel-v6.1"}[backend]
 	if !strings.Contains(route, want) {
 		t.Errorf("route to %s on node 1: %q, want %q", b.IPv6, route, want)
 	}
@@ -124,6 +125,17 @@ func keysOf(resp *clientv3.GetResponse) string {
 // IPv6 underlay addresses.
 func TestDualStackTwoHostsHostGW(t *testing.T) {
 	dualStackTwoHosts(t, "host-gw")
+}
+
+// The same on wireguard (issue 21: allowed IPs of both families, one
+// device) and on vxlan (flannel's second device flannel-v6.1 over the
+// IPv6 underlay).
+func TestDualStackTwoHostsWireGuard(t *testing.T) {
+	dualStackTwoHosts(t, "wireguard")
+}
+
+func TestDualStackTwoHostsVXLAN(t *testing.T) {
+	dualStackTwoHosts(t, "vxlan")
 }
 
 // Issue 21: an IPv6-only network ("EnableIPv4": false) on an IPv6-only
