@@ -141,6 +141,17 @@ func pathLabel(name string) string {
 type results struct {
 	Paths   []string
 	samples map[string]map[string][]float64
+	// NotMeasured says why a path has no samples of a metric by design
+	// ("path/metric" -> reason), e.g. a path slower than the paced rate.
+	NotMeasured map[string]string `json:",omitempty"`
+}
+
+// notMeasured records that path has no samples of key, and why.
+func (r *results) notMeasured(path, key, why string) {
+	if r.NotMeasured == nil {
+		r.NotMeasured = map[string]string{}
+	}
+	r.NotMeasured[path+"/"+key] = why
 }
 
 func newResults(paths []string) *results {

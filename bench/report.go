@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -143,6 +145,13 @@ func (rep *report) markdown(image string) string {
 		w("Skipped paths:\n\n")
 		for _, s := range rep.Skipped {
 			w("- %s\n", s)
+		}
+		w("\n")
+	}
+	if len(rep.Results.NotMeasured) > 0 {
+		w("Not measured by design (an empty cell, not a failure):\n\n")
+		for _, k := range slices.Sorted(maps.Keys(rep.Results.NotMeasured)) {
+			w("- %s: %s\n", k, rep.Results.NotMeasured[k])
 		}
 		w("\n")
 	}

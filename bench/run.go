@@ -334,6 +334,9 @@ func (rep *report) verdict() error {
 			if rep.Only != nil && (!rep.Only[workloadOf(m.Key)] || needsIdleLatency(m.Key) && !rep.Only["latency"]) {
 				continue
 			}
+			if _, ok := rep.Results.NotMeasured[p+"/"+m.Key]; ok {
+				continue
+			}
 			if rep.Results.summary(p, m.Key).N == 0 {
 				missing = append(missing, p+"/"+m.Key)
 			}
