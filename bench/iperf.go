@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 )
 
 // iperfResult is what the harness takes from one iperf3 -J run.
@@ -18,6 +19,12 @@ type iperfResult struct {
 	// ReceivedPackets and LostPercent (UDP) as counted by the receiver.
 	ReceivedPackets float64
 	LostPercent     float64
+	// Local and Remote are the addresses of the first connected stream,
+	// MSS the control connection's maximum segment size (TCP_MAXSEG after
+	// connecting, iperf3's tcp_mss_default; 0 when not reported): what
+	// proves which family the run used, and whether the MSS fits the MTU.
+	Local, Remote netip.Addr
+	MSS           int
 }
 
 // PacketsPerSecond is the UDP receive rate.
@@ -40,6 +47,11 @@ type iperfSum struct {
 
 type iperfJSON struct {
 	Start struct {
+		Connected []struct {
+			LocalHost  string `json:"local_host"`
+			RemoteHost string `json:"remote_host"`
+		} `json:"connected"`
+		MSS       int `json:"tcp_mss_default"`
 		TestStart struct {
 			Protocol string `json:"protocol"`
 		} `json:"test_start"`
@@ -71,6 +83,14 @@ func parseIperf(data []byte) (iperfResult, error) {
 		return iperfResult{}, errors.New("iperf3 JSON: no end.sum_received or end.sum")
 	}
 	res := iperfResult{Bytes: recv.Bytes, Seconds: recv.Seconds, BitsPerSecond: recv.BitsPerSecond}
+	if c := doc.Start.Connected; len(c) > 0 {
+		// iperf3 prints IPv4-mapped addresses for an IPv4 run on a dual
+		// socket; Unmap keeps the family what went on the wire.
+		res.Local, _ = netip.ParseAddr(c[0].LocalHost)
+		res.Remote, _ = netip.ParseAddr(c[0].RemoteHost)
+		res.Local, res.Remote = res.Local.Unmap(), res.Remote.Unmap()
+	}
+	res.MSS = doc.Start.MSS
 	if doc.End.SumSent != nil {
 		res.Retransmits = doc.End.SumSent.Retransmits
 	}

@@ -14,6 +14,7 @@ type metric struct {
 const (
 	mTCP1      = "tcp_1_gbps"
 	mTCP4      = "tcp_4_gbps"
+	mTCP6      = "tcp6_1_gbps" // one stream between the path's IPv6 endpoints
 	mUDP64     = "udp_64_kpps"
 	mUDP64Loss = "udp_64_loss_pct"
 	mUDP1400   = "udp_1400_kpps"
@@ -44,6 +45,7 @@ const (
 var allMetrics = []metric{
 	{mTCP1, "TCP, 1 stream", "Gbit/s", true, false},
 	{mTCP4, "TCP, 4 streams", "Gbit/s", true, false},
+	{mTCP6, "TCP over IPv6, 1 stream", "Gbit/s", true, false},
 	{mUDP64, "UDP 64 B, received", "kpkt/s", true, false},
 	{mUDP64Loss, "UDP 64 B, loss", "%", false, false},
 	{mUDP1400, "UDP 1400 B, received", "kpkt/s", true, false},
@@ -72,6 +74,8 @@ func workloadOf(key string) string {
 		return "tcp-1"
 	case mTCP4, mWeftTCP4:
 		return "tcp-4"
+	case mTCP6:
+		return "tcp6-1"
 	case mUDP64, mUDP64Loss, mWeftUDP64:
 		return "udp-64"
 	case mUDP1400, mUDP14Loss, mWeftUDP14:

@@ -17,6 +17,11 @@ import (
 type path struct {
 	Name string
 	A, B netip.Addr
+	// A6 and B6 are the endpoints over IPv6 (the tcp6-1 workload); both
+	// invalid when the path carries no IPv6, and then No6 says why (a path
+	// with neither fails that workload).
+	A6, B6 netip.Addr
+	No6    string
 	// Note describes how the path was built (for the report).
 	Note string
 	// bed holds the path's two hosts when they are not the run's main
@@ -26,8 +31,8 @@ type path struct {
 
 func rawPath(bed *testbed.Bed) *path {
 	h1, h2 := bed.Hosts[0], bed.Hosts[1]
-	return &path{Name: pathRaw, A: h1.IP, B: h2.IP,
-		Note: fmt.Sprintf("veth pair %s <-> %s, MTU %d", h1.IP, h2.IP, h1.MTU)}
+	return &path{Name: pathRaw, A: h1.IP, B: h2.IP, A6: h1.IPv6, B6: h2.IPv6,
+		Note: fmt.Sprintf("veth pair %s <-> %s (IPv6 %s <-> %s), MTU %d", h1.IP, h2.IP, h1.IPv6, h2.IPv6, h1.MTU)}
 }
 
 // VXLAN path parameters.
@@ -39,6 +44,7 @@ const (
 // vxlanPath builds a point-to-point kernel VXLAN between the two hosts.
 func vxlanPath(ctx context.Context, bed *testbed.Bed) (*path, error) {
 	addrs := []netip.Addr{netip.MustParseAddr("10.99.0.1"), netip.MustParseAddr("10.99.0.2")}
+	addrs6 := []netip.Addr{netip.MustParseAddr("fd99::1"), netip.MustParseAddr("fd99::2")}
 	for i, h := range bed.Hosts[:2] {
 		peer := bed.Hosts[1-i]
 		steps := [][]string{
@@ -46,6 +52,8 @@ func vxlanPath(ctx context.Context, bed *testbed.Bed) (*path, error) {
 				"local", h.IP.String(), "dstport", "4789", "dev", h.Dev},
 			{"link", "set", vxlanDev, "mtu", fmt.Sprint(vxlanMTU)},
 			{"addr", "add", netip.PrefixFrom(addrs[i], 24).String(), "dev", vxlanDev},
+			// Inner IPv6 over the same IPv4 underlay; nodad: usable at once.
+			{"addr", "add", netip.PrefixFrom(addrs6[i], 64).String(), "dev", vxlanDev, "nodad"},
 			{"link", "set", vxlanDev, "up"},
 		}
 		for _, args := range steps {
@@ -54,12 +62,13 @@ func vxlanPath(ctx context.Context, bed *testbed.Bed) (*path, error) {
 			}
 		}
 	}
-	return &path{Name: pathVXLAN, A: addrs[0], B: addrs[1],
-		Note: fmt.Sprintf("kernel VXLAN id 42, UDP 4789, %s <-> %s, MTU %d", addrs[0], addrs[1], vxlanMTU)}, nil
+	return &path{Name: pathVXLAN, A: addrs[0], B: addrs[1], A6: addrs6[0], B6: addrs6[1],
+		Note: fmt.Sprintf("kernel VXLAN id 42, UDP 4789 over the IPv4 underlay, %s <-> %s (IPv6 %s <-> %s), MTU %d", addrs[0], addrs[1], addrs6[0], addrs6[1], vxlanMTU)}, nil
 }
 
 // extraPath runs a user command that builds an overlay between the two
-// hosts and prints the two overlay addresses "A B".
+// hosts and prints the two overlay addresses "A B", or "A B A6 B6" when it
+// carries IPv6 too.
 func extraPath(ctx context.Context, bed *testbed.Bed, name, command string) (*path, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -72,29 +81,44 @@ func extraPath(ctx context.Context, bed *testbed.Bed, name, command string) (*pa
 	if err != nil {
 		return nil, fmt.Errorf("extra path %s: %q: %w", name, command, err)
 	}
-	a, b, err := parseAddrPair(string(out))
+	p, err := parseExtraAddrs(string(out))
 	if err != nil {
 		return nil, fmt.Errorf("extra path %s: %w", name, err)
 	}
-	return &path{Name: name, A: a, B: b, Note: fmt.Sprintf("`%s` (%s <-> %s)", command, a, b)}, nil
+	p.Name = name
+	p.Note = fmt.Sprintf("`%s` (%s <-> %s)", command, p.A, p.B)
+	if p.A6.IsValid() {
+		p.Note = fmt.Sprintf("`%s` (%s <-> %s, IPv6 %s <-> %s)", command, p.A, p.B, p.A6, p.B6)
+	}
+	return p, nil
 }
 
-// parseAddrPair reads "A B" from the last non-empty line of out.
-func parseAddrPair(out string) (netip.Addr, netip.Addr, error) {
+// parseExtraAddrs reads "A B" or "A B A6 B6" from the last non-empty line
+// of out: the endpoints over the path, and over IPv6 when the path
+// carries it (A6 and B6 must be IPv6 addresses). With two addresses the
+// path's No6 says that the command printed no IPv6 endpoints.
+func parseExtraAddrs(out string) (*path, error) {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	fields := strings.Fields(lines[len(lines)-1])
-	if len(fields) != 2 {
-		return netip.Addr{}, netip.Addr{}, fmt.Errorf("want two addresses \"A B\" on stdout, got %q", out)
+	if len(fields) != 2 && len(fields) != 4 {
+		return nil, fmt.Errorf("want two addresses \"A B\" (or four, \"A B A6 B6\") on stdout, got %q", out)
 	}
-	a, err := netip.ParseAddr(fields[0])
-	if err != nil {
-		return netip.Addr{}, netip.Addr{}, fmt.Errorf("address A: %w", err)
+	var addrs []netip.Addr
+	for i, f := range fields {
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("address %s: %w", []string{"A", "B", "A6", "B6"}[i], err)
+		}
+		if i >= 2 && (!a.Is6() || a.Is4In6()) {
+			return nil, fmt.Errorf("address %s: %s is not an IPv6 address", []string{"A6", "B6"}[i-2], a)
+		}
+		addrs = append(addrs, a)
 	}
-	b, err := netip.ParseAddr(fields[1])
-	if err != nil {
-		return netip.Addr{}, netip.Addr{}, fmt.Errorf("address B: %w", err)
+	p := &path{A: addrs[0], B: addrs[1], No6: "its --extra command printed no IPv6 endpoints (\"A B\", not \"A B A6 B6\")"}
+	if len(addrs) == 4 {
+		p.A6, p.B6, p.No6 = addrs[2], addrs[3], ""
 	}
-	return a, b, nil
+	return p, nil
 }
 
 // parseExtra splits a --extra NAME=CMD value.
@@ -105,22 +129,33 @@ func parseExtra(v string) (name, command string, err error) {
 		return "", "", fmt.Errorf("--extra %q: want NAME=CMD", v)
 	}
 	switch name {
-	case pathRaw, pathVXLAN, pathWeft, pathWeftDirect, pathWeftWireGuard, pathWireGuardGo:
+	case pathRaw, pathVXLAN, pathWeft, pathWeftDirect, pathWeftVXLAN, pathWeftWireGuard, pathWireGuardGo, pathFlannelUDP:
 		return "", "", fmt.Errorf("--extra %q: name %s is taken by a built-in path", v, name)
 	}
 	return name, command, nil
 }
 
-// waitReachable waits until host 1 can ping B from A.
+// waitReachable waits until host 1 can ping B from A, and B6 from A6
+// when the path carries IPv6. A path with IPv6 endpoints that does not
+// carry IPv6 fails here, before anything is measured.
 func waitReachable(ctx context.Context, bed *testbed.Bed, p *path) error {
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	err := testbed.WaitFor(wctx, 250*time.Millisecond, func() error {
-		_, err := bed.Hosts[0].NS.Run(wctx, "ping", "-c", "1", "-W", "1", "-I", p.A.String(), p.B.String())
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("path %s: %s unreachable from %s: %w", p.Name, p.B, p.A, err)
+	pairs := [][2]netip.Addr{{p.A, p.B}}
+	if p.A6.IsValid() || p.B6.IsValid() {
+		if !p.A6.Is6() || !p.B6.Is6() {
+			return fmt.Errorf("path %s: IPv6 endpoints %v <-> %v: want two IPv6 addresses", p.Name, p.A6, p.B6)
+		}
+		pairs = append(pairs, [2]netip.Addr{p.A6, p.B6})
+	}
+	for _, ab := range pairs {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := testbed.WaitFor(wctx, 250*time.Millisecond, func() error {
+			_, err := bed.Hosts[0].NS.Run(wctx, "ping", "-c", "1", "-W", "1", "-I", ab[0].String(), ab[1].String())
+			return err
+		})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("path %s: %s unreachable from %s: %w", p.Name, ab[1], ab[0], err)
+		}
 	}
 	return nil
 }

@@ -36,6 +36,9 @@ type jsonPath struct {
 	Label string `json:"label"`
 	A     string `json:"a"`
 	B     string `json:"b"`
+	A6    string `json:"a6,omitempty"`
+	B6    string `json:"b6,omitempty"`
+	No6   string `json:"no6,omitempty"` // why the path has no IPv6 endpoints
 	Note  string `json:"note"`
 }
 
@@ -70,7 +73,11 @@ func (rep *report) json() ([]byte, error) {
 		Seconds: rep.Seconds, PingCount: rep.PingCount, DurationSec: rep.Duration.Seconds(),
 		Skipped: rep.Skipped, Failures: rep.Failures, Micro: rep.Micro, MicroError: rep.MicroErr}
 	for _, p := range rep.Paths {
-		out.Paths = append(out.Paths, jsonPath{p.Name, pathLabel(p.Name), p.A.String(), p.B.String(), p.Note})
+		jp := jsonPath{Name: p.Name, Label: pathLabel(p.Name), A: p.A.String(), B: p.B.String(), No6: p.No6, Note: p.Note}
+		if p.A6.IsValid() {
+			jp.A6, jp.B6 = p.A6.String(), p.B6.String()
+		}
+		out.Paths = append(out.Paths, jp)
 	}
 	for _, m := range allMetrics {
 		jm := jsonMetric{metric: m, Results: map[string]jsonPathResult{}, Ratios: map[string]float64{}}
@@ -179,6 +186,18 @@ func (rep *report) markdown(image string) string {
 	w("- Each repetition runs every workload over every path in turn (raw, VXLAN, weft, ..., raw, ...), so\n")
 	w("  drifts of the machine hit all paths alike. The client always runs on host 1, the server on host 2.\n")
 	w("- TCP: `iperf3 -J -t %d` with 1 and 4 streams (`-P 4`); the figure is the receiver's rate.\n", rep.Seconds)
+	w("- TCP over IPv6: the same 1-stream run between the path's IPv6 endpoints, right after the IPv4 one\n")
+	w("  in every repetition. Every path that can carry IPv6 has them: raw veth the hosts' underlay\n")
+	w("  addresses 2001:db8::1 and ::2; kernel VXLAN fd99::1 and ::2 on the VXLAN device (inner IPv6 over\n")
+	w("  the IPv4 underlay); the weft paths run a dual-stack network (`\"EnableIPv6\":true,\n")
+	w("  \"IPv6Network\":\"fd10:244::/56\"`) and use the weft devices' IPv6 subnet addresses (udp and\n")
+	w("  wireguard: inner IPv6 over the IPv4 underlay; DirectRouting: a kernel route via the peer's IPv6\n")
+	w("  underlay address; vxlan: flannel-v6.1 over the IPv6 underlay, as flanneld does it); wireguard-go\n")
+	w("  fd98::1 and ::2 with allowed IPs of both families. Before anything is measured every path must\n")
+	w("  answer `ping` over IPv6 (setup fails otherwise), and each run must have connected the two IPv6\n")
+	w("  endpoints with an MSS that fits the route's MTU (at most MTU - 60, at most 40 B of options\n")
+	w("  less), or it counts as failed. A path that cannot carry IPv6 by design (flannel udp) is listed\n")
+	w("  under \"Not measured by design\" with the reason.\n")
 	w("- UDP: `iperf3 -u -b 0 -l 64` and `-l 1400` (unlimited send rate): packets the receiver got per\n")
 	w("  second, and the loss the receiver counted. With an unlimited sender the loss mostly measures\n")
 	w("  how far the sender outruns the receive path on the same %d cores.\n", rep.Machine.Cores)

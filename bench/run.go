@@ -77,7 +77,9 @@ func run(ctx context.Context, cfg config) (err error) {
 	defer os.RemoveAll(stateDir)
 
 	slog.Info("creating a two-host testbed")
-	bed, err := testbed.NewBed("wb", 2, testbed.Options{})
+	// IPv6 underlay addresses too: raw veth's IPv6 endpoints (weft's UDP
+	// peers are still reached over IPv4 on a dual-stack underlay).
+	bed, err := testbed.NewBed("wb", 2, testbed.Options{IPv6: true})
 	if err != nil {
 		return err
 	}
@@ -277,7 +279,7 @@ func setupPaths(ctx context.Context, bed *testbed.Bed, binDir, stateDir, logDir 
 		if err := waitReachable(ctx, pbed, p); err != nil {
 			return nil, weft, nil, stopDirect, err
 		}
-		slog.Info("path ready", "path", p.Name, "a", p.A, "b", p.B)
+		slog.Info("path ready", "path", p.Name, "a", p.A, "b", p.B, "a6", p.A6, "b6", p.B6)
 	}
 	return paths, weft, skipped, stopDirect, nil
 }

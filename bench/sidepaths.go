@@ -20,8 +20,13 @@ const (
 	pathFlannelUDP = "flannel-udp"
 )
 
-// weftVXLANNetworkConfig is flannel's documented vxlan config.
-const weftVXLANNetworkConfig = `{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan"}}`
+// weftVXLANNetworkConfig is flannel's documented vxlan config, dual-stack:
+// the IPv6 side is flannel's second device flannel-v6.1 over the hosts'
+// IPv6 underlay addresses (as flanneld does it, it needs a PublicIPv6).
+const weftVXLANNetworkConfig = `{"Network":"10.244.0.0/16","SubnetLen":24,"EnableIPv6":true,"IPv6Network":"fd10:244::/56","Backend":{"Type":"vxlan"}}`
+
+// flannelUDPNo6 is why flannel udp has no TCP over IPv6 row.
+const flannelUDPNo6 = "flanneld's udp backend is IPv4 only (v0.28.10: its lease has no IPv6 subnet or PublicIPv6, and its proxy routes IPv4 destinations only)"
 
 // vtepAddrs are the two hosts' overlay addresses when the device holds
 // <subnet>.0 (weft's vxlan backend, flannel's vxlan and udp backends).
@@ -33,7 +38,7 @@ func vtepAddrs(subnets [2]netip.Prefix) (netip.Addr, netip.Addr) {
 // kernel's VXLAN device flannel.1 carries the packets. The path is between
 // the devices' addresses. stop removes everything (also after an error).
 func weftVXLANPath(ctx context.Context, binDir, stateDir, logDir string) (*path, func() error, error) {
-	bed, err := testbed.NewBed("wbv", 2, testbed.Options{})
+	bed, err := testbed.NewBed("wbv", 2, testbed.Options{IPv6: true})
 	if err != nil {
 		return nil, func() error { return nil }, fmt.Errorf("weft vxlan: %w", err)
 	}
@@ -54,20 +59,16 @@ func weftVXLANPath(ctx context.Context, binDir, stateDir, logDir string) (*path,
 	if err == nil {
 		err = c.Start(ctx)
 	}
-	var subnets [2]netip.Prefix
-	for i, n := range c.Nodes[:2] {
-		if err != nil {
-			break
-		}
-		env, serr := n.Subnet()
-		subnets[i], err = env.Subnet, serr
+	var addrs, addrs6 [2]netip.Addr
+	if err == nil {
+		addrs, addrs6, err = nodeAddrs(c)
 	}
 	if err != nil {
 		return nil, stop, fmt.Errorf("weft vxlan: %w", err)
 	}
-	a, b := vtepAddrs(subnets)
-	return &path{Name: pathWeftVXLAN, A: a, B: b, bed: bed,
-		Note: fmt.Sprintf("weftd with Backend vxlan (kernel VXLAN device flannel.1, VNI 1, UDP 8472, as flanneld makes it) on a second veth pair; host-to-host between the devices' addresses %s <-> %s", a, b)}, stop, nil
+	return &path{Name: pathWeftVXLAN, A: addrs[0], B: addrs[1], A6: addrs6[0], B6: addrs6[1], bed: bed,
+		Note: fmt.Sprintf("weftd with Backend vxlan (kernel VXLAN device flannel.1, VNI 1, UDP 8472, as flanneld makes it; IPv6: flannel-v6.1 over the IPv6 underlay %s <-> %s) on a veth pair of its own; host-to-host between the devices' addresses %s <-> %s (IPv6 %s <-> %s)",
+			bed.Hosts[0].IPv6, bed.Hosts[1].IPv6, addrs[0], addrs[1], addrs6[0], addrs6[1])}, stop, nil
 }
 
 // flannelUDPPath runs the real flanneld (v0.28.10, built from the module
@@ -111,6 +112,6 @@ func flannelUDPPath(ctx context.Context, stateDir string) (*path, func() error, 
 		subnets[i] = env.Subnet
 	}
 	a, b := vtepAddrs(subnets)
-	return &path{Name: pathFlannelUDP, A: a, B: b, bed: bed,
+	return &path{Name: pathFlannelUDP, A: a, B: b, No6: flannelUDPNo6, bed: bed,
 		Note: fmt.Sprintf("the real flanneld %s with its udp backend (TUN flannel0, UDP 8285, user-space proxy) on a third veth pair; between the flannel0 addresses %s <-> %s", flannel.Version, a, b)}, stop, nil
 }

@@ -20,13 +20,38 @@ type weftOptions struct {
 	txqlen int // weft0 txqueuelen set after the start (0: leave it)
 }
 
+// weftNetworkConfig is the weft path's network config: testbed/cluster's
+// default (udp, port 8285) on a dual-stack network, so that the path
+// carries TCP over IPv6 too (inner IPv6 over the IPv4 underlay: UDP peers
+// are reached at their IPv4 PublicIP on a dual-stack underlay).
+const weftNetworkConfig = `{"Network":"10.244.0.0/16","SubnetLen":24,"EnableIPv6":true,"IPv6Network":"fd10:244::/56","Backend":{"Type":"udp","Port":8285}}`
+
+// nodeAddrs are the two nodes' overlay addresses of both families (their
+// subnets' network addresses, on their devices).
+func nodeAddrs(c *cluster.Cluster) (v4, v6 [2]netip.Addr, err error) {
+	for i, n := range c.Nodes[:2] {
+		env, err := n.Subnet()
+		if err != nil {
+			return v4, v6, fmt.Errorf("host %d: %w", i+1, err)
+		}
+		if !env.Subnet.IsValid() {
+			return v4, v6, fmt.Errorf("host %d: no IPv4 subnet in %s", i+1, n.SubnetFile)
+		}
+		v4[i] = env.Subnet.Masked().Addr()
+		if v6[i], err = ipv6Endpoint(env.IPv6Subnet); err != nil {
+			return v4, v6, fmt.Errorf("host %d: %s: %w", i+1, n.SubnetFile, err)
+		}
+	}
+	return v4, v6, nil
+}
+
 // weftPath starts weftd on both hosts through testbed/cluster (host 1 also
 // runs the embedded etcd), with --queues queues when not 0, and returns the
 // path between their weft0 addresses, and the cluster (to stop it and to
 // read weftd's CPU use).
 func weftPath(ctx context.Context, bed *testbed.Bed, binDir, stateDir string, wo weftOptions) (*path, *cluster.Cluster, error) {
 	queues := wo.queues
-	c, err := cluster.New(bed, cluster.Options{Bin: binDir, WorkDir: stateDir, Queues: queues})
+	c, err := cluster.New(bed, cluster.Options{Bin: binDir, WorkDir: stateDir, Queues: queues, NetworkConfig: weftNetworkConfig})
 	if err != nil {
 		return nil, nil, fmt.Errorf("weft: %w", err)
 	}
@@ -34,14 +59,12 @@ func weftPath(ctx context.Context, bed *testbed.Bed, binDir, stateDir string, wo
 		_ = c.Close()
 		return nil, nil, fmt.Errorf("weft: %w", err)
 	}
-	var addrs [2]netip.Addr
-	for i, n := range c.Nodes[:2] {
-		if addrs[i], err = n.TunAddr(); err != nil {
-			_ = c.Close()
-			return nil, nil, fmt.Errorf("weft: host %d: %w", i+1, err)
-		}
+	addrs, addrs6, err := nodeAddrs(c)
+	if err != nil {
+		_ = c.Close()
+		return nil, nil, fmt.Errorf("weft: %w", err)
 	}
-	note := fmt.Sprintf("weftd (UDP backend, port 8285) on both hosts; host-to-host between the weft0 addresses %s <-> %s on the hosts' own stacks", addrs[0], addrs[1])
+	note := fmt.Sprintf("weftd (UDP backend, port 8285, dual-stack network) on both hosts; host-to-host between the weft0 addresses %s <-> %s (IPv6 %s <-> %s, inside UDP over the IPv4 underlay) on the hosts' own stacks", addrs[0], addrs[1], addrs6[0], addrs6[1])
 	if queues > 0 {
 		note += fmt.Sprintf("; weftd --queues %d", queues)
 	}
@@ -54,7 +77,7 @@ func weftPath(ctx context.Context, bed *testbed.Bed, binDir, stateDir string, wo
 		}
 		note += fmt.Sprintf("; weft0 txqueuelen %d", wo.txqlen)
 	}
-	return &path{Name: pathWeft, A: addrs[0], B: addrs[1], Note: note}, c, nil
+	return &path{Name: pathWeft, A: addrs[0], B: addrs[1], A6: addrs6[0], B6: addrs6[1], Note: note}, c, nil
 }
 
 // copyWeftLogs keeps the weftd logs of the run in logDir.
@@ -83,8 +106,10 @@ func tailFile(path string, lines int) string {
 
 // weftDirectNetworkConfig is the weft direct path's network config: the
 // two hosts share an L2, so with DirectRouting they reach each other
-// through a plain kernel route, not the UDP data path.
-const weftDirectNetworkConfig = `{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"udp","Port":8285,"DirectRouting":true}}`
+// through a plain kernel route, not the UDP data path; dual-stack, on a
+// bed with IPv6 underlay addresses too (a direct IPv6 route needs the
+// peer's PublicIPv6 on the link; without it IPv6 would go through UDP).
+const weftDirectNetworkConfig = `{"Network":"10.244.0.0/16","SubnetLen":24,"EnableIPv6":true,"IPv6Network":"fd10:244::/56","Backend":{"Type":"udp","Port":8285,"DirectRouting":true}}`
 
 // weftDirectPath builds a second two-host bed (weftd allows one daemon per
 // namespace, and the weft path's pair runs on the main bed) and runs weftd
@@ -92,7 +117,7 @@ const weftDirectNetworkConfig = `{"Network":"10.244.0.0/16","SubnetLen":24,"Back
 // cluster and the bed are returned (even with an error) for the caller to
 // stop and remove.
 func weftDirectPath(ctx context.Context, binDir, stateDir string) (*path, *cluster.Cluster, *testbed.Bed, error) {
-	bed, err := testbed.NewBed("wbd", 2, testbed.Options{})
+	bed, err := testbed.NewBed("wbd", 2, testbed.Options{IPv6: true})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("weft direct: %w", err)
 	}
@@ -103,13 +128,12 @@ func weftDirectPath(ctx context.Context, binDir, stateDir string) (*path, *clust
 	if err := c.Start(ctx); err != nil {
 		return nil, c, bed, fmt.Errorf("weft direct: %w", err)
 	}
-	var addrs [2]netip.Addr
-	for i, n := range c.Nodes[:2] {
-		if addrs[i], err = n.TunAddr(); err != nil {
-			return nil, c, bed, fmt.Errorf("weft direct: host %d: %w", i+1, err)
-		}
+	addrs, addrs6, err := nodeAddrs(c)
+	if err != nil {
+		return nil, c, bed, fmt.Errorf("weft direct: %w", err)
 	}
-	// Measure only once host 1 routes to host 2 directly.
+	// Measure only once host 1 routes to host 2 directly, in both
+	// families (IPv6: a route via host 2's IPv6 underlay address).
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err = testbed.WaitFor(wctx, 100*time.Millisecond, func() error {
@@ -120,14 +144,21 @@ func weftDirectPath(ctx context.Context, binDir, stateDir string) (*path, *clust
 		if len(st.Peers) != 1 || st.Peers[0].Mode != "direct" {
 			return fmt.Errorf("host 1's peers: %+v, want host 2 reached directly", st.Peers)
 		}
+		rt, err := routeTo(wctx, bed.Hosts[0].NS, addrs6[0], addrs6[1])
+		if err != nil {
+			return err
+		}
+		if rt.Dev != bed.Hosts[0].Dev || rt.Gateway != bed.Hosts[1].IPv6 {
+			return fmt.Errorf("host 1's route to %s: dev %s via %v, want dev %s via %s (direct)", addrs6[1], rt.Dev, rt.Gateway, bed.Hosts[0].Dev, bed.Hosts[1].IPv6)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, c, bed, fmt.Errorf("weft direct: %w", err)
 	}
-	return &path{Name: pathWeftDirect, A: addrs[0], B: addrs[1], bed: bed,
-		Note: fmt.Sprintf("weftd with DirectRouting on a second veth pair (%s <-> %s): a kernel route to the peer's subnet via its underlay address, no encapsulation; host-to-host between the weft0 addresses %s <-> %s",
-			bed.Hosts[0].IP, bed.Hosts[1].IP, addrs[0], addrs[1])}, c, bed, nil
+	return &path{Name: pathWeftDirect, A: addrs[0], B: addrs[1], A6: addrs6[0], B6: addrs6[1], bed: bed,
+		Note: fmt.Sprintf("weftd with DirectRouting (dual-stack network) on a second veth pair (%s <-> %s, IPv6 %s <-> %s): a kernel route to the peer's subnet via its underlay address of the same family, no encapsulation; host-to-host between the weft0 addresses %s <-> %s (IPv6 %s <-> %s)",
+			bed.Hosts[0].IP, bed.Hosts[1].IP, bed.Hosts[0].IPv6, bed.Hosts[1].IPv6, addrs[0], addrs[1], addrs6[0], addrs6[1])}, c, bed, nil
 }
 
 // copyDirectLogs keeps the weft direct path's weftd logs in logDir.

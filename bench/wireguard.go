@@ -24,8 +24,9 @@ const (
 )
 
 // weftWireGuardNetworkConfig is the weft wireguard path's network config
-// (the issue's acceptance config).
-const weftWireGuardNetworkConfig = `{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard"}}`
+// (the issue's acceptance config), dual-stack: one device, allowed IPs of
+// both families, the tunnel over the IPv4 underlay.
+const weftWireGuardNetworkConfig = `{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd10:244::/56","Backend":{"Type":"wireguard"}}`
 
 // weftWireGuardPath runs weftd with the wireguard backend on a bed of its
 // own (one weftd per namespace); the path is between the devices'
@@ -43,15 +44,13 @@ func weftWireGuardPath(ctx context.Context, binDir, stateDir string) (*path, *cl
 	if err := c.Start(ctx); err != nil {
 		return nil, c, bed, fmt.Errorf("weft wireguard: %w", err)
 	}
-	var addrs [2]netip.Addr
-	for i, n := range c.Nodes[:2] {
-		if addrs[i], err = n.TunAddr(); err != nil {
-			return nil, c, bed, fmt.Errorf("weft wireguard: host %d: %w", i+1, err)
-		}
+	addrs, addrs6, err := nodeAddrs(c)
+	if err != nil {
+		return nil, c, bed, fmt.Errorf("weft wireguard: %w", err)
 	}
-	return &path{Name: pathWeftWireGuard, A: addrs[0], B: addrs[1], bed: bed,
-		Note: fmt.Sprintf("weftd with the wireguard backend (embedded wireguard-go, UDP 51820, MTU underlay-60) on a veth pair of its own (%s <-> %s); host-to-host between the device addresses %s <-> %s",
-			bed.Hosts[0].IP, bed.Hosts[1].IP, addrs[0], addrs[1])}, c, bed, nil
+	return &path{Name: pathWeftWireGuard, A: addrs[0], B: addrs[1], A6: addrs6[0], B6: addrs6[1], bed: bed,
+		Note: fmt.Sprintf("weftd with the wireguard backend (embedded wireguard-go, UDP 51820, MTU underlay-60, dual-stack network) on a veth pair of its own (%s <-> %s); host-to-host between the device addresses %s <-> %s (IPv6 %s <-> %s)",
+			bed.Hosts[0].IP, bed.Hosts[1].IP, addrs[0], addrs[1], addrs6[0], addrs6[1])}, c, bed, nil
 }
 
 // wireGuardGo is the standalone wireguard-go path: the daemon of the
@@ -77,6 +76,7 @@ func wireGuardGoPath(ctx context.Context, binDir, logDir string) (*path, *wireGu
 		return nil, w, fmt.Errorf("wireguard-go: %s not built (make build): %w", bin, err)
 	}
 	addrs := [2]netip.Addr{netip.MustParseAddr("10.98.0.1"), netip.MustParseAddr("10.98.0.2")}
+	addrs6 := [2]netip.Addr{netip.MustParseAddr("fd98::1"), netip.MustParseAddr("fd98::2")}
 	var privs, pubs [2]string
 	for i, h := range bed.Hosts[:2] {
 		var r [4]byte
@@ -124,14 +124,15 @@ func wireGuardGoPath(ctx context.Context, binDir, logDir string) (*path, *wireGu
 	for i, h := range bed.Hosts[:2] {
 		peer := bed.Hosts[1-i]
 		conf := filepath.Join(dir, fmt.Sprintf("host%d.conf", i+1))
-		text := fmt.Sprintf("[Interface]\nPrivateKey = %s\nListenPort = 51820\n\n[Peer]\nPublicKey = %s\nEndpoint = %s:51820\nAllowedIPs = %s/32\n",
-			privs[i], pubs[1-i], peer.IP, addrs[1-i])
+		text := fmt.Sprintf("[Interface]\nPrivateKey = %s\nListenPort = 51820\n\n[Peer]\nPublicKey = %s\nEndpoint = %s:51820\nAllowedIPs = %s/32, %s/128\n",
+			privs[i], pubs[1-i], peer.IP, addrs[1-i], addrs6[1-i])
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			return nil, w, err
 		}
 		for _, args := range [][]string{
 			{"wg", "setconf", w.names[i], conf},
 			{"ip", "addr", "add", netip.PrefixFrom(addrs[i], 24).String(), "dev", w.names[i]},
+			{"ip", "addr", "add", netip.PrefixFrom(addrs6[i], 64).String(), "dev", w.names[i], "nodad"},
 			{"ip", "link", "set", w.names[i], "up"},
 		} {
 			if out, err := h.NS.Run(ctx, args[0], args[1:]...); err != nil {
@@ -139,9 +140,9 @@ func wireGuardGoPath(ctx context.Context, binDir, logDir string) (*path, *wireGu
 			}
 		}
 	}
-	return &path{Name: pathWireGuardGo, A: addrs[0], B: addrs[1], bed: bed,
-		Note: fmt.Sprintf("standalone wireguard-go (the module weft embeds, same version, its defaults: MTU 1420) configured with wg on a veth pair of its own (%s <-> %s), %s <-> %s",
-			bed.Hosts[0].IP, bed.Hosts[1].IP, addrs[0], addrs[1])}, w, nil
+	return &path{Name: pathWireGuardGo, A: addrs[0], B: addrs[1], A6: addrs6[0], B6: addrs6[1], bed: bed,
+		Note: fmt.Sprintf("standalone wireguard-go (the module weft embeds, same version, its defaults: MTU 1420) configured with wg (allowed IPs of both families) on a veth pair of its own (%s <-> %s), %s <-> %s (IPv6 %s <-> %s)",
+			bed.Hosts[0].IP, bed.Hosts[1].IP, addrs[0], addrs[1], addrs6[0], addrs6[1])}, w, nil
 }
 
 // close stops the daemons and removes the bed.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -57,6 +58,7 @@ type workload struct {
 var workloads = []workload{
 	{"idle", func(ctx context.Context, r *runner, p *path) error { return r.runIdle(ctx, p) }, ""},
 	{"tcp-1", func(ctx context.Context, r *runner, p *path) error { return r.runTCP(ctx, p, 1, mTCP1) }, mWeftTCP1},
+	{"tcp6-1", func(ctx context.Context, r *runner, p *path) error { return r.runTCP6(ctx, p) }, ""},
 	{"tcp-4", func(ctx context.Context, r *runner, p *path) error { return r.runTCP(ctx, p, 4, mTCP4) }, mWeftTCP4},
 	{"tcp-paced", func(ctx context.Context, r *runner, p *path) error { return r.runTCPPaced(ctx, p) }, ""},
 	{"udp-64", func(ctx context.Context, r *runner, p *path) error { return r.runUDP(ctx, p, 64, mUDP64, mUDP64Loss) }, mWeftUDP64},
@@ -186,9 +188,15 @@ func (r *runner) restartServer(bed *testbed.Bed) error {
 
 // iperf runs an iperf3 client on host 1 against the server on host 2.
 func (r *runner) iperf(ctx context.Context, p *path, extra ...string) (iperfResult, error) {
+	return r.iperfBetween(ctx, p, p.A, p.B, extra...)
+}
+
+// iperfBetween runs iperf between addresses a (host 1) and b (host 2) of
+// path p: A and B, or A6 and B6.
+func (r *runner) iperfBetween(ctx context.Context, p *path, a, b netip.Addr, extra ...string) (iperfResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(r.seconds+30)*time.Second)
 	defer cancel()
-	args := append([]string{"-c", p.B.String(), "-B", p.A.String(), "-p", strconv.Itoa(iperfPort),
+	args := append([]string{"-c", b.String(), "-B", a.String(), "-p", strconv.Itoa(iperfPort),
 		"-t", strconv.Itoa(r.seconds), "-J", "--connect-timeout", "3000"}, extra...)
 	out, err := r.bedOf(p).Hosts[0].NS.Command(ctx, "iperf3", args...).Output()
 	res, perr := parseIperf(out)
