@@ -143,8 +143,18 @@ func TestDualStackTwoHostsVXLAN(t *testing.T) {
 // flanneld's IPv6-only key "0.0.0.0-0&<subnet>" with PublicIPv6 and no
 // PublicIP, containers with an IPv6 address only, ping -6 and TCP across.
 func TestIPv6OnlyUnderlayAndNetwork(t *testing.T) {
+	ipv6OnlyTwoHosts(t, "udp")
+}
+
+// The same on vxlan (flanneld v0.28.10's IPv6-only vxlan: flannel-v6.1
+// alone, the lease with PublicIPv6 and BackendV6Data only).
+func TestIPv6OnlyUnderlayAndNetworkVXLAN(t *testing.T) {
+	ipv6OnlyTwoHosts(t, "vxlan")
+}
+
+func ipv6OnlyTwoHosts(t *testing.T, backend string) {
 	bed := testbed.ForTestWith(t, "wo", 2, testbed.Options{IPv6Only: true})
-	c := newStoppedClusterOn(t, bed, cluster.Options{NetworkConfig: `{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd10:244::/56","Backend":{"Type":"udp"}}`})
+	c := newStoppedClusterOn(t, bed, cluster.Options{NetworkConfig: `{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd10:244::/56","Backend":{"Type":"` + backend + `"}}`})
 	ctx := ctxFor(t, 3*time.Minute)
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -166,7 +176,10 @@ func TestIPv6OnlyUnderlayAndNetwork(t *testing.T) {
 			t.Fatalf("node %d: no lease at %s: %v", n.Index+1, key, err)
 		}
 		want := fmt.Sprintf(`{"PublicIPv6":%q,"BackendType":"udp","BackendData":{"Port":8285}}`, n.Host.IPv6)
-		if v := string(resp.Kvs[0].Value); v != want {
+		if backend == "vxlan" {
+			want = fmt.Sprintf(`{"PublicIPv6":%q,"BackendType":"vxlan","BackendV6Data":{"VNI":1,"VtepMAC":"`, n.Host.IPv6)
+		}
+		if v := string(resp.Kvs[0].Value); !strings.HasPrefix(v, want) || backend == "udp" && v != want {
 			t.Errorf("node %d lease %s = %s, want %s", n.Index+1, key, v, want)
 		}
 	}
@@ -179,6 +192,10 @@ func TestIPv6OnlyUnderlayAndNetwork(t *testing.T) {
 		if out, err := p[0].NS.Run(ctx, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", p[1].IPv6.String()); err != nil {
 			t.Errorf("ping -6 %s -> %s: %v\n%s", p[0].IPv6, p[1].IPv6, err, out)
 		}
+	}
+	route := runIn(t, ctx, c.Nodes[0].Host.NS, "ip", "-6", "route", "get", b.IPv6.String())
+	if want := map[string]string{"udp": "dev weft0", "vxlan": "dev flannel-v6.1"}[backend]; !strings.Contains(route, want) {
+		t.Errorf("route to %s on node 1: %q, want %q", b.IPv6, route, want)
 	}
 	if t.Failed() {
 		return

@@ -51,9 +51,10 @@ type Backend struct {
 	held   map[MAC]netip.Prefix // the subnet each VtepMAC was last installed for (Want)
 	dev6   *Device              // flannel-v6.<VNI>; nil without EnableIPv6
 	held6  map[MAC]netip.Prefix
+	chosen [2]map[netip.Prefix]Peer // the peer kept per subnet (OnePerSubnet), IPv4 and IPv6
 
 	peers   atomic.Pointer[[]backend.Peer]
-	skipped [5]atomic.Uint64 // by SkipReasons' index
+	skipped [6]atomic.Uint64 // by SkipReasons' index
 }
 
 // Factory is the vxlan entry of a backend.Registry.
@@ -83,29 +84,15 @@ func New(node backend.Node, cfg Config) *Backend {
 // LeaseAttrs publishes the VNI and the VtepMAC: the MAC of a device
 // flannel.<VNI> that can be kept (left by flanneld or an earlier weftd, so
 // that the other nodes' entries stay right across the swap), else a new
-// random one that Start gives the device.
+// random one that Start gives the device. With IPv6 the same for
+// flannel-v6.<VNI> in BackendV6Data; an IPv6-only network (EnableIPv4
+// false) has only that side, as flanneld: no PublicIP, no BackendData.
 func (b *Backend) LeaseAttrs() (subnet.LeaseAttrs, error) {
-	if b.mac == (MAC{}) {
-		m, err := b.existingMAC()
-		if err != nil {
+	attrs := subnet.LeaseAttrs{BackendType: Type}
+	if b.node.Config.HasIPv4() {
+		if err := b.leaseAttrs4(&attrs); err != nil {
 			return subnet.LeaseAttrs{}, err
 		}
-		if m == (MAC{}) {
-			// A new device: its port must be free (checked before the
-			// lease is taken, so that nothing is half set up).
-			if err := portFree(b.cfg.Port); err != nil {
-				return subnet.LeaseAttrs{}, err
-			}
-			if m, err = randomMAC(); err != nil {
-				return subnet.LeaseAttrs{}, err
-			}
-		}
-		b.mac = m
-	}
-	attrs := subnet.LeaseAttrs{
-		PublicIP:    b.node.Underlay.PublicIP.String(),
-		BackendType: Type,
-		BackendData: LeaseData{VNI: b.cfg.VNI, VtepMAC: b.mac}.Marshal(),
 	}
 	if !b.node.Config.HasIPv6() {
 		return attrs, nil
@@ -133,6 +120,30 @@ func (b *Backend) LeaseAttrs() (subnet.LeaseAttrs, error) {
 	attrs.PublicIPv6 = b.node.Underlay.PublicIPv6.String()
 	attrs.BackendV6Data = LeaseData{VNI: b.cfg.VNI, VtepMAC: b.mac6}.Marshal()
 	return attrs, nil
+}
+
+// leaseAttrs4 sets the IPv4 side's attributes: PublicIP and BackendData.
+func (b *Backend) leaseAttrs4(attrs *subnet.LeaseAttrs) error {
+	if b.mac == (MAC{}) {
+		m, err := b.existingMAC()
+		if err != nil {
+			return err
+		}
+		if m == (MAC{}) {
+			// A new device: its port must be free (checked before the
+			// lease is taken, so that nothing is half set up).
+			if err := portFree(b.cfg.Port); err != nil {
+				return err
+			}
+			if m, err = randomMAC(); err != nil {
+				return err
+			}
+		}
+		b.mac = m
+	}
+	attrs.PublicIP = b.node.Underlay.PublicIP.String()
+	attrs.BackendData = LeaseData{VNI: b.cfg.VNI, VtepMAC: b.mac}.Marshal()
+	return nil
 }
 
 // existingMAC is the MAC of a compatible flannel.<VNI>, zero without one.
@@ -205,12 +216,19 @@ func randomMAC() (MAC, error) {
 // from (a container must not inject VXLAN frames).
 func (b *Backend) UDPPort() int { return b.cfg.Port }
 
-// MTU is the device's and the containers' MTU.
-func (b *Backend) MTU() int { return b.cfg.DeviceMTU(b.node.Underlay.MTU) }
+// MTU is the containers' MTU: flannel.<VNI>'s, or flannel-v6.<VNI>'s in
+// an IPv6-only network.
+func (b *Backend) MTU() int {
+	if !b.node.Config.HasIPv4() {
+		return b.cfg.DeviceMTUV6(b.node.Underlay.MTU)
+	}
+	return b.cfg.DeviceMTU(b.node.Underlay.MTU)
+}
 
-// Start makes (or keeps) flannel.<VNI> with the published MAC, gives it
-// the VTEP address of lease, and with DirectRouting prepares the direct
-// routes (removing weft's stale ones).
+// Start makes (or keeps) flannel.<VNI> (with IPv4) and flannel-v6.<VNI>
+// (with IPv6) with the published MACs, gives them the VTEP addresses of
+// lease, and with DirectRouting prepares the direct routes (removing
+// weft's stale ones).
 func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 	if _, err := b.LeaseAttrs(); err != nil {
 		return err
@@ -222,6 +240,39 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 		return fmt.Errorf("vxlan: netlink: %w", err)
 	}
 	b.h = h
+	if b.node.Config.HasIPv4() {
+		if err := b.start4(h, lease); err != nil {
+			return err
+		}
+	}
+	if b.node.Config.HasIPv6() {
+		if err := b.start6(h, lease); err != nil {
+			return err
+		}
+	}
+	if b.cfg.DirectRouting {
+		k, err := routing.NewKernel(h, b.node.Underlay.Name)
+		if err != nil {
+			return fmt.Errorf("vxlan: direct routing: %w", err)
+		}
+		if b.onLink, err = k.OnLinkPrefixes(); err != nil {
+			return fmt.Errorf("vxlan: direct routing: %w", err)
+		}
+		if _, err := k.Sync(nil); err != nil {
+			return fmt.Errorf("vxlan: direct routing: clean routes of an earlier run: %w", err)
+		}
+		b.direct = k
+		b.log.Info("vxlan direct routing", "onLink", b.onLink)
+	}
+	return nil
+}
+
+// start4 makes (or keeps) flannel.<VNI> with the published MAC and gives
+// it <subnet>.0/32. Runs under mu.
+func (b *Backend) start4(h *netlink.Handle, lease subnet.Lease) error {
+	if !lease.Subnet.IsValid() {
+		return fmt.Errorf("vxlan: the network has IPv4 but this node's lease %s has no IPv4 subnet", lease)
+	}
 	dev, reused, err := EnsureDevice(h, b.spec())
 	if errors.Is(err, ErrNoVXLAN) || errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNotVXLAN) {
 		return backend.ConfigError(err) // not fixed by a restart
@@ -251,26 +302,8 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 	if err := dev.Configure(lease.Subnet, b.node.Config.Network); err != nil {
 		return err
 	}
-	if b.node.Config.HasIPv6() {
-		if err := b.start6(h, lease); err != nil {
-			return err
-		}
-	}
-	if b.cfg.DirectRouting {
-		k, err := routing.NewKernel(h, b.node.Underlay.Name)
-		if err != nil {
-			return fmt.Errorf("vxlan: direct routing: %w", err)
-		}
-		if b.onLink, err = k.OnLinkPrefixes(); err != nil {
-			return fmt.Errorf("vxlan: direct routing: %w", err)
-		}
-		if _, err := k.Sync(nil); err != nil {
-			return fmt.Errorf("vxlan: direct routing: clean routes of an earlier run: %w", err)
-		}
-		b.direct = k
-	}
 	b.log.Info("vxlan device", "device", dev.Name, "vni", b.cfg.VNI, "port", b.cfg.Port, "vtepMAC", dev.MAC,
-		"kept", reused, "mtu", b.MTU(), "directRouting", b.cfg.DirectRouting, "onLink", b.onLink)
+		"kept", reused, "mtu", b.cfg.DeviceMTU(b.node.Underlay.MTU), "directRouting", b.cfg.DirectRouting)
 	return nil
 }
 
@@ -278,7 +311,7 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 // MAC and gives it <IPv6 subnet>::/128. Runs under mu.
 func (b *Backend) start6(h *netlink.Handle, lease subnet.Lease) error {
 	if !lease.IPv6Subnet.IsValid() {
-		return fmt.Errorf("vxlan: the network has IPv6 but this node's lease %s has no IPv6 subnet", lease.Subnet)
+		return fmt.Errorf("vxlan: the network has IPv6 but this node's lease %s has no IPv6 subnet", lease)
 	}
 	spec := b.spec6()
 	if spec.MTU < minIPv6MTU {
@@ -320,42 +353,56 @@ func (b *Backend) Apply(snapshot []subnet.Lease, events []subnet.Event) {
 	if snapshot != nil {
 		b.leases = map[netip.Prefix]subnet.Lease{}
 		for _, l := range snapshot {
-			b.leases[l.Subnet] = l
+			b.leases[l.Primary()] = l
 		}
 	}
 	for _, ev := range events {
 		if ev.Type == subnet.EventRemoved {
-			delete(b.leases, ev.Lease.Subnet)
+			delete(b.leases, ev.Lease.Primary())
 		} else {
-			b.leases[ev.Lease.Subnet] = ev.Lease
+			b.leases[ev.Lease.Primary()] = ev.Lease
 		}
 	}
 	b.sync(false)
 }
 
-// sync computes the peers and makes the kernel match them. Runs under mu.
+// sync computes the peers of each family and makes the kernel match
+// them: each device's entries, and the direct routes of both families
+// (one routing.Kernel keeps them all). Runs under mu.
 func (b *Backend) sync(repair bool) {
-	if b.dev == nil {
+	if b.dev == nil && b.dev6 == nil {
 		return
 	}
 	leases := slices.Collect(maps.Values(b.leases))
-	peers, skips := PeersOf(leases, b.cfg, b.mac, b.onLink)
-	want, dups := Want(peers, b.held)
-	b.held = want.HeldMACs()
-	for _, d := range dups {
-		skips = append(skips, LeaseSkip{d.Peer.Subnet, SkipMAC, d.Reason})
+	var peers, peers6 []Peer
+	var want, want6 State
+	var skipped, skipped6 map[netip.Prefix]bool
+	var skips, skips6 []LeaseSkip
+	if b.dev != nil {
+		peers, want, skipped, skips = b.want(leases, false)
 	}
-	b.noteSkips(skips)
-	skipped := map[netip.Prefix]bool{}
-	for _, d := range dups {
-		skipped[d.Peer.Subnet] = true
+	if b.dev6 != nil {
+		peers6, want6, skipped6, skips6 = b.want(leases, true)
 	}
-
-	c, err := Sync(b.dev, want)
-	b.report(c, err, repair)
+	// Once for both families: a skip not noted in this call is forgotten.
+	b.noteSkips(slices.Concat(skips, skips6))
+	syncDevices := func() (blocked bool) {
+		for _, s := range []struct {
+			dev  *Device
+			want State
+		}{{b.dev, want}, {b.dev6, want6}} {
+			if s.dev != nil {
+				c, err := Sync(s.dev, s.want)
+				b.report(c, err, repair)
+				blocked = blocked || len(c.Blocked) > 0
+			}
+		}
+		return blocked
+	}
+	blocked := syncDevices()
 	if b.direct != nil {
 		var routes []routing.Route
-		for _, p := range peers {
+		for _, p := range slices.Concat(peers, peers6) {
 			if p.Direct {
 				routes = append(routes, routing.Route{Subnet: p.Subnet, Gateway: p.PublicIP})
 			}
@@ -370,46 +417,88 @@ func (b *Backend) sync(repair bool) {
 		for _, r := range dc.Blocked {
 			b.log.Warn("a route weft did not create holds this peer's subnet: leaving it alone", "subnet", r.Subnet)
 		}
-		if len(c.Blocked) > 0 && len(dc.Deleted) > 0 {
+		if blocked && len(dc.Deleted) > 0 {
 			// A peer moved from a direct route to the device: its direct
 			// route was in the way of the first pass.
-			c, err = Sync(b.dev, want)
-			b.report(c, err, repair)
+			syncDevices()
 		}
 	}
-	v6 := map[netip.Prefix]netip.Prefix{} // IPv4 subnet -> the IPv6 subnet reached
-	if b.dev6 != nil {
-		peers6, skips6 := PeersOf6(leases, b.cfg, b.mac6)
-		want6, dups6 := Want(peers6, b.held6)
-		b.held6 = want6.HeldMACs()
-		for _, d := range dups6 {
-			skips6 = append(skips6, LeaseSkip{d.Peer.Subnet, SkipMAC, "BackendV6Data: " + d.Reason})
+	list := peerList(b.dev != nil, peers, peers6, skipped, skipped6)
+	b.peers.Store(&list)
+}
+
+// want is one family's peers, the device state that reaches them, the
+// subnets left out for a VtepMAC another peer holds, and every lease
+// skipped. Runs under mu.
+func (b *Backend) want(leases []subnet.Lease, v6 bool) ([]Peer, State, map[netip.Prefix]bool, []LeaseSkip) {
+	var peers []Peer
+	var skips []LeaseSkip
+	var want State
+	var dups []Skipped
+	family := 0
+	if v6 {
+		family = 1
+		peers, skips = PeersOf6(leases, b.cfg, b.mac6, b.onLink, b.dev == nil)
+	} else {
+		peers, skips = PeersOf(leases, b.cfg, b.mac, b.onLink)
+	}
+	peers, same := OnePerSubnet(peers, b.chosen[family])
+	skips = append(skips, same...)
+	b.chosen[family] = make(map[netip.Prefix]Peer, len(peers))
+	for _, p := range peers {
+		b.chosen[family][p.Subnet] = p
+	}
+	if v6 {
+		want, dups = Want(peers, b.held6)
+		b.held6 = want.HeldMACs()
+	} else {
+		want, dups = Want(peers, b.held)
+		b.held = want.HeldMACs()
+	}
+	skipped := map[netip.Prefix]bool{}
+	for _, d := range dups {
+		reason := d.Reason
+		if v6 {
+			reason = "BackendV6Data: " + reason
 		}
-		b.noteSkips(skips6)
-		c6, err := Sync(b.dev6, want6)
-		b.report(c6, err, repair)
-		reached := map[netip.Prefix]bool{}
-		for _, r := range want6.Routes {
-			reached[r.Dst] = true
+		skips = append(skips, LeaseSkip{d.Peer.Subnet, SkipMAC, reason})
+		skipped[d.Peer.Subnet] = true
+	}
+	return peers, want, skipped, skips
+}
+
+// peerList is the peers for /status: one per lease whose primary side is
+// reached (the IPv4 one; the IPv6 one in an IPv6-only network, v4 false),
+// with the IPv6 subnet when that side is reached too. A direct peer is
+// reached by its route.
+func peerList(v4 bool, peers, peers6 []Peer, skipped, skipped6 map[netip.Prefix]bool) []backend.Peer {
+	mode := func(p Peer) string {
+		if p.Direct {
+			return ModeDirect
 		}
-		for _, l := range leases {
-			if l.IPv6Subnet.IsValid() && reached[l.IPv6Subnet.Masked()] {
-				v6[l.Subnet.Masked()] = l.IPv6Subnet.Masked()
+		return ModeVXLAN
+	}
+	list := []backend.Peer{}
+	if !v4 {
+		for _, p := range peers6 {
+			if !skipped6[p.Subnet] {
+				list = append(list, backend.Peer{IPv6Subnet: p.Subnet, PublicIP: p.PublicIP, Mode: mode(p), Endpoint: p.PublicIP.String()})
 			}
 		}
+		return list
 	}
-	list := make([]backend.Peer, 0, len(peers))
+	v6 := map[netip.Prefix]netip.Prefix{} // the lease's IPv4 subnet -> its IPv6 subnet, reached
+	for _, p := range peers6 {
+		if !skipped6[p.Subnet] {
+			v6[p.Lease] = p.Subnet
+		}
+	}
 	for _, p := range peers {
-		if skipped[p.Subnet] {
-			continue
+		if !skipped[p.Subnet] {
+			list = append(list, backend.Peer{Subnet: p.Subnet, IPv6Subnet: v6[p.Subnet], PublicIP: p.PublicIP, Mode: mode(p), Endpoint: p.PublicIP.String()})
 		}
-		bp := backend.Peer{Subnet: p.Subnet, IPv6Subnet: v6[p.Subnet], PublicIP: p.PublicIP, Mode: ModeVXLAN, Endpoint: p.PublicIP.String()}
-		if p.Direct {
-			bp.Mode = ModeDirect
-		}
-		list = append(list, bp)
 	}
-	b.peers.Store(&list)
+	return list
 }
 
 func (b *Backend) report(c Changes, err error, repair bool) {
@@ -436,7 +525,8 @@ func (b *Backend) report(c Changes, err error, repair bool) {
 }
 
 // noteSkips counts skipped leases and logs each (subnet, detail) once
-// while it stays the same. Runs under mu.
+// while it stays the same: skips is every skip of one sync (both
+// families), a skip left out of it is forgotten. Runs under mu.
 func (b *Backend) noteSkips(skips []LeaseSkip) {
 	seen := map[string]bool{}
 	for _, s := range skips {
@@ -471,13 +561,15 @@ func (b *Backend) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		b.mu.Lock()
-		if b.dev == nil {
+		if b.dev == nil && b.dev6 == nil {
 			b.mu.Unlock()
 			return nil
 		}
-		err := b.dev.Present()
-		if err == nil && b.dev6 != nil {
-			err = b.dev6.Present()
+		var err error
+		for _, d := range []*Device{b.dev, b.dev6} {
+			if d != nil && err == nil {
+				err = d.Present()
+			}
 		}
 		if err == nil {
 			b.sync(true)

@@ -183,9 +183,6 @@ func configOf(c *subnet.Config) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	if !c.HasIPv4() {
-		return Config{}, errors.New("vxlan: an IPv6-only network (EnableIPv4 false) is not supported yet: weft's vxlan backend runs IPv4 or dual stack")
-	}
 	if c.HasIPv6() && cfg.MTU != 0 && cfg.DeviceMTUV6(0) < minIPv6MTU {
 		return Config{}, fmt.Errorf("Backend.MTU %d: with EnableIPv6 the IPv6 device %s would get MTU %d, less than IPv6's minimum %d (Linux turns IPv6 off on it)", cfg.MTU, cfg.DeviceNameV6(), cfg.DeviceMTUV6(0), minIPv6MTU)
 	}

@@ -124,7 +124,25 @@ func TestDualStackTwoBackends(t *testing.T) {
 	if out := run(t, a, "ip", "route", "show", "dev", "flannel.1"); !strings.Contains(out, hosts[1].sub) {
 		t.Errorf("the peer's IPv4 side went with its IPv6 side:\n%s", out)
 	}
+	// Counted once across the periodic checks too (each family's skips
+	// used to forget the other's, so a skip was counted at every check).
+	for range 3 {
+		bes[0].mu.Lock()
+		bes[0].sync(true)
+		bes[0].mu.Unlock()
+	}
 	if got := bes[0].Counters()["skipped_leases_"+SkipData]; got != uint64(1) {
 		t.Errorf("skipped_leases_data %v, want 1", got)
+	}
+	// The same for a skip of the IPv4 side (its BackendData malformed).
+	bad.Attrs.BackendData = []byte(`{"VNI":1,"VtepMAC":"also-not-a-mac"}`)
+	bes[0].Apply(nil, []subnet.Event{{Type: subnet.EventAdded, Lease: bad}})
+	for range 3 {
+		bes[0].mu.Lock()
+		bes[0].sync(true)
+		bes[0].mu.Unlock()
+	}
+	if got := bes[0].Counters()["skipped_leases_"+SkipData]; got != uint64(2) {
+		t.Errorf("skipped_leases_data %v, want 2 (the IPv6 side once, the IPv4 side once)", got)
 	}
 }

@@ -1,6 +1,7 @@
 package vxlan
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -15,12 +16,15 @@ const (
 	SkipBackend  = "backend"   // a lease of another backend type
 	SkipData     = "data"      // BackendData malformed (VtepMAC, VNI)
 	SkipVNI      = "vni"       // another VNI: that node's device cannot talk to ours
-	SkipPublicIP = "public_ip" // not a usable IPv4 address
+	SkipPublicIP = "public_ip" // not a usable address of the family (PublicIP IPv4, PublicIPv6 IPv6)
 	SkipMAC      = "mac"       // a VtepMAC another peer (or this node) has
+	// SkipSubnet: another lease names the same subnet (an IPv6 subnet
+	// under two keys of a dual-stack network: a stray writer's).
+	SkipSubnet = "subnet"
 )
 
 // SkipReasons lists every reason, for counters that report each one.
-var SkipReasons = []string{SkipBackend, SkipData, SkipVNI, SkipPublicIP, SkipMAC}
+var SkipReasons = []string{SkipBackend, SkipData, SkipVNI, SkipPublicIP, SkipMAC, SkipSubnet}
 
 // LeaseSkip is a lease left out, with why.
 type LeaseSkip struct {
@@ -35,18 +39,21 @@ type LeaseSkip struct {
 // plain route. own is this node's VtepMAC: a lease claiming it is
 // skipped too. The peers are sorted by subnet.
 func PeersOf(leases []subnet.Lease, cfg Config, own MAC, onLink []netip.Prefix) ([]Peer, []LeaseSkip) {
-	return peersOf(leases, cfg, own, onLink, false)
+	return peersOf(leases, cfg, own, onLink, false, true)
 }
 
 // PeersOf6 is PeersOf for the IPv6 side (flannel-v6.<VNI>): each lease's
-// IPv6Subnet, PublicIPv6 and BackendV6Data. A lease of another backend is
-// left out silently (PeersOf reports it), and DirectRouting does not
-// apply: every IPv6 peer is reached through the device.
-func PeersOf6(leases []subnet.Lease, cfg Config, own MAC) ([]Peer, []LeaseSkip) {
-	return peersOf(leases, cfg, own, nil, true)
+// IPv6Subnet, PublicIPv6 and BackendV6Data, own the IPv6 device's
+// VtepMAC. With DirectRouting a peer whose PublicIPv6 is on one of
+// onLink's IPv6 prefixes is reached by a plain route, as flanneld does
+// for its IPv6 side. A lease of another backend is left out silently when
+// the network also has IPv4 (PeersOf reports it) and reported in an
+// IPv6-only network (reportBackend).
+func PeersOf6(leases []subnet.Lease, cfg Config, own MAC, onLink []netip.Prefix, reportBackend bool) ([]Peer, []LeaseSkip) {
+	return peersOf(leases, cfg, own, onLink, true, reportBackend)
 }
 
-func peersOf(leases []subnet.Lease, cfg Config, own MAC, onLink []netip.Prefix, v6 bool) ([]Peer, []LeaseSkip) {
+func peersOf(leases []subnet.Lease, cfg Config, own MAC, onLink []netip.Prefix, v6, reportBackend bool) ([]Peer, []LeaseSkip) {
 	var peers []Peer
 	var skips []LeaseSkip
 	for _, l := range leases {
@@ -56,7 +63,7 @@ func peersOf(leases []subnet.Lease, cfg Config, own MAC, onLink []netip.Prefix, 
 		}
 		skip := func(reason, detail string) { skips = append(skips, LeaseSkip{sn, reason, detail}) }
 		if l.Attrs.BackendType != Type {
-			if !v6 {
+			if reportBackend {
 				skip(SkipBackend, fmt.Sprintf("backend %q", l.Attrs.BackendType))
 			}
 			continue
@@ -83,8 +90,46 @@ func peersOf(leases []subnet.Lease, cfg Config, own MAC, onLink []netip.Prefix, 
 			continue
 		}
 		peers = append(peers, Peer{Subnet: sn.Masked(), PublicIP: ip, VtepMAC: d.VtepMAC,
-			Direct: !v6 && cfg.DirectRouting && routing.OnLink(ip, onLink)})
+			Direct: cfg.DirectRouting && routing.OnLink(ip, onLink), Lease: l.Primary().Masked()})
 	}
 	slices.SortFunc(peers, func(a, b Peer) int { return a.Subnet.Compare(b.Subnet) })
 	return peers, skips
+}
+
+// OnePerSubnet keeps one peer per subnet. In a dual-stack network a
+// lease is named by its IPv4 subnet, so another key (a stray etcd
+// writer's "10.244.9.0-24&<a peer's IPv6 subnet>") can name a peer's IPv6
+// subnet a second time; two routes for one destination would flap at
+// every sync and the later writer could take the peer's traffic. The peer
+// chosen before (prev: subnet -> peer, what the last call kept) keeps the
+// subnet; among newcomers the lowest PublicIP (then VtepMAC) wins, so that
+// the choice does not depend on the order of the leases. The others are
+// skipped. peers must be sorted by subnet (as PeersOf returns them).
+func OnePerSubnet(peers []Peer, prev map[netip.Prefix]Peer) ([]Peer, []LeaseSkip) {
+	kept := make([]Peer, 0, len(peers))
+	var skips []LeaseSkip
+	for i := 0; i < len(peers); {
+		j := i + 1
+		for j < len(peers) && peers[j].Subnet == peers[i].Subnet {
+			j++
+		}
+		group := peers[i:j]
+		won := group[0]
+		for _, p := range group[1:] {
+			if p.PublicIP.Less(won.PublicIP) || p.PublicIP == won.PublicIP && bytes.Compare(p.VtepMAC[:], won.VtepMAC[:]) < 0 {
+				won = p
+			}
+		}
+		if old, ok := prev[group[0].Subnet]; ok && slices.Contains(group, old) {
+			won = old
+		}
+		kept = append(kept, won)
+		for _, p := range group {
+			if p != won {
+				skips = append(skips, LeaseSkip{p.Subnet, SkipSubnet, fmt.Sprintf("%s (VtepMAC %s) names the subnet of %s too", p.PublicIP, p.VtepMAC, won.PublicIP)})
+			}
+		}
+		i = j
+	}
+	return kept, skips
 }

@@ -14,6 +14,9 @@ type Peer struct {
 	// Direct: reached by a plain route through the underlay
 	// (DirectRouting, same L2), not through the VXLAN device.
 	Direct bool
+	// Lease is the primary subnet of the lease the peer comes from (its
+	// IPv4 subnet; the IPv6 one in an IPv6-only network).
+	Lease netip.Prefix
 }
 
 // Neigh is a permanent ARP entry on the VXLAN device: the peer's VTEP
