@@ -216,6 +216,9 @@ type storedLease struct {
 	key         string
 	leaseID     clientv3.LeaseID
 	modRevision int64
+	// createRevision tells which of two keys naming one subnet came
+	// first (it holds the subnet; see WatchLeases).
+	createRevision int64
 	// junkValue is the start of an unusable value, quoted, for logs.
 	junkValue string
 }
@@ -234,10 +237,11 @@ func (m *Manager) decodeLeaseKV(kv *mvccpb.KeyValue) (storedLease, error) {
 		return storedLease{}, err
 	}
 	sl := storedLease{
-		Lease:       Lease{Subnet: v4, IPv6Subnet: v6, Reservation: kv.Lease == 0},
-		key:         string(kv.Key),
-		leaseID:     clientv3.LeaseID(kv.Lease),
-		modRevision: kv.ModRevision,
+		Lease:          Lease{Subnet: v4, IPv6Subnet: v6, Reservation: kv.Lease == 0},
+		key:            string(kv.Key),
+		leaseID:        clientv3.LeaseID(kv.Lease),
+		modRevision:    kv.ModRevision,
+		createRevision: kv.CreateRevision,
 	}
 	attrs, err := parseLeaseAttrs(kv.Value)
 	if err != nil {

@@ -1,11 +1,14 @@
 package subnet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"net/netip"
+	"slices"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -36,6 +39,15 @@ import (
 // with one family only is skipped too (counted, logged once per key); a
 // key's subnet of a family the network does not have is dropped from the
 // lease delivered.
+//
+// One subnet can appear under several key names ("10.5.1.0-24",
+// "10.5.1.0-24&fc00::-64", "10.5.9.0-24&fc00::-64" all name 10.5.1.0/24 or
+// fc00::/64): of the keys naming a subnet the first created holds it (what
+// an allocation, which sees every key's subnets as taken, leaves), and a
+// later one is skipped and counted as malformed (logged at WARN): a stray
+// writer's key takes no peer's or our own traffic, and its deletion
+// removes nothing. A skipped key is delivered once the keys it conflicts
+// with are deleted.
 func (m *Manager) WatchLeases(ctx context.Context, cfg *Config, own netip.Prefix, handle func(snapshot []Lease, events []Event)) error {
 	if cfg == nil {
 		return errors.New("watch leases: network config is nil")
@@ -69,6 +81,11 @@ type watcher struct {
 	// own6 is the IPv6 subnet on our own key in a dual-stack network: a
 	// key of another name that claims it too is no peer.
 	own6 netip.Prefix
+	// holders names the key holding each subnet of a delivered lease (and
+	// of our own); conflicting holds the keys skipped because a subnet
+	// they name is held by another key.
+	holders     map[netip.Prefix]string
+	conflicting map[string]storedLease
 	// endpoints is the endpoint of every lease delivered, to spot changes
 	// without a deletion in between.
 	endpoints map[netip.Prefix]string
@@ -104,17 +121,38 @@ func (w *watcher) listAndWatch(ctx context.Context) (progressed bool, err error)
 	w.m.malformed.Store(int64(len(malformed)))
 	endpoints := make(map[netip.Prefix]string, len(l.leases))
 	snapshot := make([]Lease, 0, len(l.leases))
-	for _, sl := range l.leases {
+	w.holders = make(map[netip.Prefix]string, 2*len(l.leases))
+	w.conflicting = map[string]storedLease{}
+	// First come holds: our own key first (the first created of those
+	// naming our subnet), then the others in the order they were created.
+	byAge := slices.Clone(l.leases)
+	slices.SortStableFunc(byAge, func(a, b storedLease) int { return cmp.Compare(a.createRevision, b.createRevision) })
+	w.own6 = netip.Prefix{}
+	for _, sl := range byAge {
 		if sl.Primary() == w.own {
 			w.own6 = sl.IPv6Subnet
+			w.ownIP = sl.Attrs.node()
+			w.claim(sl)
+			break
 		}
 	}
-	for _, sl := range l.leases {
+	for _, sl := range byAge {
 		if sl.Primary() == w.own {
-			w.ownIP = sl.Attrs.node()
 			continue
 		}
-		if w.claimsOwn6(sl) {
+		if w.conflicts(sl) {
+			malformed[w.hash([]byte(sl.key))] = struct{}{}
+			w.conflicting[sl.key] = sl
+			continue
+		}
+		w.claim(sl)
+	}
+	w.m.malformed.Store(int64(len(malformed)))
+	for _, sl := range l.leases {
+		if sl.Primary() == w.own {
+			continue
+		}
+		if _, skipped := w.conflicting[sl.key]; skipped {
 			continue
 		}
 		ep := sl.Attrs.endpoint()
@@ -203,18 +241,17 @@ func (w *watcher) convert(evs []*clientv3.Event) []Event {
 				}
 				continue
 			}
-			if w.claimsOwn6(sl) {
+			if w.conflicts(sl) {
+				w.conflicting[sl.key] = sl
+				w.setMalformed(h, true)
 				continue
 			}
-			ep := sl.Attrs.endpoint()
-			if old, ok := w.endpoints[sl.Primary()]; ok && old != ep {
-				w.warnMoved(sl.Primary(), old, ep)
-			}
-			w.endpoints[sl.Primary()] = ep
-			out = append(out, Event{Type: EventAdded, Lease: sl.Lease})
+			w.claim(sl)
+			out = w.added(out, sl)
 		case mvccpb.DELETE:
 			if _, bad := w.malformed[h]; bad {
 				w.setMalformed(h, false)
+				delete(w.conflicting, string(ev.Kv.Key))
 				continue
 			}
 			sl, err := w.m.decodeLeaseKV(ev.Kv)
@@ -232,9 +269,96 @@ func (w *watcher) convert(evs []*clientv3.Event) []Event {
 			if l.Primary() == w.own || !l.Primary().IsValid() {
 				continue
 			}
+			if w.holders[l.Primary()] != string(ev.Kv.Key) {
+				// Never delivered: its deletion removes nothing.
+				continue
+			}
+			w.release(string(ev.Kv.Key), l)
 			delete(w.endpoints, l.Primary())
 			out = append(out, Event{Type: EventRemoved, Lease: l})
+			out = w.promote(out)
 		}
+	}
+	return out
+}
+
+// added records sl's endpoint and appends its delivery to out.
+func (w *watcher) added(out []Event, sl storedLease) []Event {
+	ep := sl.Attrs.endpoint()
+	if old, ok := w.endpoints[sl.Primary()]; ok && old != ep {
+		w.warnMoved(sl.Primary(), old, ep)
+	}
+	w.endpoints[sl.Primary()] = ep
+	return append(out, Event{Type: EventAdded, Lease: sl.Lease})
+}
+
+// subnets are the valid subnets of l.
+func subnets(l Lease) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range []netip.Prefix{l.Subnet, l.IPv6Subnet} {
+		if p.IsValid() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// conflicts tells (and logs) whether a subnet sl names is held by another
+// key.
+func (w *watcher) conflicts(sl storedLease) bool {
+	for _, p := range subnets(sl.Lease) {
+		if holder, ok := w.holders[p]; ok && holder != sl.key {
+			if p == w.own6 || p == w.own {
+				w.m.log.Warn("ignoring a lease that claims our subnet", "key", sl.key, "subnet", p, "public_ip", sl.Attrs.node())
+			} else {
+				w.m.log.Warn("ignoring a lease that names a subnet another key holds", "key", sl.key, "subnet", p, "holder", holder, "public_ip", sl.Attrs.node())
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// claim makes sl's key the holder of its subnets.
+func (w *watcher) claim(sl storedLease) {
+	for _, p := range subnets(sl.Lease) {
+		w.holders[p] = sl.key
+	}
+}
+
+// release frees the subnets key held.
+func (w *watcher) release(key string, l Lease) {
+	for _, p := range subnets(l) {
+		if w.holders[p] == key {
+			delete(w.holders, p)
+		}
+	}
+}
+
+// promote delivers the skipped keys that conflict with no held subnet any
+// more, oldest first.
+func (w *watcher) promote(out []Event) []Event {
+	if len(w.conflicting) == 0 {
+		return out
+	}
+	waiting := slices.SortedFunc(maps.Values(w.conflicting), func(a, b storedLease) int { return cmp.Compare(a.createRevision, b.createRevision) })
+	for _, sl := range waiting {
+		if sl.Primary() == w.own {
+			continue
+		}
+		free := true
+		for _, p := range subnets(sl.Lease) {
+			if _, held := w.holders[p]; held {
+				free = false
+			}
+		}
+		if !free {
+			continue
+		}
+		delete(w.conflicting, sl.key)
+		w.setMalformed(w.hash([]byte(sl.key)), false)
+		w.claim(sl)
+		out = w.added(out, sl)
 	}
 	return out
 }
@@ -293,15 +417,4 @@ func (w *watcher) flushMoved() {
 	w.m.log.Warn("more peers' endpoints changed without their leases being deleted first (a hijack of a subnet looks like this)",
 		"count", w.movedUnlogged, "within", malformedLogInterval)
 	w.movedUnlogged = 0
-}
-
-// claimsOwn6 tells (and logs) whether sl, another key than ours, names our
-// IPv6 subnet: one IPv6 subnet can appear under many key names (a stray
-// writer's), and traffic for our own containers must not go to it.
-func (w *watcher) claimsOwn6(sl storedLease) bool {
-	if !w.own6.IsValid() || sl.IPv6Subnet != w.own6 {
-		return false
-	}
-	w.m.log.Warn("ignoring a lease that claims our IPv6 subnet", "key", sl.key, "ipv6_subnet", sl.IPv6Subnet, "public_ip", sl.Attrs.node())
-	return true
 }
