@@ -121,7 +121,8 @@ func flannelContainer(t *testing.T, n *cluster.Node, conf map[string]any) (*test
 }
 
 // flannelContainerDual is flannelContainer that also returns the
-// container's IPv6 address when the subnet file has an IPv6 subnet.
+// container's IPv6 address when the subnet file has an IPv6 subnet (on an
+// IPv6-only network, whose subnet file has no IPv4 keys, only that one).
 func flannelContainerDual(t *testing.T, n *cluster.Node, conf map[string]any) (*testbed.NS, netip.Addr, netip.Addr) {
 	t.Helper()
 	fe := readFlannelEnv(t, conf["subnetFile"].(string))
@@ -167,8 +168,8 @@ func flannelContainerDual(t *testing.T, n *cluster.Node, conf map[string]any) (*
 			Address string `json:"address"`
 		} `json:"ips"`
 	}
-	dual := fe.subnet6.IsValid()
-	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.IPs) != map[bool]int{false: 1, true: 2}[dual] {
+	dual, v4 := fe.subnet6.IsValid(), fe.subnet.IsValid()
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.IPs) != map[bool]int{false: 1, true: 2}[dual && v4] {
 		t.Fatalf("cnitool add result %s: %v", out, err)
 	}
 	var p, p6 netip.Prefix
@@ -183,8 +184,8 @@ func flannelContainerDual(t *testing.T, n *cluster.Node, conf map[string]any) (*
 			p6 = q
 		}
 	}
-	if !p.IsValid() || dual != p6.IsValid() || dual && !fe.subnet6.Masked().Contains(p6.Addr()) {
-		t.Fatalf("node %d: flannel's plugin gave %v, want an IPv4 address and an IPv6 one in %v", n.Index+1, res.IPs, fe.subnet6)
+	if v4 != p.IsValid() || dual != p6.IsValid() || dual && !fe.subnet6.Masked().Contains(p6.Addr()) {
+		t.Fatalf("node %d: flannel's plugin gave %v, want an IPv4 address (%v) and an IPv6 one in %v", n.Index+1, res.IPs, fe.subnet, fe.subnet6)
 	}
 	// What flannel's plugin handed the bridge plugin (kept for DEL).
 	var added []string
@@ -210,7 +211,10 @@ func flannelContainerDual(t *testing.T, n *cluster.Node, conf map[string]any) (*
 		}
 	}
 	uerr := json.Unmarshal(raw, &del)
-	wantRanges, wantRoutes := []string{fe.subnet.Masked().String()}, []string{fe.network.String()}
+	var wantRanges, wantRoutes []string
+	if v4 {
+		wantRanges, wantRoutes = []string{fe.subnet.Masked().String()}, []string{fe.network.String()}
+	}
 	if dual {
 		wantRanges, wantRoutes = append(wantRanges, fe.subnet6.Masked().String()), append(wantRoutes, fe.network6.String())
 	}
@@ -228,7 +232,7 @@ func flannelContainerDual(t *testing.T, n *cluster.Node, conf map[string]any) (*
 		t.Fatalf("node %d: flannel's plugin delegated %s (%v); want bridge, mtu %d, ipMasq %v, ranges %v, routes %v",
 			n.Index+1, raw, uerr, fe.mtu, !fe.ipMasq, wantRanges, wantRoutes)
 	}
-	if !fe.subnet.Masked().Contains(p.Addr()) {
+	if v4 && !fe.subnet.Masked().Contains(p.Addr()) {
 		t.Fatalf("node %d: flannel's plugin gave %s outside FLANNEL_SUBNET %s", n.Index+1, p.Addr(), fe.subnet)
 	}
 	if got := linkMTU(t, ctr, "eth0"); got != fe.mtu {
@@ -257,13 +261,17 @@ func keptDelegates(t *testing.T, dataDir string) map[string]bool {
 func countICMPFrom(t *testing.T, ns *testbed.NS, src netip.Addr) func() int {
 	t.Helper()
 	ctx := ctxFor(t, 30*time.Second)
-	runIn(t, ctx, ns, "iptables", "-I", "INPUT", "-s", src.String(), "-p", "icmp")
+	tool, proto := "iptables", "icmp"
+	if src.Is6() {
+		tool, proto = "ip6tables", "ipv6-icmp"
+	}
+	runIn(t, ctx, ns, tool, "-I", "INPUT", "-s", src.String(), "-p", proto)
 	return func() int {
-		out := runIn(t, ctx, ns, "iptables", "-L", "INPUT", "-v", "-n", "-x")
+		out := runIn(t, ctx, ns, tool, "-L", "INPUT", "-v", "-n", "-x")
 		for _, line := range strings.Split(out, "\n") {
 			// pkts bytes [target] prot opt in out source destination; no target here.
 			f := strings.Fields(line)
-			if len(f) == 8 && f[6] == src.String() {
+			if len(f) >= 7 && slices.Contains(f, src.String()) {
 				n, err := strconv.Atoi(f[0])
 				if err != nil {
 					t.Fatalf("counter in %q: %v", line, err)
