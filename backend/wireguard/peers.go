@@ -182,8 +182,10 @@ func (s *peerSet) ignore(l subnet.Lease, why string, err error) {
 // table) or events, and returns the UAPI text that makes the device hold
 // exactly them ("" when nothing changes). A peer whose lease went is
 // removed; one whose key changed is removed and added with the new key.
-// Two leases with one key: the first (lowest subnet) keeps it, the other
-// is ignored and counted (a WireGuard peer is one key).
+// Two leases with one key: the subnet the key is installed for keeps it
+// (a stray etcd writer's copy of a working peer's key takes nothing from
+// it), else the lowest subnet; the other is ignored and counted (a
+// WireGuard peer is one key).
 func (s *peerSet) apply(snapshot []subnet.Lease, events []subnet.Event) string {
 	want := maps.Clone(s.bySubnet)
 	if snapshot != nil {
@@ -206,11 +208,16 @@ func (s *peerSet) apply(snapshot []subnet.Lease, events []subnet.Event) string {
 			delete(want, id)
 		}
 	}
-	// One subnet per key.
+	// One subnet per key: the one it is installed for first.
 	owner := map[keyfile.Key]netip.Prefix{}
+	for sub, old := range s.bySubnet {
+		if p, ok := want[sub]; ok && p.Key == old.Key {
+			owner[p.Key] = sub
+		}
+	}
 	for _, sub := range slices.SortedFunc(maps.Keys(want), netip.Prefix.Compare) {
 		p := want[sub]
-		if first, dup := owner[p.Key]; dup {
+		if first, dup := owner[p.Key]; dup && first != sub {
 			s.badKeys++
 			s.ignore(subnet.Lease{Subnet: sub, Attrs: subnet.LeaseAttrs{PublicIP: p.Endpoint.Addr().String(), BackendType: subnet.BackendWireGuard,
 				BackendData: []byte("duplicate key of " + first.String())}}, "lease whose PublicKey another subnet ("+first.String()+") already has", nil)

@@ -123,3 +123,37 @@ func TestParseStatsAndTotals(t *testing.T) {
 		t.Errorf("after a new key: totals %d %d, want 310 155", rx, tx)
 	}
 }
+
+// A stray etcd writer's lease copying a working peer's PublicKey at a
+// lower subnet takes nothing from the peer: the key stays with the subnet
+// it is installed for (in events and in a re-list), the copy is ignored
+// and counted; once the peer's lease goes, the key is free for the other
+// (at the next listing).
+func TestPeerSetKeyCopyDoesNotTakeAWorkingPeer(t *testing.T) {
+	var logs bytes.Buffer
+	s := newPeerSet(testKey(1), 0, keyfile.Key{}, slog.New(slog.NewTextHandler(&logs, nil)))
+	victim := testKey(5)
+	peer := wgLease("10.244.50.0/24", "192.0.2.50", 51820, victim)
+	stray := wgLease("10.244.1.0/24", "192.0.2.66", 51820, victim)
+	if conf := s.apply([]subnet.Lease{peer}, nil); !strings.Contains(conf, "endpoint=192.0.2.50:51820\n") {
+		t.Fatalf("snapshot conf %q", conf)
+	}
+	if conf := s.apply(nil, []subnet.Event{{Type: subnet.EventAdded, Lease: stray}}); conf != "" {
+		t.Errorf("the copy's event changed the device: %q", conf)
+	}
+	if conf := s.apply([]subnet.Lease{stray, peer}, nil); conf != "" {
+		t.Errorf("a re-list with the copy changed the device: %q", conf)
+	}
+	if l := s.list(); len(l) != 1 || l[0].Subnet.String() != "10.244.50.0/24" || l[0].Endpoint != "192.0.2.50:51820" {
+		t.Errorf("peers %+v, want only 10.244.50.0/24 at 192.0.2.50", l)
+	}
+	if s.badKeys != 2 {
+		t.Errorf("badKeys = %d, want 2 (the copy, twice)", s.badKeys)
+	}
+	if conf := s.apply(nil, []subnet.Event{{Type: subnet.EventRemoved, Lease: peer}}); conf != "public_key="+hexKey(victim)+"\nremove=true\n" {
+		t.Errorf("the peer's removal: %q", conf)
+	}
+	if conf := s.apply([]subnet.Lease{stray}, nil); !strings.Contains(conf, "endpoint=192.0.2.66:51820\n") || !strings.Contains(conf, "allowed_ip=10.244.1.0/24\n") {
+		t.Errorf("a re-list after the peer's lease went: %q, want the key for 10.244.1.0/24", conf)
+	}
+}
