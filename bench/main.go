@@ -40,6 +40,7 @@ type config struct {
 	paths     map[string]bool // paths to measure (empty: all)
 	queues    int             // weftd --queues on the weft path (0: weftd's default)
 	txqlen    int             // weft0's txqueuelen on the weft path (0: as weftd leaves it)
+	weftEtcd  string          // where the weft path's etcd runs: external (as flannel-udp's) or embedded (in host 1's weftd)
 }
 
 func main() {
@@ -52,6 +53,7 @@ func main() {
 	flag.IntVar(&cfg.pingCount, "ping-count", 300, "pings per latency run (10 ms apart)")
 	flag.BoolVar(&cfg.micro, "micro", true, "also run the Go microbenchmarks of ./overlay/...")
 	flag.IntVar(&cfg.queues, "weft-queues", 0, "weftd --queues on the weft path (0: weftd's default)")
+	flag.StringVar(&cfg.weftEtcd, "weft-etcd", "external", "where the weft path's etcd runs: external (a member of its own in host 1's namespace, outside weftd, as the flannel-udp path has it) or embedded (inside host 1's weftd, --embedded-etcd-dir)")
 	flag.IntVar(&cfg.txqlen, "weft-txqueuelen", 0, "set weft0's txqueuelen on both weft hosts once weftd runs (0: leave it; a lever to measure)")
 	flag.Var(&cfg.extras, "extra", "extra path NAME=CMD: CMD gets HOST1_NS, HOST2_NS, HOST1_IP, HOST2_IP, sets up an overlay and prints \"A B\" (repeatable)")
 	only := flag.String("only", "", "comma-separated workloads to run (default all: "+workloadNames()+")")

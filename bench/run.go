@@ -14,6 +14,7 @@ import (
 
 	"github.com/weftnet/weft/testbed"
 	"github.com/weftnet/weft/testbed/cluster"
+	"github.com/weftnet/weft/testbed/flannel"
 )
 
 // checkTools fails with a clear message when something the harness needs
@@ -99,7 +100,28 @@ func run(ctx context.Context, cfg config) (err error) {
 
 	rep := &report{Date: started, Machine: describeMachine(iperfVersion), Reps: cfg.reps,
 		Seconds: cfg.seconds, PingCount: cfg.pingCount, Only: cfg.only}
-	paths, weft, skipped, stopDirect, err := setupPaths(ctx, bed, binDir, stateDir, logDir, extras, weftOptions{queues: cfg.queues, txqlen: cfg.txqlen})
+	wo := weftOptions{queues: cfg.queues, txqlen: cfg.txqlen}
+	switch cfg.weftEtcd {
+	case "embedded":
+	case "external":
+		url, stopEtcd, eerr := flannel.StartEtcdIn(bed.Hosts[0], filepath.Join(stateDir, "weft-etcd"))
+		if eerr != nil {
+			return fmt.Errorf("weft: %w", eerr)
+		}
+		wo.etcd = url
+		closeBedOnly := closeBed
+		stopped := false
+		closeBed = func() {
+			closeBedOnly()
+			if !stopped {
+				stopped = true
+				stopEtcd()
+			}
+		}
+	default:
+		return fmt.Errorf("-weft-etcd %q: want external or embedded", cfg.weftEtcd)
+	}
+	paths, weft, skipped, stopDirect, err := setupPaths(ctx, bed, binDir, stateDir, logDir, extras, wo)
 	if stopDirect != nil {
 		closeBedOnly := closeBed
 		closeBed = func() {

@@ -18,6 +18,9 @@ import (
 type weftOptions struct {
 	queues int // weftd --queues (0: weftd's default)
 	txqlen int // weft0 txqueuelen set after the start (0: leave it)
+	// etcd is the URL of an etcd outside weftd (empty: host 1's weftd
+	// runs the embedded one).
+	etcd string
 }
 
 // weftNetworkConfig is the weft path's network config: testbed/cluster's
@@ -45,13 +48,19 @@ func nodeAddrs(c *cluster.Cluster) (v4, v6 [2]netip.Addr, err error) {
 	return v4, v6, nil
 }
 
-// weftPath starts weftd on both hosts through testbed/cluster (host 1 also
-// runs the embedded etcd), with --queues queues when not 0, and returns the
+// weftPath starts weftd on both hosts through testbed/cluster (against the
+// etcd at wo.etcd, else host 1 also runs the embedded etcd), with --queues
+// queues when not 0, and returns the
 // path between their weft0 addresses, and the cluster (to stop it and to
 // read weftd's CPU use).
 func weftPath(ctx context.Context, bed *testbed.Bed, binDir, stateDir string, wo weftOptions) (*path, *cluster.Cluster, error) {
 	queues := wo.queues
-	c, err := cluster.New(bed, cluster.Options{Bin: binDir, WorkDir: stateDir, Queues: queues, NetworkConfig: weftNetworkConfig})
+	opts := cluster.Options{Bin: binDir, WorkDir: stateDir, Queues: queues, NetworkConfig: weftNetworkConfig}
+	if wo.etcd != "" {
+		opts.EtcdEndpoint = wo.etcd
+		opts.ExtraArgs = []string{"--network-config", weftNetworkConfig}
+	}
+	c, err := cluster.New(bed, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("weft: %w", err)
 	}
@@ -65,6 +74,11 @@ func weftPath(ctx context.Context, bed *testbed.Bed, binDir, stateDir string, wo
 		return nil, nil, fmt.Errorf("weft: %w", err)
 	}
 	note := fmt.Sprintf("weftd (UDP backend, port 8285, dual-stack network) on both hosts; host-to-host between the weft0 addresses %s <-> %s (IPv6 %s <-> %s, inside UDP over the IPv4 underlay) on the hosts' own stacks", addrs[0], addrs[1], addrs6[0], addrs6[1])
+	if wo.etcd != "" {
+		note += "; etcd outside weftd (a member of its own in host 1's namespace, as on the flannel-udp path)"
+	} else {
+		note += "; host 1's weftd runs the embedded etcd"
+	}
 	if queues > 0 {
 		note += fmt.Sprintf("; weftd --queues %d", queues)
 	}
