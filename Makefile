@@ -44,15 +44,20 @@ vet:
 test: deps vet build
 	$(GO) test -count=1 -timeout 45m $(GOTESTFLAGS) ./...
 
-# The tests that need no root, no network namespace and no network: any user,
-# offline, a few minutes. A test file that needs root starts with
-# `//go:build !unit`; -tags unit leaves it out, so it is not compiled here and
-# nothing is skipped (make test compiles and runs it). GOTESTFLAGS goes to
-# go test, e.g. GOTESTFLAGS='-v -run Config' (extra tags: -tags unit,<tag>).
-# Needs only Go and a module cache: as a user who cannot read root's cache,
-# point GOMODCACHE at a copy with GOPROXY=off, as `make unit-nobody` does.
+# The tests that need no root, no network namespace, no network and no real
+# etcd: any user, offline, a few minutes. A test file that needs root, a
+# namespace or a real etcd member starts with `//go:build !unit`; -tags unit
+# leaves it out, so it is not compiled here and nothing is skipped (make test
+# compiles and runs it). Only packages that keep a test file under -tags unit
+# are listed (UNIT_PKGS): go test would otherwise compile and vet the others
+# and their dependencies (cmd/weftd links etcd's server), which is most of a
+# cold run's time. GOTESTFLAGS goes to go test, e.g. GOTESTFLAGS='-v -run
+# Config' (extra tags: -tags unit,<tag>). Needs only Go and a module cache: as
+# a user who cannot read root's cache, point GOMODCACHE at a copy with
+# GOPROXY=off, as `make unit-nobody` does.
+UNIT_PKGS = {{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}
 unit:
-	$(GO) test -count=1 -tags unit -timeout 10m $(GOTESTFLAGS) ./...
+	$(GO) test -count=1 -tags unit -timeout 10m $(GOTESTFLAGS) $$($(GO) list -tags unit -f '$(UNIT_PKGS)' ./...)
 
 # As root: `make unit` as uid 65534 with its own HOME, GOCACHE and a copy of
 # root's module cache (copied offline), GOPROXY=off; prints the time taken

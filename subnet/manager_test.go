@@ -1,3 +1,5 @@
+//go:build !unit
+
 package subnet_test
 
 import (
@@ -6,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/addrtest"
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/embedded"
 	"github.com/weftnet/weft/subnet/etcdtest"
@@ -85,7 +88,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestEmbeddedDefaultsAndRestart(t *testing.T) {
 	dir := t.TempDir()
-	url := "http://" + etcdtest.FreeAddr(t)
+	url := "http://" + addrtest.FreeTCP(t)
 	opts := embedded.Options{Dir: dir, ClientURL: url, Logger: testLogger(t), UnsafeNoFsync: true}
 	e, err := embedded.Start(opts)
 	if err != nil {

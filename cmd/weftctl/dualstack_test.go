@@ -1,9 +1,9 @@
+//go:build !unit
+
 package main
 
 import (
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -68,27 +68,5 @@ func TestDualStackConfigAndLeases(t *testing.T) {
 	}
 	if code, stdout, _ = weftctl(t, ep, "config", "set", `{"Network":"10.244.0.0/16"}`); code != 0 || !strings.Contains(stdout, "IPv6 turned off") {
 		t.Errorf("config set IPv4 again: %q", stdout)
-	}
-}
-
-const dualStatus = `{"node":{"subnet":"10.244.7.0/24","ipv6Subnet":"fd10:244:0:7::/64","publicIP":"192.0.2.1","publicIPv6":"2001:db8::1","port":8285,"leaseExpiry":""},
- "peers":[{"subnet":"10.244.9.0/24","ipv6Subnet":"fd10:244:0:9::/64","endpoint":"192.0.2.2:8285","mode":"udp"}],"counters":{},
- "readiness":{"status":"Ready","lease":true,"dataPath":true}}`
-
-func TestStatusDualStack(t *testing.T) {
-	daemon := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(dualStatus))
-	}))
-	defer daemon.Close()
-	code, stdout, stderr := weftctl(t, "status", "--daemon-url", daemon.URL)
-	if code != 0 {
-		t.Fatalf("status: %d %s", code, stderr)
-	}
-	for _, want := range []string{"IPv6 subnet:  fd10:244:0:7::/64", "public IPv6:  2001:db8::1", "SUBNET         IPV6 SUBNET        MODE  ENDPOINT",
-		"10.244.9.0/24  fd10:244:0:9::/64  udp   192.0.2.2:8285"} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("status lacks %q:\n%s", want, stdout)
-		}
 	}
 }

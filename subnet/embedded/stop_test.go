@@ -1,3 +1,5 @@
+//go:build !unit
+
 package embedded_test
 
 import (
@@ -13,6 +15,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/weftnet/weft/addrtest"
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/embedded"
 	"github.com/weftnet/weft/subnet/etcdtest"
@@ -53,7 +56,7 @@ func (b *lockedBuffer) String() string {
 func TestEmbeddedCloseWithWatchersIsQuickAndQuiet(t *testing.T) {
 	var out lockedBuffer
 	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	clientAddr, peerAddr := etcdtest.FreeAddr(t), etcdtest.FreeAddr(t)
+	clientAddr, peerAddr := addrtest.FreeTCP(t), addrtest.FreeTCP(t)
 	emb, err := embedded.Start(embedded.Options{
 		Dir:           t.TempDir(),
 		ClientURL:     "http://" + clientAddr,

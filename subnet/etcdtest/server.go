@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/weftnet/weft/addrtest"
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/embedded"
 )
@@ -50,8 +50,8 @@ func memberOptions(t testing.TB, name, dir string) embedded.Options {
 	return embedded.Options{
 		Dir:           dir,
 		Name:          name,
-		ClientURL:     "http://" + FreeAddr(t),
-		PeerURL:       "http://" + FreeAddr(t),
+		ClientURL:     "http://" + addrtest.FreeTCP(t),
+		PeerURL:       "http://" + addrtest.FreeTCP(t),
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		UnsafeNoFsync: true,
 		// Shutting down with open client streams logs errors; keep tests quiet.
@@ -116,17 +116,6 @@ func NewClient(t testing.TB, opts subnet.ClientOptions) *clientv3.Client {
 		t.Fatalf("etcdtest: %v", err)
 	}
 	return cli
-}
-
-// FreeAddr returns a 127.0.0.1:port that was free a moment ago.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("etcdtest: find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // Compact compacts the server's history up to its current revision.

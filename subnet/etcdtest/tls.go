@@ -16,6 +16,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/weftnet/weft/addrtest"
 	"github.com/weftnet/weft/subnet"
 )
 
@@ -47,7 +48,7 @@ func StartTLS(t testing.TB) *TLSServer {
 	ts.CertFile = writePEM(t, dir, "client.crt", "CERTIFICATE", clientCert)
 	ts.KeyFile = writePEM(t, dir, "client.key", "PRIVATE KEY", clientKey)
 	opts := memberOptions(t, "tls0", t.TempDir())
-	opts.ClientURL = "https://" + FreeAddr(t)
+	opts.ClientURL = "https://" + addrtest.FreeTCP(t)
 	opts.InitialCluster = opts.Name + "=" + opts.PeerURL
 	opts.ServerCertFile = writePEM(t, dir, "server.crt", "CERTIFICATE", serverCert)
 	opts.ServerKeyFile = writePEM(t, dir, "server.key", "PRIVATE KEY", serverKey)
