@@ -3,9 +3,13 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/weftnet/weft/testbed"
 	"github.com/weftnet/weft/testbed/cluster"
 )
 
@@ -19,7 +23,49 @@ const dualStackConfig = `{"Network":"10.244.0.0/16","SubnetLen":24,"EnableIPv6":
 // pod), for the policy cases whose meaning does not depend on the family
 // and for IPv6 ipBlocks.
 func TestPolicyConformanceMatrixIPv6(t *testing.T) {
-	c := newCluster(t, 2, cluster.Options{NetworkConfig: dualStackConfig})
+	policyConformanceMatrixIPv6(t, newCluster(t, 2, cluster.Options{NetworkConfig: dualStackConfig}))
+}
+
+// The same matrix on the other backends whose data path differs from
+// udp's in how an IPv6 packet reaches the other node: host-gw (kernel
+// routes via the peer's IPv6 underlay address: the hosts get 2001:db8::i)
+// and wireguard (one wireguard-go device, allowed IPs of both families).
+// The policy is enforced on the bridge's forward path of each node
+// whatever carries the packet between nodes; these runs show it.
+func TestPolicyConformanceMatrixIPv6HostGW(t *testing.T) {
+	policyConformanceMatrixIPv6(t, dualStackClusterOn(t, "host-gw"))
+}
+
+func TestPolicyConformanceMatrixIPv6WireGuard(t *testing.T) {
+	policyConformanceMatrixIPv6(t, dualStackClusterOn(t, "wireguard"))
+}
+
+// dualStackClusterOn is a running two-node cluster of issue 21's network
+// on backend, over a dual-stack underlay.
+func dualStackClusterOn(t *testing.T, backend string) *cluster.Cluster {
+	t.Helper()
+	bed := testbed.ForTestWith(t, "wp6", 2, testbed.Options{IPv6: true})
+	c := newStoppedClusterOn(t, bed, cluster.Options{NetworkConfig: issue21Network(backend)})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitPeers(t, c, 1)
+	// The path node 1 takes to node 2's IPv6 subnet is the backend's.
+	env, err := c.Nodes[1].Subnet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := env.IPv6Subnet.Masked().Addr().Next().Next()
+	want := map[string]string{"host-gw": "via " + c.Nodes[1].Host.IPv6.String(), "wireguard": "dev weft0"}[backend]
+	if route := runIn(t, ctx, c.Nodes[0].Host.NS, "ip", "-6", "route", "get", dst.String()); !strings.Contains(route, want) {
+		t.Fatalf("node 1's route to %s: %q, want %q", dst, route, want)
+	}
+	return c
+}
+
+func policyConformanceMatrixIPv6(t *testing.T, c *cluster.Cluster) {
 	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}, v6: true}
 	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
 	for _, ns := range []string{"x", "y", "z"} {
