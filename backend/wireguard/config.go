@@ -38,8 +38,10 @@ const (
 type Config struct {
 	// ListenPort is the UDP port of the WireGuard device.
 	ListenPort int
-	// ListenPortV6 is flannel's port of its IPv6 device; weft has none and
-	// accepts the key only so that a flannel config parses unchanged.
+	// ListenPortV6 is flannel's port of its IPv6 device (Mode separate);
+	// weft has none and accepts the key only so that a flannel config
+	// parses unchanged (Backend.separateDualStack says what that means
+	// for flannel nodes).
 	ListenPortV6 int
 	// PSK is an optional pre-shared key (base64 of 32 bytes, `wg genpsk`)
 	// mixed into every handshake.

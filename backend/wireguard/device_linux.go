@@ -103,6 +103,11 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 			}
 		}()
 	}
+	if b.separateDualStack() {
+		b.log.Warn("wireguard: Mode separate on a dual-stack network: weft runs one device for both families and publishes no BackendV6Data; "+
+			"a flanneld node in this mode leaves weft out of its IPv6 device (flannel-wg-v6, ListenPortV6), so IPv6 between them is not carried "+
+			"(IPv4 is). Use Mode auto, ipv4 or ipv6 to carry IPv6 to flannel nodes too", "listenPortV6", b.cfg.ListenPortV6)
+	}
 	b.log.Info("wireguard device up", "device", name, "uapi", uapiName, "subnet", lease.Subnet, "ipv6Subnet", lease.IPv6Subnet,
 		"route", network, "ipv6Route", b.node.Config.IPv6Network, "mode", b.cfg.Mode,
 		"mtu", b.mtu, "listenPort", b.cfg.ListenPort, "publicKey", priv.Public(), "psk", !psk.IsZero(),

@@ -101,10 +101,11 @@ func TestPeerSetDualStack(t *testing.T) {
 	}
 }
 
-// This node's lease in a dual-stack network: PublicIPv6 and BackendV6Data
-// (the same key; the port weft's one device listens on) beside flannel's
-// IPv4 fields; on an IPv6-only underlay no PublicIP. The device MTU leaves
-// room for an IPv6 outer header when peers may be reached over IPv6.
+// This node's lease in a dual-stack network (Mode separate, the default):
+// PublicIPv6 beside flannel's IPv4 fields, no BackendV6Data (see
+// TestLeaseAttrsSeparateMode); on an IPv6-only underlay no PublicIP. The
+// device MTU leaves room for an IPv6 outer header when peers may be
+// reached over IPv6.
 func TestLeaseAttrsDualStack(t *testing.T) {
 	cfg, err := subnet.ParseConfig([]byte(`{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"wireguard"}}`))
 	if err != nil {
@@ -133,18 +134,69 @@ func TestLeaseAttrsDualStack(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if attrs.PublicIP != tc.ip || attrs.PublicIPv6 != tc.ip6 || string(attrs.BackendV6Data) != string(attrs.BackendData) {
+			if attrs.PublicIP != tc.ip || attrs.PublicIPv6 != tc.ip6 || attrs.BackendV6Data != nil {
 				t.Errorf("attrs %+v", attrs)
 			}
 			var d struct {
 				PublicKey string
 				Port      int
 			}
-			if err := json.Unmarshal(attrs.BackendV6Data, &d); err != nil || d.Port != 51820 || len(d.PublicKey) != 44 {
-				t.Errorf("BackendV6Data %s: %v", attrs.BackendV6Data, err)
+			if err := json.Unmarshal(attrs.BackendData, &d); err != nil || d.Port != 51820 || len(d.PublicKey) != 44 {
+				t.Errorf("BackendData %s: %v", attrs.BackendData, err)
 			}
 			if got := be.MTU(); got != tc.mtu {
 				t.Errorf("MTU %d, want %d", got, tc.mtu)
+			}
+		})
+	}
+}
+
+// Mode separate (flannel's default) runs, in flanneld, a second device for
+// IPv6 on ListenPortV6, configured from BackendV6Data. weft's one device
+// cannot be that device: on a dual-stack network weft publishes no
+// BackendV6Data in this mode (a flanneld node then leaves weft out of its
+// IPv6 device rather than handshaking with weft's device under the key
+// its IPv4 device uses, which moved weft's endpoint for it and lost the
+// IPv4 traffic); the other modes, where flanneld runs one device and takes
+// the key and IPv6 port from BackendV6Data, and an IPv6-only network
+// (flanneld's only device is the IPv6 one) keep it, with weft's port.
+func TestLeaseAttrsSeparateMode(t *testing.T) {
+	for _, tc := range []struct {
+		name, config string
+		v6Data       bool
+	}{
+		{"dual stack, separate (default)", `{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"wireguard"}}`, false},
+		{"dual stack, separate, ListenPortV6", `{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"wireguard","Mode":"separate","ListenPortV6":51821}}`, false},
+		{"dual stack, auto", `{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"wireguard","Mode":"auto"}}`, true},
+		{"dual stack, ipv6", `{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"wireguard","Mode":"ipv6"}}`, true},
+		{"IPv6 only, separate", `{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"wireguard"}}`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := subnet.ParseConfig([]byte(tc.config))
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := backend.Underlay{Name: "eth0", MTU: 1500, PublicIP: netip.MustParseAddr("192.0.2.1"), PublicIPv6: netip.MustParseAddr("2001:db8::1")}
+			be, err := New(backend.Node{Config: cfg, Underlay: u, Options: backend.Options{StateDir: t.TempDir()},
+				Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			attrs, err := be.LeaseAttrs()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := attrs.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if got := attrs.BackendV6Data != nil; got != tc.v6Data {
+				t.Fatalf("BackendV6Data %s, want one: %v", attrs.BackendV6Data, tc.v6Data)
+			}
+			if tc.v6Data && string(attrs.BackendV6Data) != string(attrs.BackendData) {
+				t.Errorf("BackendV6Data %s, want BackendData's key and port %s", attrs.BackendV6Data, attrs.BackendData)
+			}
+			if attrs.PublicIPv6 != "2001:db8::1" {
+				t.Errorf("PublicIPv6 %q", attrs.PublicIPv6)
 			}
 		})
 	}

@@ -180,12 +180,29 @@ func (b *Backend) LeaseAttrs() (subnet.LeaseAttrs, error) {
 	if ip := b.node.Underlay.PublicIPv6; ip.Is6() {
 		attrs.PublicIPv6 = ip.String()
 	}
-	if b.node.Config.HasIPv6() {
+	if b.node.Config.HasIPv6() && !b.separateDualStack() {
 		// flannel's IPv6 side: the same key; the port is where weft's one
 		// device listens (both families), not flannel's ListenPortV6.
 		attrs.BackendV6Data = attrs.BackendData
 	}
 	return attrs, nil
+}
+
+// separateDualStack tells whether the network is dual-stack in Mode
+// separate, where flannel runs a second device for IPv6 (flannel-wg-v6,
+// on ListenPortV6, allowed IPs the peers' IPv6 subnets only) and
+// configures it from each lease's BackendV6Data. weft runs one device, so
+// it publishes no BackendV6Data there: with one naming weft's port, a
+// flannel node's IPv6 device would handshake with weft's device under the
+// same key as its IPv4 device, move weft's endpoint for that node to
+// itself, and drop the IPv4 traffic weft then sends it (not in its allowed
+// IPs). Without it, flanneld leaves weft out of its IPv6 device (logged:
+// "failed to setup ipv6 peer") and IPv4 between them keeps working; IPv6
+// between a weft node and a flannel node needs Mode auto, ipv4 or ipv6
+// (one device on both sides). Between weft nodes nothing changes: weft
+// reads BackendData only. (TestWireGuardSeparateModeFlannelPeer.)
+func (b *Backend) separateDualStack() bool {
+	return b.cfg.Mode == ModeSeparate && b.node.Config.HasIPv4() && b.node.Config.HasIPv6()
 }
 
 // PublicKey is this node's current public key (zero before LeaseAttrs).
