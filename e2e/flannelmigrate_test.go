@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -43,7 +44,19 @@ func startTraffic(t *testing.T, what string, a, bNS *testbed.NS, b netip.Addr, p
 	if err := tr.server.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The client must not start before the server listens: a fixed pause
+	// was too short at load 30 (CI: "unable to connect to server:
+	// Connection refused"). Wait for the listening socket, bounded.
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		out, err := bNS.Run(ctx, "ss", "-Hltn", "sport = :"+strconv.Itoa(port))
+		if err == nil && strings.TrimSpace(out) != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: iperf3 server on port %d not listening after 15 s (%v)", what, port, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	secs := strconv.Itoa(int(d.Seconds()))
 	count := strconv.Itoa(int(d / (100 * time.Millisecond)))
 	tr.ping = a.Command(ctx, "ping", "-i", "0.1", "-c", count, "-W", "1", b.String())

@@ -102,8 +102,22 @@ func newNode(t *testing.T) *node {
 	run(h, "ip", "addr", "add", "2001:db8:1::1/64", "dev", "remote", "nodad")
 	run(h, "ip", "-6", "route", "add", "fd10:244:2::/64", "via", "2001:db8:1::2")
 	run(r, "ip", "addr", "add", "2001:db8:1::2/64", "dev", "eth0", "nodad")
-	run(r, "ip", "addr", "add", "fd10:244:2::2/128", "dev", "lo")
-	run(r, "ip", "-6", "route", "add", "default", "via", "2001:db8:1::1", "src", "fd10:244:2::2")
+	run(r, "ip", "addr", "add", "fd10:244:2::2/128", "dev", "lo", "nodad")
+	// The kernel takes an IPv6 source for a route only once the address
+	// has left the tentative state, which its address work queue does
+	// asynchronously even with nodad; under load that took longer than
+	// the next command (CI at load 30: "Invalid source address"). Wait
+	// for it, bounded.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		_, err := r.Run(ctx, "ip", "-6", "route", "add", "default", "via", "2001:db8:1::1", "src", "fd10:244:2::2")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	f, err := os.Open(h.Path())
 	if err != nil {
 		t.Fatal(err)
