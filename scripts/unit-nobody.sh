@@ -30,6 +30,17 @@ if [ "$(id -u)" != 0 ]; then
 fi
 gobin=$(dirname "$(command -v "$GO")")
 
+# The unit tier stays fast only while none of its test binaries links etcd's
+# server (or bench's plotting): a test that starts a real etcd belongs in a
+# `//go:build !unit` file. Fail before measuring when one slipped in.
+heavy=$(for p in $($GO list -tags unit -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do
+	$GO list -tags unit -test -deps "$p" | grep -qE '^(go.etcd.io/etcd/server|gonum.org/v1/plot)' && echo "$p"
+done || true)
+if [ -n "$heavy" ]; then
+	echo "unit-nobody: these unit-tier test binaries link etcd's server or gonum/plot (move the tests that need it to a //go:build !unit file):" $heavy >&2
+	exit 1
+fi
+
 mkdir -p "$UNIT_HOME"
 rootcache="$($GO env GOMODCACHE)/cache/download"
 GOPROXY="file://$rootcache" GOSUMDB=off GOFLAGS=-modcacherw GOMODCACHE="$UNIT_HOME/gomod" \
