@@ -3,12 +3,13 @@ package cni
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/weftnet/weft/subnet/subnetfile"
 )
 
 // Store keeps address allocations on disk in the host-local layout: one
@@ -139,26 +140,7 @@ const maxStoreFile = 4 << 10
 // not wait): a device or a huge file put there is an error, not an
 // endless read.
 func readStoreFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxStoreFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxStoreFile {
-		return nil, fmt.Errorf("%s is larger than %d bytes: not an address record", path, maxStoreFile)
-	}
-	return data, nil
+	return subnetfile.ReadBounded(path, maxStoreFile)
 }
 
 func parseOwner(content string) Attachment {

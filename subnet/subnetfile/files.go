@@ -65,9 +65,17 @@ func ReadBounded(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes (%d MiB), the most weftd reads", path, limit, limit>>20)
+		return nil, fmt.Errorf("%s is larger than %s, the most weft reads there", path, sizeText(limit))
 	}
 	return data, nil
+}
+
+// sizeText is "4096 bytes", or "33554432 bytes (32 MiB)" from 1 MiB up.
+func sizeText(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	return fmt.Sprintf("%d bytes (%d MiB)", n, n>>20)
 }
 
 // Previous is the subnet an earlier run recorded: in weft's subnet file at
