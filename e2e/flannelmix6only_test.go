@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,10 +122,18 @@ func TestMixedWeftdAndFlanneldIPv6Only(t *testing.T) {
 	}
 	// weftd node -> flanneld node: the echo requests of weft's container
 	// arrive in flannel's container through both kernels' flannel-v6.1.
+	// (Retried for 20 s: the container's address may still be tentative,
+	// duplicate address detection, when the first requests arrive.)
 	count := countICMPFrom(t, fc, xc.IPv6)
-	_, _ = xc.NS.Run(ctx, "ping", "-6", "-c", "5", "-i", "0.2", "-W", "1", fip6.String())
-	if n := count(); n < 5 {
-		t.Errorf("flanneld node's container received %d ICMPv6 packets from weft's container %s, want >= 5", n, xc.IPv6)
+	err = testbed.WaitFor(ctxFor(t, 20*time.Second), 500*time.Millisecond, func() error {
+		_, _ = xc.NS.Run(ctx, "ping", "-6", "-c", "5", "-i", "0.2", "-W", "1", fip6.String())
+		if n := count(); n < 5 {
+			return fmt.Errorf("flanneld node's container received %d ICMPv6 packets from weft's container %s, want >= 5", n, xc.IPv6)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
 	}
 	// The way back is flanneld's: v0.28.10 in etcd mode marks every lease
 	// EnableIPv4 (registry.go) and so handles a peer's lease through its
