@@ -43,6 +43,18 @@ func attrs6(i int) subnet.LeaseAttrs {
 	return a
 }
 
+// leased returns a new manager on cli and the lease it acquired in cfg with
+// a's attributes; it fails the test when there is none.
+func leased(t testing.TB, cli *clientv3.Client, cfg *subnet.Config, a subnet.LeaseAttrs) (*subnet.Manager, subnet.Lease) {
+	t.Helper()
+	m := newManager(t, cli, subnet.Options{TTL: time.Minute})
+	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, a)
+	if err != nil {
+		t.Fatalf("acquire a lease for %s: %v", a.PublicIP, err)
+	}
+	return m, l
+}
+
 func listKeys(t *testing.T, cli *clientv3.Client) map[string]string {
 	t.Helper()
 	resp, err := cli.Get(ctxFor(t, 5*time.Second), subnet.DefaultPrefix+"/subnets/", clientv3.WithPrefix())
@@ -62,11 +74,7 @@ func TestDualStackLeaseAtFlannelKey(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	cfg := mustConfig(t, dual)
-	m := newManager(t, cli, subnet.Options{TTL: time.Minute})
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs6(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, l := leased(t, cli, cfg, attrs6(1))
 	if !cfg.Contains(l.Subnet) || !cfg.Contains(l.IPv6Subnet) || !l.IPv6Subnet.Addr().Is6() {
 		t.Fatalf("lease %+v: want an IPv4 and an IPv6 subnet of the network", l)
 	}
@@ -333,11 +341,7 @@ func TestKeepDualStackLease(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	cfg := mustConfig(t, dual)
-	m := newManager(t, cli, subnet.Options{TTL: time.Minute})
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs6(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, l := leased(t, cli, cfg, attrs6(1))
 	ctx, cancel := context.WithCancel(ctxFor(t, 30*time.Second))
 	defer cancel()
 	done := make(chan error, 1)
@@ -363,11 +367,7 @@ func TestWatchIgnoresKeyClaimingOwnIPv6Subnet(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	cfg := mustConfig(t, dual)
-	m := newManager(t, cli, subnet.Options{TTL: time.Minute})
-	own, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs6(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, own := leased(t, cli, cfg, attrs6(1))
 	stray := fmt.Sprintf("/weft/network/subnets/10.244.200.0-24&%s-64", own.IPv6Subnet.Addr())
 	put(t, cli, stray, `{"PublicIP":"192.0.2.66","BackendType":"udp","BackendData":{"Port":8285}}`)
 	put(t, cli, "/weft/network/subnets/10.244.201.0-24&fd10:244:0:c9::-64", `{"PublicIP":"192.0.2.67","BackendType":"udp","BackendData":{"Port":8285}}`)

@@ -21,16 +21,8 @@ func TestWatchIgnoresKeySharingAPeersSubnet(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	cfg := mustConfig(t, dual)
-	m := newManager(t, cli, subnet.Options{TTL: time.Minute})
-	own, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs6(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb := newManager(t, cli, subnet.Options{TTL: time.Minute})
-	peer, err := mb.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs6(2))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, own := leased(t, cli, cfg, attrs6(1))
+	mb, peer := leased(t, cli, cfg, attrs6(2))
 	strayValue := `{"PublicIP":"192.0.2.66","PublicIPv6":"2001:db8::66","BackendType":"udp","BackendData":{"Port":8285}}`
 	sameV4 := fmt.Sprintf("/weft/network/subnets/%s-24&fd10:244:0:99::-64", peer.Subnet.Addr())
 	sameV6 := fmt.Sprintf("/weft/network/subnets/10.244.99.0-24&%s-64", peer.IPv6Subnet.Addr())
@@ -108,15 +100,8 @@ func TestWatchIPv4NetworkIgnoresDualKeyOverAPeer(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	cfg := mustConfig(t, net16)
-	m := newManager(t, cli, subnet.Options{TTL: time.Minute})
-	own, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer, err := newManager(t, cli, subnet.Options{TTL: time.Minute}).AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs(2))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, own := leased(t, cli, cfg, attrs(1))
+	_, peer := leased(t, cli, cfg, attrs(2))
 	put(t, cli, fmt.Sprintf("/weft/network/subnets/%s-24&fd10:244:0:99::-64", peer.Subnet.Addr()),
 		`{"PublicIP":"192.0.2.66","PublicIPv6":"2001:db8::66","BackendType":"udp","BackendData":{"Port":8285}}`)
 	put(t, cli, fmt.Sprintf("/weft/network/subnets/%s-24&fd10:244:0:98::-64", own.Subnet.Addr()),
