@@ -23,11 +23,36 @@ import (
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/subnetfile"
 	"github.com/weftnet/weft/testbed"
+	"github.com/weftnet/weft/testbed/cluster"
 	"github.com/weftnet/weft/testbed/flannel"
 )
 
 // dualStackVXLANConfig is issue 21's network on flannel's vxlan backend.
 const dualStackVXLANConfig = `{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd10:244::/56","IPv6SubnetLen":64,"Backend":{"Type":"vxlan"}}`
+
+// mixedFlannelBed is the set-up the mixed weftd and flanneld IPv6 tests
+// share: two hosts with the underlay addresses v6 (2001:db8::1 and ::2) beside
+// their IPv4 ones, flannel's etcd in host 1, a stopped weft cluster on
+// flannel's prefix with weftArgs added to every weftd, and config at
+// flannel's config key. Node 0 is the weft node, node 1 the flanneld node.
+func mixedFlannelBed(t *testing.T, name, config string, weftArgs ...string) (c *cluster.Cluster, etcd string, v6 []string) {
+	t.Helper()
+	bed := testbed.ForTest(t, name, 2)
+	ctx := ctxFor(t, time.Minute)
+	v6 = []string{"2001:db8::1", "2001:db8::2"}
+	for i, h := range bed.Hosts {
+		runIn(t, ctx, h.NS, "ip", "addr", "add", v6[i]+"/64", "dev", h.Dev, "nodad")
+	}
+	etcd = flannel.StartEtcd(t, bed.Hosts[0])
+	opts := weftOnFlannelPrefix(etcd)
+	opts.ExtraArgs = append(opts.ExtraArgs, weftArgs...)
+	c = newStoppedClusterOn(t, bed, opts)
+	cli := etcdClientIn(t, c.Nodes[0].Host.NS, etcd)
+	if _, err := cli.Put(ctx, flannel.DefaultPrefix+"/config", config); err != nil {
+		t.Fatal(err)
+	}
+	return c, etcd, v6
+}
 
 // Issue 21 acceptance for vxlan: a flanneld node (the real flanneld
 // v0.28.10, dual stack, --public-ipv6) and a weft node share a dual-stack
@@ -41,19 +66,10 @@ const dualStackVXLANConfig = `{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6
 // flannel.1 on both kernels.
 func TestMixedWeftAndFlanneldDualStack(t *testing.T) {
 	bin := flanneldBin(t)
-	bed := testbed.ForTest(t, "wm6", 2)
 	ctx := ctxFor(t, 4*time.Minute)
-	v6 := []string{"2001:db8::1", "2001:db8::2"}
-	for i, h := range bed.Hosts {
-		runIn(t, ctx, h.NS, "ip", "addr", "add", v6[i]+"/64", "dev", h.Dev, "nodad")
-	}
-	etcd := flannel.StartEtcd(t, bed.Hosts[0])
-	c := newStoppedClusterOn(t, bed, weftOnFlannelPrefix(etcd))
+	c, etcd, v6 := mixedFlannelBed(t, "wm6", dualStackVXLANConfig)
 	weftNode, flannelNode := c.Nodes[0], c.Nodes[1]
 	cli := etcdClientIn(t, weftNode.Host.NS, etcd)
-	if _, err := cli.Put(ctx, flannel.DefaultPrefix+"/config", dualStackVXLANConfig); err != nil {
-		t.Fatal(err)
-	}
 
 	// The flanneld node.
 	since := time.Now().Add(-time.Second)
@@ -174,21 +190,9 @@ func TestMixedWeftAndFlanneldDualStack(t *testing.T) {
 // over IPv6 and IPv4 both ways.
 func TestMixedWeftdAndFlanneldDualStack(t *testing.T) {
 	bin := flanneldBin(t)
-	bed := testbed.ForTest(t, "wd6", 2)
 	ctx := ctxFor(t, 4*time.Minute)
-	v6 := []string{"2001:db8::1", "2001:db8::2"}
-	for i, h := range bed.Hosts {
-		runIn(t, ctx, h.NS, "ip", "addr", "add", v6[i]+"/64", "dev", h.Dev, "nodad")
-	}
-	etcd := flannel.StartEtcd(t, bed.Hosts[0])
-	opts := weftOnFlannelPrefix(etcd)
-	opts.ExtraArgs = append(opts.ExtraArgs, "--public-ipv6", v6[0])
-	c := newStoppedClusterOn(t, bed, opts)
+	c, etcd, v6 := mixedFlannelBed(t, "wd6", dualStackVXLANConfig, "--public-ipv6", "2001:db8::1")
 	weftNode, flannelNode := c.Nodes[0], c.Nodes[1]
-	cli := etcdClientIn(t, weftNode.Host.NS, etcd)
-	if _, err := cli.Put(ctx, flannel.DefaultPrefix+"/config", dualStackVXLANConfig); err != nil {
-		t.Fatal(err)
-	}
 	if err := weftNode.Start(); err != nil {
 		t.Fatal(err)
 	}

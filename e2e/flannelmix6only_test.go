@@ -36,21 +36,10 @@ const ipv6OnlyVXLANConfig = `{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network"
 // 0.0.0.0 ... 0.0.0.0"; seen here with weftd first). docs/flannel.md.
 func TestMixedWeftdAndFlanneldIPv6Only(t *testing.T) {
 	bin := flanneldBin(t)
-	bed := testbed.ForTest(t, "wo6", 2)
 	ctx := ctxFor(t, 4*time.Minute)
-	v6 := []string{"2001:db8::1", "2001:db8::2"}
-	for i, h := range bed.Hosts {
-		runIn(t, ctx, h.NS, "ip", "addr", "add", v6[i]+"/64", "dev", h.Dev, "nodad")
-	}
-	etcd := flannel.StartEtcd(t, bed.Hosts[0])
-	opts := weftOnFlannelPrefix(etcd)
-	opts.ExtraArgs = append(opts.ExtraArgs, "--public-ipv6", v6[0])
-	c := newStoppedClusterOn(t, bed, opts)
+	c, etcd, v6 := mixedFlannelBed(t, "wo6", ipv6OnlyVXLANConfig, "--public-ipv6", "2001:db8::1")
 	weftNode, flannelNode := c.Nodes[0], c.Nodes[1]
 	cli := etcdClientIn(t, weftNode.Host.NS, etcd)
-	if _, err := cli.Put(ctx, flannel.DefaultPrefix+"/config", ipv6OnlyVXLANConfig); err != nil {
-		t.Fatal(err)
-	}
 	since := time.Now().Add(-time.Second)
 	p, err := flannel.Start(c.Bed, flannelNode.Host, bin, filepath.Join(flannelNode.Dir, "flanneld.log"),
 		flannel.Options{Etcd: etcd, SubnetFile: flannelNode.FlannelSubnetFile, Extra: []string{"--public-ipv6=" + v6[1]}})

@@ -125,22 +125,7 @@ func TestWireGuardSeparateModeFlannelPeer(t *testing.T) {
 	key := fmt.Sprintf("/weft/network/subnets/%s-%d&%s-%d", sub4.Addr(), sub4.Bits(), sub6.Addr(), sub6.Bits())
 	value := fmt.Sprintf(`{"PublicIP":%q,"PublicIPv6":%q,"BackendType":"wireguard","BackendData":{"PublicKey":%q,"Port":%d},"BackendV6Data":{"PublicKey":%q,"Port":51821}}`,
 		h2.IP, h2.IPv6, pub, wireGuardPort, pub)
-	if _, err := cli.Put(ctx, key, value); err != nil {
-		t.Fatal(err)
-	}
-	err = testbed.WaitFor(ctx, 50*time.Millisecond, func() error {
-		st, err := n1.Status(ctx)
-		if err != nil {
-			return err
-		}
-		if len(st.Peers) != 1 || st.Peers[0].Subnet != sub4.String() {
-			return fmt.Errorf("peers %+v", st.Peers)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	putLeaseAndWaitPeer(t, ctx, cli, n1, key, value, sub4)
 	ctr := addContainer(t, n1, "wgs")
 	runIn(t, ctx, h2.NS, "ping", "-c", "2", "-i", "0.2", "-W", "2", ctr.IP.String())
 	if out, err := ctr.Ping(ctx, sub4.Addr().Next(), 2); err != nil {

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/crypto/blake2s"
 
 	"github.com/weftnet/weft/subnet"
@@ -365,22 +366,7 @@ func TestWireGuardInteropWithPlainPeer(t *testing.T) {
 	// Its lease, by hand, as a flannel wireguard node writes it.
 	cli := etcdClientIn(t, n1.Host.NS, c.EtcdEndpoint())
 	value := fmt.Sprintf(`{"PublicIP":%q,"BackendType":"wireguard","BackendData":{"PublicKey":%q,"Port":%d}}`, h2.IP, pub, wireGuardPort)
-	if _, err := cli.Put(ctx, leaseKey(peerSubnet), value); err != nil {
-		t.Fatal(err)
-	}
-	err = testbed.WaitFor(ctx, 50*time.Millisecond, func() error {
-		st, err := n1.Status(ctx)
-		if err != nil {
-			return err
-		}
-		if len(st.Peers) != 1 || st.Peers[0].Subnet != peerSubnet.String() {
-			return fmt.Errorf("peers %+v", st.Peers)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	putLeaseAndWaitPeer(t, ctx, cli, n1, leaseKey(peerSubnet), value, peerSubnet)
 
 	// Traffic both ways: host 2 to weft's node and to a container on it,
 	// and the container to host 2.
@@ -586,5 +572,27 @@ func TestWireGuardHandshakeFlood(t *testing.T) {
 		if code, body, err := n.Get(ctx, "/readyz"); err != nil || code != 200 {
 			t.Errorf("node %d /readyz after the flood: %d %s %v", n.Index+1, code, body, err)
 		}
+	}
+}
+
+// putLeaseAndWaitPeer writes a hand-made lease (key, value) to etcd and
+// waits until n's /status shows exactly one peer, with IPv4 subnet sub.
+func putLeaseAndWaitPeer(t *testing.T, ctx context.Context, cli *clientv3.Client, n *cluster.Node, key, value string, sub netip.Prefix) {
+	t.Helper()
+	if _, err := cli.Put(ctx, key, value); err != nil {
+		t.Fatal(err)
+	}
+	err := testbed.WaitFor(ctx, 50*time.Millisecond, func() error {
+		st, err := n.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if len(st.Peers) != 1 || st.Peers[0].Subnet != sub.String() {
+			return fmt.Errorf("peers %+v", st.Peers)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the peer of lease %s at %s: %v", key, n.Host.IP, err)
 	}
 }
