@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/cni/daemonsock"
+	"github.com/weftnet/weft/cpusched"
 	"github.com/weftnet/weft/overlay"
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/subnetfile"
@@ -59,6 +60,9 @@ type options struct {
 
 	cpuProfile string // debugging: write a CPU profile here until exit
 
+	schedSlice time.Duration // EEVDF slice of every weftd thread (0: the kernel's)
+	nice       int           // nice value of every weftd thread, at most
+
 	stateDir          string // state kept across restarts (the wireguard key)
 	wireguardUAPIName string // the wireguard backend's UAPI socket name (default: the device's)
 
@@ -98,6 +102,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "(debugging) write a Go CPU profile to this file until weftd exits")
+	fs.IntVar(&o.nice, "nice", cpusched.DefaultNice, fmt.Sprintf("nice value of every weftd thread, at most (a stronger one, e.g. systemd's Nice=, is kept): a larger share of a contended CPU, so that a busy weftd does not leave packets queued in front of it while the task that sends them runs; stays in the fair class (nothing is starved); lowering it needs CAP_SYS_NICE, without which weftd warns once and keeps its own (%d to %d)", cpusched.MinNice, cpusched.MaxNice))
+	fs.DurationVar(&o.schedSlice, "sched-slice", cpusched.DefaultSlice, fmt.Sprintf("scheduler slice of every weftd thread (SCHED_OTHER with sched_runtime, Linux >= 6.12): a woken weftd thread with a slice shorter than the running task's preempts it; the CPU share is unchanged (0: the kernel's default; else %v to %v)", cpusched.MinSlice, cpusched.MaxSlice))
 	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/weft", "directory of state kept across restarts: the wireguard backend's private key (wireguard.key, mode 0600, made at the first start) and optional pre-shared key (wireguard.psk)")
 	fs.StringVar(&o.wireguardUAPIName, "wireguard-uapi-name", "", "wireguard backend: name of the UAPI socket /var/run/wireguard/NAME.sock that `wg show NAME` reads (default: the device name, --tun-name)")
 	fs.BoolVar(&o.networkPolicy, "network-policy", true, "enforce NetworkPolicy for this node's containers (nftables tables ip, ip6 and bridge weft-policy, kept when weftd stops; false removes them)")
@@ -156,7 +162,15 @@ Flags:
 	if o.leaseTTL < 2*time.Second {
 		return nil, fmt.Errorf("--subnet-lease-ttl %s too short (minimum 2s)", o.leaseTTL)
 	}
+	if err := o.sched().Check(); err != nil {
+		return nil, fmt.Errorf("--sched-slice / --nice: %w", err)
+	}
 	return o, nil
 }
 
 func (o *options) endpoints() []string { return subnet.SplitEndpoints(o.etcdEndpoints) }
+
+// sched is the scheduler setting of weftd's threads.
+func (o *options) sched() cpusched.Setting {
+	return cpusched.Setting{Slice: o.schedSlice, Nice: o.nice}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/journal"
 
+	"github.com/weftnet/weft/cpusched"
 	"github.com/weftnet/weft/logjournal"
 )
 
@@ -56,6 +57,7 @@ func run(args []string, stderr io.Writer) int {
 			}
 		}()
 	}
+	applySched(cpusched.ProcThreads{}, opts.sched(), logger)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	finished := make(chan struct{})
