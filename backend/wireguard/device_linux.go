@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/ipc"
 	"golang.zx2c4.com/wireguard/tun"
@@ -56,7 +55,7 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 	}
 	r := &running{tun: t, name: name}
 	b.run = r
-	r.dev = device.NewDevice(t, conn.NewStdNetBind(), newDeviceLogger(b.log.With("component", "wireguard-go"), &b.evs))
+	r.dev = device.NewDevice(t, newBind(b.log), newDeviceLogger(b.log.With("component", "wireguard-go"), &b.evs))
 	b.keyMu.Lock()
 	priv, psk := b.priv, b.psk
 	b.keyMu.Unlock()

@@ -76,7 +76,17 @@ var cmsgSpace2 = unix.CmsgSpace(2)
 // namespace. maxBatch is the largest number of datagrams
 // one ReadBatch or WriteBatch call handles.
 func Listen(addr netip.AddrPort, maxBatch int, log *slog.Logger) (*Conn, error) {
-	return listen(addr, maxBatch, false, false, log)
+	return listen(addr, maxBatch, false, false, false, log)
+}
+
+// ListenFragmenting is Listen without DF: the socket keeps the kernel's
+// default path MTU discovery (IPv4: DF set, but a datagram larger than the
+// path MTU the kernel knows is fragmented by this host, not refused; IPv6:
+// fragmented by this host). It is for a protocol whose datagrams the
+// kernel's own implementation lets fragment (WireGuard), where weft's
+// udp path never fragments.
+func ListenFragmenting(addr netip.AddrPort, maxBatch int, log *slog.Logger) (*Conn, error) {
+	return listen(addr, maxBatch, false, false, true, log)
 }
 
 // ListenSendOnly binds addr for sending only: a socket filter drops every
@@ -97,7 +107,7 @@ func ListenSendOnly(addr netip.AddrPort, n, maxBatch int, log *slog.Logger) ([]*
 	}
 	conns := make([]*Conn, 0, n)
 	for range n {
-		c, err := listen(addr, maxBatch, n > 1, true, log)
+		c, err := listen(addr, maxBatch, n > 1, true, false, log)
 		if err != nil {
 			for _, c := range conns {
 				_ = c.Close()
@@ -134,7 +144,7 @@ func ListenGroup(addr netip.AddrPort, n, maxBatch int, log *slog.Logger) ([]*Con
 	}
 	conns := make([]*Conn, 0, n)
 	for range n {
-		c, err := listen(addr, maxBatch, true, false, log)
+		c, err := listen(addr, maxBatch, true, false, false, log)
 		if err != nil {
 			for _, c := range conns {
 				_ = c.Close()
@@ -163,7 +173,7 @@ func portFree(addr netip.AddrPort) error {
 	return probe.Close()
 }
 
-func listen(addr netip.AddrPort, maxBatch int, reusePort, sendOnly bool, log *slog.Logger) (*Conn, error) {
+func listen(addr netip.AddrPort, maxBatch int, reusePort, sendOnly, fragment bool, log *slog.Logger) (*Conn, error) {
 	if maxBatch < 1 {
 		return nil, fmt.Errorf("udpbatch: batch size %d", maxBatch)
 	}
@@ -197,14 +207,19 @@ func listen(addr netip.AddrPort, maxBatch int, reusePort, sendOnly bool, log *sl
 			}
 			// DF on every outer packet: an overlay packet is never fragmented
 			// (IPv6: never fragmented by this host either).
-			if v6 {
+			switch {
+			case fragment:
+				// The kernel's default path MTU discovery: nothing to set.
+			case v6:
 				if err := unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DO); err != nil {
 					optErr = fmt.Errorf("set IPV6_MTU_DISCOVER=IPV6_PMTUDISC_DO: %w", err)
 					return
 				}
-			} else if err := unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO); err != nil {
-				optErr = fmt.Errorf("set IP_MTU_DISCOVER=IP_PMTUDISC_DO: %w", err)
-				return
+			default:
+				if err := unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO); err != nil {
+					optErr = fmt.Errorf("set IP_MTU_DISCOVER=IP_PMTUDISC_DO: %w", err)
+					return
+				}
 			}
 			gro = !sendOnly && unix.SetsockoptInt(s, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
 			if reusePort {
@@ -280,7 +295,12 @@ func (c *Conn) GRO() bool { return c.gro }
 // with os.ErrDeadlineExceeded; the zero time clears it).
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
 
-// Close closes the socket; a blocked ReadBatch returns os.ErrClosed.
+// Control runs f with the socket's file descriptor (for a socket option
+// this package does not set, e.g. SO_MARK).
+func (c *Conn) Control(f func(fd uintptr)) error { return c.rc.Control(f) }
+
+// Close closes the socket; a blocked ReadBatch returns an error that is
+// net.ErrClosed.
 func (c *Conn) Close() error { return c.conn.Close() }
 
 // ReadBatch blocks until datagrams arrive, receives messages into bufs

@@ -3,6 +3,7 @@ package udpbatch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -379,6 +380,51 @@ func TestListenSendOnly(t *testing.T) {
 				t.Fatalf("a send-only socket queued %d bytes", queued)
 			}
 			_ = c.Close()
+		}
+	}
+}
+
+// TestListenFragmenting: ListenFragmenting leaves path MTU discovery at the
+// kernel's default (IPv4: IP_PMTUDISC_WANT, fragment by this host when
+// needed) where Listen sets DF always (IP_PMTUDISC_DO); a closed socket's
+// ReadBatch returns net.ErrClosed.
+func TestListenFragmenting(t *testing.T) {
+	lo := netip.MustParseAddrPort("127.0.0.1:0")
+	for _, tc := range []struct {
+		name   string
+		listen func(netip.AddrPort, int, *slog.Logger) (*Conn, error)
+		want   int
+	}{
+		{"Listen", Listen, unix.IP_PMTUDISC_DO},
+		{"ListenFragmenting", ListenFragmenting, unix.IP_PMTUDISC_WANT},
+	} {
+		c, err := tc.listen(lo, testBatch, quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		var gerr error
+		if err := c.Control(func(fd uintptr) { got, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER) }); err != nil || gerr != nil {
+			t.Fatal(err, gerr)
+		}
+		if got != tc.want {
+			t.Errorf("%s: IP_MTU_DISCOVER %d, want %d", tc.name, got, tc.want)
+		}
+		done := make(chan error, 1)
+		go func() {
+			b := newBatch()
+			_, err := c.ReadBatch(b.bufs, b.out, b.srcs)
+			done <- err
+		}()
+		time.Sleep(50 * time.Millisecond)
+		_ = c.Close()
+		select {
+		case err := <-done:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Errorf("%s: ReadBatch after Close: %v, want net.ErrClosed", tc.name, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: ReadBatch still blocked 5 s after Close", tc.name)
 		}
 	}
 }
