@@ -49,9 +49,14 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 		}
 		return err
 	}
-	t, err := tun.CreateTUN(name, b.mtu)
+	lt, err := tun.CreateTUN(name, b.mtu)
 	if err != nil {
 		return fmt.Errorf("wireguard: create TUN %s: %w", name, err)
+	}
+	// Decrypted TCP goes into the TUN through weft's writer (no copy).
+	t, err := withTCPWriter(lt)
+	if err != nil {
+		b.log.Warn("wireguard: the library's TUN write (copying) for received packets", "device", name, "reason", err)
 	}
 	r := &running{tun: t, name: name}
 	b.run = r

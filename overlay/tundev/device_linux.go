@@ -60,7 +60,7 @@ func Create(name string, mtu int, addrs Addrs, maxBatch, queues int, log *slog.L
 		return fail(err)
 	}
 	for _, dev := range devs {
-		q := &Queue{dev: dev, vnet: hasVnetHeader(dev.File())}
+		q := &Queue{dev: dev, vnet: HasVnetHeader(dev.File())}
 		if q.w, err = newWriter(dev, q.vnet, maxBatch); err != nil {
 			return fail(err)
 		}
@@ -218,8 +218,8 @@ func configureAddrs(name string, a Addrs) error {
 	return nil
 }
 
-// hasVnetHeader reports whether the TUN device file was opened with IFF_VNET_HDR.
-func hasVnetHeader(f *os.File) bool {
+// HasVnetHeader reports whether the TUN device file was opened with IFF_VNET_HDR.
+func HasVnetHeader(f *os.File) bool {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return false
