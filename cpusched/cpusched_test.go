@@ -166,3 +166,20 @@ func TestSettingCheck(t *testing.T) {
 		}
 	}
 }
+
+// The zero setting (weftd's default) makes no call at all, and nice 0
+// leaves a thread's own nice value, whatever it is.
+func TestApplyZeroLeavesThreadsAlone(t *testing.T) {
+	f := &fakeThreads{tids: []int{1}}
+	if r, err := Apply(f, Setting{}); err != nil || r.Threads != 0 || f.lists != 0 {
+		t.Fatalf("Apply(zero) = %+v, %v after %d lists; want nothing done", r, err, f.lists)
+	}
+	f = &fakeThreads{tids: []int{1, 2}, state: map[int]threadState{1: {nice: 5}, 2: {nice: -3}}}
+	r, err := Apply(f, Setting{Slice: MinSlice})
+	if err != nil || r.NiceErr != nil || r.Threads != 2 {
+		t.Fatalf("Apply = %+v, %v", r, err)
+	}
+	if f.state[1] != (threadState{MinSlice, 5}) || f.state[2] != (threadState{MinSlice, -3}) {
+		t.Errorf("nice 0 changed a thread's own nice value: %+v", f.state)
+	}
+}

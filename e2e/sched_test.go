@@ -21,15 +21,15 @@ import (
 // and the data path start after weftd applied it at start-up (its debug
 // line says how many threads it set; more run after traffic has flowed).
 func TestWeftdThreadsCarryTheSchedSetting(t *testing.T) {
-	c := newCluster(t, 2, cluster.Options{ExtraArgs: []string{"--sched-slice", "200us", "--log-level", "debug"}})
+	c := newCluster(t, 2, cluster.Options{ExtraArgs: []string{"--sched-slice", "200us", "--nice", "-10", "--log-level", "debug"}})
 	ctx := ctxFor(t, time.Minute)
 	a, b := c.Nodes[0], c.Nodes[1]
 	runIn(t, ctx, a.Host.NS, "ping", "-c", "5", "-i", "0.2", "-W", "2", tunAddr(t, b).String())
 	for _, n := range c.Nodes {
 		threads := weftdThreads(t, n.Pid())
 		for tid, s := range threads {
-			if s.slice != 200*time.Microsecond || s.nice != cpusched.DefaultNice {
-				t.Errorf("node %d weftd thread %d: slice %v nice %d, want 200µs and %d", n.Index+1, tid, s.slice, s.nice, cpusched.DefaultNice)
+			if s.slice != 200*time.Microsecond || s.nice != -10 {
+				t.Errorf("node %d weftd thread %d: slice %v nice %d, want 200µs and -10", n.Index+1, tid, s.slice, s.nice)
 			}
 		}
 		log, err := os.ReadFile(n.LogPath)
@@ -51,9 +51,9 @@ func TestWeftdThreadsCarryTheSchedSetting(t *testing.T) {
 	}
 }
 
-// A weftd with --nice 0 --sched-slice 0 keeps the kernel's defaults.
+// A weftd with the defaults (--nice 0 --sched-slice 0) keeps the kernel's.
 func TestWeftdSchedSettingOff(t *testing.T) {
-	p := startLoneWeftd(t, "--etcd-endpoints", unreachableEtcd, "--sched-slice", "0", "--nice", "0")
+	p := startLoneWeftd(t, "--etcd-endpoints", unreachableEtcd)
 	waitLog(t, p, 30*time.Second, "level=WARN") // running, retrying etcd
 	own, _, err := cpusched.Get(os.Getpid())    // this test's process: the kernel's default slice
 	if err != nil {
