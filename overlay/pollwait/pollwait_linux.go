@@ -15,15 +15,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// EnvVar selects how the data path's readers wait: "ppoll" makes them wait
-// in ppoll (this package); anything else, or unset, parks them in Go's
-// netpoller (the default: in an A/B against flanneld, 2026-12-05, ppoll
-// did not bring weft's idle ping closer, see bench/tried.md). Read once
-// when a reader is made.
+// EnvVar selects how the data path's readers wait: "netpoller" makes them
+// park in Go's netpoller (the behaviour before this package); anything else,
+// or unset, waits in ppoll. Read once when a reader is made.
 const EnvVar = "WEFT_READ_WAIT"
 
 // Enabled reports whether readers made now should wait in ppoll.
-func Enabled() bool { return os.Getenv(EnvVar) == "ppoll" }
+func Enabled() bool { return os.Getenv(EnvVar) != "netpoller" }
 
 // timeout bounds one wait: an idle reader wakes once a second and hands the
 // wait to the netpoller (Wait returns false), so a descriptor closed
