@@ -54,11 +54,6 @@ func Create(name string, mtu int, addrs Addrs, maxBatch, queues int, log *slog.L
 		for _, dev := range devs {
 			_ = dev.Close()
 		}
-		for _, q := range d.queues {
-			if q.r != nil && q.r.wait != nil {
-				_ = q.r.wait.Close()
-			}
-		}
 		return nil, err
 	}
 	if err := configureAddrs(name, addrs); err != nil {
@@ -299,29 +294,10 @@ func (q *Queue) Write(pkts [][]byte, partial []bool) (int, error) {
 func (q *Queue) Inject(bufs [][]byte, offset int) (int, error) { return q.dev.Write(bufs, offset) }
 
 // SetReadDeadline unblocks Read at t (os.ErrDeadlineExceeded); the zero time clears it.
-func (q *Queue) SetReadDeadline(t time.Time) error {
-	err := q.dev.File().SetReadDeadline(t)
-	if q.r != nil && q.r.wait != nil {
-		// A reader waiting in ppoll would not see the deadline: send it
-		// to the netpoller, which does; back to ppoll when cleared.
-		if t.IsZero() {
-			q.r.wait.Resume()
-		} else {
-			q.r.wait.Interrupt()
-		}
-	}
-	return err
-}
+func (q *Queue) SetReadDeadline(t time.Time) error { return q.dev.File().SetReadDeadline(t) }
 
 // Close detaches and closes this queue (the device goes with its last queue).
-func (q *Queue) Close() error {
-	if q.r == nil || q.r.wait == nil {
-		return q.dev.Close()
-	}
-	// Unblock a read in progress first: closing the file waits for it.
-	q.r.wait.Interrupt()
-	return errors.Join(q.dev.Close(), q.r.wait.Close())
-}
+func (q *Queue) Close() error { return q.dev.Close() }
 
 // ErrForeignLink is wrapped in Create's error when a link of the device's name
 // exists and is not a stale TUN: weft leaves it alone and does not start.

@@ -7,8 +7,6 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/weftnet/weft/overlay/pollwait"
 )
 
 // reader reads the TUN device file itself when it carries virtio-net
@@ -19,9 +17,6 @@ import (
 // reading goroutine.
 type reader struct {
 	rc syscall.RawConn
-	// wait, when not nil, blocks this reader's thread in ppoll on EAGAIN
-	// instead of parking in the netpoller (see package pollwait).
-	wait *pollwait.Waiter
 
 	// state of the read in progress (method values below avoid a closure per read)
 	dst   []byte
@@ -42,11 +37,6 @@ func newReader(f *os.File) (*reader, error) {
 	r := &reader{rc: rc, pending: make([]byte, virtioNetHdrLen+BufSize-Headroom)}
 	r.block = r.readBlocking
 	r.try = r.readOnce
-	if pollwait.Enabled() {
-		if r.wait, err = pollwait.New(); err != nil {
-			return nil, fmt.Errorf("TUN reader: %w", err)
-		}
-	}
 	return r, nil
 }
 
@@ -55,18 +45,9 @@ func (r *reader) readOnce(fd uintptr) bool {
 	return true
 }
 
-// readBlocking returns false (park in the netpoller) on EAGAIN, or with a
-// waiter waits in ppoll and reads again, until the waiter gives up.
 func (r *reader) readBlocking(fd uintptr) bool {
-	for {
-		r.got, r.err = readNonblocking(int(fd), r.dst)
-		if r.err != unix.EAGAIN {
-			return true
-		}
-		if r.wait == nil || !r.wait.Wait(int(fd)) {
-			return false
-		}
-	}
+	r.got, r.err = readNonblocking(int(fd), r.dst)
+	return r.err != unix.EAGAIN
 }
 
 // read fills bufs/sizes/partial/tails with packets (each at

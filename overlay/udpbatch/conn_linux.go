@@ -14,8 +14,6 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/weftnet/weft/overlay/pollwait"
 )
 
 // socketBufferSize is requested with SO_{RCV,SND}BUFFORCE (weftd runs as root).
@@ -56,9 +54,6 @@ type reader struct {
 	count, got int
 	err        unix.Errno
 	fn         func(fd uintptr) bool
-	// wait, when not nil, blocks the reading thread in ppoll on EAGAIN
-	// instead of parking in the netpoller (see package pollwait).
-	wait *pollwait.Waiter
 }
 
 type writer struct {
@@ -263,12 +258,6 @@ func listen(addr netip.AddrPort, maxBatch int, reusePort, sendOnly, fragment boo
 		from:  make([]netip.AddrPort, maxBatch),
 	}
 	c.r.fn = c.recvmmsg
-	if !sendOnly && pollwait.Enabled() {
-		if c.r.wait, err = pollwait.New(); err != nil {
-			_ = udp.Close()
-			return nil, fmt.Errorf("udp reader: %w", err)
-		}
-	}
 	c.w = writer{
 		hdrs:  make([]unix.Mmsghdr, maxBatch),
 		iovs:  make([]unix.Iovec, 2*maxBatch),
@@ -304,19 +293,7 @@ func (c *Conn) GRO() bool { return c.gro }
 
 // SetReadDeadline sets the deadline of ReadBatch (a past time unblocks it
 // with os.ErrDeadlineExceeded; the zero time clears it).
-func (c *Conn) SetReadDeadline(t time.Time) error {
-	err := c.conn.SetReadDeadline(t)
-	if c.r.wait != nil {
-		// A reader waiting in ppoll would not see the deadline: send it
-		// to the netpoller, which does; back to ppoll when cleared.
-		if t.IsZero() {
-			c.r.wait.Resume()
-		} else {
-			c.r.wait.Interrupt()
-		}
-	}
-	return err
-}
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
 
 // Control runs f with the socket's file descriptor (for a socket option
 // this package does not set, e.g. SO_MARK).
@@ -324,14 +301,7 @@ func (c *Conn) Control(f func(fd uintptr)) error { return c.rc.Control(f) }
 
 // Close closes the socket; a blocked ReadBatch returns an error that is
 // net.ErrClosed.
-func (c *Conn) Close() error {
-	if c.r.wait == nil {
-		return c.conn.Close()
-	}
-	// Unblock a read in progress first: closing the socket waits for it.
-	c.r.wait.Interrupt()
-	return errors.Join(c.conn.Close(), c.r.wait.Close())
-}
+func (c *Conn) Close() error { return c.conn.Close() }
 
 // ReadBatch blocks until datagrams arrive, receives messages into bufs
 // (each a buffer large enough for a GRO super-datagram, 64 KiB) and returns
@@ -377,9 +347,7 @@ func (c *Conn) ReadBatch(bufs, out [][]byte, srcs []netip.AddrPort) (int, error)
 	return SplitGRO(bufs, r.lens, r.segs, r.from, r.got, out, srcs)
 }
 
-// recvmmsg runs inside RawConn.Read: false (wait for readability in the
-// netpoller) on EAGAIN, or with a waiter waits in ppoll and receives again,
-// until the waiter gives up.
+// recvmmsg runs inside RawConn.Read: false (wait for readability) on EAGAIN.
 func (c *Conn) recvmmsg(fd uintptr) bool {
 	r := &c.r
 	for {
@@ -392,9 +360,7 @@ func (c *Conn) recvmmsg(fd uintptr) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			if r.wait == nil || !r.wait.Wait(int(fd)) {
-				return false
-			}
+			return false
 		default:
 			r.got, r.err = 0, e
 			return true
