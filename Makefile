@@ -12,11 +12,12 @@ CNI_CONF ?= /etc/cni/net.d
 # fuzz coordinator can report a spurious "context deadline exceeded" failure
 # when -fuzztime expires (go.dev/issue/75804, fixed in Go 1.27). Each count is
 # about 10 s of fuzzing on the 2-core development VM. FUZZTIME=30s (or 1000x)
-# overrides all four.
+# overrides all five.
 FUZZ_DECAP     ?= 300000x
 FUZZ_SUBNETCFG ?= 50000x
 FUZZ_CNICFG    ?= 120000x
 FUZZ_POLICY    ?= 60000x
+FUZZ_WRITERUN  ?= 300000x
 export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 
 .PHONY: all build deps test unit unit-nobody fuzz demo bench bench-policy soak systemd-check install uninstall clean vet
@@ -71,6 +72,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(or $(FUZZTIME),$(FUZZ_SUBNETCFG)) ./subnet
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(or $(FUZZTIME),$(FUZZ_CNICFG)) ./cni
 	$(GO) test -run '^$$' -fuzz '^FuzzParseManifests$$' -fuzztime $(or $(FUZZTIME),$(FUZZ_POLICY)) ./policy
+	$(GO) test -run '^$$' -fuzz '^FuzzWriteRun$$' -fuzztime $(or $(FUZZTIME),$(FUZZ_WRITERUN)) -fuzzminimizetime 5s ./overlay/tundev
 
 # Three hosts as network namespaces, weftd on each (the first with the
 # embedded etcd), two containers per host through the CNI plugin, a ping

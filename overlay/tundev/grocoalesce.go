@@ -26,12 +26,25 @@ type tcpSeg struct {
 //
 // A TCP/IPv6 segment may when TCP follows the fixed header directly (no
 // extension headers).
+//
+// Either way its IP header must claim exactly len(pkt) bytes: the packets
+// are a peer's (untrusted), and a superpacket's length is rewritten from
+// the buffers, so a segment claiming more (which the kernel would drop) or
+// less (trailing bytes, which the kernel would trim) would otherwise lose
+// its lie or lend its trailing bytes to the stream as TCP data.
 func parseCoalescable(pkt []byte) (tcpSeg, bool) {
 	ipLen := ipv4HeaderLen
 	if len(pkt) >= ipv6HeaderLen+tcpMinHeaderLen && pkt[0]>>4 == 6 && pkt[ipv6NextHdrOff] == protoTCP {
 		ipLen = ipv6HeaderLen
 	} else if len(pkt) < ipv4HeaderLen+tcpMinHeaderLen || pkt[0] != 0x45 || pkt[9] != protoTCP ||
 		binary.BigEndian.Uint16(pkt[6:]) != ipv4FlagsDFOnly {
+		return tcpSeg{}, false
+	}
+	if ipLen == ipv6HeaderLen {
+		if int(binary.BigEndian.Uint16(pkt[ipv6PayloadLenOff:]))+ipv6HeaderLen != len(pkt) {
+			return tcpSeg{}, false
+		}
+	} else if int(binary.BigEndian.Uint16(pkt[2:])) != len(pkt) {
 		return tcpSeg{}, false
 	}
 	tcp := pkt[ipLen:]

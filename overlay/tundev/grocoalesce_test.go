@@ -209,6 +209,15 @@ func TestParseCoalescableRejects(t *testing.T) {
 		"short doff": func(p []byte) []byte { p[ipv4HeaderLen+12] = 4 << 4; return p },
 		"huge doff":  func(p []byte) []byte { p[ipv4HeaderLen+12] = 15 << 4; return p[:60] },
 		"truncated":  func(p []byte) []byte { return p[:39] },
+		// found by FuzzWriteRun: an IP length that is not the buffer's
+		"ip length longer": func(p []byte) []byte { binary.BigEndian.PutUint16(p[2:], uint16(len(p)+1400)); return p },
+		"trailing bytes":   func(p []byte) []byte { return p[:len(p)+8] },
+		"ipv6 length longer": func(p []byte) []byte {
+			p6 := putTCP6(buf, 100, 1, tcpFlagACK)
+			binary.BigEndian.PutUint16(p6[ipv6PayloadLenOff:], 1500)
+			return p6
+		},
+		"ipv6 trailing bytes": func(p []byte) []byte { p6 := putTCP6(buf, 100, 1, tcpFlagACK); return p6[:len(p6)+8] },
 	} {
 		p := f(putTCP(buf, 100, 1, tcpFlagACK))
 		if _, ok := parseCoalescable(p); ok {
