@@ -76,7 +76,7 @@ var cmsgSpace2 = unix.CmsgSpace(2)
 // namespace. maxBatch is the largest number of datagrams
 // one ReadBatch or WriteBatch call handles.
 func Listen(addr netip.AddrPort, maxBatch int, log *slog.Logger) (*Conn, error) {
-	return listen(addr, maxBatch, false, false, false, log)
+	return listen(addr, maxBatch, socketOptions{}, log)
 }
 
 // ListenFragmenting is Listen without DF: the socket keeps the kernel's
@@ -86,7 +86,7 @@ func Listen(addr netip.AddrPort, maxBatch int, log *slog.Logger) (*Conn, error) 
 // kernel's own implementation lets fragment (WireGuard), where weft's
 // udp path never fragments.
 func ListenFragmenting(addr netip.AddrPort, maxBatch int, log *slog.Logger) (*Conn, error) {
-	return listen(addr, maxBatch, false, false, true, log)
+	return listen(addr, maxBatch, socketOptions{mayFragment: true}, log)
 }
 
 // ListenSendOnly binds addr for sending only: a socket filter drops every
@@ -107,7 +107,7 @@ func ListenSendOnly(addr netip.AddrPort, n, maxBatch int, log *slog.Logger) ([]*
 	}
 	conns := make([]*Conn, 0, n)
 	for range n {
-		c, err := listen(addr, maxBatch, n > 1, true, false, log)
+		c, err := listen(addr, maxBatch, socketOptions{reusePort: n > 1, sendOnly: true}, log)
 		if err != nil {
 			for _, c := range conns {
 				_ = c.Close()
@@ -144,7 +144,7 @@ func ListenGroup(addr netip.AddrPort, n, maxBatch int, log *slog.Logger) ([]*Con
 	}
 	conns := make([]*Conn, 0, n)
 	for range n {
-		c, err := listen(addr, maxBatch, true, false, false, log)
+		c, err := listen(addr, maxBatch, socketOptions{reusePort: true}, log)
 		if err != nil {
 			for _, c := range conns {
 				_ = c.Close()
@@ -173,7 +173,22 @@ func portFree(addr netip.AddrPort) error {
 	return probe.Close()
 }
 
-func listen(addr netip.AddrPort, maxBatch int, reusePort, sendOnly, fragment bool, log *slog.Logger) (*Conn, error) {
+// socketOptions are how the constructors' sockets differ; the zero value
+// is Listen's socket.
+type socketOptions struct {
+	// reusePort sets SO_REUSEPORT: the socket is one of a group on the
+	// port (ListenGroup, ListenSendOnly with n > 1).
+	reusePort bool
+	// sendOnly attaches a filter that drops every arriving datagram
+	// (before the bind: nothing is ever queued) and leaves out the receive
+	// buffer and UDP GRO (ListenSendOnly).
+	sendOnly bool
+	// mayFragment keeps the kernel's default path MTU discovery instead of
+	// setting DF on every datagram (ListenFragmenting).
+	mayFragment bool
+}
+
+func listen(addr netip.AddrPort, maxBatch int, opts socketOptions, log *slog.Logger) (*Conn, error) {
 	if maxBatch < 1 {
 		return nil, fmt.Errorf("udpbatch: batch size %d", maxBatch)
 	}
@@ -187,7 +202,7 @@ func listen(addr netip.AddrPort, maxBatch int, reusePort, sendOnly, fragment boo
 	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
 		err := c.Control(func(fd uintptr) {
 			s := int(fd)
-			if sendOnly {
+			if opts.sendOnly {
 				// Before the bind: from then on nothing is queued on it.
 				prog := unix.SockFprog{Len: uint16(len(dropAll)), Filter: &dropAll[0]}
 				if err := unix.SetsockoptSockFprog(s, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
@@ -195,7 +210,7 @@ func listen(addr netip.AddrPort, maxBatch int, reusePort, sendOnly, fragment boo
 					return
 				}
 			}
-			if !sendOnly {
+			if !opts.sendOnly {
 				_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBufferSize)
 				if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBufferSize); err != nil {
 					log.Warn("SO_RCVBUFFORCE refused, receive buffer capped by net.core.rmem_max", "err", err)
@@ -208,7 +223,7 @@ func listen(addr netip.AddrPort, maxBatch int, reusePort, sendOnly, fragment boo
 			// DF on every outer packet: an overlay packet is never fragmented
 			// (IPv6: never fragmented by this host either).
 			switch {
-			case fragment:
+			case opts.mayFragment:
 				// The kernel's default path MTU discovery: nothing to set.
 			case v6:
 				if err := unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DO); err != nil {
@@ -221,8 +236,8 @@ func listen(addr netip.AddrPort, maxBatch int, reusePort, sendOnly, fragment boo
 					return
 				}
 			}
-			gro = !sendOnly && unix.SetsockoptInt(s, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
-			if reusePort {
+			gro = !opts.sendOnly && unix.SetsockoptInt(s, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+			if opts.reusePort {
 				if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
 					optErr = fmt.Errorf("set SO_REUSEPORT: %w", err)
 				}
@@ -267,10 +282,10 @@ func listen(addr netip.AddrPort, maxBatch int, reusePort, sendOnly, fragment boo
 	}
 	c.w.fn = c.sendmmsg
 	level := slog.LevelInfo
-	if sendOnly {
+	if opts.sendOnly {
 		level = slog.LevelDebug
 	}
-	log.Log(context.Background(), level, "udp socket open", "addr", udp.LocalAddr(), "gso", c.gso.Load(), "gro", gro, "reuseport", reusePort, "send_only", sendOnly)
+	log.Log(context.Background(), level, "udp socket open", "addr", udp.LocalAddr(), "gso", c.gso.Load(), "gro", gro, "reuseport", opts.reusePort, "send_only", opts.sendOnly)
 	return c, nil
 }
 
