@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/weftnet/weft/logtest"
 )
 
 const testBatch = 128
@@ -426,5 +428,113 @@ func TestListenFragmenting(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%s: ReadBatch still blocked 5 s after Close", tc.name)
 		}
+	}
+}
+
+// refuseGSO makes c's sendmmsg act as on a route that refuses UDP GSO
+// (the kernel's udp_send_skb returns EIO for a UDP_SEGMENT message, e.g.
+// on a route through an IPsec policy): the messages before the first GSO
+// message in line go out through the real syscall, and a GSO message
+// first in line fails with EIO (sendmmsg reports an error only when no
+// message went out). It returns the count of refused GSO messages.
+//
+// A fake because this machine cannot make such a route: its kernel (6.18)
+// segments GSO in software for a device without checksum offload (no EIO
+// since Linux 6.11), and it has no ESP, AH or IPComp for an IPsec route.
+func refuseGSO(c *Conn) *int {
+	refused := new(int)
+	real := c.w.fn
+	c.w.fn = func(fd uintptr) bool {
+		w := &c.w
+		n := 0
+		for n < w.count && w.hdrs[w.from+n].Hdr.Control == nil {
+			n++
+		}
+		if n == 0 {
+			*refused++
+			w.sent, w.err = 0, unix.EIO
+			return true
+		}
+		count := w.count
+		w.count = n
+		done := real(fd)
+		w.count = count
+		return done
+	}
+	return refused
+}
+
+// TestWriteBatchFallsBackWhenGSORefused: a batch whose GSO message the
+// kernel refuses with EIO is sent again without GSO from that message on
+// (the messages before it are not sent twice); every datagram arrives, in
+// order, once; the socket stays without GSO (one WARN, no GSO message
+// tried again).
+func TestWriteBatchFallsBackWhenGSORefused(t *testing.T) {
+	var logged logtest.Counter
+	a, err := Listen(netip.MustParseAddrPort("127.0.0.1:0"), testBatch, slog.New(&logged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	_, b := pair(t)
+	if !a.GSO() {
+		t.Fatal("loopback socket without UDP GSO: the test would not exercise the fallback")
+	}
+	refused := refuseGSO(a)
+	// A lone datagram (its own message, sent before the refusal), 40 of
+	// 1200 bytes and a short one (one GSO message), 20 of 1000 (another).
+	pkts := [][]byte{bytes.Repeat([]byte{0xee}, 50)}
+	for i := range 40 {
+		pkts = append(pkts, bytes.Repeat([]byte{byte(i)}, 1200))
+	}
+	pkts = append(pkts, bytes.Repeat([]byte{0xaa}, 333))
+	for i := range 20 {
+		pkts = append(pkts, bytes.Repeat([]byte{byte(100 + i)}, 1000))
+	}
+	send := func(pkts [][]byte) {
+		t.Helper()
+		dsts := make([]netip.AddrPort, len(pkts))
+		errs := make([]error, len(pkts))
+		for i := range dsts {
+			dsts[i] = b.LocalAddr()
+			errs[i] = errors.New("not set")
+		}
+		if err := a.WriteBatch(pkts, nil, dsts, errs); err != nil {
+			t.Fatalf("WriteBatch: %v", err)
+		}
+		for i, e := range errs {
+			if e != nil {
+				t.Fatalf("datagram %d: %v", i, e)
+			}
+		}
+		bt := newBatch()
+		got := readN(t, b, bt, len(pkts))
+		if len(got) != len(pkts) {
+			t.Fatalf("got %d datagrams, sent %d", len(got), len(pkts))
+		}
+		for i := range pkts {
+			if !bytes.Equal(got[i], pkts[i]) {
+				t.Fatalf("datagram %d: %d bytes starting % x, sent %d bytes starting % x", i, len(got[i]), got[i][:1], len(pkts[i]), pkts[i][:1])
+			}
+		}
+		_ = b.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if k, err := b.ReadBatch(bt.bufs, bt.out, bt.srcs); err == nil {
+			t.Fatalf("%d more datagrams than were sent (sent twice)", k)
+		}
+	}
+	send(pkts)
+	if *refused != 1 {
+		t.Fatalf("%d GSO messages refused, want 1", *refused)
+	}
+	if a.GSO() {
+		t.Fatal("GSO still on after the kernel refused it")
+	}
+	if n := logged.Containing("UDP GSO refused"); n != 1 {
+		t.Fatalf("%d WARNs about the refusal, want 1: %q", n, logged.Lines())
+	}
+	// The next batch goes out without GSO: nothing refused.
+	send(pkts[1:41])
+	if *refused != 1 {
+		t.Fatalf("GSO tried again after the fallback (%d refusals)", *refused)
 	}
 }
