@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -29,10 +31,21 @@ import (
 // leaves from the underlay address, and a peer that sees another of this
 // node's addresses as source roams to it (WireGuard's own rule), which
 // still reaches this node.
+//
+// Send takes no bind-wide lock: the open sockets are an immutable
+// bindSockets that Open publishes and Close withdraws through an atomic
+// pointer, and each family's sends take only that family's own lock (an
+// IPv4 send never waits for an IPv6 one).
 type bind struct {
 	log *slog.Logger
 
-	mu     sync.Mutex // guards the sockets and mark (not the hot path's use of them)
+	mu      sync.Mutex // serialises Open, Close and SetMark (never taken by Send or the ReceiveFuncs)
+	sockets atomic.Pointer[bindSockets]
+}
+
+// bindSockets are the sockets of one Open, never changed: Close withdraws
+// them whole. A family the host does not have is nil.
+type bindSockets struct {
 	v4, v6 *bindConn
 }
 
@@ -42,6 +55,10 @@ type bindConn struct {
 
 	// Send: one batch at a time (the device sends from one goroutine per
 	// peer; udpbatch's writer is owned by one caller at a time).
+	// A Send that loaded the sockets before a Close may still be here
+	// when the socket closes: udpbatch's write then fails with
+	// net.ErrClosed (the runtime keeps the descriptor until the write
+	// returns, so a closed socket's number is never written to).
 	sendMu sync.Mutex
 	dsts   []netip.AddrPort
 	errs   []error
@@ -76,7 +93,7 @@ const openTries = 100
 func (b *bind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.v4 != nil || b.v6 != nil {
+	if b.sockets.Load() != nil {
 		return nil, 0, conn.ErrBindAlreadyOpen
 	}
 	for try := 0; ; try++ {
@@ -88,14 +105,16 @@ func (b *bind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 			return nil, 0, err
 		}
 		var fns []conn.ReceiveFunc
+		s := &bindSockets{}
 		if v4 != nil {
-			b.v4 = newBindConn(v4)
-			fns = append(fns, b.v4.receiveIPv4)
+			s.v4 = newBindConn(v4)
+			fns = append(fns, s.v4.receiveIPv4)
 		}
 		if v6 != nil {
-			b.v6 = newBindConn(v6)
-			fns = append(fns, b.v6.receiveIPv6)
+			s.v6 = newBindConn(v6)
+			fns = append(fns, s.v6.receiveIPv6)
 		}
+		b.sockets.Store(s)
 		return fns, actual, nil
 	}
 }
@@ -138,19 +157,24 @@ func newBindConn(c *udpbatch.Conn) *bindConn {
 	}
 }
 
-// Close closes both sockets: the ReceiveFuncs return net.ErrClosed.
+// Close closes both sockets: the ReceiveFuncs return net.ErrClosed, and so
+// do Sends, from then on and those already under way. Closing a closed
+// bind does nothing.
 func (b *bind) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	s := b.sockets.Swap(nil)
+	if s == nil {
+		return nil
+	}
 	var errs []error
-	for _, bc := range []*bindConn{b.v4, b.v6} {
+	for _, bc := range []*bindConn{s.v4, s.v6} {
 		if bc != nil {
 			if err := bc.c.Close(); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
-	b.v4, b.v6 = nil, nil
 	return errors.Join(errs...)
 }
 
@@ -158,7 +182,11 @@ func (b *bind) Close() error {
 func (b *bind) SetMark(mark uint32) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, bc := range []*bindConn{b.v4, b.v6} {
+	s := b.sockets.Load()
+	if s == nil {
+		return nil // closed: the device sets the mark again after Open
+	}
+	for _, bc := range []*bindConn{s.v4, s.v6} {
 		if bc == nil {
 			continue
 		}
@@ -191,7 +219,8 @@ func (b *bind) ParseEndpoint(s string) (conn.Endpoint, error) {
 // Send sends bufs, each one encrypted packet, to ep: UDP GSO messages from
 // iovecs of the packets where they lie when the kernel supports it
 // (udpbatch falls back to one datagram per packet, for good, when the
-// kernel refuses GSO with EIO). It returns the last error.
+// kernel refuses GSO with EIO). It returns the last error: net.ErrClosed
+// once the bind is closed, EAFNOSUPPORT for a family it has no socket of.
 func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	e, ok := ep.(*endpoint)
 	if !ok {
@@ -200,12 +229,14 @@ func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	if len(bufs) > bindBatch {
 		return fmt.Errorf("wireguard bind: %d packets in one send, at most %d", len(bufs), bindBatch)
 	}
-	b.mu.Lock()
-	bc := b.v4
-	if e.ap.Addr().Is6() {
-		bc = b.v6
+	s := b.sockets.Load()
+	if s == nil {
+		return net.ErrClosed
 	}
-	b.mu.Unlock()
+	bc := s.v4
+	if e.ap.Addr().Is6() {
+		bc = s.v6
+	}
 	if bc == nil {
 		return syscall.EAFNOSUPPORT
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -146,7 +147,7 @@ func TestBindBatchesBothWaysBothFamilies(t *testing.T) {
 	if len(fns[0]) != 2 || len(fns[1]) != 2 {
 		t.Fatalf("want an IPv4 and an IPv6 receive func, got %d and %d", len(fns[0]), len(fns[1]))
 	}
-	if binds[0].v4 == nil || !binds[0].v4.c.GSO() || !binds[0].v4.c.GRO() || !binds[0].v6.c.GSO() || !binds[0].v6.c.GRO() {
+	if s := binds[0].sockets.Load(); s.v4 == nil || !s.v4.c.GSO() || !s.v4.c.GRO() || s.v6 == nil || !s.v6.c.GSO() || !s.v6.c.GRO() {
 		t.Fatal("loopback sockets without UDP GSO and GRO: the test would not exercise them")
 	}
 	rising := make([][]byte, 40)
@@ -213,10 +214,119 @@ func TestBindCloseUnblocksReceive(t *testing.T) {
 			t.Fatal("a receive func still blocked 5 s after Close")
 		}
 	}
-	ep, _ := binds[0].ParseEndpoint("127.0.0.1:9")
-	if err := binds[0].Send(packets(1, 1, 100, 0), ep); err == nil {
-		t.Fatal("Send on a closed bind succeeded")
+	for _, addr := range []string{"127.0.0.1:9", "[::1]:9"} {
+		ep, _ := binds[0].ParseEndpoint(addr)
+		if err := binds[0].Send(packets(1, 1, 100, 0), ep); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Send to %s on a closed bind: %v, want net.ErrClosed", addr, err)
+		}
 	}
+	if err := binds[0].Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// TestBindSendCloseRace (meant for -race): Sends of both families from
+// several goroutines (as the device's per-peer senders), SetMark and
+// Close at once. Every Send either goes out or fails with net.ErrClosed
+// (none uses a closed socket: the runtime refuses the write), every Send
+// after Close fails with net.ErrClosed, and a reopened bind sends on its
+// new sockets.
+func TestBindSendCloseRace(t *testing.T) {
+	binds, fns, ports, tnsPath := openBinds(t, 3)
+	sender := binds[0]
+	var eps []conn.Endpoint
+	for _, lo := range []string{"127.0.0.1", "::1"} {
+		ep, err := sender.ParseEndpoint(netip.AddrPortFrom(netip.MustParseAddr(lo), ports[1]).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		eps = append(eps, ep, ep) // two senders per family
+	}
+	const before = 20 // sends each goroutine makes before the Close
+	var started sync.WaitGroup
+	started.Add(len(eps))
+	results := make(chan error, len(eps))
+	for _, ep := range eps {
+		go func() {
+			pkts := packets(7, 8, 1200, 0)
+			n := 0
+			for {
+				err := sender.Send(pkts, ep)
+				if n++; n == before {
+					started.Done()
+				}
+				if err == nil {
+					continue
+				}
+				if n < before {
+					started.Done()
+				}
+				if !errors.Is(err, net.ErrClosed) {
+					results <- fmt.Errorf("send %d to %s: %w, want net.ErrClosed", n, ep.DstToString(), err)
+					return
+				}
+				if err := sender.Send(pkts, ep); !errors.Is(err, net.ErrClosed) {
+					results <- fmt.Errorf("send to %s after one failed with net.ErrClosed: %v, want net.ErrClosed", ep.DstToString(), err)
+					return
+				}
+				results <- nil
+				return
+			}
+		}()
+	}
+	stopMark := make(chan struct{})
+	markDone := make(chan error, 1)
+	go func() {
+		for i := uint32(1); ; i++ {
+			select {
+			case <-stopMark:
+				markDone <- nil
+				return
+			default:
+			}
+			if err := sender.SetMark(i); err != nil && !errors.Is(err, net.ErrClosed) {
+				markDone <- fmt.Errorf("SetMark during sends and Close: %w", err)
+				return
+			}
+		}
+	}()
+	started.Wait()
+	if err := sender.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range eps {
+		select {
+		case err := <-results:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a sender still sending 30 s after Close")
+		}
+	}
+	close(stopMark)
+	if err := <-markDone; err != nil {
+		t.Error(err)
+	}
+	// Reopened, the bind sends on its new sockets (to a bind that got
+	// nothing of the above).
+	err := ns.WithNetNSPath(tnsPath, func(ns.NetNS) error {
+		_, _, err := sender.Open(0)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	ep, err := sender.ParseEndpoint(netip.AddrPortFrom(netip.MustParseAddr("::1"), ports[2]).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkts := packets(9, 4, 1000, 0)
+	if err := sender.Send(pkts, ep); err != nil {
+		t.Fatalf("send after reopen: %v", err)
+	}
+	got, _ := recvN(t, fns[2][1], newRecvState(), len(pkts))
+	checkSame(t, "after reopen", pkts, got)
 }
 
 // TestBindOpenPorts: a chosen port is the one both families listen on; a
@@ -225,7 +335,8 @@ func TestBindCloseUnblocksReceive(t *testing.T) {
 // is refused.
 func TestBindOpenPorts(t *testing.T) {
 	binds, _, ports, tnsPath := openBinds(t, 2)
-	for _, bc := range []*bindConn{binds[0].v4, binds[0].v6} {
+	s := binds[0].sockets.Load()
+	for _, bc := range []*bindConn{s.v4, s.v6} {
 		if got := bc.c.LocalAddr().Port(); got != ports[0] {
 			t.Fatalf("socket on port %d, Open returned %d", got, ports[0])
 		}
