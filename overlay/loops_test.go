@@ -8,6 +8,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/weftnet/weft/overlay/tuntest"
 )
 
 // The forwarding loops and their counters, run against in-memory fakes of
@@ -15,9 +17,9 @@ import (
 
 type fakeRig struct {
 	o    *Overlay
-	tun  *fakeTUN // queue 0
-	udp  *fakeUDP // queue 0
-	tuns []*fakeTUN
+	tun  *tuntest.TUN // queue 0
+	udp  *fakeUDP     // queue 0
+	tuns []*tuntest.TUN
 	udps []*fakeUDP
 	stop context.CancelFunc
 	done chan error
@@ -36,7 +38,7 @@ func startFakeRigQueues(t *testing.T, n int) *fakeRig {
 	var tuns []tunDevice
 	var udps [][]udpSocket
 	for range n {
-		tun, udp := newFakeTUN(), newFakeUDP()
+		tun, udp := tuntest.New(bufOffset), newFakeUDP()
 		r.tuns, r.udps = append(r.tuns, tun), append(r.udps, udp)
 		tuns, udps = append(tuns, tun), append(udps, []udpSocket{udp})
 	}
@@ -70,10 +72,10 @@ func TestLoopTUNToUDP(t *testing.T) {
 	pkt := putIPv4(make([]byte, 300), 300, "10.244.1.5", "10.244.2.9", 64)
 	const n = 500
 	for range n {
-		r.tun.queue(pkt)
+		r.tun.Send(pkt)
 	}
-	r.tun.queue(putIPv4(make([]byte, 100), 100, "10.244.1.5", "10.244.99.1", 64)) // no lease
-	r.tun.queue(putIPv4(make([]byte, 100), 100, "10.244.1.5", "192.168.1.1", 64)) // outside
+	r.tun.Send(putIPv4(make([]byte, 100), 100, "10.244.1.5", "10.244.99.1", 64)) // no lease
+	r.tun.Send(putIPv4(make([]byte, 100), 100, "10.244.1.5", "192.168.1.1", 64)) // outside
 	waitUntil(t, "datagrams sent and the drops counted", func() bool {
 		st := r.o.Stats().TX
 		return r.udp.sentCount() == n && st.Drops[DropNoPeer] == 1 && st.Drops[DropOutsideNetwork] == 1
@@ -88,7 +90,7 @@ func TestLoopTUNToUDP(t *testing.T) {
 	if d.peer != testPeerEP || checkHeader(d.data) != notDropped || !bytes.Equal(d.data[HeaderLen:], pkt) {
 		t.Fatalf("datagram to %v: % x", d.peer, d.data[:24])
 	}
-	if _, injected := r.tun.counts(); injected != 1 {
+	if injected := len(r.tun.Injected()); injected != 1 {
 		t.Fatalf("%d ICMP errors injected, want 1 (net unreachable)", injected)
 	}
 }
@@ -101,8 +103,8 @@ func TestLoopSendFailuresCountedOnce(t *testing.T) {
 	pkt := putIPv4(make([]byte, 200), 200, "10.244.1.5", "10.244.2.9", 64)
 	var prev DirStats
 	for round := 1; round <= 20; round++ {
-		r.tun.queue(pkt)
-		r.tun.queue(pkt)
+		r.tun.Send(pkt)
+		r.tun.Send(pkt)
 		waitUntil(t, "the round counted", func() bool {
 			st := r.o.Stats().TX
 			return st.Packets+st.Drops[DropSendError] >= uint64(2*round)
@@ -135,7 +137,7 @@ func TestLoopUDPToTUN(t *testing.T) {
 	r.udp.deliver(datagram(400, "10.244.2.5", "10.244.1.9", 1), testPeerEP) // TTL expires
 	waitUntil(t, "packets written and drops counted", func() bool {
 		st := r.o.Stats().RX
-		w, _ := r.tun.counts()
+		w := len(r.tun.Written())
 		return w == n && st.Drops[DropSpoofedInnerSource] == 1 && st.Drops[DropUnknownPeer] == 1 &&
 			st.Drops[DropTooShort] == 1 && st.Drops[DropTTLExpired] == 1
 	})
@@ -143,9 +145,7 @@ func TestLoopUDPToTUN(t *testing.T) {
 	if st.Packets != n || st.Bytes != n*400 {
 		t.Fatalf("RX packets %d bytes %d, want %d and %d", st.Packets, st.Bytes, n, n*400)
 	}
-	r.tun.mu.Lock()
-	w := r.tun.written[0]
-	r.tun.mu.Unlock()
+	w := r.tun.Written()[0]
 	if len(w) != 400 || w[ipv4TTLOffset] != 63 || checksum(w[:20]) != 0 {
 		t.Fatalf("written packet: len %d TTL %d", len(w), w[ipv4TTLOffset])
 	}
@@ -191,7 +191,7 @@ func TestLoopsSeveralQueues(t *testing.T) {
 		for i := range n {
 			pkt := putIPv4(make([]byte, 100), 100, "10.244.1.5", "10.244.2.9", 64)
 			pkt[20], pkt[21], pkt[22] = byte(q), byte(i>>8), byte(i) // queue and sequence in the payload
-			r.tuns[q].queue(pkt)
+			r.tuns[q].Send(pkt)
 			d := datagram(200, "10.244.2.5", "10.244.1.9", 64)
 			d[HeaderLen+20], d[HeaderLen+21], d[HeaderLen+22] = byte(q), byte(i>>8), byte(i)
 			r.udps[q].deliver(d, testPeerEP)
@@ -218,9 +218,7 @@ func TestLoopsSeveralQueues(t *testing.T) {
 				t.Fatalf("socket %d datagram %d carries queue %d packet %d: another queue's or out of order", q, i, inner[20], int(inner[21])<<8|int(inner[22]))
 			}
 		}
-		r.tuns[q].mu.Lock()
-		written := r.tuns[q].written
-		r.tuns[q].mu.Unlock()
+		written := r.tuns[q].Written()
 		if len(written) != n {
 			t.Fatalf("TUN queue %d got %d packets, want %d", q, len(written), n)
 		}

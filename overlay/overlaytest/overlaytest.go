@@ -15,10 +15,11 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/overlay"
+	"github.com/weftnet/weft/overlay/tuntest"
 )
 
-// maxQueued bounds what a fake holds unread, as a kernel queue would
-// (beyond it, datagrams and packets are dropped).
+// maxQueued bounds what a fake socket holds unread, as a kernel queue
+// would (beyond it, datagrams are dropped).
 const maxQueued = 4096
 
 // Network is a fake underlay: sockets bound on it by address receive what
@@ -172,143 +173,12 @@ func (u *UDP) Sent() int {
 	return u.sent
 }
 
-// TUN is a fake overlay.TUNDevice: Send queues a packet as if the kernel
-// routed it into the TUN; what the data path writes (decapsulated
-// packets) and injects (ICMP errors) is kept for Written and Injected.
-type TUN struct {
-	mu       sync.Mutex
-	cond     *sync.Cond
-	inbox    [][]byte
-	written  [][]byte
-	injected [][]byte
-	stopped  bool
-	closed   bool
-}
+// TUN is a fake overlay.TUNDevice (package tuntest).
+type TUN = tuntest.TUN
 
-// NewTUN returns an empty fake TUN queue.
-func NewTUN() *TUN {
-	t := &TUN{}
-	t.cond = sync.NewCond(&t.mu)
-	return t
-}
-
-// Send queues pkt (an IP packet, copied) for the data path to read.
-func (t *TUN) Send(pkt []byte) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.inbox) < maxQueued {
-		t.inbox = append(t.inbox, slices.Clone(pkt))
-		t.cond.Broadcast()
-	}
-}
-
-// Read implements overlay.TUNDevice: queued packets, at BufOffset.
-func (t *TUN) Read(bufs [][]byte, sizes []int, partial []bool, tails [][]byte) (int, int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for len(t.inbox) == 0 {
-		if t.closed {
-			return 0, 0, os.ErrClosed
-		}
-		if t.stopped {
-			return 0, 0, os.ErrDeadlineExceeded
-		}
-		t.cond.Wait()
-	}
-	n := 0
-	for n < len(bufs) && len(t.inbox) > 0 {
-		sizes[n] = copy(bufs[n][overlay.BufOffset:], t.inbox[0])
-		partial[n] = false
-		tails[n] = nil
-		t.inbox = t.inbox[1:]
-		n++
-	}
-	return n, 0, nil
-}
-
-// Write implements overlay.TUNDevice: the packets are kept (copied).
-func (t *TUN) Write(pkts [][]byte, partial []bool) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return 0, os.ErrClosed
-	}
-	for _, p := range pkts {
-		t.written = append(t.written, slices.Clone(p))
-	}
-	t.cond.Broadcast()
-	return 0, nil
-}
-
-// Inject implements overlay.TUNDevice: the packets are kept (copied).
-func (t *TUN) Inject(bufs [][]byte, offset int) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, b := range bufs {
-		t.injected = append(t.injected, slices.Clone(b[offset:]))
-	}
-	t.cond.Broadcast()
-	return len(bufs), nil
-}
-
-// SetReadDeadline unblocks Read at any non-zero t.
-func (t *TUN) SetReadDeadline(d time.Time) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.stopped = !d.IsZero()
-	t.cond.Broadcast()
-	return nil
-}
-
-// Close ends Read and Write with os.ErrClosed.
-func (t *TUN) Close() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.closed = true
-	t.cond.Broadcast()
-	return nil
-}
-
-// Written returns copies of the packets written so far.
-func (t *TUN) Written() [][]byte {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return slices.Clone(t.written)
-}
-
-// Injected returns copies of the packets injected so far (ICMP errors).
-func (t *TUN) Injected() [][]byte {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return slices.Clone(t.injected)
-}
-
-// WaitWritten waits up to timeout until at least n packets were written
-// and returns them (fewer when the time ran out).
-func (t *TUN) WaitWritten(n int, timeout time.Duration) [][]byte {
-	return t.wait(func() [][]byte { return t.written }, n, timeout)
-}
-
-// WaitInjected is WaitWritten for injected packets.
-func (t *TUN) WaitInjected(n int, timeout time.Duration) [][]byte {
-	return t.wait(func() [][]byte { return t.injected }, n, timeout)
-}
-
-func (t *TUN) wait(list func() [][]byte, n int, timeout time.Duration) [][]byte {
-	timer := time.AfterFunc(timeout, func() {
-		t.mu.Lock()
-		t.cond.Broadcast()
-		t.mu.Unlock()
-	})
-	defer timer.Stop()
-	deadline := time.Now().Add(timeout)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for len(list()) < n && time.Now().Before(deadline) {
-		t.cond.Wait()
-	}
-	return slices.Clone(list())
-}
+// NewTUN returns an empty fake TUN queue that reads packets at
+// overlay.BufOffset.
+func NewTUN() *TUN { return tuntest.New(overlay.BufOffset) }
 
 // UDPPacket builds an IPv4/UDP packet from src to dst carrying payload
 // (header checksum set; the UDP checksum 0, as IPv4 allows), or an
