@@ -19,7 +19,7 @@ func TestAllocatorsRaceForExactPool(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	cfg := mustConfig(t, pool50)
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := etcdtest.Context(t, 30*time.Second)
 
 	leases := make([]subnet.Lease, 50)
 	errs := make([]error, 50)
@@ -91,14 +91,14 @@ func TestAcquireReusesOwnLease(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16"}`)
-	ctx := ctxFor(t, 20*time.Second)
+	ctx := etcdtest.Context(t, 20*time.Second)
 	m := newManager(t, cli, subnet.Options{TTL: time.Hour})
 
 	first, err := m.AcquireLease(ctx, cfg, attrs(1), netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := getKey(t, cli, m.LeaseKey(first.Subnet)).Kvs[0]
+	before := etcdtest.Get(t, cli, m.LeaseKey(first.Subnet)).Kvs[0]
 
 	// A restart: a new manager with the same PublicIP and a different
 	// "previous" subnet gets the lease it already holds.
@@ -112,7 +112,7 @@ func TestAcquireReusesOwnLease(t *testing.T) {
 	}
 	// The key's etcd lease is renewed, not replaced: a restart grants
 	// nothing, so one killed at any point leaves no orphan (issue 25 item 10).
-	after := getKey(t, cli, m.LeaseKey(first.Subnet)).Kvs[0]
+	after := etcdtest.Get(t, cli, m.LeaseKey(first.Subnet)).Kvs[0]
 	if after.Lease == 0 || after.Lease != before.Lease {
 		t.Errorf("etcd lease %x -> %x, want the same one renewed", before.Lease, after.Lease)
 	}
@@ -132,7 +132,7 @@ func TestAcquireReusesOwnLease(t *testing.T) {
 	if _, err := m3.AcquireLease(ctx, cfg, attrs(1), netip.Prefix{}); err != nil {
 		t.Fatal(err)
 	}
-	kv := getKey(t, cli, m.LeaseKey(first.Subnet)).Kvs[0]
+	kv := etcdtest.Get(t, cli, m.LeaseKey(first.Subnet)).Kvs[0]
 	ttl, err := cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func TestAcquireReusesOwnLease(t *testing.T) {
 	if third.Subnet != first.Subnet {
 		t.Fatalf("got %s, want %s", third.Subnet, first.Subnet)
 	}
-	if v := string(getKey(t, cli, m.LeaseKey(first.Subnet)).Kvs[0].Value); v != `{"PublicIP":"192.0.2.1","BackendType":"udp","BackendData":{"Port":9999}}` {
+	if v := string(etcdtest.Get(t, cli, m.LeaseKey(first.Subnet)).Kvs[0].Value); v != `{"PublicIP":"192.0.2.1","BackendType":"udp","BackendData":{"Port":9999}}` {
 		t.Errorf("value %s", v)
 	}
 }
@@ -161,7 +161,7 @@ func TestAcquirePrefersPreviousSubnet(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16"}`)
-	ctx := ctxFor(t, 20*time.Second)
+	ctx := etcdtest.Context(t, 20*time.Second)
 	m := newManager(t, cli, subnet.Options{TTL: time.Hour})
 	prev := netip.MustParsePrefix("10.244.77.0/24")
 
@@ -200,11 +200,11 @@ func TestReservationsAreHonoured(t *testing.T) {
 	cli := srv.Client(t)
 	// A pool of 2 subnets: 10.244.1.0 reserved for 192.0.2.9, 10.244.2.0 free.
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16","SubnetMin":"10.244.1.0","SubnetMax":"10.244.2.0"}`)
-	ctx := ctxFor(t, 20*time.Second)
+	ctx := etcdtest.Context(t, 20*time.Second)
 	m := newManager(t, cli, subnet.Options{TTL: time.Hour})
 	reserved := netip.MustParsePrefix("10.244.1.0/24")
 	reservedValue := `{"PublicIP":"192.0.2.9","BackendType":"udp","BackendData":{"Port":8285}}`
-	put(t, cli, m.LeaseKey(reserved), reservedValue)
+	etcdtest.Put(t, cli, m.LeaseKey(reserved), reservedValue)
 
 	// Another node, even asking for it as "previous", does not get it.
 	l, err := m.AcquireLease(ctx, cfg, attrs(1), reserved)
@@ -218,7 +218,7 @@ func TestReservationsAreHonoured(t *testing.T) {
 	if _, err := m.AcquireLease(ctx, cfg, attrs(2), netip.Prefix{}); !errors.Is(err, subnet.ErrPoolExhausted) {
 		t.Fatalf("err = %v, want ErrPoolExhausted", err)
 	}
-	if v := string(getKey(t, cli, m.LeaseKey(reserved)).Kvs[0].Value); v != reservedValue {
+	if v := string(etcdtest.Get(t, cli, m.LeaseKey(reserved)).Kvs[0].Value); v != reservedValue {
 		t.Fatalf("reservation overwritten: %s", v)
 	}
 	// The owner of the reservation gets it, without TTL.
@@ -229,7 +229,7 @@ func TestReservationsAreHonoured(t *testing.T) {
 	if own.Subnet != reserved || !own.Reservation || !own.Expiration.IsZero() {
 		t.Fatalf("owner got %+v, want the reservation %s", own, reserved)
 	}
-	kv := getKey(t, cli, m.LeaseKey(reserved)).Kvs[0]
+	kv := etcdtest.Get(t, cli, m.LeaseKey(reserved)).Kvs[0]
 	if kv.Lease != 0 {
 		t.Errorf("reservation got an etcd lease %x", kv.Lease)
 	}
@@ -239,7 +239,7 @@ func TestAcquireRejectsBadAttrs(t *testing.T) {
 	srv := etcdtest.Start(t)
 	m := newManager(t, srv.Client(t), subnet.Options{})
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16"}`)
-	_, err := m.AcquireLease(ctxFor(t, 5*time.Second), cfg, subnet.LeaseAttrs{PublicIP: "x"}, netip.Prefix{})
+	_, err := m.AcquireLease(etcdtest.Context(t, 5*time.Second), cfg, subnet.LeaseAttrs{PublicIP: "x"}, netip.Prefix{})
 	if err == nil {
 		t.Fatal("AcquireLease with a bad PublicIP succeeded")
 	}

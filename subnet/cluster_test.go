@@ -17,7 +17,7 @@ func TestClusterWithOneMemberDown(t *testing.T) {
 	cli := c.Client(t)
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16"}`)
 	m := newManager(t, cli, subnet.Options{TTL: 2 * time.Second})
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
+	l, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func TestClusterWithOneMemberDown(t *testing.T) {
 
 	c.StopMember(0)
 	// Allocation goes on with two of three members.
-	l2, err := m.AcquireLease(ctxFor(t, 20*time.Second), cfg, attrs(2), netip.Prefix{})
+	l2, err := m.AcquireLease(etcdtest.Context(t, 20*time.Second), cfg, attrs(2), netip.Prefix{})
 	if err != nil {
 		t.Fatalf("allocation with one member down: %v", err)
 	}
@@ -35,7 +35,7 @@ func TestClusterWithOneMemberDown(t *testing.T) {
 	// Renewal goes on: the 2s lease survives several TTLs.
 	n := len(r.renewals())
 	time.Sleep(5 * time.Second)
-	if len(getKey(t, cli, m.LeaseKey(l.Subnet)).Kvs) == 0 {
+	if len(etcdtest.Get(t, cli, m.LeaseKey(l.Subnet)).Kvs) == 0 {
 		t.Fatalf("lease %s expired with one member down", l.Subnet)
 	}
 	if got := len(r.renewals()); got < n+3 {

@@ -37,7 +37,7 @@ func TestCheckPreviousRefusesToRenumber(t *testing.T) {
 	cli := srv.Client(t)
 	cfg := mustConfig(t, net16)
 	m := newManager(t, cli, subnet.Options{TTL: time.Hour})
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := etcdtest.Context(t, 30*time.Second)
 	prev := netip.MustParsePrefix("10.244.7.0/24")
 	key := m.LeaseKey(prev)
 	ours := attrs(1)
@@ -45,7 +45,7 @@ func TestCheckPreviousRefusesToRenumber(t *testing.T) {
 	if err := m.CheckPrevious(ctx, cfg, prev, ours); err != nil {
 		t.Fatalf("free previous subnet: %v", err)
 	}
-	put(t, cli, key, leaseValue("192.0.2.1", "8285"))
+	etcdtest.Put(t, cli, key, leaseValue("192.0.2.1", "8285"))
 	if err := m.CheckPrevious(ctx, cfg, prev, ours); err != nil {
 		t.Fatalf("previous subnet held by this node: %v", err)
 	}
@@ -56,7 +56,7 @@ func TestCheckPreviousRefusesToRenumber(t *testing.T) {
 		{"loopback PublicIP", leaseValue("127.0.0.1", "8285"), "no usable lease"},
 		{"oversized", `{"PublicIP":"192.0.2.1","X":"` + strings.Repeat("x", 8000) + `"}`, "no usable lease"},
 	} {
-		put(t, cli, key, tc.value)
+		etcdtest.Put(t, cli, key, tc.value)
 		err := m.CheckPrevious(ctx, cfg, prev, ours)
 		if !errors.Is(err, subnet.ErrWouldRenumber) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: CheckPrevious = %v, want ErrWouldRenumber saying %q", tc.name, err, tc.want)
@@ -79,9 +79,9 @@ func TestCheckPreviousRefusesToRenumber(t *testing.T) {
 				t.Fatal(err)
 			}
 		} else {
-			put(t, cli, key, prevValue, clientv3.WithLease(grant.ID))
+			etcdtest.Put(t, cli, key, prevValue, clientv3.WithLease(grant.ID))
 		}
-		put(t, cli, other, leaseValue("192.0.2.1", "8285"))
+		etcdtest.Put(t, cli, other, leaseValue("192.0.2.1", "8285"))
 		err := m.CheckPrevious(ctx, cfg, prev, ours)
 		if !errors.Is(err, subnet.ErrWouldRenumber) || !strings.Contains(err.Error(), "10.244.9.0/24") {
 			t.Errorf("own reservation elsewhere (previous key %q): CheckPrevious = %v, want ErrWouldRenumber naming 10.244.9.0/24", prevValue, err)
@@ -91,8 +91,8 @@ func TestCheckPreviousRefusesToRenumber(t *testing.T) {
 		}
 	}
 	// An older lease with a TTL elsewhere while previous holds ours: previous wins.
-	put(t, cli, other, leaseValue("192.0.2.1", "8285"), clientv3.WithLease(grant.ID))
-	put(t, cli, key, leaseValue("192.0.2.1", "8285"), clientv3.WithLease(grant.ID))
+	etcdtest.Put(t, cli, other, leaseValue("192.0.2.1", "8285"), clientv3.WithLease(grant.ID))
+	etcdtest.Put(t, cli, key, leaseValue("192.0.2.1", "8285"), clientv3.WithLease(grant.ID))
 	if err := m.CheckPrevious(ctx, cfg, prev, ours); err != nil {
 		t.Errorf("previous and an older lease both ours: CheckPrevious = %v, want nil (previous is reused)", err)
 	}
@@ -121,14 +121,14 @@ func TestKeepLeaseRestoresChangedValue(t *testing.T) {
 	cli := srv.Client(t)
 	cfg := mustConfig(t, net16)
 	m := newManager(t, cli, subnet.Options{TTL: time.Hour})
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
+	l, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	key := m.LeaseKey(l.Subnet)
-	ours := string(getKey(t, cli, key).Kvs[0].Value)
-	leaseID := clientv3.LeaseID(getKey(t, cli, key).Kvs[0].Lease)
-	writerLease, err := cli.Grant(ctxFor(t, 5*time.Second), 3600*24*365)
+	ours := string(etcdtest.Get(t, cli, key).Kvs[0].Value)
+	leaseID := clientv3.LeaseID(etcdtest.Get(t, cli, key).Kvs[0].Lease)
+	writerLease, err := cli.Grant(etcdtest.Context(t, 5*time.Second), 3600*24*365)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,9 +143,9 @@ func TestKeepLeaseRestoresChangedValue(t *testing.T) {
 		{"junk", `{"PublicIP":`, nil},
 		{"another backend", `{"PublicIP":"192.0.2.1","BackendType":"vxlan","BackendData":{"Port":8285}}`, nil},
 	} {
-		put(t, cli, key, tc.value, tc.opts...)
-		eventually(t, 10*time.Second, tc.name+": our value restored on our etcd lease", func() bool {
-			kv := getKey(t, cli, key).Kvs
+		etcdtest.Put(t, cli, key, tc.value, tc.opts...)
+		etcdtest.Eventually(t, 10*time.Second, tc.name+": our value restored on our etcd lease", func() bool {
+			kv := etcdtest.Get(t, cli, key).Kvs
 			return len(kv) == 1 && string(kv[0].Value) == ours && clientv3.LeaseID(kv[0].Lease) == leaseID
 		})
 		select {
@@ -164,13 +164,13 @@ func TestKeepLeaseRestoreBacksOff(t *testing.T) {
 	cfg := mustConfig(t, net16)
 	logs := &logtest.Counter{}
 	m := newManager(t, cli, subnet.Options{TTL: time.Hour, Logger: slog.New(logs)})
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
+	l, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	key := m.LeaseKey(l.Subnet)
 	startKeep(t, m, cfg, l)
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := etcdtest.Context(t, 30*time.Second)
 	writes := 0
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); writes++ {
 		if _, err := cli.Put(ctx, key, leaseValue("192.0.2.1", fmt.Sprint(1000+writes%1000))); err != nil {
@@ -192,7 +192,7 @@ func TestKeepLeaseSeesChangeBetweenReadAndWatch(t *testing.T) {
 	cli := srv.Client(t)
 	cfg := mustConfig(t, net16)
 	m := newManager(t, cli, subnet.Options{TTL: time.Hour})
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
+	l, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,8 +216,8 @@ func TestKeepLeaseSeesChangeBetweenReadAndWatch(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- m.KeepLeaseWithHooks(ctx, cfg, l, nil, afterRead, beforeWatch) }()
 	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, 5*time.Second, "key deleted between the read and the watch re-taken", func() bool {
-		kv := getKey(t, cli, key).Kvs
+	etcdtest.Eventually(t, 5*time.Second, "key deleted between the read and the watch re-taken", func() bool {
+		kv := etcdtest.Get(t, cli, key).Kvs
 		return deleted.Load() != 0 && len(kv) == 1 && kv[0].CreateRevision > deleted.Load()
 	})
 }
@@ -235,10 +235,10 @@ func TestLeasePublicIPMustBeUnicast(t *testing.T) {
 		return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(100 + i), 0}), 24)
 	}
 	for i, ip := range bad {
-		put(t, cli, m.LeaseKey(subnetOf(i)), leaseValue(ip, "8285"))
+		etcdtest.Put(t, cli, m.LeaseKey(subnetOf(i)), leaseValue(ip, "8285"))
 	}
 	for i, ip := range good {
-		put(t, cli, m.LeaseKey(subnetOf(50+i)), leaseValue(ip, "8285"))
+		etcdtest.Put(t, cli, m.LeaseKey(subnetOf(50+i)), leaseValue(ip, "8285"))
 	}
 	tb := startWatch(t, m, netip.Prefix{})
 	if tb.size() != len(good) {
@@ -246,15 +246,15 @@ func TestLeasePublicIPMustBeUnicast(t *testing.T) {
 	}
 	// The same through the watch.
 	for i, ip := range bad {
-		put(t, cli, m.LeaseKey(subnetOf(20+i)), leaseValue(ip, "8285"))
+		etcdtest.Put(t, cli, m.LeaseKey(subnetOf(20+i)), leaseValue(ip, "8285"))
 	}
-	put(t, cli, m.LeaseKey(subnetOf(90)), leaseValue("192.0.2.90", "8285"))
-	eventually(t, 5*time.Second, "lease after the bad ones seen", func() bool { return tb.has(subnetOf(90).String()) })
+	etcdtest.Put(t, cli, m.LeaseKey(subnetOf(90)), leaseValue("192.0.2.90", "8285"))
+	etcdtest.Eventually(t, 5*time.Second, "lease after the bad ones seen", func() bool { return tb.has(subnetOf(90).String()) })
 	if tb.size() != len(good)+1 {
 		t.Errorf("table has %d leases %v after the watch, want %d", tb.size(), tb.leases, len(good)+1)
 	}
 	for _, ip := range bad {
-		_, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, subnet.NewLeaseAttrs(netip.MustParseAddr(ip), 8285), netip.Prefix{})
+		_, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, subnet.NewLeaseAttrs(netip.MustParseAddr(ip), 8285), netip.Prefix{})
 		if err == nil || !strings.Contains(err.Error(), "PublicIP") {
 			t.Errorf("AcquireLease with PublicIP %s = %v, want a PublicIP error", ip, err)
 		}
@@ -269,7 +269,7 @@ func TestJunkWithoutTTLDoesNotExhaustPool(t *testing.T) {
 	cli := srv.Client(t)
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16","SubnetMin":"10.244.10.0","SubnetMax":"10.244.12.0"}`)
 	m := newManager(t, cli, subnet.Options{TTL: time.Minute})
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := etcdtest.Context(t, 30*time.Second)
 	pool := []netip.Prefix{netip.MustParsePrefix("10.244.10.0/24"), netip.MustParsePrefix("10.244.11.0/24"), netip.MustParsePrefix("10.244.12.0/24")}
 
 	// A pool of valid reservations and junk with a TTL: exhausted.
@@ -277,15 +277,15 @@ func TestJunkWithoutTTLDoesNotExhaustPool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	put(t, cli, m.LeaseKey(pool[0]), leaseValue("192.0.2.50", "8285"))
-	put(t, cli, m.LeaseKey(pool[1]), `junk`, clientv3.WithLease(grant.ID))
-	put(t, cli, m.LeaseKey(pool[2]), `{"PublicIP":"127.0.0.1"}`, clientv3.WithLease(grant.ID))
+	etcdtest.Put(t, cli, m.LeaseKey(pool[0]), leaseValue("192.0.2.50", "8285"))
+	etcdtest.Put(t, cli, m.LeaseKey(pool[1]), `junk`, clientv3.WithLease(grant.ID))
+	etcdtest.Put(t, cli, m.LeaseKey(pool[2]), `{"PublicIP":"127.0.0.1"}`, clientv3.WithLease(grant.ID))
 	if _, err := m.AcquireLease(ctx, cfg, attrs(1), netip.Prefix{}); !errors.Is(err, subnet.ErrPoolExhausted) {
 		t.Fatalf("AcquireLease on reservations and junk with a TTL = %v, want ErrPoolExhausted", err)
 	}
 	// Junk without a TTL on the last two: they are taken, one each.
-	put(t, cli, m.LeaseKey(pool[1]), `junk`)
-	put(t, cli, m.LeaseKey(pool[2]), strings.Repeat("x", 5000))
+	etcdtest.Put(t, cli, m.LeaseKey(pool[1]), `junk`)
+	etcdtest.Put(t, cli, m.LeaseKey(pool[2]), strings.Repeat("x", 5000))
 	got := map[netip.Prefix]bool{}
 	for i := 1; i <= 2; i++ {
 		l, err := m.AcquireLease(ctx, cfg, attrs(i), netip.Prefix{})
@@ -296,12 +296,12 @@ func TestJunkWithoutTTLDoesNotExhaustPool(t *testing.T) {
 			t.Fatalf("node %d got %s (reservation or duplicate)", i, l.Subnet)
 		}
 		got[l.Subnet] = true
-		kv := getKey(t, cli, m.LeaseKey(l.Subnet)).Kvs[0]
+		kv := etcdtest.Get(t, cli, m.LeaseKey(l.Subnet)).Kvs[0]
 		if kv.Lease == 0 || !strings.Contains(string(kv.Value), fmt.Sprintf("192.0.2.%d", i)) {
 			t.Errorf("node %d: key of %s = %s (lease %d), want its lease with a TTL", i, l.Subnet, kv.Value, kv.Lease)
 		}
 	}
-	if v := string(getKey(t, cli, m.LeaseKey(pool[0])).Kvs[0].Value); v != leaseValue("192.0.2.50", "8285") {
+	if v := string(etcdtest.Get(t, cli, m.LeaseKey(pool[0])).Kvs[0].Value); v != leaseValue("192.0.2.50", "8285") {
 		t.Errorf("the reservation was touched: %s", v)
 	}
 	if _, err := m.AcquireLease(ctx, cfg, attrs(3), netip.Prefix{}); !errors.Is(err, subnet.ErrPoolExhausted) {
@@ -317,7 +317,7 @@ func TestMalformedLeasesLoggedInSummary(t *testing.T) {
 	cli := srv.Client(t)
 	logs := &logtest.Counter{}
 	m := newManager(t, cli, subnet.Options{Logger: slog.New(logs)})
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := etcdtest.Context(t, 2*time.Minute)
 	big := `{"PublicIP":"192.0.2.1","X":"` + strings.Repeat("A", 1<<20) + `"}`
 	junk := func(i int) (string, string) {
 		p := m.LeaseKey(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(i / 256), 0}), 24))
@@ -347,8 +347,8 @@ func TestMalformedLeasesLoggedInSummary(t *testing.T) {
 		}
 	}
 	fill(0, 2000)
-	put(t, cli, "/weft/network/subnets/10.244.250.0-24", big)
-	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.251.0/24")), leaseValue("192.0.2.2", "8285"))
+	etcdtest.Put(t, cli, "/weft/network/subnets/10.244.250.0-24", big)
+	etcdtest.Put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.251.0/24")), leaseValue("192.0.2.2", "8285"))
 	// Each key under its own revision too, as a careless script would.
 	tb := startWatch(t, m, netip.Prefix{})
 	if tb.size() != 1 {
@@ -362,11 +362,11 @@ func TestMalformedLeasesLoggedInSummary(t *testing.T) {
 	}
 	for i := 2000; i < 3000; i++ {
 		k, v := junk(i)
-		put(t, cli, k, v)
+		etcdtest.Put(t, cli, k, v)
 	}
-	put(t, cli, "/weft/network/subnets/10.244.252.0-24", big)
-	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.253.0/24")), leaseValue("192.0.2.3", "8285"))
-	eventually(t, 10*time.Second, "lease after the junk seen", func() bool { return tb.has("10.244.253.0/24") })
+	etcdtest.Put(t, cli, "/weft/network/subnets/10.244.252.0-24", big)
+	etcdtest.Put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.253.0/24")), leaseValue("192.0.2.3", "8285"))
+	etcdtest.Eventually(t, 10*time.Second, "lease after the junk seen", func() bool { return tb.has("10.244.253.0/24") })
 	if n := m.MalformedLeases(); n != 3002 {
 		t.Errorf("MalformedLeases = %d after the watch, want 3002", n)
 	}
@@ -374,7 +374,7 @@ func TestMalformedLeasesLoggedInSummary(t *testing.T) {
 	if _, err := cli.Delete(ctx, "/weft/network/subnets/garbage-", clientv3.WithPrefix()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "gauge after deleting 600 junk keys", func() bool { return m.MalformedLeases() == 2402 })
+	etcdtest.Eventually(t, 10*time.Second, "gauge after deleting 600 junk keys", func() bool { return m.MalformedLeases() == 2402 })
 	lines := logs.Lines()
 	t.Logf("%d log lines for 3,002 junk keys and 600 deletions; first: %.300s", len(lines), lines[0])
 	if len(lines) > 5 {
@@ -394,15 +394,15 @@ func TestListingPagesLargeValues(t *testing.T) {
 	cli := srv.Client(t)
 	m := newManager(t, cli, subnet.Options{Logger: quietLogger()})
 	cfg := mustConfig(t, net16)
-	ctx := ctxFor(t, time.Minute)
+	ctx := etcdtest.Context(t, time.Minute)
 	big := strings.Repeat("B", 1<<20)
 	for i := range 24 {
-		put(t, cli, fmt.Sprintf("/weft/network/subnets/10.244.%d.0-24", 100+i), big)
+		etcdtest.Put(t, cli, fmt.Sprintf("/weft/network/subnets/10.244.%d.0-24", 100+i), big)
 	}
 	for i := range 300 {
-		put(t, cli, m.LeaseKey(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(i / 2), byte(i % 2 * 128)}), 25)), leaseValue("192.0.2.9", "8285"))
+		etcdtest.Put(t, cli, m.LeaseKey(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(i / 2), byte(i % 2 * 128)}), 25)), leaseValue("192.0.2.9", "8285"))
 	}
-	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.200.0/24")), leaseValue("192.0.2.2", "8285"))
+	etcdtest.Put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.200.0/24")), leaseValue("192.0.2.2", "8285"))
 	if resp, err := cli.Get(ctx, "/weft/network/subnets/", clientv3.WithPrefix()); err == nil {
 		t.Fatalf("an unpaged listing of %d keys fit the receive limit; the test proves nothing", len(resp.Kvs))
 	}
@@ -424,8 +424,8 @@ func TestListingPagesLargeValues(t *testing.T) {
 	if _, err := cli.Txn(ctx).Then(ops...).Commit(); err != nil {
 		t.Fatal(err)
 	}
-	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.201.0/24")), leaseValue("192.0.2.3", "8285"))
-	eventually(t, 10*time.Second, "lease after the large values seen", func() bool { return tb.has("10.244.201.0/24") })
+	etcdtest.Put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.201.0/24")), leaseValue("192.0.2.3", "8285"))
+	etcdtest.Eventually(t, 10*time.Second, "lease after the large values seen", func() bool { return tb.has("10.244.201.0/24") })
 }
 
 // Item 8: a peer whose endpoint changes without a deletion in between is
@@ -437,12 +437,12 @@ func TestWatchWarnsOnEndpointChange(t *testing.T) {
 	m := newManager(t, cli, subnet.Options{Logger: slog.New(logs)})
 	peer := netip.MustParsePrefix("10.244.2.0/24")
 	key := m.LeaseKey(peer)
-	put(t, cli, key, leaseValue("192.0.2.2", "8285"))
+	etcdtest.Put(t, cli, key, leaseValue("192.0.2.2", "8285"))
 	tb := startWatch(t, m, netip.Prefix{})
 	const hijack = "endpoint changed without its lease being deleted"
 
-	put(t, cli, key, leaseValue("192.0.2.66", "8285"))
-	eventually(t, 5*time.Second, "new endpoint delivered", func() bool {
+	etcdtest.Put(t, cli, key, leaseValue("192.0.2.66", "8285"))
+	etcdtest.Eventually(t, 5*time.Second, "new endpoint delivered", func() bool {
 		l, _ := tb.get(peer.String())
 		return l.Attrs.PublicIP == "192.0.2.66"
 	})
@@ -453,30 +453,30 @@ func TestWatchWarnsOnEndpointChange(t *testing.T) {
 		t.Errorf("the WARN line does not name both endpoints: %s", l[len(l)-1])
 	}
 	// A port change is a change too.
-	put(t, cli, key, leaseValue("192.0.2.66", "9000"))
-	eventually(t, 5*time.Second, "port change WARN", func() bool { return logs.Containing(hijack) == 2 })
+	etcdtest.Put(t, cli, key, leaseValue("192.0.2.66", "9000"))
+	etcdtest.Eventually(t, 5*time.Second, "port change WARN", func() bool { return logs.Containing(hijack) == 2 })
 	// Deleted, then taken by another node: ordinary.
-	if _, err := cli.Delete(ctxFor(t, 5*time.Second), key); err != nil {
+	if _, err := cli.Delete(etcdtest.Context(t, 5*time.Second), key); err != nil {
 		t.Fatal(err)
 	}
-	put(t, cli, key, leaseValue("192.0.2.3", "8285"))
-	eventually(t, 5*time.Second, "re-leased subnet delivered", func() bool {
+	etcdtest.Put(t, cli, key, leaseValue("192.0.2.3", "8285"))
+	etcdtest.Eventually(t, 5*time.Second, "re-leased subnet delivered", func() bool {
 		l, _ := tb.get(peer.String())
 		return l.Attrs.PublicIP == "192.0.2.3"
 	})
 	// The same value written again: no change.
-	put(t, cli, key, leaseValue("192.0.2.3", "8285"))
-	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.9.0/24")), leaseValue("192.0.2.9", "8285"))
-	eventually(t, 5*time.Second, "later lease", func() bool { return tb.has("10.244.9.0/24") })
+	etcdtest.Put(t, cli, key, leaseValue("192.0.2.3", "8285"))
+	etcdtest.Put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.9.0/24")), leaseValue("192.0.2.9", "8285"))
+	etcdtest.Eventually(t, 5*time.Second, "later lease", func() bool { return tb.has("10.244.9.0/24") })
 	if n := logs.Containing(hijack); n != 2 {
 		t.Errorf("%d WARN lines, want 2 (delete-then-put and a rewrite are not hijacks): %q", n, logs.Lines())
 	}
 	// A writer flipping an endpoint 200 times: at most 10 lines one by one
 	// in 30 s, not 200.
 	for i := range 200 {
-		put(t, cli, key, leaseValue("192.0.2.3", fmt.Sprint(1000+i)))
+		etcdtest.Put(t, cli, key, leaseValue("192.0.2.3", fmt.Sprint(1000+i)))
 	}
-	eventually(t, 10*time.Second, "last flip delivered", func() bool {
+	etcdtest.Eventually(t, 10*time.Second, "last flip delivered", func() bool {
 		l, _ := tb.get(peer.String())
 		ep, _ := l.Endpoint()
 		return ep.Port() == 1199
@@ -493,7 +493,7 @@ func TestPrefixOnlyEtcdRole(t *testing.T) {
 	srv := etcdtest.Start(t)
 	etcdtest.EnableAuth(t, srv.Client(t), subnet.DefaultPrefix+"/", "weft-node", "node-secret")
 	opts := subnet.ClientOptions{Endpoints: srv.Endpoints(), Username: "weft-node", Password: "node-secret"}
-	ctx := ctxFor(t, time.Minute)
+	ctx := etcdtest.Context(t, time.Minute)
 	cli, err := subnet.Connect(ctx, opts)
 	if err != nil {
 		t.Fatalf("Connect with a prefix-only role: %v", err)
@@ -546,12 +546,12 @@ func TestKeepLeaseHostGWIsNotRestored(t *testing.T) {
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}`)
 	logs := &logtest.Counter{}
 	m := newManager(t, cli, subnet.Options{TTL: 3 * time.Second, Logger: slog.New(logs)})
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, subnet.LeaseAttrsFor(cfg.Backend, netip.MustParseAddr("192.0.2.1")), netip.Prefix{})
+	l, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, subnet.LeaseAttrsFor(cfg.Backend, netip.MustParseAddr("192.0.2.1")), netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := startKeep(t, m, cfg, l)
-	eventually(t, 10*time.Second, "two renewals", func() bool { return len(r.renewals()) >= 2 })
+	etcdtest.Eventually(t, 10*time.Second, "two renewals", func() bool { return len(r.renewals()) >= 2 })
 	if n := logs.Containing("put ours back"); n != 0 {
 		t.Errorf("the keeper restored its own host-gw lease %d times: %q", n, logs.Lines())
 	}
@@ -565,19 +565,19 @@ func TestKeepLeaseRestoresJunkBeforeFirstRead(t *testing.T) {
 	cli := srv.Client(t)
 	cfg := mustConfig(t, net16)
 	m := newManager(t, cli, subnet.Options{TTL: time.Hour})
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
+	l, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	key := m.LeaseKey(l.Subnet)
-	ours := string(getKey(t, cli, key).Kvs[0].Value)
-	put(t, cli, key, `{"PublicIP":"192.0.2.1"`)
+	ours := string(etcdtest.Get(t, cli, key).Kvs[0].Value)
+	etcdtest.Put(t, cli, key, `{"PublicIP":"192.0.2.1"`)
 	r := startKeep(t, m, cfg, l)
-	eventually(t, 10*time.Second, "our value back with a TTL", func() bool {
-		kv := getKey(t, cli, key).Kvs
+	etcdtest.Eventually(t, 10*time.Second, "our value back with a TTL", func() bool {
+		kv := etcdtest.Get(t, cli, key).Kvs
 		return len(kv) == 1 && string(kv[0].Value) == ours && kv[0].Lease != 0
 	})
-	eventually(t, 5*time.Second, "a renewal reported", func() bool {
+	etcdtest.Eventually(t, 5*time.Second, "a renewal reported", func() bool {
 		rs := r.renewals()
 		return len(rs) > 0 && !rs[len(rs)-1].Reservation && !rs[len(rs)-1].Expiration.IsZero()
 	})
@@ -593,15 +593,15 @@ func TestListingSkipsValueOverReceiveCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { writer.Close() })
-	ctx := ctxFor(t, time.Minute)
+	ctx := etcdtest.Context(t, time.Minute)
 	huge := strings.Repeat("H", subnet.MaxRecvMsgSize+(1<<20))
 	if _, err := writer.Put(ctx, "/weft/network/subnets/10.244.100.0-24", huge); err != nil {
 		t.Fatal(err)
 	}
 	cli := srv.Client(t)
 	m := newManager(t, cli, subnet.Options{Logger: quietLogger()})
-	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.7.0/24")), leaseValue("192.0.2.7", "8285"))
-	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.200.0/24")), leaseValue("192.0.2.8", "8285"))
+	etcdtest.Put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.7.0/24")), leaseValue("192.0.2.7", "8285"))
+	etcdtest.Put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.200.0/24")), leaseValue("192.0.2.8", "8285"))
 	if _, err := cli.Get(ctx, "/weft/network/subnets/10.244.100.0-24"); err == nil {
 		t.Fatal("the huge value fit the receive cap; the test proves nothing")
 	}
@@ -620,13 +620,13 @@ func TestListingSkipsValueOverReceiveCap(t *testing.T) {
 	// The same on this node's own key: the keeper reads it keys-only and
 	// puts its value back; CheckPrevious refuses it as junk.
 	key := m.LeaseKey(l.Subnet)
-	ours := string(getKey(t, cli, key).Kvs[0].Value)
+	ours := string(etcdtest.Get(t, cli, key).Kvs[0].Value)
 	startKeep(t, m, cfg, l)
 	if _, err := writer.Put(ctx, key, huge); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "huge value on our key replaced by ours", func() bool {
-		kv := getKey(t, writer, key).Kvs
+	etcdtest.Eventually(t, 10*time.Second, "huge value on our key replaced by ours", func() bool {
+		kv := etcdtest.Get(t, writer, key).Kvs
 		return len(kv) == 1 && string(kv[0].Value) == ours
 	})
 	// The keeper still follows its key after the event it could not receive.
@@ -634,8 +634,8 @@ func TestListingSkipsValueOverReceiveCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "deleted key re-taken after the huge value", func() bool {
-		kv := getKey(t, cli, key).Kvs
+	etcdtest.Eventually(t, 10*time.Second, "deleted key re-taken after the huge value", func() bool {
+		kv := etcdtest.Get(t, cli, key).Kvs
 		return len(kv) == 1 && kv[0].CreateRevision > del.Header.Revision
 	})
 	other := newManager(t, cli, subnet.Options{Logger: quietLogger()})

@@ -48,7 +48,7 @@ func attrs6(i int) subnet.LeaseAttrs {
 func leased(t testing.TB, cli *clientv3.Client, cfg *subnet.Config, a subnet.LeaseAttrs) (*subnet.Manager, subnet.Lease) {
 	t.Helper()
 	m := newManager(t, cli, subnet.Options{TTL: time.Minute})
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, a)
+	l, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, a)
 	if err != nil {
 		t.Fatalf("acquire a lease for %s: %v", a.PublicIP, err)
 	}
@@ -57,7 +57,7 @@ func leased(t testing.TB, cli *clientv3.Client, cfg *subnet.Config, a subnet.Lea
 
 func listKeys(t *testing.T, cli *clientv3.Client) map[string]string {
 	t.Helper()
-	resp, err := cli.Get(ctxFor(t, 5*time.Second), subnet.DefaultPrefix+"/subnets/", clientv3.WithPrefix())
+	resp, err := cli.Get(etcdtest.Context(t, 5*time.Second), subnet.DefaultPrefix+"/subnets/", clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestFlannelWrittenDualStackLeases(t *testing.T) {
 	cli := srv.Client(t)
 	const vx = `{"VNI":1,"VtepMAC":"9e:51:3c:7a:05:2b"}`
 	const vx6 = `{"VNI":1,"VtepMAC":"9e:51:3c:7a:05:2c"}`
-	put(t, cli, subnet.DefaultPrefix+"/subnets/10.244.5.0-24&fd10:244:0:5::-64",
+	etcdtest.Put(t, cli, subnet.DefaultPrefix+"/subnets/10.244.5.0-24&fd10:244:0:5::-64",
 		`{"PublicIP":"192.0.2.9","PublicIPv6":"2001:db8::9","BackendType":"vxlan","BackendData":`+vx+`,"BackendV6Data":`+vx6+`}`)
 	m := newManager(t, cli, subnet.Options{TTL: time.Minute})
 	got := watchSnapshot(t, m, mustConfig(t, dual))
@@ -131,7 +131,7 @@ func TestFlannelWrittenDualStackLeases(t *testing.T) {
 
 	srv2 := etcdtest.Start(t)
 	cli2 := srv2.Client(t)
-	put(t, cli2, subnet.DefaultPrefix+"/subnets/0.0.0.0-0&fd10:244:0:7::-64",
+	etcdtest.Put(t, cli2, subnet.DefaultPrefix+"/subnets/0.0.0.0-0&fd10:244:0:7::-64",
 		`{"PublicIP":"0.0.0.0","PublicIPv6":"2001:db8::7","BackendType":"udp","BackendData":{"Port":8285}}`)
 	m2 := newManager(t, cli2, subnet.Options{TTL: time.Minute})
 	got = watchSnapshot(t, m2, mustConfig(t, `{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd10:244::/56"}`))
@@ -146,7 +146,7 @@ func TestFlannelWrittenDualStackLeases(t *testing.T) {
 // watchSnapshot returns the first snapshot WatchLeases delivers.
 func watchSnapshot(t *testing.T, m *subnet.Manager, cfg *subnet.Config, own ...netip.Prefix) []subnet.Lease {
 	t.Helper()
-	ctx, cancel := context.WithCancel(ctxFor(t, 10*time.Second))
+	ctx, cancel := context.WithCancel(etcdtest.Context(t, 10*time.Second))
 	defer cancel()
 	ch := make(chan []subnet.Lease, 1)
 	ownP := netip.Prefix{}
@@ -177,11 +177,11 @@ func TestIPv6OnlyLease(t *testing.T) {
 	cli := srv.Client(t)
 	cfg := mustConfig(t, `{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd10:244::/56"}`)
 	m := newManager(t, cli, subnet.Options{TTL: time.Minute})
-	if _, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs(1)); err == nil || !strings.Contains(err.Error(), "IPv6-only network needs") {
+	if _, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, attrs(1)); err == nil || !strings.Contains(err.Error(), "IPv6-only network needs") {
 		t.Fatalf("IPv6-only network without PublicIPv6: %v", err)
 	}
 	a := subnet.LeaseAttrs{PublicIPv6: "2001:db8::1", BackendType: "udp", BackendData: json.RawMessage(`{"Port":8285}`)}
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, a)
+	l, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestIPv6OnlyLease(t *testing.T) {
 		t.Errorf("flanneld's regexp reads %q as %q", name, parts)
 	}
 	// Restarting gets the same lease back.
-	again, err := newManager(t, cli, subnet.Options{TTL: time.Minute}).AcquireLease(ctxFor(t, 10*time.Second), cfg, a)
+	again, err := newManager(t, cli, subnet.Options{TTL: time.Minute}).AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, a)
 	if err != nil || again.IPv6Subnet != l.IPv6Subnet {
 		t.Fatalf("again: %+v, %v", again, err)
 	}
@@ -210,7 +210,7 @@ func TestDualStackAllocatorsRace(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16","SubnetMin":"10.244.10.0","SubnetMax":"10.244.49.0","EnableIPv6":true,"IPv6Network":"fd10:244::/56","IPv6SubnetMin":"fd10:244:0:10::","IPv6SubnetMax":"fd10:244:0:37::"}`)
-	ctx := ctxFor(t, 60*time.Second)
+	ctx := etcdtest.Context(t, 60*time.Second)
 	const n = 40
 	leases := make([]subnet.Lease, n)
 	errs := make([]error, n)
@@ -256,10 +256,10 @@ func TestDualStackBothOrNeither(t *testing.T) {
 	cli := srv.Client(t)
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd10:244::/56","IPv6SubnetMin":"fd10:244:0:10::","IPv6SubnetMax":"fd10:244:0:10::"}`)
 	m := newManager(t, cli, subnet.Options{TTL: time.Minute})
-	if _, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs6(1)); err != nil {
+	if _, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, attrs6(1)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs6(2))
+	_, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, attrs6(2))
 	if !errors.Is(err, subnet.ErrPoolExhausted) || !strings.Contains(err.Error(), "IPv6 subnet") {
 		t.Fatalf("second node: %v, want ErrPoolExhausted naming IPv6", err)
 	}
@@ -278,7 +278,7 @@ func TestEnableIPv6KeepsIPv4Subnets(t *testing.T) {
 	cli := srv.Client(t)
 	v4 := mustConfig(t, `{"Network":"10.244.0.0/16","SubnetMin":"10.244.1.0","SubnetMax":"10.244.3.0"}`)
 	dualCfg := mustConfig(t, `{"Network":"10.244.0.0/16","SubnetMin":"10.244.1.0","SubnetMax":"10.244.3.0","EnableIPv6":true,"IPv6Network":"fd10:244::/56"}`)
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := etcdtest.Context(t, 30*time.Second)
 	m1 := newManager(t, cli, subnet.Options{TTL: time.Minute})
 	m2 := newManager(t, cli, subnet.Options{TTL: time.Minute})
 	l1, err := m1.AcquireLease(ctx, v4, attrs(1))
@@ -330,7 +330,7 @@ func TestEnableIPv6KeepsIPv4Subnets(t *testing.T) {
 	if err != nil || d1.Subnet != l1.Subnet || d1.IPv6Subnet.IsValid() {
 		t.Fatalf("node 1 back to IPv4: %+v, %v", d1, err)
 	}
-	if v := getKey(t, cli, m1.LeaseKey(l1.Subnet)); len(v.Kvs) != 1 {
+	if v := etcdtest.Get(t, cli, m1.LeaseKey(l1.Subnet)); len(v.Kvs) != 1 {
 		t.Errorf("no IPv4 key %s", m1.LeaseKey(l1.Subnet))
 	}
 }
@@ -342,16 +342,16 @@ func TestKeepDualStackLease(t *testing.T) {
 	cli := srv.Client(t)
 	cfg := mustConfig(t, dual)
 	m, l := leased(t, cli, cfg, attrs6(1))
-	ctx, cancel := context.WithCancel(ctxFor(t, 30*time.Second))
+	ctx, cancel := context.WithCancel(etcdtest.Context(t, 30*time.Second))
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- m.KeepLease(ctx, cfg, l, nil) }()
 	key := m.LeaseKeyOf(l)
 	time.Sleep(200 * time.Millisecond)
-	if _, err := cli.Delete(ctxFor(t, 5*time.Second), key); err != nil {
+	if _, err := cli.Delete(etcdtest.Context(t, 5*time.Second), key); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the dual key is back", func() bool { return len(getKey(t, cli, key).Kvs) == 1 })
+	etcdtest.Eventually(t, 10*time.Second, "the dual key is back", func() bool { return len(etcdtest.Get(t, cli, key).Kvs) == 1 })
 	if keys := listKeys(t, cli); len(keys) != 1 {
 		t.Errorf("keys %v", keys)
 	}
@@ -369,14 +369,14 @@ func TestWatchIgnoresKeyClaimingOwnIPv6Subnet(t *testing.T) {
 	cfg := mustConfig(t, dual)
 	m, own := leased(t, cli, cfg, attrs6(1))
 	stray := fmt.Sprintf("/weft/network/subnets/10.244.200.0-24&%s-64", own.IPv6Subnet.Addr())
-	put(t, cli, stray, `{"PublicIP":"192.0.2.66","BackendType":"udp","BackendData":{"Port":8285}}`)
-	put(t, cli, "/weft/network/subnets/10.244.201.0-24&fd10:244:0:c9::-64", `{"PublicIP":"192.0.2.67","BackendType":"udp","BackendData":{"Port":8285}}`)
+	etcdtest.Put(t, cli, stray, `{"PublicIP":"192.0.2.66","BackendType":"udp","BackendData":{"Port":8285}}`)
+	etcdtest.Put(t, cli, "/weft/network/subnets/10.244.201.0-24&fd10:244:0:c9::-64", `{"PublicIP":"192.0.2.67","BackendType":"udp","BackendData":{"Port":8285}}`)
 	snap := watchSnapshot(t, m, cfg, own.Primary())
 	if len(snap) != 1 || snap[0].Subnet != netip.MustParsePrefix("10.244.201.0/24") {
 		t.Fatalf("snapshot %+v: want only the honest peer", snap)
 	}
 	// And as a watch event.
-	ctx, cancel := context.WithCancel(ctxFor(t, 10*time.Second))
+	ctx, cancel := context.WithCancel(etcdtest.Context(t, 10*time.Second))
 	defer cancel()
 	events := make(chan subnet.Event, 8)
 	go m.WatchLeases(ctx, cfg, own.Primary(), func(_ []subnet.Lease, evs []subnet.Event) {
@@ -385,8 +385,8 @@ func TestWatchIgnoresKeyClaimingOwnIPv6Subnet(t *testing.T) {
 		}
 	})
 	time.Sleep(300 * time.Millisecond)
-	put(t, cli, fmt.Sprintf("/weft/network/subnets/10.244.202.0-24&%s-64", own.IPv6Subnet.Addr()), `{"PublicIP":"192.0.2.68","BackendType":"udp","BackendData":{"Port":8285}}`)
-	put(t, cli, "/weft/network/subnets/10.244.203.0-24&fd10:244:0:cb::-64", `{"PublicIP":"192.0.2.69","BackendType":"udp","BackendData":{"Port":8285}}`)
+	etcdtest.Put(t, cli, fmt.Sprintf("/weft/network/subnets/10.244.202.0-24&%s-64", own.IPv6Subnet.Addr()), `{"PublicIP":"192.0.2.68","BackendType":"udp","BackendData":{"Port":8285}}`)
+	etcdtest.Put(t, cli, "/weft/network/subnets/10.244.203.0-24&fd10:244:0:cb::-64", `{"PublicIP":"192.0.2.69","BackendType":"udp","BackendData":{"Port":8285}}`)
 	select {
 	case e := <-events:
 		if e.Lease.Subnet != netip.MustParsePrefix("10.244.203.0/24") {

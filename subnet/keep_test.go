@@ -61,7 +61,7 @@ func TestKeepLeaseRenewsShortTTL(t *testing.T) {
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16"}`)
 	// Margin (default 1h) >= TTL: renew every TTL/3.
 	m := newManager(t, cli, subnet.Options{TTL: 2 * time.Second})
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
+	l, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestKeepLeaseRenewsShortTTL(t *testing.T) {
 	// Across three TTLs the key never disappears.
 	end := time.Now().Add(6 * time.Second)
 	for time.Now().Before(end) {
-		if resp := getKey(t, cli, key); len(resp.Kvs) == 0 {
+		if resp := etcdtest.Get(t, cli, key); len(resp.Kvs) == 0 {
 			t.Fatalf("lease key %s vanished while KeepLease was running", key)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -89,7 +89,7 @@ func TestKeepLeaseRenewsShortTTL(t *testing.T) {
 		t.Fatalf("KeepLease after cancel: %v", err)
 	}
 	r.done <- nil // for the cleanup
-	if len(getKey(t, cli, key).Kvs) == 0 {
+	if len(etcdtest.Get(t, cli, key).Kvs) == 0 {
 		t.Errorf("lease revoked on exit; it should be kept for a restart")
 	}
 }
@@ -99,19 +99,19 @@ func TestKeepLeaseRetakesDeletedKey(t *testing.T) {
 	cli := srv.Client(t)
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16"}`)
 	m := newManager(t, cli, subnet.Options{TTL: time.Hour})
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
+	l, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	startKeep(t, m, cfg, l)
 	key := m.LeaseKey(l.Subnet)
 	for round := range 2 {
-		del, err := cli.Delete(ctxFor(t, 5*time.Second), key)
+		del, err := cli.Delete(etcdtest.Context(t, 5*time.Second), key)
 		if err != nil || del.Deleted != 1 {
 			t.Fatalf("delete %s: %v (deleted %d)", key, err, del.Deleted)
 		}
-		eventually(t, 1500*time.Millisecond, "deleted lease key re-taken", func() bool {
-			resp := getKey(t, cli, key)
+		etcdtest.Eventually(t, 1500*time.Millisecond, "deleted lease key re-taken", func() bool {
+			resp := etcdtest.Get(t, cli, key)
 			return len(resp.Kvs) == 1 && resp.Kvs[0].Lease != 0 && resp.Kvs[0].CreateRevision > del.Header.Revision
 		})
 		t.Logf("round %d: re-taken", round)
@@ -126,17 +126,17 @@ func TestKeepLeaseRetakesDeletedReservationAsLease(t *testing.T) {
 	reserved := netip.MustParsePrefix("10.244.5.0/24")
 	a := attrs(1)
 	v, _ := a.BackendData.MarshalJSON()
-	put(t, cli, m.LeaseKey(reserved), `{"PublicIP":"192.0.2.1","BackendType":"udp","BackendData":`+string(v)+`}`)
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, a, netip.Prefix{})
+	etcdtest.Put(t, cli, m.LeaseKey(reserved), `{"PublicIP":"192.0.2.1","BackendType":"udp","BackendData":`+string(v)+`}`)
+	l, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, a, netip.Prefix{})
 	if err != nil || !l.Reservation {
 		t.Fatalf("AcquireLease = %+v, %v; want the reservation", l, err)
 	}
 	startKeep(t, m, cfg, l)
-	if _, err := cli.Delete(ctxFor(t, 5*time.Second), m.LeaseKey(reserved)); err != nil {
+	if _, err := cli.Delete(etcdtest.Context(t, 5*time.Second), m.LeaseKey(reserved)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 1500*time.Millisecond, "deleted reservation re-taken", func() bool {
-		return len(getKey(t, cli, m.LeaseKey(reserved)).Kvs) == 1
+	etcdtest.Eventually(t, 1500*time.Millisecond, "deleted reservation re-taken", func() bool {
+		return len(etcdtest.Get(t, cli, m.LeaseKey(reserved)).Kvs) == 1
 	})
 }
 
@@ -145,7 +145,7 @@ func TestKeepLeaseLostToAnotherNode(t *testing.T) {
 	cli := srv.Client(t)
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16"}`)
 	m := newManager(t, cli, subnet.Options{TTL: time.Hour})
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
+	l, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,12 +153,12 @@ func TestKeepLeaseLostToAnotherNode(t *testing.T) {
 	// Our key is deleted and another node takes the subnet in one step.
 	key := m.LeaseKey(l.Subnet)
 	other := `{"PublicIP":"192.0.2.200","BackendType":"udp","BackendData":{"Port":8285}}`
-	ctx := ctxFor(t, 5*time.Second)
+	ctx := etcdtest.Context(t, 5*time.Second)
 	grant, err := cli.Grant(ctx, 60)
 	if err != nil {
 		t.Fatal(err)
 	}
-	put(t, cli, key, other, clientv3.WithLease(grant.ID))
+	etcdtest.Put(t, cli, key, other, clientv3.WithLease(grant.ID))
 	select {
 	case err := <-r.done:
 		if !errors.Is(err, subnet.ErrLeaseLost) {
@@ -168,7 +168,7 @@ func TestKeepLeaseLostToAnotherNode(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("KeepLease did not notice that another node took its subnet")
 	}
-	if v := string(getKey(t, cli, key).Kvs[0].Value); v != other {
+	if v := string(etcdtest.Get(t, cli, key).Kvs[0].Value); v != other {
 		t.Errorf("the other node's lease was overwritten: %s", v)
 	}
 }
@@ -178,13 +178,13 @@ func TestKeepLeaseExpiredAndTakenIsLost(t *testing.T) {
 	cli := srv.Client(t)
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16"}`)
 	m := newManager(t, cli, subnet.Options{TTL: time.Hour})
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
+	l, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// While this node is not running, its lease goes and another node
 	// takes the subnet; KeepLease on restart must not renumber or steal.
-	ctx := ctxFor(t, 10*time.Second)
+	ctx := etcdtest.Context(t, 10*time.Second)
 	if _, err := cli.Delete(ctx, m.LeaseKey(l.Subnet)); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestKeepLeaseSurvivesEtcdRestart(t *testing.T) {
 	cli := srv.Client(t)
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16"}`)
 	m := newManager(t, cli, subnet.Options{TTL: 3 * time.Second})
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
+	l, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, attrs(1), netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestKeepLeaseSurvivesEtcdRestart(t *testing.T) {
 		t.Fatalf("KeepLease returned %v across an etcd restart", err)
 	default:
 	}
-	resp := getKey(t, cli, m.LeaseKey(l.Subnet))
+	resp := etcdtest.Get(t, cli, m.LeaseKey(l.Subnet))
 	if len(resp.Kvs) != 1 {
 		t.Fatalf("lease key gone after the etcd restart")
 	}
@@ -237,7 +237,7 @@ func TestKeepLeaseUpdatingPublishesNewAttrs(t *testing.T) {
 	var k1, k2 [32]byte
 	k1[0], k2[0] = 1, 2
 	first := subnet.NewWireGuardLeaseAttrs(ip, 51820, k1)
-	l, err := m.AcquireLease(ctxFor(t, 10*time.Second), cfg, first, netip.Prefix{})
+	l, err := m.AcquireLease(etcdtest.Context(t, 10*time.Second), cfg, first, netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,23 +252,23 @@ func TestKeepLeaseUpdatingPublishesNewAttrs(t *testing.T) {
 		}
 	}()
 	key := m.LeaseKey(l.Subnet)
-	before := getKey(t, cli, key).Kvs[0]
+	before := etcdtest.Get(t, cli, key).Kvs[0]
 	// A rotated key: published at once, on the same etcd lease.
 	second := subnet.NewWireGuardLeaseAttrs(ip, 51820, k2)
 	updates <- second
-	eventually(t, 3*time.Second, "new PublicKey in the lease", func() bool {
-		kv := getKey(t, cli, key).Kvs[0]
+	etcdtest.Eventually(t, 3*time.Second, "new PublicKey in the lease", func() bool {
+		kv := etcdtest.Get(t, cli, key).Kvs[0]
 		return string(kv.Value) != string(before.Value) && strings.Contains(string(kv.Value), base64.StdEncoding.EncodeToString(k2[:])) && kv.Lease == before.Lease
 	})
 	// A writer putting the old key back is overruled: the new one is ours.
-	put(t, cli, key, string(before.Value), clientv3.WithLease(clientv3.LeaseID(before.Lease)))
-	eventually(t, 3*time.Second, "the new PublicKey restored over the old", func() bool {
-		return strings.Contains(string(getKey(t, cli, key).Kvs[0].Value), base64.StdEncoding.EncodeToString(k2[:]))
+	etcdtest.Put(t, cli, key, string(before.Value), clientv3.WithLease(clientv3.LeaseID(before.Lease)))
+	etcdtest.Eventually(t, 3*time.Second, "the new PublicKey restored over the old", func() bool {
+		return strings.Contains(string(etcdtest.Get(t, cli, key).Kvs[0].Value), base64.StdEncoding.EncodeToString(k2[:]))
 	})
 	// Attributes of another PublicIP are refused (another node's).
 	updates <- subnet.NewWireGuardLeaseAttrs(netip.MustParseAddr("192.0.2.9"), 51820, k1)
 	time.Sleep(300 * time.Millisecond)
-	if v := string(getKey(t, cli, key).Kvs[0].Value); !strings.Contains(v, "192.0.2.1") || !strings.Contains(v, base64.StdEncoding.EncodeToString(k2[:])) {
+	if v := string(etcdtest.Get(t, cli, key).Kvs[0].Value); !strings.Contains(v, "192.0.2.1") || !strings.Contains(v, base64.StdEncoding.EncodeToString(k2[:])) {
 		t.Errorf("after an update with another PublicIP the lease is %s", v)
 	}
 }

@@ -18,7 +18,7 @@ func TestConfigInEtcd(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	m := newManager(t, cli, subnet.Options{Prefix: "/test/net/"})
-	ctx := ctxFor(t, 10*time.Second)
+	ctx := etcdtest.Context(t, 10*time.Second)
 	if m.ConfigKey() != "/test/net/config" {
 		t.Errorf("ConfigKey = %s", m.ConfigKey())
 	}
@@ -49,7 +49,7 @@ func TestConfigInEtcd(t *testing.T) {
 	if err := m.SetConfig(ctx, &bad); err == nil {
 		t.Error("SetConfig wrote an invalid config")
 	}
-	put(t, cli, m.ConfigKey(), `{"Network":"10.9.0.0/16","Bogus":1}`)
+	etcdtest.Put(t, cli, m.ConfigKey(), `{"Network":"10.9.0.0/16","Bogus":1}`)
 	if _, err := m.GetConfig(ctx); err == nil || !strings.Contains(err.Error(), "Bogus") {
 		t.Errorf("bad stored config: err = %v", err)
 	}
@@ -62,22 +62,22 @@ func TestRoundTrip(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	m := newManager(t, cli, subnet.Options{Prefix: "/test/net"})
-	if err := m.RoundTrip(ctxFor(t, 10*time.Second)); err != nil {
+	if err := m.RoundTrip(etcdtest.Context(t, 10*time.Second)); err != nil {
 		t.Fatalf("RoundTrip with etcd up (and no config yet): %v", err)
 	}
 	if m.LastContact().IsZero() {
 		t.Error("RoundTrip did not set LastContact")
 	}
-	before, err := m.Revision(ctxFor(t, 10*time.Second))
+	before, err := m.Revision(etcdtest.Context(t, 10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	put(t, cli, "/elsewhere", "x")
-	if after, err := m.Revision(ctxFor(t, 10*time.Second)); err != nil || after <= before {
+	etcdtest.Put(t, cli, "/elsewhere", "x")
+	if after, err := m.Revision(etcdtest.Context(t, 10*time.Second)); err != nil || after <= before {
 		t.Errorf("Revision after a write = %d, %v; want above %d", after, err, before)
 	}
 	srv.Stop()
-	ctx := ctxFor(t, 10*time.Second)
+	ctx := etcdtest.Context(t, 10*time.Second)
 	rctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	err = m.RoundTrip(rctx)
@@ -95,14 +95,14 @@ func TestEmbeddedDefaultsAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	cli := etcdtest.NewClient(t, subnet.ClientOptions{Endpoints: e.Endpoints()})
-	put(t, cli, "/k", "v")
+	etcdtest.Put(t, cli, "/k", "v")
 	e.Close()
 	e, err = embedded.Start(opts)
 	if err != nil {
 		t.Fatalf("restart on the same dir: %v", err)
 	}
 	defer e.Close()
-	if resp := getKey(t, cli, "/k"); len(resp.Kvs) != 1 {
+	if resp := etcdtest.Get(t, cli, "/k"); len(resp.Kvs) != 1 {
 		t.Errorf("data lost across restart")
 	}
 	if _, err := embedded.Start(embedded.Options{}); err == nil {

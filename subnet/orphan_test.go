@@ -18,7 +18,7 @@ import (
 // leasesByKeys lists every etcd lease with the keys attached to it.
 func leasesByKeys(t *testing.T, cli *clientv3.Client) map[clientv3.LeaseID][]string {
 	t.Helper()
-	ctx := ctxFor(t, 10*time.Second)
+	ctx := etcdtest.Context(t, 10*time.Second)
 	ls, err := cli.Leases(ctx)
 	if err != nil {
 		t.Fatal(err)

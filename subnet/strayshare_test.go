@@ -26,8 +26,8 @@ func TestWatchIgnoresKeySharingAPeersSubnet(t *testing.T) {
 	strayValue := `{"PublicIP":"192.0.2.66","PublicIPv6":"2001:db8::66","BackendType":"udp","BackendData":{"Port":8285}}`
 	sameV4 := fmt.Sprintf("/weft/network/subnets/%s-24&fd10:244:0:99::-64", peer.Subnet.Addr())
 	sameV6 := fmt.Sprintf("/weft/network/subnets/10.244.99.0-24&%s-64", peer.IPv6Subnet.Addr())
-	put(t, cli, sameV4, strayValue)
-	put(t, cli, sameV6, strayValue)
+	etcdtest.Put(t, cli, sameV4, strayValue)
+	etcdtest.Put(t, cli, sameV6, strayValue)
 	snap := watchSnapshot(t, m, cfg, own.Primary())
 	if len(snap) != 1 || snap[0].Subnet != peer.Subnet || snap[0].IPv6Subnet != peer.IPv6Subnet || snap[0].Attrs.PublicIP != peer.Attrs.PublicIP {
 		t.Fatalf("snapshot %+v: want only the peer %v", snap, peer)
@@ -36,14 +36,14 @@ func TestWatchIgnoresKeySharingAPeersSubnet(t *testing.T) {
 	if before < 2 {
 		t.Errorf("MalformedLeases %d after the listing: the two stray keys are not counted", before)
 	}
-	if _, err := cli.Delete(ctxFor(t, 5*time.Second), sameV4); err != nil {
+	if _, err := cli.Delete(etcdtest.Context(t, 5*time.Second), sameV4); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cli.Delete(ctxFor(t, 5*time.Second), sameV6); err != nil {
+	if _, err := cli.Delete(etcdtest.Context(t, 5*time.Second), sameV6); err != nil {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(ctxFor(t, 20*time.Second))
+	ctx, cancel := context.WithCancel(etcdtest.Context(t, 20*time.Second))
 	defer cancel()
 	events := make(chan subnet.Event, 16)
 	ready := make(chan struct{})
@@ -56,16 +56,16 @@ func TestWatchIgnoresKeySharingAPeersSubnet(t *testing.T) {
 		}
 	})
 	<-ready
-	put(t, cli, sameV4, strayValue)
-	put(t, cli, sameV6, strayValue)
-	if _, err := cli.Delete(ctxFor(t, 5*time.Second), sameV4); err != nil {
+	etcdtest.Put(t, cli, sameV4, strayValue)
+	etcdtest.Put(t, cli, sameV6, strayValue)
+	if _, err := cli.Delete(etcdtest.Context(t, 5*time.Second), sameV4); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cli.Delete(ctxFor(t, 5*time.Second), sameV6); err != nil {
+	if _, err := cli.Delete(etcdtest.Context(t, 5*time.Second), sameV6); err != nil {
 		t.Fatal(err)
 	}
 	marker := "/weft/network/subnets/10.244.203.0-24&fd10:244:0:cb::-64"
-	put(t, cli, marker, `{"PublicIP":"192.0.2.69","PublicIPv6":"2001:db8::69","BackendType":"udp","BackendData":{"Port":8285}}`)
+	etcdtest.Put(t, cli, marker, `{"PublicIP":"192.0.2.69","PublicIPv6":"2001:db8::69","BackendType":"udp","BackendData":{"Port":8285}}`)
 	next := func() subnet.Event {
 		t.Helper()
 		select {
@@ -81,8 +81,8 @@ func TestWatchIgnoresKeySharingAPeersSubnet(t *testing.T) {
 	}
 	// Once the peer's own key is gone, the key left naming its subnet is
 	// delivered (as a fresh listing would show it).
-	put(t, cli, sameV4, strayValue)
-	if _, err := cli.Delete(ctxFor(t, 5*time.Second), mb.LeaseKeyOf(peer)); err != nil {
+	etcdtest.Put(t, cli, sameV4, strayValue)
+	if _, err := cli.Delete(etcdtest.Context(t, 5*time.Second), mb.LeaseKeyOf(peer)); err != nil {
 		t.Fatal(err)
 	}
 	if e := next(); e.Type != subnet.EventRemoved || e.Lease.Subnet != peer.Subnet || e.Lease.IPv6Subnet != peer.IPv6Subnet {
@@ -102,9 +102,9 @@ func TestWatchIPv4NetworkIgnoresDualKeyOverAPeer(t *testing.T) {
 	cfg := mustConfig(t, net16)
 	m, own := leased(t, cli, cfg, attrs(1))
 	_, peer := leased(t, cli, cfg, attrs(2))
-	put(t, cli, fmt.Sprintf("/weft/network/subnets/%s-24&fd10:244:0:99::-64", peer.Subnet.Addr()),
+	etcdtest.Put(t, cli, fmt.Sprintf("/weft/network/subnets/%s-24&fd10:244:0:99::-64", peer.Subnet.Addr()),
 		`{"PublicIP":"192.0.2.66","PublicIPv6":"2001:db8::66","BackendType":"udp","BackendData":{"Port":8285}}`)
-	put(t, cli, fmt.Sprintf("/weft/network/subnets/%s-24&fd10:244:0:98::-64", own.Subnet.Addr()),
+	etcdtest.Put(t, cli, fmt.Sprintf("/weft/network/subnets/%s-24&fd10:244:0:98::-64", own.Subnet.Addr()),
 		`{"PublicIP":"192.0.2.67","BackendType":"udp","BackendData":{"Port":8285}}`)
 	snap := watchSnapshot(t, m, cfg, own.Primary())
 	if len(snap) != 1 || snap[0].Subnet != peer.Subnet || snap[0].Attrs.PublicIP != peer.Attrs.PublicIP {

@@ -18,7 +18,7 @@ func TestTLSClientCertAuth(t *testing.T) {
 	cli := ts.Client(t)
 	m := newManager(t, cli, subnet.Options{})
 	cfg := mustConfig(t, `{"Network":"10.244.0.0/16"}`)
-	ctx := ctxFor(t, 10*time.Second)
+	ctx := etcdtest.Context(t, 10*time.Second)
 	if created, err := m.EnsureConfig(ctx, cfg); err != nil || !created {
 		t.Fatalf("EnsureConfig over TLS: %v, %v", created, err)
 	}

@@ -84,7 +84,7 @@ func startWatch(t *testing.T, m *subnet.Manager, own netip.Prefix) *table {
 			t.Errorf("WatchLeases did not return after cancel")
 		}
 	})
-	eventually(t, 5*time.Second, "first snapshot", func() bool { return tb.snapshotCount() > 0 })
+	etcdtest.Eventually(t, 5*time.Second, "first snapshot", func() bool { return tb.snapshotCount() > 0 })
 	return tb
 }
 
@@ -97,33 +97,33 @@ func TestWatchSeesAddAndRemove(t *testing.T) {
 	cli := srv.Client(t)
 	m := newManager(t, cli, subnet.Options{})
 	own := netip.MustParsePrefix("10.244.1.0/24")
-	put(t, cli, m.LeaseKey(own), leaseValue("192.0.2.1", "8285"))
-	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.2.0/24")), leaseValue("192.0.2.2", "8285"))
+	etcdtest.Put(t, cli, m.LeaseKey(own), leaseValue("192.0.2.1", "8285"))
+	etcdtest.Put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.2.0/24")), leaseValue("192.0.2.2", "8285"))
 	// Malformed entries are ignored, never fatal.
-	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.3.0/24")), `{not json`)
-	put(t, cli, "/weft/network/subnets/garbage", leaseValue("192.0.2.4", "8285"))
+	etcdtest.Put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.3.0/24")), `{not json`)
+	etcdtest.Put(t, cli, "/weft/network/subnets/garbage", leaseValue("192.0.2.4", "8285"))
 
 	tb := startWatch(t, m, own)
 	if tb.size() != 1 || !tb.has("10.244.2.0/24") {
 		t.Fatalf("snapshot %v, want only 10.244.2.0/24 (own and malformed excluded)", tb.leases)
 	}
 
-	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.9.0/24")), leaseValue("192.0.2.9", "9000"))
-	eventually(t, time.Second, "added lease seen", func() bool { return tb.has("10.244.9.0/24") })
+	etcdtest.Put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.9.0/24")), leaseValue("192.0.2.9", "9000"))
+	etcdtest.Eventually(t, time.Second, "added lease seen", func() bool { return tb.has("10.244.9.0/24") })
 	l, _ := tb.get("10.244.9.0/24")
 	if ep, err := l.Endpoint(); err != nil || ep.String() != "192.0.2.9:9000" {
 		t.Errorf("endpoint %v, %v", ep, err)
 	}
-	if _, err := cli.Delete(ctxFor(t, 5*time.Second), m.LeaseKey(netip.MustParsePrefix("10.244.2.0/24"))); err != nil {
+	if _, err := cli.Delete(etcdtest.Context(t, 5*time.Second), m.LeaseKey(netip.MustParsePrefix("10.244.2.0/24"))); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "removed lease gone", func() bool { return !tb.has("10.244.2.0/24") })
+	etcdtest.Eventually(t, time.Second, "removed lease gone", func() bool { return !tb.has("10.244.2.0/24") })
 
 	// Malformed updates and claims on our own subnet are ignored.
-	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.9.0/24")), `{"PublicIP":"nope"}`)
-	put(t, cli, m.LeaseKey(own), leaseValue("192.0.2.66", "8285"))
-	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.10.0/24")), leaseValue("192.0.2.10", "8285"))
-	eventually(t, time.Second, "later lease seen", func() bool { return tb.has("10.244.10.0/24") })
+	etcdtest.Put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.9.0/24")), `{"PublicIP":"nope"}`)
+	etcdtest.Put(t, cli, m.LeaseKey(own), leaseValue("192.0.2.66", "8285"))
+	etcdtest.Put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.10.0/24")), leaseValue("192.0.2.10", "8285"))
+	etcdtest.Eventually(t, time.Second, "later lease seen", func() bool { return tb.has("10.244.10.0/24") })
 	if tb.has(own.String()) {
 		t.Errorf("own subnet delivered")
 	}
@@ -141,14 +141,14 @@ func TestWatchSurvivesEtcdRestart(t *testing.T) {
 	cli := srv.Client(t)
 	m := newManager(t, cli, subnet.Options{})
 	tb := startWatch(t, m, netip.Prefix{})
-	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.2.0/24")), leaseValue("192.0.2.2", "8285"))
-	eventually(t, time.Second, "lease seen", func() bool { return tb.has("10.244.2.0/24") })
+	etcdtest.Put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.2.0/24")), leaseValue("192.0.2.2", "8285"))
+	etcdtest.Eventually(t, time.Second, "lease seen", func() bool { return tb.has("10.244.2.0/24") })
 
 	srv.Stop()
 	time.Sleep(500 * time.Millisecond)
 	srv.Restart(t)
-	put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.3.0/24")), leaseValue("192.0.2.3", "8285"))
-	eventually(t, 10*time.Second, "lease added after the restart seen", func() bool { return tb.has("10.244.3.0/24") })
+	etcdtest.Put(t, cli, m.LeaseKey(netip.MustParsePrefix("10.244.3.0/24")), leaseValue("192.0.2.3", "8285"))
+	etcdtest.Eventually(t, 10*time.Second, "lease added after the restart seen", func() bool { return tb.has("10.244.3.0/24") })
 	if !tb.has("10.244.2.0/24") {
 		t.Errorf("lease from before the restart lost")
 	}
@@ -162,23 +162,23 @@ func TestWatchRelistsAfterCompaction(t *testing.T) {
 	watcherCli := etcdtest.NewClient(t, subnet.ClientOptions{Endpoints: []string{proxy.Endpoint()}})
 	m := newManager(t, direct, subnet.Options{})
 	wm := newManager(t, watcherCli, subnet.Options{})
-	put(t, direct, m.LeaseKey(netip.MustParsePrefix("10.244.2.0/24")), leaseValue("192.0.2.2", "8285"))
+	etcdtest.Put(t, direct, m.LeaseKey(netip.MustParsePrefix("10.244.2.0/24")), leaseValue("192.0.2.2", "8285"))
 	tb := startWatch(t, wm, netip.Prefix{})
-	eventually(t, time.Second, "snapshot has the lease", func() bool { return tb.has("10.244.2.0/24") })
+	etcdtest.Eventually(t, time.Second, "snapshot has the lease", func() bool { return tb.has("10.244.2.0/24") })
 
 	// Cut the watcher off; meanwhile leases change and history is compacted
 	// past the watcher's revision.
 	proxy.Block()
 	for _, s := range []string{"10.244.3.0/24", "10.244.4.0/24"} {
-		put(t, direct, m.LeaseKey(netip.MustParsePrefix(s)), leaseValue("192.0.2.3", "8285"))
+		etcdtest.Put(t, direct, m.LeaseKey(netip.MustParsePrefix(s)), leaseValue("192.0.2.3", "8285"))
 	}
-	if _, err := direct.Delete(ctxFor(t, 5*time.Second), m.LeaseKey(netip.MustParsePrefix("10.244.2.0/24"))); err != nil {
+	if _, err := direct.Delete(etcdtest.Context(t, 5*time.Second), m.LeaseKey(netip.MustParsePrefix("10.244.2.0/24"))); err != nil {
 		t.Fatal(err)
 	}
 	etcdtest.Compact(t, direct)
 	proxy.Unblock()
 
-	eventually(t, 15*time.Second, "changes made during the cut picked up", func() bool {
+	etcdtest.Eventually(t, 15*time.Second, "changes made during the cut picked up", func() bool {
 		return tb.has("10.244.3.0/24") && tb.has("10.244.4.0/24") && !tb.has("10.244.2.0/24")
 	})
 	if tb.snapshotCount() < 2 {

@@ -26,7 +26,7 @@ func TestMalformedValuesLoggedRateLimited(t *testing.T) {
 	cli := srv.Client(t)
 	logs := &logtest.Counter{}
 	m := newStore(t, cli, subnet.Options{Logger: slog.New(logs)})
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := etcdtest.Context(t, 2*time.Minute)
 	var ops []clientv3.Op
 	for i := range 5000 {
 		ops = append(ops, clientv3.OpPut(fmt.Sprintf("/weft/network/endpoints/10.244.%d.%d", i/250, i%250+1), `{"ip":"junk`+fmt.Sprint(i)+`"`))
@@ -39,12 +39,12 @@ func TestMalformedValuesLoggedRateLimited(t *testing.T) {
 		ops = ops[n:]
 	}
 	big := strings.Repeat("B", 100<<10)
-	put(t, cli, "/weft/network/endpoints/10.250.0.1", `{"ip":"10.250.0.1","namespace":"`+big+`"}`)
-	put(t, cli, "/weft/network/endpoints/"+big, `{}`)
-	put(t, cli, "/weft/network/namespaces/x", `{"labels":{"a":"`+big+`"}}`)
-	put(t, cli, "/weft/network/namespaces/"+strings.Repeat("n", 100<<10), `{}`)
-	put(t, cli, "/weft/network/policies/x/junk", `{"spec":"`+big)
-	put(t, cli, "/weft/network/policies/"+strings.Repeat("P", 100<<10)+"/p", `{}`)
+	etcdtest.Put(t, cli, "/weft/network/endpoints/10.250.0.1", `{"ip":"10.250.0.1","namespace":"`+big+`"}`)
+	etcdtest.Put(t, cli, "/weft/network/endpoints/"+big, `{}`)
+	etcdtest.Put(t, cli, "/weft/network/namespaces/x", `{"labels":{"a":"`+big+`"}}`)
+	etcdtest.Put(t, cli, "/weft/network/namespaces/"+strings.Repeat("n", 100<<10), `{}`)
+	etcdtest.Put(t, cli, "/weft/network/policies/x/junk", `{"spec":"`+big)
+	etcdtest.Put(t, cli, "/weft/network/policies/"+strings.Repeat("P", 100<<10)+"/p", `{}`)
 
 	for range 3 { // three listings, as three restarts would do
 		if _, err := m.ListAttachments(ctx); err != nil {

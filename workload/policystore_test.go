@@ -22,7 +22,7 @@ import (
 func TestNamespaceLabels(t *testing.T) {
 	srv := etcdtest.Start(t)
 	m := newStore(t, srv.Client(t), subnet.Options{})
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := etcdtest.Context(t, 30*time.Second)
 
 	ns, err := m.LabelNamespace(ctx, "x", map[string]string{"team": "a", "example.com/tier": "web"}, nil)
 	if err != nil {
@@ -88,7 +88,7 @@ func policyJSON(ns, name string) []byte {
 func TestPoliciesAllOrNothing(t *testing.T) {
 	srv := etcdtest.Start(t)
 	m := newStore(t, srv.Client(t), subnet.Options{})
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := etcdtest.Context(t, 30*time.Second)
 
 	ps := []workload.Policy{
 		{Namespace: "x", Name: "deny-all", JSON: policyJSON("x", "deny-all")},
@@ -170,7 +170,7 @@ func ep(ip, ns, pod string, labels map[string]string) workload.Attachment {
 
 func attachmentIPs(t testing.TB, m *workload.Store) string {
 	t.Helper()
-	eps, err := m.ListAttachments(ctxFor(t, 10*time.Second))
+	eps, err := m.ListAttachments(etcdtest.Context(t, 10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestEndpointPublisher(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	m := newStore(t, cli, subnet.Options{})
-	ctx := ctxFor(t, 60*time.Second)
+	ctx := etcdtest.Context(t, 60*time.Second)
 
 	// A stale attachment of node A from an earlier run, one of node B.
 	staleA := m.NewPublisher("192.0.2.1", 0)
@@ -245,7 +245,7 @@ func TestEndpointPublisher(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Run(runCtx) })
 	leaseOf := func(ip string) clientv3.LeaseID {
-		resp := getKey(t, cli, "/weft/network/endpoints/"+ip)
+		resp := etcdtest.Get(t, cli, "/weft/network/endpoints/"+ip)
 		if len(resp.Kvs) == 0 {
 			return 0
 		}
@@ -255,7 +255,7 @@ func TestEndpointPublisher(t *testing.T) {
 	if _, err := cli.Revoke(ctx, first); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "A republishes after losing its lease", func() bool {
+	etcdtest.Eventually(t, 20*time.Second, "A republishes after losing its lease", func() bool {
 		l := leaseOf("10.244.1.2")
 		return l != 0 && l != first && leaseOf("10.244.1.4") == l
 	})
@@ -268,7 +268,7 @@ func TestEndpointPublisher(t *testing.T) {
 func TestEndpointsVanishWithDeadNode(t *testing.T) {
 	srv := etcdtest.Start(t)
 	m := newStore(t, srv.Client(t), subnet.Options{})
-	ctx := ctxFor(t, 60*time.Second)
+	ctx := etcdtest.Context(t, 60*time.Second)
 
 	dead := m.NewPublisher("192.0.2.1", 2*time.Second)
 	alive := m.NewPublisher("192.0.2.2", 2*time.Second)
@@ -294,7 +294,7 @@ func TestEndpointsVanishWithDeadNode(t *testing.T) {
 		t.Fatalf("while both renew: %s", got)
 	}
 	kill()
-	eventually(t, 20*time.Second, "the dead node's endpoint vanishes", func() bool {
+	etcdtest.Eventually(t, 20*time.Second, "the dead node's endpoint vanishes", func() bool {
 		return attachmentIPs(t, m) == "10.244.2.2@192.0.2.2"
 	})
 }
@@ -303,7 +303,7 @@ func TestWatchView(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	m := newStore(t, cli, subnet.Options{})
-	ctx := ctxFor(t, 60*time.Second)
+	ctx := etcdtest.Context(t, 60*time.Second)
 
 	if _, err := m.LabelNamespace(ctx, "x", map[string]string{"team": "a"}, nil); err != nil {
 		t.Fatal(err)
@@ -313,14 +313,14 @@ func TestWatchView(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Malformed keys and values are left out.
-	put(t, cli, "/weft/network/endpoints/not-an-ip", `{}`)
-	put(t, cli, "/weft/network/endpoints/10.244.1.66", `{"ip":"10.244.1.67","namespace":"x","node":"n"}`)
-	put(t, cli, "/weft/network/namespaces/q", `{"labels":{"bad key!":"v"}}`)
-	put(t, cli, "/weft/network/policies/x", `{}`)
+	etcdtest.Put(t, cli, "/weft/network/endpoints/not-an-ip", `{}`)
+	etcdtest.Put(t, cli, "/weft/network/endpoints/10.244.1.66", `{"ip":"10.244.1.67","namespace":"x","node":"n"}`)
+	etcdtest.Put(t, cli, "/weft/network/namespaces/q", `{"labels":{"bad key!":"v"}}`)
+	etcdtest.Put(t, cli, "/weft/network/policies/x", `{}`)
 	// A malformed policy value under a namespace is kept: the policy
 	// engine rejects it and isolates x (fails closed), not loses it unseen.
-	put(t, cli, "/weft/network/policies/x/arr", `[1]`)
-	put(t, cli, "/weft/network/policies/x/junk", `{"spec":{"bogus":1}}`)
+	etcdtest.Put(t, cli, "/weft/network/policies/x/arr", `[1]`)
+	etcdtest.Put(t, cli, "/weft/network/policies/x/junk", `{"spec":{"bogus":1}}`)
 
 	var mu sync.Mutex
 	var views []workload.View
@@ -343,7 +343,7 @@ func TestWatchView(t *testing.T) {
 	})
 	t.Cleanup(func() { stop(); wg.Wait() })
 
-	eventually(t, 10*time.Second, "first view", func() bool { return last().Revision != 0 })
+	etcdtest.Eventually(t, 10*time.Second, "first view", func() bool { return last().Revision != 0 })
 	v := last()
 	if len(v.Attachments) != 1 || v.Attachments[0].IP.String() != "10.244.1.2" || v.Attachments[0].Node != "192.0.2.1" {
 		t.Fatalf("endpoints %+v", v.Attachments)
@@ -359,7 +359,7 @@ func TestWatchView(t *testing.T) {
 	if _, err := cli.Delete(ctx, "/weft/network/policies/x/", clientv3.WithPrefix()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "malformed policies deleted", func() bool { return len(last().Policies) == 0 })
+	etcdtest.Eventually(t, 10*time.Second, "malformed policies deleted", func() bool { return len(last().Policies) == 0 })
 	v = last()
 
 	// Each kind of change arrives, in one view with what preceded it.
@@ -367,7 +367,7 @@ func TestWatchView(t *testing.T) {
 	if _, err := m.ApplyPolicies(ctx, []workload.Policy{{Namespace: "z", Name: "deny", JSON: policyJSON("z", "deny")}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "policy reaches the view", func() bool { return len(last().Policies) == 1 })
+	etcdtest.Eventually(t, 10*time.Second, "policy reaches the view", func() bool { return len(last().Policies) == 1 })
 	v = last()
 	if v.Revision <= rev || v.Policies[0].Namespace != "z" || v.Namespaces[2].Name != "z" {
 		t.Fatalf("view after apply: %+v", v)
@@ -378,7 +378,7 @@ func TestWatchView(t *testing.T) {
 	if _, err := m.LabelNamespace(ctx, "x", map[string]string{"team": "b"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "endpoint and label reach the view", func() bool {
+	etcdtest.Eventually(t, 10*time.Second, "endpoint and label reach the view", func() bool {
 		v := last()
 		return len(v.Attachments) == 2 && v.Namespaces[0].Labels["team"] == "b"
 	})
@@ -388,7 +388,7 @@ func TestWatchView(t *testing.T) {
 	if _, err := pub.Withdraw(ctx, netip.MustParseAddr("10.244.1.2")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "deletions reach the view", func() bool {
+	etcdtest.Eventually(t, 10*time.Second, "deletions reach the view", func() bool {
 		v := last()
 		return len(v.Policies) == 0 && len(v.Attachments) == 1 && len(v.Namespaces) == 1
 	})
@@ -397,12 +397,12 @@ func TestWatchView(t *testing.T) {
 	mu.Lock()
 	n := len(views)
 	mu.Unlock()
-	put(t, cli, "/weft/network/config", `{"Network":"10.244.0.0/16"}`)
-	put(t, cli, "/weft/network/subnets/10.244.9.0-24", `{"PublicIP":"192.0.2.9","BackendType":"udp","BackendData":{"Port":8285}}`)
+	etcdtest.Put(t, cli, "/weft/network/config", `{"Network":"10.244.0.0/16"}`)
+	etcdtest.Put(t, cli, "/weft/network/subnets/10.244.9.0-24", `{"PublicIP":"192.0.2.9","BackendType":"udp","BackendData":{"Port":8285}}`)
 	if _, err := m.LabelNamespace(ctx, "w", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "namespace w", func() bool { return len(last().Namespaces) == 2 })
+	etcdtest.Eventually(t, 10*time.Second, "namespace w", func() bool { return len(last().Namespaces) == 2 })
 	mu.Lock()
 	if len(views) != n+1 {
 		t.Errorf("%d views for one relevant change among unrelated ones", len(views)-n)
@@ -414,7 +414,7 @@ func TestWatchView(t *testing.T) {
 	if _, err := m.ApplyPolicies(ctx, []workload.Policy{{Namespace: "x", Name: "after", JSON: policyJSON("x", "after")}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "change after etcd restart", func() bool { return len(last().Policies) == 1 })
+	etcdtest.Eventually(t, 30*time.Second, "change after etcd restart", func() bool { return len(last().Policies) == 1 })
 }
 
 // Many changes in quick succession are coalesced into few views, and the
@@ -422,7 +422,7 @@ func TestWatchView(t *testing.T) {
 func TestWatchViewCoalesces(t *testing.T) {
 	srv := etcdtest.Start(t)
 	m := newStore(t, srv.Client(t), subnet.Options{Logger: quietLogger()})
-	ctx := ctxFor(t, 60*time.Second)
+	ctx := etcdtest.Context(t, 60*time.Second)
 	var mu sync.Mutex
 	var views []workload.View
 	wctx, stop := context.WithCancel(ctx)
@@ -446,7 +446,7 @@ func TestWatchViewCoalesces(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 20*time.Second, "all endpoints in the view", func() bool {
+	etcdtest.Eventually(t, 20*time.Second, "all endpoints in the view", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(views) > 0 && len(views[len(views)-1].Attachments) == n
@@ -471,7 +471,7 @@ func TestWithdrawRetriedAfterOutage(t *testing.T) {
 	proxy := etcdtest.NewProxy(t, strings.TrimPrefix(srv.Endpoints()[0], "http://"))
 	cli := etcdtest.NewClient(t, subnet.ClientOptions{Endpoints: []string{proxy.Endpoint()}, DialTimeout: 2 * time.Second})
 	m := newStore(t, cli, subnet.Options{Logger: quietLogger()})
-	ctx := ctxFor(t, 90*time.Second)
+	ctx := etcdtest.Context(t, 90*time.Second)
 
 	pub := m.NewPublisher("192.0.2.1", 0)
 	if err := pub.Start(ctx, []workload.Attachment{ep("10.244.1.2", "x", "a", nil), ep("10.244.1.3", "x", "b", nil)}); err != nil {
@@ -490,7 +490,7 @@ func TestWithdrawRetriedAfterOutage(t *testing.T) {
 		t.Fatalf("withdraw with etcd away: %v", err)
 	}
 	proxy.Unblock()
-	eventually(t, 30*time.Second, "the withdrawal is done after the outage", func() bool {
+	etcdtest.Eventually(t, 30*time.Second, "the withdrawal is done after the outage", func() bool {
 		return attachmentIPs(t, direct) == "10.244.1.3@192.0.2.1"
 	})
 	if n := len(pub.Attachments()); n != 1 {
@@ -504,7 +504,7 @@ func TestApplyPoliciesSkipsUnchanged(t *testing.T) {
 	srv := etcdtest.Start(t)
 	leases := subnet.NewManager(srv.Client(t), subnet.Options{Logger: testLogger(t)})
 	m := workload.New(leases, testLogger(t))
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := etcdtest.Context(t, 30*time.Second)
 	a := workload.Policy{Namespace: "x", Name: "a", JSON: policyJSON("x", "a")}
 	b := workload.Policy{Namespace: "x", Name: "b", JSON: policyJSON("x", "b")}
 	apply := func(want ...workload.PolicyOutcome) {
@@ -562,7 +562,7 @@ func TestApplyPoliciesConcurrentChange(t *testing.T) {
 	cli := srv.Client(t)
 	m := newStore(t, cli, subnet.Options{})
 	other := newStore(t, srv.Client(t), subnet.Options{})
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := etcdtest.Context(t, 30*time.Second)
 	a := workload.Policy{Namespace: "x", Name: "a", JSON: policyJSON("x", "a")}
 	b := workload.Policy{Namespace: "x", Name: "b", JSON: policyJSON("x", "b")}
 	if _, err := m.ApplyPolicies(ctx, []workload.Policy{a, b}); err != nil {
@@ -609,7 +609,7 @@ func TestViewLoadsBeyondReceiveLimit(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	m := newStore(t, cli, subnet.Options{Logger: quietLogger()})
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := etcdtest.Context(t, 2*time.Minute)
 	if _, err := m.LabelNamespace(ctx, "x", map[string]string{"team": "a"}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -619,7 +619,7 @@ func TestViewLoadsBeyondReceiveLimit(t *testing.T) {
 	}
 	big := `{"metadata":{"annotations":{"a":"` + strings.Repeat("B", 1<<20) + `"}}}`
 	for i := range 20 {
-		put(t, cli, fmt.Sprintf("/weft/network/policies/z/p%02d", i), big)
+		etcdtest.Put(t, cli, fmt.Sprintf("/weft/network/policies/z/p%02d", i), big)
 	}
 	if resp, err := cli.Get(ctx, "/weft/network/policies/", clientv3.WithPrefix()); err == nil {
 		t.Fatalf("an unpaged listing of %d policies fit the receive limit; the test proves nothing", len(resp.Kvs))
