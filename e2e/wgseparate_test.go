@@ -3,13 +3,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,31 +64,11 @@ func TestWireGuardSeparateModeFlannelPeer(t *testing.T) {
 	}
 
 	// Host 2: one key, two wireguard-go devices.
-	priv := strings.TrimSpace(runIn(t, ctx, h2.NS, "wg", "genkey"))
-	pubCmd := exec.CommandContext(ctx, "wg", "pubkey")
-	pubCmd.Stdin = strings.NewReader(priv + "\n")
-	pubOut, err := pubCmd.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := strings.TrimSpace(string(pubOut))
+	priv, pub := wgKeyPair(t, ctx, h2.NS)
 	sub4, sub6 := netip.MustParsePrefix("10.244.200.0/24"), netip.MustParsePrefix("fd10:244:0:c8::/64")
 	startWG := func(dev string, port int, peer string) {
 		t.Helper()
-		wgd := h2.NS.Command(ctx, filepath.Join(binDir, "wireguard-go"), "-f", dev)
-		var out bytes.Buffer
-		wgd.Stdout, wgd.Stderr = &out, &out
-		if err := wgd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = wgd.Process.Signal(os.Interrupt)
-			_ = wgd.Wait()
-		})
-		sock := "/var/run/wireguard/" + dev + ".sock"
-		if err := testbed.WaitFor(ctx, 50*time.Millisecond, func() error { _, err := os.Stat(sock); return err }); err != nil {
-			t.Fatalf("wireguard-go made no UAPI socket %s: %v\n%s", sock, err, out.String())
-		}
+		startWireGuardGo(t, ctx, h2.NS, dev)
 		conf := filepath.Join(t.TempDir(), dev+".conf")
 		if err := os.WriteFile(conf, []byte(fmt.Sprintf("[Interface]\nPrivateKey = %s\nListenPort = %d\n%s", priv, port, peer)), 0o600); err != nil {
 			t.Fatal(err)

@@ -330,28 +330,8 @@ func TestWireGuardInteropWithPlainPeer(t *testing.T) {
 	// The plain peer on host 2: wireguard-go in the foreground, its key
 	// from wg genkey, a subnet of its own.
 	dev := c.Nodes[1].WireGuardName
-	wgd := h2.NS.Command(ctx, filepath.Join(binDir, "wireguard-go"), "-f", dev)
-	var wgdOut bytes.Buffer
-	wgd.Stdout, wgd.Stderr = &wgdOut, &wgdOut
-	if err := wgd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = wgd.Process.Signal(os.Interrupt)
-		_ = wgd.Wait()
-	})
-	sock := "/var/run/wireguard/" + dev + ".sock"
-	if err := testbed.WaitFor(ctx, 50*time.Millisecond, func() error { _, err := os.Stat(sock); return err }); err != nil {
-		t.Fatalf("wireguard-go made no UAPI socket %s: %v\n%s", sock, err, wgdOut.String())
-	}
-	priv := strings.TrimSpace(runIn(t, ctx, h2.NS, "wg", "genkey"))
-	pubCmd := exec.CommandContext(ctx, "wg", "pubkey")
-	pubCmd.Stdin = strings.NewReader(priv + "\n")
-	pubOut, err := pubCmd.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := strings.TrimSpace(string(pubOut))
+	startWireGuardGo(t, ctx, h2.NS, dev)
+	priv, pub := wgKeyPair(t, ctx, h2.NS)
 	peerSubnet := netip.MustParsePrefix("10.244.200.0/24")
 	conf := filepath.Join(t.TempDir(), "wg.conf")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf("[Interface]\nPrivateKey = %s\nListenPort = %d\n\n[Peer]\nPublicKey = %s\nEndpoint = %s:%d\nAllowedIPs = %s\n",
@@ -385,7 +365,7 @@ func TestWireGuardInteropWithPlainPeer(t *testing.T) {
 	if _, err := cli.Delete(ctx, leaseKey(peerSubnet)); err != nil {
 		t.Fatal(err)
 	}
-	err = testbed.WaitFor(ctx, 50*time.Millisecond, func() error {
+	err := testbed.WaitFor(ctx, 50*time.Millisecond, func() error {
 		st, err := n1.Status(ctx)
 		if err != nil {
 			return err
@@ -595,4 +575,39 @@ func putLeaseAndWaitPeer(t *testing.T, ctx context.Context, cli *clientv3.Client
 	if err != nil {
 		t.Fatalf("the peer of lease %s at %s: %v", key, n.Host.IP, err)
 	}
+}
+
+// startWireGuardGo runs wireguard-go in the foreground in ns with device
+// dev (stopped when the test ends) and waits for its UAPI socket (in
+// /var/run/wireguard, shared by all namespaces: dev must be unique).
+func startWireGuardGo(t *testing.T, ctx context.Context, ns *testbed.NS, dev string) {
+	t.Helper()
+	wgd := ns.Command(ctx, filepath.Join(binDir, "wireguard-go"), "-f", dev)
+	var out bytes.Buffer
+	wgd.Stdout, wgd.Stderr = &out, &out
+	if err := wgd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = wgd.Process.Signal(os.Interrupt)
+		_ = wgd.Wait()
+	})
+	sock := "/var/run/wireguard/" + dev + ".sock"
+	if err := testbed.WaitFor(ctx, 50*time.Millisecond, func() error { _, err := os.Stat(sock); return err }); err != nil {
+		t.Fatalf("wireguard-go made no UAPI socket %s: %v\n%s", sock, err, out.String())
+	}
+}
+
+// wgKeyPair returns a private key from wg genkey (run in ns) and its
+// public key from wg pubkey.
+func wgKeyPair(t *testing.T, ctx context.Context, ns *testbed.NS) (priv, pub string) {
+	t.Helper()
+	priv = strings.TrimSpace(runIn(t, ctx, ns, "wg", "genkey"))
+	cmd := exec.CommandContext(ctx, "wg", "pubkey")
+	cmd.Stdin = strings.NewReader(priv + "\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("wg pubkey: %v", err)
+	}
+	return priv, strings.TrimSpace(string(out))
 }
