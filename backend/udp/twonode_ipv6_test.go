@@ -16,8 +16,9 @@ import (
 	"github.com/weftnet/weft/subnet"
 )
 
-// newFakeNode6 is newFakeNode for a network with IPv6: publicIP or
-// publicIPv6 may be "" (none); sub4 "" on an IPv6-only network.
+// newFakeNode6 makes a node whose udp backend runs its data path on
+// overlaytest's fakes: publicIP or publicIPv6 may be "" (none); sub4 ""
+// on an IPv6-only network, sub6 "" on an IPv4 one.
 func newFakeNode6(t *testing.T, underlay *overlaytest.Network, cfg *subnet.Config, publicIP, publicIPv6, sub4, sub6 string) *fakeNode {
 	t.Helper()
 	u := backend.Underlay{Name: "eth0", MTU: 1500}
@@ -45,9 +46,12 @@ func newFakeNode6(t *testing.T, underlay *overlaytest.Network, cfg *subnet.Confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.lease = subnet.Lease{IPv6Subnet: netip.MustParsePrefix(sub6), Attrs: attrs}
+	n.lease = subnet.Lease{Attrs: attrs}
 	if sub4 != "" {
 		n.lease.Subnet = netip.MustParsePrefix(sub4)
+	}
+	if sub6 != "" {
+		n.lease.IPv6Subnet = netip.MustParsePrefix(sub6)
 	}
 	return n
 }

@@ -4,16 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/weftnet/weft/backend"
-	"github.com/weftnet/weft/overlay"
 	"github.com/weftnet/weft/overlay/overlaytest"
-	"github.com/weftnet/weft/routing"
 	"github.com/weftnet/weft/subnet"
 )
 
@@ -25,26 +21,10 @@ type fakeNode struct {
 	done  chan error
 }
 
+// newFakeNode makes a node of an IPv4 network (newFakeNode6 without IPv6).
 func newFakeNode(t *testing.T, underlay *overlaytest.Network, cfg *subnet.Config, publicIP, sub string) *fakeNode {
 	t.Helper()
-	ip := netip.MustParseAddr(publicIP)
-	b, err := New(backend.Node{Config: cfg, Underlay: backend.Underlay{Name: "eth0", PublicIP: ip, MTU: 1500},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, routing.Policy{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &fakeNode{b: b, tun: overlaytest.NewTUN(), done: make(chan error, 1)}
-	b.openData = func(c overlay.Config, peers *overlay.PeerTable) (*overlay.Overlay, error) {
-		return overlay.NewWith(c, peers, []overlay.Queue{{TUN: n.tun,
-			Sockets: underlay.Sockets(netip.AddrPortFrom(ip, c.Port), overlay.DefaultSourcePorts)}})
-	}
-	b.watch = func(ctx context.Context, _ string, _ int, _ func(error)) error { <-ctx.Done(); return nil }
-	attrs, err := b.LeaseAttrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.lease = subnet.Lease{Subnet: netip.MustParsePrefix(sub), Attrs: attrs}
-	return n
+	return newFakeNode6(t, underlay, cfg, publicIP, "", sub, "")
 }
 
 func (n *fakeNode) start(t *testing.T, ctx context.Context) {
