@@ -62,6 +62,16 @@ func TestSchedFailureIsLoggedOnceNotFatal(t *testing.T) {
 		t.Errorf("slice not set on every thread without CAP_SYS_NICE: %v", f.slices)
 	}
 
+	// --nice alone (no slice, as under weftd.service with WEFTD_NICE=-10):
+	// one WARN that names what is missing and the remedy, and claims no
+	// slice.
+	buf.Reset()
+	applySched(&fakeThreads{}, cpusched.Setting{Nice: -10}, logTo(&buf))
+	if log := buf.String(); strings.Count(log, "level=WARN") != 1 || !strings.Contains(log, "lacks CAP_SYS_NICE") ||
+		!strings.Contains(log, "Nice=") || !strings.Contains(log, "sched-slice=0s") || strings.Contains(log, "slice is set") {
+		t.Fatalf("want one WARN naming CAP_SYS_NICE, Nice= and no slice, got:\n%s", log)
+	}
+
 	buf.Reset()
 	applySched(&fakeThreads{}, cpusched.Setting{}, logTo(&buf))
 	if strings.Contains(buf.String(), "level=WARN") {
