@@ -3,10 +3,8 @@
 package overlay
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -157,46 +155,7 @@ func overlayIPv6BetweenNamespaces(t *testing.T, underlay6 bool) {
 	}
 
 	t.Run("tcp6 transfer", func(t *testing.T) {
-		payload := make([]byte, 16<<20)
-		_, _ = rand.Read(payload)
-		addr := net.JoinHostPort(b.tunAddr6().String(), "5001")
-		var ln net.Listener
-		b.do(t, func() (err error) {
-			ln, err = net.Listen("tcp6", addr)
-			return err
-		})
-		defer ln.Close()
-		got := make(chan [32]byte, 1)
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				got <- [32]byte{}
-				return
-			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(40 * time.Second))
-			h := sha256.New()
-			_, _ = io.Copy(h, c)
-			got <- [32]byte(h.Sum(nil))
-		}()
-		var c net.Conn
-		a.do(t, func() (err error) {
-			c, err = net.DialTimeout("tcp6", addr, 5*time.Second)
-			return err
-		})
-		_ = c.SetDeadline(time.Now().Add(40 * time.Second))
-		if _, err := io.Copy(c, bytes.NewReader(payload)); err != nil {
-			t.Fatalf("send: %v", err)
-		}
-		_ = c.Close()
-		if h := <-got; h != sha256.Sum256(payload) {
-			t.Fatal("received data differs from what was sent")
-		}
-		s := a.overlay.Stats()
-		if s.TX.Bytes < uint64(len(payload)) {
-			t.Fatalf("TX bytes %d < payload", s.TX.Bytes)
-		}
-		t.Logf("A TX: %d packets, %d batches; B RX drops %v", s.TX.Packets, s.TX.Batches, b.overlay.Stats().RX.Drops)
+		tcpTransfer(t, &a.node, &b.node, "tcp6", net.JoinHostPort(b.tunAddr6().String(), "5001"), 40*time.Second)
 	})
 
 	t.Run("unleased subnet gets ICMPv6 unreachable", func(t *testing.T) {
