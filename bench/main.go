@@ -40,6 +40,7 @@ type config struct {
 	paths     map[string]bool // paths to measure (empty: all)
 	queues    int             // weftd --queues on the weft path (0: weftd's default)
 	txqlen    int             // weft0's txqueuelen on the weft path (0: as weftd leaves it)
+	nice      int             // weftd --nice on the weft path (0: weftd's default)
 	weftEtcd  string          // where the weft path's etcd runs: external (as flannel-udp's) or embedded (in host 1's weftd)
 }
 
@@ -54,6 +55,7 @@ func main() {
 	flag.BoolVar(&cfg.micro, "micro", true, "also run the Go microbenchmarks of ./overlay/...")
 	flag.IntVar(&cfg.queues, "weft-queues", 0, "weftd --queues on the weft path (0: weftd's default)")
 	flag.StringVar(&cfg.weftEtcd, "weft-etcd", "external", "where the weft path's etcd runs: external (a member of its own in host 1's namespace, outside weftd, as the flannel-udp path has it) or embedded (inside host 1's weftd, --embedded-etcd-dir)")
+	flag.IntVar(&cfg.nice, "weft-nice", 0, "weftd --nice on the weft path (0: weftd's default; a latency-under-load setting to measure, docs/flags.md)")
 	flag.IntVar(&cfg.txqlen, "weft-txqueuelen", 0, "set weft0's txqueuelen on both weft hosts once weftd runs (0: leave it; a lever to measure)")
 	flag.Var(&cfg.extras, "extra", "extra path NAME=CMD: CMD gets HOST1_NS, HOST2_NS, HOST1_IP, HOST2_IP, sets up an overlay and prints \"A B\" (repeatable)")
 	only := flag.String("only", "", "comma-separated workloads to run (default all: "+workloadNames()+")")

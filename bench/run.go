@@ -100,7 +100,7 @@ func run(ctx context.Context, cfg config) (err error) {
 
 	rep := &report{Date: started, Machine: describeMachine(iperfVersion), Reps: cfg.reps,
 		Seconds: cfg.seconds, PingCount: cfg.pingCount, Only: cfg.only}
-	wo := weftOptions{queues: cfg.queues, txqlen: cfg.txqlen}
+	wo := weftOptions{queues: cfg.queues, txqlen: cfg.txqlen, nice: cfg.nice}
 	switch cfg.weftEtcd {
 	case "embedded":
 	case "external":

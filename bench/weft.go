@@ -18,6 +18,7 @@ import (
 type weftOptions struct {
 	queues int // weftd --queues (0: weftd's default)
 	txqlen int // weft0 txqueuelen set after the start (0: leave it)
+	nice   int // weftd --nice (0: weftd's default)
 	// etcd is the URL of an etcd outside weftd (empty: host 1's weftd
 	// runs the embedded one).
 	etcd string
@@ -50,15 +51,17 @@ func nodeAddrs(c *cluster.Cluster) (v4, v6 [2]netip.Addr, err error) {
 
 // weftPath starts weftd on both hosts through testbed/cluster (against the
 // etcd at wo.etcd, else host 1 also runs the embedded etcd), with --queues
-// queues when not 0, and returns the
-// path between their weft0 addresses, and the cluster (to stop it and to
-// read weftd's CPU use).
+// and --nice when not 0, and returns the path between their weft0
+// addresses, and the cluster (to stop it and to read weftd's CPU use).
 func weftPath(ctx context.Context, bed *testbed.Bed, binDir, stateDir string, wo weftOptions) (*path, *cluster.Cluster, error) {
 	queues := wo.queues
 	opts := cluster.Options{Bin: binDir, WorkDir: stateDir, Queues: queues, NetworkConfig: weftNetworkConfig}
 	if wo.etcd != "" {
 		opts.EtcdEndpoint = wo.etcd
 		opts.ExtraArgs = []string{"--network-config", weftNetworkConfig}
+	}
+	if wo.nice != 0 {
+		opts.ExtraArgs = append(opts.ExtraArgs, "--nice", strconv.Itoa(wo.nice))
 	}
 	c, err := cluster.New(bed, opts)
 	if err != nil {
@@ -81,6 +84,9 @@ func weftPath(ctx context.Context, bed *testbed.Bed, binDir, stateDir string, wo
 	}
 	if queues > 0 {
 		note += fmt.Sprintf("; weftd --queues %d", queues)
+	}
+	if wo.nice != 0 {
+		note += fmt.Sprintf("; weftd --nice %d", wo.nice)
 	}
 	if wo.txqlen > 0 {
 		for i := range 2 {
