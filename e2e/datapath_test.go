@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/overlay"
 	"github.com/weftnet/weft/testbed/cluster"
 )
 
@@ -23,9 +24,9 @@ func tunAddr(t *testing.T, n *cluster.Node) netip.Addr {
 
 // Two hosts on a veth underlay: ping both ways between the hosts' overlay
 // addresses and a 200 MB TCP transfer that must arrive byte-identical, with
-// one queue and with a multi-queue data path (--queues 2).
+// one queue and with weftd's default multi-queue data path (--queues 4).
 func TestTwoHostsPingAndTransfer(t *testing.T) {
-	for _, queues := range []int{1, 2} {
+	for _, queues := range []int{1, overlay.DefaultQueues} {
 		t.Run(fmt.Sprintf("queues=%d", queues), func(t *testing.T) {
 			twoHostsPingAndTransfer(t, cluster.Options{Queues: queues})
 		})
