@@ -246,15 +246,6 @@ func NewWith(cfg Config, peers *PeerTable, queues []Queue) (*Overlay, error) {
 // MaxQueues is the largest Config.Queues.
 const MaxQueues = 64
 
-// DefaultQueues is weftd's --queues: four TUN queues and four sockets per
-// port, so that a peer's flows are spread over four rings and four
-// receive sockets (the kernel picks the queue per flow, the flow-hashed
-// source ports the socket) and a sparse flow, a ping or a request, seldom
-// waits behind a bulk flow's standing queue (issue 22, bench/tried.md:
-// with --nice -5, the ping under one TCP stream 1.4-1.9x its idle time
-// instead of 4-7x, TCP unchanged; either alone did not do it).
-const DefaultQueues = 4
-
 // newOverlay wires the loops to TUN queues and UDP sockets, pairwise (real
 // ones from New, in-memory fakes in tests; len(tuns) == len(socks) >= 1):
 // queue q receives on socks[q][0] and sends flow bucket k on socks[q][k]

@@ -5,8 +5,7 @@
 # READY, restart keeps the subnet, kill -9 comes back, stop leaves no TUN, a
 # bad config fails once with 78, an unreachable etcd is a WARN within 10 s,
 # journal priorities, the write check, systemd-analyze security <= 3.0, and
-# the default --nice -5 held quietly by the unit's Nice=-5, --nice -10: one
-# WARN without CAP_SYS_NICE, quiet with a Nice=-10 drop-in.
+# --nice -10: one WARN without CAP_SYS_NICE, quiet with a Nice=-10 drop-in.
 #
 # The rootfs is debootstrapped once from the Debian mirror and cached in
 # $SYSTEMD_CHECK_CACHE (default .cache/systemd-check, ignored by git); each
@@ -261,35 +260,20 @@ echo "          journalctl -p warning in the working run (count, message):"
 journal -p warning | sed -n 's/.*msg=\("[^"]*"\|[^ ]*\).*/\1/p' | sort | uniq -c | sed 's/^/          /'
 
 echo "systemd-check: --nice under the unit"
-# The unit gives weftd no CAP_SYS_NICE but sets Nice=-5, weftd's default
-# --nice: every thread runs at -5, quietly. With --nice -10 alone weftd warns
-# once and every thread keeps the unit's -5; with the drop-in the unit's
-# comment and docs/flags.md give (Nice=-10) systemd sets it and --nice -10
-# holds, quietly.
+# The unit gives weftd no CAP_SYS_NICE: with --nice -10 alone it warns once
+# and every thread keeps nice 0; with the drop-in the unit's comment and
+# docs/flags.md give (Nice=-10) systemd sets it and --nice -10 holds, quietly.
 # nices: the distinct nice values of weftd's threads (field 19 of stat).
 nices() { inside sh -c 'for s in /proc/$(systemctl show -p MainPID --value weftd)/task/*/stat; do cut -d" " -f19 "$s"; done' | sort -u | xargs; }
 nice_warns() { journal -p warning | grep -c 'nice value not lowered' || true; }
-configure "${GOOD[@]}"
-if inside systemctl start weftd; then
-	n=$(nice_warns)
-	v=$(nices || true)
-	if [ "$n" = 0 ] && [ "$v" = -5 ]; then
-		pass "default --nice -5 under the unit's Nice=-5: threads at nice $v, no WARN"
-	else
-		fail "default --nice -5 under the unit: $n WARNs about the nice value (want 0), threads at nice '$v' (want -5)"
-	fi
-else
-	fail "systemctl start weftd with the default --nice failed: $(journal | tail -3)"
-fi
-inside systemctl stop weftd
 configure "${GOOD[@]}" "WEFTD_NICE=-10"
 if inside systemctl start weftd; then
 	n=$(nice_warns)
 	v=$(nices || true)
-	if [ "$n" = 1 ] && [ "$v" = -5 ]; then
-		pass "--nice -10, no CAP_SYS_NICE: one WARN, threads at the unit's nice $v: $(journal -p warning | grep -m1 'nice value not lowered' | cut -c1-200)"
+	if [ "$n" = 1 ] && [ "$v" = 0 ]; then
+		pass "--nice -10, no CAP_SYS_NICE: one WARN, threads at nice $v: $(journal -p warning | grep -m1 'nice value not lowered' | cut -c1-200)"
 	else
-		fail "--nice -10, no CAP_SYS_NICE: $n WARNs about the nice value (want 1), threads at nice '$v' (want -5)"
+		fail "--nice -10, no CAP_SYS_NICE: $n WARNs about the nice value (want 1), threads at nice '$v' (want 0)"
 	fi
 else
 	fail "systemctl start weftd with --nice -10 failed: $(journal | tail -3)"
