@@ -370,9 +370,15 @@ func TestWatchIgnoresKeyClaimingOwnIPv6Subnet(t *testing.T) {
 	m, own := leased(t, cli, cfg, attrs6(1))
 	stray := fmt.Sprintf("/weft/network/subnets/10.244.200.0-24&%s-64", own.IPv6Subnet.Addr())
 	etcdtest.Put(t, cli, stray, `{"PublicIP":"192.0.2.66","BackendType":"udp","BackendData":{"Port":8285}}`)
-	etcdtest.Put(t, cli, "/weft/network/subnets/10.244.201.0-24&fd10:244:0:c9::-64", `{"PublicIP":"192.0.2.67","BackendType":"udp","BackendData":{"Port":8285}}`)
+	// The honest peer's subnets must not be this node's own (its lease is
+	// random: 10.244.201.0/24 was once ours, and the test failed).
+	honest := 201
+	for own.Subnet == netip.MustParsePrefix(fmt.Sprintf("10.244.%d.0/24", honest)) || own.IPv6Subnet == netip.MustParsePrefix(fmt.Sprintf("fd10:244:0:%x::/64", honest)) {
+		honest++
+	}
+	etcdtest.Put(t, cli, fmt.Sprintf("/weft/network/subnets/10.244.%d.0-24&fd10:244:0:%x::-64", honest, honest), `{"PublicIP":"192.0.2.67","BackendType":"udp","BackendData":{"Port":8285}}`)
 	snap := watchSnapshot(t, m, cfg, own.Primary())
-	if len(snap) != 1 || snap[0].Subnet != netip.MustParsePrefix("10.244.201.0/24") {
+	if len(snap) != 1 || snap[0].Subnet != netip.MustParsePrefix(fmt.Sprintf("10.244.%d.0/24", honest)) {
 		t.Fatalf("snapshot %+v: want only the honest peer", snap)
 	}
 	// And as a watch event.
