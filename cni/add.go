@@ -25,6 +25,9 @@ import (
 // container end in CNI_NETNS, the host end on the bridge, routes of each
 // family, and optionally masquerading. On failure it undoes its work.
 func (p *Plugin) Add(args *skel.CmdArgs) error {
+	if err := refuseNodeNetNS(args); err != nil {
+		return err
+	}
 	conf, err := ParseConfig(args.StdinData)
 	if err != nil {
 		return err

@@ -23,6 +23,9 @@ import (
 // (MAC, addresses, routes of both families); its veth peer on the host,
 // that peer's place on the bridge and the bridge's gateway addresses.
 func (p *Plugin) Check(args *skel.CmdArgs) error {
+	if err := refuseNodeNetNS(args); err != nil {
+		return err
+	}
 	conf, err := ParseConfig(args.StdinData)
 	if err != nil {
 		return err

@@ -13,6 +13,9 @@ import (
 // with a namespace that is gone, and after a crashed ADD: whatever is left
 // (container interface, host veth, masquerading rules, address) is removed.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
+	if err := refuseNodeNetNS(args); err != nil {
+		return err
+	}
 	conf, err := ParseConfig(args.StdinData)
 	if err != nil {
 		return err
