@@ -23,10 +23,14 @@ const (
 	mLatP99    = "latency_p99_us"
 	mCPUPerGB  = "cpu_s_per_gb"
 	mCPUPaced  = "cpu_s_per_gb_paced"
-	mFixedLoss = "udp_fixed_loss_pct"
-	mFixedRate = "udp_fixed_kpps"
-	mLoadP50   = "latency_load_p50_us"
-	mLoadP99   = "latency_load_p99_us"
+	// The tcp-paced run's rate offered (pacedRateOf) and received: the
+	// cost above is per byte received at that rate.
+	mPacedOffered  = "tcp_paced_offered_gbps"
+	mPacedReceived = "tcp_paced_received_gbps"
+	mFixedLoss     = "udp_fixed_loss_pct"
+	mFixedRate     = "udp_fixed_kpps"
+	mLoadP50       = "latency_load_p50_us"
+	mLoadP99       = "latency_load_p99_us"
 	// The ping under a TCP stream over the ping on the idle path, p50 and
 	// p99, from the same repetition (issue 22: weft's loaded p50 at most
 	// 2x and p99 at most 3x its idle ones).
@@ -53,7 +57,9 @@ var allMetrics = []metric{
 	{mLatP50, "ICMP RTT p50", "µs", false, false},
 	{mLatP99, "ICMP RTT p99", "µs", false, false},
 	{mCPUPerGB, "CPU per GB (TCP)", "CPU s/GB", false, false},
-	{mCPUPaced, "CPU per GB, TCP paced at 2 Gbit/s, above idle", "CPU s/GB", false, false},
+	{mCPUPaced, "CPU per GB, TCP paced (at the rate below), above idle", "CPU s/GB", false, false},
+	{mPacedOffered, "TCP paced: rate offered", "Gbit/s", true, false},
+	{mPacedReceived, "TCP paced: rate received", "Gbit/s", true, false},
 	{mFixedRate, "UDP 1400 B fixed rate offered (VXLAN's <= 1 % loss rate)", "kpkt/s", true, false},
 	{mFixedLoss, "UDP 1400 B at the fixed rate, loss", "%", false, false},
 	{mLoadP50, "ICMP RTT p50 under a TCP stream", "µs", false, false},
@@ -84,7 +90,7 @@ func workloadOf(key string) string {
 		return "latency"
 	case mCPUPerGB:
 		return "tcp-1" // and tcp-4
-	case mCPUPaced:
+	case mCPUPaced, mPacedOffered, mPacedReceived:
 		return "tcp-paced"
 	case mFixedLoss, mFixedRate:
 		return "udp-fixed"
@@ -94,6 +100,15 @@ func workloadOf(key string) string {
 		return "idle"
 	}
 	return ""
+}
+
+// reasonKey is the metric whose "not measured by design" reason covers
+// key too: the paced rates go with the paced cost.
+func reasonKey(key string) string {
+	if key == mPacedOffered || key == mPacedReceived {
+		return mCPUPaced
+	}
+	return key
 }
 
 // needsIdleLatency reports whether metric key is derived from the idle

@@ -21,11 +21,14 @@ type report struct {
 	Paths     []*path
 	Results   *results
 	Failures  []string
-	Micro     string
-	MicroErr  string
-	Skipped   []string
-	Duration  time.Duration
-	Only      map[string]bool `json:"-"` // workloads run, nil for all
+	// Warnings are samples kept with a caveat (a paced run short of its
+	// rate within the margin).
+	Warnings []string
+	Micro    string
+	MicroErr string
+	Skipped  []string
+	Duration time.Duration
+	Only     map[string]bool `json:"-"` // workloads run, nil for all
 	// Tried is the hand-kept "what we tried" section (bench/tried.md),
 	// copied into docs/benchmarks.md so that regenerating keeps it.
 	Tried string `json:"-"`
@@ -64,14 +67,19 @@ type jsonReport struct {
 	Metrics     []jsonMetric `json:"metrics"`
 	Skipped     []string     `json:"skipped,omitempty"`
 	Failures    []string     `json:"failures,omitempty"`
-	Micro       string       `json:"microbenchmarks"`
-	MicroError  string       `json:"microbenchmarksError,omitempty"`
+	Warnings    []string     `json:"warnings,omitempty"`
+	// NotMeasured is why a path has no samples of a metric by design
+	// ("path/metric" -> reason).
+	NotMeasured map[string]string `json:"notMeasured,omitempty"`
+	Micro       string            `json:"microbenchmarks"`
+	MicroError  string            `json:"microbenchmarksError,omitempty"`
 }
 
 func (rep *report) json() ([]byte, error) {
 	out := jsonReport{Date: rep.Date.UTC().Format(time.RFC3339), Machine: rep.Machine, Repetitions: rep.Reps,
 		Seconds: rep.Seconds, PingCount: rep.PingCount, DurationSec: rep.Duration.Seconds(),
-		Skipped: rep.Skipped, Failures: rep.Failures, Micro: rep.Micro, MicroError: rep.MicroErr}
+		Skipped: rep.Skipped, Failures: rep.Failures, Warnings: rep.Warnings, NotMeasured: rep.Results.NotMeasured,
+		Micro: rep.Micro, MicroError: rep.MicroErr}
 	for _, p := range rep.Paths {
 		jp := jsonPath{Name: p.Name, Label: pathLabel(p.Name), A: p.A.String(), B: p.B.String(), No6: p.No6, Note: p.Note}
 		if p.A6.IsValid() {
@@ -162,6 +170,13 @@ func (rep *report) markdown(image string) string {
 		}
 		w("\n")
 	}
+	if len(rep.Warnings) > 0 {
+		w("Warnings (the sample is kept and counted):\n\n")
+		for _, f := range rep.Warnings {
+			w("- %s\n", oneLine(f))
+		}
+		w("\n")
+	}
 	if len(rep.Failures) > 0 {
 		w("Failed runs (no sample recorded):\n\n")
 		for _, f := range rep.Failures {
@@ -217,9 +232,14 @@ func (rep *report) markdown(image string) string {
 	w("  Sender, receiver and (for weft) both daemons share the same cores. Every path keeps both\n")
 	w("  cores busy in these unlimited runs, so this figure is about cores x 8 / (Gbit/s): the\n")
 	w("  inverse of the throughput, not a cost.\n")
-	w("- CPU per GB, TCP paced: one stream with `iperf3 --fq-rate %.0fG` (kernel pacing; `-b` busy-waits in iperf3) (every path carries it, no path\n", pacedRate/1e9)
-	w("  saturates the machine): busy time during the run minus the busy rate of an equally long\n")
-	w("  quiet window just before it, per GB received. This is the cost per byte.\n")
+	w("- CPU per GB, TCP paced: one stream with `iperf3 --fq-rate R` (kernel pacing; `-b` busy-waits in iperf3),\n")
+	w("  R %.0f Gbit/s on every path but the two user-space WireGuard paths (weft wireguard and\n", pacedRate/1e9)
+	w("  wireguard-go), which carry about 2 Gbit/s unpaced on this machine and are both paced at\n")
+	w("  %.0f Gbit/s, so that no path saturates the machine and the two compare like for like: busy\n", pacedRateEncrypted/1e9)
+	w("  time during the run minus the busy rate of an equally long quiet window just before it, per GB\n")
+	w("  received. This is the cost per byte. The rows below it give the rate offered and received.\n")
+	w("  A run that received %.0f-%.0f %% of R is kept and listed under Warnings (near saturation);\n", 100*pacedWarnShare, 100*pacedFullShare)
+	w("  below %.0f %% it failed. A path whose fastest unpaced stream was below R / %.1f is not measured.\n", 100*pacedWarnShare, pacedFullShare)
 	w("- Every figure is the median over the repetitions; the spread is min–max. Short runs keep\n")
 	w("  `make bench` under ten minutes; expect a few percent of noise between runs.\n\n")
 	if rep.Tried != "" {

@@ -166,7 +166,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err := r.run(ctx, paths, cfg.reps); err != nil {
 		return err
 	}
-	rep.Failures = r.failures
+	rep.Failures, rep.Warnings = r.failures, r.warnings
 	closeBed()
 
 	if cfg.micro {
@@ -358,7 +358,7 @@ func (rep *report) verdict() error {
 			if rep.Only != nil && (!rep.Only[workloadOf(m.Key)] || needsIdleLatency(m.Key) && !rep.Only["latency"]) {
 				continue
 			}
-			if _, ok := rep.Results.NotMeasured[p+"/"+m.Key]; ok {
+			if _, ok := rep.Results.NotMeasured[p+"/"+reasonKey(m.Key)]; ok {
 				continue
 			}
 			if rep.Results.summary(p, m.Key).N == 0 {
