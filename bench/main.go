@@ -46,7 +46,7 @@ type config struct {
 
 func main() {
 	var cfg config
-	flag.StringVar(&cfg.bin, "bin", "bin", "directory holding weftd (the weft path is skipped if bin/weftd is missing)")
+	flag.StringVar(&cfg.bin, "bin", "bin", "directory holding weftd and wireguard-go (without -paths, a path whose file is missing there is skipped; with -paths, an error)")
 	flag.StringVar(&cfg.out, "out", "bench/out", "output directory (results.json, results.md, bench.png, logs)")
 	flag.StringVar(&cfg.docs, "docs", "docs", "directory where benchmarks.md and benchmarks.png are regenerated (empty: don't)")
 	flag.IntVar(&cfg.reps, "n", 3, "repetitions of every workload on every path")
@@ -59,7 +59,7 @@ func main() {
 	flag.IntVar(&cfg.txqlen, "weft-txqueuelen", 0, "set weft0's txqueuelen on both weft hosts once weftd runs (0: leave it; a lever to measure)")
 	flag.Var(&cfg.extras, "extra", "extra path NAME=CMD: CMD gets HOST1_NS, HOST2_NS, HOST1_IP, HOST2_IP, sets up an overlay and prints \"A B\" (repeatable)")
 	only := flag.String("only", "", "comma-separated workloads to run (default all: "+workloadNames()+")")
-	paths := flag.String("paths", "", "comma-separated paths to measure (default all: raw,vxlan,weft,weft-direct,weft-vxlan,flannel-udp,weft-wireguard,wireguard-go and the extras)")
+	paths := flag.String("paths", "", "comma-separated paths to measure (default all: "+builtinNames()+" and the extras); only the beds and daemons they need are started")
 	flag.Parse()
 	if *paths != "" {
 		cfg.paths = map[string]bool{}

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/weftnet/weft/testbed"
@@ -77,83 +76,58 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	defer os.RemoveAll(stateDir)
 
-	slog.Info("creating a two-host testbed")
-	// IPv6 underlay addresses too: raw veth's IPv6 endpoints (weft's UDP
-	// peers are still reached over IPv4 on a dual-stack underlay).
-	bed, err := testbed.NewBed("wb", 2, testbed.Options{IPv6: true})
+	pl, err := planPaths(cfg.paths, extras, binDir, machineCheck{
+		stat:     func(p string) error { _, err := os.Stat(p); return err },
+		lookPath: func(n string) error { _, err := exec.LookPath(n); return err },
+	})
 	if err != nil {
 		return err
 	}
-	slog.Info("testbed ready", "host1", bed.Hosts[0].NS.Name, "host2", bed.Hosts[1].NS.Name)
-	closed := false
-	closeBed := func() {
-		if closed {
-			return
-		}
-		closed = true
-		slog.Info("removing the testbed")
-		if cerr := bed.Close(); cerr != nil {
+	for _, s := range pl.skipped {
+		slog.Warn("skipping a path", "reason", s)
+	}
+	if cfg.weftEtcd != "embedded" && cfg.weftEtcd != "external" {
+		return fmt.Errorf("-weft-etcd %q: want external or embedded", cfg.weftEtcd)
+	}
+
+	// Everything started is stopped on every way out, last started first;
+	// a failed stop is reported once, here, also after the early teardown
+	// below.
+	var stops cleanups
+	defer func() {
+		if cerr := stops.run(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("cleanup: %w", cerr))
 		}
-	}
-	defer func() { closeBed() }() // closeBed grows a weftd stop below
+	}()
 
 	rep := &report{Date: started, Machine: describeMachine(iperfVersion), Reps: cfg.reps,
 		Seconds: cfg.seconds, PingCount: cfg.pingCount, Only: cfg.only}
+	var bed *testbed.Bed
 	wo := weftOptions{queues: cfg.queues, txqlen: cfg.txqlen, nice: cfg.nice}
-	switch cfg.weftEtcd {
-	case "embedded":
-	case "external":
-		url, stopEtcd, eerr := flannel.StartEtcdIn(bed.Hosts[0], filepath.Join(stateDir, "weft-etcd"))
-		if eerr != nil {
-			return fmt.Errorf("weft: %w", eerr)
+	if pl.mainBed {
+		slog.Info("creating a two-host testbed")
+		// IPv6 underlay addresses too: raw veth's IPv6 endpoints (weft's UDP
+		// peers are still reached over IPv4 on a dual-stack underlay).
+		bed, err = testbed.NewBed("wb", 2, testbed.Options{IPv6: true})
+		if err != nil {
+			return err
 		}
-		wo.etcd = url
-		closeBedOnly := closeBed
-		stopped := false
-		closeBed = func() {
-			closeBedOnly()
-			if !stopped {
-				stopped = true
-				stopEtcd()
+		stops.push(bed.Close)
+		slog.Info("testbed ready", "host1", bed.Hosts[0].NS.Name, "host2", bed.Hosts[1].NS.Name)
+		if pl.has(pathWeft) && cfg.weftEtcd == "external" {
+			url, stopEtcd, eerr := flannel.StartEtcdIn(bed.Hosts[0], filepath.Join(stateDir, "weft-etcd"))
+			if eerr != nil {
+				return fmt.Errorf("weft: %w", eerr)
 			}
-		}
-	default:
-		return fmt.Errorf("-weft-etcd %q: want external or embedded", cfg.weftEtcd)
-	}
-	paths, weft, skipped, stopDirect, err := setupPaths(ctx, bed, binDir, stateDir, logDir, extras, wo)
-	if stopDirect != nil {
-		closeBedOnly := closeBed
-		closeBed = func() {
-			if cerr := stopDirect(); cerr != nil {
-				err = errors.Join(err, cerr)
-			}
-			closeBedOnly()
+			wo.etcd = url
+			stops.push(func() error { stopEtcd(); return nil })
 		}
 	}
-	if weft != nil {
-		closeBedOnly := closeBed
-		closeBed = func() {
-			if cerr := weft.Close(); cerr != nil {
-				err = errors.Join(err, fmt.Errorf("stop weftd: %w", cerr))
-			}
-			copyWeftLogs(weft, logDir)
-			closeBedOnly()
-		}
-	}
+	paths, weft, err := setupPaths(ctx, pl, bed, binDir, stateDir, logDir, wo, &stops)
 	if err != nil {
 		return err
 	}
-	if cfg.paths != nil {
-		kept := paths[:0]
-		for _, p := range paths {
-			if cfg.paths[p.Name] {
-				kept = append(kept, p)
-			}
-		}
-		paths = kept
-	}
-	rep.Paths, rep.Skipped = paths, skipped
+	rep.Paths, rep.Skipped = paths, pl.skipped
 	var names []string
 	for _, p := range paths {
 		names = append(names, p.Name)
@@ -167,7 +141,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	rep.Failures, rep.Warnings = r.failures, r.warnings
-	closeBed()
+	_ = stops.run() // before the microbenchmarks; its error is returned by the defer above
 
 	if cfg.micro {
 		slog.Info("running the Go microbenchmarks", "package", microPackage)
@@ -194,102 +168,104 @@ func run(ctx context.Context, cfg config) (err error) {
 	return rep.verdict()
 }
 
-// setupPaths builds raw, VXLAN, weft and weft direct (when bin/weftd
-// exists) and the extra paths, and checks that each one carries traffic.
-// The weft cluster and what stops weft direct (its cluster and bed) are
-// returned (even with an error) so that the caller stops them.
-func setupPaths(ctx context.Context, bed *testbed.Bed, binDir, stateDir, logDir string, extras [][2]string, wo weftOptions) (paths []*path, weft *cluster.Cluster, skipped []string, stopDirect func() error, err error) {
-	paths = append(paths, rawPath(bed))
-	slog.Info("setting up kernel VXLAN")
-	vx, err := vxlanPath(ctx, bed)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	paths = append(paths, vx)
-	weftd := filepath.Join(binDir, "weftd")
-	if _, statErr := os.Stat(weftd); statErr != nil {
-		msg := fmt.Sprintf("weft: %s not found (build it: go build -o bin/weftd ./cmd/weftd, or make build)", weftd)
-		slog.Warn("skipping the weft paths", "reason", msg)
-		skipped = append(skipped, msg)
-	} else {
-		slog.Info("starting weftd on both hosts", "weftd", weftd)
-		wp, c, err := weftPath(ctx, bed, binDir, stateDir, wo)
-		if err != nil {
-			return nil, nil, nil, nil, err
-		}
-		weft = c
-		paths = append(paths, wp)
-		slog.Info("starting weftd with DirectRouting on a second bed")
-		dp, dc, dbed, derr := weftDirectPath(ctx, binDir, stateDir)
-		if dbed != nil {
-			stopDirect = func() error {
+// setupPaths builds the planned paths on bed (the main bed, nil when no
+// planned path needs it) or on beds of their own, and checks that each
+// one carries traffic. Whatever it starts is pushed on stops as soon as
+// there is something to stop (also on an error). The weft path's cluster
+// is returned to read weftd's CPU use.
+func setupPaths(ctx context.Context, pl plan, bed *testbed.Bed, binDir, stateDir, logDir string, wo weftOptions, stops *cleanups) (paths []*path, weft *cluster.Cluster, err error) {
+	for _, name := range pl.build {
+		var p *path
+		switch name {
+		case pathRaw:
+			p = rawPath(bed)
+		case pathVXLAN:
+			slog.Info("setting up kernel VXLAN")
+			p, err = vxlanPath(ctx, bed)
+		case pathWeft:
+			slog.Info("starting weftd on both hosts", "weftd", filepath.Join(binDir, "weftd"))
+			var c *cluster.Cluster
+			p, c, err = weftPath(ctx, bed, binDir, stateDir, wo)
+			if c != nil {
+				weft = c
+				stops.push(func() error {
+					cerr := c.Close()
+					copyWeftLogs(c, logDir)
+					if cerr != nil {
+						return fmt.Errorf("stop weftd: %w", cerr)
+					}
+					return nil
+				})
+			}
+		case pathWeftDirect:
+			slog.Info("starting weftd with DirectRouting on a bed of its own")
+			var c *cluster.Cluster
+			var dbed *testbed.Bed
+			p, c, dbed, err = weftDirectPath(ctx, binDir, stateDir)
+			stops.push(func() error {
 				var errs []error
-				if dc != nil {
-					if err := dc.Close(); err != nil {
+				if c != nil {
+					if err := c.Close(); err != nil {
 						errs = append(errs, fmt.Errorf("stop weftd (direct): %w", err))
 					}
-					copyDirectLogs(dc, logDir)
+					copyDirectLogs(c, logDir)
 				}
-				if err := dbed.Close(); err != nil {
-					errs = append(errs, fmt.Errorf("cleanup (direct bed): %w", err))
+				if dbed != nil {
+					if err := dbed.Close(); err != nil {
+						errs = append(errs, fmt.Errorf("cleanup (direct bed): %w", err))
+					}
 				}
 				return errors.Join(errs...)
-			}
-		}
-		if derr != nil {
-			return nil, weft, nil, stopDirect, derr
-		}
-		paths = append(paths, dp)
-		slog.Info("starting weftd with the vxlan backend on a third bed")
-		vp, vstop, verr := weftVXLANPath(ctx, binDir, stateDir, logDir)
-		stopDirect = chainStops(stopDirect, vstop)
-		if verr != nil {
-			return nil, weft, nil, stopDirect, verr
-		}
-		paths = append(paths, vp)
-
-		// The encrypted paths: weft's wireguard backend and the standalone
-		// wireguard-go of the same module, each on a bed of its own.
-		slog.Info("starting weftd with the wireguard backend on a third bed")
-		wgp, wgc, wgbed, wgerr := weftWireGuardPath(ctx, binDir, stateDir)
-		stopDirect = chainStops(stopDirect, func() error {
-			var errs []error
-			if wgc != nil {
-				if err := wgc.Close(); err != nil {
-					errs = append(errs, fmt.Errorf("stop weftd (wireguard): %w", err))
+			})
+		case pathWeftVXLAN:
+			slog.Info("starting weftd with the vxlan backend on a bed of its own")
+			var stop func() error
+			p, stop, err = weftVXLANPath(ctx, binDir, stateDir, logDir)
+			stops.push(stop)
+		case pathWeftWireGuard:
+			// The encrypted paths: weft's wireguard backend and the standalone
+			// wireguard-go of the same module, each on a bed of its own.
+			slog.Info("starting weftd with the wireguard backend on a bed of its own")
+			var c *cluster.Cluster
+			var wbed *testbed.Bed
+			p, c, wbed, err = weftWireGuardPath(ctx, binDir, stateDir)
+			stops.push(func() error {
+				var errs []error
+				if c != nil {
+					if err := c.Close(); err != nil {
+						errs = append(errs, fmt.Errorf("stop weftd (wireguard): %w", err))
+					}
 				}
-			}
-			if wgbed != nil {
-				if err := wgbed.Close(); err != nil {
-					errs = append(errs, fmt.Errorf("cleanup (wireguard bed): %w", err))
+				if wbed != nil {
+					if err := wbed.Close(); err != nil {
+						errs = append(errs, fmt.Errorf("cleanup (wireguard bed): %w", err))
+					}
 				}
-			}
-			return errors.Join(errs...)
-		})
-		if wgerr != nil {
-			return nil, weft, nil, stopDirect, wgerr
+				return errors.Join(errs...)
+			})
+		case pathWireGuardGo:
+			slog.Info("starting the standalone wireguard-go on a bed of its own")
+			var w *wireGuardGo
+			p, w, err = wireGuardGoPath(ctx, binDir, logDir)
+			stops.push(w.close)
+		case pathFlannelUDP:
+			slog.Info("starting the real flanneld (udp backend) on a bed of its own")
+			var stop func() error
+			p, stop, err = flannelUDPPath(ctx, stateDir)
+			stops.push(stop)
+		default:
+			err = fmt.Errorf("path %s: no set-up for it", name)
 		}
-		paths = append(paths, wgp)
-		slog.Info("starting the standalone wireguard-go on a fourth bed")
-		gop, gow, goerr := wireGuardGoPath(ctx, binDir, logDir)
-		stopDirect = chainStops(stopDirect, gow.close)
-		if goerr != nil {
-			return nil, weft, nil, stopDirect, goerr
+		if err != nil {
+			return nil, weft, err
 		}
-		paths = append(paths, gop)
+		paths = append(paths, p)
 	}
-	slog.Info("starting the real flanneld (udp backend) on a bed of its own")
-	fp, fstop, ferr := flannelUDPPath(ctx, stateDir)
-	stopDirect = chainStops(stopDirect, fstop)
-	if ferr != nil {
-		return nil, weft, nil, stopDirect, ferr
-	}
-	paths = append(paths, fp)
-	for _, e := range extras {
+	for _, e := range pl.extras {
 		slog.Info("setting up extra path", "name", e[0])
 		p, err := extraPath(ctx, bed, e[0], e[1])
 		if err != nil {
-			return nil, weft, nil, stopDirect, err
+			return nil, weft, err
 		}
 		paths = append(paths, p)
 	}
@@ -299,11 +275,11 @@ func setupPaths(ctx context.Context, bed *testbed.Bed, binDir, stateDir, logDir 
 			pbed = p.bed
 		}
 		if err := waitReachable(ctx, pbed, p); err != nil {
-			return nil, weft, nil, stopDirect, err
+			return nil, weft, err
 		}
 		slog.Info("path ready", "path", p.Name, "a", p.A, "b", p.B, "a6", p.A6, "b6", p.B6)
 	}
-	return paths, weft, skipped, stopDirect, nil
+	return paths, weft, nil
 }
 
 // writeOutputs prints the table and writes results.json, results.md, the
@@ -372,22 +348,34 @@ func (rep *report) verdict() error {
 	return nil
 }
 
-// chainStops runs both stops (either may be nil) once, however often it
-// is called (the run stops the side beds on every way out), and joins
-// their errors.
-func chainStops(a, b func() error) func() error {
-	var once sync.Once
-	var err error
-	return func() error {
-		once.Do(func() {
-			var errs []error
-			for _, f := range []func() error{a, b} {
-				if f != nil {
-					errs = append(errs, f())
-				}
-			}
-			err = errors.Join(errs...)
-		})
-		return err
+// cleanups are the stops of everything a run started: run calls them
+// once, last pushed first (daemons before the etcd they use, before the
+// namespaces they run in), however often it is called, and joins their
+// errors. A nil stop is ignored.
+type cleanups struct {
+	stops []func() error
+	done  bool
+	err   error
+}
+
+func (c *cleanups) push(stop func() error) {
+	if stop != nil {
+		c.stops = append(c.stops, stop)
 	}
+}
+
+func (c *cleanups) run() error {
+	if c.done {
+		return c.err
+	}
+	c.done = true
+	if len(c.stops) > 0 {
+		slog.Info("removing the testbeds")
+	}
+	var errs []error
+	for i := len(c.stops) - 1; i >= 0; i-- {
+		errs = append(errs, c.stops[i]())
+	}
+	c.err = errors.Join(errs...)
+	return c.err
 }

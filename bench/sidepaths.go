@@ -55,7 +55,7 @@ func weftVXLANPath(ctx context.Context, binDir, stateDir, logDir string) (*path,
 		}
 		return errors.Join(append(errs, bed.Close())...)
 	}
-	c, err = cluster.New(bed, cluster.Options{Bin: binDir, WorkDir: filepath.Join(stateDir, "vxlan"), NetworkConfig: weftVXLANNetworkConfig})
+	c, err = cluster.New(bed, cluster.Options{Bin: binDir, DaemonOnly: true, WorkDir: filepath.Join(stateDir, "vxlan"), NetworkConfig: weftVXLANNetworkConfig})
 	if err == nil {
 		err = c.Start(ctx)
 	}

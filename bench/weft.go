@@ -55,7 +55,7 @@ func nodeAddrs(c *cluster.Cluster) (v4, v6 [2]netip.Addr, err error) {
 // addresses, and the cluster (to stop it and to read weftd's CPU use).
 func weftPath(ctx context.Context, bed *testbed.Bed, binDir, stateDir string, wo weftOptions) (*path, *cluster.Cluster, error) {
 	queues := wo.queues
-	opts := cluster.Options{Bin: binDir, WorkDir: stateDir, Queues: queues, NetworkConfig: weftNetworkConfig}
+	opts := cluster.Options{Bin: binDir, DaemonOnly: true, WorkDir: stateDir, Queues: queues, NetworkConfig: weftNetworkConfig}
 	if wo.etcd != "" {
 		opts.EtcdEndpoint = wo.etcd
 		opts.ExtraArgs = []string{"--network-config", weftNetworkConfig}
@@ -141,7 +141,7 @@ func weftDirectPath(ctx context.Context, binDir, stateDir string) (*path, *clust
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("weft direct: %w", err)
 	}
-	c, err := cluster.New(bed, cluster.Options{Bin: binDir, WorkDir: filepath.Join(stateDir, "direct"), NetworkConfig: weftDirectNetworkConfig})
+	c, err := cluster.New(bed, cluster.Options{Bin: binDir, DaemonOnly: true, WorkDir: filepath.Join(stateDir, "direct"), NetworkConfig: weftDirectNetworkConfig})
 	if err != nil {
 		return nil, nil, bed, fmt.Errorf("weft direct: %w", err)
 	}

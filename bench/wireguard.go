@@ -37,7 +37,7 @@ func weftWireGuardPath(ctx context.Context, binDir, stateDir string) (*path, *cl
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("weft wireguard: %w", err)
 	}
-	c, err := cluster.New(bed, cluster.Options{Bin: binDir, WorkDir: filepath.Join(stateDir, "wireguard"), NetworkConfig: weftWireGuardNetworkConfig})
+	c, err := cluster.New(bed, cluster.Options{Bin: binDir, DaemonOnly: true, WorkDir: filepath.Join(stateDir, "wireguard"), NetworkConfig: weftWireGuardNetworkConfig})
 	if err != nil {
 		return nil, nil, bed, fmt.Errorf("weft wireguard: %w", err)
 	}

@@ -30,8 +30,13 @@ const HealthzPort = 8286
 
 // Options configure a cluster.
 type Options struct {
-	// Bin is the directory holding weftd, weftctl and the plugin weft.
+	// Bin is the directory holding weftd, weftctl and the plugin weft
+	// (weftd alone with DaemonOnly).
 	Bin string
+	// DaemonOnly: only weftd runs, no container is attached (the
+	// benchmark's paths between the nodes' own addresses): weftctl and the
+	// plugin weft need not be built, and CNI fails with a clear error.
+	DaemonOnly bool
 	// WorkDir holds each node's data, logs and subnet file.
 	WorkDir string
 	// NetworkConfig is stored in etcd by the first node (default DefaultNetworkConfig).
@@ -85,6 +90,14 @@ type Node struct {
 	WireGuardName string
 }
 
+// requiredBins are the files a cluster with opts runs from opts.Bin.
+func requiredBins(opts Options) []string {
+	if opts.DaemonOnly {
+		return []string{"weftd"}
+	}
+	return []string{"weftd", "weftctl", "weft"}
+}
+
 // New prepares a cluster on bed without starting anything.
 func New(bed *testbed.Bed, opts Options) (*Cluster, error) {
 	if opts.Bin == "" || opts.WorkDir == "" {
@@ -93,7 +106,7 @@ func New(bed *testbed.Bed, opts Options) (*Cluster, error) {
 	if opts.NetworkConfig == "" {
 		opts.NetworkConfig = DefaultNetworkConfig
 	}
-	for _, name := range []string{"weftd", "weftctl", "weft"} {
+	for _, name := range requiredBins(opts) {
 		if _, err := os.Stat(filepath.Join(opts.Bin, name)); err != nil {
 			return nil, fmt.Errorf("cluster: %s not built (run make build): %w", name, err)
 		}

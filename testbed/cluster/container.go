@@ -101,6 +101,9 @@ func (n *Node) CNI(ctx context.Context, verb string, ctr *testbed.NS) ([]byte, e
 
 // cnitool runs cnitool with NETCONFPATH=confDir and CNI_ARGS=cniArgs.
 func (n *Node) cnitool(ctx context.Context, verb string, ctr *testbed.NS, confDir, cniArgs string) ([]byte, error) {
+	if n.cluster.opts.DaemonOnly {
+		return nil, fmt.Errorf("node %d: cnitool %s: the cluster runs weftd only (Options.DaemonOnly), without the plugin weft", n.Index+1, verb)
+	}
 	tool, err := Cnitool()
 	if err != nil {
 		return nil, err
