@@ -266,3 +266,8 @@ func decodeError(err error) error {
 func invalidConfig(field, msg string) *types.Error {
 	return types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("invalid config field %q: %s", field, msg), "")
 }
+
+// MaxConfigSize bounds the network config the plugin reads from stdin
+// (cmd/weft-cni): a conflist entry with its runtimeConfig and prevResult
+// is a few kilobytes.
+const MaxConfigSize = 4 << 20

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,5 +84,65 @@ func TestExampleConflistIsValid(t *testing.T) {
 	}
 	if _, err := cni.ParseConfig(raw); err != nil {
 		t.Fatalf("example weft config rejected: %v", err)
+	}
+}
+
+// hugeConfig is a valid network config of 256 MiB: '{..."x":"AAAA..."}'.
+type hugeConfig struct{ read int64 }
+
+func (e *hugeConfig) Read(p []byte) (int, error) {
+	const size = 256 << 20
+	head := []byte(`{"cniVersion":"1.1.0","name":"n","type":"weft","x":"`)
+	tail := []byte(`"}`)
+	n := 0
+	for n < len(p) && e.read < size {
+		switch {
+		case e.read < int64(len(head)):
+			n += copy(p[n:n+1], head[e.read:])
+		case e.read >= size-int64(len(tail)):
+			n += copy(p[n:n+1], tail[e.read-(size-int64(len(tail))):])
+		default:
+			p[n] = 'A'
+			n++
+		}
+		e.read++
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// A runtime (or anything that can run the plugin) that sends a network
+// config of 256 MiB: the plugin reads at most cni.MaxConfigSize (and a
+// little more, what the pipe holds) and fails with a CNI error naming the
+// bound, instead of reading all of it into memory (the CNI library reads
+// stdin whole, and the config was then decoded four times over).
+func TestHugeStdinBounded(t *testing.T) {
+	bin := buildPlugin(t)
+	for _, command := range []string{"STATUS", "GC", "ADD", "DEL"} {
+		in := &hugeConfig{}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		cmd := exec.CommandContext(ctx, bin)
+		cmd.Env = []string{"CNI_COMMAND=" + command, "CNI_CONTAINERID=c1", "CNI_IFNAME=eth0", "CNI_NETNS=/var/run/netns/absent", "CNI_PATH=/nonexistent"}
+		cmd.Stdin = in
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		err := cmd.Run()
+		timedOut := ctx.Err() != nil
+		cancel()
+		if timedOut {
+			t.Fatalf("%s: the plugin still ran after 60 s (%d MiB of stdin read)", command, in.read>>20)
+		}
+		var perr struct {
+			Code uint   `json:"code"`
+			Msg  string `json:"msg"`
+		}
+		if err == nil || json.Unmarshal(out.Bytes(), &perr) != nil || perr.Code != 6 || !strings.Contains(perr.Msg, "MiB") {
+			t.Errorf("%s with a 256 MiB stdin: %v, stdout %q; want CNI error 6 naming the bound", command, err, out.String())
+		}
+		if limit := int64(cni.MaxConfigSize) + 1<<20; in.read > limit {
+			t.Errorf("%s: the plugin read %d bytes of stdin, want at most %d", command, in.read, limit)
+		}
 	}
 }
