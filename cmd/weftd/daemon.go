@@ -19,6 +19,7 @@ import (
 	"github.com/weftnet/weft/guard"
 	"github.com/weftnet/weft/guard/masq"
 	"github.com/weftnet/weft/nodelock"
+	"github.com/weftnet/weft/overlay/tundev"
 	"github.com/weftnet/weft/policy/engine"
 	"github.com/weftnet/weft/retry"
 	"github.com/weftnet/weft/subnet"
@@ -90,6 +91,13 @@ func (d *weftd) run(ctx context.Context) error {
 		return err
 	}
 	defer lock.Release()
+	// A second weftd that the lock does not stop (its own --lock-file, or
+	// another /run, as in a container on the host's network) finds the
+	// first one's TUN held and exits here too: before it took the lease,
+	// replaced the guard's tables or cleaned "stale" direct routes.
+	if err := tundev.CheckNotHeld(d.opts.tunName); err != nil {
+		return fmt.Errorf("another weftd runs in this network namespace (with another --lock-file?): %w; refusing to start", err)
+	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	// Every goroutine below ends on cancel; stop cancels and waits, and is

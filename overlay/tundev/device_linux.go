@@ -303,6 +303,31 @@ func (q *Queue) Close() error { return q.dev.Close() }
 // exists and is not a stale TUN: weft leaves it alone and does not start.
 var ErrForeignLink = errors.New("the device name is taken")
 
+// ErrTUNHeld is wrapped in CheckNotHeld's error, and in Create's with
+// ErrForeignLink, when a process holds the TUN of the device's name.
+var ErrTUNHeld = errors.New("a process holds the TUN")
+
+// CheckNotHeld returns an error wrapping ErrTUNHeld when name is a TUN
+// that a process holds (another weftd, most likely); nil when there is no
+// link of that name, a stale TUN, or a link of another kind (Create
+// refuses those itself). It changes nothing.
+func CheckNotHeld(name string) error {
+	link, err := netlink.LinkByName(name)
+	if errors.As(err, new(netlink.LinkNotFoundError)) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up device %s: %w", name, err)
+	}
+	if t, ok := link.(*netlink.Tuntap); !ok || t.Mode != netlink.TUNTAP_MODE_TUN || t.MasterIndex != 0 {
+		return nil
+	}
+	if err := staleTUN(link); errors.Is(err, ErrTUNHeld) {
+		return fmt.Errorf("TUN %s: %w", name, err)
+	}
+	return nil
+}
+
 // removeStaleTUN deletes a link called name only when it is a TUN that no
 // process holds (a persistent leftover): its routes go with it. Any other
 // link of that name (a bridge, a veth, the underlay, a TAP, a TUN another
@@ -338,7 +363,7 @@ func staleTUN(link netlink.Link) error {
 	case t.Flags&netlink.TUNTAP_MULTI_QUEUE != 0:
 		// The kernel reports attached queues of multi-queue TUNs only.
 		if t.Queues > 0 {
-			return fmt.Errorf("a process holds the TUN (%d queue(s) attached; another weftd?)", t.Queues)
+			return fmt.Errorf("%w (%d queue(s) attached; another weftd?)", ErrTUNHeld, t.Queues)
 		}
 		return nil
 	}
@@ -360,7 +385,7 @@ func probeTUNHeld(name string) error {
 	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
 	switch err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); {
 	case errors.Is(err, unix.EBUSY):
-		return errors.New("a process holds the TUN (another weftd?)")
+		return fmt.Errorf("%w (another weftd?)", ErrTUNHeld)
 	case err != nil:
 		return fmt.Errorf("probe the TUN: %w", err)
 	}
