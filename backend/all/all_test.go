@@ -26,6 +26,10 @@ func TestParseConfigBackendErrors(t *testing.T) {
 		{"direct routing with host-gw", `{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw","DirectRouting":true}}`, `DirectRouting applies to Type "udp" only`},
 		{"unknown host-gw field", `{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw","PSK":"x"}}`, `Backend: unknown field "PSK"`},
 		{"what subnet refuses", `{"Network":"10.244.0.0/16","Backend":{"Port":70000}}`, "Backend.Port 70000"},
+		// A udp node sends from Port .. Port+7 (overlay.DefaultSourcePorts):
+		// every weftd failed to start on such a config, after taking its lease.
+		{"udp source ports past 65535", `{"Network":"10.244.0.0/16","Backend":{"Type":"udp","Port":65530}}`, "Backend.Port 65530: the udp backend also sends from the 7 ports above it; at most 65528"},
+		{"host-gw source ports past 65535", `{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw","Port":65535}}`, "Backend.Port 65535: the host-gw backend also sends from the 7 ports above it; at most 65528"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,6 +49,8 @@ func TestParseConfigBackendErrors(t *testing.T) {
 		`{"Network":"10.244.0.0/16"}`,
 		`{"Network":"10.244.0.0/16","Backend":{"Type":"udp","Port":9000,"DirectRouting":true}}`,
 		`{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}`,
+		`{"Network":"10.244.0.0/16","Backend":{"Type":"udp","Port":65528}}`,
+		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Port":65535}}`,
 		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}`,
 		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Directrouting":true}}`,
 		`{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":42,"Port":4789,"GBP":true,"Learning":false,"MTU":1400}}`,

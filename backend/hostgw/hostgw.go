@@ -26,6 +26,9 @@ func Check(cfg *subnet.Config) error {
 	if cfg.Backend.DirectRouting {
 		return errors.New("Backend.DirectRouting applies to Type \"udp\" only: \"host-gw\" routes every peer directly")
 	}
+	if err := udp.CheckSourcePorts(cfg.Backend); err != nil {
+		return err // weft0's socket stays: the ICMP errors for unreachable peers
+	}
 	if err := backend.CheckMTU(cfg.Backend, func(outgoing int) int { return outgoing }); err != nil {
 		return err
 	}
