@@ -1,5 +1,10 @@
 package main
 
+import (
+	"slices"
+	"strings"
+)
+
 // metric is one figure the harness reports per path.
 type metric struct {
 	Key          string `json:"key"`
@@ -165,12 +170,20 @@ type results struct {
 	NotMeasured map[string]string `json:",omitempty"`
 }
 
-// notMeasured records that path has no samples of key, and why.
+// notMeasured records that path has no samples of key, and why; a
+// different reason for the same cell (another repetition's) is added to
+// the first, the same one is not repeated.
 func (r *results) notMeasured(path, key, why string) {
 	if r.NotMeasured == nil {
 		r.NotMeasured = map[string]string{}
 	}
-	r.NotMeasured[path+"/"+key] = why
+	k := path + "/" + key
+	switch old := r.NotMeasured[k]; {
+	case old == "":
+		r.NotMeasured[k] = why
+	case !slices.Contains(strings.Split(old, "; "), why):
+		r.NotMeasured[k] = old + "; " + why
+	}
 }
 
 func newResults(paths []string) *results {

@@ -72,5 +72,5 @@ func pacedTooSlow(name string, fastestTCP1 float64) string {
 	if fastestTCP1 <= 0 || fastestTCP1*1e9 >= rate/pacedFullShare {
 		return ""
 	}
-	return fmt.Sprintf("TCP 1 stream at most %.2f Gbit/s, below the %.0f Gbit/s pacing rate", fastestTCP1, rate/1e9)
+	return fmt.Sprintf("TCP 1 stream at most %.2f Gbit/s, below %.2f Gbit/s (the %.0f Gbit/s pacing rate / %.1f)", fastestTCP1, rate/pacedFullShare/1e9, rate/1e9, pacedFullShare)
 }

@@ -17,13 +17,23 @@ func TestPacedSkipsPathsSlowerThanThePacingRate(t *testing.T) {
 	res := newResults([]string{pathFlannelUDP})
 	res.add(pathFlannelUDP, mTCP1, 0.30)
 	res.add(pathFlannelUDP, mTCP1, 0.41)
-	r := &runner{res: res}
+	r := &runner{res: res, rep: 1}
 	if err := r.runTCPPaced(context.Background(), &path{Name: pathFlannelUDP}); err != nil {
 		t.Fatalf("runTCPPaced on a 0.4 Gbit/s path: %v", err)
 	}
 	why := res.NotMeasured[pathFlannelUDP+"/"+mCPUPaced]
-	if !strings.Contains(why, "0.41 Gbit/s") || !strings.Contains(why, "2 Gbit/s") {
+	if !strings.HasPrefix(why, "repetition 1: ") || !strings.Contains(why, "0.41 Gbit/s") || !strings.Contains(why, "2 Gbit/s") {
 		t.Fatalf("reason %q", why)
+	}
+	// The next repetition's reason is added, not lost, nor repeated.
+	r.rep = 2
+	for range 2 {
+		if err := r.runTCPPaced(context.Background(), &path{Name: pathFlannelUDP}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if why2 := res.NotMeasured[pathFlannelUDP+"/"+mCPUPaced]; why2 != why+"; repetition 2: "+strings.TrimPrefix(why, "repetition 1: ") {
+		t.Errorf("reasons after repetition 2: %q", why2)
 	}
 	rep := &report{Results: res, Only: map[string]bool{"tcp-paced": true}}
 	if err := rep.verdict(); err != nil {
@@ -54,10 +64,10 @@ func TestPacedRates(t *testing.T) {
 	}{
 		{pathWireGuardGo, 1.61, ""},
 		{pathWeftWireGuard, 2.15, ""}, // not measured at 2 Gbit/s in the run of 00:30 UTC
-		{pathWeftWireGuard, 1.05, "below the 1 Gbit/s pacing rate"},
-		{pathFlannelUDP, 0.34, "at most 0.34 Gbit/s, below the 2 Gbit/s"},
+		{pathWeftWireGuard, 1.05, "below 1.11 Gbit/s (the 1 Gbit/s pacing rate / 0.9)"},
+		{pathFlannelUDP, 0.34, "at most 0.34 Gbit/s, below 2.22 Gbit/s (the 2 Gbit/s"},
 		{pathWeft, 2.3, ""},
-		{pathWeft, 2.1, "below the 2 Gbit/s"},
+		{pathWeft, 2.1, "below 2.22 Gbit/s"},
 		{pathWeft, 0, ""}, // no unpaced sample: run it
 	} {
 		got := pacedTooSlow(c.path, c.fastest)

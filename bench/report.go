@@ -164,7 +164,7 @@ func (rep *report) markdown(image string) string {
 		w("\n")
 	}
 	if len(rep.Results.NotMeasured) > 0 {
-		w("Not measured by design (an empty cell, not a failure):\n\n")
+		w("Not measured by design (not a failure; the cell is empty unless another repetition measured it):\n\n")
 		for _, k := range slices.Sorted(maps.Keys(rep.Results.NotMeasured)) {
 			w("- %s: %s\n", k, rep.Results.NotMeasured[k])
 		}
@@ -239,7 +239,8 @@ func (rep *report) markdown(image string) string {
 	w("  time during the run minus the busy rate of an equally long quiet window just before it, per GB\n")
 	w("  received. This is the cost per byte. The rows below it give the rate offered and received.\n")
 	w("  A run that received %.0f-%.0f %% of R is kept and listed under Warnings (near saturation);\n", 100*pacedWarnShare, 100*pacedFullShare)
-	w("  below %.0f %% it failed. A path whose fastest unpaced stream was below R / %.1f is not measured.\n", 100*pacedWarnShare, pacedFullShare)
+	w("  below %.0f %% it failed. A path whose fastest unpaced stream so far was below R / %.1f is not\n", 100*pacedWarnShare, pacedFullShare)
+	w("  measured in that repetition.\n")
 	w("- Every figure is the median over the repetitions; the spread is min–max. Short runs keep\n")
 	w("  `make bench` under ten minutes; expect a few percent of noise between runs.\n\n")
 	if rep.Tried != "" {
