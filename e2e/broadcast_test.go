@@ -21,8 +21,7 @@ import (
 func TestIsolatedContainerGetsNoBroadcast(t *testing.T) {
 	const count = 20
 	c := newCluster(t, 2, cluster.Options{})
-	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}}
-	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
+	e := newMatrixEnv(t, c)
 	h := c.Nodes[0]
 	sender := e.addPod("x", "a", h)
 	isolated := e.addPod("x", "b", h)

@@ -40,8 +40,7 @@ func plainCounter(fams map[string]*dto.MetricFamily, name string) float64 {
 // isolated and a deleted policy is lifted (issue 25 item 1).
 func TestMalformedPolicyFailsClosed(t *testing.T) {
 	c := newCluster(t, 2, cluster.Options{})
-	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}}
-	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
+	e := newMatrixEnv(t, c)
 	n1, n2 := c.Nodes[0], c.Nodes[1]
 	a := e.addPod("x", "a", n1)
 	o := e.addPod("other", "o", n2)
@@ -113,8 +112,7 @@ func TestMalformedPolicyFailsClosed(t *testing.T) {
 // container (the control), then the check puts the rules back.
 func TestTamperedTablesPutBack(t *testing.T) {
 	c := newCluster(t, 2, cluster.Options{})
-	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}}
-	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
+	e := newMatrixEnv(t, c)
 	n := c.Nodes[1]
 	a := e.addPod("x", "a", n)
 	b := e.addPod("x", "b", n)
@@ -219,8 +217,7 @@ func TestTamperedTablesPutBack(t *testing.T) {
 // logged (figures, not assertions: the machine is shared).
 func TestPeersTimesPortsPolicy(t *testing.T) {
 	c := newCluster(t, 2, cluster.Options{})
-	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}}
-	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
+	e := newMatrixEnv(t, c)
 	n1, n2 := c.Nodes[0], c.Nodes[1]
 	a := e.addPod("x", "a", n1)
 	e.addPod("z", "o", n2)

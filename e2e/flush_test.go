@@ -22,8 +22,7 @@ import (
 // waiting for the next policy change.
 func TestTablesComeBackAfterFlush(t *testing.T) {
 	c := newCluster(t, 2, cluster.Options{})
-	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}}
-	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
+	e := newMatrixEnv(t, c)
 	n2 := c.Nodes[1]
 	a := e.addPod("x", "a", n2)
 	b := e.addPod("x", "b", n2)

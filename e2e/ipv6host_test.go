@@ -21,8 +21,7 @@ import (
 // with it.
 func TestEgressIsolatedContainerCannotReachHostOverIPv6(t *testing.T) {
 	c := newCluster(t, 2, cluster.Options{})
-	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}}
-	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
+	e := newMatrixEnv(t, c)
 	h := c.Nodes[0]
 	p := e.addPod("x", "a", h)
 	const port = 7777

@@ -23,8 +23,7 @@ func TestLocalEndpointsSurviveLostEndpointLease(t *testing.T) {
 	// A long TTL: weftd notices the lost lease only at its next keepalive
 	// (TTL/3), so the keys stay away for a while.
 	c := newCluster(t, 2, cluster.Options{ExtraArgs: []string{"--endpoint-ttl", "90s"}})
-	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}}
-	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
+	e := newMatrixEnv(t, c)
 	n2 := c.Nodes[1]
 	a := e.addPod("x", "a", n2)
 	b := e.addPod("x", "b", n2)

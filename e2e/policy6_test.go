@@ -66,17 +66,9 @@ func dualStackClusterOn(t *testing.T, backend string) *cluster.Cluster {
 }
 
 func policyConformanceMatrixIPv6(t *testing.T, c *cluster.Cluster) {
-	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}, v6: true}
-	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
-	for _, ns := range []string{"x", "y", "z"} {
-		e.weftctl("namespace", "label", ns, "ns="+ns)
-		e.nsLabel[ns] = map[string]string{"ns": ns}
-	}
-	for i, ns := range []string{"x", "y", "z"} {
-		for j, pod := range []string{"a", "b", "c"} {
-			e.addPod(ns, pod, c.Nodes[(i*3+j)%2])
-		}
-	}
+	e := newMatrixEnv(t, c)
+	e.v6 = true
+	e.addMatrixPods()
 	var yb *podRef
 	for _, p := range e.pods {
 		if p.ns == "y" && p.name == "b" {

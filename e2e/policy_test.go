@@ -61,6 +61,37 @@ type matrixEnv struct {
 	v6 bool
 }
 
+// newMatrixEnv is the policy tests' view of cluster c: pods to add and
+// probe, policies to apply through weftctl, and an etcd client (in node
+// 1's namespace) to read revisions with.
+func newMatrixEnv(t *testing.T, c *cluster.Cluster) *matrixEnv {
+	t.Helper()
+	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}}
+	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
+	return e
+}
+
+// labelNamespaces labels each namespace ns=<its name> (the matrix's
+// namespace selectors match on it).
+func (e *matrixEnv) labelNamespaces(names ...string) {
+	for _, ns := range names {
+		e.weftctl("namespace", "label", ns, "ns="+ns)
+		e.nsLabel[ns] = map[string]string{"ns": ns}
+	}
+}
+
+// addMatrixPods labels namespaces x, y and z and adds pods a, b and c to
+// each, spread over nodes 1 and 2 in turn (x/a on node 1, x/b on node 2,
+// ...): the conformance matrix's nine pods.
+func (e *matrixEnv) addMatrixPods() {
+	e.labelNamespaces("x", "y", "z")
+	for i, ns := range []string{"x", "y", "z"} {
+		for j, pod := range []string{"a", "b", "c"} {
+			e.addPod(ns, pod, e.c.Nodes[(i*3+j)%2])
+		}
+	}
+}
+
 // addr is the address of p the matrix probes.
 func (e *matrixEnv) addr(p *podRef) netip.Addr {
 	if e.v6 {
@@ -414,17 +445,8 @@ func TestPolicyConformanceMatrix(t *testing.T) {
 
 func policyConformanceMatrix(t *testing.T, networkConfig string) {
 	c := newCluster(t, 2, cluster.Options{NetworkConfig: networkConfig})
-	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}}
-	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
-	for _, ns := range []string{"x", "y", "z"} {
-		e.weftctl("namespace", "label", ns, "ns="+ns)
-		e.nsLabel[ns] = map[string]string{"ns": ns}
-	}
-	for i, ns := range []string{"x", "y", "z"} {
-		for j, pod := range []string{"a", "b", "c"} {
-			e.addPod(ns, pod, c.Nodes[(i*3+j)%2])
-		}
-	}
+	e := newMatrixEnv(t, c)
+	e.addMatrixPods()
 	pod := func(ns, name string) *podRef {
 		for _, p := range e.pods {
 			if p.ns == ns && p.name == name {
@@ -541,8 +563,7 @@ func policyConformanceMatrix(t *testing.T, networkConfig string) {
 // replaces them without a gap and its drop counter carries on.
 func TestPolicySurvivesRestart(t *testing.T) {
 	c := newCluster(t, 2, cluster.Options{})
-	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}}
-	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
+	e := newMatrixEnv(t, c)
 	n2 := c.Nodes[1]
 	a := e.addPod("x", "a", n2)
 	b := e.addPod("x", "b", n2)

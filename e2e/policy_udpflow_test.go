@@ -22,11 +22,8 @@ import (
 // such a pair by chance: that made TestPolicyConformanceMatrix flaky.)
 func TestPolicyUDPFlowOutlivesChange(t *testing.T) {
 	c := newCluster(t, 2, cluster.Options{})
-	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}}
-	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
-	for _, ns := range []string{"x", "y", "z"} {
-		e.weftctl("namespace", "label", ns, "ns="+ns)
-	}
+	e := newMatrixEnv(t, c)
+	e.labelNamespaces("x", "y", "z")
 	// Cross-host, as x/c -> y/a in the matrix.
 	xc := e.addPod("x", "c", c.Nodes[0])
 	ya := e.addPod("y", "a", c.Nodes[1])

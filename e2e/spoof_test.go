@@ -34,8 +34,7 @@ func TestContainerCannotForgeNeighbourSource(t *testing.T) {
 func containerCannotForgeNeighbourSource(t *testing.T, networkConfig string) {
 	const count = 50
 	c := newCluster(t, 2, cluster.Options{NetworkConfig: networkConfig})
-	e := &matrixEnv{t: t, c: c, dir: t.TempDir(), nsLabel: map[string]map[string]string{}}
-	e.etcd = etcdClientIn(t, c.Nodes[0].Host.NS, c.EtcdEndpoint())
+	e := newMatrixEnv(t, c)
 	h1, h2 := c.Nodes[0], c.Nodes[1]
 	friend := e.addPod("x", "friend", h1)
 	attacker := e.addPod("x", "evil", h1)
