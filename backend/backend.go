@@ -153,6 +153,11 @@ type (
 	// The values must never go backwards. (For /metrics a backend
 	// implements prometheus.Collector; weftd registers it.)
 	Counters interface{ Counters() map[string]any }
+	// PortChecker says whether the UDP ports the backend will hold are
+	// free, before the lease is taken (weftd: a second weftd that the
+	// lock does not stop gives up there, before it touches the first
+	// one's lease, tables and routes). It changes nothing.
+	PortChecker interface{ CheckPortsFree() error }
 )
 
 // ErrDeviceLost is wrapped by Run's error when the backend's device was

@@ -36,6 +36,22 @@ func TestSecondWeftdWithOwnLockLeavesFirstAlone(t *testing.T) {
 		t.Fatalf("control: no direct route to node 1's subnet on node 2:\n%s", routesBefore)
 	}
 
+	for _, extra := range [][]string{
+		{"--lock-file", filepath.Join(t.TempDir(), "second.lock"), "--healthz-port", "0"},
+		// Its own TUN name too: only the UDP port tells it apart.
+		{"--lock-file", filepath.Join(t.TempDir(), "third.lock"), "--healthz-port", "0", "--tun-name", "weft1"},
+	} {
+		secondWeftd(t, c, b, extra, routes, direct, routesBefore, directBefore, linkBefore)
+	}
+	runIn(t, ctx, a.Host.NS, "ping", "-c", "3", "-i", "0.2", "-W", "5", tunAddr(t, b).String())
+}
+
+// secondWeftd runs a second weftd on n with extra flags and fails the test
+// when it changed the first one's routes, nftables tables or TUN.
+func secondWeftd(t *testing.T, c *cluster.Cluster, n *cluster.Node, extra []string, routes, direct func() string, routesBefore, directBefore, linkBefore string) {
+	t.Helper()
+	ctx := ctxFor(t, time.Minute)
+	b := n
 	monCtx, stopMon := context.WithCancel(ctx)
 	defer stopMon()
 	var ipMon, nftMon strings.Builder
@@ -50,12 +66,12 @@ func TestSecondWeftdWithOwnLockLeavesFirstAlone(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // the monitors listen
 
-	log, err := startWeftdWith(t, c, b, "second", "--lock-file", filepath.Join(t.TempDir(), "second.lock"), "--healthz-port", "0")
+	log, err := startWeftdWith(t, c, b, "second", extra...)
 	time.Sleep(300 * time.Millisecond) // the monitors print what came
 	stopMon()
 	_ = ipm.Wait()
 	_ = nftm.Wait()
-	t.Logf("second weftd: %v\n%s", err, log)
+	t.Logf("second weftd %v: %v\n%s", extra, err, log)
 	if err == nil {
 		t.Errorf("second weftd exited 0")
 	}
@@ -63,10 +79,10 @@ func TestSecondWeftdWithOwnLockLeavesFirstAlone(t *testing.T) {
 		t.Errorf("second weftd's log does not name the cause:\n%s", log)
 	}
 	if s := ipMon.String(); strings.Contains(s, "Deleted") {
-		t.Errorf("the second weftd deleted routes or links of the first:\n%s", s)
+		t.Errorf("the second weftd %v deleted routes or links of the first:\n%s", extra, s)
 	}
 	if s := nftMon.String(); strings.Contains(s, "delete") || strings.Contains(s, "add table") {
-		t.Errorf("the second weftd changed the first's nftables tables:\n%s", s)
+		t.Errorf("the second weftd %v changed the first's nftables tables:\n%s", extra, s)
 	}
 	if got := routes(); got != routesBefore {
 		t.Errorf("direct routes changed:\nbefore %s\nafter  %s", routesBefore, got)
@@ -76,6 +92,40 @@ func TestSecondWeftdWithOwnLockLeavesFirstAlone(t *testing.T) {
 	}
 	if got := linkLine(t, b, "weft0"); got == "" || strings.Fields(got)[0] != strings.Fields(linkBefore)[0] {
 		t.Errorf("weft0 changed:\nbefore %s\nafter  %s", linkBefore, got)
+	}
+}
+
+// The wireguard backend: a second weftd with its own lock file, TUN name
+// and state directory (so its own key) must leave the first one's lease
+// alone: written with the second one's public key, the peers would move
+// to a key nobody on the node serves until the first weftd put its own
+// back.
+func TestSecondWireGuardWeftdKeepsTheLease(t *testing.T) {
+	c := newCluster(t, 2, cluster.Options{NetworkConfig: wireGuardConfig})
+	a, b := c.Nodes[0], c.Nodes[1]
+	ctx := ctxFor(t, 2*time.Minute)
+	cli := etcdClientIn(t, a.Host.NS, c.EtcdEndpoint())
+	key := "/weft/network/subnets/" + subnetKeyName(nodeSubnet(t, b))
+	get := func() (string, int64) {
+		resp, err := cli.Get(ctx, key)
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("get %s: %v %v", key, resp, err)
+		}
+		return string(resp.Kvs[0].Value), resp.Kvs[0].ModRevision
+	}
+	before, rev := get()
+	dir := t.TempDir()
+	log, err := startWeftdWith(t, c, b, "second", "--lock-file", filepath.Join(dir, "second.lock"), "--healthz-port", "0",
+		"--tun-name", "weft1", "--state-dir", filepath.Join(dir, "state"), "--wireguard-uapi-name", "second")
+	t.Logf("second weftd: %v\n%s", err, log)
+	if err == nil {
+		t.Errorf("second weftd exited 0")
+	}
+	if !strings.Contains(log, "another weftd") {
+		t.Errorf("second weftd's log does not name the cause:\n%s", log)
+	}
+	if after, rev2 := get(); after != before || rev2 != rev {
+		t.Errorf("the second weftd rewrote the first one's lease (revision %d -> %d):\nbefore %s\nafter  %s", rev, rev2, before, after)
 	}
 	runIn(t, ctx, a.Host.NS, "ping", "-c", "3", "-i", "0.2", "-W", "5", tunAddr(t, b).String())
 }

@@ -345,3 +345,20 @@ func (e *endpoint) DstToString() string { return e.ap.String() }
 // DstToBytes returns the endpoint's bytes for the cookie MACs (shared: the
 // device only reads them).
 func (e *endpoint) DstToBytes() []byte { return e.bytes }
+
+// CheckPortsFree refuses to go on when a socket holds ListenPort in
+// either family (the bind takes both): another weftd, most likely, whose
+// lease this one would otherwise rewrite with its own key before its
+// bind failed. ListenPort 0 (any free port) passes.
+func (b *Backend) CheckPortsFree() error {
+	if b.cfg.ListenPort == 0 {
+		return nil
+	}
+	for _, any := range []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()} {
+		err := udpbatch.PortFree(netip.AddrPortFrom(any, uint16(b.cfg.ListenPort)))
+		if err != nil && !errors.Is(err, syscall.EAFNOSUPPORT) {
+			return fmt.Errorf("wireguard: ListenPort %d: %w", b.cfg.ListenPort, err)
+		}
+	}
+	return nil
+}

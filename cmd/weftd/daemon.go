@@ -319,6 +319,15 @@ func (d *weftd) takeLease(ctx context.Context, cfg *subnet.Config) (backend.Back
 	if err != nil {
 		return nil, subnet.Lease{}, asConfigError(err)
 	}
+	// The ports first: a second weftd that the lock does not stop (and
+	// whose --tun-name differs) gives up here, before it rewrites the
+	// lease, replaces the guard or cleans the first one's direct routes.
+	if pc, ok := be.(backend.PortChecker); ok {
+		if err := pc.CheckPortsFree(); err != nil {
+			_ = be.Close()
+			return nil, subnet.Lease{}, fmt.Errorf("another weftd runs in this network namespace (with another --lock-file and --tun-name?): %w; refusing to start", err)
+		}
+	}
 	attrs, err := be.LeaseAttrs()
 	if err == nil {
 		attrs = attrs.WithPublicIPs(u.PublicIP, u.PublicIPv6)

@@ -157,6 +157,10 @@ func ListenGroup(addr netip.AddrPort, n, maxBatch int, log *slog.Logger) ([]*Con
 	return conns, nil
 }
 
+// PortFree returns an error when some socket holds addr's port (a bind
+// without SO_REUSEPORT fails); it binds nothing for longer than the check.
+func PortFree(addr netip.AddrPort) error { return portFree(addr) }
+
 // portFree refuses a port some socket already holds. A group's sockets set
 // SO_REUSEPORT, so they would join a socket of the same user that set it
 // too (any root process) and the kernel would hand it a share of the
