@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -27,6 +28,12 @@ import (
 func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if err := refuseNodeNetNS(args); err != nil {
 		return err
+	}
+	if strings.Contains(args.IfName, "%") {
+		// The kernel makes "e%d" into "e0" when it creates the link:
+		// the interface would not have the name the runtime gave.
+		return types.NewError(types.ErrInvalidEnvironmentVariables,
+			fmt.Sprintf("CNI_IFNAME %q: %% is a template the kernel expands, not part of a name", args.IfName), "")
 	}
 	conf, err := ParseConfig(args.StdinData)
 	if err != nil {
