@@ -129,3 +129,45 @@ func TestSecondWireGuardWeftdKeepsTheLease(t *testing.T) {
 	}
 	runIn(t, ctx, a.Host.NS, "ping", "-c", "3", "-i", "0.2", "-W", "5", tunAddr(t, b).String())
 }
+
+// The vxlan backend has no TUN and its port is held by the kernel's
+// device between runs, so neither check above applies: a second weftd
+// with its own lock file must still leave the first one's tables alone
+// (the guard, network policy) and its device, routes and neighbours.
+func TestSecondVXLANWeftdLeavesFirstAlone(t *testing.T) {
+	c := newCluster(t, 2, cluster.Options{NetworkConfig: vxlanConfig})
+	a, b := c.Nodes[0], c.Nodes[1]
+	ctx := ctxFor(t, 2*time.Minute)
+	monCtx, stopMon := context.WithCancel(ctx)
+	defer stopMon()
+	var ipMon, nftMon strings.Builder
+	ipm := b.Host.NS.Command(monCtx, "ip", "-o", "monitor", "route", "link", "neigh")
+	ipm.Stdout = &ipMon
+	nftm := b.Host.NS.Command(monCtx, "nft", "monitor")
+	nftm.Stdout = &nftMon
+	for _, m := range []interface{ Start() error }{ipm, nftm} {
+		if err := m.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the monitors listen
+	log, err := startWeftdWith(t, c, b, "second", "--lock-file", filepath.Join(t.TempDir(), "second.lock"), "--healthz-port", "0")
+	time.Sleep(300 * time.Millisecond)
+	stopMon()
+	_ = ipm.Wait()
+	_ = nftm.Wait()
+	t.Logf("second weftd: %v\n%s", err, log)
+	if err == nil {
+		t.Errorf("second weftd exited 0")
+	}
+	if !strings.Contains(log, "another weftd") {
+		t.Errorf("second weftd's log does not name the cause:\n%s", log)
+	}
+	if s := ipMon.String(); strings.Contains(s, "Deleted") {
+		t.Errorf("the second weftd deleted routes, links or neighbours of the first:\n%s", s)
+	}
+	if s := nftMon.String(); strings.TrimSpace(s) != "" {
+		t.Errorf("the second weftd changed nftables tables of the first:\n%s", s)
+	}
+	runIn(t, ctx, a.Host.NS, "ping", "-c", "3", "-i", "0.2", "-W", "5", tunAddr(t, b).String())
+}

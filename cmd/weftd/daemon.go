@@ -16,6 +16,7 @@ import (
 
 	"github.com/weftnet/weft/backend"
 	"github.com/weftnet/weft/backend/all"
+	"github.com/weftnet/weft/cni/daemonsock"
 	"github.com/weftnet/weft/guard"
 	"github.com/weftnet/weft/guard/masq"
 	"github.com/weftnet/weft/nodelock"
@@ -97,6 +98,11 @@ func (d *weftd) run(ctx context.Context) error {
 	// replaced the guard's tables or cleaned "stale" direct routes.
 	if err := tundev.CheckNotHeld(d.opts.tunName); err != nil {
 		return fmt.Errorf("another weftd runs in this network namespace (with another --lock-file?): %w; refusing to start", err)
+	}
+	// Likewise one whose backend has no TUN (vxlan) finds the first one's
+	// CNI socket served.
+	if err := daemonsock.CheckNotServed(d.opts.cniSocket); err != nil {
+		return fmt.Errorf("another weftd runs on this node (with another --lock-file?): %w; refusing to start", err)
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)

@@ -135,6 +135,21 @@ type RefusedError struct{ Msg string }
 
 func (e *RefusedError) Error() string { return "weftd: " + e.Msg }
 
+// CheckNotServed returns an error when a process (another weftd) accepts
+// connections on the socket at path; nil when nothing does, or there is
+// no socket. It changes nothing.
+func CheckNotServed(path string) error {
+	if path == "" {
+		return nil
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return nil
+	}
+	_ = c.Close()
+	return fmt.Errorf("cni socket %s: another weftd is listening on it", path)
+}
+
 // Listen creates the socket at path (its directory too), replacing a
 // stale socket left by an earlier run; only root may connect (0600), and
 // Serve answers only processes of weftd's own user (SO_PEERCRED).
@@ -149,9 +164,8 @@ func Listen(path string) (net.Listener, error) {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("cni socket %s: exists and is not a socket", path)
 		}
-		if c, err := net.Dial("unix", path); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("cni socket %s: another weftd is listening on it", path)
+		if err := CheckNotServed(path); err != nil {
+			return nil, err
 		}
 		if err := os.Remove(path); err != nil {
 			return nil, fmt.Errorf("cni socket: remove stale %s: %w", path, err)
