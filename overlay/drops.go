@@ -59,6 +59,9 @@ const (
 	// not carry, on a network with IPv6: neither IPv4 nor IPv6, or IPv4 on
 	// an IPv6-only network (RX and TX).
 	DropNotIP
+	// DropQueueDelay: a TCP segment dropped by the TUN queue's AQM (CoDel)
+	// to keep the standing delay in front of weftd short (TX).
+	DropQueueDelay
 
 	dropReasonCount
 )
@@ -77,6 +80,7 @@ var dropReasonNames = [NumDropReasons]string{
 	DropBadHeaderLength:      "bad_header_length",
 	DropLengthMismatch:       "length_mismatch",
 	DropUnknownPeer:          "unknown_peer",
+	DropQueueDelay:           "queue_delay",
 	DropSpoofedInnerSource:   "spoofed_inner_source",
 	DropWrongDestination:     "wrong_destination",
 	DropTTLExpired:           "ttl_expired",

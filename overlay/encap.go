@@ -28,6 +28,7 @@ type txPath struct {
 	tally   batchTally
 	read    int // packets read into this batch
 	out     int // datagrams encapsulated into pkts/dsts
+	aqmDrop int // index of a packet the AQM drops, or -1
 }
 
 func newTXPath(table *PeerTable, mtu, ports int, icmp *icmpResponder) *txPath {
@@ -51,6 +52,7 @@ func newTXPath(table *PeerTable, mtu, ports int, icmp *icmpResponder) *txPath {
 		ptails:        make([][]byte, batchSize),
 		dsts:          make([]netip.AddrPort, batchSize),
 		buckets:       make([]uint8, batchSize),
+		aqmDrop:       -1,
 	}
 }
 
@@ -60,6 +62,10 @@ func newTXPath(table *PeerTable, mtu, ports int, icmp *icmpResponder) *txPath {
 func (p *txPath) encapBatch(n int) int {
 	out := 0
 	for i := 0; i < n; i++ {
+		if i == p.aqmDrop {
+			p.tally.drop(DropQueueDelay)
+			continue
+		}
 		size := p.sizes[i]
 		head := size - len(p.tails[i]) // bytes in buf; the rest is the tail
 		buf := p.bufs[i]

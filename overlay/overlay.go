@@ -51,7 +51,10 @@ type Config struct {
 	// must use the same value. 0 means DefaultSourcePorts; 1 sends
 	// everything from Port, as weft before 2026-12 did.
 	SourcePorts int
-	Logger      *slog.Logger
+	// AQMTarget and AQMInterval: CoDel on each TUN queue (aqm.go); a zero
+	// target turns it off.
+	AQMTarget, AQMInterval time.Duration
+	Logger                 *slog.Logger
 }
 
 // Overlay is a running data path in one network namespace.
@@ -84,6 +87,10 @@ type queue struct {
 	send   *sender
 	txStat *dirCounters
 	rxStat *dirCounters
+	// aqm, when set, judges the TUN queue's standing delay (aqm.go) from
+	// emptier's reports.
+	aqm     *codel
+	emptier interface{ FoundEmpty() bool }
 }
 
 // ErrForeignLink is wrapped in New's error when a link of the device's name
@@ -262,6 +269,9 @@ func newOverlay(cfg Config, peers *PeerTable, tuns []tunDevice, socks [][]udpSoc
 			send:   newSender(socks[i], txBatches*batchSize),
 			txStat: &o.txStat,
 			rxStat: &o.rxStat,
+		}
+		if e, ok := dev.(interface{ FoundEmpty() bool }); ok && cfg.AQMTarget > 0 {
+			q.aqm, q.emptier = newCodel(cfg.AQMTarget, cfg.AQMInterval), e
 		}
 		icmp := newICMPResponder(dev)
 		for range txBatches {

@@ -58,6 +58,7 @@ func (q *queue) runTX() error {
 // batches are sent inline when the sender is idle (see directSendMax).
 func (q *queue) readTX(free <-chan *txPath, full chan<- *txPath, queued *atomic.Int32) error {
 	var directTally batchTally
+	var aqmHits, aqmDrops int
 	var p *txPath
 	for {
 		if p == nil {
@@ -74,7 +75,18 @@ func (q *queue) readTX(free <-chan *txPath, full chan<- *txPath, queued *atomic.
 			return fmt.Errorf("read TUN: %w", err)
 		}
 		p.read = n
+		if q.aqm != nil && q.aqm.onRead(q.emptier.FoundEmpty()) {
+			aqmHits++
+			if v := p.aqmVictim(n); v >= 0 && !p.markCE(v) {
+				p.aqmDrop = v
+				aqmDrops++
+			}
+			if aqmHits%200 == 1 {
+				q.log.Info("aqm (prototype)", "hits", aqmHits, "drops", aqmDrops, "count", q.aqm.count)
+			}
+		}
 		p.out = p.encapBatch(n)
+		p.aqmDrop = -1
 		if n <= directSendMax && queued.Load() == 0 {
 			if err := q.send.send(p.pkts[:p.out], p.ptails[:p.out], p.dsts[:p.out], p.buckets[:p.out], &directTally); err != nil {
 				q.log.Debug("UDP send", "err", err)

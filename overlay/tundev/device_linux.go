@@ -268,6 +268,16 @@ func (d *Device) Close() error {
 // returns how many packets it read and how many frames the kernel handed over
 // malformed (dropped). After the first packet it drains what is already
 // queued without blocking; it stops after a TSO superpacket.
+// FoundEmpty says whether a read found the queue empty since the last call
+// (always true without virtio headers: the library reads, and this is not
+// known).
+func (q *Queue) FoundEmpty() bool {
+	if q.r == nil {
+		return true
+	}
+	return q.r.takeEmpty()
+}
+
 func (q *Queue) Read(bufs [][]byte, sizes []int, partial []bool, tails [][]byte) (n, malformed int, err error) {
 	if q.r != nil {
 		return q.r.read(bufs, sizes, partial, tails)

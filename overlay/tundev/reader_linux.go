@@ -27,6 +27,15 @@ type reader struct {
 
 	pending    []byte // a superpacket (virtio header first) that did not fit the previous batch
 	pendingLen int
+
+	empty bool // a read found the device empty since the last takeEmpty
+}
+
+// takeEmpty says whether a read found the device empty since the last call.
+func (r *reader) takeEmpty() bool {
+	e := r.empty
+	r.empty = false
+	return e
 }
 
 func newReader(f *os.File) (*reader, error) {
@@ -42,12 +51,19 @@ func newReader(f *os.File) (*reader, error) {
 
 func (r *reader) readOnce(fd uintptr) bool {
 	r.got, r.err = readNonblocking(int(fd), r.dst)
+	if r.err == unix.EAGAIN {
+		r.empty = true
+	}
 	return true
 }
 
 func (r *reader) readBlocking(fd uintptr) bool {
 	r.got, r.err = readNonblocking(int(fd), r.dst)
-	return r.err != unix.EAGAIN
+	if r.err == unix.EAGAIN {
+		r.empty = true
+		return false
+	}
+	return true
 }
 
 // read fills bufs/sizes/partial/tails with packets (each at
