@@ -25,6 +25,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/weftnet/weft/subnet"
 	"github.com/weftnet/weft/subnet/subnetfile"
@@ -87,6 +88,9 @@ type Options struct {
 	DeviceName string
 	// Queues is the number of TUN queues and UDP sockets (--queues, udp).
 	Queues int
+	// AQMTarget and AQMInterval set CoDel on each TUN queue
+	// (--aqm-target, --aqm-interval; udp); a zero target is off.
+	AQMTarget, AQMInterval time.Duration
 	// StateDir is where a backend keeps state across restarts (e.g. a
 	// private key); "" when weftd has none to give.
 	StateDir string

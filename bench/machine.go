@@ -14,6 +14,10 @@ type machine struct {
 	Kernel    string `json:"kernel"`
 	GoVersion string `json:"goVersion"`
 	Iperf3    string `json:"iperf3"`
+	// TCPDefaultCC is the kernel's default TCP congestion control (new
+	// network namespaces start with it): the TCP workloads' senders use
+	// it unless -tcp-cc says otherwise.
+	TCPDefaultCC string `json:"tcpDefaultCongestionControl"`
 	// LoadStart and LoadEnd are the 1-minute load averages when the run
 	// started and ended (other work on the machine makes figures noisy).
 	LoadStart float64 `json:"loadAverageStart"`
@@ -27,6 +31,9 @@ func describeMachine(iperfVersion string) machine {
 	}
 	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(data))
+	}
+	if data, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control"); err == nil {
+		m.TCPDefaultCC = strings.TrimSpace(string(data))
 	}
 	m.LoadStart = loadAverage()
 	return m

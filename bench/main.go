@@ -34,6 +34,7 @@ type config struct {
 	reps      int
 	seconds   int
 	pingCount int
+	tcpCC     string // congestion control of the TCP workloads' senders ("": the namespace's default)
 	micro     bool
 	extras    extraFlags
 	only      map[string]bool // workloads to run (empty: all)
@@ -52,6 +53,7 @@ func main() {
 	flag.IntVar(&cfg.reps, "n", 3, "repetitions of every workload on every path")
 	flag.IntVar(&cfg.seconds, "t", 5, "seconds per iperf3 run")
 	flag.IntVar(&cfg.pingCount, "ping-count", 300, "pings per latency run (10 ms apart)")
+	flag.StringVar(&cfg.tcpCC, "tcp-cc", "", "congestion control of every TCP workload's sender (iperf3 -C, e.g. cubic; empty: the kernel's default in the bench's namespaces, which is the host's)")
 	flag.BoolVar(&cfg.micro, "micro", true, "also run the Go microbenchmarks of ./overlay/...")
 	flag.IntVar(&cfg.queues, "weft-queues", 0, "weftd --queues on the weft path (0: weftd's default)")
 	flag.StringVar(&cfg.weftEtcd, "weft-etcd", "external", "where the weft path's etcd runs: external (a member of its own in host 1's namespace, outside weftd, as the flannel-udp path has it) or embedded (inside host 1's weftd, --embedded-etcd-dir)")

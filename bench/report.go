@@ -13,14 +13,15 @@ import (
 
 // report is everything one run produced.
 type report struct {
-	Date      time.Time
-	Machine   machine
-	Reps      int
-	Seconds   int
-	PingCount int
-	Paths     []*path
-	Results   *results
-	Failures  []string
+	Date                 time.Time
+	Machine              machine
+	Reps                 int
+	Seconds              int
+	PingCount            int
+	TCPCongestionControl string // -tcp-cc ("": the default)
+	Paths                []*path
+	Results              *results
+	Failures             []string
 	// Warnings are samples kept with a caveat (a paced run short of its
 	// rate within the margin).
 	Warnings []string
@@ -57,17 +58,19 @@ type jsonMetric struct {
 }
 
 type jsonReport struct {
-	Date        string       `json:"date"`
-	Machine     machine      `json:"machine"`
-	Repetitions int          `json:"repetitions"`
-	Seconds     int          `json:"secondsPerRun"`
-	PingCount   int          `json:"pingCount"`
-	DurationSec float64      `json:"durationSeconds"`
-	Paths       []jsonPath   `json:"paths"`
-	Metrics     []jsonMetric `json:"metrics"`
-	Skipped     []string     `json:"skipped,omitempty"`
-	Failures    []string     `json:"failures,omitempty"`
-	Warnings    []string     `json:"warnings,omitempty"`
+	Date        string  `json:"date"`
+	Machine     machine `json:"machine"`
+	Repetitions int     `json:"repetitions"`
+	Seconds     int     `json:"secondsPerRun"`
+	PingCount   int     `json:"pingCount"`
+	// TCPCongestionControl is -tcp-cc ("": the kernel's default).
+	TCPCongestionControl string       `json:"tcpCongestionControl,omitempty"`
+	DurationSec          float64      `json:"durationSeconds"`
+	Paths                []jsonPath   `json:"paths"`
+	Metrics              []jsonMetric `json:"metrics"`
+	Skipped              []string     `json:"skipped,omitempty"`
+	Failures             []string     `json:"failures,omitempty"`
+	Warnings             []string     `json:"warnings,omitempty"`
 	// NotMeasured is why a path has no samples of a metric by design
 	// ("path/metric" -> reason).
 	NotMeasured map[string]string `json:"notMeasured,omitempty"`
@@ -77,7 +80,7 @@ type jsonReport struct {
 
 func (rep *report) json() ([]byte, error) {
 	out := jsonReport{Date: rep.Date.UTC().Format(time.RFC3339), Machine: rep.Machine, Repetitions: rep.Reps,
-		Seconds: rep.Seconds, PingCount: rep.PingCount, DurationSec: rep.Duration.Seconds(),
+		Seconds: rep.Seconds, PingCount: rep.PingCount, TCPCongestionControl: rep.TCPCongestionControl, DurationSec: rep.Duration.Seconds(),
 		Skipped: rep.Skipped, Failures: rep.Failures, Warnings: rep.Warnings, NotMeasured: rep.Results.NotMeasured,
 		Micro: rep.Micro, MicroError: rep.MicroErr}
 	for _, p := range rep.Paths {
@@ -203,6 +206,11 @@ func (rep *report) markdown(image string) string {
 	w("- Each repetition runs every workload over every path in turn (raw, VXLAN, weft, ..., raw, ...), so\n")
 	w("  drifts of the machine hit all paths alike. The client always runs on host 1, the server on host 2.\n")
 	w("- TCP: `iperf3 -J -t %d` with 1 and 4 streams (`-P 4`); the figure is the receiver's rate.\n", rep.Seconds)
+	if cc := rep.TCPCongestionControl; cc != "" {
+		w("  Every TCP sender uses %s (`-tcp-cc`, iperf3 `-C`); the kernel's default here is %s.\n", cc, rep.Machine.TCPDefaultCC)
+	} else {
+		w("  TCP senders use the kernel's default congestion control, %s here (`-tcp-cc` chooses another).\n", rep.Machine.TCPDefaultCC)
+	}
 	w("- TCP over IPv6: the same 1-stream run between the path's IPv6 endpoints, right after the IPv4\n")
 	w("  one in every repetition. Raw veth: the hosts' underlay addresses 2001:db8::1 and ::2. Kernel\n")
 	w("  VXLAN: fd99::1 and ::2 on the VXLAN device (inner IPv6 over the IPv4 underlay). The four weft\n")

@@ -101,7 +101,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	}()
 
 	rep := &report{Date: started, Machine: describeMachine(iperfVersion), Reps: cfg.reps,
-		Seconds: cfg.seconds, PingCount: cfg.pingCount, Only: cfg.only}
+		Seconds: cfg.seconds, PingCount: cfg.pingCount, TCPCongestionControl: cfg.tcpCC, Only: cfg.only}
 	var bed *testbed.Bed
 	wo := weftOptions{queues: cfg.queues, txqlen: cfg.txqlen, nice: cfg.nice}
 	if pl.mainBed {
@@ -134,7 +134,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	rep.Results = newResults(names)
 
-	r := &runner{bed: bed, seconds: cfg.seconds, pingCount: cfg.pingCount, logDir: logDir, res: rep.Results,
+	r := &runner{bed: bed, seconds: cfg.seconds, pingCount: cfg.pingCount, tcpCC: cfg.tcpCC, logDir: logDir, res: rep.Results,
 		weft: weft, only: cfg.only}
 	slog.Info("measuring", "paths", names, "repetitions", cfg.reps, "seconds", cfg.seconds)
 	if err := r.run(ctx, paths, cfg.reps); err != nil {

@@ -24,6 +24,7 @@ type runner struct {
 	bed       *testbed.Bed
 	seconds   int
 	pingCount int
+	tcpCC     string // iperf3 -C for every TCP sender ("": the default)
 	logDir    string
 	res       *results
 	failures  []string
@@ -204,6 +205,9 @@ func (r *runner) iperfBetween(ctx context.Context, p *path, a, b netip.Addr, ext
 	defer cancel()
 	args := append([]string{"-c", b.String(), "-B", a.String(), "-p", strconv.Itoa(iperfPort),
 		"-t", strconv.Itoa(r.seconds), "-J", "--connect-timeout", "3000"}, extra...)
+	if !slices.Contains(extra, "-u") {
+		args = append(args, r.ccArgs()...)
+	}
 	out, err := r.bedOf(p).Hosts[0].NS.Command(ctx, "iperf3", args...).Output()
 	res, perr := parseIperf(out)
 	if perr != nil {
@@ -514,6 +518,14 @@ func (r *runner) runFixedRate(ctx context.Context, p *path) error {
 	return nil
 }
 
+// ccArgs are iperf3's arguments for -tcp-cc (none without it).
+func (r *runner) ccArgs() []string {
+	if r.tcpCC == "" {
+		return nil
+	}
+	return []string{"-C", r.tcpCC}
+}
+
 // runLatencyUnderLoad pings while one TCP stream runs over the same path.
 func (r *runner) runLatencyUnderLoad(ctx context.Context, p *path) error {
 	pingTime := time.Duration(r.pingCount) * 10 * time.Millisecond
@@ -522,6 +534,7 @@ func (r *runner) runLatencyUnderLoad(ctx context.Context, p *path) error {
 	defer cancel()
 	cmd := r.bedOf(p).Hosts[0].NS.Command(ictx, "iperf3", "-c", p.B.String(), "-B", p.A.String(), "-p", strconv.Itoa(iperfPort),
 		"-t", strconv.Itoa(seconds), "--connect-timeout", "3000")
+	cmd.Args = append(cmd.Args, r.ccArgs()...)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("iperf3: %w", err)
 	}

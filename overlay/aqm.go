@@ -1,9 +1,42 @@
 package overlay
 
 import (
+	"fmt"
 	"math"
 	"time"
 )
+
+// AQM configures CoDel on each TUN queue (Config.AQM); a zero Target turns it off.
+type AQM struct {
+	// Target is the standing delay tolerated: how long the TUN queue may
+	// stay non-empty before CoDel starts counting.
+	Target time.Duration
+	// Interval is how long it must stay above Target before the first
+	// drop (or CE mark), and the base of the control law after it; about
+	// the round trip of the flows it should slow down.
+	Interval time.Duration
+}
+
+// Bounds of AQM's settings.
+const (
+	MinAQMTarget   = 50 * time.Microsecond
+	MaxAQMTarget   = 100 * time.Millisecond
+	MaxAQMInterval = 10 * time.Second
+)
+
+// Check validates the settings.
+func (a AQM) Check() error {
+	if a.Target == 0 {
+		return nil
+	}
+	if a.Target < MinAQMTarget || a.Target > MaxAQMTarget {
+		return fmt.Errorf("AQM target %v: must be 0 (off) or between %v and %v", a.Target, MinAQMTarget, MaxAQMTarget)
+	}
+	if a.Interval < a.Target || a.Interval > MaxAQMInterval {
+		return fmt.Errorf("AQM interval %v: must be between the target (%v) and %v", a.Interval, a.Target, MaxAQMInterval)
+	}
+	return nil
+}
 
 // codel is CoDel (RFC 8289) on a TUN queue weft cannot timestamp: the
 // sojourn time is how long the queue has not been found empty (a read that
@@ -82,6 +115,19 @@ func (c *codel) onReadAt(now int64, foundEmpty bool) bool {
 	c.lastCount = c.count
 	c.dropNext = c.controlLaw(now)
 	return true
+}
+
+// signalCongestion marks the first TCP data segment of the n packets read
+// with CE when it is ECN-capable, or has encapBatch drop it.
+func (p *txPath) signalCongestion(n int) {
+	v := p.aqmVictim(n)
+	switch {
+	case v < 0:
+	case p.markCE(v):
+		p.tally.ceMarked++
+	default:
+		p.aqmDrop = v
+	}
 }
 
 // aqmVictim returns the index of the first TCP segment with payload among

@@ -3,6 +3,8 @@ package overlay
 import (
 	"testing"
 	"time"
+
+	"github.com/weftnet/weft/overlay/tuntest"
 )
 
 const ms = int64(time.Millisecond)
@@ -74,5 +76,119 @@ func TestMarkCE(t *testing.T) {
 	}
 	if checksum(pkt[:20]) != 0 {
 		t.Fatalf("IPv4 header checksum wrong after marking")
+	}
+}
+
+// reportingTUN is a fake TUN queue that reports every read as finding it
+// empty, or none.
+type reportingTUN struct {
+	*tuntest.TUN
+	empty bool
+}
+
+func (t reportingTUN) FoundEmpty() bool { return t.empty }
+
+// TestAQMDropsFromAQueueNeverFoundEmpty runs the TX loop with CoDel on: a
+// TUN queue that is never found empty has TCP data segments dropped and
+// counted as queue_delay (every packet accounted for, UDP never dropped);
+// one found empty at every read has none.
+func TestAQMDropsFromAQueueNeverFoundEmpty(t *testing.T) {
+	for _, empty := range []bool{false, true} {
+		r := startFakeRigWith(t, 1, func(c *Config) {
+			c.AQM = AQM{Target: MinAQMTarget, Interval: 200 * time.Microsecond}
+		}, func(tun *tuntest.TUN) tunDevice { return reportingTUN{tun, empty} })
+		tcp := putTCPPacket(make([]byte, 1000), 1000, "10.244.1.5", "10.244.2.9")
+		udp := putIPv4(make([]byte, 300), 300, "10.244.1.5", "10.244.2.9", 64)
+		sent := 0
+		send := func(k int) {
+			for range k {
+				r.tun.Send(tcp)
+				r.tun.Send(udp)
+				sent += 2
+			}
+			waitUntil(t, "the loop to take every packet", func() bool {
+				st := r.o.Stats().TX
+				return st.Packets+st.Drops[DropQueueDelay] == uint64(sent)
+			})
+		}
+		if empty {
+			// Long enough for many intervals: nothing may be dropped.
+			for start := time.Now(); time.Since(start) < 20*time.Millisecond; {
+				send(10)
+			}
+		} else {
+			waitUntil(t, "a queue_delay drop", func() bool {
+				send(10)
+				return r.o.Stats().TX.Drops[DropQueueDelay] > 0
+			})
+		}
+		st := r.o.Stats().TX
+		drops := st.Drops[DropQueueDelay]
+		switch {
+		case empty && drops != 0:
+			t.Fatalf("queue found empty at every read: %d queue_delay drops", drops)
+		case !empty && drops > uint64(sent/2):
+			t.Fatalf("%d queue_delay drops of %d packets, %d of them UDP: only TCP data may be dropped", drops, sent, sent/2)
+		}
+		r.stop()
+		<-r.done
+		r.done <- nil // for the cleanup
+	}
+}
+
+func TestAQMCheck(t *testing.T) {
+	for _, a := range []AQM{{}, {Target: 500 * time.Microsecond, Interval: 5 * time.Millisecond}} {
+		if err := a.Check(); err != nil {
+			t.Errorf("%+v: %v", a, err)
+		}
+	}
+	for _, a := range []AQM{
+		{Target: time.Microsecond, Interval: time.Millisecond},
+		{Target: time.Second, Interval: 2 * time.Second},
+		{Target: time.Millisecond, Interval: 500 * time.Microsecond},
+		{Target: time.Millisecond, Interval: time.Minute},
+	} {
+		if a.Check() == nil {
+			t.Errorf("%+v accepted", a)
+		}
+	}
+}
+
+func TestMarkCEIPv6(t *testing.T) {
+	p, _ := newTestTX(t)
+	pkt := p.bufs[0][bufOffset : bufOffset+100]
+	clear(pkt)
+	pkt[0] = 0x60
+	if p.markCE(0) {
+		t.Fatal("marked a Not-ECT IPv6 packet")
+	}
+	pkt[1] = 0x10 // traffic class 0x01: ECT(1)
+	if !p.markCE(0) || pkt[1]>>4&3 != 3 || pkt[0] != 0x60 {
+		t.Fatalf("ECT(1) IPv6 not marked CE: % x", pkt[:2])
+	}
+}
+
+// TestAQMZeroAllocs: judging a read and dropping a segment allocate nothing.
+func TestAQMZeroAllocs(t *testing.T) {
+	p, _ := newTestTX(t)
+	for i := range batchSize {
+		putTCPPacket(p.bufs[i][bufOffset:], 1400, "10.244.1.5", "10.244.2.9")
+		p.sizes[i] = 1400
+	}
+	c := newCodel(MinAQMTarget, 200*time.Microsecond)
+	now := int64(0)
+	allocs := testing.AllocsPerRun(100, func() {
+		now += int64(time.Millisecond)
+		if c.onReadAt(now, false) {
+			p.signalCongestion(batchSize)
+		}
+		p.encapBatch(batchSize)
+		p.aqmDrop = -1
+	})
+	if allocs != 0 {
+		t.Fatalf("the AQM allocates %.1f times per batch", allocs)
+	}
+	if p.tally.drops[DropQueueDelay] == 0 {
+		t.Fatal("no segment dropped: the test did not exercise the drop")
 	}
 }

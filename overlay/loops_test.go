@@ -31,16 +31,31 @@ func startFakeRig(t *testing.T) *fakeRig { return startFakeRigQueues(t, 1) }
 // and a fake socket.
 func startFakeRigQueues(t *testing.T, n int) *fakeRig {
 	t.Helper()
+	return startFakeRigWith(t, n, nil, nil)
+}
+
+// startFakeRigWith is startFakeRigQueues with the config changed by setup
+// and each fake TUN queue seen by the data path through wrap (both
+// optional).
+func startFakeRigWith(t *testing.T, n int, setup func(*Config), wrap func(*tuntest.TUN) tunDevice) *fakeRig {
+	t.Helper()
 	tab := newTestTable(t)
 	cfg := Config{Network: testNetwork, Subnet: testLocal, MTU: 1400, Port: 8285, Queues: n,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if setup != nil {
+		setup(&cfg)
+	}
 	r := &fakeRig{done: make(chan error, 1)}
 	var tuns []tunDevice
 	var udps [][]udpSocket
 	for range n {
 		tun, udp := tuntest.New(bufOffset), newFakeUDP()
 		r.tuns, r.udps = append(r.tuns, tun), append(r.udps, udp)
-		tuns, udps = append(tuns, tun), append(udps, []udpSocket{udp})
+		var dev tunDevice = tun
+		if wrap != nil {
+			dev = wrap(tun)
+		}
+		tuns, udps = append(tuns, dev), append(udps, []udpSocket{udp})
 	}
 	r.tun, r.udp = r.tuns[0], r.udps[0]
 	r.o = newOverlay(cfg, tab, tuns, udps)

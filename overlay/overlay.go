@@ -51,10 +51,9 @@ type Config struct {
 	// must use the same value. 0 means DefaultSourcePorts; 1 sends
 	// everything from Port, as weft before 2026-12 did.
 	SourcePorts int
-	// AQMTarget and AQMInterval: CoDel on each TUN queue (aqm.go); a zero
-	// target turns it off.
-	AQMTarget, AQMInterval time.Duration
-	Logger                 *slog.Logger
+	// AQM is CoDel on each TUN queue (aqm.go), off when AQM.Target is 0.
+	AQM    AQM
+	Logger *slog.Logger
 }
 
 // Overlay is a running data path in one network namespace.
@@ -90,8 +89,12 @@ type queue struct {
 	// aqm, when set, judges the TUN queue's standing delay (aqm.go) from
 	// emptier's reports.
 	aqm     *codel
-	emptier interface{ FoundEmpty() bool }
+	emptier emptyReporter
 }
+
+// emptyReporter is a TUN queue that says whether a read found it empty
+// since the last call (tundev.Queue); the AQM needs it.
+type emptyReporter interface{ FoundEmpty() bool }
 
 // ErrForeignLink is wrapped in New's error when a link of the device's name
 // exists and is not a stale TUN: weft leaves it alone and does not start.
@@ -270,8 +273,8 @@ func newOverlay(cfg Config, peers *PeerTable, tuns []tunDevice, socks [][]udpSoc
 			txStat: &o.txStat,
 			rxStat: &o.rxStat,
 		}
-		if e, ok := dev.(interface{ FoundEmpty() bool }); ok && cfg.AQMTarget > 0 {
-			q.aqm, q.emptier = newCodel(cfg.AQMTarget, cfg.AQMInterval), e
+		if e, ok := dev.(emptyReporter); ok && cfg.AQM.Target > 0 {
+			q.aqm, q.emptier = newCodel(cfg.AQM.Target, cfg.AQM.Interval), e
 		}
 		icmp := newICMPResponder(dev)
 		for range txBatches {

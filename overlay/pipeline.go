@@ -58,7 +58,6 @@ func (q *queue) runTX() error {
 // batches are sent inline when the sender is idle (see directSendMax).
 func (q *queue) readTX(free <-chan *txPath, full chan<- *txPath, queued *atomic.Int32) error {
 	var directTally batchTally
-	var aqmHits, aqmDrops int
 	var p *txPath
 	for {
 		if p == nil {
@@ -76,14 +75,7 @@ func (q *queue) readTX(free <-chan *txPath, full chan<- *txPath, queued *atomic.
 		}
 		p.read = n
 		if q.aqm != nil && q.aqm.onRead(q.emptier.FoundEmpty()) {
-			aqmHits++
-			if v := p.aqmVictim(n); v >= 0 && !p.markCE(v) {
-				p.aqmDrop = v
-				aqmDrops++
-			}
-			if aqmHits%200 == 1 {
-				q.log.Info("aqm (prototype)", "hits", aqmHits, "drops", aqmDrops, "count", q.aqm.count)
-			}
+			p.signalCongestion(n)
 		}
 		p.out = p.encapBatch(n)
 		p.aqmDrop = -1

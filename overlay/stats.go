@@ -27,6 +27,9 @@ type DirStats struct {
 	// > BatchSizeBuckets()[i-1].
 	BatchSizes [numBatchBuckets]uint64
 	Drops      [NumDropReasons]uint64 // dropped packets by DropReason
+	// CEMarked counts ECN-capable packets the AQM marked CE instead of
+	// dropping them (forwarded, and counted in Packets too).
+	CEMarked uint64
 }
 
 // Stats is a snapshot of both directions: TX is TUN->UDP, RX is UDP->TUN.
@@ -40,6 +43,7 @@ type dirCounters struct {
 	packets, bytes, batches atomic.Uint64
 	batchSizes              [numBatchBuckets]atomic.Uint64
 	drops                   [NumDropReasons]atomic.Uint64
+	ceMarked                atomic.Uint64
 }
 
 // batchTally is the per-batch scratch of one loop (owned by one goroutine).
@@ -47,6 +51,7 @@ type batchTally struct {
 	packets, bytes uint64
 	drops          [NumDropReasons]uint32
 	anyDrop        bool
+	ceMarked       uint64
 }
 
 func (t *batchTally) drop(r DropReason) {
@@ -72,6 +77,10 @@ func (c *dirCounters) flush(t *batchTally, n int) {
 		}
 		t.drops = [NumDropReasons]uint32{}
 	}
+	if t.ceMarked > 0 {
+		c.ceMarked.Add(t.ceMarked)
+		t.ceMarked = 0
+	}
 	t.packets, t.bytes, t.anyDrop = 0, 0, false
 }
 
@@ -95,5 +104,6 @@ func (c *dirCounters) snapshot() DirStats {
 	for i := range c.drops {
 		s.Drops[i] = c.drops[i].Load()
 	}
+	s.CEMarked = c.ceMarked.Load()
 	return s
 }

@@ -15,6 +15,7 @@ var (
 	batchesDesc = prometheus.NewDesc("weft_batches_total", "Batches read (TUN reads for tx, UDP receives for rx).", dir, nil)
 	batchDesc   = prometheus.NewDesc("weft_batch_size_packets", "Packets per batch.", dir, nil)
 	dropsDesc   = prometheus.NewDesc("weft_drops_total", "Packets dropped, by reason.", []string{"direction", "reason"}, nil)
+	ceDesc      = prometheus.NewDesc("weft_ce_marked_total", "ECN-capable packets the TUN queue's AQM marked CE instead of dropping them (--aqm-target).", dir, nil)
 	// sourceDropsDesc: packets from the underlay with a source in a direct
 	// peer's subnet but another MAC address (direct routing only).
 	sourceDropsDesc = prometheus.NewDesc("weft_direct_source_drops_total",
@@ -23,7 +24,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (b *Backend) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{packetsDesc, bytesDesc, batchesDesc, batchDesc, dropsDesc, sourceDropsDesc} {
+	for _, d := range []*prometheus.Desc{packetsDesc, bytesDesc, batchesDesc, batchDesc, dropsDesc, ceDesc, sourceDropsDesc} {
 		ch <- d
 	}
 }
@@ -50,6 +51,7 @@ func (b *Backend) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(dropsDesc, prometheus.CounterValue, float64(n), d.name, overlay.DropReason(r).String())
 			}
 		}
+		ch <- prometheus.MustNewConstMetric(ceDesc, prometheus.CounterValue, float64(d.s.CEMarked), d.name)
 		ch <- batchHistogram(batchDesc, d.s, d.name)
 	}
 }
@@ -97,6 +99,9 @@ func (b *Backend) Counters() map[string]any {
 			}
 		}
 		out[d.name+"_drops"] = drops
+		if d.s.CEMarked > 0 {
+			out[d.name+"_ce_marked"] = d.s.CEMarked
+		}
 	}
 	return out
 }

@@ -13,9 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
-	"time"
 
 	"github.com/weftnet/weft/backend"
 	"github.com/weftnet/weft/backend/devwatch"
@@ -103,8 +101,7 @@ func (b *Backend) Start(ctx context.Context, lease subnet.Lease) error {
 		UnderlayIPv6: b.underlay6,
 		Port:         uint16(cfg.Backend.Port),
 		Queues:       b.node.Options.Queues,
-		AQMTarget:    envDuration("WEFT_AQM_TARGET"),
-		AQMInterval:  envDuration("WEFT_AQM_INTERVAL"),
+		AQM:          overlay.AQM{Target: b.node.Options.AQMTarget, Interval: b.node.Options.AQMInterval},
 		Logger:       b.log.With("component", "overlay"),
 	}
 	if cfg.HasIPv4() {
@@ -254,9 +251,3 @@ func (b *Backend) Close() error {
 // UDPPort is the port the data path receives on (the container guard
 // keeps containers from it); host-gw keeps weft0's socket too.
 func (b *Backend) UDPPort() int { return b.node.Config.Backend.Port }
-
-// envDuration (prototype) reads a duration from the environment; 0 when unset or bad.
-func envDuration(key string) time.Duration {
-	d, _ := time.ParseDuration(os.Getenv(key))
-	return d
-}

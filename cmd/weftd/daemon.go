@@ -319,7 +319,7 @@ func (d *weftd) takeLease(ctx context.Context, cfg *subnet.Config) (backend.Back
 	be, err := d.backends.New(backend.Node{
 		Config:   cfg,
 		Underlay: backend.Underlay{Name: u.Name, Index: u.Index, PublicIP: u.PublicIP, PublicIPv6: u.PublicIPv6, MTU: u.MTU},
-		Options:  backend.Options{DeviceName: d.opts.tunName, Queues: d.opts.queues, StateDir: d.opts.stateDir, UAPIName: d.opts.wireguardUAPIName},
+		Options:  backend.Options{DeviceName: d.opts.tunName, Queues: d.opts.queues, AQMTarget: d.opts.aqm.Target, AQMInterval: d.opts.aqm.Interval, StateDir: d.opts.stateDir, UAPIName: d.opts.wireguardUAPIName},
 		Log:      d.log.With("component", "backend"),
 	})
 	if err != nil {

@@ -61,6 +61,7 @@ type options struct {
 	cpuProfile string // debugging: write a CPU profile here until exit
 
 	schedSlice time.Duration // EEVDF slice of every weftd thread (0: the kernel's)
+	aqm        overlay.AQM   // CoDel on each TUN queue (udp backend); Target 0: off
 	nice       int           // nice value of every weftd thread, at most
 
 	stateDir          string // state kept across restarts (the wireguard key)
@@ -103,6 +104,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "(debugging) write a Go CPU profile to this file until weftd exits")
 	fs.IntVar(&o.nice, "nice", cpusched.DefaultNice, fmt.Sprintf("nice value of every weftd thread, at most (a stronger one, e.g. systemd's Nice=, is kept): a larger share of a contended CPU, so that a busy weftd does not leave packets queued in front of it while the task that sends them runs (shorter latency under load, some throughput lost: docs/flags.md); stays in the fair class (nothing is starved); lowering it needs CAP_SYS_NICE, without which weftd warns once and keeps its own; 0 leaves it (%d to %d)", cpusched.MinNice, cpusched.MaxNice))
+	fs.DurationVar(&o.aqm.Target, "aqm-target", 0, fmt.Sprintf("udp backend: CoDel on each TUN queue: the standing delay tolerated in front of weftd (how long the queue may stay non-empty) before it drops, or marks CE if ECN-capable, a TCP segment of the flow filling it; shortens the queue a loss-based TCP (cubic, reno) keeps there, costs throughput when set low; BBR ignores it (docs/flags.md); 0: off; else %v to %v", overlay.MinAQMTarget, overlay.MaxAQMTarget))
+	fs.DurationVar(&o.aqm.Interval, "aqm-interval", 5*time.Millisecond, fmt.Sprintf("udp backend: with --aqm-target, how long the delay must stay above the target before the first drop, and the base of CoDel's control law; about the longest round trip of the flows it should slow down (--aqm-target to %v)", overlay.MaxAQMInterval))
 	fs.DurationVar(&o.schedSlice, "sched-slice", cpusched.DefaultSlice, fmt.Sprintf("scheduler slice of every weftd thread (SCHED_OTHER with sched_runtime, Linux >= 6.12): a woken weftd thread with a slice shorter than the running task's preempts it; the CPU share is unchanged (0: the kernel's default; else %v to %v)", cpusched.MinSlice, cpusched.MaxSlice))
 	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/weft", "directory of state kept across restarts: the wireguard backend's private key (wireguard.key, mode 0600, made at the first start) and optional pre-shared key (wireguard.psk)")
 	fs.StringVar(&o.wireguardUAPIName, "wireguard-uapi-name", "", "wireguard backend: name of the UAPI socket /var/run/wireguard/NAME.sock that `wg show NAME` reads (default: the device name, --tun-name)")
@@ -161,6 +164,9 @@ Flags:
 	}
 	if o.leaseTTL < 2*time.Second {
 		return nil, fmt.Errorf("--subnet-lease-ttl %s too short (minimum 2s)", o.leaseTTL)
+	}
+	if err := o.aqm.Check(); err != nil {
+		return nil, fmt.Errorf("--aqm-target / --aqm-interval: %w", err)
 	}
 	if err := o.sched().Check(); err != nil {
 		return nil, fmt.Errorf("--sched-slice / --nice: %w", err)

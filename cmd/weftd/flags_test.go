@@ -122,3 +122,23 @@ func TestBadFlagValueSaysWhatItWants(t *testing.T) {
 		}
 	}
 }
+
+func TestFlagsAQM(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil || o.aqm.Target != 0 {
+		t.Fatalf("default AQM %+v, %v: want off", o.aqm, err)
+	}
+	o, err = parseFlags([]string{"--aqm-target", "500us"}, io.Discard)
+	if err != nil || o.aqm.Target != 500*time.Microsecond || o.aqm.Interval != 5*time.Millisecond {
+		t.Fatalf("--aqm-target 500us: %+v, %v; want 500us / 5ms", o.aqm, err)
+	}
+	for _, args := range [][]string{
+		{"--aqm-target", "10us"},
+		{"--aqm-target", "10ms", "--aqm-interval", "5ms"},
+		{"--aqm-target", "1ms", "--aqm-interval", "1m"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err == nil || !strings.Contains(err.Error(), "--aqm-target") {
+			t.Errorf("%v: error %v, want one naming --aqm-target", args, err)
+		}
+	}
+}

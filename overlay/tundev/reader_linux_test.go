@@ -195,3 +195,56 @@ func TestWriterWritesSuperpacketsWithoutCopy(t *testing.T) {
 		t.Fatalf("second frame: %d bytes, %v; want the FIN alone", n, err)
 	}
 }
+
+// TestTUNReaderReportsEmpty: a read that finds the device empty is
+// reported once (the AQM's measure of a standing queue); reads that never
+// find it empty are not.
+func TestTUNReaderReportsEmpty(t *testing.T) {
+	f, w := seqpacketPair(t)
+	r, err := newReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTestBatch()
+	scratch := make([]byte, BufSize)
+	frame := superpacketFrame(scratch, 4000, 1000, tcpFlagACK)
+	// Two superpackets queued: the first read hands one on without trying
+	// another, so it has not found the device empty.
+	for range 2 {
+		if _, err := unix.Write(w, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := p.read(r); err != nil || n != 4 {
+		t.Fatalf("read = %d, %v; want 4 segments", n, err)
+	}
+	if r.takeEmpty() {
+		t.Fatal("reported empty with a superpacket still queued")
+	}
+	// Small packets are drained until a read finds the device empty.
+	small := make([]byte, virtioNetHdrLen+64)
+	putUDP(small[virtioNetHdrLen:], 64)
+	if _, err := unix.Write(w, small); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.read(r); err != nil || n != 4 {
+		t.Fatalf("read = %d, %v; want the second superpacket's 4 segments", n, err)
+	}
+	if n, err := p.read(r); err != nil || n != 1 {
+		t.Fatalf("read = %d, %v; want the small packet", n, err)
+	}
+	if !r.takeEmpty() {
+		t.Fatal("the drain that ended in EAGAIN was not reported")
+	}
+	if r.takeEmpty() {
+		t.Fatal("reported twice")
+	}
+	// A blocking read that waits first reports it too.
+	go func() { _, _ = unix.Write(w, small) }()
+	if n, err := p.read(r); err != nil || n != 1 {
+		t.Fatalf("read = %d, %v; want the small packet", n, err)
+	}
+	if !r.takeEmpty() {
+		t.Fatal("a read that waited for the device was not reported")
+	}
+}
