@@ -192,3 +192,36 @@ func TestAQMZeroAllocs(t *testing.T) {
 		t.Fatal("no segment dropped: the test did not exercise the drop")
 	}
 }
+
+// FuzzAQMVictim: any bytes the TUN hands over, as packet heads of any
+// length, neither panic the victim search nor the CE mark, and a victim is
+// a TCP packet (IPv4 protocol or IPv6 next header 6).
+func FuzzAQMVictim(f *testing.F) {
+	f.Add([]byte{0x45, 0x02, 0, 100, 0, 0, 0, 0, 64, 6}, 100)
+	f.Add([]byte{0x60, 0x10, 0, 0, 0, 40, 6, 64}, 1000)
+	f.Add([]byte{0x40}, 20)
+	f.Fuzz(func(t *testing.T, head []byte, size int) {
+		p, _ := newTestTX(t)
+		room := len(p.bufs[0]) - bufOffset
+		if len(head) > room {
+			head = head[:room]
+		}
+		copy(p.bufs[0][bufOffset:], head)
+		if size < len(head) || size > 1<<16 {
+			size = len(head)
+		}
+		p.sizes[0] = size
+		p.tails[0] = make([]byte, size-len(head))
+		v := p.aqmVictim(1)
+		if v == 0 {
+			proto := head[9]
+			if head[0]>>4 == 6 {
+				proto = head[6]
+			}
+			if proto != 6 {
+				t.Fatalf("victim is not TCP: % x", head[:min(len(head), 40)])
+			}
+			p.markCE(0)
+		}
+	})
+}
