@@ -192,6 +192,9 @@ func (d *weftd) run(ctx context.Context) error {
 		return err
 	}
 	d.waitPolicyInForce(ctx)
+	if d.opts.aqm.Target > 0 && cfg.Backend.Type != subnet.BackendUDP {
+		d.log.Warn("--aqm-target applies to the udp backend's TUN queue only; this network's backend does not use it", "backend", cfg.Backend.Type, "aqm-target", d.opts.aqm.Target)
+	}
 	d.log.Info("ready", "subnet", lease.String(), "backend", cfg.Backend.Type, "tun", d.opts.tunName, "containerMTU", be.MTU(), "subnetFile", d.opts.subnetFile)
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		d.log.Warn("systemd notify", "err", err)
