@@ -4,11 +4,13 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/testbed"
 	"github.com/weftnet/weft/testbed/cluster"
 )
 
@@ -31,6 +33,17 @@ func TestSecondWeftdWithOwnLockLeavesFirstAlone(t *testing.T) {
 	waitModes(t, b, map[string]string{nodeSubnet(t, a).String(): "direct " + a.Host.IP.String()})
 	routes := func() string { return runIn(t, ctx, b.Host.NS, "ip", "route", "show", "proto", "119") }
 	direct := func() string { return runIn(t, ctx, b.Host.NS, "nft", "list", "table", "ip", "weft-direct") }
+	// The first weftd binds node 1's subnet to its MAC address once it
+	// sees the neighbour (its 5 s pass): wait for it, so that the monitors
+	// below see no change of the first weftd's own.
+	if err := testbed.WaitFor(ctxFor(t, 20*time.Second), 200*time.Millisecond, func() error {
+		if d := direct(); !strings.Contains(d, nodeSubnet(t, a).String()) {
+			return fmt.Errorf("table ip weft-direct has no binding for node 1's subnet yet:\n%s", d)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	routesBefore, directBefore, linkBefore := routes(), direct(), linkLine(t, b, "weft0")
 	if !strings.Contains(routesBefore, nodeSubnet(t, a).String()) {
 		t.Fatalf("control: no direct route to node 1's subnet on node 2:\n%s", routesBefore)
