@@ -1,17 +1,15 @@
 package cni
 
 import (
-	"errors"
 	"net"
 	"net/netip"
 
 	"github.com/containernetworking/cni/pkg/skel"
-	"github.com/containernetworking/plugins/pkg/ns"
 )
 
 // Del detaches the container. It is idempotent and works without CNI_NETNS,
 // with a namespace that is gone, and after a crashed ADD: whatever is left
-// (container interface, host veth, masquerading rules, address) is removed.
+// (the veth pair, masquerading rules, address) is removed.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
 	if err := refuseNodeNetNS(args); err != nil {
 		return err
@@ -32,12 +30,10 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 		return internalError("%v", err)
 	}
 	p.registerDel(conf, args, addrs)
-	if args.Netns != "" {
-		err := ns.WithNetNSPath(args.Netns, func(ns.NetNS) error { return deleteLinkIfPresent(args.IfName) })
-		if err != nil && !isMissingNetNS(err) {
-			return internalError("remove %s from %s: %v", args.IfName, args.Netns, err)
-		}
-	}
+	// The host end alone: a veth pair goes as one, so the container's
+	// interface goes with it wherever it is, and CNI_NETNS is never
+	// searched for CNI_IFNAME (a namespace named by mistake, another
+	// container's, keeps its interface of that name).
 	if err := deleteLinkIfPresent(HostVethName(args.ContainerID, args.IfName)); err != nil {
 		return internalError("%v", err)
 	}
@@ -51,14 +47,6 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 	}
 	p.log().Debug("released", "addrs", addrs, "container", att.ContainerID, "ifname", att.IfName)
 	return nil
-}
-
-// isMissingNetNS tells whether a namespace path is gone or no longer a
-// namespace (e.g. the runtime already unmounted it).
-func isMissingNetNS(err error) bool {
-	var notExist ns.NSPathNotExistErr
-	var notNS ns.NSPathNotNSErr
-	return errors.As(err, &notExist) || errors.As(err, &notNS)
 }
 
 // masqNetsOf is masqNet of each address with its family's overlay network
