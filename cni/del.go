@@ -11,9 +11,6 @@ import (
 // with a namespace that is gone, and after a crashed ADD: whatever is left
 // (the veth pair, masquerading rules, address) is removed.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
-	if err := refuseNodeNetNS(args); err != nil {
-		return err
-	}
 	conf, err := ParseConfig(args.StdinData)
 	if err != nil {
 		return err

@@ -9,13 +9,12 @@ import (
 )
 
 // refuseNodeNetNS refuses a CNI_NETNS that is the plugin's own network
-// namespace (the node's), before ADD, CHECK or DEL touch anything. The CNI
-// library makes the same check only after the verb has run: DEL would
-// have deleted CNI_IFNAME (eth0: the node's uplink) on the node, and ADD
-// put the container's address and routes there. weft has no use for the
-// node's namespace as a container's, so CNI_NETNS_OVERRIDE does not
-// change this. An empty CNI_NETNS (DEL of a container whose namespace is
-// gone) passes.
+// namespace (the node's), before ADD or CHECK touch anything. The CNI
+// library makes the same check only after the verb has run: ADD put the
+// container's address and routes on the node (and DEL, which then deleted
+// CNI_IFNAME in CNI_NETNS, deleted the node's eth0; DEL no longer looks
+// into CNI_NETNS at all). weft has no use for the node's namespace as a
+// container's, so CNI_NETNS_OVERRIDE does not change this.
 func refuseNodeNetNS(args *skel.CmdArgs) error {
 	if args.Netns == "" {
 		return nil

@@ -12,8 +12,9 @@ import (
 // plugin's ADD or DEL has run, so DEL with CNI_IFNAME=eth0 deleted the
 // node's own eth0 (its underlay), and ADD configured the container's
 // address and routes on the node and left them there behind the error.
-// The plugin must refuse before it touches anything: the node's links,
-// addresses and routes stay, nothing is allocated.
+// ADD and CHECK must refuse before they touch anything, and DEL (which
+// the library then answers with the same error) must leave the node's
+// links, addresses and routes: they stay, nothing is allocated.
 func TestNodeNamespaceAsContainerRefused(t *testing.T) {
 	t.Parallel()
 	h := newHost(t, "10.244.7.1/24", nil)
