@@ -56,6 +56,13 @@ func twoHostsPingAndTransfer(t *testing.T, opts cluster.Options) *cluster.Cluste
 	if opts.Queues > 0 {
 		requireQueues(t, c, opts.Queues)
 	}
+	// One ping allowed up to 7 s first: over the wireguard backend the
+	// first handshake of a fresh pair is sometimes not answered and
+	// wireguard-go sends the next initiation 5 s later (REKEY_TIMEOUT).
+	// Seen on 2026-12-06 in 1-3 of 15 runs of the wireguard case, on
+	// 837c96b as on later heads, not understood yet (session 9's note);
+	// the pings after it must all be answered.
+	runIn(t, ctx, a.Host.NS, "ping", "-c", "1", "-W", "7", tunAddr(t, b).String())
 	runIn(t, ctx, a.Host.NS, "ping", "-c", "3", "-i", "0.2", "-W", "2", tunAddr(t, b).String())
 	runIn(t, ctx, b.Host.NS, "ping", "-c", "3", "-i", "0.2", "-W", "2", tunAddr(t, a).String())
 	transfer(t, a.Host.NS, b.Host.NS, tunAddr(t, b).String(), 200<<20)
