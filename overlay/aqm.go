@@ -173,15 +173,7 @@ func (p *txPath) markCE(i int) bool {
 		if tos&3 == 0 || tos&3 == 3 {
 			return tos&3 == 3
 		}
-		old := uint16(pkt[0])<<8 | uint16(tos)
-		pkt[1] = tos | 3
-		nw := uint16(pkt[0])<<8 | uint16(pkt[1])
-		// RFC 1624: HC' = ~(~HC + ~m + m')
-		sum := uint32(^(uint16(pkt[10])<<8 | uint16(pkt[11]))) + uint32(^old) + uint32(nw)
-		sum = (sum & 0xffff) + sum>>16
-		sum = (sum & 0xffff) + sum>>16
-		cs := ^uint16(sum)
-		pkt[10], pkt[11] = byte(cs>>8), byte(cs)
+		setHeaderWord(pkt, 0, uint16(pkt[0])<<8|uint16(tos|3)) // version, IHL and TOS
 		return true
 	case 6:
 		tc := (pkt[0]&0x0f)<<4 | pkt[1]>>4

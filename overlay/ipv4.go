@@ -43,21 +43,26 @@ func checkInnerIPv4(p []byte) DropReason {
 }
 
 // decrementTTL lowers the TTL of the IPv4 header in p by one and patches the
-// header checksum incrementally (RFC 1624: HC' = ~(~HC + ~m + m')).
-// It returns false, leaving p alone, when the TTL would reach 0.
+// header checksum (setHeaderWord). It returns false, leaving p alone, when
+// the TTL would reach 0.
 func decrementTTL(p []byte) bool {
 	ttl := p[ipv4TTLOffset]
 	if ttl <= 1 {
 		return false
 	}
-	old := uint32(binary.BigEndian.Uint16(p[ipv4TTLOffset:])) // TTL<<8 | protocol
-	p[ipv4TTLOffset] = ttl - 1
-	updated := uint32(binary.BigEndian.Uint16(p[ipv4TTLOffset:]))
-	sum := uint32(^binary.BigEndian.Uint16(p[ipv4CsumOff:])) + (^old & 0xffff) + updated
+	setHeaderWord(p, ipv4TTLOffset, uint16(ttl-1)<<8|uint16(p[ipv4TTLOffset+1])) // TTL<<8 | protocol
+	return true
+}
+
+// setHeaderWord sets the 16-bit word at off of the IPv4 header in p and
+// patches the header checksum incrementally (RFC 1624: HC' = ~(~HC + ~m + m')).
+func setHeaderWord(p []byte, off int, word uint16) {
+	old := uint32(binary.BigEndian.Uint16(p[off:]))
+	binary.BigEndian.PutUint16(p[off:], word)
+	sum := uint32(^binary.BigEndian.Uint16(p[ipv4CsumOff:])) + (^old & 0xffff) + uint32(word)
 	sum = (sum & 0xffff) + (sum >> 16)
 	sum = (sum & 0xffff) + (sum >> 16)
 	binary.BigEndian.PutUint16(p[ipv4CsumOff:], ^uint16(sum))
-	return true
 }
 
 // checksum is the Internet checksum (RFC 1071) of b.
